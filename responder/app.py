@@ -1,0 +1,191 @@
+"""The service: one object holding the app's state, and `create_app()` building the ASGI app."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import secrets
+from collections.abc import AsyncIterator, Callable
+from dataclasses import replace
+from datetime import UTC, datetime
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from responder import engine
+from responder.config import Settings
+from responder.engine import Contact, Decision, InboundMessage
+from responder.providers import build_providers
+from responder.providers.base import Provider
+from responder.rules.reload import RulesHolder
+from responder.store.models import InboundJob, InboundResult, Message, UnknownContactError
+from responder.store.sqlite import SQLiteStore
+from responder.web import api, webhooks
+from responder.workers.outbox import OutboxWorker
+
+log = logging.getLogger("responder")
+
+Clock = Callable[[], datetime]
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+class Service:
+    """What a running responder is made of: settings, rules, store, providers, workers."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        clock: Clock = _utc_now,
+        providers: dict[str, Provider] | None = None,
+    ) -> None:
+        self.settings = settings
+        self.clock = clock
+        self.rules = RulesHolder(settings.rules, settings.templates, clock)
+        self.providers = providers if providers is not None else build_providers(settings)
+        self.default_provider = (
+            settings.provider if settings.provider in self.providers else next(iter(self.providers))
+        )
+        self.store = SQLiteStore(settings.database, clock)
+        self.worker = OutboxWorker(self.store, self.providers, clock=clock)
+        self.store.on_outbox = self.worker.wake
+        self.webhook_token = ""
+        self.admin_token = ""
+        self._tasks: list[asyncio.Task[Any]] = []
+
+    # -- life cycle -------------------------------------------------------------------------
+
+    async def open(self) -> None:
+        """Opens the database and settles the tokens (generated once, then kept there)."""
+        await self.store.open()
+        self.webhook_token = self.settings.webhook_token or await self.store.meta_value(
+            "webhook_token", lambda: secrets.token_urlsafe(24)
+        )
+        self.admin_token = self.settings.admin_token or await self.store.meta_value(
+            "admin_token", lambda: secrets.token_urlsafe(24)
+        )
+
+    async def start(self) -> None:
+        await self.open()
+        self._tasks = [
+            asyncio.create_task(self.worker.run(), name="outbox"),
+            asyncio.create_task(self.rules.watch(), name="rules-watch"),
+        ]
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self.store.is_open:
+            await self.worker.stop()
+        for provider in self.providers.values():
+            await provider.aclose()
+        await self.store.close()
+
+    # -- behaviour ----------------------------------------------------------------------------
+
+    def route(self, via: str | None) -> str:
+        """The provider a reply goes through: the rule's `via` when configured, else the default."""
+        if via in self.providers:
+            return via
+        if via is not None:
+            log.warning("via %s is not configured; using %s", via, self.default_provider)
+        return self.default_provider
+
+    def _routed(self, decision: Decision) -> Decision:
+        replies = tuple(replace(r, via=self.route(r.via)) for r in decision.replies)
+        return replace(decision, replies=replies)
+
+    async def receive(self, message: InboundMessage) -> InboundResult:
+        """Stores an inbound message and queues its replies, committed together."""
+        rules, now = self.rules.current, self.clock()
+
+        def decide(contact: Contact) -> Decision:
+            return self._routed(engine.decide(rules, message, contact, now))
+
+        return await self.store.receive_inbound(InboundJob(message, decide))
+
+    async def send(self, phone: str, text: str, via: str | None, origin: str) -> list[Message]:
+        """Queues a message written by a person; an agent's reply hands the chat to people."""
+        settings = self.rules.current.settings
+        replies = [
+            replace(r, via=self.route(via)) for r in engine.prepare(text, settings.smart_encoding)
+        ]
+        return await self.store.queue_outbound(phone, replies, origin, handoff=origin == "agent")
+
+    async def simulate(self, phone: str, text: str, at: datetime | None = None) -> dict[str, Any]:
+        """What the rules would answer, without storing or sending anything."""
+        try:
+            conversation = await self.store.conversation(phone)
+            contact = Contact(
+                phone, conversation.mode, conversation.opted_out, conversation.fields, False
+            )
+        except UnknownContactError:
+            contact = Contact(phone)
+        now = at or self.clock()
+        decision = engine.decide(self.rules.current, InboundMessage(phone, text, now), contact, now)
+        return simulation_json(decision)
+
+    def webhook_urls(self, base_url: str) -> dict[str, str]:
+        base = f"{base_url.rstrip('/')}/webhooks/massiva/{self.webhook_token}"
+        return {"inbound": f"{base}/inbound", "status": f"{base}/status", "both": base}
+
+
+def simulation_json(decision: Decision) -> dict[str, Any]:
+    return {
+        "rule": decision.rule,
+        "replies": [{"text": r.text, "segments": r.segments} for r in decision.replies],
+        "explanation": decision.explanation,
+        "mode": decision.mode,
+        "error": decision.error,
+    }
+
+
+async def healthz(request: Request) -> Response:
+    service: Service = request.app.state.service
+    try:
+        ok = await service.store.ping()
+    except Exception:
+        ok = False
+    if not ok:
+        return JSONResponse({"status": "database unavailable"}, status_code=503)
+    return JSONResponse({"status": "ok"})
+
+
+def create_app(
+    settings: Settings,
+    *,
+    clock: Clock = _utc_now,
+    providers: dict[str, Provider] | None = None,
+    on_ready: Callable[[Service], None] | None = None,
+) -> Starlette:
+    """Builds the ASGI app; its lifespan opens the database and runs the workers."""
+    service = Service(settings, clock=clock, providers=providers)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        await service.start()
+        if on_ready is not None:
+            on_ready(service)
+        try:
+            yield
+        finally:
+            await service.stop()
+
+    app = Starlette(
+        routes=[
+            Route("/healthz", healthz, methods=["GET"]),
+            *webhooks.routes,
+            *api.routes,
+        ],
+        lifespan=lifespan,
+    )
+    app.state.service = service
+    return app

@@ -1,0 +1,230 @@
+"""The `responder` command: serve, check, simulate, send, urls, balance, export."""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import json
+import logging
+import sys
+from collections.abc import Awaitable, Callable
+from datetime import datetime
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from responder import text as sms_text
+from responder.app import Service, create_app
+from responder.config import Settings, StartupError, load_settings
+from responder.phone import InvalidPhoneNumber, normalize_phone
+from responder.providers.base import ProviderError
+from responder.rules.model import Rule, RulesSettings
+from responder.rules.schema import load_rules
+from responder.store.models import OptedOutError
+
+T = TypeVar("T")
+
+
+def _settings() -> Settings:
+    try:
+        return load_settings()
+    except StartupError as err:
+        raise click.ClickException(str(err)) from None
+
+
+def _with_service(work: Callable[[Service], Awaitable[T]]) -> T:
+    """Runs `work` against the configured database, without the web server."""
+
+    async def run() -> T:
+        service = Service(_settings())
+        await service.open()
+        try:
+            return await work(service)
+        finally:
+            for provider in service.providers.values():
+                await provider.aclose()
+            await service.store.close()
+
+    try:
+        return asyncio.run(run())
+    except StartupError as err:
+        raise click.ClickException(str(err)) from None
+
+
+@click.group()
+@click.version_option(package_name="responder")
+def main() -> None:
+    """Self-hosted SMS responder for the Massiva and MasSMS gateways."""
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", envvar="HOST", show_default=True)
+@click.option("--port", default=8000, type=int, envvar="PORT", show_default=True)
+def serve(host: str, port: int) -> None:
+    """Run the web app and its background workers."""
+    import uvicorn
+
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    settings = _settings()
+    shown_host = "127.0.0.1" if host in ("0.0.0.0", "::") else host
+    base_url = settings.public_url or f"http://{shown_host}:{port}"
+
+    def announce(service: Service) -> None:
+        urls = service.webhook_urls(base_url)
+        providers = ", ".join(service.providers)
+        click.echo(f"\nresponder is answering on {base_url} (providers: {providers})")
+        click.echo("Register these webhook URLs at Massiva:")
+        click.echo(f"    inbound SMS:    {urls['inbound']}")
+        click.echo(f"    status updates: {urls['status']}")
+        click.echo(f"API token (Authorization: Bearer ...): {service.admin_token}")
+        click.echo(
+            f"    curl -H 'Authorization: Bearer {service.admin_token}' "
+            f"{base_url}/api/conversations\n"
+        )
+
+    try:
+        app = create_app(settings, on_ready=announce)
+    except StartupError as err:
+        raise click.ClickException(str(err)) from None
+    # No access log: webhook paths carry the secret token.
+    uvicorn.run(app, host=host, port=port, access_log=False, log_level="info")
+
+
+@main.command()
+@click.argument("rules", required=False, type=click.Path(path_type=Path))
+@click.option("--templates", type=click.Path(path_type=Path), help="Templates folder.")
+def check(rules: Path | None, templates: Path | None) -> None:
+    """Validate the rules file and every template it names."""
+    settings = _settings()
+    path = rules or settings.rules
+    if not path.is_file():
+        raise click.ClickException(f"{path}: no such file")
+    ruleset = load_rules(path, templates or settings.templates)
+    for problem in ruleset.problems:
+        click.echo(problem.format(str(path)), err=problem.severity == "error")
+    for rule in ruleset.rules:
+        click.echo(f"{path}:{rule.line}: rule {rule.name}: {_cost(rule, ruleset.settings)}")
+    errors = len(ruleset.errors)
+    warnings = len(ruleset.problems) - errors
+    click.echo(f"{len(ruleset.rules)} rules, {errors} error(s), {warnings} warning(s)")
+    if errors:
+        sys.exit(1)
+
+
+def _cost(rule: Rule, settings: RulesSettings) -> str:
+    """How many SMS a rule's reply costs, when that is known before rendering."""
+    if rule.reply is None:
+        return "no reply"
+    if rule.template is not None or "{" in rule.reply_source:
+        return "reply varies (template)"
+    reply = rule.reply_source
+    count = sms_text.segments(sms_text.smart_encode(reply) if settings.smart_encoding else reply)
+    return f"{count} SMS"
+
+
+@main.command()
+@click.argument("phone")
+@click.argument("text", nargs=-1, required=True)
+@click.option("--at", "at", help='Simulate another moment, e.g. "2026-11-23 20:00" (local time).')
+def simulate(phone: str, text: tuple[str, ...], at: str | None) -> None:
+    """Show which rule answers TEXT from PHONE, without sending or storing anything."""
+
+    async def work(service: Service) -> dict[str, Any]:
+        settings = service.rules.current.settings
+        number = _phone(phone, settings.country)
+        moment = None
+        if at is not None:
+            try:
+                moment = datetime.fromisoformat(at).replace(tzinfo=settings.timezone)
+            except ValueError:
+                raise click.BadParameter("use YYYY-MM-DD HH:MM", param_hint="--at") from None
+        return await service.simulate(number, " ".join(text), moment)
+
+    result = _with_service(work)
+    click.echo(f"rule: {result['rule'] or '(none)'}")
+    click.echo(f"why:  {result['explanation']}")
+    if result["error"]:
+        click.echo(f"error: {result['error']}")
+    for reply in result["replies"]:
+        click.echo(f"reply ({reply['segments']} SMS): {reply['text']}")
+    if not result["replies"]:
+        click.echo("no reply")
+
+
+def _phone(raw: str, country: str) -> str:
+    try:
+        return normalize_phone(raw, country)
+    except InvalidPhoneNumber as err:
+        raise click.ClickException(str(err)) from None
+
+
+@main.command()
+@click.argument("phone")
+@click.argument("text")
+@click.option("--via", type=click.Choice(["massiva", "massms", "sandbox"]))
+def send(phone: str, text: str, via: str | None) -> None:
+    """Queue one message; the running server sends it."""
+
+    async def work(service: Service) -> list[int]:
+        if via is not None and via not in service.providers:
+            raise click.ClickException(f"--via {via}: that provider is not configured")
+        number = _phone(phone, service.rules.current.settings.country)
+        try:
+            messages = await service.send(number, text, via, "cli")
+        except OptedOutError as err:
+            raise click.ClickException(str(err)) from None
+        return [m.id for m in messages]
+
+    ids = _with_service(work)
+    click.echo(f"queued message(s) {', '.join(map(str, ids))}")
+
+
+@main.command()
+@click.option("--base-url", help="Public URL of this server (default RESPONDER_PUBLIC_URL).")
+def urls(base_url: str | None) -> None:
+    """Print the webhook URLs to register at the provider."""
+
+    async def work(service: Service) -> dict[str, str]:
+        base = base_url or service.settings.public_url or "http://127.0.0.1:8000"
+        return service.webhook_urls(base)
+
+    for kind, url in _with_service(work).items():
+        click.echo(f"{kind}: {url}")
+
+
+@main.command()
+def balance() -> None:
+    """Credits left at each configured provider."""
+
+    async def work(service: Service) -> list[str]:
+        lines = []
+        for name, provider in service.providers.items():
+            try:
+                lines.append(f"{name}: {await provider.balance():g}")
+            except ProviderError as err:
+                lines.append(f"{name}: error: {err.message}")
+        return lines
+
+    for line in _with_service(work):
+        click.echo(line)
+
+
+@main.command()
+@click.option("--format", "fmt", type=click.Choice(["csv", "jsonl"]), default="csv")
+def export(fmt: str) -> None:
+    """Every message of every conversation, oldest first, to stdout."""
+
+    async def work(service: Service) -> list[dict[str, Any]]:
+        return [m.as_json() for m in await service.store.all_messages()]
+
+    rows = _with_service(work)
+    if fmt == "jsonl":
+        for row in rows:
+            click.echo(json.dumps(row, ensure_ascii=False))
+        return
+    from responder.store.sqlite import MESSAGE_COLUMNS
+
+    writer = csv.DictWriter(sys.stdout, fieldnames=MESSAGE_COLUMNS.split(", "))
+    writer.writeheader()
+    writer.writerows(rows)

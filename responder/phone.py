@@ -1,0 +1,107 @@
+"""Phone number normalization to the international digits (no ``+``) the gateways expect."""
+
+from __future__ import annotations
+
+import functools
+
+import phonenumbers
+
+__all__ = ["InvalidPhoneNumber", "inbound_phone", "normalize_phone", "validate_region"]
+
+# Separators people type between digit groups; whitespace is handled separately.
+_SEPARATORS = frozenset("-.()/")
+_ASCII_DIGITS = frozenset("0123456789")
+# E.164 allows at most 15 digits; "00" or a national trunk prefix can add two more.
+_MAX_TYPED_DIGITS = 17
+_MAX_E164_DIGITS = 15
+# National significant numbers are at most 10 digits in Latin America; 11+ carry a country code.
+_MIN_STORED_DIGITS = 11
+
+
+class InvalidPhoneNumber(ValueError):
+    """Raised when a string is not a valid phone number for a region."""
+
+    def __init__(self, raw: str, region: str) -> None:
+        # Keep both values in args so the exception pickles and unpickles intact.
+        super().__init__(raw, region)
+        self.raw = raw
+        self.region = region
+
+    def __str__(self) -> str:
+        return f"{self.raw!r} is not a valid phone number for region {self.region}"
+
+
+def validate_region(region: str) -> str:
+    """Return the region code uppercased, or raise ValueError if phonenumbers does not know it."""
+    code = region.strip().upper()
+    if code not in phonenumbers.SUPPORTED_REGIONS:
+        raise ValueError(
+            f"unknown phone region {region!r}: expected an ISO 3166 alpha-2 code such as 'VE'"
+        )
+    return code
+
+
+def _international_digits(number: phonenumbers.PhoneNumber) -> str | None:
+    if not phonenumbers.is_valid_number(number):
+        return None
+    # E.164 is "+" followed by the digits; the gateways want them without the "+".
+    e164: str = phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+    return e164.removeprefix("+")
+
+
+def _parse_digits(digits: str, region: str | None) -> str | None:
+    """Return the international digits if ``digits`` parse as a valid number, else None."""
+    try:
+        number = phonenumbers.parse(digits, region)
+    except phonenumbers.NumberParseException:
+        return None
+    return _international_digits(number)
+
+
+@functools.lru_cache(maxsize=65536)
+def normalize_phone(raw: str, region: str) -> str:
+    """Return the number as international digits without "+", e.g. ``"584121234567"``.
+
+    Raises InvalidPhoneNumber unless it is a valid number, national to ``region`` or international.
+    """
+    region = validate_region(region)
+    text = raw.strip()
+    has_plus = text.startswith("+")
+    if has_plus:
+        text = text[1:]
+    # Only digits and common separators: letters (vanity numbers, "ext") are rejected.
+    if not all(char in _ASCII_DIGITS or char in _SEPARATORS or char.isspace() for char in text):
+        raise InvalidPhoneNumber(raw, region)
+    digits = "".join(char for char in text if char in _ASCII_DIGITS)
+    if not digits or len(digits) > _MAX_TYPED_DIGITS:
+        raise InvalidPhoneNumber(raw, region)
+
+    if has_plus:
+        international = _parse_digits("+" + digits, None)
+    elif digits.startswith("00"):
+        international = _parse_digits("+" + digits[2:], None)
+    elif len(digits) >= _MIN_STORED_DIGITS and not digits.startswith("0"):
+        # Long digits without a trunk 0 are most likely the stored international form
+        # (`584121234567`, or a `+` lost to form-decoding): read them as such first.
+        international = _parse_digits("+" + digits, None) or _parse_digits(digits, region)
+    else:
+        # A national number wins; only then try digits that start with a country code.
+        international = _parse_digits(digits, region) or _parse_digits("+" + digits, None)
+    if international is None:
+        raise InvalidPhoneNumber(raw, region)
+    return international
+
+
+def inbound_phone(raw: str, region: str) -> str:
+    """Return the sender reported by a gateway, normalized if valid, else its bare digits.
+
+    Short codes and odd numbers are still the sender; raises InvalidPhoneNumber only when
+    there are no digits or more than 15.
+    """
+    try:
+        return normalize_phone(raw, region)
+    except InvalidPhoneNumber:
+        digits = "".join(char for char in raw if char in _ASCII_DIGITS)
+        if not digits or len(digits) > _MAX_E164_DIGITS:
+            raise
+        return digits

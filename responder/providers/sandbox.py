@@ -1,0 +1,28 @@
+"""The sandbox: records sends and marks them delivered, calling nothing. For trying responder."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+
+from responder.providers.base import OutboundSMS, Provider, SendResult
+
+log = logging.getLogger("responder.sandbox")
+
+
+class SandboxProvider(Provider):
+    name = "sandbox"
+    max_batch = 100
+    per_message_texts = True
+
+    def __init__(self) -> None:
+        self.sent: list[OutboundSMS] = []
+
+    async def send(self, batch: Sequence[OutboundSMS]) -> list[SendResult]:
+        self.sent.extend(batch)
+        for sms in batch:
+            log.info("sandbox: would send to %s: %s", sms.phone, sms.text)
+        return [SendResult(sms.id, f"sandbox-{sms.id}", delivered=True) for sms in batch]
+
+    async def balance(self) -> float:
+        return float("inf")

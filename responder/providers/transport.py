@@ -1,0 +1,70 @@
+"""The only module that imports httpx: HTTP calls with every failure turned into ours."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+import httpx
+
+from responder.providers.base import ConnectionFailed, Throttled
+
+DEFAULT_TIMEOUT = 10.0
+
+
+@dataclass(frozen=True)
+class HttpRequest:
+    method: str  # GET or POST
+    path: str  # appended to the provider's base URL
+    params: Mapping[str, str] = field(default_factory=dict)  # query string for GET, form for POST
+
+
+@dataclass(frozen=True)
+class HttpResponse:
+    status: int
+    body: str
+
+
+class HttpTransport:
+    """One pooled client per provider; credentials are never put into error messages."""
+
+    def __init__(
+        self,
+        base_url: str,
+        name: str,
+        timeout: float = DEFAULT_TIMEOUT,
+        max_connections: int = 8,
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.name = name
+        self._client = httpx.AsyncClient(
+            timeout=httpx.Timeout(timeout),
+            limits=httpx.Limits(max_connections=max_connections),
+            headers={"User-Agent": "responder"},
+        )
+
+    async def call(self, request: HttpRequest) -> HttpResponse:
+        url = f"{self.base_url}/{request.path.lstrip('/')}"
+        try:
+            if request.method == "POST":
+                response = await self._client.post(url, data=dict(request.params))
+            else:
+                response = await self._client.get(url, params=dict(request.params))
+        except httpx.TimeoutException as err:
+            raise ConnectionFailed(
+                f"{self.name}: no answer in time ({type(err).__name__})"
+            ) from None
+        except httpx.HTTPError as err:
+            # str(err) can carry the URL with credentials in its query: never include it.
+            raise ConnectionFailed(f"{self.name}: {type(err).__name__}") from None
+        if response.status_code == 429:
+            raise Throttled(f"{self.name}: HTTP 429, too many requests", code="429")
+        # Providers in the wild answer in Latin-1 now and then; never fail on decoding.
+        try:
+            body = response.content.decode(response.encoding or "utf-8")
+        except (UnicodeDecodeError, LookupError):
+            body = response.content.decode("latin-1")
+        return HttpResponse(response.status_code, body)
+
+    async def aclose(self) -> None:
+        await self._client.aclose()

@@ -1,0 +1,150 @@
+"""`when:` conditions of a rule: time of week, first contact, saved contact fields, logic."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Protocol
+
+DAY_NAMES = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+# Spanish names too: rule authors write Spanish.
+DAY_ALIASES = {
+    **{d: i for i, d in enumerate(DAY_NAMES)},
+    **{d: i for i, d in enumerate(("lun", "mar", "mie", "jue", "vie", "sab", "dom"))},
+}
+HOURS_RE = re.compile(r"^\s*(\d{1,2}):(\d{2})\s*-\s*(\d{1,2}):(\d{2})\s*$")
+
+
+@dataclass(frozen=True)
+class Facts:
+    """What a condition may look at: local time and the contact."""
+
+    now: datetime  # in settings.timezone
+    first_contact: bool
+    fields: dict[str, Any]
+
+
+class Condition(Protocol):
+    def holds(self, facts: Facts) -> bool: ...
+
+    def describe(self) -> str: ...
+
+
+@dataclass(frozen=True)
+class Days:
+    days: frozenset[int]
+    source: str
+
+    def holds(self, facts: Facts) -> bool:
+        return facts.now.weekday() in self.days
+
+    def describe(self) -> str:
+        return f"days {self.source}"
+
+
+@dataclass(frozen=True)
+class Hours:
+    start: int  # minutes after midnight
+    end: int
+    source: str
+
+    def holds(self, facts: Facts) -> bool:
+        minute = facts.now.hour * 60 + facts.now.minute
+        if self.start <= self.end:
+            return self.start <= minute < self.end
+        return minute >= self.start or minute < self.end  # overnight, e.g. 22:00-06:00
+
+    def describe(self) -> str:
+        return f"hours {self.source}"
+
+
+@dataclass(frozen=True)
+class FirstContact:
+    expected: bool
+
+    def holds(self, facts: Facts) -> bool:
+        return facts.first_contact == self.expected
+
+    def describe(self) -> str:
+        return f"first_contact {str(self.expected).lower()}"
+
+
+@dataclass(frozen=True)
+class Field:
+    name: str
+    equals: str | None  # None: the field is set at all
+
+    def holds(self, facts: Facts) -> bool:
+        value = facts.fields.get(self.name)
+        if self.equals is None:
+            return value not in (None, "")
+        return str(value).strip().casefold() == self.equals.casefold()
+
+    def describe(self) -> str:
+        if self.equals is None:
+            return f"field {self.name} is set"
+        return f"field {self.name} = {self.equals}"
+
+
+@dataclass(frozen=True)
+class Not:
+    inner: Condition
+
+    def holds(self, facts: Facts) -> bool:
+        return not self.inner.holds(facts)
+
+    def describe(self) -> str:
+        return f"not ({self.inner.describe()})"
+
+
+@dataclass(frozen=True)
+class All:
+    parts: tuple[Condition, ...]
+
+    def holds(self, facts: Facts) -> bool:
+        return all(p.holds(facts) for p in self.parts)
+
+    def describe(self) -> str:
+        return " and ".join(p.describe() for p in self.parts)
+
+
+@dataclass(frozen=True)
+class AnyOf:
+    parts: tuple[Condition, ...]
+
+    def holds(self, facts: Facts) -> bool:
+        return any(p.holds(facts) for p in self.parts)
+
+    def describe(self) -> str:
+        return "(" + " or ".join(p.describe() for p in self.parts) + ")"
+
+
+def parse_days(value: Any) -> frozenset[int]:
+    """`mon-fri`, `sat,sun`, `[lun, mar]` → weekday numbers (Monday 0); ValueError if unknown."""
+    items = value if isinstance(value, list) else str(value).split(",")
+    days: set[int] = set()
+    for item in items:
+        part = str(item).strip().lower()
+        if "-" in part:
+            first, last = (DAY_ALIASES.get(p.strip()[:3]) for p in part.split("-", 1))
+            if first is None or last is None:
+                raise ValueError(f"unknown day range {part!r} (use mon..sun, e.g. mon-fri)")
+            days.update((first + i) % 7 for i in range((last - first) % 7 + 1))
+        else:
+            day = DAY_ALIASES.get(part[:3])
+            if day is None:
+                raise ValueError(f"unknown day {part!r} (use mon..sun, e.g. sat,sun)")
+            days.add(day)
+    return frozenset(days)
+
+
+def parse_hours(value: Any) -> tuple[int, int]:
+    """`08:00-17:00` (or overnight `22:00-06:00`) → minutes after midnight."""
+    found = HOURS_RE.match(str(value))
+    if not found:
+        raise ValueError(f"hours must look like 08:00-17:00, got {value!r}")
+    h1, m1, h2, m2 = (int(g) for g in found.groups())
+    if h1 > 24 or h2 > 24 or m1 > 59 or m2 > 59:
+        raise ValueError(f"hours out of range in {value!r}")
+    return h1 * 60 + m1, h2 * 60 + m2

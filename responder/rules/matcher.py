@@ -1,0 +1,128 @@
+"""Finds the first rule, in file order, that matches a normalised message, via a token index."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from rapidfuzz import process
+from rapidfuzz.distance import Levenshtein
+
+from responder.rules.conditions import Facts
+from responder.rules.model import Rule
+
+# Keywords this short never fuzzy-match: `si` must not match `no`.
+FUZZY_MIN_LENGTH = 4
+
+
+@dataclass(frozen=True)
+class Match:
+    rule: Rule
+    how: str  # a human explanation: mode, keyword, distance, condition
+    groups: dict[str, str] = field(default_factory=dict)
+
+
+def _distance(a: str, b: str, limit: int) -> int | None:
+    found: int = Levenshtein.distance(a, b, score_cutoff=limit)
+    return found if found <= limit else None
+
+
+def _keyword_hit(rule: Rule, keyword: str, text: str, tokens: Sequence[str]) -> str | None:
+    """How `keyword` matches the message under the rule's mode, or None."""
+    fuzzy = rule.fuzzy if len(keyword) >= FUZZY_MIN_LENGTH else 0
+    if rule.mode == "contains":
+        return f"contains '{keyword}'" if keyword in text else None
+    if rule.mode == "exact":
+        candidates = [text]
+    else:
+        width = keyword.count(" ") + 1
+        if rule.mode == "first":
+            candidates = [" ".join(tokens[:width])]
+        else:  # word
+            if f" {keyword} " in f" {text} ":
+                return f"word '{keyword}'"
+            if not fuzzy:
+                return None
+            candidates = [" ".join(tokens[i : i + width]) for i in range(len(tokens) - width + 1)]
+    for candidate in candidates:
+        if candidate == keyword:
+            return f"{rule.mode} '{keyword}'"
+        if fuzzy and (distance := _distance(candidate, keyword, fuzzy)) is not None:
+            return f"{rule.mode} '{keyword}' ~ '{candidate}' (fuzzy distance {distance})"
+    return None
+
+
+def rule_match(rule: Rule, text: str, tokens: Sequence[str], facts: Facts) -> Match | None:
+    """Checks one rule fully: keywords or pattern, then its condition."""
+    how = "matches every message"
+    groups: dict[str, str] = {}
+    if rule.fallback:
+        how = "fallback"
+    if rule.keywords:
+        for keyword in rule.keywords:
+            if hit := _keyword_hit(rule, keyword, text, tokens):
+                how = hit
+                break
+        else:
+            return None
+    elif rule.pattern is not None:
+        found = rule.pattern.search(text)
+        if not found:
+            return None
+        how = f"pattern '{rule.pattern.pattern}'"
+        groups = {k: v for k, v in found.groupdict().items() if v is not None}
+    if rule.when is not None:
+        if not rule.when.holds(facts):
+            return None
+        how += f", when {rule.when.describe()}"
+    return Match(rule, how, groups)
+
+
+class Matcher:
+    """Rules compiled for matching: token → candidate rules, built once per load."""
+
+    def __init__(self, rules: Sequence[Rule]) -> None:
+        self.rules = tuple(r for r in rules if not r.fallback)
+        self.fallbacks = tuple(r for r in rules if r.fallback)
+        self._by_token: dict[str, list[int]] = {}
+        self._fuzzy_by_token: dict[str, list[int]] = {}
+        self._always: list[int] = []  # patterns, `contains` and condition-only rules
+        for i, rule in enumerate(self.rules):
+            if not rule.keywords or rule.mode == "contains":
+                self._always.append(i)
+                continue
+            for keyword in rule.keywords:
+                first = keyword.split(" ", 1)[0]
+                self._by_token.setdefault(first, []).append(i)
+                if rule.fuzzy and len(keyword) >= FUZZY_MIN_LENGTH:
+                    self._fuzzy_by_token.setdefault(first, []).append(i)
+        self._fuzzy_vocab = list(self._fuzzy_by_token)
+        self._max_fuzzy = max((r.fuzzy for r in self.rules), default=0)
+
+    def candidates(self, tokens: Sequence[str]) -> list[int]:
+        """Positions of the rules that could match, in file order."""
+        found = set(self._always)
+        for token in set(tokens):
+            found.update(self._by_token.get(token, ()))
+            if self._fuzzy_vocab:
+                near = process.extract(
+                    token,
+                    self._fuzzy_vocab,
+                    scorer=Levenshtein.distance,
+                    score_cutoff=self._max_fuzzy,
+                    limit=None,
+                )
+                for word, _, _ in near:
+                    found.update(self._fuzzy_by_token[word])
+        return sorted(found)
+
+    def match(self, text: str, facts: Facts) -> Match | None:
+        """The first rule in file order that matches; fallbacks only when no other rule does."""
+        tokens = text.split()
+        for position in self.candidates(tokens):
+            if found := rule_match(self.rules[position], text, tokens, facts):
+                return found
+        for rule in self.fallbacks:
+            if found := rule_match(rule, text, tokens, facts):
+                return found
+        return None

@@ -1,0 +1,81 @@
+"""The compiled form of rules.yaml: settings, rules and problems found while loading."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+from responder.rules.conditions import Condition
+from responder.templating import Template
+
+MATCH_MODES = ("word", "first", "exact", "contains")
+
+
+@dataclass(frozen=True)
+class Limit:
+    count: int
+    per: float  # seconds
+
+
+@dataclass(frozen=True)
+class KeywordReply:
+    keywords: tuple[str, ...]  # normalised
+    reply: Template
+    source: str
+
+
+@dataclass(frozen=True)
+class RulesSettings:
+    timezone: ZoneInfo = field(default_factory=lambda: ZoneInfo("America/Caracas"))
+    country: str = "VE"
+    reply_limit: Limit = Limit(5, 3600)
+    loop_guard: Limit = Limit(20, 300)
+    dedupe_window: float = 10.0
+    smart_encoding: bool = True
+    handoff_timeout: float | None = None
+    opt_out: KeywordReply | None = None
+    opt_in: KeywordReply | None = None
+
+
+@dataclass(frozen=True)
+class Rule:
+    name: str
+    position: int  # file order
+    line: int
+    keywords: tuple[str, ...] = ()  # normalised
+    mode: str = "word"
+    fuzzy: int = 0
+    pattern: re.Pattern[str] | None = None
+    when: Condition | None = None
+    reply: Template | None = None
+    reply_source: str = ""  # the inline reply or the template's file name
+    template: str | None = None  # the template file, when the reply comes from one
+    via: str | None = None
+    handoff: bool = False
+    fallback: bool = False
+
+    @property
+    def matches_everything(self) -> bool:
+        return not self.keywords and self.pattern is None
+
+
+@dataclass(frozen=True)
+class Problem:
+    line: int
+    message: str
+    rule: str | None = None
+    severity: str = "error"  # or "warning"
+
+    def format(self, filename: str) -> str:
+        where = f" (rule {self.rule})" if self.rule else ""
+        prefix = "warning: " if self.severity == "warning" else ""
+        return f"{filename}:{self.line}: {prefix}{self.message}{where}"
+
+
+@dataclass(frozen=True)
+class Version:
+    sha256: str
+    loaded_at: datetime
+    path: str

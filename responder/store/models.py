@@ -1,0 +1,111 @@
+"""What the store hands out: plain records, independent of the database behind it."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from responder.engine import Contact, Decision, InboundMessage
+
+OUTBOUND_STATUSES = ("queued", "sending", "sent", "delivered", "failed", "scheduled")
+
+
+def to_iso(moment: datetime) -> str:
+    """UTC ISO 8601 with a fixed width, so stored timestamps sort as text."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def from_iso(value: str) -> datetime:
+    return datetime.strptime(value, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
+
+
+class OptedOutError(Exception):
+    """The number opted out: nothing may be sent to it until it opts back in."""
+
+
+class UnknownContactError(LookupError):
+    """No conversation with that number."""
+
+
+@dataclass(frozen=True)
+class Message:
+    id: int
+    phone: str
+    direction: str
+    text: str
+    status: str
+    origin: str
+    rule: str | None
+    provider: str | None
+    provider_id: str | None
+    line: str | None
+    error: str | None
+    attempts: int
+    created_at: str
+    updated_at: str
+
+    def as_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class Conversation:
+    phone: str
+    last_message_at: str
+    last_text: str
+    mode: str
+    opted_out: bool
+    unread: int
+    needs_attention: bool
+    fields: dict[str, Any]
+
+    def as_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class InboundJob:
+    message: InboundMessage
+    decide: Callable[[Contact], Decision]
+
+
+@dataclass(frozen=True)
+class InboundResult:
+    message_id: int
+    reply_ids: tuple[int, ...]
+    decision: Decision
+
+
+@dataclass(frozen=True)
+class StatusUpdate:
+    """A delivery report: `status` is 'delivered' or 'failed'."""
+
+    provider: str
+    provider_id: str
+    status: str
+    detail: str | None
+    at: datetime
+
+
+@dataclass(frozen=True)
+class OutboxItem:
+    id: int
+    phone: str
+    text: str
+    provider: str
+    attempts: int
+    created_at: str
+
+
+@dataclass(frozen=True)
+class SendOutcome:
+    """What became of one outbound message after an attempt."""
+
+    id: int
+    provider: str
+    status: str  # sent, delivered, failed, or queued again for a retry
+    provider_id: str | None = None
+    error: str | None = None
+    retry_at: datetime | None = None

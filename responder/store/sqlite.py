@@ -1,0 +1,651 @@
+"""The one module that speaks SQL: SQLite through aiosqlite, a single writer, group commits."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import sqlite3
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from functools import partial
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import aiosqlite
+
+from responder.engine import Contact, Decision, Reply
+from responder.store.models import (
+    Conversation,
+    InboundJob,
+    InboundResult,
+    Message,
+    OptedOutError,
+    OutboxItem,
+    SendOutcome,
+    StatusUpdate,
+    UnknownContactError,
+    to_iso,
+)
+
+log = logging.getLogger("responder.store")
+
+MESSAGE_COLUMNS = (
+    "id, phone, direction, text, status, origin, rule, provider, provider_id, line, error, "
+    "attempts, created_at, updated_at"
+)
+CONTACT_COLUMNS = (
+    "phone, mode, opted_out, opted_out_at, opt_out_message_id, fields, unread, "
+    "needs_attention, first_seen_at, last_message_at, last_text"
+)
+UPSERT_CONTACT = f"""
+INSERT INTO contacts ({CONTACT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+ON CONFLICT (phone) DO UPDATE SET
+    mode = excluded.mode, opted_out = excluded.opted_out, opted_out_at = excluded.opted_out_at,
+    opt_out_message_id = excluded.opt_out_message_id, fields = excluded.fields,
+    unread = excluded.unread, needs_attention = excluded.needs_attention,
+    last_message_at = excluded.last_message_at, last_text = excluded.last_text
+"""
+INSERT_MESSAGE = f"""
+INSERT INTO messages ({MESSAGE_COLUMNS}, next_attempt_at)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+"""
+MAX_BATCH = 512
+MAX_PARAMS = 500  # per IN (...) list, below SQLite's variable limit
+
+
+@dataclass
+class _ContactRow:
+    """A contact as the writer holds it while it applies a batch."""
+
+    phone: str
+    mode: str = "bot"
+    opted_out: bool = False
+    opted_out_at: str | None = None
+    opt_out_message_id: int | None = None
+    fields: dict[str, Any] = field(default_factory=dict)
+    unread: int = 0
+    needs_attention: bool = False
+    first_seen_at: str = ""
+    last_message_at: str = ""
+    last_text: str = ""
+    is_new: bool = True
+
+    @classmethod
+    def from_row(cls, row: sqlite3.Row) -> _ContactRow:
+        return cls(
+            phone=row["phone"],
+            mode=row["mode"],
+            opted_out=bool(row["opted_out"]),
+            opted_out_at=row["opted_out_at"],
+            opt_out_message_id=row["opt_out_message_id"],
+            fields=json.loads(row["fields"]),
+            unread=row["unread"],
+            needs_attention=bool(row["needs_attention"]),
+            first_seen_at=row["first_seen_at"],
+            last_message_at=row["last_message_at"],
+            last_text=row["last_text"],
+            is_new=False,
+        )
+
+    def as_contact(self) -> Contact:
+        return Contact(self.phone, self.mode, self.opted_out, dict(self.fields), self.is_new)
+
+    def params(self) -> tuple[Any, ...]:
+        return (
+            self.phone,
+            self.mode,
+            int(self.opted_out),
+            self.opted_out_at,
+            self.opt_out_message_id,
+            json.dumps(self.fields, ensure_ascii=False),
+            self.unread,
+            int(self.needs_attention),
+            self.first_seen_at,
+            self.last_message_at,
+            self.last_text,
+        )
+
+
+@dataclass
+class _Job:
+    kind: str  # "inbound" or "status"
+    payload: Any
+    future: asyncio.Future[Any]
+
+
+def _message(row: sqlite3.Row) -> Message:
+    return Message(*(row[k] for k in MESSAGE_COLUMNS.split(", ")))
+
+
+def _chunks(items: Sequence[Any], size: int = MAX_PARAMS) -> Iterable[Sequence[Any]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def _marks(count: int) -> str:
+    return ", ".join("?" * count)
+
+
+class SQLiteStore:
+    """All persistence. Writes go through one connection, one transaction at a time; webhook
+    writes arriving together are grouped into one transaction and each caller is answered only
+    after that transaction has committed."""
+
+    def __init__(self, path: Path, clock: Callable[[], datetime] | None = None) -> None:
+        self.path = path
+        self.clock = clock or (lambda: datetime.now(UTC))
+        self._writer: aiosqlite.Connection | None = None
+        self._reader: aiosqlite.Connection | None = None
+        self._write_lock = asyncio.Lock()
+        self._queue: asyncio.Queue[_Job] = asyncio.Queue()
+        self._writer_task: asyncio.Task[None] | None = None
+        # Called after a commit that queued outbound messages; the outbox worker wakes on it.
+        self.on_outbox: Callable[[], None] = lambda: None
+
+    # -- life cycle -------------------------------------------------------------------------
+
+    async def open(self) -> None:
+        self._writer = await self._connect()
+        await self._migrate(self._writer)
+        self._reader = await self._connect()
+        self._writer_task = asyncio.create_task(self._write_loop(), name="store-writer")
+
+    async def _connect(self) -> aiosqlite.Connection:
+        conn = await aiosqlite.connect(self.path, isolation_level=None)
+        conn.row_factory = sqlite3.Row
+        # WAL + synchronous=NORMAL: a process crash loses no committed row (see README).
+        await conn.execute("PRAGMA journal_mode = WAL")
+        await conn.execute("PRAGMA synchronous = NORMAL")
+        await conn.execute("PRAGMA busy_timeout = 5000")
+        await conn.execute("PRAGMA foreign_keys = ON")
+        return conn
+
+    async def close(self) -> None:
+        if self._writer_task is not None:
+            self._writer_task.cancel()
+            await asyncio.gather(self._writer_task, return_exceptions=True)
+            self._writer_task = None
+        for conn in (self._reader, self._writer):
+            if conn is not None:
+                await conn.close()
+        self._reader = self._writer = None
+
+    async def _migrate(self, db: aiosqlite.Connection) -> None:
+        """Applies numbered `migrations/NNNN_*.sql` files not yet applied, each atomically."""
+        version = (await (await db.execute("PRAGMA user_version")).fetchone() or [0])[0]
+        folder = resources.files("responder.store") / "migrations"
+        scripts = sorted(
+            (p for p in folder.iterdir() if p.name.endswith(".sql")), key=lambda p: p.name
+        )
+        for script in scripts:
+            number = int(script.name.split("_", 1)[0])
+            if number <= version:
+                continue
+            await db.execute("BEGIN IMMEDIATE")
+            try:
+                for statement in script.read_text(encoding="utf-8").split(";\n"):
+                    if statement.strip():
+                        await db.execute(statement)
+                await db.execute(f"PRAGMA user_version = {number:d}")
+                await db.execute("COMMIT")
+            except sqlite3.Error:
+                await db.execute("ROLLBACK")
+                raise
+            log.info("applied migration %s", script.name)
+
+    @property
+    def is_open(self) -> bool:
+        return self._writer is not None
+
+    @property
+    def db(self) -> aiosqlite.Connection:
+        if self._writer is None:
+            raise RuntimeError("store is not open")
+        return self._writer
+
+    @property
+    def reader(self) -> aiosqlite.Connection:
+        if self._reader is None:
+            raise RuntimeError("store is not open")
+        return self._reader
+
+    async def _transaction(self, work: Callable[[aiosqlite.Connection], Awaitable[Any]]) -> Any:
+        async with self._write_lock:
+            await self.db.execute("BEGIN IMMEDIATE")
+            try:
+                result = await work(self.db)
+            except BaseException:
+                await self.db.execute("ROLLBACK")
+                raise
+            await self.db.execute("COMMIT")
+            return result
+
+    async def ping(self) -> bool:
+        row = await (await self.reader.execute("SELECT 1")).fetchone()
+        return row is not None and row[0] == 1
+
+    # -- grouped writes: inbound messages and delivery reports ------------------------------
+
+    async def receive_inbound(self, job: InboundJob) -> InboundResult:
+        """Stores an inbound message with the replies its decision queues, in one commit."""
+        result: InboundResult = await self._submit("inbound", job)
+        return result
+
+    async def apply_status(self, update: StatusUpdate) -> bool:
+        """Records a delivery report; False when no message has that provider id."""
+        found: bool = await self._submit("status", update)
+        return found
+
+    async def _submit(self, kind: str, payload: Any) -> Any:
+        if self._writer_task is None or self._writer_task.done():
+            raise RuntimeError("store writer is not running")
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._queue.put_nowait(_Job(kind, payload, future))
+        return await future
+
+    async def _write_loop(self) -> None:
+        while True:
+            batch = [await self._queue.get()]
+            while not self._queue.empty() and len(batch) < MAX_BATCH:
+                batch.append(self._queue.get_nowait())
+            try:
+                results = await self._transaction(partial(self._apply, batch=batch))
+            except Exception as err:
+                if len(batch) > 1:
+                    # One bad item must not fail its neighbours: apply each alone.
+                    log.warning("grouped write of %d failed (%s); retrying alone", len(batch), err)
+                for job in batch:
+                    await self._apply_alone(job)
+                continue
+            self._resolve(batch, results)
+
+    async def _apply_alone(self, job: _Job) -> None:
+        try:
+            results = await self._transaction(partial(self._apply, batch=[job]))
+        except Exception as err:
+            if not job.future.done():
+                job.future.set_exception(err)
+            return
+        self._resolve([job], results)
+
+    def _resolve(self, batch: list[_Job], results: list[Any]) -> None:
+        queued_replies = False
+        for job, result in zip(batch, results):
+            if not job.future.done():
+                job.future.set_result(result)
+            queued_replies |= isinstance(result, InboundResult) and bool(result.reply_ids)
+        if queued_replies:
+            self.on_outbox()
+
+    async def _apply(self, db: aiosqlite.Connection, batch: list[_Job]) -> list[Any]:
+        inbound = [j for j in batch if j.kind == "inbound"]
+        statuses = [j for j in batch if j.kind == "status"]
+        results: dict[int, Any] = {}
+        if inbound:
+            for job, res in zip(inbound, await self._apply_inbound(db, inbound)):
+                results[id(job)] = res
+        if statuses:
+            for job, found in zip(statuses, await self._apply_statuses(db, statuses)):
+                results[id(job)] = found
+        return [results[id(j)] for j in batch]
+
+    async def _load_contacts(
+        self, db: aiosqlite.Connection, phones: Sequence[str]
+    ) -> dict[str, _ContactRow]:
+        found: dict[str, _ContactRow] = {}
+        for chunk in _chunks(phones):
+            sql = f"SELECT {CONTACT_COLUMNS} FROM contacts WHERE phone IN ({_marks(len(chunk))})"
+            for row in await db.execute_fetchall(sql, chunk):
+                found[row["phone"]] = _ContactRow.from_row(row)
+        return found
+
+    async def _next_message_id(self, db: aiosqlite.Connection) -> int:
+        # Safe: ids are assigned inside a BEGIN IMMEDIATE transaction by the only writer.
+        row = await (await db.execute("SELECT COALESCE(MAX(id), 0) + 1 FROM messages")).fetchone()
+        return int(row[0]) if row else 1
+
+    async def _apply_inbound(
+        self, db: aiosqlite.Connection, jobs: list[_Job]
+    ) -> list[InboundResult]:
+        phones = sorted({j.payload.message.phone for j in jobs})
+        contacts = await self._load_contacts(db, phones)
+        next_id = await self._next_message_id(db)
+        message_rows: list[tuple[Any, ...]] = []
+        results: list[InboundResult] = []
+        for job in jobs:
+            msg = job.payload.message
+            received = to_iso(msg.received_at)
+            contact = contacts.get(msg.phone) or _ContactRow(msg.phone, first_seen_at=received)
+            try:
+                decision = job.payload.decide(contact.as_contact())
+            except Exception as err:  # a bug in deciding must not lose the message
+                log.exception("deciding on a message from %s failed", msg.phone)
+                decision = Decision(None, (), "internal error", error=f"internal error: {err}")
+            in_id, next_id = next_id, next_id + 1
+            message_rows.append(
+                (
+                    in_id,
+                    msg.phone,
+                    "in",
+                    msg.text,
+                    "received",
+                    msg.provider,
+                    decision.rule,
+                    None,
+                    None,
+                    msg.line,
+                    decision.error,
+                    0,
+                    received,
+                    received,
+                    None,
+                )
+            )
+            reply_ids = []
+            for reply in decision.replies:
+                reply_ids.append(next_id)
+                message_rows.append(
+                    self._outbound_row(next_id, msg.phone, reply, "auto", decision.rule, received)
+                )
+                next_id += 1
+            self._update_contact(contact, decision, in_id, received, msg.text)
+            contacts[msg.phone] = contact
+            results.append(InboundResult(in_id, tuple(reply_ids), decision))
+        await db.executemany(INSERT_MESSAGE, message_rows)
+        touched = {j.payload.message.phone for j in jobs}
+        await db.executemany(UPSERT_CONTACT, [contacts[p].params() for p in sorted(touched)])
+        return results
+
+    @staticmethod
+    def _outbound_row(
+        message_id: int, phone: str, reply: Reply, origin: str, rule: str | None, at: str
+    ) -> tuple[Any, ...]:
+        provider = reply.via or "sandbox"
+        return (
+            message_id,
+            phone,
+            "out",
+            reply.text,
+            "queued",
+            origin,
+            rule,
+            provider,
+            None,
+            None,
+            None,
+            0,
+            at,
+            at,
+            at,
+        )
+
+    @staticmethod
+    def _update_contact(
+        contact: _ContactRow, decision: Decision, in_id: int, at: str, text: str
+    ) -> None:
+        contact.is_new = False
+        contact.unread += 1
+        contact.last_message_at = at
+        contact.last_text = decision.replies[-1].text if decision.replies else text
+        if decision.mode is not None:
+            contact.mode = decision.mode
+        if decision.opted_out is not None:
+            contact.opted_out = decision.opted_out
+            contact.opted_out_at = at if decision.opted_out else None
+            contact.opt_out_message_id = in_id if decision.opted_out else None
+        contact.needs_attention = decision.needs_attention or (
+            contact.needs_attention and contact.mode == "bot" and not decision.replies
+        )
+
+    async def _apply_statuses(self, db: aiosqlite.Connection, jobs: list[_Job]) -> list[bool]:
+        updates: list[StatusUpdate] = [j.payload for j in jobs]
+        ids: dict[tuple[str, str], int] = {}
+        for provider in {u.provider for u in updates}:
+            wanted = sorted({u.provider_id for u in updates if u.provider == provider})
+            for chunk in _chunks(wanted):
+                sql = (
+                    "SELECT id, provider_id FROM messages WHERE provider = ? "
+                    f"AND provider_id IN ({_marks(len(chunk))})"
+                )
+                for row in await db.execute_fetchall(sql, (provider, *chunk)):
+                    ids[(provider, row["provider_id"])] = row["id"]
+        rows = []
+        found = []
+        for u in updates:
+            message_id = ids.get((u.provider, u.provider_id))
+            found.append(message_id is not None)
+            if message_id is None:
+                continue
+            error = (u.detail or "delivery failed") if u.status == "failed" else None
+            line = u.detail if u.status == "delivered" else None
+            rows.append((u.status, error, line, to_iso(u.at), message_id))
+        # A late 'sent' never overwrites a final state; a final report always wins.
+        await db.executemany(
+            "UPDATE messages SET status = ?, error = ?, line = COALESCE(?, line), updated_at = ? "
+            "WHERE id = ?",
+            rows,
+        )
+        return found
+
+    # -- other writes -----------------------------------------------------------------------
+
+    async def meta_value(self, key: str, default: Callable[[], str]) -> str:
+        """The stored value of `key`, storing `default()` first when there is none."""
+
+        async def work(db: aiosqlite.Connection) -> str:
+            row = await (
+                await db.execute("SELECT value FROM meta WHERE key = ?", (key,))
+            ).fetchone()
+            if row is not None:
+                return str(row[0])
+            value = default()
+            await db.execute("INSERT INTO meta (key, value) VALUES (?, ?)", (key, value))
+            return value
+
+        value: str = await self._transaction(work)
+        return value
+
+    async def reject_webhook(
+        self,
+        method: str,
+        path: str,
+        query: str,
+        body: bytes,
+        content_type: str | None,
+        reason: str,
+    ) -> None:
+        """Keeps a webhook request that could not be used, as it came."""
+
+        async def work(db: aiosqlite.Connection) -> None:
+            await db.execute(
+                "INSERT INTO rejected_webhooks (received_at, method, path, query, body, "
+                "content_type, reason) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (to_iso(self.clock()), method, path, query, body, content_type, reason),
+            )
+
+        await self._transaction(work)
+
+    async def queue_outbound(
+        self,
+        phone: str,
+        replies: Sequence[Reply],
+        origin: str,
+        *,
+        handoff: bool = False,
+    ) -> list[Message]:
+        """Queues messages started by a person (agent or CLI); refuses opted-out numbers."""
+        now = to_iso(self.clock())
+
+        async def work(db: aiosqlite.Connection) -> list[int]:
+            contact = (await self._load_contacts(db, [phone])).get(phone)
+            if contact is None:
+                contact = _ContactRow(phone, first_seen_at=now)
+            if contact.opted_out:
+                raise OptedOutError(f"{phone} has opted out; it must send ALTA to receive again")
+            next_id = await self._next_message_id(db)
+            ids = list(range(next_id, next_id + len(replies)))
+            rows = [
+                self._outbound_row(i, phone, reply, origin, None, now)
+                for i, reply in zip(ids, replies)
+            ]
+            await db.executemany(INSERT_MESSAGE, rows)
+            contact.last_message_at = now
+            contact.last_text = replies[-1].text if replies else contact.last_text
+            contact.unread = 0
+            contact.needs_attention = False
+            if handoff:
+                contact.mode = "human"
+            await db.execute(UPSERT_CONTACT, contact.params())
+            return ids
+
+        ids: list[int] = await self._transaction(work)
+        self.on_outbox()
+        return await self.messages_by_id(ids)
+
+    async def set_mode(self, phone: str, mode: str) -> Conversation:
+        async def work(db: aiosqlite.Connection) -> int:
+            cursor = await db.execute(
+                "UPDATE contacts SET mode = ?, needs_attention = 0, unread = 0 WHERE phone = ?",
+                (mode, phone),
+            )
+            return cursor.rowcount
+
+        if not await self._transaction(work):
+            raise UnknownContactError(phone)
+        return await self.conversation(phone)
+
+    async def requeue_interrupted(self) -> int:
+        """Messages a crash left in 'sending' go back to the queue (at-least-once)."""
+
+        async def work(db: aiosqlite.Connection) -> int:
+            cursor = await db.execute(
+                "UPDATE messages SET status = 'queued' WHERE status = 'sending'"
+            )
+            return cursor.rowcount
+
+        count: int = await self._transaction(work)
+        return count
+
+    async def claim_outbox(self, limit: int) -> list[OutboxItem]:
+        """Marks up to `limit` due messages 'sending' before any provider call, oldest first."""
+        now = to_iso(self.clock())
+
+        async def work(db: aiosqlite.Connection) -> list[OutboxItem]:
+            rows = await db.execute_fetchall(
+                "UPDATE messages SET status = 'sending', attempts = attempts + 1, updated_at = ? "
+                "WHERE id IN (SELECT id FROM messages WHERE status = 'queued' "
+                "AND next_attempt_at <= ? ORDER BY next_attempt_at, id LIMIT ?) "
+                "RETURNING id, phone, text, provider, attempts, created_at",
+                (now, now, limit),
+            )
+            return sorted((OutboxItem(*row) for row in rows), key=lambda item: item.id)
+
+        claimed: list[OutboxItem] = await self._transaction(work)
+        return claimed
+
+    async def record_outcomes(self, outcomes: Sequence[SendOutcome]) -> None:
+        """Stores what each send attempt produced, and the attempt itself."""
+        now = to_iso(self.clock())
+        updates = [
+            (
+                o.status,
+                o.provider,
+                o.provider_id,
+                o.error,
+                to_iso(o.retry_at) if o.retry_at else None,
+                now,
+                o.id,
+            )
+            for o in outcomes
+        ]
+        attempts = [
+            (o.id, now, o.provider, "retry" if o.status == "queued" else o.status, o.error)
+            for o in outcomes
+        ]
+
+        async def work(db: aiosqlite.Connection) -> None:
+            await db.executemany(
+                "UPDATE messages SET status = ?, provider = ?, "
+                "provider_id = COALESCE(?, provider_id), error = ?, "
+                "next_attempt_at = COALESCE(?, next_attempt_at), updated_at = ? WHERE id = ?",
+                updates,
+            )
+            await db.executemany(
+                "INSERT INTO attempts (message_id, at, provider, outcome, error) "
+                "VALUES (?, ?, ?, ?, ?)",
+                attempts,
+            )
+
+        await self._transaction(work)
+
+    # -- reads ------------------------------------------------------------------------------
+
+    async def conversations(self, limit: int = 100, offset: int = 0) -> list[Conversation]:
+        rows = await self.reader.execute_fetchall(
+            f"SELECT {CONTACT_COLUMNS} FROM contacts ORDER BY last_message_at DESC, phone "
+            "LIMIT ? OFFSET ?",
+            (limit, offset),
+        )
+        return [self._conversation(row) for row in rows]
+
+    async def conversation(self, phone: str) -> Conversation:
+        rows = await self.reader.execute_fetchall(
+            f"SELECT {CONTACT_COLUMNS} FROM contacts WHERE phone = ?", (phone,)
+        )
+        if not rows:
+            raise UnknownContactError(phone)
+        return self._conversation(next(iter(rows)))
+
+    @staticmethod
+    def _conversation(row: sqlite3.Row) -> Conversation:
+        return Conversation(
+            phone=row["phone"],
+            last_message_at=row["last_message_at"],
+            last_text=row["last_text"],
+            mode=row["mode"],
+            opted_out=bool(row["opted_out"]),
+            unread=row["unread"],
+            needs_attention=bool(row["needs_attention"]),
+            fields=json.loads(row["fields"]),
+        )
+
+    async def messages(self, phone: str) -> list[Message]:
+        rows = await self.reader.execute_fetchall(
+            f"SELECT {MESSAGE_COLUMNS} FROM messages WHERE phone = ? ORDER BY id", (phone,)
+        )
+        return [_message(row) for row in rows]
+
+    async def messages_by_id(self, ids: Sequence[int]) -> list[Message]:
+        found: list[Message] = []
+        for chunk in _chunks(ids):
+            rows = await self.reader.execute_fetchall(
+                f"SELECT {MESSAGE_COLUMNS} FROM messages WHERE id IN ({_marks(len(chunk))}) "
+                "ORDER BY id",
+                chunk,
+            )
+            found.extend(_message(row) for row in rows)
+        return found
+
+    async def all_messages(self) -> list[Message]:
+        rows = await self.reader.execute_fetchall(
+            f"SELECT {MESSAGE_COLUMNS} FROM messages ORDER BY id"
+        )
+        return [_message(row) for row in rows]
+
+    async def count_outbox(self) -> int:
+        row = await (
+            await self.reader.execute(
+                "SELECT COUNT(*) FROM messages WHERE status IN ('queued', 'sending')"
+            )
+        ).fetchone()
+        return int(row[0]) if row else 0
+
+    async def rejected_webhooks(self) -> list[dict[str, Any]]:
+        rows = await self.reader.execute_fetchall(
+            "SELECT id, received_at, method, path, query, body, content_type, reason "
+            "FROM rejected_webhooks ORDER BY id"
+        )
+        return [dict(row) for row in rows]

@@ -1,0 +1,33 @@
+"""Reply templates: Jinja2 in a sandbox, so a rules author cannot reach Python internals."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from jinja2 import FileSystemLoader, Template, TemplateError
+from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+__all__ = ["Template", "TemplateError", "make_environment", "render"]
+
+
+def make_environment(templates_dir: Path) -> ImmutableSandboxedEnvironment:
+    """A sandboxed environment reading template files from `templates_dir` (plain text, no HTML
+    escaping: replies are SMS)."""
+    return ImmutableSandboxedEnvironment(
+        loader=FileSystemLoader(str(templates_dir)),
+        autoescape=False,
+        keep_trailing_newline=False,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+
+
+def render(template: Template, context: dict[str, Any]) -> str:
+    """Renders and trims a reply; raises TemplateError for any failure, sandbox violations too."""
+    try:
+        return template.render(context).strip()
+    except TemplateError:
+        raise
+    except Exception as err:  # a rules author's `{{ 1 / 0 }}` must not crash the service
+        raise TemplateError(f"{type(err).__name__}: {err}") from err

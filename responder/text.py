@@ -1,0 +1,224 @@
+"""Text helpers: keyword-matching normalization and GSM-7 aware SMS encoding."""
+
+from __future__ import annotations
+
+import math
+import unicodedata
+
+import gsm0338
+
+__all__ = [
+    "GSM7_BASIC",
+    "GSM7_EXTENDED",
+    "is_gsm7",
+    "normalize",
+    "segments",
+    "smart_encode",
+    "split_text",
+]
+
+# --- normalize ---------------------------------------------------------------
+
+_KEYWORD_PUNCTUATION = "¿¡?!.,;:"
+
+# Every code point with a non-zero canonical combining class (accents, tildes, cedillas...).
+# Those all live in planes 0-1 (a test checks the full range), so scanning only those
+# planes keeps import fast. Variation selectors and emoji modifiers have class 0 and stay.
+_COMBINING_MARKS = [cp for cp in range(0x20000) if unicodedata.combining(chr(cp))]
+
+_NORMALIZE_TABLE: dict[int, str | None] = dict.fromkeys(_COMBINING_MARKS)
+_NORMALIZE_TABLE.update({ord(char): " " for char in _KEYWORD_PUNCTUATION})
+
+
+def normalize(text: str) -> str:
+    """Return the accent-, case- and punctuation-insensitive form used for keyword matching.
+
+    Idempotent: ``normalize(normalize(x)) == normalize(x)``.
+    """
+    if text.isascii():
+        # NFKD and casefold are no-ops on ASCII beyond lowercasing; skip them on the hot path.
+        return " ".join(text.lower().translate(_NORMALIZE_TABLE).split())
+    # NFKD is NFKC followed by NFD in one pass, so marks end up as separate code points.
+    folded = unicodedata.normalize("NFKD", text).casefold()
+    return " ".join(folded.translate(_NORMALIZE_TABLE).split())
+
+
+# --- GSM-7 alphabet ------------------------------------------------------------
+
+_GSM7_ESCAPE = 0x1B
+
+
+def _gsm7_alphabet() -> tuple[frozenset[str], frozenset[str]]:
+    """Read the 3GPP 23.038 default alphabet and its extension table from gsm0338."""
+    codec = gsm0338.Codec()
+    basic: set[str] = set()
+    extended: set[str] = set()
+    for septet in range(0x80):
+        if septet != _GSM7_ESCAPE:
+            basic.add(codec.decode(bytes([septet]))[0])
+        try:
+            extended.add(codec.decode(bytes([_GSM7_ESCAPE, septet]))[0])
+        except UnicodeDecodeError:
+            continue
+    return frozenset(basic), frozenset(extended)
+
+
+# The default alphabet costs 1 septet per character, the extension table 2 (escape + code).
+GSM7_BASIC, GSM7_EXTENDED = _gsm7_alphabet()
+
+_GSM7_ALL = GSM7_BASIC | GSM7_EXTENDED
+
+
+def is_gsm7(text: str) -> bool:
+    """Return whether the whole text can be sent in the GSM-7 encoding."""
+    return _GSM7_ALL.issuperset(text)
+
+
+# --- smart_encode ----------------------------------------------------------------
+
+# Typography that Unicode decomposition does not map to something in GSM-7.
+_TYPOGRAPHY: dict[str, str] = {
+    **dict.fromkeys("“”„‟«»″〝〞", '"'),
+    **dict.fromkeys("‘’‚‛‹›′´`", "'"),
+    **dict.fromkeys("‐‑‒–—―−⁃", "-"),
+    **dict.fromkeys("•‣◦∙⦁", "-"),
+    "·": ".",
+    "…": "...",
+    "×": "x",
+    "÷": "/",
+    "⁄": "/",
+    "∕": "/",
+    "¦": "|",
+    "\t": " ",
+    # Spaces outside the scanned blocks below; the others are found by category.
+    "\u1680": " ",
+    "\u3000": " ",
+    "\x85": "\n",
+    "\u2028": "\n",
+    "\u2029": "\n",
+    "đ": "d",
+    "Đ": "D",
+    "ð": "d",
+    "Ð": "D",
+    "ł": "l",
+    "Ł": "L",
+    "ı": "i",
+    "œ": "oe",
+    "Œ": "OE",
+}
+
+# Invisible formatting (soft hyphen, zero-width space, word joiner, BOM) that would
+# otherwise force UCS-2. ZWJ and variation selectors are kept: emoji sequences need them.
+_INVISIBLE = "\u00ad\u200b\u2060\ufeff"
+
+# Blocks where look-alikes of GSM-7 characters live: Latin and its extensions,
+# punctuation, super/subscripts, ligatures, fullwidth forms, "fancy font" math letters.
+_SMART_ENCODE_RANGES = (
+    range(0x0000, 0x0250),
+    range(0x1E00, 0x1F00),
+    range(0x2000, 0x20A0),
+    range(0xFB00, 0xFB07),
+    range(0xFF00, 0xFFF0),
+    range(0x1D400, 0x1D800),
+)
+
+
+def _gsm7_equivalent(char: str) -> str | None:
+    """Return the closest GSM-7 spelling of a character, or None if there is none."""
+    if char in _TYPOGRAPHY:
+        return _TYPOGRAPHY[char]
+    category = unicodedata.category(char)
+    if category == "Zs":
+        return " "
+    if category[0] in "LN":
+        # Letters and digits: drop accents and compatibility styling (á→a, ﬁ→fi, ²→2).
+        decomposed = unicodedata.normalize("NFKD", char)
+        candidate = "".join(part for part in decomposed if not unicodedata.combining(part))
+    else:
+        # Symbols keep their marks, so spacing accents like ¨ do not turn into spaces.
+        candidate = unicodedata.normalize("NFKC", char)
+    candidate = "".join(_TYPOGRAPHY.get(part, part) for part in candidate)
+    if candidate and candidate != char and is_gsm7(candidate):
+        return candidate
+    return None
+
+
+def _smart_encode_table() -> dict[int, str | None]:
+    table: dict[int, str | None] = dict.fromkeys(map(ord, _INVISIBLE))
+    # Combining accents left over after NFC composition (e.g. "q̃") are dropped like others.
+    table.update(dict.fromkeys(range(0x0300, 0x0370)))
+    candidates = {chr(cp) for block in _SMART_ENCODE_RANGES for cp in block} | set(_TYPOGRAPHY)
+    for char in candidates:
+        if char in _GSM7_ALL:
+            continue
+        equivalent = _gsm7_equivalent(char)
+        if equivalent is not None:
+            table[ord(char)] = equivalent
+    return table
+
+
+_SMART_ENCODE_TABLE = _smart_encode_table()
+
+
+def smart_encode(text: str) -> str:
+    """Replace characters outside GSM-7 with their closest GSM-7 equivalents.
+
+    Characters without an equivalent (emoji, CJK...) are kept, making the message UCS-2.
+    """
+    if is_gsm7(text):
+        return text
+    # NFC first so that decomposed input ("e" + U+0301) becomes a GSM-7 letter ("é").
+    return unicodedata.normalize("NFC", text).translate(_SMART_ENCODE_TABLE)
+
+
+# --- segment counting and splitting -------------------------------------------------
+
+_GSM7_SINGLE_SEGMENT = 160
+_GSM7_CONCATENATED_SEGMENT = 153
+_UCS2_SINGLE_SEGMENT = 70
+_UCS2_CONCATENATED_SEGMENT = 67
+
+
+def segments(text: str) -> int:
+    """Return how many SMS the text costs, in GSM-7 if possible, otherwise in UCS-2."""
+    if is_gsm7(text):
+        units = len(text) + sum(text.count(char) for char in GSM7_EXTENDED)
+        single, concatenated = _GSM7_SINGLE_SEGMENT, _GSM7_CONCATENATED_SEGMENT
+    else:
+        # UCS-2 on the wire is really UTF-16: characters outside the BMP take two units.
+        units = len(text.encode("utf-16-le")) // 2
+        single, concatenated = _UCS2_SINGLE_SEGMENT, _UCS2_CONCATENATED_SEGMENT
+    if units <= single:
+        return 1
+    return math.ceil(units / concatenated)
+
+
+def split_text(text: str, limit: int = 160) -> list[str]:
+    """Split text at whitespace into parts of at most ``limit`` characters.
+
+    Whitespace at each cut is removed; a word longer than ``limit`` is cut inside.
+    """
+    if limit < 1:
+        raise ValueError(f"limit must be at least 1, got {limit}")
+    if len(text) <= limit:
+        return [text]
+    parts: list[str] = []
+    # Leading/trailing whitespace would only produce blank or padded parts.
+    rest = text.strip()
+    while len(rest) > limit:
+        # rest[0] is never whitespace, so a cut found here leaves a non-empty part.
+        cut = next((i for i in range(limit, 0, -1) if rest[i].isspace()), None)
+        if cut is None:
+            parts.append(rest[:limit])
+            rest = rest[limit:]
+            continue
+        part_end = cut
+        while rest[part_end - 1].isspace():
+            part_end -= 1
+        rest_start = cut + 1
+        while rest[rest_start].isspace():
+            rest_start += 1
+        parts.append(rest[:part_end])
+        rest = rest[rest_start:]
+    parts.append(rest)
+    return parts

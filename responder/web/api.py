@@ -1,0 +1,165 @@
+"""The JSON API under /api, for staff tools and scripts; every call needs the bearer token."""
+
+from __future__ import annotations
+
+import hmac
+import json
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from responder.phone import InvalidPhoneNumber, normalize_phone
+from responder.store.models import OptedOutError, UnknownContactError
+from responder.web.forms import BodyTooLarge, read_body
+
+if TYPE_CHECKING:
+    from responder.app import Service
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+def _service(request: Request) -> Service:
+    service: Service = request.app.state.service
+    return service
+
+
+def _error(status: int, message: str) -> JSONResponse:
+    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+    return JSONResponse({"error": message}, status_code=status, headers=headers)
+
+
+def _authorised(request: Request) -> bool:
+    scheme, _, token = request.headers.get("authorization", "").partition(" ")
+    expected = _service(request).admin_token
+    return scheme.lower() == "bearer" and hmac.compare_digest(token.strip(), expected)
+
+
+async def _json(request: Request) -> dict[str, Any]:
+    try:
+        body = await read_body(request)
+    except BodyTooLarge:
+        raise ApiError(413, "request body too large (64 KiB at most)") from None
+    try:
+        data = json.loads(body or b"{}")
+    except ValueError:
+        raise ApiError(400, "the body is not valid JSON") from None
+    if not isinstance(data, dict):
+        raise ApiError(400, "the body must be a JSON object")
+    return data
+
+
+def _text(data: dict[str, Any], key: str) -> str:
+    value = data.get(key)
+    if not isinstance(value, str) or not value.strip():
+        raise ApiError(400, f"'{key}' must be a non-empty string")
+    return value
+
+
+def _phone(request: Request, raw: str | None = None) -> str:
+    value = raw if raw is not None else request.path_params["phone"]
+    try:
+        return normalize_phone(value, _service(request).rules.current.settings.country)
+    except InvalidPhoneNumber as err:
+        raise ApiError(400, str(err)) from None
+
+
+Handler = Callable[[Request], Awaitable[Response]]
+
+
+def _endpoint(handler: Handler) -> Handler:
+    async def endpoint(request: Request) -> Response:
+        if not _authorised(request):
+            return _error(401, "missing or wrong bearer token (RESPONDER_ADMIN_TOKEN)")
+        try:
+            result: Response = await handler(request)
+            return result
+        except ApiError as err:
+            return _error(err.status, err.message)
+        except UnknownContactError as err:
+            return _error(404, f"no conversation with {err.args[0]}")
+        except OptedOutError as err:
+            return _error(409, str(err))
+
+    return endpoint
+
+
+async def list_conversations(request: Request) -> Response:
+    try:
+        limit = min(500, max(1, int(request.query_params.get("limit", "100"))))
+        offset = max(0, int(request.query_params.get("offset", "0")))
+    except ValueError:
+        raise ApiError(400, "limit and offset must be numbers") from None
+    rows = await _service(request).store.conversations(limit, offset)
+    return JSONResponse({"conversations": [c.as_json() for c in rows]})
+
+
+async def list_messages(request: Request) -> Response:
+    service = _service(request)
+    phone = _phone(request)
+    await service.store.conversation(phone)  # 404 for an unknown number
+    rows = await service.store.messages(phone)
+    return JSONResponse({"messages": [m.as_json() for m in rows]})
+
+
+async def send_message(request: Request) -> Response:
+    data = await _json(request)
+    via = data.get("via")
+    if via is not None and via not in _service(request).providers:
+        configured = ", ".join(_service(request).providers)
+        raise ApiError(400, f"via must be a configured provider ({configured})")
+    messages = await _service(request).send(_phone(request), _text(data, "text"), via, "agent")
+    body = [m.as_json() for m in messages]
+    return JSONResponse({"message": body[0], "messages": body}, status_code=202)
+
+
+async def set_mode(request: Request) -> Response:
+    data = await _json(request)
+    mode = data.get("mode")
+    if mode not in ("bot", "human"):
+        raise ApiError(400, "'mode' must be 'bot' or 'human'")
+    conversation = await _service(request).store.set_mode(_phone(request), mode)
+    return JSONResponse(conversation.as_json())
+
+
+async def simulate(request: Request) -> Response:
+    data = await _json(request)
+    phone = _phone(request, _text(data, "phone"))
+    result = await _service(request).simulate(phone, str(data.get("text", "")))
+    return JSONResponse(result)
+
+
+async def rules(request: Request) -> Response:
+    service = _service(request)
+    current = service.rules.current
+    return JSONResponse(
+        {
+            "version": {
+                "sha256": current.version.sha256,
+                "loaded_at": current.version.loaded_at.isoformat(),
+                "path": current.version.path,
+            },
+            "rules": [
+                {"name": r.name, "line": r.line, "keywords": list(r.keywords), "mode": r.mode}
+                for r in current.rules
+            ],
+            "problems": list(service.rules.last_problems),
+        }
+    )
+
+
+routes = [
+    Route("/api/conversations", _endpoint(list_conversations), methods=["GET"]),
+    Route("/api/conversations/{phone}/messages", _endpoint(list_messages), methods=["GET"]),
+    Route("/api/conversations/{phone}/messages", _endpoint(send_message), methods=["POST"]),
+    Route("/api/conversations/{phone}/mode", _endpoint(set_mode), methods=["POST"]),
+    Route("/api/simulate", _endpoint(simulate), methods=["POST"]),
+    Route("/api/rules", _endpoint(rules), methods=["GET"]),
+]

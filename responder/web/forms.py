@@ -1,0 +1,80 @@
+"""Reading request fields the way gateways send them: size-limited, UTF-8 or Latin-1."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+from urllib.parse import unquote_to_bytes
+
+from starlette.requests import Request
+
+MAX_BODY = 64 * 1024  # an SMS is at most a few hundred characters
+
+
+class BodyTooLarge(Exception):
+    pass
+
+
+class BadBody(ValueError):
+    pass
+
+
+def decode_text(raw: bytes) -> str:
+    """UTF-8 when it is valid UTF-8; otherwise the Windows/Latin-1 text older gateways send
+    (`Ma%F1ana` → `Mañana`)."""
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        pass
+    try:
+        return raw.decode("cp1252")
+    except UnicodeDecodeError:
+        return raw.decode("latin-1")
+
+
+def parse_urlencoded(raw: bytes) -> dict[str, str]:
+    """Form or query fields, each value decoded on its own (see decode_text); last one wins."""
+    fields: dict[str, str] = {}
+    for part in raw.split(b"&"):
+        if not part:
+            continue
+        key, _, value = part.partition(b"=")
+        name = decode_text(unquote_to_bytes(key.replace(b"+", b" ")))
+        fields[name] = decode_text(unquote_to_bytes(value.replace(b"+", b" ")))
+    return fields
+
+
+async def read_body(request: Request, limit: int = MAX_BODY) -> bytes:
+    """The whole body, refusing more than `limit` bytes before reading them all."""
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise BodyTooLarge
+    body = bytearray()
+    async for chunk in request.stream():
+        body.extend(chunk)
+        if len(body) > limit:
+            raise BodyTooLarge
+    return bytes(body)
+
+
+async def read_fields(request: Request, body: bytes) -> dict[str, str]:
+    """Query-string fields, overridden by form, multipart or JSON body fields."""
+    fields = parse_urlencoded(request.scope.get("query_string", b""))
+    if not body:
+        return fields
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if content_type == "multipart/form-data":
+        # The body was consumed already; Starlette parses it again from its cached copy.
+        form = await request.form()
+        fields.update({k: v for k, v in form.items() if isinstance(v, str)})
+    elif content_type == "application/json":
+        try:
+            data: Any = json.loads(body)
+        except ValueError:
+            raise BadBody("the body is not valid JSON") from None
+        if not isinstance(data, dict):
+            raise BadBody("the JSON body must be an object")
+        fields.update({str(k): "" if v is None else str(v) for k, v in data.items()})
+    else:
+        fields.update(parse_urlencoded(body))
+    return fields

@@ -1,0 +1,161 @@
+from __future__ import annotations
+
+import pickle
+
+import phonenumbers
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from responder.phone import InvalidPhoneNumber, inbound_phone, normalize_phone, validate_region
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        "04121234567",
+        "4121234567",
+        "+58 412-123.45.67",
+        "+584121234567",
+        "58 412 1234567",
+        "584121234567",
+        "(0412) 123-4567",
+        "0412/123 45 67",
+        "00584121234567",
+        "0058 412 1234567",
+        " 584121234567",  # "+" turned into a space by form-decoding
+        "\u00a0+58 412 1234567\n",
+        "+58 (0412) 1234567",
+    ],
+)
+def test_normalize_phone_venezuelan_formats(raw: str) -> None:
+    assert normalize_phone(raw, "VE") == "584121234567"
+
+
+@pytest.mark.parametrize(
+    ("raw", "region", "expected"),
+    [
+        ("04141234567", "VE", "584141234567"),
+        ("04161234567", "VE", "584161234567"),
+        ("04221234567", "VE", "584221234567"),
+        ("04241234567", "VE", "584241234567"),
+        ("04261234567", "VE", "584261234567"),
+        ("0212 123 4567", "VE", "582121234567"),  # Caracas landline
+        ("04121234567", "ve", "584121234567"),
+        ("573001234567", "VE", "573001234567"),  # Colombian number without its "+"
+        ("+57 300 123 4567", "VE", "573001234567"),
+        ("+1 (800) 356-9377", "VE", "18003569377"),
+        ("300 123 4567", "CO", "573001234567"),
+        ("55 1234 5678", "MX", "525512345678"),
+        ("011 15 2345-6789", "AR", "5491123456789"),  # AR mobile "15" becomes "9"
+        ("+54 9 11 2345 6789", "AR", "5491123456789"),
+        ("987 654 321", "PE", "51987654321"),
+    ],
+)
+def test_normalize_phone(raw: str, region: str, expected: str) -> None:
+    assert normalize_phone(raw, region) == expected
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        "",
+        "   ",
+        "+",
+        "12345",
+        "abc",
+        "0412-ABC-4567",
+        "+58 412 1234567 ext 5",
+        "0412#1234567",
+        "+58 +4121234567",
+        "041212345678",  # one digit too many
+        "0412123456",  # one digit short
+        "9" * 30,
+        "+999 412 1234567",  # no such country code
+        "00 999 1234567",
+    ],
+)
+def test_normalize_phone_rejects(raw: str) -> None:
+    with pytest.raises(InvalidPhoneNumber):
+        normalize_phone(raw, "VE")
+
+
+def test_invalid_phone_number_message_and_attributes() -> None:
+    with pytest.raises(InvalidPhoneNumber) as caught:
+        normalize_phone("12345", "ve")
+    error = caught.value
+    assert isinstance(error, ValueError)
+    assert str(error) == "'12345' is not a valid phone number for region VE"
+    assert (error.raw, error.region) == ("12345", "VE")
+
+
+def test_invalid_phone_number_survives_pickling() -> None:
+    error = pickle.loads(pickle.dumps(InvalidPhoneNumber("12345", "VE")))
+    assert str(error) == "'12345' is not a valid phone number for region VE"
+
+
+def test_normalize_phone_unknown_region_is_a_plain_value_error() -> None:
+    with pytest.raises(ValueError, match="'XX'") as caught:
+        normalize_phone("04121234567", "XX")
+    assert not isinstance(caught.value, InvalidPhoneNumber)
+
+
+def test_normalize_phone_is_cached() -> None:
+    normalize_phone("04121234567", "VE")
+    assert normalize_phone.cache_info().maxsize == 65536
+    hits = normalize_phone.cache_info().hits
+    normalize_phone("04121234567", "VE")
+    assert normalize_phone.cache_info().hits == hits + 1
+
+
+@given(st.text(st.sampled_from("0123456789+-() .x"), max_size=25))
+def test_normalize_phone_returns_valid_international_digits_or_raises(raw: str) -> None:
+    try:
+        result = normalize_phone(raw, "VE")
+    except InvalidPhoneNumber:
+        return
+    assert result.isdigit()
+    assert phonenumbers.is_valid_number(phonenumbers.parse("+" + result))
+    # With the "+" restored the result is stable, whatever region it is read in.
+    assert normalize_phone("+" + result, "VE") == result
+
+
+# --- inbound_phone ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("+584121234567", "584121234567"),
+        (" 584121234567", "584121234567"),
+        ("04121234567", "584121234567"),
+        ("12345", "12345"),  # short code
+        ("+58 12", "5812"),
+        ("2000", "2000"),
+        ("1" * 15, "1" * 15),
+    ],
+)
+def test_inbound_phone(raw: str, expected: str) -> None:
+    assert inbound_phone(raw, "VE") == expected
+
+
+@pytest.mark.parametrize("raw", ["", "  ", "+", "MOVISTAR", "1" * 16])
+def test_inbound_phone_rejects(raw: str) -> None:
+    with pytest.raises(InvalidPhoneNumber, match="not a valid phone number for region VE"):
+        inbound_phone(raw, "VE")
+
+
+# --- validate_region --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"), [("VE", "VE"), ("ve", "VE"), (" co ", "CO"), ("mx", "MX")]
+)
+def test_validate_region(raw: str, expected: str) -> None:
+    assert validate_region(raw) == expected
+
+
+@pytest.mark.parametrize("raw", ["", "XX", "VEN", "58", "001"])
+def test_validate_region_rejects(raw: str) -> None:
+    with pytest.raises(ValueError, match="unknown phone region"):
+        validate_region(raw)
