@@ -151,9 +151,12 @@ def _read_limit(r: _Reader, s: PosDict, key: str, default: Limit) -> Limit:
 def _read_keyword_reply(
     r: _Reader, s: PosDict, key: str, default: tuple[tuple[str, ...], str]
 ) -> KeywordReply | None:
-    value = s.get(key, {})
+    value = s.get(key)
     if value is False:
         return None
+    if value is None:
+        value = PosDict()
+        value.line, value.key_lines = s.line, {}
     if not isinstance(value, PosDict):
         r.error(s.line_of(key), f"{key} must be a mapping with keywords and reply")
         value = PosDict()

@@ -32,14 +32,14 @@ class FakeServer:
     is cancelled.
     """
 
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, lifespan: str = "off") -> None:
         self._sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self._sock.bind(("127.0.0.1", 0))
         self.port: int = self._sock.getsockname()[1]
         self.url = f"http://127.0.0.1:{self.port}"
         config = uvicorn.Config(
-            app, log_level="warning", lifespan="off", timeout_graceful_shutdown=1
+            app, log_level="warning", lifespan=lifespan, timeout_graceful_shutdown=1
         )
         self._server = _Server(config)
         self._thread = threading.Thread(
@@ -49,7 +49,7 @@ class FakeServer:
     def __enter__(self) -> FakeServer:
         self._thread.start()
         deadline = time.monotonic() + STARTUP_TIMEOUT
-        while not self._server.started:
+        while not self._server.started:  # set after the app's lifespan startup, when "on"
             if not self._thread.is_alive() or time.monotonic() > deadline:
                 self._stop()
                 raise RuntimeError(f"fake server on port {self.port} did not start")
