@@ -26,6 +26,7 @@ from responder.store.models import InboundJob, InboundResult, Message, UnknownCo
 from responder.store.sqlite import SQLiteStore
 from responder.web import api, webhooks
 from responder.workers.outbox import OutboxWorker
+from responder.workers.poller import StatusPoller
 
 log = logging.getLogger("responder")
 
@@ -55,6 +56,7 @@ class Service:
         )
         self.store = SQLiteStore(settings.database, clock)
         self.worker = OutboxWorker(self.store, self.providers, clock=clock)
+        self.poller = StatusPoller(self.store, self.providers, clock=clock)
         self.store.on_outbox = self.worker.wake
         self.webhook_token = ""
         self.admin_token = ""
@@ -76,6 +78,7 @@ class Service:
         await self.open()
         self._tasks = [
             asyncio.create_task(self.worker.run(), name="outbox"),
+            asyncio.create_task(self.poller.run(), name="status-poller"),
             asyncio.create_task(self.rules.watch(), name="rules-watch"),
         ]
 

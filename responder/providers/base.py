@@ -88,6 +88,8 @@ class Provider(ABC):
     # True when one request carries a different text per number (Massiva); False when one
     # request carries one text to many numbers (MasSMS).
     per_message_texts: bool = True
+    # True when delivery is learnt by asking (`query_status`), not from a pushed report.
+    polls_status: bool = False
 
     @abstractmethod
     async def send(self, batch: Sequence[OutboundSMS]) -> list[SendResult]:

@@ -58,6 +58,11 @@ class Celular:
     texto: str
 
 
+def _valid_phone(phone: str) -> bool:
+    # isdigit() alone accepts "²" and other non-ASCII digits.
+    return phone.isascii() and phone.isdigit() and len(phone) <= MAX_PHONE_DIGITS
+
+
 def safe_text(text: str) -> str:
     """`|` separates texts in `texto`, so one inside a text would split it in two: it becomes
     `/`. `;` only separates numbers and is left alone."""
@@ -108,7 +113,8 @@ def parse_send(response: HttpResponse, batch: Sequence[OutboundSMS]) -> list[Sen
     root = _xml(response, "SendSms")
     status = _int(root, "status", "SendSms")
     message = (root.findtext("mensaje") or "").strip()
-    if status < 0 or (status == 0 and root.find("telefonos") is None):
+    # Status 0 with no per-number detail is a whole-request refusal like the negative codes.
+    if status < 0 or (status == 0 and root.find("telefonos/celular") is None):
         code = STATUS_CODES.get(status, Code(f"unknown status {status}", False))
         text = f"massiva: {code.meaning} (status {status}: {message})"
         error = NoCredits if code.no_credits else Rejected
@@ -133,7 +139,8 @@ def parse_send(response: HttpResponse, batch: Sequence[OutboundSMS]) -> list[Sen
         if celular.status == PHONE_ACCEPTED and celular.id:
             results.append(SendResult(sms.id, celular.id))
         else:
-            reason = message or "error"
+            # With some numbers sent, <mensaje> says "Envio Exitoso": it only explains status 0.
+            reason = message if status == 0 and message else f"number status {celular.status}"
             results.append(
                 SendResult(sms.id, celular.id or None, f"massiva: rejected ({reason})", False)
             )
@@ -162,7 +169,7 @@ class MassivaClient(Provider):
         self.transport = transport or HttpTransport(settings.url, self.name)
 
     async def send(self, batch: Sequence[OutboundSMS]) -> list[SendResult]:
-        invalid = [m for m in batch if not m.phone.isdigit() or len(m.phone) > MAX_PHONE_DIGITS]
+        invalid = [m for m in batch if not _valid_phone(m.phone)]
         results = {
             m.id: SendResult(m.id, None, f"massiva: numbers have at most {MAX_PHONE_DIGITS} digits")
             for m in invalid

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -19,6 +20,7 @@ from responder.providers.base import (
 from responder.providers.transport import HttpRequest, HttpResponse, HttpTransport
 
 MAX_NUMBERS = 100  # error 111 above this
+BALANCE_RE = re.compile(r"-?[0-9]+(?:[.,][0-9]+)?")
 
 
 @dataclass(frozen=True)
@@ -129,24 +131,25 @@ def parse_status(response: HttpResponse) -> DeliveryStatus | None:
 
 def parse_balance(response: HttpResponse) -> float:
     body = _check_http(response, "getbalance.php")
-    try:
-        return float(body.replace(",", "."))
-    except ValueError:
-        raise BadResponse(
-            "massms: getbalance.php answered something that is not a number"
-        ) from None
+    # float() alone would take "nan", "inf" or "1e9" from a garbled answer as a balance.
+    if not BALANCE_RE.fullmatch(body):
+        raise BadResponse("massms: getbalance.php answered something that is not a number")
+    return float(body.replace(",", "."))
 
 
 class MasSMSClient(Provider):
     name = "massms"
     max_batch = MAX_NUMBERS
     per_message_texts = False
+    polls_status = True
 
     def __init__(self, settings: MasSMSSettings, transport: HttpTransport | None = None) -> None:
         self.settings = settings
         self.transport = transport or HttpTransport(settings.url, self.name)
 
     async def send(self, batch: Sequence[OutboundSMS]) -> list[SendResult]:
+        if not batch:
+            return []
         if len({(m.text, m.send_at) for m in batch}) > 1:
             raise ValueError("a MasSMS batch carries one text (and one schedule) for all numbers")
         request = build_send(batch, self.settings)

@@ -45,18 +45,21 @@ class HttpTransport:
 
     async def call(self, request: HttpRequest) -> HttpResponse:
         url = f"{self.base_url}/{request.path.lstrip('/')}"
+        failure = None
         try:
             if request.method == "POST":
                 response = await self._client.post(url, data=dict(request.params))
             else:
                 response = await self._client.get(url, params=dict(request.params))
         except httpx.TimeoutException as err:
-            raise ConnectionFailed(
-                f"{self.name}: no answer in time ({type(err).__name__})"
-            ) from None
+            failure = f"no answer in time ({type(err).__name__})"
         except httpx.HTTPError as err:
             # str(err) can carry the URL with credentials in its query: never include it.
-            raise ConnectionFailed(f"{self.name}: {type(err).__name__}") from None
+            failure = type(err).__name__
+        if failure is not None:
+            # Raised outside the except block: `from None` would still keep the httpx error as
+            # __context__, and its `.request` holds the URL and form body with the password.
+            raise ConnectionFailed(f"{self.name}: {failure}")
         if response.status_code == 429:
             raise Throttled(f"{self.name}: HTTP 429, too many requests", code="429")
         # Providers in the wild answer in Latin-1 now and then; never fail on decoding.

@@ -127,7 +127,7 @@ def parse_duration(value: Any) -> float:
 
 
 def _keywords(value: Any) -> list[str]:
-    items = value if isinstance(value, list) else [value]
+    items = value if isinstance(value, list | tuple) else [value]
     return [str(k) for k in items if k is not None]
 
 

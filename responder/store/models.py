@@ -109,3 +109,24 @@ class SendOutcome:
     provider_id: str | None = None
     error: str | None = None
     retry_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class PollItem:
+    """An outbound message whose delivery status is asked for."""
+
+    id: int
+    provider: str
+    provider_id: str
+    created_at: str
+    polls: int
+
+
+@dataclass(frozen=True)
+class PollResult:
+    """What one poll found: a new status (None: unchanged) and when to ask again (None: stop)."""
+
+    id: int
+    status: str | None
+    error: str | None
+    next_poll_at: datetime | None

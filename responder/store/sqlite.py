@@ -8,7 +8,7 @@ import logging
 import sqlite3
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from functools import partial
 from importlib import resources
 from pathlib import Path
@@ -24,6 +24,8 @@ from responder.store.models import (
     Message,
     OptedOutError,
     OutboxItem,
+    PollItem,
+    PollResult,
     SendOutcome,
     StatusUpdate,
     UnknownContactError,
@@ -479,7 +481,7 @@ class SQLiteStore:
         """Queues messages started by a person (agent or CLI); refuses opted-out numbers."""
         now = to_iso(self.clock())
 
-        async def work(db: aiosqlite.Connection) -> list[int]:
+        async def work(db: aiosqlite.Connection) -> list[Message]:
             contact = (await self._load_contacts(db, [phone])).get(phone)
             if contact is None:
                 contact = _ContactRow(phone, first_seen_at=now)
@@ -499,11 +501,14 @@ class SQLiteStore:
             if handoff:
                 contact.mode = "human"
             await db.execute(UPSERT_CONTACT, contact.params())
-            return ids
+            rows = await db.execute_fetchall(
+                f"SELECT {MESSAGE_COLUMNS} FROM messages WHERE id >= ? ORDER BY id", (next_id,)
+            )
+            return [_message(row) for row in rows]
 
-        ids: list[int] = await self._transaction(work)
+        queued: list[Message] = await self._transaction(work)
         self.on_outbox()
-        return await self.messages_by_id(ids)
+        return queued
 
     async def set_mode(self, phone: str, mode: str) -> Conversation:
         async def work(db: aiosqlite.Connection) -> int:
@@ -546,9 +551,14 @@ class SQLiteStore:
         claimed: list[OutboxItem] = await self._transaction(work)
         return claimed
 
-    async def record_outcomes(self, outcomes: Sequence[SendOutcome]) -> None:
-        """Stores what each send attempt produced, and the attempt itself."""
-        now = to_iso(self.clock())
+    async def record_outcomes(
+        self, outcomes: Sequence[SendOutcome], first_poll_after: float = 10.0
+    ) -> None:
+        """Stores what each send attempt produced, and the attempt itself; a message now 'sent'
+        is due for a status poll after `first_poll_after` seconds (if its provider polls)."""
+        moment = self.clock()
+        now = to_iso(moment)
+        first_poll = to_iso(moment + timedelta(seconds=first_poll_after))
         updates = [
             (
                 o.status,
@@ -557,6 +567,8 @@ class SQLiteStore:
                 o.error,
                 to_iso(o.retry_at) if o.retry_at else None,
                 now,
+                o.status,
+                first_poll,
                 o.id,
             )
             for o in outcomes
@@ -570,13 +582,49 @@ class SQLiteStore:
             await db.executemany(
                 "UPDATE messages SET status = ?, provider = ?, "
                 "provider_id = COALESCE(?, provider_id), error = ?, "
-                "next_attempt_at = COALESCE(?, next_attempt_at), updated_at = ? WHERE id = ?",
+                "next_attempt_at = COALESCE(?, next_attempt_at), updated_at = ?, "
+                "next_poll_at = CASE WHEN ? = 'sent' THEN ? END WHERE id = ?",
                 updates,
             )
             await db.executemany(
                 "INSERT INTO attempts (message_id, at, provider, outcome, error) "
                 "VALUES (?, ?, ?, ?, ?)",
                 attempts,
+            )
+
+        await self._transaction(work)
+
+    async def due_polls(self, providers: Sequence[str], limit: int) -> list[PollItem]:
+        """Messages in flight whose next status poll is due."""
+        if not providers:
+            return []
+        rows = await self.reader.execute_fetchall(
+            "SELECT id, provider, provider_id, created_at, polls FROM messages "
+            f"WHERE provider IN ({_marks(len(providers))}) AND next_poll_at IS NOT NULL "
+            "AND next_poll_at <= ? ORDER BY next_poll_at LIMIT ?",
+            (*providers, to_iso(self.clock()), limit),
+        )
+        return [PollItem(*row) for row in rows]
+
+    async def record_polls(self, results: Sequence[PollResult]) -> None:
+        """Stores what status polls found; a final status or giving up ends the polling."""
+        now = to_iso(self.clock())
+        rows = [
+            (
+                r.status,
+                r.error,
+                to_iso(r.next_poll_at) if r.next_poll_at else None,
+                now,
+                r.id,
+            )
+            for r in results
+        ]
+
+        async def work(db: aiosqlite.Connection) -> None:
+            await db.executemany(
+                "UPDATE messages SET status = COALESCE(?, status), error = COALESCE(?, error), "
+                "polls = polls + 1, next_poll_at = ?, updated_at = ? WHERE id = ?",
+                rows,
             )
 
         await self._transaction(work)

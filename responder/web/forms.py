@@ -7,6 +7,7 @@ from typing import Any
 from urllib.parse import unquote_to_bytes
 
 from starlette.requests import Request
+from starlette.types import Message
 
 MAX_BODY = 64 * 1024  # an SMS is at most a few hundred characters
 
@@ -64,8 +65,11 @@ async def read_fields(request: Request, body: bytes) -> dict[str, str]:
         return fields
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if content_type == "multipart/form-data":
-        # The body was consumed already; Starlette parses it again from its cached copy.
-        form = await request.form()
+
+        async def replay() -> Message:  # the stream was consumed by read_body
+            return {"type": "http.request", "body": body, "more_body": False}
+
+        form = await Request(request.scope, replay).form()
         fields.update({k: v for k, v in form.items() if isinstance(v, str)})
     elif content_type == "application/json":
         try:

@@ -1,0 +1,80 @@
+"""Asks providers without push reports (MasSMS) for the status of messages still in flight."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+
+from responder.providers.base import Provider, ProviderError
+from responder.store.models import PollItem, PollResult, from_iso
+from responder.store.sqlite import SQLiteStore
+
+log = logging.getLogger("responder.poller")
+
+FINAL = ("delivered", "failed")
+
+
+class StatusPoller:
+    """Polls each message with growing pauses (`first`, doubling, at most `cap`) until it is
+    delivered or failed, or until `give_up_after` has passed since it was queued."""
+
+    def __init__(
+        self,
+        store: SQLiteStore,
+        providers: dict[str, Provider],
+        *,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        first: float = 10.0,
+        cap: float = 600.0,
+        give_up_after: float = 48 * 3600.0,
+        interval: float = 2.0,
+        batch: int = 200,
+        concurrency: int = 4,
+    ) -> None:
+        self.store = store
+        self.providers = {n: p for n, p in providers.items() if p.polls_status}
+        self.clock = clock
+        self.first = first
+        self.cap = cap
+        self.give_up_after = give_up_after
+        self.interval = interval
+        self.batch = batch
+        self._slots = asyncio.Semaphore(concurrency)
+
+    async def run(self) -> None:
+        if not self.providers:
+            return
+        while True:
+            await asyncio.sleep(self.interval)
+            await self.poll_due()
+
+    async def poll_due(self) -> int:
+        """Polls every message now due; returns how many were asked about."""
+        items = await self.store.due_polls(list(self.providers), self.batch)
+        if items:
+            results = await asyncio.gather(*(self._poll(item) for item in items))
+            await self.store.record_polls(results)
+        return len(items)
+
+    def _next(self, item: PollItem, now: datetime) -> datetime | None:
+        if now - from_iso(item.created_at) > timedelta(seconds=self.give_up_after):
+            log.warning("gave up polling message %d (%s)", item.id, item.provider)
+            return None
+        return now + timedelta(seconds=min(self.cap, self.first * 2.0 ** (item.polls + 1)))
+
+    async def _poll(self, item: PollItem) -> PollResult:
+        async with self._slots:
+            now = self.clock()
+            try:
+                found = await self.providers[item.provider].query_status(item.provider_id)
+            except ProviderError as err:
+                log.warning("status query for message %d failed: %s", item.id, err.message)
+                return PollResult(item.id, None, None, self._next(item, now))
+        if found is None:  # NOTFOUND: the platform may not know it yet
+            return PollResult(item.id, None, None, self._next(item, now))
+        if found.status in FINAL:
+            error = found.detail if found.status == "failed" else None
+            return PollResult(item.id, found.status, error, None)
+        return PollResult(item.id, found.status, None, self._next(item, now))

@@ -1,0 +1,167 @@
+"""The JSON API over real HTTP: token, shapes, agent replies, modes, simulate."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import httpx
+import pytest
+
+from tests.conftest import ADMIN_TOKEN, RunningApp
+
+PHONE = "584121234567"
+
+
+@pytest.fixture
+def app(start_app: Callable[..., RunningApp]) -> RunningApp:
+    return start_app()
+
+
+def inbound(app: RunningApp, text: str, phone: str = PHONE) -> None:
+    response = httpx.get(app.webhook(), params={"msg": text, "phone": phone})
+    assert response.status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [
+        ("GET", "/api/conversations"),
+        ("GET", f"/api/conversations/{PHONE}/messages"),
+        ("POST", f"/api/conversations/{PHONE}/messages"),
+        ("POST", f"/api/conversations/{PHONE}/mode"),
+        ("POST", "/api/simulate"),
+        ("GET", "/api/rules"),
+    ],
+)
+@pytest.mark.parametrize(
+    "authorization", [None, "Bearer wrong-token-000000000", ADMIN_TOKEN, f"Basic {ADMIN_TOKEN}"]
+)
+def test_every_endpoint_needs_the_bearer_token(
+    app: RunningApp, method: str, path: str, authorization: str | None
+) -> None:
+    headers = {"Authorization": authorization} if authorization else {}
+    response = httpx.request(method, f"{app.url}{path}", headers=headers, json={"text": "x"})
+    assert response.status_code == 401
+    assert response.headers["www-authenticate"] == "Bearer"
+    assert "error" in response.json()
+
+
+def test_conversations_newest_first_with_their_state(app: RunningApp, clock: object) -> None:
+    inbound(app, "horario", "584121234567")
+    app.service.clock.advance(60)  # type: ignore[attr-defined]
+    inbound(app, "asesor", "584241234567")
+    with app.api() as api:
+        conversations = api.get("/api/conversations").json()["conversations"]
+    assert [c["phone"] for c in conversations] == ["584241234567", "584121234567"]
+    first = conversations[0]
+    assert first["mode"] == "human"  # the asesor rule hands off
+    assert first["opted_out"] is False
+    assert first["last_text"] == "Un asesor le escribira pronto."  # smart encoding: á → a
+    assert first["last_message_at"] == "2026-11-23T14:01:00.000000Z"
+    assert conversations[1]["mode"] == "bot"
+
+
+def test_messages_oldest_first_and_unknown_phone_404(app: RunningApp) -> None:
+    inbound(app, "horario")
+    messages = app.wait_for(PHONE, lambda m: m[-1]["status"] == "delivered")
+    assert [m["direction"] for m in messages] == ["in", "out"]
+    assert set(messages[0]) >= {
+        "id", "direction", "text", "status", "rule", "provider", "provider_id", "error",
+        "created_at",
+    }  # fmt: skip
+    assert messages[0]["id"] < messages[1]["id"]
+    with app.api() as api:
+        missing = api.get("/api/conversations/584249999999/messages")
+    assert missing.status_code == 404
+    assert "584249999999" in missing.json()["error"]
+
+
+def test_agent_reply_is_queued_sent_and_takes_over(app: RunningApp) -> None:
+    inbound(app, "hola")
+    with app.api() as api:
+        response = api.post(f"/api/conversations/{PHONE}/messages", json={"text": "Hola, soy Ana."})
+        assert response.status_code == 202
+        message = response.json()["message"]
+        assert message["direction"] == "out"
+        assert message["text"] == "Hola, soy Ana."
+        assert message["status"] == "queued"
+        conversation = api.get("/api/conversations").json()["conversations"][0]
+    assert conversation["mode"] == "human"
+    messages = app.wait_for(PHONE, lambda m: m[-1]["status"] == "delivered")
+    assert messages[-1]["id"] == message["id"]
+    # In human mode the bot stays quiet.
+    inbound(app, "horario")
+    assert app.messages(PHONE)[-1]["direction"] == "in"
+
+
+def test_mode_switch(app: RunningApp) -> None:
+    inbound(app, "hola")
+    with app.api() as api:
+        response = api.post(f"/api/conversations/{PHONE}/mode", json={"mode": "human"})
+        assert response.status_code == 200
+        assert response.json()["mode"] == "human"
+        assert response.json()["phone"] == PHONE
+        back = api.post(f"/api/conversations/04121234567/mode", json={"mode": "bot"})
+        assert back.json()["mode"] == "bot"
+        bad = api.post(f"/api/conversations/{PHONE}/mode", json={"mode": "robot"})
+        assert bad.status_code == 400
+        unknown = api.post("/api/conversations/584249999999/mode", json={"mode": "bot"})
+        assert unknown.status_code == 404
+
+
+@pytest.mark.parametrize(
+    ("body", "status"),
+    [
+        (b"{not json", 400),
+        (b"[1, 2]", 400),
+        (b'{"text": ""}', 400),
+        (b'{"text": 5}', 400),
+        (b'{"text": "hola", "via": "massms"}', 400),  # not configured here
+    ],
+)
+def test_agent_reply_bad_bodies(app: RunningApp, body: bytes, status: int) -> None:
+    with app.api() as api:
+        response = api.post(f"/api/conversations/{PHONE}/messages", content=body)
+    assert response.status_code == status
+    assert response.json()["error"]
+
+
+def test_agent_reply_to_invalid_number_is_400(app: RunningApp) -> None:
+    with app.api() as api:
+        response = api.post("/api/conversations/12ab/messages", json={"text": "hola"})
+    assert response.status_code == 400
+    assert "not a valid phone number" in response.json()["error"]
+
+
+def test_opted_out_number_refuses_agent_reply(app: RunningApp) -> None:
+    inbound(app, "BAJA")
+    with app.api() as api:
+        response = api.post(f"/api/conversations/{PHONE}/messages", json={"text": "¿Seguro?"})
+        assert response.status_code == 409
+        assert "opted out" in response.json()["error"]
+        conversation = api.get("/api/conversations").json()["conversations"][0]
+    assert conversation["opted_out"] is True
+    messages = app.messages(PHONE)
+    assert [m["text"] for m in messages if m["direction"] == "out"] == [
+        "No recibira mas mensajes. Envie ALTA para volver."
+    ]
+
+
+def test_simulate_shape_and_no_side_effects(app: RunningApp) -> None:
+    with app.api() as api:
+        response = api.post("/api/simulate", json={"phone": "04121234567", "text": "precio cafe"})
+        assert response.status_code == 200
+        result = response.json()
+        assert result["rule"] == "precio"
+        assert result["replies"] == [{"text": "El precio de cafe es 5 USD.", "segments": 1}]
+        assert "pattern" in result["explanation"]
+        none = api.post("/api/simulate", json={"phone": PHONE, "text": "zzz"}).json()
+        assert none["rule"] == "otro"
+        assert api.get("/api/conversations").json() == {"conversations": []}
+
+
+def test_rules_version(app: RunningApp) -> None:
+    with app.api() as api:
+        body = api.get("/api/rules").json()
+    assert len(body["version"]["sha256"]) == 64
+    assert [r["name"] for r in body["rules"]] == ["horario", "precio", "asesor", "otro"]
