@@ -61,6 +61,7 @@ class Service:
         self.webhook_token = ""
         self.admin_token = ""
         self._tasks: list[asyncio.Task[Any]] = []
+        self.loop: asyncio.AbstractEventLoop | None = None  # set by start(); for tests and tools
 
     # -- life cycle -------------------------------------------------------------------------
 
@@ -75,6 +76,7 @@ class Service:
         )
 
     async def start(self) -> None:
+        self.loop = asyncio.get_running_loop()
         await self.open()
         self._tasks = [
             asyncio.create_task(self.worker.run(), name="outbox"),

@@ -1,0 +1,84 @@
+"""The SQLite store: migrations, kept tokens, grouped commits, nothing lost."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from collections.abc import Callable
+from pathlib import Path
+
+from responder.app import Service
+from responder.config import Settings
+from responder.engine import Contact, Decision, InboundMessage, Reply
+from responder.store.models import InboundJob
+from responder.store.sqlite import SQLiteStore
+from tests.conftest import Clock
+
+
+async def test_migrations_apply_once_and_set_the_version(tmp_path: Path) -> None:
+    path = tmp_path / "m.db"
+    for _ in range(2):
+        store = SQLiteStore(path)
+        await store.open()
+        await store.close()
+    with sqlite3.connect(path) as db:
+        assert db.execute("PRAGMA user_version").fetchone() == (2,)
+        assert db.execute("PRAGMA journal_mode").fetchone() == ("wal",)
+        tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+    assert {"contacts", "messages", "attempts", "rejected_webhooks", "meta"} <= tables
+
+
+async def test_generated_tokens_survive_restarts(
+    make_settings: Callable[..., Settings],
+) -> None:
+    settings = make_settings(RESPONDER_WEBHOOK_TOKEN="", RESPONDER_ADMIN_TOKEN="")
+    tokens = []
+    for _ in range(2):
+        service = Service(settings)
+        await service.open()
+        tokens.append((service.webhook_token, service.admin_token))
+        await service.store.close()
+    assert tokens[0] == tokens[1]
+    assert len(tokens[0][0]) >= 24 and tokens[0][0] != tokens[0][1]
+
+
+async def test_concurrent_inbound_is_grouped_and_complete(tmp_path: Path, clock: Clock) -> None:
+    store = SQLiteStore(tmp_path / "g.db", clock)
+    await store.open()
+    seen: list[Contact] = []
+
+    def decide(contact: Contact) -> Decision:
+        seen.append(contact)
+        return Decision("r", (Reply(f"re {len(seen)}", 1, "sandbox"),), "test")
+
+    jobs = [
+        InboundJob(InboundMessage(f"58412000{i % 50:04d}", f"m{i}", clock()), decide)
+        for i in range(500)
+    ]
+    results = await asyncio.gather(*(store.receive_inbound(job) for job in jobs))
+    messages = await store.all_messages()
+    assert len(messages) == 1000
+    assert len({r.message_id for r in results}) == 500
+    assert all(len(r.reply_ids) == 1 for r in results)
+    # Contacts after their first message are no longer first contacts, even within one batch.
+    assert sum(c.first_contact for c in seen) == 50
+    conversations = await store.conversations(limit=500)
+    assert len(conversations) == 50
+    assert all(c.unread == 10 for c in conversations)
+    await store.close()
+
+
+async def test_a_failing_decision_does_not_lose_the_message(tmp_path: Path, clock: Clock) -> None:
+    store = SQLiteStore(tmp_path / "f.db", clock)
+    await store.open()
+
+    def broken(contact: Contact) -> Decision:
+        raise RuntimeError("bug")
+
+    result = await store.receive_inbound(
+        InboundJob(InboundMessage("584121234567", "hola", clock()), broken)
+    )
+    [message] = await store.all_messages()
+    assert message.id == result.message_id
+    assert message.error == "internal error: bug"
+    await store.close()
