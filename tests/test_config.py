@@ -46,8 +46,14 @@ def test_first_configured_provider_is_the_default() -> None:
         ({"RESPONDER_PROVIDER": "massiva"}, "RESPONDER_PROVIDER"),
         ({"MASSIVA_USER": "a@b.c"}, "MASSIVA_PASSWORD"),
         ({"MASSMS_API_ID": "x", "MASSMS_USER": "u"}, "MASSMS_PASSWORD"),
-        ({"MASSIVA_USER": "a", "MASSIVA_PASSWORD": "b", "MASSIVA_BATCH_SIZE": "0"}, "MASSIVA_BATCH_SIZE"),
-        ({"MASSIVA_USER": "a", "MASSIVA_PASSWORD": "b", "MASSIVA_BATCH_SIZE": "x"}, "MASSIVA_BATCH_SIZE"),
+        (
+            {"MASSIVA_USER": "a", "MASSIVA_PASSWORD": "b", "MASSIVA_BATCH_SIZE": "0"},
+            "MASSIVA_BATCH_SIZE",
+        ),
+        (
+            {"MASSIVA_USER": "a", "MASSIVA_PASSWORD": "b", "MASSIVA_BATCH_SIZE": "x"},
+            "MASSIVA_BATCH_SIZE",
+        ),
         ({"MASSIVA_USER": "a", "MASSIVA_PASSWORD": "b", "MASSIVA_URL": "ftp://x"}, "MASSIVA_URL"),
         ({"RESPONDER_ADMIN_TOKEN": "short"}, "RESPONDER_ADMIN_TOKEN"),
         ({"RESPONDER_WEBHOOK_TOKEN": "has spaces in it, sixteen+"}, "RESPONDER_WEBHOOK_TOKEN"),
@@ -65,7 +71,9 @@ def test_bad_values_name_the_variable(env: dict[str, str], variable: str) -> Non
 MASSMS = {"MASSMS_API_ID": "empresa", "MASSMS_USER": "u", "MASSMS_PASSWORD": "p"}
 
 
-@pytest.mark.parametrize("sender", ["Mi Tienda", "0Tienda", "Tienda.", "Peñaloza", "AB", "TiendaGrande1"])
+@pytest.mark.parametrize(
+    "sender", ["Mi Tienda", "0Tienda", "Tienda.", "Peñaloza", "AB", "TiendaGrande1"]
+)
 def test_bad_sender_ids_stop_start_up(sender: str) -> None:
     with pytest.raises(StartupError, match="^MASSMS_SENDER_ID: 3 to 11"):
         load(**MASSMS, MASSMS_SENDER_ID=sender)

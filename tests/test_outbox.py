@@ -33,12 +33,12 @@ async def store(tmp_path: Path, clock: Clock) -> AsyncIterator[SQLiteStore]:
 
 def massiva_client(url: str, fake: FakeMassiva, batch: int = 50) -> MassivaClient:
     settings = MassivaSettings(url, fake.user, fake.password, batch)
-    return MassivaClient(settings, HttpTransport(url, "massiva", timeout=0.5))
+    return MassivaClient(settings, HttpTransport(url, "massiva", timeout=2.0))
 
 
 def massms_client(url: str, fake: FakeMasSMS) -> MasSMSClient:
     settings = MasSMSSettings(url, fake.api_id, fake.user, fake.password, "MiTienda")
-    return MasSMSClient(settings, HttpTransport(url, "massms", timeout=0.5))
+    return MasSMSClient(settings, HttpTransport(url, "massms", timeout=2.0))
 
 
 async def queue(store: SQLiteStore, provider: str, texts: list[tuple[str, str]]) -> list[int]:
@@ -106,7 +106,7 @@ async def test_transient_failure_is_retried_then_sent(
     fake, url = massiva
     client = massiva_client(url, fake)
     fake.fail_next(fault)
-    [message_id] = await queue(store, "massiva", [("584121234567", "hola")])
+    [_message_id] = await queue(store, "massiva", [("584121234567", "hola")])
     worker = OutboxWorker(store, {"massiva": client}, clock=clock)
     await drain(worker)
     [message] = await store.all_messages()
@@ -209,7 +209,9 @@ def test_batches_never_exceed_the_provider_limit() -> None:
 
     from responder.store.models import OutboxItem
 
-    items = [OutboxItem(i, f"58412000000{i}", "a" if i < 5 else "b", "tiny", 1, "") for i in range(8)]
+    items = [
+        OutboxItem(i, f"58412000000{i}", "a" if i < 5 else "b", "tiny", 1, "") for i in range(8)
+    ]
     groups = list(batches(items, Tiny()))
     assert [[i.id for i in g] for g in groups] == [[0, 1, 2], [3, 4], [5, 6, 7]]
 
@@ -231,4 +233,3 @@ def test_massms_end_to_end_with_status_polling(
     future = asyncio.run_coroutine_threadsafe(poller.poll_due(), app.service.loop)
     assert future.result(timeout=5) == 1
     assert app.messages(phone)[-1]["status"] == "delivered"
-

@@ -1,0 +1,105 @@
+"""The `responder` command: send, urls, balance, export, and start-up errors."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from responder.cli import main
+from tests.conftest import WEBHOOK_TOKEN, massiva_env, massms_env
+from tests.fakes.massiva import FakeMassiva
+from tests.fakes.massms import FakeMasSMS
+
+
+@pytest.fixture
+def env(workdir: Path) -> dict[str, str]:
+    return {
+        "RESPONDER_DATABASE": str(workdir / "cli.db"),
+        "RESPONDER_RULES": str(workdir / "rules.yaml"),
+        "RESPONDER_TEMPLATES": str(workdir / "templates"),
+        "RESPONDER_WEBHOOK_TOKEN": WEBHOOK_TOKEN,
+    }
+
+
+@pytest.fixture
+def run(env: dict[str, str]) -> Callable[..., tuple[int, str]]:
+    def invoke(*args: str, **extra: str) -> tuple[int, str]:
+        result = CliRunner().invoke(main, list(args), env={**env, **extra})
+        return result.exit_code, result.output
+
+    return invoke
+
+
+def test_send_queues_and_export_shows_it(run: Callable[..., tuple[int, str]]) -> None:
+    code, output = run("send", "0412-123.45.67", "Su pedido está listo")
+    assert code == 0, output
+    assert output.strip() == "queued message(s) 1"
+    code, output = run("export", "--format", "jsonl")
+    assert code == 0
+    [row] = [json.loads(line) for line in output.splitlines()]
+    assert row["phone"] == "584121234567"
+    assert row["text"] == "Su pedido esta listo"  # smart encoding: á → a
+    assert (row["status"], row["origin"], row["provider"]) == ("queued", "cli", "sandbox")
+    code, output = run("export")
+    assert output.splitlines()[0].startswith("id,phone,direction,text,status")
+    assert "584121234567" in output.splitlines()[1]
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("send", "12ab", "hola"), "'12ab' is not a valid phone number for region VE"),
+        (("send", "04121234567", "hola", "--via", "massms"), "not configured"),
+    ],
+)
+def test_send_refuses_clearly(
+    run: Callable[..., tuple[int, str]], args: tuple[str, ...], message: str
+) -> None:
+    code, output = run(*args)
+    assert code == 1
+    assert message in output
+    assert "Traceback" not in output
+
+
+def test_urls(run: Callable[..., tuple[int, str]]) -> None:
+    code, output = run("urls", RESPONDER_PUBLIC_URL="https://sms.example.com")
+    assert code == 0
+    base = f"https://sms.example.com/webhooks/massiva/{WEBHOOK_TOKEN}"
+    assert f"inbound: {base}/inbound" in output
+    assert f"status: {base}/status" in output
+
+
+def test_balance_of_each_provider(
+    run: Callable[..., tuple[int, str]],
+    massiva: tuple[FakeMassiva, str],
+    massms: tuple[FakeMasSMS, str],
+) -> None:
+    (fake_a, url_a), (fake_b, url_b) = massiva, massms
+    fake_a.credits, fake_b.balance = 907, 1234
+    code, output = run("balance", **massiva_env(url_a, fake_a), **massms_env(url_b, fake_b))
+    assert code == 0, output
+    assert output.splitlines() == ["massiva: 907", "massms: 1234"]
+    code, output = run("balance", **{**massiva_env(url_a, fake_a), "MASSIVA_PASSWORD": "wrong"})
+    assert "massiva: error: massiva: authentication failed" in output
+
+
+def test_bad_configuration_is_one_line(run: Callable[..., tuple[int, str]]) -> None:
+    code, output = run("urls", RESPONDER_PROVIDER="twilio")
+    assert code == 1
+    assert output.strip() == "Error: RESPONDER_PROVIDER: expected one of massiva, massms, sandbox"
+
+
+def test_broken_rules_stop_start_up_with_the_line(
+    run: Callable[..., tuple[int, str]], workdir: Path
+) -> None:
+    (workdir / "rules.yaml").write_text(
+        "rules:\n  - name: a\n    keywords: [x]\n    pattern: '('\n    reply: hi\n",
+        encoding="utf-8",
+    )
+    code, output = run("urls")
+    assert code == 1
+    assert "rules.yaml:4: bad regular expression" in output
