@@ -101,7 +101,7 @@ def test_mode_switch(app: RunningApp) -> None:
         assert response.status_code == 200
         assert response.json()["mode"] == "human"
         assert response.json()["phone"] == PHONE
-        back = api.post(f"/api/conversations/04121234567/mode", json={"mode": "bot"})
+        back = api.post("/api/conversations/04121234567/mode", json={"mode": "bot"})
         assert back.json()["mode"] == "bot"
         bad = api.post(f"/api/conversations/{PHONE}/mode", json={"mode": "robot"})
         assert bad.status_code == 400

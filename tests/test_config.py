@@ -11,7 +11,7 @@ from responder.config import SETTINGS, StartupError, load_settings
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def load(**env: str):  # type: ignore[no-untyped-def]
+def load(**env: str):
     return load_settings(env, env_file="/nonexistent")
 
 
@@ -75,7 +75,7 @@ MASSMS = {"MASSMS_API_ID": "empresa", "MASSMS_USER": "u", "MASSMS_PASSWORD": "p"
     "sender", ["Mi Tienda", "0Tienda", "Tienda.", "Peñaloza", "AB", "TiendaGrande1"]
 )
 def test_bad_sender_ids_stop_start_up(sender: str) -> None:
-    with pytest.raises(StartupError, match="^MASSMS_SENDER_ID: 3 to 11"):
+    with pytest.raises(StartupError, match=r"^MASSMS_SENDER_ID: 3 to 11"):
         load(**MASSMS, MASSMS_SENDER_ID=sender)
 
 

@@ -501,10 +501,10 @@ class SQLiteStore:
             if handoff:
                 contact.mode = "human"
             await db.execute(UPSERT_CONTACT, contact.params())
-            rows = await db.execute_fetchall(
+            queued = await db.execute_fetchall(
                 f"SELECT {MESSAGE_COLUMNS} FROM messages WHERE id >= ? ORDER BY id", (next_id,)
             )
-            return [_message(row) for row in rows]
+            return [_message(row) for row in queued]
 
         queued: list[Message] = await self._transaction(work)
         self.on_outbox()

@@ -7,6 +7,7 @@ import socket
 import threading
 import time
 from types import TracebackType
+from typing import Literal
 
 import uvicorn
 from starlette.types import ASGIApp
@@ -32,7 +33,7 @@ class FakeServer:
     is cancelled.
     """
 
-    def __init__(self, app: ASGIApp, lifespan: str = "off") -> None:
+    def __init__(self, app: ASGIApp, lifespan: Literal["on", "off"] = "off") -> None:
         self._sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self._sock.bind(("127.0.0.1", 0))
