@@ -42,6 +42,7 @@ class RulesHolder:
         self.templates = templates
         self.clock = clock
         self.last_problems: tuple[str, ...] = ()
+        self.interval = 1.0  # seconds between looks at the files
         self._signature = _signature(rules, templates)
         self.current = self._load_or_raise()
 
@@ -84,10 +85,10 @@ class RulesHolder:
         )
         return True
 
-    async def watch(self, interval: float = 1.0) -> None:
+    async def watch(self) -> None:
         """Polls the files' signatures: works on every filesystem, costs a few stat calls."""
         while True:
-            await asyncio.sleep(interval)
+            await asyncio.sleep(self.interval)
             signature = await asyncio.to_thread(_signature, self.path, self.templates)
             if signature != self._signature:
                 self._signature = signature
