@@ -115,7 +115,8 @@ class Service:
         def decide(contact: Contact) -> Decision:
             return self._routed(engine.decide(rules, message, contact, now))
 
-        return await self.store.receive_inbound(InboundJob(message, decide))
+        window = rules.settings.dedupe_window
+        return await self.store.receive_inbound(InboundJob(message, decide, window))
 
     async def send(self, phone: str, text: str, via: str | None, origin: str) -> list[Message]:
         """Queues a message written by a person; an agent's reply hands the chat to people."""

@@ -12,7 +12,9 @@ from responder.config import Settings
 from responder.engine import Contact, Decision, InboundMessage, Reply
 from responder.store.models import InboundJob
 from responder.store.sqlite import SQLiteStore
-from tests.conftest import Clock
+from tests.conftest import ROOT, Clock
+
+MIGRATIONS = ROOT / "responder" / "store" / "migrations"
 
 
 async def test_migrations_apply_once_and_set_the_version(tmp_path: Path) -> None:
@@ -22,7 +24,8 @@ async def test_migrations_apply_once_and_set_the_version(tmp_path: Path) -> None
         await store.open()
         await store.close()
     with sqlite3.connect(path) as db:
-        assert db.execute("PRAGMA user_version").fetchone() == (2,)
+        latest = max(int(p.name[:4]) for p in MIGRATIONS.glob("*.sql"))
+        assert db.execute("PRAGMA user_version").fetchone() == (latest,)
         assert db.execute("PRAGMA journal_mode").fetchone() == ("wal",)
         tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
     assert {"contacts", "messages", "attempts", "rejected_webhooks", "meta"} <= tables

@@ -186,3 +186,19 @@ def test_healthz(app: RunningApp) -> None:
     response = httpx.get(f"{app.url}/healthz")
     assert response.status_code == 200
     assert response.json() == {"status": "ok"}
+
+
+def test_provider_retries_are_stored_and_answered_once(app: RunningApp) -> None:
+    params = {"msg": "horario", "phone": PHONE, "linea": "584141234567"}
+    for _ in range(3):
+        response = httpx.get(app.webhook(), params=params)
+        assert (response.status_code, response.text) == (200, "OK")
+    assert [m["direction"] for m in app.messages(PHONE)] == ["in", "out"]
+    # Another line, or another text, is another message.
+    httpx.get(app.webhook(), params={**params, "linea": "584149999999"})
+    httpx.get(app.webhook(), params={**params, "msg": "horario?"})
+    assert [m["direction"] for m in app.messages(PHONE)] == ["in", "out"] * 3
+    # After the window (10 s by default) the same word is answered again.
+    app.service.clock.advance(11)  # type: ignore[attr-defined]
+    httpx.get(app.webhook(), params=params)
+    assert [m["direction"] for m in app.messages(PHONE)] == ["in", "out"] * 4

@@ -69,6 +69,8 @@ class Conversation:
 class InboundJob:
     message: InboundMessage
     decide: Callable[[Contact], Decision]
+    # The same phone + line + text within this many seconds is the provider retrying.
+    dedupe_window: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -76,6 +78,7 @@ class InboundResult:
     message_id: int
     reply_ids: tuple[int, ...]
     decision: Decision
+    duplicate: bool = False
 
 
 @dataclass(frozen=True)

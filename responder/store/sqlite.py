@@ -122,6 +122,21 @@ def _message(row: sqlite3.Row) -> Message:
     return Message(*(row[k] for k in MESSAGE_COLUMNS.split(", ")))
 
 
+def _statements(script: str) -> list[str]:
+    """Splits a migration into statements, letting SQLite say where each one ends."""
+    statements, pending = [], ""
+    for line in script.splitlines(keepends=True):
+        pending += line
+        if sqlite3.complete_statement(pending):
+            statements.append(pending.strip())
+            pending = ""
+    if pending.strip() and not all(
+        part.strip().startswith("--") or not part.strip() for part in pending.splitlines()
+    ):
+        raise ValueError(f"unterminated statement in migration: {pending.strip()[:60]}")
+    return statements
+
+
 def _chunks(items: Sequence[Any], size: int = MAX_PARAMS) -> Iterable[Sequence[Any]]:
     for start in range(0, len(items), size):
         yield items[start : start + size]
@@ -188,9 +203,8 @@ class SQLiteStore:
                 continue
             await db.execute("BEGIN IMMEDIATE")
             try:
-                for statement in script.read_text(encoding="utf-8").split(";\n"):
-                    if statement.strip():
-                        await db.execute(statement)
+                for statement in _statements(script.read_text(encoding="utf-8")):
+                    await db.execute(statement)
                 await db.execute(f"PRAGMA user_version = {number:d}")
                 await db.execute("COMMIT")
             except sqlite3.Error:
@@ -304,6 +318,30 @@ class SQLiteStore:
                 found[row["phone"]] = _ContactRow.from_row(row)
         return found
 
+    async def _recent_inbound(
+        self, db: aiosqlite.Connection, jobs: list[_Job]
+    ) -> dict[tuple[str, str, str], tuple[int, str]]:
+        """(phone, line, text) → (id, time) of the latest inbound messages inside the batch's
+        dedupe windows, to recognise a provider's retries."""
+        windowed = [j.payload for j in jobs if j.payload.dedupe_window > 0]
+        if not windowed:
+            return {}
+        since = to_iso(
+            min(j.message.received_at - timedelta(seconds=j.dedupe_window) for j in windowed)
+        )
+        phones = sorted({j.message.phone for j in windowed})
+        found: dict[tuple[str, str, str], tuple[int, str]] = {}
+        for chunk in _chunks(phones):
+            rows = await db.execute_fetchall(
+                "SELECT id, phone, line, text, created_at FROM messages WHERE direction = 'in' "
+                f"AND phone IN ({_marks(len(chunk))}) AND created_at >= ? ORDER BY id",
+                (*chunk, since),
+            )
+            for row in rows:
+                key = (row["phone"], row["line"] or "", row["text"])
+                found[key] = (row["id"], row["created_at"])
+        return found
+
     async def _next_message_id(self, db: aiosqlite.Connection) -> int:
         # Safe: ids are assigned inside a BEGIN IMMEDIATE transaction by the only writer.
         row = await (await db.execute("SELECT COALESCE(MAX(id), 0) + 1 FROM messages")).fetchone()
@@ -314,12 +352,21 @@ class SQLiteStore:
     ) -> list[InboundResult]:
         phones = sorted({j.payload.message.phone for j in jobs})
         contacts = await self._load_contacts(db, phones)
+        recent = await self._recent_inbound(db, jobs)
         next_id = await self._next_message_id(db)
         message_rows: list[tuple[Any, ...]] = []
         results: list[InboundResult] = []
         for job in jobs:
             msg = job.payload.message
             received = to_iso(msg.received_at)
+            key = (msg.phone, msg.line or "", msg.text)
+            if (earlier := recent.get(key)) is not None and (
+                earlier[1] >= to_iso(msg.received_at - timedelta(seconds=job.payload.dedupe_window))
+            ):
+                duplicate = Decision(None, (), f"duplicate of message {earlier[0]}")
+                results.append(InboundResult(earlier[0], (), duplicate, duplicate=True))
+                continue
+            recent[key] = (next_id, received)
             contact = contacts.get(msg.phone) or _ContactRow(msg.phone, first_seen_at=received)
             try:
                 decision = job.payload.decide(contact.as_contact())
@@ -357,7 +404,7 @@ class SQLiteStore:
             contacts[msg.phone] = contact
             results.append(InboundResult(in_id, tuple(reply_ids), decision))
         await db.executemany(INSERT_MESSAGE, message_rows)
-        touched = {j.payload.message.phone for j in jobs}
+        touched = {j.payload.message.phone for j, r in zip(jobs, results) if not r.duplicate}
         await db.executemany(UPSERT_CONTACT, [contacts[p].params() for p in sorted(touched)])
         return results
 
