@@ -165,3 +165,40 @@ def test_rules_version(app: RunningApp) -> None:
         body = api.get("/api/rules").json()
     assert len(body["version"]["sha256"]) == 64
     assert [r["name"] for r in body["rules"]] == ["horario", "precio", "asesor", "otro"]
+
+
+def test_conversation_filters(app: RunningApp) -> None:
+    inbound(app, "horario", "584121234567")
+    inbound(app, "asesor", "584241234567")
+    inbound(app, "baja", "584161234567")
+    with app.api() as api:
+
+        def phones(query: str) -> list[str]:
+            body = api.get(f"/api/conversations?{query}").json()
+            return [c["phone"] for c in body["conversations"]]
+
+        assert phones("mode=human") == ["584241234567"]
+        assert phones("opted_out=true") == ["584161234567"]
+        assert sorted(phones("opted_out=false")) == ["584121234567", "584241234567"]
+        assert api.get("/api/conversations?mode=x").status_code == 400
+        assert api.get("/api/conversations?limit=x").status_code == 400
+
+
+def test_contact_fields_read_and_written(app: RunningApp) -> None:
+    inbound(app, "hola")
+    with app.api() as api:
+        assert api.get(f"/api/contacts/{PHONE}").json()["fields"] == {}
+        response = api.patch(
+            "/api/contacts/04121234567", json={"fields": {"nombre": "Ana", "cliente": "vip"}}
+        )
+        assert response.status_code == 200
+        assert response.json()["fields"] == {"nombre": "Ana", "cliente": "vip"}
+        removed = api.patch(f"/api/contacts/{PHONE}", json={"fields": {"cliente": None}})
+        assert removed.json()["fields"] == {"nombre": "Ana"}
+        assert api.get(f"/api/contacts/{PHONE}").json()["fields"] == {"nombre": "Ana"}
+        bad = api.patch(f"/api/contacts/{PHONE}", json={"fields": {"a b": "x"}})
+        assert bad.status_code == 400
+        nested = api.patch(f"/api/contacts/{PHONE}", json={"fields": {"x": {"y": 1}}})
+        assert nested.status_code == 400
+        unknown = api.get("/api/contacts/584249999999")
+        assert unknown.status_code == 404

@@ -678,13 +678,51 @@ class SQLiteStore:
 
     # -- reads ------------------------------------------------------------------------------
 
-    async def conversations(self, limit: int = 100, offset: int = 0) -> list[Conversation]:
+    async def conversations(
+        self,
+        limit: int = 100,
+        offset: int = 0,
+        *,
+        mode: str | None = None,
+        needs_attention: bool | None = None,
+        opted_out: bool | None = None,
+    ) -> list[Conversation]:
+        """Conversations newest first, optionally only those in a mode or state."""
+        conditions, params = ["1 = 1"], []
+        for column, value in (
+            ("mode", mode),
+            ("needs_attention", needs_attention),
+            ("opted_out", opted_out),
+        ):
+            if value is not None:
+                conditions.append(f"{column} = ?")
+                params.append(value if isinstance(value, str) else int(value))
         rows = await self.reader.execute_fetchall(
-            f"SELECT {CONTACT_COLUMNS} FROM contacts ORDER BY last_message_at DESC, phone "
-            "LIMIT ? OFFSET ?",
-            (limit, offset),
+            f"SELECT {CONTACT_COLUMNS} FROM contacts WHERE {' AND '.join(conditions)} "
+            "ORDER BY last_message_at DESC, phone LIMIT ? OFFSET ?",
+            (*params, limit, offset),
         )
         return [self._conversation(row) for row in rows]
+
+    async def update_fields(self, phone: str, changes: dict[str, Any]) -> Conversation:
+        """Sets contact fields (a None value removes the field)."""
+
+        async def work(db: aiosqlite.Connection) -> None:
+            contact = (await self._load_contacts(db, [phone])).get(phone)
+            if contact is None:
+                raise UnknownContactError(phone)
+            for name, value in changes.items():
+                if value is None:
+                    contact.fields.pop(name, None)
+                else:
+                    contact.fields[name] = value
+            await db.execute(
+                "UPDATE contacts SET fields = ? WHERE phone = ?",
+                (json.dumps(contact.fields, ensure_ascii=False), phone),
+            )
+
+        await self._transaction(work)
+        return await self.conversation(phone)
 
     async def conversation(self, phone: str) -> Conversation:
         rows = await self.reader.execute_fetchall(

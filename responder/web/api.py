@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hmac
 import json
+import re
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
@@ -97,7 +98,19 @@ async def list_conversations(request: Request) -> Response:
         offset = max(0, int(request.query_params.get("offset", "0")))
     except ValueError:
         raise ApiError(400, "limit and offset must be numbers") from None
-    rows = await _service(request).store.conversations(limit, offset)
+    filters: dict[str, Any] = {}
+    mode = request.query_params.get("mode")
+    if mode is not None:
+        if mode not in ("bot", "human"):
+            raise ApiError(400, "mode must be 'bot' or 'human'")
+        filters["mode"] = mode
+    for name in ("needs_attention", "opted_out"):
+        value = request.query_params.get(name)
+        if value is not None:
+            if value not in ("true", "false"):
+                raise ApiError(400, f"{name} must be true or false")
+            filters[name] = value == "true"
+    rows = await _service(request).store.conversations(limit, offset, **filters)
     return JSONResponse({"conversations": [c.as_json() for c in rows]})
 
 
@@ -126,6 +139,29 @@ async def set_mode(request: Request) -> Response:
     if mode not in ("bot", "human"):
         raise ApiError(400, "'mode' must be 'bot' or 'human'")
     conversation = await _service(request).store.set_mode(_phone(request), mode)
+    return JSONResponse(conversation.as_json())
+
+
+FIELD_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
+
+
+async def get_contact(request: Request) -> Response:
+    conversation = await _service(request).store.conversation(_phone(request))
+    return JSONResponse(conversation.as_json())
+
+
+async def patch_contact(request: Request) -> Response:
+    """Sets contact fields: `{"fields": {"nombre": "Ana", "cliente": null}}` (null removes)."""
+    data = await _json(request)
+    changes = data.get("fields")
+    if not isinstance(changes, dict) or not changes:
+        raise ApiError(400, "'fields' must be a non-empty object")
+    for name, value in changes.items():
+        if not FIELD_NAME_RE.match(name):
+            raise ApiError(400, f"field name {name!r}: use letters, digits and _")
+        if value is not None and not isinstance(value, str | int | float | bool):
+            raise ApiError(400, f"field {name}: use a string, number, boolean or null")
+    conversation = await _service(request).store.update_fields(_phone(request), changes)
     return JSONResponse(conversation.as_json())
 
 
@@ -160,6 +196,8 @@ routes = [
     Route("/api/conversations/{phone}/messages", _endpoint(list_messages), methods=["GET"]),
     Route("/api/conversations/{phone}/messages", _endpoint(send_message), methods=["POST"]),
     Route("/api/conversations/{phone}/mode", _endpoint(set_mode), methods=["POST"]),
+    Route("/api/contacts/{phone}", _endpoint(get_contact), methods=["GET"]),
+    Route("/api/contacts/{phone}", _endpoint(patch_contact), methods=["PATCH"]),
     Route("/api/simulate", _endpoint(simulate), methods=["POST"]),
     Route("/api/rules", _endpoint(rules), methods=["GET"]),
 ]
