@@ -22,6 +22,7 @@ from responder.providers.base import ProviderError
 from responder.rules.model import Rule, RulesSettings
 from responder.rules.schema import load_rules
 from responder.store.models import OptedOutError
+from responder.store.sqlite import MESSAGE_COLUMNS
 
 T = TypeVar("T")
 
@@ -213,18 +214,24 @@ def balance() -> None:
 @main.command()
 @click.option("--format", "fmt", type=click.Choice(["csv", "jsonl"]), default="csv")
 def export(fmt: str) -> None:
-    """Every message of every conversation, oldest first, to stdout."""
+    """Every conversation with its messages, to stdout: CSV (a row per message, with the
+    contact's mode, opt-out and fields) or JSON lines (one conversation per line)."""
 
     async def work(service: Service) -> list[dict[str, Any]]:
-        return [m.as_json() for m in await service.store.all_messages()]
+        messages: dict[str, list[dict[str, Any]]] = {}
+        for message in await service.store.all_messages():
+            messages.setdefault(message.phone, []).append(message.as_json())
+        conversations = await service.store.conversations(limit=2**62)
+        return [{**c.as_json(), "messages": messages.get(c.phone, [])} for c in conversations]
 
-    rows = _with_service(work)
+    conversations = _with_service(work)
     if fmt == "jsonl":
-        for row in rows:
-            click.echo(json.dumps(row, ensure_ascii=False))
+        for conversation in conversations:
+            click.echo(json.dumps(conversation, ensure_ascii=False))
         return
-    from responder.store.sqlite import MESSAGE_COLUMNS
-
-    writer = csv.DictWriter(sys.stdout, fieldnames=MESSAGE_COLUMNS.split(", "))
-    writer.writeheader()
-    writer.writerows(rows)
+    writer = csv.writer(sys.stdout)
+    writer.writerow([*MESSAGE_COLUMNS.split(", "), "mode", "opted_out", "contact_fields"])
+    for c in conversations:
+        fields = json.dumps(c["fields"], ensure_ascii=False)
+        for m in c["messages"]:
+            writer.writerow([*m.values(), c["mode"], c["opted_out"], fields])

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 from collections.abc import Callable
 from pathlib import Path
@@ -40,13 +42,18 @@ def test_send_queues_and_export_shows_it(run: Callable[..., tuple[int, str]]) ->
     assert output.strip() == "queued message(s) 1"
     code, output = run("export", "--format", "jsonl")
     assert code == 0
-    [row] = [json.loads(line) for line in output.splitlines()]
-    assert row["phone"] == "584121234567"
+    [conversation] = [json.loads(line) for line in output.splitlines()]
+    assert conversation["phone"] == "584121234567"
+    assert conversation["fields"] == {}
+    [row] = conversation["messages"]
     assert row["text"] == "Su pedido esta listo"  # smart encoding: á → a
     assert (row["status"], row["origin"], row["provider"]) == ("queued", "cli", "sandbox")
     code, output = run("export")
-    assert output.splitlines()[0].startswith("id,phone,direction,text,status")
-    assert "584121234567" in output.splitlines()[1]
+    lines = list(csv.reader(io.StringIO(output)))
+    assert lines[0][:5] == ["id", "phone", "direction", "text", "status"]
+    assert lines[0][-3:] == ["mode", "opted_out", "contact_fields"]
+    assert lines[1][1] == "584121234567"
+    assert lines[1][-3:] == ["bot", "False", "{}"]
 
 
 @pytest.mark.parametrize(
