@@ -115,8 +115,10 @@ class Service:
         def decide(contact: Contact) -> Decision:
             return self._routed(engine.decide(rules, message, contact, now))
 
-        window = rules.settings.dedupe_window
-        return await self.store.receive_inbound(InboundJob(message, decide, window))
+        settings = rules.settings
+        history = max(settings.reply_limit.per, settings.loop_guard.per)
+        job = InboundJob(message, decide, settings.dedupe_window, history)
+        return await self.store.receive_inbound(job)
 
     async def send(self, phone: str, text: str, via: str | None, origin: str) -> list[Message]:
         """Queues a message written by a person; an agent's reply hands the chat to people."""

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from datetime import datetime
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
 from typing import Any
 
 from responder import text as sms_text
 from responder.rules.conditions import Facts
 from responder.rules.matcher import Match
-from responder.rules.model import KeywordReply
+from responder.rules.model import KeywordReply, RulesSettings
 from responder.rules.schema import RuleSet
 from responder.templating import TemplateError, render
 
@@ -26,12 +26,26 @@ class InboundMessage:
 
 
 @dataclass(frozen=True)
+class FlowState:
+    """Where a contact is in a multi-step flow: the step waiting for an answer."""
+
+    name: str
+    step: int
+    retries: int
+    since: datetime  # when the waiting step was asked
+
+
+@dataclass(frozen=True)
 class Contact:
     phone: str
     mode: str = "bot"  # or "human"
     opted_out: bool = False
     fields: dict[str, Any] = field(default_factory=dict)
     first_contact: bool = True
+    last_activity_at: datetime | None = None  # the last message either way, before this one
+    # Auto-replies sent recently (time, text), oldest first: enough for the limits' windows.
+    recent_replies: tuple[tuple[datetime, str], ...] = ()
+    flow: FlowState | None = None
 
 
 @dataclass(frozen=True)
@@ -50,10 +64,17 @@ class Decision:
     opted_out: bool | None = None  # a new opt-out state, when it changes
     needs_attention: bool = False  # nothing answered it and no person is on it
     error: str | None = None
+    fields: dict[str, Any] = field(default_factory=dict)  # contact fields to save
+    flow: FlowState | None = None  # the flow state afterwards, when flow_changed
+    flow_changed: bool = False
+    flagged: bool = False  # the loop guard stopped a reply
+    suppressed: str | None = None  # why replies were held back: reply_limit or loop_guard
 
 
 def prepare(text: str, smart_encoding: bool) -> tuple[Reply, ...]:
     """Smart-encodes a reply and splits it into SMS-sized parts at word boundaries."""
+    # A lone surrogate (JSON may carry "\ud800" into a template) can be neither counted nor sent.
+    text = text.encode("utf-8", "replace").decode("utf-8")
     encoded = sms_text.smart_encode(text) if smart_encoding else text
     return tuple(
         Reply(part, sms_text.segments(part)) for part in sms_text.split_text(encoded, SMS_LIMIT)
@@ -97,20 +118,42 @@ def decide(rules: RuleSet, msg: InboundMessage, contact: Contact, now: datetime)
     tokens = normalised.split()
     ctx = _context(msg, contact, local_now, None)
 
-    # Opt-out wins everywhere: in human mode and whatever the rules say.
+    # Opt-out wins everywhere: in human mode, in a flow, whatever the rules say.
     if settings.opt_out and (kw := _starts_with(tokens, settings.opt_out.keywords)):
         why = f"opt-out keyword '{kw}'"
         if contact.opted_out:
             return Decision("opt_out", (), why + " (already opted out)")
-        return _confirm(settings.opt_out, "opt_out", ctx, settings.smart_encoding, True, why)
+        decision = _confirm(settings.opt_out, "opt_out", ctx, settings.smart_encoding, True, why)
+        return replace(decision, flow=None, flow_changed=contact.flow is not None)
     if contact.opted_out:
         if settings.opt_in and (kw := _starts_with(tokens, settings.opt_in.keywords)):
             why = f"opt-in keyword '{kw}'"
             return _confirm(settings.opt_in, "opt_in", ctx, settings.smart_encoding, False, why)
         return Decision(None, (), "contact has opted out: nothing is sent")
-    if contact.mode == "human":
-        return Decision(None, (), "conversation is with people: no auto-reply")
 
+    mode_change = None
+    if contact.mode == "human":
+        idle = now - contact.last_activity_at if contact.last_activity_at else None
+        timeout = settings.handoff_timeout
+        if timeout is None or idle is None or idle.total_seconds() < timeout:
+            return Decision(None, (), "conversation is with people: no auto-reply")
+        mode_change = "bot"  # nobody answered for handoff_timeout: the bot takes over again
+
+    decision = _answer(rules, msg, contact, normalised, local_now)
+    if mode_change is not None and decision.mode is None:
+        decision = replace(
+            decision,
+            mode=mode_change,
+            explanation=decision.explanation + ", back to bot after handoff_timeout",
+        )
+    return _limit(decision, contact, settings, now)
+
+
+def _answer(
+    rules: RuleSet, msg: InboundMessage, contact: Contact, normalised: str, local_now: datetime
+) -> Decision:
+    """The rules' answer to a contact the bot is talking to."""
+    settings = rules.settings
     facts = Facts(local_now, contact.first_contact, contact.fields)
     match = rules.matcher.match(normalised, facts)
     if match is None:
@@ -127,3 +170,34 @@ def decide(rules: RuleSet, msg: InboundMessage, contact: Contact, now: datetime)
     if rule.via:
         replies = tuple(Reply(r.text, r.segments, rule.via) for r in replies)
     return Decision(rule.name, replies, match.how, mode=mode)
+
+
+def _limit(
+    decision: Decision, contact: Contact, settings: RulesSettings, now: datetime
+) -> Decision:
+    """Holds back auto-replies beyond `reply_limit`, and any text repeated to the same number
+    more than `loop_guard` allows (two bots answering each other)."""
+    if not decision.replies:
+        return decision
+    limit, guard = settings.reply_limit, settings.loop_guard
+    since = now - timedelta(seconds=limit.per)
+    # All parts of one reply share their time: count replies, not SMS parts.
+    answered = {at for at, _ in contact.recent_replies if at > since}
+    if len(answered) >= limit.count:
+        why = f"{decision.explanation}; reply limit reached ({limit.count} per {_span(limit.per)})"
+        return replace(decision, replies=(), explanation=why, suppressed="reply_limit")
+    since = now - timedelta(seconds=guard.per)
+    texts = {r.text for r in decision.replies}
+    repeats = sum(1 for at, text in contact.recent_replies if at > since and text in texts)
+    if repeats >= guard.count:
+        span = _span(guard.per)
+        why = f"{decision.explanation}; loop guard: same text {guard.count} times in {span}"
+        return replace(decision, replies=(), explanation=why, suppressed="loop_guard", flagged=True)
+    return decision
+
+
+def _span(seconds: float) -> str:
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size and seconds % size == 0:
+            return f"{int(seconds // size)}{unit}"
+    return f"{seconds:g}s"

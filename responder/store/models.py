@@ -59,6 +59,7 @@ class Conversation:
     opted_out: bool
     unread: int
     needs_attention: bool
+    flagged: bool
     fields: dict[str, Any]
 
     def as_json(self) -> dict[str, Any]:
@@ -71,6 +72,8 @@ class InboundJob:
     decide: Callable[[Contact], Decision]
     # The same phone + line + text within this many seconds is the provider retrying.
     dedupe_window: float = 0.0
+    # How far back `decide` needs the contact's auto-replies (the limits' longest window).
+    history_window: float = 0.0
 
 
 @dataclass(frozen=True)

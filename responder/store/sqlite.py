@@ -16,7 +16,7 @@ from typing import Any
 
 import aiosqlite
 
-from responder.engine import Contact, Decision, Reply
+from responder.engine import Contact, Decision, FlowState, Reply
 from responder.store.models import (
     Conversation,
     InboundJob,
@@ -29,6 +29,7 @@ from responder.store.models import (
     SendOutcome,
     StatusUpdate,
     UnknownContactError,
+    from_iso,
     to_iso,
 )
 
@@ -40,15 +41,16 @@ MESSAGE_COLUMNS = (
 )
 CONTACT_COLUMNS = (
     "phone, mode, opted_out, opted_out_at, opt_out_message_id, fields, unread, "
-    "needs_attention, first_seen_at, last_message_at, last_text"
+    "needs_attention, first_seen_at, last_message_at, last_text, flagged, flow, last_activity_at"
 )
 UPSERT_CONTACT = f"""
-INSERT INTO contacts ({CONTACT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+INSERT INTO contacts ({CONTACT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 ON CONFLICT (phone) DO UPDATE SET
     mode = excluded.mode, opted_out = excluded.opted_out, opted_out_at = excluded.opted_out_at,
     opt_out_message_id = excluded.opt_out_message_id, fields = excluded.fields,
     unread = excluded.unread, needs_attention = excluded.needs_attention,
-    last_message_at = excluded.last_message_at, last_text = excluded.last_text
+    last_message_at = excluded.last_message_at, last_text = excluded.last_text,
+    flagged = excluded.flagged, flow = excluded.flow, last_activity_at = excluded.last_activity_at
 """
 INSERT_MESSAGE = f"""
 INSERT INTO messages ({MESSAGE_COLUMNS}, next_attempt_at)
@@ -73,6 +75,10 @@ class _ContactRow:
     first_seen_at: str = ""
     last_message_at: str = ""
     last_text: str = ""
+    flagged: bool = False
+    flow: FlowState | None = None
+    last_activity_at: str | None = None
+    recent_replies: list[tuple[datetime, str]] = field(default_factory=list)
     is_new: bool = True
 
     @classmethod
@@ -89,11 +95,23 @@ class _ContactRow:
             first_seen_at=row["first_seen_at"],
             last_message_at=row["last_message_at"],
             last_text=row["last_text"],
+            flagged=bool(row["flagged"]),
+            flow=_flow_from_json(row["flow"]),
+            last_activity_at=row["last_activity_at"],
             is_new=False,
         )
 
     def as_contact(self) -> Contact:
-        return Contact(self.phone, self.mode, self.opted_out, dict(self.fields), self.is_new)
+        return Contact(
+            self.phone,
+            self.mode,
+            self.opted_out,
+            dict(self.fields),
+            self.is_new,
+            from_iso(self.last_activity_at) if self.last_activity_at else None,
+            tuple(self.recent_replies),
+            self.flow,
+        )
 
     def params(self) -> tuple[Any, ...]:
         return (
@@ -108,6 +126,9 @@ class _ContactRow:
             self.first_seen_at,
             self.last_message_at,
             self.last_text,
+            int(self.flagged),
+            _flow_to_json(self.flow),
+            self.last_activity_at,
         )
 
 
@@ -116,6 +137,21 @@ class _Job:
     kind: str  # "inbound" or "status"
     payload: Any
     future: asyncio.Future[Any]
+
+
+def _flow_to_json(flow: FlowState | None) -> str | None:
+    if flow is None:
+        return None
+    return json.dumps(
+        {"name": flow.name, "step": flow.step, "retries": flow.retries, "since": to_iso(flow.since)}
+    )
+
+
+def _flow_from_json(value: str | None) -> FlowState | None:
+    if not value:
+        return None
+    data = json.loads(value)
+    return FlowState(data["name"], data["step"], data["retries"], from_iso(data["since"]))
 
 
 def _message(row: sqlite3.Row) -> Message:
@@ -318,6 +354,31 @@ class SQLiteStore:
                 found[row["phone"]] = _ContactRow.from_row(row)
         return found
 
+    async def _load_recent_replies(
+        self, db: aiosqlite.Connection, jobs: list[_Job], contacts: dict[str, _ContactRow]
+    ) -> None:
+        """Auto-replies each contact got inside the reply limits' windows (opt-out and opt-in
+        confirmations and agent replies do not count)."""
+        windowed = [j.payload for j in jobs if j.payload.history_window > 0]
+        if not windowed:
+            return
+        since = to_iso(
+            min(j.message.received_at - timedelta(seconds=j.history_window) for j in windowed)
+        )
+        phones = sorted({j.message.phone for j in windowed} & set(contacts))
+        for chunk in _chunks(phones):
+            rows = await db.execute_fetchall(
+                "SELECT phone, text, created_at FROM messages WHERE phone IN "
+                f"({_marks(len(chunk))}) AND created_at >= ? AND direction = 'out' "
+                "AND origin = 'auto' AND COALESCE(rule, '') NOT IN ('opt_out', 'opt_in') "
+                "ORDER BY id",
+                (*chunk, since),
+            )
+            for row in rows:
+                contacts[row["phone"]].recent_replies.append(
+                    (from_iso(row["created_at"]), row["text"])
+                )
+
     async def _recent_inbound(
         self, db: aiosqlite.Connection, jobs: list[_Job]
     ) -> dict[tuple[str, str, str], tuple[int, str]]:
@@ -352,6 +413,7 @@ class SQLiteStore:
     ) -> list[InboundResult]:
         phones = sorted({j.payload.message.phone for j in jobs})
         contacts = await self._load_contacts(db, phones)
+        await self._load_recent_replies(db, jobs, contacts)
         recent = await self._recent_inbound(db, jobs)
         next_id = await self._next_message_id(db)
         message_rows: list[tuple[Any, ...]] = []
@@ -436,6 +498,15 @@ class SQLiteStore:
         contact: _ContactRow, decision: Decision, in_id: int, at: str, text: str
     ) -> None:
         contact.is_new = False
+        contact.last_activity_at = at
+        contact.fields.update(decision.fields)
+        if decision.flow_changed:
+            contact.flow = decision.flow
+        if decision.flagged:
+            contact.flagged = True
+        if decision.rule not in ("opt_out", "opt_in"):
+            moment = from_iso(at)
+            contact.recent_replies.extend((moment, r.text) for r in decision.replies)
         contact.unread += 1
         contact.last_message_at = at
         contact.last_text = decision.replies[-1].text if decision.replies else text
@@ -541,7 +612,7 @@ class SQLiteStore:
                 for i, reply in zip(ids, replies)
             ]
             await db.executemany(INSERT_MESSAGE, rows)
-            contact.last_message_at = now
+            contact.last_message_at = contact.last_activity_at = now
             contact.last_text = replies[-1].text if replies else contact.last_text
             contact.unread = 0
             contact.needs_attention = False
@@ -560,8 +631,9 @@ class SQLiteStore:
     async def set_mode(self, phone: str, mode: str) -> Conversation:
         async def work(db: aiosqlite.Connection) -> int:
             cursor = await db.execute(
-                "UPDATE contacts SET mode = ?, needs_attention = 0, unread = 0 WHERE phone = ?",
-                (mode, phone),
+                "UPDATE contacts SET mode = ?, needs_attention = 0, unread = 0, "
+                "flagged = CASE WHEN ? = 'bot' THEN 0 ELSE flagged END WHERE phone = ?",
+                (mode, mode, phone),
             )
             return cursor.rowcount
 
@@ -742,6 +814,7 @@ class SQLiteStore:
             opted_out=bool(row["opted_out"]),
             unread=row["unread"],
             needs_attention=bool(row["needs_attention"]),
+            flagged=bool(row["flagged"]),
             fields=json.loads(row["fields"]),
         )
 
