@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import unicodedata
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
@@ -12,8 +13,21 @@ DAY_NAMES = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 DAY_ALIASES = {
     **{d: i for i, d in enumerate(DAY_NAMES)},
     **{d: i for i, d in enumerate(("lun", "mar", "mie", "jue", "vie", "sab", "dom"))},
+    **{
+        d: i
+        for names in (
+            ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"),
+            ("lunes", "martes", "miercoles", "jueves", "viernes", "sabado", "domingo"),
+        )
+        for i, d in enumerate(names)
+    },
 }
 HOURS_RE = re.compile(r"^\s*(\d{1,2}):(\d{2})\s*-\s*(\d{1,2}):(\d{2})\s*$")
+
+
+def strip_accents(text: str) -> str:
+    decomposed = unicodedata.normalize("NFKD", text)
+    return "".join(c for c in decomposed if not unicodedata.combining(c))
 
 
 @dataclass(frozen=True)
@@ -120,21 +134,29 @@ class AnyOf:
         return "(" + " or ".join(p.describe() for p in self.parts) + ")"
 
 
+def describe_days(value: Any) -> str:
+    """The days as the author wrote them: `mon-fri`, `sat,sun` (a YAML list joined by commas)."""
+    return ",".join(map(str, value)) if isinstance(value, list) else str(value)
+
+
 def parse_days(value: Any) -> frozenset[int]:
     """`mon-fri`, `sat,sun`, `[lun, mar]` → weekday numbers (Monday 0); ValueError if unknown."""
     items = value if isinstance(value, list) else str(value).split(",")
     days: set[int] = set()
     for item in items:
-        part = str(item).strip().lower()
+        # Accents and case do not matter: `sáb`, `Miércoles`, `LUN-VIE`.
+        part = strip_accents(str(item).strip().lower())
         if "-" in part:
-            first, last = (DAY_ALIASES.get(p.strip()[:3]) for p in part.split("-", 1))
+            first, last = (DAY_ALIASES.get(p.strip()) for p in part.split("-", 1))
             if first is None or last is None:
-                raise ValueError(f"unknown day range {part!r} (use mon..sun, e.g. mon-fri)")
+                raise ValueError(
+                    f"unknown day range {part!r} (use mon..sun or lun..dom, e.g. mon-fri)"
+                )
             days.update((first + i) % 7 for i in range((last - first) % 7 + 1))
         else:
-            day = DAY_ALIASES.get(part[:3])
+            day = DAY_ALIASES.get(part)
             if day is None:
-                raise ValueError(f"unknown day {part!r} (use mon..sun, e.g. sat,sun)")
+                raise ValueError(f"unknown day {part!r} (use mon..sun or lun..dom, e.g. sat,sun)")
             days.add(day)
     return frozenset(days)
 
@@ -145,6 +167,6 @@ def parse_hours(value: Any) -> tuple[int, int]:
     if not found:
         raise ValueError(f"hours must look like 08:00-17:00, got {value!r}")
     h1, m1, h2, m2 = (int(g) for g in found.groups())
-    if h1 > 24 or h2 > 24 or m1 > 59 or m2 > 59:
+    if any(h > 24 or m > 59 or (h == 24 and m) for h, m in ((h1, m1), (h2, m2))):
         raise ValueError(f"hours out of range in {value!r}")
     return h1 * 60 + m1, h2 * 60 + m2

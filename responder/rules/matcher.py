@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from rapidfuzz import process
 from rapidfuzz.distance import Levenshtein
 
 from responder.rules.conditions import Facts
@@ -78,14 +77,30 @@ def rule_match(rule: Rule, text: str, tokens: Sequence[str], facts: Facts) -> Ma
     return Match(rule, how, groups)
 
 
+def _deletions(word: str, radius: int) -> set[str]:
+    """`word` and every string left by deleting up to `radius` of its characters."""
+    found = {word}
+    edge = {word}
+    for _ in range(radius):
+        edge = {w[:i] + w[i + 1 :] for w in edge for i in range(len(w))}
+        found |= edge
+    return found
+
+
 class Matcher:
-    """Rules compiled for matching: token → candidate rules, built once per load."""
+    """Rules compiled for matching: token → candidate rules, built once per load.
+
+    Typo-tolerant keywords are found through their deletion neighbourhoods (two words within
+    N edits share a string reached by at most N deletions from each), so the work per message
+    depends on its length, not on the number of rules.
+    """
 
     def __init__(self, rules: Sequence[Rule]) -> None:
         self.rules = tuple(r for r in rules if not r.fallback)
         self.fallbacks = tuple(r for r in rules if r.fallback)
         self._by_token: dict[str, list[int]] = {}
         self._fuzzy_by_token: dict[str, list[int]] = {}
+        self._radius: dict[str, int] = {}  # fuzzy token → the most typos a rule allows it
         self._always: list[int] = []  # patterns, `contains` and condition-only rules
         for i, rule in enumerate(self.rules):
             if not rule.keywords or rule.mode == "contains":
@@ -96,23 +111,29 @@ class Matcher:
                 self._by_token.setdefault(first, []).append(i)
                 if rule.fuzzy and len(keyword) >= FUZZY_MIN_LENGTH:
                     self._fuzzy_by_token.setdefault(first, []).append(i)
-        self._fuzzy_vocab = list(self._fuzzy_by_token)
-        self._max_fuzzy = max((r.fuzzy for r in self.rules), default=0)
+                    self._radius[first] = max(rule.fuzzy, self._radius.get(first, 0))
+        self._near: dict[str, list[str]] = {}  # deletion variant → fuzzy tokens
+        for token, radius in self._radius.items():
+            for variant in _deletions(token, radius):
+                self._near.setdefault(variant, []).append(token)
+        self._max_fuzzy = max(self._radius.values(), default=0)
+
+    def _near_tokens(self, token: str) -> set[str]:
+        """Indexed fuzzy tokens within their own typo allowance of `token`."""
+        found: set[str] = set()
+        for variant in _deletions(token, self._max_fuzzy):
+            for word in self._near.get(variant, ()):
+                if word not in found and _distance(token, word, self._radius[word]) is not None:
+                    found.add(word)
+        return found
 
     def candidates(self, tokens: Sequence[str]) -> list[int]:
         """Positions of the rules that could match, in file order."""
         found = set(self._always)
         for token in set(tokens):
             found.update(self._by_token.get(token, ()))
-            if self._fuzzy_vocab:
-                near = process.extract(
-                    token,
-                    self._fuzzy_vocab,
-                    scorer=Levenshtein.distance,
-                    score_cutoff=self._max_fuzzy,
-                    limit=None,
-                )
-                for word, _, _ in near:
+            if self._near:
+                for word in self._near_tokens(token):
                     found.update(self._fuzzy_by_token[word])
         return sorted(found)
 

@@ -1,0 +1,338 @@
+"""engine.decide as a table: rules + contact + message + clock in, Decision out. No I/O."""
+
+from __future__ import annotations
+
+import textwrap
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from responder import engine
+from responder.engine import Contact, Decision, InboundMessage, Reply
+from responder.rules.schema import RuleSet, load_rules
+from responder.text import smart_encode
+
+PHONE = "584121234567"
+# Monday 2026-11-23, 10:00 in Caracas (UTC-4).
+NOW = datetime(2026, 11, 23, 14, 0, tzinfo=UTC)
+LONG_TEXT = (
+    "Gracias por escribirnos. Nuestro horario es de lunes a viernes de 8:00 a 17:00 y los "
+    "sábados de 9:00 a 13:00. Estamos en la Avenida Principal de Los Palos Grandes, frente "
+    "a la plaza, al lado de la farmacia. Puede pagar en efectivo, con tarjeta o con pago "
+    "móvil. Para hablar con una persona escriba ASESOR y le atenderemos en cuanto podamos."
+)
+
+RULES = r"""
+settings:
+  timezone: America/Caracas
+  opt_out:
+    keywords: [BAJA, STOP, CANCELAR, ALTO]
+    reply: "No recibirá más mensajes. Envíe ALTA para volver."
+  opt_in: {keywords: [ALTA, START], reply: "Suscripción reactivada."}
+rules:
+  - name: precio
+    pattern: 'precio (?P<producto>\w+)'
+    reply: "El {{ match.producto }} cuesta 5 USD."
+  - name: asesor
+    keywords: [asesor, humano]
+    reply: "Un asesor le escribirá pronto."
+    handoff: true
+  - name: agente
+    keywords: [agente]
+    handoff: true
+  - name: contexto
+    keywords: [contexto]
+    template: contexto.txt
+  - name: largo
+    keywords: [largo]
+    template: largo.txt
+  - name: urgente
+    keywords: [urgente]
+    reply: "Enviado por MasSMS."
+    via: massms
+  - name: internals
+    keywords: [mro]
+    reply: "{{ ''.__class__.__mro__ }}"
+  - name: clase
+    keywords: [clase]
+    reply: "x{{ ''.__class__ }}{{ now.__class__ }}{{ contact.__class__ }}y"
+  - name: globales
+    keywords: [globales]
+    reply: "{{ cycler.__init__.__globals__ }}"
+  - name: division
+    keywords: [division]
+    reply: "{{ 1/0 }}"
+  - name: vacio
+    keywords: [vacio]
+    reply: "{{ contact.nada }}"
+  - name: otro
+    fallback: true
+    reply: "No entendí."
+"""
+TEMPLATES = {
+    "contexto.txt": (
+        "{{ rule }}|{{ message.text }}|{{ message.phone }}|"
+        "{{ message.received_at.strftime('%H:%M') }}|{{ contact.nombre }}|{{ contact.phone }}|"
+        "{{ now.strftime('%Y-%m-%d %H:%M %Z') }}|{{ match }}"
+    ),
+    "largo.txt": LONG_TEXT,
+}
+# Any str, lone surrogates included (hypothesis leaves them out by default).
+any_text = st.text(st.characters(exclude_categories=()))
+OPT_OUT_REPLY = "No recibira mas mensajes. Envie ALTA para volver."  # after smart encoding
+
+
+def write(folder: Path, rules: str, templates: dict[str, str]) -> RuleSet:
+    (folder / "templates").mkdir(exist_ok=True)
+    for name, body in templates.items():
+        (folder / "templates" / name).write_text(body, encoding="utf-8")
+    (folder / "rules.yaml").write_text(textwrap.dedent(rules), encoding="utf-8")
+    ruleset = load_rules(folder / "rules.yaml", folder / "templates")
+    assert ruleset.errors == (), ruleset.errors
+    return ruleset
+
+
+@pytest.fixture(scope="module")
+def rules(tmp_path_factory: pytest.TempPathFactory) -> RuleSet:
+    return write(tmp_path_factory.mktemp("engine"), RULES, TEMPLATES)
+
+
+def decide(rules: RuleSet, text: str, now: datetime = NOW, **contact: Any) -> Decision:
+    person = Contact(PHONE, **{"first_contact": False, **contact})
+    return engine.decide(rules, InboundMessage(PHONE, text, now), person, now)
+
+
+def texts(decision: Decision) -> list[str]:
+    return [reply.text for reply in decision.replies]
+
+
+# --- opt-out and opt-in ------------------------------------------------------------------
+
+# (text, contact) → (rule, replies, new opted_out state)
+OPT_CASES = [
+    ("opt-out-with-period", "Baja.", {}, "opt_out", [OPT_OUT_REPLY], True),
+    ("opt-out-then-words", "STOP por favor", {}, "opt_out", [OPT_OUT_REPLY], True),
+    ("opt-out-lowercase-then-thanks", "baja gracias", {}, "opt_out", [OPT_OUT_REPLY], True),
+    ("opt-out-punctuation-spaces", "  ¡ALTO!  ", {}, "opt_out", [OPT_OUT_REPLY], True),
+    ("keyword-later-in-message", "el costo está alto", {}, "otro", ["No entendi."], None),
+    ("keyword-inside-a-word", "bajan los precios?", {}, "otro", ["No entendi."], None),
+    ("keyword-not-at-start", "quiero darme de baja", {}, "otro", ["No entendi."], None),
+    ("opt-out-wins-in-human-mode", "cancelar", {"mode": "human"}, "opt_out", [OPT_OUT_REPLY],
+     True),
+    ("opt-out-twice-says-nothing", "BAJA", {"opted_out": True}, "opt_out", [], None),
+    ("opted-out-gets-nothing", "hola", {"opted_out": True}, None, [], None),
+    ("opted-out-handoff-gets-nothing", "asesor", {"opted_out": True}, None, [], None),
+    ("opt-in", "ALTA", {"opted_out": True}, "opt_in", ["Suscripcion reactivada."], False),
+    ("opt-in-then-words", "start please", {"opted_out": True}, "opt_in",
+     ["Suscripcion reactivada."], False),
+    ("opt-in-when-subscribed-is-a-message", "alta", {}, "otro", ["No entendi."], None),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("text", "contact", "rule", "replies", "opted_out"),
+    [case[1:] for case in OPT_CASES],
+    ids=[case[0] for case in OPT_CASES],
+)
+def test_opt_out_and_opt_in(
+    rules: RuleSet,
+    text: str,
+    contact: dict[str, Any],
+    rule: str | None,
+    replies: list[str],
+    opted_out: bool | None,
+) -> None:
+    decision = decide(rules, text, **contact)
+    assert (decision.rule, texts(decision), decision.opted_out) == (rule, replies, opted_out)
+    assert decision.error is None
+
+
+def test_opt_out_can_be_turned_off(tmp_path: Path) -> None:
+    ruleset = write(
+        tmp_path,
+        """\
+        settings: {opt_out: false}
+        rules:
+          - {name: baja, keywords: [baja], reply: "Escriba a la tienda."}
+        """,
+        {},
+    )
+    assert (ruleset.settings.opt_out, decide(ruleset, "BAJA").rule) == (None, "baja")
+
+
+def test_opt_out_is_recorded_even_when_its_reply_fails(tmp_path: Path) -> None:
+    ruleset = write(
+        tmp_path,
+        """\
+        settings: {opt_out: {keywords: [baja], reply: "{{ 1/0 }}"}}
+        rules:
+          - {name: a, keywords: [a], reply: b}
+        """,
+        {},
+    )
+    decision = decide(ruleset, "baja")
+    assert (decision.rule, decision.replies, decision.opted_out) == ("opt_out", (), True)
+    assert decision.error is not None and "ZeroDivisionError" in decision.error
+
+
+# --- handoff and human mode -------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "contact", "rule", "replies", "mode", "attention"),
+    [
+        ("quiero un ASESOR", {}, "asesor", ["Un asesor le escribira pronto."], "human", False),
+        ("agente", {}, "agente", [], "human", False),
+        ("precio cafe", {}, "precio", ["El cafe cuesta 5 USD."], None, False),
+        ("hola", {"mode": "human"}, None, [], None, False),
+        ("asesor", {"mode": "human"}, None, [], None, False),
+    ],
+    ids=[
+        "handoff-with-reply",
+        "handoff-without-reply",
+        "no-handoff",
+        "human-mode-no-reply",
+        "human-mode-no-handoff-again",
+    ],
+)
+def test_handoff_and_human_mode(
+    rules: RuleSet,
+    text: str,
+    contact: dict[str, Any],
+    rule: str | None,
+    replies: list[str],
+    mode: str | None,
+    attention: bool,
+) -> None:
+    decision = decide(rules, text, **contact)
+    assert (decision.rule, texts(decision), decision.mode) == (rule, replies, mode)
+    assert decision.needs_attention is attention
+
+
+def test_nothing_matched_needs_attention(tmp_path: Path) -> None:
+    ruleset = write(tmp_path, "rules:\n  - {name: a, keywords: [hola], reply: b}\n", {})
+    decision = decide(ruleset, "otra cosa")
+    assert decision == Decision(None, (), "no rule matched", needs_attention=True)
+
+
+# --- templates ----------------------------------------------------------------------------
+
+
+def test_the_template_context(rules: RuleSet) -> None:
+    decision = decide(rules, "¿Contexto?", fields={"nombre": "Ana"})
+    assert texts(decision) == [
+        "contexto|¿Contexto?|584121234567|14:00|Ana|584121234567|2026-11-23 10:00 -04|{}"
+    ]
+
+
+def test_pattern_groups_reach_the_template(rules: RuleSet) -> None:
+    decision = decide(rules, "¿Cuál es el PRECIO DEL CAFÉ?")
+    assert texts(decision) == ["El del cuesta 5 USD."]  # the first `precio <word>` wins
+    decision = decide(rules, "¿PRECIO CAFÉ?")
+    assert texts(decision) == ["El cafe cuesta 5 USD."]  # groups hold the normalised text
+    assert decision.explanation == "pattern 'precio (?P<producto>\\w+)'"
+
+
+@pytest.mark.parametrize(
+    ("text", "rule", "error"),
+    [
+        ("mro", "internals", "unsafe"),
+        ("globales", "globales", "unsafe"),
+        ("division", "division", "ZeroDivisionError: division by zero"),
+    ],
+    ids=["class-mro", "function-globals", "raises-at-render"],
+)
+def test_a_failing_template_sets_error_and_sends_nothing(
+    rules: RuleSet, text: str, rule: str, error: str
+) -> None:
+    decision = decide(rules, text)
+    assert (decision.rule, decision.replies) == (rule, ())
+    assert decision.error is not None and error in decision.error
+    assert decision.error.startswith(f"rule {rule}: ")
+
+
+def test_the_sandbox_hides_python_internals(rules: RuleSet) -> None:
+    decision = decide(rules, "clase")
+    assert (texts(decision), decision.error) == (["xy"], None)
+
+
+def test_a_reply_that_renders_empty_sends_nothing(rules: RuleSet) -> None:
+    decision = decide(rules, "vacio")
+    assert (decision.rule, decision.replies, decision.error) == ("vacio", (), None)
+
+
+# --- replies as SMS -------------------------------------------------------------------------
+
+
+def test_long_replies_are_split_into_sms_in_order(rules: RuleSet) -> None:
+    decision = decide(rules, "largo")
+    parts = texts(decision)
+    assert len(parts) == 3
+    assert all(len(part) <= engine.SMS_LIMIT for part in parts)
+    assert " ".join(parts) == smart_encode(LONG_TEXT)
+    assert [reply.segments for reply in decision.replies] == [1, 1, 1]
+
+
+def test_via_is_carried_on_every_reply(rules: RuleSet) -> None:
+    assert decide(rules, "urgente").replies == (Reply("Enviado por MasSMS.", 1, "massms"),)
+
+
+@pytest.mark.parametrize(
+    ("smart", "expected"),
+    # é is in the GSM-7 alphabet, á is not.
+    [(True, Reply("Sabado: café y té.", 1)), (False, Reply("Sábado: café y té.", 1))],
+    ids=["smart-encoding", "as-written"],
+)
+def test_prepare(smart: bool, expected: Reply) -> None:
+    assert engine.prepare("Sábado: café y té.", smart) == (expected,)
+
+
+def test_without_smart_encoding_accents_cost_ucs2_segments(tmp_path: Path) -> None:
+    reply = "Sí, abrimos mañana a las 8:00 en punto. " * 2  # 80 characters with accents
+    ruleset = write(
+        tmp_path,
+        f"""\
+        settings: {{smart_encoding: false}}
+        rules:
+          - {{name: a, keywords: [a], reply: "{reply}"}}
+        """,
+        {},
+    )
+    (only,) = decide(ruleset, "a").replies
+    assert (only.text, only.segments) == (reply.strip(), 2)
+
+
+def test_the_explanation_is_kept(rules: RuleSet) -> None:
+    assert decide(rules, "Un humano por favor").explanation == "word 'humano'"
+    assert decide(rules, "???").explanation == "fallback"
+
+
+def test_a_lone_surrogate_in_a_reply_is_replaced() -> None:
+    """JSON (`/api/simulate`) can carry "\\ud800"; it can be neither counted nor sent."""
+    assert engine.prepare("hola \ud800", True) == (Reply("hola ?", 1),)
+
+
+ECHO = """\
+settings: {timezone: America/Caracas}
+rules:
+  - name: eco
+    fallback: true
+    reply: "{{ message.text }} {{ contact.nombre }} {{ match }} {{ now.strftime('%A') }}"
+"""
+
+
+@pytest.fixture(scope="module")
+def echo(tmp_path_factory: pytest.TempPathFactory) -> RuleSet:
+    return write(tmp_path_factory.mktemp("echo"), ECHO, {})
+
+
+@settings(max_examples=200, deadline=None)
+@given(text=any_text, name=any_text)
+def test_echoing_any_text_never_raises(echo: RuleSet, text: str, name: str) -> None:
+    decision = decide(echo, text, fields={"nombre": name})
+    assert decision.rule == "eco" and decision.error is None
+    assert all(len(reply.text) <= engine.SMS_LIMIT for reply in decision.replies)
