@@ -82,6 +82,7 @@ class Service:
             asyncio.create_task(self.worker.run(), name="outbox"),
             asyncio.create_task(self.poller.run(), name="status-poller"),
             asyncio.create_task(self.rules.watch(), name="rules-watch"),
+            asyncio.create_task(self._expire_flows_forever(), name="flow-timeouts"),
         ]
 
     async def stop(self) -> None:
@@ -140,6 +141,25 @@ class Service:
         now = at or self.clock()
         decision = engine.decide(self.rules.current, InboundMessage(phone, text, now), contact, now)
         return simulation_json(decision)
+
+    async def expire_flows(self) -> int:
+        """Ends flows whose answer is overdue, sending their timeout_reply; returns how many."""
+        rules, now = self.rules.current, self.clock()
+        ended = 0
+        for contact in await self.store.contacts_in_flows():
+            decision = engine.expire_flow(rules, contact, now)
+            if decision is not None:
+                await self.store.apply_decision(contact.phone, self._routed(decision))
+                ended += 1
+        return ended
+
+    async def _expire_flows_forever(self, interval: float = 30.0) -> None:
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                await self.expire_flows()
+            except Exception:  # a bad moment must not stop the sweeps for good
+                log.exception("expiring flows failed")
 
     def webhook_urls(self, base_url: str) -> dict[str, str]:
         base = f"{base_url.rstrip('/')}/webhooks/massiva/{self.webhook_token}"

@@ -8,6 +8,7 @@ from typing import Any
 
 from responder import text as sms_text
 from responder.rules.conditions import Facts
+from responder.rules.flows import MAX_STEPS_PER_MESSAGE, Flow
 from responder.rules.matcher import Match
 from responder.rules.model import KeywordReply, RulesSettings
 from responder.rules.schema import RuleSet
@@ -139,7 +140,10 @@ def decide(rules: RuleSet, msg: InboundMessage, contact: Contact, now: datetime)
             return Decision(None, (), "conversation is with people: no auto-reply")
         mode_change = "bot"  # nobody answered for handoff_timeout: the bot takes over again
 
-    decision = _answer(rules, msg, contact, normalised, local_now)
+    facts = Facts(local_now, contact.first_contact, contact.fields)
+    decision = _in_flow(rules, msg, contact, normalised, facts, now) or _answer(
+        rules, msg, contact, normalised, local_now
+    )
     if mode_change is not None and decision.mode is None:
         decision = replace(
             decision,
@@ -170,6 +174,126 @@ def _answer(
     if rule.via:
         replies = tuple(Reply(r.text, r.segments, rule.via) for r in replies)
     return Decision(rule.name, replies, match.how, mode=mode)
+
+
+def _flow_context(
+    msg: InboundMessage | None, contact: Contact, fields: dict[str, Any], now: datetime
+) -> Any:
+    message = {"text": msg.text, "phone": msg.phone, "received_at": msg.received_at} if msg else {}
+    return {
+        "message": message,
+        "contact": {**contact.fields, **fields, "phone": contact.phone},
+        "match": {},
+        "rule": None,
+        "now": now,
+    }
+
+
+def _run_steps(
+    flow: Flow,
+    start: int | None,
+    msg: InboundMessage,
+    contact: Contact,
+    fields: dict[str, Any],
+    settings: RulesSettings,
+    now: datetime,
+) -> tuple[tuple[Reply, ...], FlowState | None]:
+    """Sends steps from `start` on: `say` steps and the next `ask`, where the flow then waits."""
+    ctx = _flow_context(msg, contact, fields, now.astimezone(settings.timezone))
+    replies: list[Reply] = []
+    index = start
+    for _ in range(MAX_STEPS_PER_MESSAGE):
+        if index is None:
+            return tuple(replies), None
+        step = flow.steps[index]
+        replies.extend(prepare(render(step.text, ctx), settings.smart_encoding))
+        if step.kind == "ask":
+            return tuple(replies), FlowState(flow.name, index, 0, now)
+        index = flow.next_after(index)
+    return tuple(replies), None
+
+
+def _flow_decision(name: str, replies: tuple[Reply, ...], why: str, **changes: Any) -> Decision:
+    return Decision(f"flow:{name}", replies, why, flow_changed=True, **changes)
+
+
+def _in_flow(
+    rules: RuleSet,
+    msg: InboundMessage,
+    contact: Contact,
+    normalised: str,
+    facts: Facts,
+    now: datetime,
+) -> Decision | None:
+    """A flow's answer: starting one on its trigger, or taking the answer to a waiting step.
+    None when no flow is concerned and the rules answer."""
+    settings = rules.settings
+    state = contact.flow
+    flow = rules.flows.get(state.name) if state else None
+    if state is not None and (flow is None or _overdue(flow, state, now)):
+        # A stale flow ends; the message is answered as if there were none.
+        found = _in_flow(rules, msg, replace(contact, flow=None), normalised, facts, now)
+        if found is None:
+            found = _answer(rules, msg, contact, normalised, facts.now)
+        return replace(found, flow_changed=True) if not found.flow_changed else found
+    try:
+        if flow is None or state is None:
+            trigger = rules.flow_triggers.match(normalised, facts)
+            if trigger is None:
+                return None
+            started = rules.flows[trigger.rule.name]
+            replies, new_state = _run_steps(started, 0, msg, contact, {}, settings, now)
+            why = f"flow {started.name} started: {trigger.how}"
+            return _flow_decision(started.name, replies, why, flow=new_state)
+
+        if flow.interruptible:
+            match = rules.matcher.match(normalised, facts)
+            if match is not None and not match.rule.fallback:
+                decision = _answer(rules, msg, contact, normalised, facts.now)
+                return replace(decision, flow=None, flow_changed=True)
+
+        step = flow.steps[state.step]
+        if step.accept is not None and not step.accept.search(normalised):
+            if state.retries >= flow.max_retries:
+                why = f"flow {flow.name}: no valid answer after {state.retries + 1} tries, ended"
+                return _flow_decision(flow.name, (), why, flow=None)
+            ctx = _flow_context(msg, contact, {}, facts.now)
+            replies = prepare(render(step.retry or step.text, ctx), settings.smart_encoding)
+            retry = FlowState(flow.name, state.step, state.retries + 1, now)
+            why = f"flow {flow.name}: answer not accepted, asked again"
+            return _flow_decision(flow.name, replies, why, flow=retry)
+        fields = {step.save: msg.text.strip()} if step.save else {}
+        following = flow.next_after(state.step, normalised)
+        replies, new_state = _run_steps(flow, following, msg, contact, fields, settings, now)
+        why = f"flow {flow.name}: answer to step {state.step + 1}"
+        return _flow_decision(flow.name, replies, why, fields=fields, flow=new_state)
+    except TemplateError as err:
+        name = flow.name if flow else "?"
+        return _flow_decision(name, (), "flow failed", error=f"flow {name}: {err}", flow=None)
+
+
+def _overdue(flow: Flow, state: FlowState, now: datetime) -> bool:
+    return flow.timeout is not None and (now - state.since).total_seconds() > flow.timeout
+
+
+def expire_flow(rules: RuleSet, contact: Contact, now: datetime) -> Decision | None:
+    """Ends a flow whose answer is overdue, with its `timeout_reply` if it has one; None while
+    the contact's flow is still waiting within its timeout."""
+    state = contact.flow
+    if state is None or contact.opted_out:
+        return None
+    flow = rules.flows.get(state.name)
+    if flow is not None and not _overdue(flow, state, now):
+        return None
+    why = f"flow {state.name} timed out"
+    if flow is None or flow.timeout_reply is None or contact.mode == "human":
+        return _flow_decision(state.name, (), why, flow=None)
+    ctx = _flow_context(None, contact, {}, now.astimezone(rules.settings.timezone))
+    try:
+        replies = prepare(render(flow.timeout_reply, ctx), rules.settings.smart_encoding)
+    except TemplateError as err:
+        return _flow_decision(state.name, (), why, error=str(err), flow=None)
+    return _flow_decision(state.name, replies, why, flow=None)
 
 
 def _limit(

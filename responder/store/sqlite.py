@@ -628,6 +628,41 @@ class SQLiteStore:
         self.on_outbox()
         return queued
 
+    async def contacts_in_flows(self) -> list[Contact]:
+        """Contacts a flow is waiting on (for its timeout)."""
+        rows = await self.reader.execute_fetchall(
+            f"SELECT {CONTACT_COLUMNS} FROM contacts WHERE flow IS NOT NULL"
+        )
+        return [_ContactRow.from_row(row).as_contact() for row in rows]
+
+    async def apply_decision(self, phone: str, decision: Decision) -> list[int]:
+        """Applies a decision that no inbound message caused (a flow timing out): its replies
+        are queued and the contact's flow state changes, in one commit."""
+        now = to_iso(self.clock())
+
+        async def work(db: aiosqlite.Connection) -> list[int]:
+            contact = (await self._load_contacts(db, [phone])).get(phone)
+            if contact is None:
+                raise UnknownContactError(phone)
+            next_id = await self._next_message_id(db)
+            rows = [
+                self._outbound_row(next_id + i, phone, reply, "auto", decision.rule, now)
+                for i, reply in enumerate(decision.replies)
+            ]
+            await db.executemany(INSERT_MESSAGE, rows)
+            if decision.flow_changed:
+                contact.flow = decision.flow
+            if decision.replies:
+                contact.last_message_at = now
+                contact.last_text = decision.replies[-1].text
+            await db.execute(UPSERT_CONTACT, contact.params())
+            return [row[0] for row in rows]
+
+        ids: list[int] = await self._transaction(work)
+        if ids:
+            self.on_outbox()
+        return ids
+
     async def set_mode(self, phone: str, mode: str) -> Conversation:
         async def work(db: aiosqlite.Connection) -> int:
             cursor = await db.execute(
