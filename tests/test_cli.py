@@ -110,3 +110,15 @@ def test_broken_rules_stop_start_up_with_the_line(
     code, output = run("urls")
     assert code == 1
     assert "rules.yaml:4: bad regular expression" in output
+
+
+@pytest.mark.parametrize(
+    "database", ["missing-dir/x.db", "rules.yaml"], ids=["no-folder", "not-sqlite"]
+)
+def test_unusable_database_is_one_line(
+    run: Callable[..., tuple[int, str]], workdir: Path, database: str
+) -> None:
+    code, output = run("urls", RESPONDER_DATABASE=str(workdir / database))
+    assert code == 1
+    assert output.startswith("Error: RESPONDER_DATABASE:")
+    assert "Traceback" not in output

@@ -16,6 +16,7 @@ from typing import Any
 
 import aiosqlite
 
+from responder.config import StartupError
 from responder.engine import Contact, Decision, FlowState, Reply
 from responder.store.models import (
     Conversation,
@@ -201,19 +202,30 @@ class SQLiteStore:
     # -- life cycle -------------------------------------------------------------------------
 
     async def open(self) -> None:
-        self._writer = await self._connect()
-        await self._migrate(self._writer)
-        self._reader = await self._connect()
+        try:
+            self._writer = await self._connect()
+            await self._migrate(self._writer)
+            self._reader = await self._connect()
+        except BaseException:
+            await self.close()  # a connection left open keeps its thread, and the process, alive
+            raise
         self._writer_task = asyncio.create_task(self._write_loop(), name="store-writer")
 
     async def _connect(self) -> aiosqlite.Connection:
-        conn = await aiosqlite.connect(self.path, isolation_level=None)
+        try:
+            conn = await aiosqlite.connect(self.path, isolation_level=None)
+        except sqlite3.Error as err:
+            raise StartupError(f"RESPONDER_DATABASE: cannot open {self.path}: {err}") from None
         conn.row_factory = sqlite3.Row
-        # WAL + synchronous=NORMAL: a process crash loses no committed row (see README).
-        await conn.execute("PRAGMA journal_mode = WAL")
-        await conn.execute("PRAGMA synchronous = NORMAL")
-        await conn.execute("PRAGMA busy_timeout = 5000")
-        await conn.execute("PRAGMA foreign_keys = ON")
+        try:
+            # WAL + synchronous=NORMAL: a process crash loses no committed row (see README).
+            await conn.execute("PRAGMA journal_mode = WAL")
+            await conn.execute("PRAGMA synchronous = NORMAL")
+            await conn.execute("PRAGMA busy_timeout = 5000")
+            await conn.execute("PRAGMA foreign_keys = ON")
+        except sqlite3.Error as err:
+            await conn.close()
+            raise StartupError(f"RESPONDER_DATABASE: {self.path}: {err}") from None
         return conn
 
     async def close(self) -> None:
