@@ -108,7 +108,8 @@ def check(rules: Path | None, templates: Path | None) -> None:
         click.echo(f"{path}:{rule.line}: rule {rule.name}: {_cost(rule, ruleset.settings)}")
     errors = len(ruleset.errors)
     warnings = len(ruleset.problems) - errors
-    click.echo(f"{len(ruleset.rules)} rules, {errors} error(s), {warnings} warning(s)")
+    counts = f"{len(ruleset.rules)} rules, {len(ruleset.flows)} flow(s)"
+    click.echo(f"{counts}, {errors} error(s), {warnings} warning(s)")
     if errors:
         sys.exit(1)
 

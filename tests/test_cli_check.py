@@ -88,7 +88,7 @@ def problem_lines(output: str) -> list[tuple[int, str]]:
 def test_check_a_good_file(project: Path) -> None:
     result = run(project, "check")
     assert result.exit_code == 0, result.output
-    assert "6 rules, 0 error(s), 0 warning(s)" in result.output
+    assert "6 rules, 0 flow(s), 0 error(s), 0 warning(s)" in result.output
     assert problem_lines(result.output) == []
     # Each rule with what its reply costs.
     assert "rules.yaml:5: rule horario: 1 SMS" in result.output
@@ -142,7 +142,7 @@ def test_check_prints_every_error_at_once_and_exits_1(project: Path) -> None:
     ]
     for line, fragment in expected:
         assert any(n == line and fragment in m for n, m in problems), (line, fragment, problems)
-    assert "7 rules, 8 error(s), 1 warning(s)" in result.output
+    assert "7 rules, 0 flow(s), 8 error(s), 1 warning(s)" in result.output
 
 
 def test_check_with_warnings_only_exits_0(project: Path) -> None:
@@ -165,7 +165,7 @@ def test_check_with_warnings_only_exits_0(project: Path) -> None:
         (5, "warning: unreachable: rule 'horario' (line 2) already answers these keywords "
             "(rule horas)"),
     ]  # fmt: skip
-    assert "2 rules, 0 error(s), 2 warning(s)" in result.output
+    assert "2 rules, 0 flow(s), 0 error(s), 2 warning(s)" in result.output
 
 
 @pytest.mark.parametrize(

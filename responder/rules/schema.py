@@ -494,7 +494,9 @@ def _compile(reader: _Reader, raw_bytes: bytes, version: Version) -> RuleSet:
         reader.check_keys(doc, TOP_KEYS, "the file")
         settings = _read_settings(reader, doc.get("settings"))
         raw_rules = doc.get("rules")
-        if not isinstance(raw_rules, PosList):
+        if raw_rules is None and doc.get("flows"):
+            pass  # a file of flows alone is fine
+        elif not isinstance(raw_rules, PosList):
             reader.error(doc.line_of("rules"), "rules: must be a list of rules")
         else:
             for position, (raw, line) in enumerate(zip(raw_rules, raw_rules.item_lines)):
