@@ -20,12 +20,18 @@ from responder import engine
 from responder.config import Settings
 from responder.engine import Contact, Decision, InboundMessage
 from responder.providers import build_providers
-from responder.providers.base import Provider
+from responder.providers.base import Provider, ProviderError
 from responder.rules.reload import RulesHolder
-from responder.store.models import InboundJob, InboundResult, Message, UnknownContactError
+from responder.store.models import (
+    InboundJob,
+    InboundResult,
+    Message,
+    UnknownContactError,
+    to_iso,
+)
 from responder.store.sqlite import SQLiteStore
 from responder.web import api, webhooks
-from responder.workers.outbox import OutboxWorker
+from responder.workers.outbox import NATIVE_SCHEDULE_AHEAD, OutboxWorker
 from responder.workers.poller import StatusPoller
 
 log = logging.getLogger("responder")
@@ -55,13 +61,16 @@ class Service:
             settings.provider if settings.provider in self.providers else next(iter(self.providers))
         )
         self.store = SQLiteStore(settings.database, clock)
-        self.worker = OutboxWorker(self.store, self.providers, clock=clock)
+        self.worker = OutboxWorker(
+            self.store, self.providers, clock=clock, settings=lambda: self.rules.current.settings
+        )
         self.poller = StatusPoller(self.store, self.providers, clock=clock)
         self.store.on_outbox = self.worker.wake
         self.webhook_token = ""
         self.admin_token = ""
         self._tasks: list[asyncio.Task[Any]] = []
         self.loop: asyncio.AbstractEventLoop | None = None  # set by start(); for tests and tools
+        self.balances: dict[str, dict[str, Any]] = {}  # provider → credits, low, error, checked_at
 
     # -- life cycle -------------------------------------------------------------------------
 
@@ -83,6 +92,7 @@ class Service:
             asyncio.create_task(self.poller.run(), name="status-poller"),
             asyncio.create_task(self.rules.watch(), name="rules-watch"),
             asyncio.create_task(self._expire_flows_forever(), name="flow-timeouts"),
+            asyncio.create_task(self._check_balances_forever(), name="balances"),
         ]
 
     async def stop(self) -> None:
@@ -121,13 +131,30 @@ class Service:
         job = InboundJob(message, decide, settings.dedupe_window, history)
         return await self.store.receive_inbound(job)
 
-    async def send(self, phone: str, text: str, via: str | None, origin: str) -> list[Message]:
-        """Queues a message written by a person; an agent's reply hands the chat to people."""
+    async def send(
+        self,
+        phone: str,
+        text: str,
+        via: str | None,
+        origin: str,
+        send_at: datetime | None = None,
+    ) -> list[Message]:
+        """Queues a message written by a person; an agent's reply hands the chat to people.
+        With `send_at` it waits in the outbox until then, or, far enough ahead on a provider
+        that schedules by itself (MasSMS), goes to the provider's scheduler at once."""
         settings = self.rules.current.settings
-        replies = [
-            replace(r, via=self.route(via)) for r in engine.prepare(text, settings.smart_encoding)
-        ]
-        return await self.store.queue_outbound(phone, replies, origin, handoff=origin == "agent")
+        provider = self.route(via)
+        replies = [replace(r, via=provider) for r in engine.prepare(text, settings.smart_encoding)]
+        due = None
+        if send_at is not None:
+            now = self.clock()
+            if send_at <= now:
+                send_at = None
+            elif self.providers[provider].schedules and send_at - now >= NATIVE_SCHEDULE_AHEAD:
+                due = now
+        return await self.store.queue_outbound(
+            phone, replies, origin, handoff=origin == "agent", send_at=send_at, due=due
+        )
 
     async def simulate(self, phone: str, text: str, at: datetime | None = None) -> dict[str, Any]:
         """What the rules would answer, without storing or sending anything."""
@@ -141,6 +168,34 @@ class Service:
         now = at or self.clock()
         decision = engine.decide(self.rules.current, InboundMessage(phone, text, now), contact, now)
         return simulation_json(decision)
+
+    async def check_balances(self) -> dict[str, dict[str, Any]]:
+        """Asks every provider for its credits; warns below `settings.low_credit`."""
+        low_credit = self.rules.current.settings.low_credit
+        for name, provider in self.providers.items():
+            entry: dict[str, Any] = {"checked_at": to_iso(self.clock()), "low": False}
+            try:
+                credits = await provider.balance()
+            except ProviderError as err:
+                entry.update(credits=None, error=err.message)
+                log.warning("balance of %s unknown: %s", name, err.message)
+            else:
+                entry.update(credits=None if credits == float("inf") else credits, error=None)
+                if low_credit is not None and credits < low_credit:
+                    entry["low"] = True
+                    log.warning(
+                        "%s has %g credits left, below low_credit %g", name, credits, low_credit
+                    )
+            self.balances[name] = entry
+        return self.balances
+
+    async def _check_balances_forever(self, interval: float = 900.0) -> None:
+        while True:
+            try:
+                await self.check_balances()
+            except Exception:
+                log.exception("checking balances failed")
+            await asyncio.sleep(interval)
 
     async def expire_flows(self) -> int:
         """Ends flows whose answer is overdue, sending their timeout_reply; returns how many."""
@@ -184,7 +239,9 @@ async def healthz(request: Request) -> Response:
         ok = False
     if not ok:
         return JSONResponse({"status": "database unavailable"}, status_code=503)
-    return JSONResponse({"status": "ok"})
+    # Low credit is reported, not failed: the service itself is healthy.
+    low = sorted(name for name, entry in service.balances.items() if entry.get("low"))
+    return JSONResponse({"status": "ok", "low_credit": low})
 
 
 def create_app(

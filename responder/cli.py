@@ -8,7 +8,7 @@ import json
 import logging
 import sys
 from collections.abc import Awaitable, Callable
-from datetime import datetime
+from datetime import datetime, tzinfo
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -135,12 +135,7 @@ def simulate(phone: str, text: tuple[str, ...], at: str | None) -> None:
     async def work(service: Service) -> dict[str, Any]:
         settings = service.rules.current.settings
         number = _phone(phone, settings.country)
-        moment = None
-        if at is not None:
-            try:
-                moment = datetime.fromisoformat(at).replace(tzinfo=settings.timezone)
-            except ValueError:
-                raise click.BadParameter("use YYYY-MM-DD HH:MM", param_hint="--at") from None
+        moment = _local_time(at, settings.timezone) if at else None
         return await service.simulate(number, " ".join(text), moment)
 
     result = _with_service(work)
@@ -154,6 +149,14 @@ def simulate(phone: str, text: tuple[str, ...], at: str | None) -> None:
         click.echo("no reply")
 
 
+def _local_time(value: str, timezone: tzinfo) -> datetime:
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        raise click.BadParameter("use YYYY-MM-DD HH:MM", param_hint="--at") from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=timezone)
+
+
 def _phone(raw: str, country: str) -> str:
     try:
         return normalize_phone(raw, country)
@@ -165,15 +168,18 @@ def _phone(raw: str, country: str) -> str:
 @click.argument("phone")
 @click.argument("text")
 @click.option("--via", type=click.Choice(["massiva", "massms", "sandbox"]))
-def send(phone: str, text: str, via: str | None) -> None:
-    """Queue one message; the running server sends it."""
+@click.option("--at", "at", help='Send later, e.g. "2026-11-23 09:00" (local time).')
+def send(phone: str, text: str, via: str | None, at: str | None) -> None:
+    """Queue one message; the running server sends it (at --at, if given)."""
 
     async def work(service: Service) -> list[int]:
         if via is not None and via not in service.providers:
             raise click.ClickException(f"--via {via}: that provider is not configured")
-        number = _phone(phone, service.rules.current.settings.country)
+        settings = service.rules.current.settings
+        number = _phone(phone, settings.country)
+        send_at = _local_time(at, settings.timezone) if at else None
         try:
-            messages = await service.send(number, text, via, "cli")
+            messages = await service.send(number, text, via, "cli", send_at)
         except OptedOutError as err:
             raise click.ClickException(str(err)) from None
         return [m.id for m in messages]

@@ -185,7 +185,7 @@ def test_multipart_and_json_bodies(app: RunningApp, tmp_path: Path) -> None:
 def test_healthz(app: RunningApp) -> None:
     response = httpx.get(f"{app.url}/healthz")
     assert response.status_code == 200
-    assert response.json() == {"status": "ok"}
+    assert response.json() == {"status": "ok", "low_credit": []}
 
 
 def test_provider_retries_are_stored_and_answered_once(app: RunningApp) -> None:

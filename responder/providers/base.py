@@ -90,6 +90,8 @@ class Provider(ABC):
     per_message_texts: bool = True
     # True when delivery is learnt by asking (`query_status`), not from a pushed report.
     polls_status: bool = False
+    # True when the provider can hold a message until `OutboundSMS.send_at` by itself.
+    schedules: bool = False
 
     @abstractmethod
     async def send(self, batch: Sequence[OutboundSMS]) -> list[SendResult]:

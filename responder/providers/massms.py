@@ -142,6 +142,7 @@ class MasSMSClient(Provider):
     max_batch = MAX_NUMBERS
     per_message_texts = False
     polls_status = True
+    schedules = True
 
     def __init__(self, settings: MasSMSSettings, transport: HttpTransport | None = None) -> None:
         self.settings = settings

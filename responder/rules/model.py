@@ -20,6 +20,15 @@ class Limit:
 
 
 @dataclass(frozen=True)
+class Retry:
+    """Transient send failures are retried up to `attempts` times while younger than
+    `max_age` seconds."""
+
+    attempts: int = 8
+    max_age: float = 6 * 3600.0
+
+
+@dataclass(frozen=True)
 class KeywordReply:
     keywords: tuple[str, ...]  # normalised
     reply: Template
@@ -37,6 +46,14 @@ class RulesSettings:
     handoff_timeout: float | None = None
     opt_out: KeywordReply | None = None
     opt_in: KeywordReply | None = None
+    # Delivery: how long replies may wait, how they are retried, where they may go instead.
+    reply_max_age: float = 3600.0  # an auto-reply older than this is not sent late
+    agent_reply_max_age: float = 86400.0  # the same for staff and `responder send` messages
+    retry: Retry = Retry()
+    delivery: str = "at_least_once"  # or "at_most_once": what a crash mid-send leads to
+    failover: bool = False  # a message the provider cannot take may go through another
+    send_rate: dict[str, float] = field(default_factory=dict)  # provider → messages/second
+    low_credit: float | None = None  # warn below this many credits
 
 
 @dataclass(frozen=True)

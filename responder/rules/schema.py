@@ -27,6 +27,7 @@ from responder.rules.model import (
     KeywordReply,
     Limit,
     Problem,
+    Retry,
     Rule,
     RulesSettings,
     Version,
@@ -46,7 +47,15 @@ SETTINGS_KEYS = (
     "handoff_timeout",
     "opt_out",
     "opt_in",
+    "reply_max_age",
+    "agent_reply_max_age",
+    "retry",
+    "delivery",
+    "failover",
+    "send_rate",
+    "low_credit",
 )
+DELIVERY_MODES = ("at_least_once", "at_most_once")
 RULE_KEYS = (
     "name",
     "keywords",
@@ -220,10 +229,24 @@ def _read_settings(r: _Reader, s: Any) -> RulesSettings:
             r.error(s.line_of(key), f"{key}: {err}")
             return default
 
-    smart = s.get("smart_encoding", True)
-    if not isinstance(smart, bool):
-        r.error(s.line_of("smart_encoding"), "smart_encoding must be true or false")
-        smart = True
+    def flag(key: str, default: bool) -> bool:
+        value = s.get(key, default)
+        if not isinstance(value, bool):
+            r.error(s.line_of(key), f"{key} must be true or false")
+            return default
+        return value
+
+    smart = flag("smart_encoding", True)
+    delivery = str(s.get("delivery", defaults.delivery))
+    if delivery not in DELIVERY_MODES:
+        r.error(s.line_of("delivery"), f"delivery must be {' or '.join(DELIVERY_MODES)}")
+        delivery = defaults.delivery
+    low_credit = s.get("low_credit")
+    if low_credit is not None and (
+        isinstance(low_credit, bool) or not isinstance(low_credit, int | float) or low_credit < 0
+    ):
+        r.error(s.line_of("low_credit"), "low_credit must be a number of credits")
+        low_credit = None
     return RulesSettings(
         timezone=timezone,
         country=country,
@@ -234,7 +257,51 @@ def _read_settings(r: _Reader, s: Any) -> RulesSettings:
         handoff_timeout=duration("handoff_timeout", None),
         opt_out=_read_keyword_reply(r, s, "opt_out", DEFAULT_OPT_OUT),
         opt_in=_read_keyword_reply(r, s, "opt_in", DEFAULT_OPT_IN),
+        reply_max_age=duration("reply_max_age", defaults.reply_max_age) or defaults.reply_max_age,
+        agent_reply_max_age=duration("agent_reply_max_age", defaults.agent_reply_max_age)
+        or defaults.agent_reply_max_age,
+        retry=_read_retry(r, s, defaults.retry),
+        delivery=delivery,
+        failover=flag("failover", False),
+        send_rate=_read_send_rate(r, s),
+        low_credit=None if low_credit is None else float(low_credit),
     )
+
+
+def _read_retry(r: _Reader, s: PosDict, default: Retry) -> Retry:
+    value = s.get("retry")
+    if value is None:
+        return default
+    if not isinstance(value, dict) or not set(value) <= {"attempts", "max_age"}:
+        r.error(s.line_of("retry"), "retry must be {attempts: N, max_age: DURATION}")
+        return default
+    try:
+        attempts = value.get("attempts", default.attempts)
+        if isinstance(attempts, bool) or not isinstance(attempts, int) or attempts < 1:
+            raise ValueError("attempts must be a number, 1 or more")
+        max_age = value.get("max_age")
+        return Retry(attempts, default.max_age if max_age is None else parse_duration(max_age))
+    except ValueError as err:
+        r.error(s.line_of("retry"), f"retry: {err}")
+        return default
+
+
+def _read_send_rate(r: _Reader, s: PosDict) -> dict[str, float]:
+    value = s.get("send_rate")
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        r.error(s.line_of("send_rate"), "send_rate must be {provider: messages per second}")
+        return {}
+    rates = {}
+    for provider, rate in value.items():
+        if provider not in PROVIDERS:
+            r.error(s.line_of("send_rate"), f"send_rate: unknown provider '{provider}'")
+        elif isinstance(rate, bool) or not isinstance(rate, int | float) or rate <= 0:
+            r.error(s.line_of("send_rate"), f"send_rate: {provider} needs a positive number")
+        else:
+            rates[provider] = float(rate)
+    return rates
 
 
 def _read_condition(r: _Reader, value: Any, line: int, rule: str) -> cond.Condition | None:

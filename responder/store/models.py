@@ -45,6 +45,8 @@ class Message:
     attempts: int
     created_at: str
     updated_at: str
+    send_at: str | None
+    failover_from: str | None
 
     def as_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -103,6 +105,9 @@ class OutboxItem:
     provider: str
     attempts: int
     created_at: str
+    origin: str = "auto"
+    send_at: str | None = None
+    failover_from: str | None = None
 
 
 @dataclass(frozen=True)
@@ -111,10 +116,11 @@ class SendOutcome:
 
     id: int
     provider: str
-    status: str  # sent, delivered, failed, or queued again for a retry
+    status: str  # sent, delivered, failed, scheduled, or queued again for a retry
     provider_id: str | None = None
     error: str | None = None
     retry_at: datetime | None = None
+    failover_from: str | None = None  # set when the message moves to another provider
 
 
 @dataclass(frozen=True)

@@ -38,7 +38,7 @@ log = logging.getLogger("responder.store")
 
 MESSAGE_COLUMNS = (
     "id, phone, direction, text, status, origin, rule, provider, provider_id, line, error, "
-    "attempts, created_at, updated_at"
+    "attempts, created_at, updated_at, send_at, failover_from"
 )
 CONTACT_COLUMNS = (
     "phone, mode, opted_out, opted_out_at, opt_out_message_id, fields, unread, "
@@ -55,7 +55,7 @@ ON CONFLICT (phone) DO UPDATE SET
 """
 INSERT_MESSAGE = f"""
 INSERT INTO messages ({MESSAGE_COLUMNS}, next_attempt_at)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 """
 MAX_BATCH = 512
 MAX_PARAMS = 500  # per IN (...) list, below SQLite's variable limit
@@ -157,6 +157,15 @@ def _flow_from_json(value: str | None) -> FlowState | None:
 
 def _message(row: sqlite3.Row) -> Message:
     return Message(*(row[k] for k in MESSAGE_COLUMNS.split(", ")))
+
+
+def _attempt(outcome: SendOutcome) -> tuple[str, str]:
+    """The provider an attempt was made with, and how it ended."""
+    if outcome.status != "queued":
+        return outcome.provider, outcome.status
+    if outcome.failover_from:
+        return outcome.failover_from, "failover"
+    return outcome.provider, "retry"
 
 
 def _statements(script: str) -> list[str]:
@@ -465,6 +474,8 @@ class SQLiteStore:
                     received,
                     received,
                     None,
+                    None,
+                    None,
                 )
             )
             reply_ids = []
@@ -484,25 +495,21 @@ class SQLiteStore:
 
     @staticmethod
     def _outbound_row(
-        message_id: int, phone: str, reply: Reply, origin: str, rule: str | None, at: str
+        message_id: int,
+        phone: str,
+        reply: Reply,
+        origin: str,
+        rule: str | None,
+        at: str,
+        send_at: str | None = None,
+        due: str | None = None,
     ) -> tuple[Any, ...]:
+        """An outbox row: 'scheduled' when it has a send time, due at `due` (default: now)."""
+        status = "scheduled" if send_at else "queued"
         provider = reply.via or "sandbox"
         return (
-            message_id,
-            phone,
-            "out",
-            reply.text,
-            "queued",
-            origin,
-            rule,
-            provider,
-            None,
-            None,
-            None,
-            0,
-            at,
-            at,
-            at,
+            *(message_id, phone, "out", reply.text, status, origin, rule, provider, None),
+            *(None, None, 0, at, at, send_at, None, due or at),
         )
 
     @staticmethod
@@ -607,9 +614,15 @@ class SQLiteStore:
         origin: str,
         *,
         handoff: bool = False,
+        send_at: datetime | None = None,
+        due: datetime | None = None,
     ) -> list[Message]:
-        """Queues messages started by a person (agent or CLI); refuses opted-out numbers."""
+        """Queues messages started by a person (agent or CLI); refuses opted-out numbers. With
+        `send_at` they are 'scheduled', taken by the worker at `due` (default: `send_at`)."""
         now = to_iso(self.clock())
+        scheduled = to_iso(send_at) if send_at else None
+        due_moment = due or send_at
+        due_at = to_iso(due_moment) if due_moment else None
 
         async def work(db: aiosqlite.Connection) -> list[Message]:
             contact = (await self._load_contacts(db, [phone])).get(phone)
@@ -620,7 +633,7 @@ class SQLiteStore:
             next_id = await self._next_message_id(db)
             ids = list(range(next_id, next_id + len(replies)))
             rows = [
-                self._outbound_row(i, phone, reply, origin, None, now)
+                self._outbound_row(i, phone, reply, origin, None, now, scheduled, due_at)
                 for i, reply in zip(ids, replies)
             ]
             await db.executemany(INSERT_MESSAGE, rows)
@@ -688,31 +701,47 @@ class SQLiteStore:
             raise UnknownContactError(phone)
         return await self.conversation(phone)
 
-    async def requeue_interrupted(self) -> int:
-        """Messages a crash left in 'sending' go back to the queue (at-least-once)."""
+    async def requeue_interrupted(self, at_most_once: bool = False) -> int:
+        """Messages a crash left in 'sending' go back to the queue (at-least-once: a missed
+        reply is worse than a rare duplicate), or fail as interrupted (at-most-once)."""
+        now = to_iso(self.clock())
 
         async def work(db: aiosqlite.Connection) -> int:
-            cursor = await db.execute(
-                "UPDATE messages SET status = 'queued' WHERE status = 'sending'"
-            )
+            if at_most_once:
+                cursor = await db.execute(
+                    "UPDATE messages SET status = 'failed', updated_at = ?, "
+                    "error = 'interrupted while sending; not retried (delivery: at_most_once)' "
+                    "WHERE status = 'sending'",
+                    (now,),
+                )
+            else:
+                cursor = await db.execute(
+                    "UPDATE messages SET status = 'queued', updated_at = ? "
+                    "WHERE status = 'sending'",
+                    (now,),
+                )
             return cursor.rowcount
 
         count: int = await self._transaction(work)
         return count
 
     async def claim_outbox(self, limit: int) -> list[OutboxItem]:
-        """Marks up to `limit` due messages 'sending' before any provider call, oldest first."""
+        """Marks up to `limit` due messages 'sending' before any provider call: replies to
+        customers first, then staff, CLI and scheduled messages; oldest first within each."""
         now = to_iso(self.clock())
 
         async def work(db: aiosqlite.Connection) -> list[OutboxItem]:
             rows = await db.execute_fetchall(
                 "UPDATE messages SET status = 'sending', attempts = attempts + 1, updated_at = ? "
-                "WHERE id IN (SELECT id FROM messages WHERE status = 'queued' "
-                "AND next_attempt_at <= ? ORDER BY next_attempt_at, id LIMIT ?) "
-                "RETURNING id, phone, text, provider, attempts, created_at",
+                "WHERE id IN (SELECT id FROM messages WHERE status IN ('queued', 'scheduled') "
+                "AND next_attempt_at <= ? "
+                "ORDER BY origin != 'auto', next_attempt_at, id LIMIT ?) "
+                "RETURNING id, phone, text, provider, attempts, created_at, origin, send_at, "
+                "failover_from",
                 (now, now, limit),
             )
-            return sorted((OutboxItem(*row) for row in rows), key=lambda item: item.id)
+            items = [OutboxItem(*row) for row in rows]
+            return sorted(items, key=lambda item: (item.origin != "auto", item.id))
 
         claimed: list[OutboxItem] = await self._transaction(work)
         return claimed
@@ -735,21 +764,20 @@ class SQLiteStore:
                 now,
                 o.status,
                 first_poll,
+                o.failover_from,
                 o.id,
             )
             for o in outcomes
         ]
-        attempts = [
-            (o.id, now, o.provider, "retry" if o.status == "queued" else o.status, o.error)
-            for o in outcomes
-        ]
+        attempts = [(o.id, now, *_attempt(o), o.error) for o in outcomes]
 
         async def work(db: aiosqlite.Connection) -> None:
             await db.executemany(
                 "UPDATE messages SET status = ?, provider = ?, "
                 "provider_id = COALESCE(?, provider_id), error = ?, "
                 "next_attempt_at = COALESCE(?, next_attempt_at), updated_at = ?, "
-                "next_poll_at = CASE WHEN ? = 'sent' THEN ? END WHERE id = ?",
+                "next_poll_at = CASE WHEN ? IN ('sent', 'scheduled') THEN ? END, "
+                "failover_from = COALESCE(?, failover_from) WHERE id = ?",
                 updates,
             )
             await db.executemany(
@@ -881,6 +909,13 @@ class SQLiteStore:
             )
             found.extend(_message(row) for row in rows)
         return found
+
+    async def message_attempts(self, message_id: int) -> list[dict[str, Any]]:
+        rows = await self.reader.execute_fetchall(
+            "SELECT at, provider, outcome, error FROM attempts WHERE message_id = ? ORDER BY id",
+            (message_id,),
+        )
+        return [dict(row) for row in rows]
 
     async def all_messages(self) -> list[Message]:
         rows = await self.reader.execute_fetchall(

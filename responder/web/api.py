@@ -6,6 +6,7 @@ import hmac
 import json
 import re
 from collections.abc import Awaitable, Callable
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from starlette.requests import Request
@@ -128,9 +129,49 @@ async def send_message(request: Request) -> Response:
     if via is not None and via not in _service(request).providers:
         configured = ", ".join(_service(request).providers)
         raise ApiError(400, f"via must be a configured provider ({configured})")
-    messages = await _service(request).send(_phone(request), _text(data, "text"), via, "agent")
+    send_at = _moment(data.get("send_at"), _service(request))
+    messages = await _service(request).send(
+        _phone(request), _text(data, "text"), via, "agent", send_at
+    )
     body = [m.as_json() for m in messages]
     return JSONResponse({"message": body[0], "messages": body}, status_code=202)
+
+
+def _moment(value: Any, service: Service) -> datetime | None:
+    """`send_at`: ISO 8601; without a UTC offset it is the business's local time."""
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise ApiError(400, "'send_at' must be an ISO 8601 date and time")
+    try:
+        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise ApiError(400, "'send_at' must be an ISO 8601 date and time") from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=service.rules.current.settings.timezone)
+    return moment
+
+
+async def message_detail(request: Request) -> Response:
+    """One message with every attempt to send it."""
+    service = _service(request)
+    try:
+        message_id = int(request.path_params["id"])
+    except ValueError:
+        raise ApiError(400, "message ids are numbers") from None
+    found = await service.store.messages_by_id([message_id])
+    if not found:
+        raise ApiError(404, f"no message {message_id}")
+    attempts = await service.store.message_attempts(message_id)
+    return JSONResponse({"message": found[0].as_json(), "attempts": attempts})
+
+
+async def balances(request: Request) -> Response:
+    """Credits at each provider, as last checked (every 15 minutes); `?refresh=true` asks now."""
+    service = _service(request)
+    if request.query_params.get("refresh") == "true" or not service.balances:
+        await service.check_balances()
+    return JSONResponse({"balances": service.balances})
 
 
 async def set_mode(request: Request) -> Response:
@@ -198,6 +239,8 @@ routes = [
     Route("/api/conversations/{phone}/mode", _endpoint(set_mode), methods=["POST"]),
     Route("/api/contacts/{phone}", _endpoint(get_contact), methods=["GET"]),
     Route("/api/contacts/{phone}", _endpoint(patch_contact), methods=["PATCH"]),
+    Route("/api/messages/{id}", _endpoint(message_detail), methods=["GET"]),
+    Route("/api/balances", _endpoint(balances), methods=["GET"]),
     Route("/api/simulate", _endpoint(simulate), methods=["POST"]),
     Route("/api/rules", _endpoint(rules), methods=["GET"]),
 ]

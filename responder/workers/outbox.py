@@ -6,15 +6,20 @@ import asyncio
 import contextlib
 import logging
 import random
+import time
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime, timedelta
 
-from responder.providers.base import OutboundSMS, Provider, ProviderError, SendResult
-from responder.store.models import OutboxItem, SendOutcome
+from responder.providers.base import NoCredits, OutboundSMS, Provider, ProviderError, SendResult
+from responder.rules.model import RulesSettings
+from responder.store.models import OutboxItem, SendOutcome, from_iso
 from responder.store.sqlite import SQLiteStore
 
 log = logging.getLogger("responder.outbox")
+
+# A MasSMS message due this far ahead is handed to its own scheduler (smstype=p) at once.
+NATIVE_SCHEDULE_AHEAD = timedelta(minutes=10)
 
 
 def backoff(attempts: int, base: float = 2.0, cap: float = 300.0) -> float:
@@ -26,17 +31,41 @@ def backoff(attempts: int, base: float = 2.0, cap: float = 300.0) -> float:
 
 def batches(items: Sequence[OutboxItem], provider: Provider) -> Iterable[list[OutboxItem]]:
     """Groups one provider's messages into requests: any texts together when the provider takes
-    a text per number, else one group per distinct text; never more than `max_batch`."""
+    a text per number, else one group per distinct text (and send time); never more than
+    `max_batch`."""
     if provider.per_message_texts:
         groups: Iterable[list[OutboxItem]] = [list(items)]
     else:
-        by_text: dict[str, list[OutboxItem]] = defaultdict(list)
+        by_text: dict[tuple[str, str | None], list[OutboxItem]] = defaultdict(list)
         for item in items:
-            by_text[item.text].append(item)
+            by_text[(item.text, item.send_at)].append(item)
         groups = by_text.values()
     for group in groups:
         for start in range(0, len(group), provider.max_batch):
             yield group[start : start + provider.max_batch]
+
+
+class RateLimiter:
+    """A token bucket: at most `rate` messages per second on average, bursts of one second."""
+
+    def __init__(self, rate: float) -> None:
+        self.rate = rate
+        self._tokens = rate
+        self._stamp = time.monotonic()
+        self._lock = asyncio.Lock()
+
+    async def take(self, count: int) -> None:
+        async with self._lock:
+            while True:
+                now = time.monotonic()
+                self._tokens = min(self.rate, self._tokens + (now - self._stamp) * self.rate)
+                self._stamp = now
+                # A batch larger than a second's worth waits for its whole share, once.
+                needed = min(count, self.rate)
+                if self._tokens >= needed:
+                    self._tokens -= count
+                    return
+                await asyncio.sleep((needed - self._tokens) / self.rate)
 
 
 class OutboxWorker:
@@ -48,29 +77,32 @@ class OutboxWorker:
         providers: dict[str, Provider],
         *,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        settings: Callable[[], RulesSettings] = RulesSettings,
         claim_limit: int = 1000,
         concurrency: int = 8,
-        max_attempts: int = 8,
         poll_interval: float = 1.0,
     ) -> None:
         self.store = store
         self.providers = providers
         self.clock = clock
+        self.settings = settings
         self.claim_limit = claim_limit
-        self.max_attempts = max_attempts
         self.poll_interval = poll_interval
         self._slots = asyncio.Semaphore(concurrency)
         self._wake = asyncio.Event()
         self._in_flight: set[asyncio.Task[None]] = set()
+        self._limiters: dict[tuple[str, float], RateLimiter] = {}
 
     def wake(self) -> None:
         """Something was queued: look at once rather than at the next poll."""
         self._wake.set()
 
     async def run(self) -> None:
-        requeued = await self.store.requeue_interrupted()
-        if requeued:
-            log.warning("%d message(s) interrupted while sending were queued again", requeued)
+        at_most_once = self.settings().delivery == "at_most_once"
+        interrupted = await self.store.requeue_interrupted(at_most_once)
+        if interrupted:
+            fate = "failed (at-most-once)" if at_most_once else "queued again"
+            log.warning("%d message(s) interrupted while sending were %s", interrupted, fate)
         while True:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), self.poll_interval)
@@ -83,9 +115,16 @@ class OutboxWorker:
             items = await self.store.claim_outbox(self.claim_limit)
             if not items:
                 return
+            settings, now = self.settings(), self.clock()
+            expired = [i for i in items if self._expired(i, settings, now)]
+            if expired:
+                await self.store.record_outcomes(
+                    [SendOutcome(i.id, i.provider, "failed", error=_expired(i)) for i in expired]
+                )
             by_provider: dict[str, list[OutboxItem]] = defaultdict(list)
             for item in items:
-                by_provider[item.provider].append(item)
+                if item not in expired:
+                    by_provider[item.provider].append(item)
             for name, group in by_provider.items():
                 provider = self.providers.get(name)
                 if provider is None:
@@ -93,9 +132,15 @@ class OutboxWorker:
                     continue
                 for batch in batches(group, provider):
                     await self._slots.acquire()
-                    task = asyncio.create_task(self._send(provider, batch))
+                    task = asyncio.create_task(self._send(provider, batch, settings))
                     self._in_flight.add(task)
                     task.add_done_callback(self._in_flight.discard)
+
+    def _expired(self, item: OutboxItem, settings: RulesSettings, now: datetime) -> bool:
+        """An answer an hour late confuses customers: auto-replies have a shorter limit."""
+        limit = settings.reply_max_age if item.origin == "auto" else settings.agent_reply_max_age
+        start = from_iso(item.send_at) if item.send_at else from_iso(item.created_at)
+        return (now - start).total_seconds() > limit
 
     async def wait_idle(self) -> None:
         """Waits for the sends in flight (tests and graceful shutdown)."""
@@ -119,30 +164,92 @@ class OutboxWorker:
             [SendOutcome(i.id, name, "failed", error=error) for i in items]
         )
 
-    async def _send(self, provider: Provider, batch: list[OutboxItem]) -> None:
+    def _limiter(self, provider: str, settings: RulesSettings) -> RateLimiter | None:
+        rate = settings.send_rate.get(provider)
+        if rate is None:
+            return None
+        key = (provider, rate)
+        if key not in self._limiters:
+            self._limiters[key] = RateLimiter(rate)
+        return self._limiters[key]
+
+    async def _send(
+        self, provider: Provider, batch: list[OutboxItem], settings: RulesSettings
+    ) -> None:
         try:
-            sms = [OutboundSMS(i.id, i.phone, i.text) for i in batch]
+            if (limiter := self._limiter(provider.name, settings)) is not None:
+                await limiter.take(len(batch))
+            now = self.clock()
+            sms = [
+                OutboundSMS(i.id, i.phone, i.text, self._native_time(provider, i, now, settings))
+                for i in batch
+            ]
+            no_credits = False
             try:
                 results = await provider.send(sms)
             except ProviderError as err:
                 level = logging.WARNING if err.retryable else logging.ERROR
                 log.log(level, "%s: %d message(s): %s", provider.name, len(batch), err.message)
                 results = [SendResult(i.id, None, err.message, err.retryable) for i in batch]
+                no_credits = isinstance(err, NoCredits)
             except Exception as err:  # a bug must not leave messages stuck in 'sending'
                 log.exception("%s: sending failed unexpectedly", provider.name)
                 results = [SendResult(i.id, None, f"internal error: {err}", True) for i in batch]
             by_id = {i.id: i for i in batch}
-            await self.store.record_outcomes(
-                [self._outcome(provider.name, by_id[r.id], r) for r in results]
-            )
+            scheduled = {s.id for s in sms if s.send_at is not None}
+            outcomes = [
+                self._outcome(
+                    provider.name, by_id[r.id], r, settings, no_credits, r.id in scheduled
+                )
+                for r in results
+            ]
+            await self.store.record_outcomes(outcomes)
+            if any(o.failover_from for o in outcomes):
+                self.wake()
         finally:
             self._slots.release()
 
-    def _outcome(self, provider: str, item: OutboxItem, result: SendResult) -> SendOutcome:
+    def _native_time(
+        self, provider: Provider, item: OutboxItem, now: datetime, settings: RulesSettings
+    ) -> datetime | None:
+        """The send time to hand to a provider that schedules by itself, in local time."""
+        if not provider.schedules or not item.send_at:
+            return None
+        send_at = from_iso(item.send_at)
+        if send_at - now < NATIVE_SCHEDULE_AHEAD:
+            return None
+        return send_at.astimezone(settings.timezone)
+
+    def _outcome(
+        self,
+        provider: str,
+        item: OutboxItem,
+        result: SendResult,
+        settings: RulesSettings,
+        no_credits: bool,
+        scheduled: bool,
+    ) -> SendOutcome:
         if result.accepted:
-            status = "delivered" if result.delivered else "sent"
+            status = "delivered" if result.delivered else "scheduled" if scheduled else "sent"
             return SendOutcome(item.id, provider, status, result.provider_id)
-        if result.retryable and item.attempts < self.max_attempts:
+        if (no_credits or result.retryable) and settings.failover and not item.failover_from:
+            other = next((n for n in self.providers if n not in (provider, "sandbox")), None)
+            if other is not None:
+                log.warning("message %d fails over from %s to %s", item.id, provider, other)
+                error = f"{result.error} (failing over to {other})"
+                return SendOutcome(item.id, other, "queued", None, error, self.clock(), provider)
+        age = (self.clock() - from_iso(item.created_at)).total_seconds()
+        if (
+            result.retryable
+            and item.attempts < settings.retry.attempts
+            and age < settings.retry.max_age
+        ):
             retry_at = self.clock() + timedelta(seconds=backoff(item.attempts))
             return SendOutcome(item.id, provider, "queued", None, result.error, retry_at)
         return SendOutcome(item.id, provider, "failed", result.provider_id, result.error)
+
+
+def _expired(item: OutboxItem) -> str:
+    if item.origin == "auto":
+        return "expired: the auto-reply waited too long to be sent (reply_max_age)"
+    return "expired: the message waited too long to be sent (agent_reply_max_age)"
