@@ -755,29 +755,31 @@ class SQLiteStore:
         now = to_iso(moment)
         first_poll = to_iso(moment + timedelta(seconds=first_poll_after))
         updates = [
-            (
-                o.status,
-                o.provider,
-                o.provider_id,
-                o.error,
-                to_iso(o.retry_at) if o.retry_at else None,
-                now,
-                o.status,
-                first_poll,
-                o.failover_from,
-                o.id,
-            )
+            {
+                "id": o.id,
+                "status": o.status,
+                "provider": o.provider,
+                "provider_id": o.provider_id,
+                "error": o.error,
+                "retry_at": to_iso(o.retry_at) if o.retry_at else None,
+                "now": now,
+                "first_poll": first_poll,
+                "failover_from": o.failover_from,
+            }
             for o in outcomes
         ]
         attempts = [(o.id, now, *_attempt(o), o.error) for o in outcomes]
 
         async def work(db: aiosqlite.Connection) -> None:
+            # Only a queued message has a next attempt; only one in flight is polled.
             await db.executemany(
-                "UPDATE messages SET status = ?, provider = ?, "
-                "provider_id = COALESCE(?, provider_id), error = ?, "
-                "next_attempt_at = COALESCE(?, next_attempt_at), updated_at = ?, "
-                "next_poll_at = CASE WHEN ? IN ('sent', 'scheduled') THEN ? END, "
-                "failover_from = COALESCE(?, failover_from) WHERE id = ?",
+                "UPDATE messages SET status = :status, provider = :provider, "
+                "provider_id = COALESCE(:provider_id, provider_id), error = :error, "
+                "next_attempt_at = CASE WHEN :status = 'queued' "
+                "THEN COALESCE(:retry_at, next_attempt_at) END, "
+                "next_poll_at = CASE WHEN :status IN ('sent', 'scheduled') THEN :first_poll END, "
+                "failover_from = COALESCE(:failover_from, failover_from), updated_at = :now "
+                "WHERE id = :id",
                 updates,
             )
             await db.executemany(
