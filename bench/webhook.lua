@@ -1,9 +1,13 @@
 -- wrk script for bench/webhook.py: realistic Massiva inbound webhooks, each one different.
 --
 --   wrk -t1 -c50 -d12s --timeout 30s -s bench/webhook.lua http://127.0.0.1:PORT -- \
---       /webhooks/massiva/TOKEN/inbound get 10 5000
+--       /webhooks/massiva/TOKEN/inbound get 10 5000 1
 --
--- args: path, "get" or "post", window seconds, phone pool size.
+-- args: path, "get" or "post", window seconds, phone pool size, wrk threads, run number.
+-- No (phone, linea, msg) repeats within 15 s: the service takes such a repeat for the gateway
+-- retrying (dedupe_window, 10 s) and stores it once, which would blur the lost-message check.
+-- Each thread draws from its own share of the phones, so threads cannot repeat each other, and
+-- each run (0-9, cycling) has its own three gateway lines, so runs cannot either.
 -- After `window` seconds a connection sends nothing more (delay() parks it), so every request
 -- sent got its answer before wrk stops: the count of 200 `OK` answers is exact, and the
 -- stored messages can be checked against it. Results go to stdout as one `BENCH_JSON {...}` line.
@@ -46,7 +50,6 @@ local SYLLABLES = {
   "ma", "pe", "lo", "ra", "ti", "que", "so", "ña", "ca", "fe", "do", "xu", "ber", "tal",
   "zo", "mi", "gu", "chi", "lle", "vo", "ar", "en", "os", "ji",
 }
-local LINES = { "584141234567", "584241112233", "584161234000" }
 
 local function urlencode(s)
   return (s:gsub("[^%w%-%._~ ]", function(c)
@@ -84,11 +87,20 @@ local function text()
   return base
 end
 
+local FRESH = 15 -- seconds before a (phone, linea, msg) may come again
+
 function init(args)
   path = args[1]
   post = args[2] == "post"
   window = tonumber(args[3])
   local pool = tonumber(args[4])
+  nthreads = tonumber(args[5] or "1")
+  local run = tonumber(args[6] or "0") % 10
+  LINES = {}
+  for j = 0, 2 do
+    LINES[j + 1] = string.format("5841410%05d", run * 3 + j)
+  end
+  recent = {} -- phone index -> {n = count, [linea|msg] = time sent}
   math.randomseed(id * 104729 + os.time())
   phones = {}
   local prefixes = { "58412", "58412", "58412", "58414", "58424", "58416", "58426" }
@@ -118,11 +130,49 @@ function delay()
   return 0
 end
 
+local function pick_phone()
+  -- this thread's phones are id, id + nthreads, id + 2 * nthreads, ...
+  return math.random(0, math.floor((#phones - id) / nthreads)) * nthreads + id
+end
+
+local function fresh(index, t)
+  local seen = recent[index]
+  if seen == nil then
+    seen = { n = 0 }
+    recent[index] = seen
+  elseif seen.n > 64 then -- forget what is older than FRESH
+    local kept = { n = 0 }
+    for key, at in pairs(seen) do
+      if key ~= "n" and t - at <= FRESH then
+        kept[key] = at
+        kept.n = kept.n + 1
+      end
+    end
+    seen = kept
+    recent[index] = seen
+  end
+  local msg, line = text(), LINES[math.random(#LINES)]
+  local tries = 0
+  while seen[line .. "|" .. msg] and t - seen[line .. "|" .. msg] <= FRESH do
+    tries = tries + 1
+    if tries < 10 then
+      msg, line = text(), LINES[math.random(#LINES)]
+    else
+      msg = msg .. " " .. junk_word()
+    end
+  end
+  seen[line .. "|" .. msg] = t
+  seen.n = seen.n + 1
+  return msg, line
+end
+
 function request()
   sent = sent + 1
-  local fields = "msg=" .. urlencode(text())
-    .. "&phone=" .. phones[math.random(#phones)]
-    .. "&linea=" .. LINES[math.random(#LINES)]
+  local index = pick_phone()
+  local msg, line = fresh(index, now())
+  local fields = "msg=" .. urlencode(msg)
+    .. "&phone=" .. phones[index]
+    .. "&linea=" .. line
     .. "&email=" .. email
   if post then
     return wrk.format("POST", path, form_headers, fields)
