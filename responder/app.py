@@ -30,7 +30,7 @@ from responder.store.models import (
     to_iso,
 )
 from responder.store.sqlite import SQLiteStore
-from responder.web import api, webhooks
+from responder.web import admin, api, webhooks
 from responder.workers.outbox import NATIVE_SCHEDULE_AHEAD, OutboxWorker
 from responder.workers.poller import StatusPoller
 
@@ -269,6 +269,7 @@ def create_app(
             Route("/healthz", healthz, methods=["GET"]),
             *webhooks.routes,
             *api.routes,
+            *admin.routes,
         ],
         lifespan=lifespan,
     )

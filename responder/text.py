@@ -14,6 +14,7 @@ __all__ = [
     "normalize",
     "segments",
     "smart_encode",
+    "smart_encode_table",
     "split_text",
 ]
 
@@ -169,6 +170,12 @@ def smart_encode(text: str) -> str:
         return text
     # NFC first so that decomposed input ("e" + U+0301) becomes a GSM-7 letter ("é").
     return unicodedata.normalize("NFC", text).translate(_SMART_ENCODE_TABLE)
+
+
+def smart_encode_table() -> dict[str, str]:
+    """What smart_encode replaces each character with ("" drops it), for counters that run
+    where Python does not (the admin's reply box)."""
+    return {chr(cp): value or "" for cp, value in _SMART_ENCODE_TABLE.items()}
 
 
 # --- segment counting and splitting -------------------------------------------------

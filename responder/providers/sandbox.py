@@ -21,7 +21,7 @@ class SandboxProvider(Provider):
     async def send(self, batch: Sequence[OutboundSMS]) -> list[SendResult]:
         self.sent.extend(batch)
         for sms in batch:
-            log.info("sandbox: would send to %s: %s", sms.phone, sms.text)
+            log.debug("sandbox: would send to %s: %s", sms.phone, sms.text)
         return [SendResult(sms.id, f"sandbox-{sms.id}", delivered=True) for sms in batch]
 
     async def balance(self) -> float:

@@ -18,7 +18,7 @@ def to_iso(moment: datetime) -> str:
 
 
 def from_iso(value: str) -> datetime:
-    return datetime.strptime(value, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
+    return datetime.fromisoformat(value)  # 3.11 reads the trailing Z as UTC
 
 
 class OptedOutError(Exception):

@@ -6,13 +6,14 @@ import asyncio
 import json
 import logging
 import sqlite3
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from functools import partial
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import aiosqlite
 
@@ -58,6 +59,14 @@ INSERT INTO messages ({MESSAGE_COLUMNS}, next_attempt_at)
 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 """
 MAX_BATCH = 512
+PRAGMAS = (
+    # WAL + synchronous=NORMAL: a process crash loses no committed row (see README).
+    "PRAGMA journal_mode = WAL",
+    "PRAGMA synchronous = NORMAL",
+    "PRAGMA busy_timeout = 5000",
+    "PRAGMA foreign_keys = ON",
+)
+T = TypeVar("T")
 MAX_PARAMS = 500  # per IN (...) list, below SQLite's variable limit
 
 
@@ -183,6 +192,10 @@ def _statements(script: str) -> list[str]:
     return statements
 
 
+def _fetchall(db: sqlite3.Connection, sql: str, params: Any = ()) -> list[sqlite3.Row]:
+    return db.execute(sql, params).fetchall()
+
+
 def _chunks(items: Sequence[Any], size: int = MAX_PARAMS) -> Iterable[Sequence[Any]]:
     for start in range(0, len(items), size):
         yield items[start : start + size]
@@ -200,7 +213,10 @@ class SQLiteStore:
     def __init__(self, path: Path, clock: Callable[[], datetime] | None = None) -> None:
         self.path = path
         self.clock = clock or (lambda: datetime.now(UTC))
-        self._writer: aiosqlite.Connection | None = None
+        # Writes: one sqlite3 connection used only from one thread, each transaction a single
+        # hop there (BEGIN to COMMIT in one call). Reads: aiosqlite, on their own connection.
+        self._writer: sqlite3.Connection | None = None
+        self._write_thread: ThreadPoolExecutor | None = None
         self._reader: aiosqlite.Connection | None = None
         self._write_lock = asyncio.Lock()
         self._queue: asyncio.Queue[_Job] = asyncio.Queue()
@@ -211,27 +227,44 @@ class SQLiteStore:
     # -- life cycle -------------------------------------------------------------------------
 
     async def open(self) -> None:
+        self._write_thread = ThreadPoolExecutor(1, thread_name_prefix="store-writer")
         try:
-            self._writer = await self._connect()
-            await self._migrate(self._writer)
-            self._reader = await self._connect()
+            self._writer = await self._in_writer(self._connect_writer)
+            await self._in_writer(self._migrate, self._writer)
+            self._reader = await self._connect_reader()
         except BaseException:
             await self.close()  # a connection left open keeps its thread, and the process, alive
             raise
         self._writer_task = asyncio.create_task(self._write_loop(), name="store-writer")
 
-    async def _connect(self) -> aiosqlite.Connection:
+    async def _in_writer(self, fn: Callable[..., T], *args: Any) -> T:
+        if self._write_thread is None:
+            raise RuntimeError("store is not open")
+        return await asyncio.get_running_loop().run_in_executor(self._write_thread, fn, *args)
+
+    def _connect_writer(self) -> sqlite3.Connection:
+        try:
+            conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        except sqlite3.Error as err:
+            raise StartupError(f"RESPONDER_DATABASE: cannot open {self.path}: {err}") from None
+        conn.row_factory = sqlite3.Row
+        try:
+            for pragma in PRAGMAS:
+                conn.execute(pragma)
+        except sqlite3.Error as err:
+            conn.close()
+            raise StartupError(f"RESPONDER_DATABASE: {self.path}: {err}") from None
+        return conn
+
+    async def _connect_reader(self) -> aiosqlite.Connection:
         try:
             conn = await aiosqlite.connect(self.path, isolation_level=None)
         except sqlite3.Error as err:
             raise StartupError(f"RESPONDER_DATABASE: cannot open {self.path}: {err}") from None
         conn.row_factory = sqlite3.Row
         try:
-            # WAL + synchronous=NORMAL: a process crash loses no committed row (see README).
-            await conn.execute("PRAGMA journal_mode = WAL")
-            await conn.execute("PRAGMA synchronous = NORMAL")
-            await conn.execute("PRAGMA busy_timeout = 5000")
-            await conn.execute("PRAGMA foreign_keys = ON")
+            for pragma in PRAGMAS:
+                await conn.execute(pragma)
         except sqlite3.Error as err:
             await conn.close()
             raise StartupError(f"RESPONDER_DATABASE: {self.path}: {err}") from None
@@ -242,14 +275,19 @@ class SQLiteStore:
             self._writer_task.cancel()
             await asyncio.gather(self._writer_task, return_exceptions=True)
             self._writer_task = None
-        for conn in (self._reader, self._writer):
-            if conn is not None:
-                await conn.close()
-        self._reader = self._writer = None
+        if self._reader is not None:
+            await self._reader.close()
+            self._reader = None
+        if self._writer is not None and self._write_thread is not None:
+            await self._in_writer(self._writer.close)
+        self._writer = None
+        if self._write_thread is not None:
+            self._write_thread.shutdown(wait=True)
+            self._write_thread = None
 
-    async def _migrate(self, db: aiosqlite.Connection) -> None:
+    def _migrate(self, db: sqlite3.Connection) -> None:
         """Applies numbered `migrations/NNNN_*.sql` files not yet applied, each atomically."""
-        version = (await (await db.execute("PRAGMA user_version")).fetchone() or [0])[0]
+        version = db.execute("PRAGMA user_version").fetchone()[0]
         folder = resources.files("responder.store") / "migrations"
         scripts = sorted(
             (p for p in folder.iterdir() if p.name.endswith(".sql")), key=lambda p: p.name
@@ -258,14 +296,14 @@ class SQLiteStore:
             number = int(script.name.split("_", 1)[0])
             if number <= version:
                 continue
-            await db.execute("BEGIN IMMEDIATE")
+            db.execute("BEGIN IMMEDIATE")
             try:
                 for statement in _statements(script.read_text(encoding="utf-8")):
-                    await db.execute(statement)
-                await db.execute(f"PRAGMA user_version = {number:d}")
-                await db.execute("COMMIT")
+                    db.execute(statement)
+                db.execute(f"PRAGMA user_version = {number:d}")
+                db.execute("COMMIT")
             except sqlite3.Error:
-                await db.execute("ROLLBACK")
+                db.execute("ROLLBACK")
                 raise
             log.info("applied migration %s", script.name)
 
@@ -274,7 +312,7 @@ class SQLiteStore:
         return self._writer is not None
 
     @property
-    def db(self) -> aiosqlite.Connection:
+    def db(self) -> sqlite3.Connection:
         if self._writer is None:
             raise RuntimeError("store is not open")
         return self._writer
@@ -285,16 +323,22 @@ class SQLiteStore:
             raise RuntimeError("store is not open")
         return self._reader
 
-    async def _transaction(self, work: Callable[[aiosqlite.Connection], Awaitable[Any]]) -> Any:
-        async with self._write_lock:
-            await self.db.execute("BEGIN IMMEDIATE")
+    async def _transaction(self, work: Callable[[sqlite3.Connection], T]) -> T:
+        """Runs `work` in one transaction, in one hop to the writer thread."""
+        db = self.db
+
+        def run() -> T:
+            db.execute("BEGIN IMMEDIATE")
             try:
-                result = await work(self.db)
+                result = work(db)
             except BaseException:
-                await self.db.execute("ROLLBACK")
+                db.execute("ROLLBACK")
                 raise
-            await self.db.execute("COMMIT")
+            db.execute("COMMIT")
             return result
+
+        async with self._write_lock:
+            return await self._in_writer(run)
 
     async def ping(self) -> bool:
         row = await (await self.reader.execute("SELECT 1")).fetchone()
@@ -353,30 +397,30 @@ class SQLiteStore:
         if queued_replies:
             self.on_outbox()
 
-    async def _apply(self, db: aiosqlite.Connection, batch: list[_Job]) -> list[Any]:
+    def _apply(self, db: sqlite3.Connection, batch: list[_Job]) -> list[Any]:
         inbound = [j for j in batch if j.kind == "inbound"]
         statuses = [j for j in batch if j.kind == "status"]
         results: dict[int, Any] = {}
         if inbound:
-            for job, res in zip(inbound, await self._apply_inbound(db, inbound)):
+            for job, res in zip(inbound, self._apply_inbound(db, inbound)):
                 results[id(job)] = res
         if statuses:
-            for job, found in zip(statuses, await self._apply_statuses(db, statuses)):
+            for job, found in zip(statuses, self._apply_statuses(db, statuses)):
                 results[id(job)] = found
         return [results[id(j)] for j in batch]
 
-    async def _load_contacts(
-        self, db: aiosqlite.Connection, phones: Sequence[str]
+    def _load_contacts(
+        self, db: sqlite3.Connection, phones: Sequence[str]
     ) -> dict[str, _ContactRow]:
         found: dict[str, _ContactRow] = {}
         for chunk in _chunks(phones):
             sql = f"SELECT {CONTACT_COLUMNS} FROM contacts WHERE phone IN ({_marks(len(chunk))})"
-            for row in await db.execute_fetchall(sql, chunk):
+            for row in _fetchall(db, sql, chunk):
                 found[row["phone"]] = _ContactRow.from_row(row)
         return found
 
-    async def _load_recent_replies(
-        self, db: aiosqlite.Connection, jobs: list[_Job], contacts: dict[str, _ContactRow]
+    def _load_recent_replies(
+        self, db: sqlite3.Connection, jobs: list[_Job], contacts: dict[str, _ContactRow]
     ) -> None:
         """Auto-replies each contact got inside the reply limits' windows (opt-out and opt-in
         confirmations and agent replies do not count)."""
@@ -388,7 +432,8 @@ class SQLiteStore:
         )
         phones = sorted({j.message.phone for j in windowed} & set(contacts))
         for chunk in _chunks(phones):
-            rows = await db.execute_fetchall(
+            rows = _fetchall(
+                db,
                 "SELECT phone, text, created_at FROM messages WHERE phone IN "
                 f"({_marks(len(chunk))}) AND created_at >= ? AND direction = 'out' "
                 "AND origin = 'auto' AND COALESCE(rule, '') NOT IN ('opt_out', 'opt_in') "
@@ -400,8 +445,8 @@ class SQLiteStore:
                     (from_iso(row["created_at"]), row["text"])
                 )
 
-    async def _recent_inbound(
-        self, db: aiosqlite.Connection, jobs: list[_Job]
+    def _recent_inbound(
+        self, db: sqlite3.Connection, jobs: list[_Job]
     ) -> dict[tuple[str, str, str], tuple[int, str]]:
         """(phone, line, text) → (id, time) of the latest inbound messages inside the batch's
         dedupe windows, to recognise a provider's retries."""
@@ -414,7 +459,8 @@ class SQLiteStore:
         phones = sorted({j.message.phone for j in windowed})
         found: dict[tuple[str, str, str], tuple[int, str]] = {}
         for chunk in _chunks(phones):
-            rows = await db.execute_fetchall(
+            rows = _fetchall(
+                db,
                 "SELECT id, phone, line, text, created_at FROM messages WHERE direction = 'in' "
                 f"AND phone IN ({_marks(len(chunk))}) AND created_at >= ? ORDER BY id",
                 (*chunk, since),
@@ -424,19 +470,17 @@ class SQLiteStore:
                 found[key] = (row["id"], row["created_at"])
         return found
 
-    async def _next_message_id(self, db: aiosqlite.Connection) -> int:
+    def _next_message_id(self, db: sqlite3.Connection) -> int:
         # Safe: ids are assigned inside a BEGIN IMMEDIATE transaction by the only writer.
-        row = await (await db.execute("SELECT COALESCE(MAX(id), 0) + 1 FROM messages")).fetchone()
+        row = (db.execute("SELECT COALESCE(MAX(id), 0) + 1 FROM messages")).fetchone()
         return int(row[0]) if row else 1
 
-    async def _apply_inbound(
-        self, db: aiosqlite.Connection, jobs: list[_Job]
-    ) -> list[InboundResult]:
+    def _apply_inbound(self, db: sqlite3.Connection, jobs: list[_Job]) -> list[InboundResult]:
         phones = sorted({j.payload.message.phone for j in jobs})
-        contacts = await self._load_contacts(db, phones)
-        await self._load_recent_replies(db, jobs, contacts)
-        recent = await self._recent_inbound(db, jobs)
-        next_id = await self._next_message_id(db)
+        contacts = self._load_contacts(db, phones)
+        self._load_recent_replies(db, jobs, contacts)
+        recent = self._recent_inbound(db, jobs)
+        next_id = self._next_message_id(db)
         message_rows: list[tuple[Any, ...]] = []
         results: list[InboundResult] = []
         for job in jobs:
@@ -488,9 +532,9 @@ class SQLiteStore:
             self._update_contact(contact, decision, in_id, received, msg.text)
             contacts[msg.phone] = contact
             results.append(InboundResult(in_id, tuple(reply_ids), decision))
-        await db.executemany(INSERT_MESSAGE, message_rows)
+        db.executemany(INSERT_MESSAGE, message_rows)
         touched = {j.payload.message.phone for j, r in zip(jobs, results) if not r.duplicate}
-        await db.executemany(UPSERT_CONTACT, [contacts[p].params() for p in sorted(touched)])
+        db.executemany(UPSERT_CONTACT, [contacts[p].params() for p in sorted(touched)])
         return results
 
     @staticmethod
@@ -539,7 +583,7 @@ class SQLiteStore:
             contact.needs_attention and contact.mode == "bot" and not decision.replies
         )
 
-    async def _apply_statuses(self, db: aiosqlite.Connection, jobs: list[_Job]) -> list[bool]:
+    def _apply_statuses(self, db: sqlite3.Connection, jobs: list[_Job]) -> list[bool]:
         updates: list[StatusUpdate] = [j.payload for j in jobs]
         ids: dict[tuple[str, str], int] = {}
         for provider in {u.provider for u in updates}:
@@ -549,7 +593,7 @@ class SQLiteStore:
                     "SELECT id, provider_id FROM messages WHERE provider = ? "
                     f"AND provider_id IN ({_marks(len(chunk))})"
                 )
-                for row in await db.execute_fetchall(sql, (provider, *chunk)):
+                for row in _fetchall(db, sql, (provider, *chunk)):
                     ids[(provider, row["provider_id"])] = row["id"]
         rows = []
         found = []
@@ -562,7 +606,7 @@ class SQLiteStore:
             line = u.detail if u.status == "delivered" else None
             rows.append((u.status, error, line, to_iso(u.at), message_id))
         # A late 'sent' never overwrites a final state; a final report always wins.
-        await db.executemany(
+        db.executemany(
             "UPDATE messages SET status = ?, error = ?, line = COALESCE(?, line), updated_at = ? "
             "WHERE id = ?",
             rows,
@@ -574,14 +618,12 @@ class SQLiteStore:
     async def meta_value(self, key: str, default: Callable[[], str]) -> str:
         """The stored value of `key`, storing `default()` first when there is none."""
 
-        async def work(db: aiosqlite.Connection) -> str:
-            row = await (
-                await db.execute("SELECT value FROM meta WHERE key = ?", (key,))
-            ).fetchone()
+        def work(db: sqlite3.Connection) -> str:
+            row = (db.execute("SELECT value FROM meta WHERE key = ?", (key,))).fetchone()
             if row is not None:
                 return str(row[0])
             value = default()
-            await db.execute("INSERT INTO meta (key, value) VALUES (?, ?)", (key, value))
+            db.execute("INSERT INTO meta (key, value) VALUES (?, ?)", (key, value))
             return value
 
         value: str = await self._transaction(work)
@@ -598,8 +640,8 @@ class SQLiteStore:
     ) -> None:
         """Keeps a webhook request that could not be used, as it came."""
 
-        async def work(db: aiosqlite.Connection) -> None:
-            await db.execute(
+        def work(db: sqlite3.Connection) -> None:
+            db.execute(
                 "INSERT INTO rejected_webhooks (received_at, method, path, query, body, "
                 "content_type, reason) VALUES (?, ?, ?, ?, ?, ?, ?)",
                 (to_iso(self.clock()), method, path, query, body, content_type, reason),
@@ -624,28 +666,28 @@ class SQLiteStore:
         due_moment = due or send_at
         due_at = to_iso(due_moment) if due_moment else None
 
-        async def work(db: aiosqlite.Connection) -> list[Message]:
-            contact = (await self._load_contacts(db, [phone])).get(phone)
+        def work(db: sqlite3.Connection) -> list[Message]:
+            contact = (self._load_contacts(db, [phone])).get(phone)
             if contact is None:
                 contact = _ContactRow(phone, first_seen_at=now)
             if contact.opted_out:
                 raise OptedOutError(f"{phone} has opted out; it must send ALTA to receive again")
-            next_id = await self._next_message_id(db)
+            next_id = self._next_message_id(db)
             ids = list(range(next_id, next_id + len(replies)))
             rows = [
                 self._outbound_row(i, phone, reply, origin, None, now, scheduled, due_at)
                 for i, reply in zip(ids, replies)
             ]
-            await db.executemany(INSERT_MESSAGE, rows)
+            db.executemany(INSERT_MESSAGE, rows)
             contact.last_message_at = contact.last_activity_at = now
             contact.last_text = replies[-1].text if replies else contact.last_text
             contact.unread = 0
             contact.needs_attention = False
             if handoff:
                 contact.mode = "human"
-            await db.execute(UPSERT_CONTACT, contact.params())
-            queued = await db.execute_fetchall(
-                f"SELECT {MESSAGE_COLUMNS} FROM messages WHERE id >= ? ORDER BY id", (next_id,)
+            db.execute(UPSERT_CONTACT, contact.params())
+            queued = _fetchall(
+                db, f"SELECT {MESSAGE_COLUMNS} FROM messages WHERE id >= ? ORDER BY id", (next_id,)
             )
             return [_message(row) for row in queued]
 
@@ -665,22 +707,22 @@ class SQLiteStore:
         are queued and the contact's flow state changes, in one commit."""
         now = to_iso(self.clock())
 
-        async def work(db: aiosqlite.Connection) -> list[int]:
-            contact = (await self._load_contacts(db, [phone])).get(phone)
+        def work(db: sqlite3.Connection) -> list[int]:
+            contact = (self._load_contacts(db, [phone])).get(phone)
             if contact is None:
                 raise UnknownContactError(phone)
-            next_id = await self._next_message_id(db)
+            next_id = self._next_message_id(db)
             rows = [
                 self._outbound_row(next_id + i, phone, reply, "auto", decision.rule, now)
                 for i, reply in enumerate(decision.replies)
             ]
-            await db.executemany(INSERT_MESSAGE, rows)
+            db.executemany(INSERT_MESSAGE, rows)
             if decision.flow_changed:
                 contact.flow = decision.flow
             if decision.replies:
                 contact.last_message_at = now
                 contact.last_text = decision.replies[-1].text
-            await db.execute(UPSERT_CONTACT, contact.params())
+            db.execute(UPSERT_CONTACT, contact.params())
             return [row[0] for row in rows]
 
         ids: list[int] = await self._transaction(work)
@@ -689,8 +731,8 @@ class SQLiteStore:
         return ids
 
     async def set_mode(self, phone: str, mode: str) -> Conversation:
-        async def work(db: aiosqlite.Connection) -> int:
-            cursor = await db.execute(
+        def work(db: sqlite3.Connection) -> int:
+            cursor = db.execute(
                 "UPDATE contacts SET mode = ?, needs_attention = 0, unread = 0, "
                 "flagged = CASE WHEN ? = 'bot' THEN 0 ELSE flagged END WHERE phone = ?",
                 (mode, mode, phone),
@@ -706,16 +748,16 @@ class SQLiteStore:
         reply is worse than a rare duplicate), or fail as interrupted (at-most-once)."""
         now = to_iso(self.clock())
 
-        async def work(db: aiosqlite.Connection) -> int:
+        def work(db: sqlite3.Connection) -> int:
             if at_most_once:
-                cursor = await db.execute(
+                cursor = db.execute(
                     "UPDATE messages SET status = 'failed', updated_at = ?, "
                     "error = 'interrupted while sending; not retried (delivery: at_most_once)' "
                     "WHERE status = 'sending'",
                     (now,),
                 )
             else:
-                cursor = await db.execute(
+                cursor = db.execute(
                     "UPDATE messages SET status = 'queued', updated_at = ? "
                     "WHERE status = 'sending'",
                     (now,),
@@ -730,8 +772,9 @@ class SQLiteStore:
         customers first, then staff, CLI and scheduled messages; oldest first within each."""
         now = to_iso(self.clock())
 
-        async def work(db: aiosqlite.Connection) -> list[OutboxItem]:
-            rows = await db.execute_fetchall(
+        def work(db: sqlite3.Connection) -> list[OutboxItem]:
+            rows = _fetchall(
+                db,
                 "UPDATE messages SET status = 'sending', attempts = attempts + 1, updated_at = ? "
                 "WHERE id IN (SELECT id FROM messages WHERE status IN ('queued', 'scheduled') "
                 "AND next_attempt_at <= ? "
@@ -770,9 +813,9 @@ class SQLiteStore:
         ]
         attempts = [(o.id, now, *_attempt(o), o.error) for o in outcomes]
 
-        async def work(db: aiosqlite.Connection) -> None:
+        def work(db: sqlite3.Connection) -> None:
             # Only a queued message has a next attempt; only one in flight is polled.
-            await db.executemany(
+            db.executemany(
                 "UPDATE messages SET status = :status, provider = :provider, "
                 "provider_id = COALESCE(:provider_id, provider_id), error = :error, "
                 "next_attempt_at = CASE WHEN :status = 'queued' "
@@ -782,7 +825,7 @@ class SQLiteStore:
                 "WHERE id = :id",
                 updates,
             )
-            await db.executemany(
+            db.executemany(
                 "INSERT INTO attempts (message_id, at, provider, outcome, error) "
                 "VALUES (?, ?, ?, ?, ?)",
                 attempts,
@@ -816,8 +859,8 @@ class SQLiteStore:
             for r in results
         ]
 
-        async def work(db: aiosqlite.Connection) -> None:
-            await db.executemany(
+        def work(db: sqlite3.Connection) -> None:
+            db.executemany(
                 "UPDATE messages SET status = COALESCE(?, status), error = COALESCE(?, error), "
                 "polls = polls + 1, next_poll_at = ?, updated_at = ? WHERE id = ?",
                 rows,
@@ -856,8 +899,8 @@ class SQLiteStore:
     async def update_fields(self, phone: str, changes: dict[str, Any]) -> Conversation:
         """Sets contact fields (a None value removes the field)."""
 
-        async def work(db: aiosqlite.Connection) -> None:
-            contact = (await self._load_contacts(db, [phone])).get(phone)
+        def work(db: sqlite3.Connection) -> None:
+            contact = (self._load_contacts(db, [phone])).get(phone)
             if contact is None:
                 raise UnknownContactError(phone)
             for name, value in changes.items():
@@ -865,7 +908,7 @@ class SQLiteStore:
                     contact.fields.pop(name, None)
                 else:
                     contact.fields[name] = value
-            await db.execute(
+            db.execute(
                 "UPDATE contacts SET fields = ? WHERE phone = ?",
                 (json.dumps(contact.fields, ensure_ascii=False), phone),
             )
@@ -939,3 +982,93 @@ class SQLiteStore:
             "FROM rejected_webhooks ORDER BY id"
         )
         return [dict(row) for row in rows]
+
+    # -- admin web inbox: search, read marks and dashboard aggregates ------------------------
+
+    async def search_conversations(
+        self,
+        text: str,
+        phones: Sequence[str] = (),
+        limit: int = 100,
+        offset: int = 0,
+        *,
+        mode: str | None = None,
+        needs_attention: bool | None = None,
+        opted_out: bool | None = None,
+    ) -> list[Conversation]:
+        """Conversations newest first whose number contains one of `phones`, or whose messages
+        or contact fields contain `text` (case-insensitive for ASCII letters)."""
+        conditions, params = ["1 = 1"], []
+        for column, value in (
+            ("mode", mode),
+            ("needs_attention", needs_attention),
+            ("opted_out", opted_out),
+        ):
+            if value is not None:
+                conditions.append(f"{column} = ?")
+                params.append(value if isinstance(value, str) else int(value))
+        pattern = "%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        matches = [
+            "fields LIKE ? ESCAPE '\\'",
+            "phone IN (SELECT phone FROM messages WHERE text LIKE ? ESCAPE '\\')",
+        ]
+        params += [pattern, pattern]
+        for digits in phones:
+            matches.append("phone LIKE ?")
+            params.append(f"%{digits}%")
+        rows = await self.reader.execute_fetchall(
+            f"SELECT {CONTACT_COLUMNS} FROM contacts WHERE {' AND '.join(conditions)} "
+            f"AND ({' OR '.join(matches)}) "
+            "ORDER BY last_message_at DESC, phone LIMIT ? OFFSET ?",
+            (*params, limit, offset),
+        )
+        return [self._conversation(row) for row in rows]
+
+    async def mark_read(self, phone: str) -> None:
+        """Staff have seen the conversation: its unread count goes back to zero."""
+
+        def work(db: sqlite3.Connection) -> None:
+            db.execute("UPDATE contacts SET unread = 0 WHERE phone = ? AND unread > 0", (phone,))
+
+        await self._transaction(work)
+
+    async def conversation_counts(self) -> dict[str, int]:
+        """How many conversations there are in all, with people, needing attention, opted out,
+        and with unread messages."""
+        row = await (
+            await self.reader.execute(
+                "SELECT COUNT(*), "
+                "COALESCE(SUM(mode = 'human'), 0), COALESCE(SUM(needs_attention), 0), "
+                "COALESCE(SUM(opted_out), 0), COALESCE(SUM(unread > 0), 0) FROM contacts"
+            )
+        ).fetchone()
+        keys = ("all", "human", "needs_attention", "opted_out", "unread")
+        return dict(zip(keys, (int(v) for v in row))) if row else dict.fromkeys(keys, 0)
+
+    async def message_counts_by_hour(self, since: datetime) -> list[tuple[str, str, int]]:
+        """Messages per UTC hour (`YYYY-MM-DDTHH`) and direction since `since`, oldest first;
+        hours, not days, so the caller can count days in the shop's own time zone."""
+        rows = await self.reader.execute_fetchall(
+            "SELECT substr(created_at, 1, 13) AS hour, direction, COUNT(*) FROM messages "
+            "WHERE created_at >= ? GROUP BY hour, direction ORDER BY hour, direction",
+            (to_iso(since),),
+        )
+        return [(row[0], row[1], int(row[2])) for row in rows]
+
+    async def outbound_status_counts(self, since: datetime) -> dict[str, int]:
+        """Outbound messages created since `since`, by status."""
+        rows = await self.reader.execute_fetchall(
+            "SELECT status, COUNT(*) FROM messages WHERE direction = 'out' AND created_at >= ? "
+            "GROUP BY status",
+            (to_iso(since),),
+        )
+        return {row[0]: int(row[1]) for row in rows}
+
+    async def top_rules(self, since: datetime, limit: int = 8) -> list[tuple[str, int]]:
+        """The rules that matched the most inbound messages since `since`, most first."""
+        rows = await self.reader.execute_fetchall(
+            "SELECT rule, COUNT(*) AS n FROM messages WHERE direction = 'in' "
+            "AND rule IS NOT NULL AND created_at >= ? GROUP BY rule ORDER BY n DESC, rule LIMIT ?",
+            (to_iso(since), limit),
+        )
+        return [(row[0], int(row[1])) for row in rows]

@@ -1,0 +1,57 @@
+"""Provider balances for the dashboard: asked at most once a minute, errors shown, not raised."""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+from responder.providers.base import Provider, ProviderError
+
+
+@dataclass(frozen=True)
+class Balance:
+    provider: str
+    credits: float | None  # None when it could not be read; inf when unlimited (sandbox)
+    error: str | None = None
+
+    @property
+    def unlimited(self) -> bool:
+        return self.credits is not None and math.isinf(self.credits)
+
+
+class BalanceCache:
+    """The last answer of each provider, kept `ttl` seconds (process-local, like the limiter)."""
+
+    def __init__(
+        self, ttl: float = 60.0, timeout: float = 8.0, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self.ttl = ttl
+        self.timeout = timeout
+        self.clock = clock
+        self._balances: list[Balance] = []
+        self._at: float | None = None
+        self._lock = asyncio.Lock()
+
+    async def get(self, providers: Mapping[str, Provider]) -> list[Balance]:
+        async with self._lock:  # two dashboards opened together ask the providers once
+            fresh = self._at is not None and self.clock() - self._at < self.ttl
+            if not fresh or [b.provider for b in self._balances] != list(providers):
+                self._balances = list(
+                    await asyncio.gather(*(self._ask(n, p) for n, p in providers.items()))
+                )
+                self._at = self.clock()
+            return self._balances
+
+    async def _ask(self, name: str, provider: Provider) -> Balance:
+        try:
+            credits = await asyncio.wait_for(provider.balance(), self.timeout)
+        except ProviderError as err:
+            return Balance(name, None, err.message)
+        except TimeoutError:
+            return Balance(name, None, f"sin respuesta en {self.timeout:g} s")
+        except Exception as err:  # a dashboard must render whatever a provider does
+            return Balance(name, None, f"{type(err).__name__}: {err}")
+        return Balance(name, credits)

@@ -1,0 +1,139 @@
+/* responder admin: live updates by polling, and the reply box's SMS counter. No libraries. */
+(function () {
+  "use strict";
+
+  // -- live regions: elements with data-live and an id are swapped when the server's differ --
+  function nearBottom(el) {
+    return el.scrollHeight - el.scrollTop - el.clientHeight < 40;
+  }
+
+  function toBottom(el) {
+    el.scrollTop = el.scrollHeight;
+  }
+
+  function swap(html) {
+    var tpl = document.createElement("template");
+    tpl.innerHTML = html;
+    tpl.content.querySelectorAll("[data-live][id]").forEach(function (fresh) {
+      var old = document.getElementById(fresh.id);
+      if (!old || old.outerHTML === fresh.outerHTML) return;
+      var stick = fresh.hasAttribute("data-stick") && nearBottom(old);
+      var keep = old.scrollTop;
+      old.replaceWith(fresh);
+      if (stick) toBottom(fresh); else fresh.scrollTop = keep;
+    });
+  }
+
+  function startPolling(root) {
+    var url = root.getAttribute("data-poll-url");
+    var every = parseInt(root.getAttribute("data-poll-ms"), 10) || 3000;
+    var busy = false;
+    function tick() {
+      if (busy || document.hidden) return;
+      busy = true;
+      fetch(url, { credentials: "same-origin", headers: { Accept: "text/html" } })
+        .then(function (r) {
+          if (r.status === 401) { window.location.reload(); return null; }
+          return r.ok ? r.text() : null;
+        })
+        .then(function (html) { if (html) swap(html); })
+        .catch(function () { /* offline for a moment: the next tick tries again */ })
+        .then(function () { busy = false; });
+    }
+    setInterval(tick, every);
+    document.addEventListener("visibilitychange", tick);
+  }
+
+  // -- SMS counter: the same rules as responder/text.py and engine.prepare --------------------
+  function Counter(alphabet) {
+    var basic = new Set(Array.from(alphabet.basic));
+    var extended = new Set(Array.from(alphabet.extended));
+    var smart = alphabet.smart;
+    var limit = alphabet.limit;
+    function isGsm(text) {
+      for (var ch of text) if (!basic.has(ch) && !extended.has(ch)) return false;
+      return true;
+    }
+    function smartEncode(text) {
+      if (isGsm(text)) return text;
+      var out = "";
+      for (var ch of text.normalize("NFC")) {
+        out += Object.prototype.hasOwnProperty.call(smart, ch) ? smart[ch] : ch;
+      }
+      return out;
+    }
+    function segments(text) {
+      var units, single, multi;
+      if (isGsm(text)) {
+        units = 0;
+        for (var ch of text) units += extended.has(ch) ? 2 : 1;
+        single = 160; multi = 153;
+      } else {
+        units = text.length; // UTF-16 code units, as UCS-2 on the wire counts them
+        single = 70; multi = 67;
+      }
+      return units <= single ? 1 : Math.ceil(units / multi);
+    }
+    var space = /\s/;
+    function split(text) { // split_text(): parts of at most `limit` characters, at spaces
+      var cps = Array.from(text);
+      if (cps.length <= limit) return [text];
+      var rest = Array.from(text.trim()), parts = [];
+      while (rest.length > limit) {
+        var cut = -1;
+        for (var i = limit; i > 0; i--) if (space.test(rest[i])) { cut = i; break; }
+        if (cut < 0) { parts.push(rest.slice(0, limit).join("")); rest = rest.slice(limit); continue; }
+        var end = cut, start = cut + 1;
+        while (space.test(rest[end - 1])) end--;
+        while (space.test(rest[start])) start++;
+        parts.push(rest.slice(0, end).join(""));
+        rest = rest.slice(start);
+      }
+      parts.push(rest.join(""));
+      return parts;
+    }
+    this.count = function (text, useSmart) {
+      var encoded = useSmart ? smartEncode(text) : text;
+      var parts = split(encoded);
+      var sms = parts.reduce(function (n, p) { return n + segments(p); }, 0);
+      var odd = [];
+      for (var ch of encoded) if (!basic.has(ch) && !extended.has(ch) && odd.indexOf(ch) < 0) odd.push(ch);
+      return { chars: Array.from(text).length, sms: sms, parts: parts.length, unicode: odd.length > 0, odd: odd };
+    };
+  }
+
+  function startCounter(box) {
+    var out = document.getElementById(box.getAttribute("aria-describedby"));
+    var useSmart = box.getAttribute("data-smart") === "true";
+    fetch("/admin/sms.json", { credentials: "same-origin" })
+      .then(function (r) { return r.ok ? r.json() : null; })
+      .then(function (alphabet) {
+        if (!alphabet) return;
+        var counter = new Counter(alphabet);
+        function update() {
+          var text = box.value;
+          if (!text) { out.textContent = "0 caracteres"; out.className = "counter"; return; }
+          var c = counter.count(text, useSmart);
+          var words = c.chars + (c.chars === 1 ? " carácter" : " caracteres") + " · " + c.sms + " SMS";
+          if (c.parts > 1) words += " · se envía en " + c.parts + " mensajes";
+          words += c.unicode
+            ? " · Unicode, 70 por SMS (por: " + c.odd.slice(0, 5).join(" ") + ")"
+            : " · GSM-7, 160 por SMS";
+          out.textContent = words;
+          out.className = c.unicode ? "counter unicode" : "counter";
+          out.setAttribute("data-sms", String(c.sms));
+        }
+        box.addEventListener("input", update);
+        update();
+      })
+      .catch(function () { /* the counter is a help; sending works without it */ });
+  }
+
+  document.addEventListener("DOMContentLoaded", function () {
+    var root = document.querySelector("[data-poll-url]");
+    if (root) startPolling(root);
+    document.querySelectorAll("[data-stick]").forEach(toBottom);
+    var box = document.querySelector("textarea[data-sms-counter]");
+    if (box) startCounter(box);
+  });
+})();

@@ -1,0 +1,131 @@
+"""How the admin pages show things: Spanish labels, local times, phone numbers, rule summaries."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from datetime import date, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+import phonenumbers
+
+from responder.phone import InvalidPhoneNumber, normalize_phone
+from responder.rules.model import Rule
+from responder.store.models import from_iso
+
+STATUS_LABELS = {
+    "received": "recibido",
+    "queued": "en cola",
+    "sending": "enviando",
+    "sent": "enviado",
+    "delivered": "entregado",
+    "failed": "falló",
+    "scheduled": "programado",
+}
+ORIGIN_LABELS = {"auto": "bot", "agent": "agente", "cli": "consola"}
+MATCH_LABELS = {
+    "word": "palabra completa",
+    "first": "al inicio del mensaje",
+    "exact": "mensaje exacto",
+    "contains": "en cualquier parte",
+}
+RULE_LABELS = {"opt_out": "baja (BAJA)", "opt_in": "alta (ALTA)"}
+NAME_FIELDS = ("nombre", "name")
+_PHONE_CHARS = re.compile(r"^[\d\s+().-]+$")
+
+
+def local_time(value: str, tz: ZoneInfo, now: datetime) -> str:
+    """`14:05` today, `23/11 14:05` this year, `23/11/2025` before."""
+    if not value:
+        return ""
+    moment = from_iso(value).astimezone(tz)
+    today = now.astimezone(tz)
+    if moment.date() == today.date():
+        return moment.strftime("%H:%M")
+    if moment.year == today.year:
+        return moment.strftime("%d/%m %H:%M")
+    return moment.strftime("%d/%m/%Y")
+
+
+def show_phone(digits: str) -> str:
+    """`584121234567` → `+58 412-1234567`, as the country writes it internationally."""
+    try:
+        number = phonenumbers.parse("+" + digits)
+    except phonenumbers.NumberParseException:
+        return "+" + digits
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.INTERNATIONAL)
+
+
+def contact_name(fields: dict[str, object]) -> str:
+    for key in NAME_FIELDS:
+        value = fields.get(key)
+        if value not in (None, ""):
+            return str(value)
+    return ""
+
+
+def origin_label(origin: str, rule: str | None) -> str:
+    """Who wrote an outbound message: the bot (and its rule), an agent or the console."""
+    who = ORIGIN_LABELS.get(origin, origin)
+    if rule:
+        return f"{who} · regla {RULE_LABELS.get(rule, rule)}"
+    return who
+
+
+def rule_matching(rule: Rule) -> str:
+    """How a rule picks its messages, in words."""
+    if rule.fallback:
+        return "si ninguna otra regla coincide"
+    if rule.pattern is not None:
+        return f"expresión regular: {rule.pattern.pattern}"
+    if rule.keywords:
+        words = ", ".join(f"«{k}»" for k in rule.keywords)
+        how = MATCH_LABELS.get(rule.mode, rule.mode)
+        typos = ""
+        if rule.fuzzy:
+            typos = f", admite {rule.fuzzy} error{'es' if rule.fuzzy > 1 else ''} de tipeo"
+        return f"{words} ({how}{typos})"
+    if rule.when is not None:
+        return "cualquier mensaje mientras se cumpla la condición"
+    return "cualquier mensaje"
+
+
+def reply_preview(rule: Rule, width: int = 120) -> str:
+    if rule.template:
+        return f"plantilla {rule.template}"
+    text = " ".join(rule.reply_source.split())
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def phone_fragments(query: str, country: str) -> list[str]:
+    """The digits to look for in numbers when a search looks like (part of) a phone number:
+    `0412-123` finds `584121234...`, a full local number finds its international form."""
+    query = query.strip()
+    if not _PHONE_CHARS.match(query):
+        return []
+    digits = re.sub(r"\D", "", query)
+    if len(digits) < 3:
+        return []
+    found = {digits, digits.lstrip("0") or digits}
+    try:
+        found.add(normalize_phone(query, country))
+    except InvalidPhoneNumber:
+        pass
+    return sorted(found)
+
+
+def local_days(today: date, count: int) -> list[date]:
+    return [today - timedelta(days=n) for n in range(count - 1, -1, -1)]
+
+
+def daily_counts(
+    hourly: Iterable[tuple[str, str, int]], tz: ZoneInfo, days: list[date]
+) -> list[tuple[str, int, int]]:
+    """Hourly (UTC `YYYY-MM-DDTHH`, direction, count) rows → (`dd/mm`, in, out) per local day."""
+    totals = {day: [0, 0] for day in days}
+    for hour, direction, count in hourly:
+        moment = datetime.fromisoformat(hour + ":00:00+00:00").astimezone(tz)
+        slot = totals.get(moment.date())
+        if slot is not None:
+            slot[0 if direction == "in" else 1] += count
+    return [(day.strftime("%d/%m"), totals[day][0], totals[day][1]) for day in days]
