@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import secrets
 from collections.abc import AsyncIterator, Callable
@@ -66,6 +67,7 @@ class Service:
         )
         self.poller = StatusPoller(self.store, self.providers, clock=clock)
         self.store.on_outbox = self.worker.wake
+        self.store.hand_over = self.worker.take
         self.webhook_token = ""
         self.admin_token = ""
         self._tasks: list[asyncio.Task[Any]] = []
@@ -94,6 +96,9 @@ class Service:
             asyncio.create_task(self._expire_flows_forever(), name="flow-timeouts"),
             asyncio.create_task(self._check_balances_forever(), name="balances"),
         ]
+        # What start-up built lives as long as the process: keep the collector off it.
+        gc.collect()
+        gc.freeze()
 
     async def stop(self) -> None:
         for task in self._tasks:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
+from functools import lru_cache
 from typing import Any
 
 from responder import text as sms_text
@@ -72,6 +73,7 @@ class Decision:
     suppressed: str | None = None  # why replies were held back: reply_limit or loop_guard
 
 
+@lru_cache(maxsize=4096)  # most replies are a rule's fixed text
 def prepare(text: str, smart_encoding: bool) -> tuple[Reply, ...]:
     """Smart-encodes a reply and splits it into SMS-sized parts at word boundaries."""
     # A lone surrogate (JSON may carry "\ud800" into a template) can be neither counted nor sent.
@@ -167,7 +169,9 @@ def _answer(
     if rule.reply is None:
         return Decision(rule.name, (), match.how, mode=mode)
     try:
-        body = render(rule.reply, _context(msg, contact, local_now, match))
+        body = rule.plain_text
+        if body is None:
+            body = render(rule.reply, _context(msg, contact, local_now, match))
     except TemplateError as err:
         return Decision(rule.name, (), match.how, mode=mode, error=f"rule {rule.name}: {err}")
     replies = prepare(body, settings.smart_encoding) if body else ()

@@ -69,6 +69,7 @@ class Rule:
     reply: Template | None = None
     reply_source: str = ""  # the inline reply or the template's file name
     template: str | None = None  # the template file, when the reply comes from one
+    plain_text: str | None = None  # the reply, when it has no Jinja syntax: no rendering needed
     via: str | None = None
     handoff: bool = False
     fallback: bool = False

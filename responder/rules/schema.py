@@ -438,6 +438,7 @@ def _read_rule(
         reply=reply,
         reply_source=source,
         template=source if "template" in raw and "reply" not in raw else None,
+        plain_text=_plain_text(source) if "reply" in raw and "template" not in raw else None,
         via=via,
         handoff=flags["handoff"],
         fallback=fallback,
@@ -459,6 +460,13 @@ def _never_in_normalised(pattern: str) -> str | None:
         if char in "¿¡" or char.isupper() or cond.strip_accents(char) != char:
             return char
     return None
+
+
+def _plain_text(source: str) -> str | None:
+    """What a reply without Jinja syntax renders to, known without rendering it."""
+    if any(mark in source for mark in _JINJA_MARKS):
+        return None
+    return source.replace("\r\n", "\n").replace("\r", "\n").strip()
 
 
 def _check_length(r: _Reader, raw: PosDict, source: str, name: str, smart_encoding: bool) -> None:

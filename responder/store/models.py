@@ -84,6 +84,7 @@ class InboundResult:
     reply_ids: tuple[int, ...]
     decision: Decision
     duplicate: bool = False
+    claimed: tuple[OutboxItem, ...] = ()  # replies handed straight to the worker
 
 
 @dataclass(frozen=True)

@@ -223,6 +223,10 @@ class SQLiteStore:
         self._writer_task: asyncio.Task[None] | None = None
         # Called after a commit that queued outbound messages; the outbox worker wakes on it.
         self.on_outbox: Callable[[], None] = lambda: None
+        # When set, auto-replies are committed already claimed ('sending') and handed over
+        # here after the commit, sparing the worker a claim per inbound batch. A crash before
+        # they are sent leaves them 'sending': the next start queues them again.
+        self.hand_over: Callable[[list[OutboxItem]], None] | None = None
 
     # -- life cycle -------------------------------------------------------------------------
 
@@ -390,10 +394,15 @@ class SQLiteStore:
 
     def _resolve(self, batch: list[_Job], results: list[Any]) -> None:
         queued_replies = False
+        claimed: list[OutboxItem] = []
         for job, result in zip(batch, results):
             if not job.future.done():
                 job.future.set_result(result)
-            queued_replies |= isinstance(result, InboundResult) and bool(result.reply_ids)
+            if isinstance(result, InboundResult):
+                claimed.extend(result.claimed)
+                queued_replies |= len(result.reply_ids) > len(result.claimed)
+        if claimed and self.hand_over is not None:
+            self.hand_over(claimed)
         if queued_replies:
             self.on_outbox()
 
@@ -522,16 +531,18 @@ class SQLiteStore:
                     None,
                 )
             )
-            reply_ids = []
+            claimed = []
             for reply in decision.replies:
-                reply_ids.append(next_id)
-                message_rows.append(
-                    self._outbound_row(next_id, msg.phone, reply, "auto", decision.rule, received)
-                )
+                row = self._outbound_row(next_id, msg.phone, reply, "auto", decision.rule, received)
+                if self.hand_over is not None:
+                    row = (*row[:4], "sending", *row[5:11], 1, *row[12:])
+                    claimed.append(OutboxItem(next_id, msg.phone, reply.text, row[7], 1, received))
+                message_rows.append(row)
                 next_id += 1
             self._update_contact(contact, decision, in_id, received, msg.text)
             contacts[msg.phone] = contact
-            results.append(InboundResult(in_id, tuple(reply_ids), decision))
+            reply_ids = tuple(range(next_id - len(decision.replies), next_id))
+            results.append(InboundResult(in_id, reply_ids, decision, claimed=tuple(claimed)))
         db.executemany(INSERT_MESSAGE, message_rows)
         touched = {j.payload.message.phone for j, r in zip(jobs, results) if not r.duplicate}
         db.executemany(UPSERT_CONTACT, [contacts[p].params() for p in sorted(touched)])

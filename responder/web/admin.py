@@ -47,7 +47,7 @@ SECURITY_HEADERS = {
     "Referrer-Policy": "same-origin",
     "Cache-Control": "no-store",
 }
-FILTERS = {
+FILTERS: dict[str, tuple[str, str, dict[str, Any]]] = {
     "all": ("Todas", "all", {}),
     "human": ("Con personas", "human", {"mode": "human"}),
     "attention": ("Requieren atención", "needs_attention", {"needs_attention": True}),
@@ -60,6 +60,9 @@ NOTICES = {
     "fields": "Datos del contacto guardados.",
     "bye": "Sesión cerrada.",
 }
+EXPIRED_FORM = (
+    "Formulario rechazado: la página caducó. Vuelva atrás, recárguela e intente de nuevo."
+)
 OPTED_OUT_ERROR = (
     "Este número se dio de baja: no se le puede escribir hasta que envíe ALTA por SMS."
 )
@@ -269,10 +272,7 @@ def action(
             except BodyTooLarge:
                 raise Refused(413, "El formulario es demasiado grande.") from None
             if not session.csrf_matches(form.get("csrf")):
-                raise Refused(
-                    403,
-                    "Formulario rechazado: la página caducó. Vuelva atrás, recárguela e intente de nuevo.",
-                )
+                raise Refused(403, EXPIRED_FORM)
             if signed_in and not session.authenticated:
                 return _redirect("/admin/login")
             return await handler(request, session, form)
@@ -554,6 +554,11 @@ async def dashboard(request: Request, session: Session) -> Response:
     settled = delivered + failed + sent
     pending = sum(statuses.get(s, 0) for s in ("queued", "sending", "scheduled"))
     top = [(views.RULE_LABELS.get(r, r), n) for r, n in await store.top_rules(since)]
+    parts = [
+        ("entregados", delivered, "delivered"),
+        ("enviados sin confirmar", sent, "sent"),
+        ("fallidos", failed, "failed"),
+    ]
     return _render(
         request,
         session,
@@ -568,15 +573,7 @@ async def dashboard(request: Request, session: Session) -> Response:
         sent=sent,
         pending=pending,
         rate=round(100 * delivered / settled) if settled else None,
-        delivery_chart=charts.stacked_bar(
-            [
-                ("entregados", delivered, "delivered"),
-                ("enviados sin confirmar", sent, "sent"),
-                ("fallidos", failed, "failed"),
-            ]
-        )
-        if settled
-        else None,  # fmt: skip
+        delivery_chart=charts.stacked_bar(parts) if settled else None,
         top=top,
         top_chart=charts.horizontal_bars(top) if top else None,
         attention=await store.conversations(10, 0, needs_attention=True),

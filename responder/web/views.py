@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import re
 from collections.abc import Iterable
 from datetime import date, datetime, timedelta
@@ -107,10 +108,8 @@ def phone_fragments(query: str, country: str) -> list[str]:
     if len(digits) < 3:
         return []
     found = {digits, digits.lstrip("0") or digits}
-    try:
+    with contextlib.suppress(InvalidPhoneNumber):
         found.add(normalize_phone(query, country))
-    except InvalidPhoneNumber:
-        pass
     return sorted(found)
 
 

@@ -109,32 +109,42 @@ class OutboxWorker:
             self._wake.clear()
             await self.drain()
 
+    def take(self, items: list[OutboxItem]) -> None:
+        """Sends messages already claimed for this worker (replies committed as 'sending')."""
+        task = asyncio.create_task(self._dispatch(items))
+        self._in_flight.add(task)
+        task.add_done_callback(self._in_flight.discard)
+
     async def drain(self) -> None:
         """Claims and dispatches until nothing is due; sends run concurrently, bounded."""
         while True:
             items = await self.store.claim_outbox(self.claim_limit)
             if not items:
                 return
-            settings, now = self.settings(), self.clock()
-            expired = [i for i in items if self._expired(i, settings, now)]
-            if expired:
-                await self.store.record_outcomes(
-                    [SendOutcome(i.id, i.provider, "failed", error=_expired(i)) for i in expired]
-                )
-            by_provider: dict[str, list[OutboxItem]] = defaultdict(list)
-            for item in items:
-                if item not in expired:
-                    by_provider[item.provider].append(item)
-            for name, group in by_provider.items():
-                provider = self.providers.get(name)
-                if provider is None:
-                    await self._fail_unconfigured(name, group)
-                    continue
-                for batch in batches(group, provider):
-                    await self._slots.acquire()
-                    task = asyncio.create_task(self._send(provider, batch, settings))
-                    self._in_flight.add(task)
-                    task.add_done_callback(self._in_flight.discard)
+            await self._dispatch(items)
+
+    async def _dispatch(self, items: list[OutboxItem]) -> None:
+        """Fails expired messages, then sends the rest in provider-sized batches."""
+        settings, now = self.settings(), self.clock()
+        expired = [i for i in items if self._expired(i, settings, now)]
+        if expired:
+            await self.store.record_outcomes(
+                [SendOutcome(i.id, i.provider, "failed", error=_expired(i)) for i in expired]
+            )
+        by_provider: dict[str, list[OutboxItem]] = defaultdict(list)
+        for item in items:
+            if item not in expired:
+                by_provider[item.provider].append(item)
+        for name, group in by_provider.items():
+            provider = self.providers.get(name)
+            if provider is None:
+                await self._fail_unconfigured(name, group)
+                continue
+            for batch in batches(group, provider):
+                await self._slots.acquire()
+                task = asyncio.create_task(self._send(provider, batch, settings))
+                self._in_flight.add(task)
+                task.add_done_callback(self._in_flight.discard)
 
     def _expired(self, item: OutboxItem, settings: RulesSettings, now: datetime) -> bool:
         """An answer an hour late confuses customers: auto-replies have a shorter limit."""
