@@ -144,7 +144,7 @@ class _ContactRow:
 
 @dataclass
 class _Job:
-    kind: str  # "inbound" or "status"
+    kind: str  # "inbound", "status" or "outcomes"
     payload: Any
     future: asyncio.Future[Any]
 
@@ -416,7 +416,10 @@ class SQLiteStore:
         if statuses:
             for job, found in zip(statuses, self._apply_statuses(db, statuses)):
                 results[id(job)] = found
-        return [results[id(j)] for j in batch]
+        outcomes = [j for j in batch if j.kind == "outcomes"]
+        if outcomes:
+            self._apply_outcomes(db, outcomes)
+        return [results.get(id(j)) for j in batch]
 
     def _load_contacts(
         self, db: sqlite3.Connection, phones: Sequence[str]
@@ -804,45 +807,47 @@ class SQLiteStore:
         self, outcomes: Sequence[SendOutcome], first_poll_after: float = 10.0
     ) -> None:
         """Stores what each send attempt produced, and the attempt itself; a message now 'sent'
-        is due for a status poll after `first_poll_after` seconds (if its provider polls)."""
+        is due for a status poll after `first_poll_after` seconds (if its provider polls).
+        Grouped with the webhooks' writes: one commit serves both."""
         moment = self.clock()
-        now = to_iso(moment)
         first_poll = to_iso(moment + timedelta(seconds=first_poll_after))
-        updates = [
-            {
-                "id": o.id,
-                "status": o.status,
-                "provider": o.provider,
-                "provider_id": o.provider_id,
-                "error": o.error,
-                "retry_at": to_iso(o.retry_at) if o.retry_at else None,
-                "now": now,
-                "first_poll": first_poll,
-                "failover_from": o.failover_from,
-            }
-            for o in outcomes
-        ]
-        attempts = [(o.id, now, *_attempt(o), o.error) for o in outcomes]
+        await self._submit("outcomes", (list(outcomes), to_iso(moment), first_poll))
 
-        def work(db: sqlite3.Connection) -> None:
-            # Only a queued message has a next attempt; only one in flight is polled.
-            db.executemany(
-                "UPDATE messages SET status = :status, provider = :provider, "
-                "provider_id = COALESCE(:provider_id, provider_id), error = :error, "
-                "next_attempt_at = CASE WHEN :status = 'queued' "
-                "THEN COALESCE(:retry_at, next_attempt_at) END, "
-                "next_poll_at = CASE WHEN :status IN ('sent', 'scheduled') THEN :first_poll END, "
-                "failover_from = COALESCE(:failover_from, failover_from), updated_at = :now "
-                "WHERE id = :id",
-                updates,
-            )
-            db.executemany(
-                "INSERT INTO attempts (message_id, at, provider, outcome, error) "
-                "VALUES (?, ?, ?, ?, ?)",
-                attempts,
-            )
-
-        await self._transaction(work)
+    def _apply_outcomes(self, db: sqlite3.Connection, jobs: list[_Job]) -> None:
+        updates, attempts = [], []
+        for job in jobs:
+            outcomes, now, first_poll = job.payload
+            for o in outcomes:
+                updates.append(
+                    {
+                        "id": o.id,
+                        "status": o.status,
+                        "provider": o.provider,
+                        "provider_id": o.provider_id,
+                        "error": o.error,
+                        "retry_at": to_iso(o.retry_at) if o.retry_at else None,
+                        "now": now,
+                        "first_poll": first_poll,
+                        "failover_from": o.failover_from,
+                    }
+                )
+                attempts.append((o.id, now, *_attempt(o), o.error))
+        # Only a queued message has a next attempt; only one in flight is polled.
+        db.executemany(
+            "UPDATE messages SET status = :status, provider = :provider, "
+            "provider_id = COALESCE(:provider_id, provider_id), error = :error, "
+            "next_attempt_at = CASE WHEN :status = 'queued' "
+            "THEN COALESCE(:retry_at, next_attempt_at) END, "
+            "next_poll_at = CASE WHEN :status IN ('sent', 'scheduled') THEN :first_poll END, "
+            "failover_from = COALESCE(:failover_from, failover_from), updated_at = :now "
+            "WHERE id = :id",
+            updates,
+        )
+        db.executemany(
+            "INSERT INTO attempts (message_id, at, provider, outcome, error) "
+            "VALUES (?, ?, ?, ?, ?)",
+            attempts,
+        )
 
     async def due_polls(self, providers: Sequence[str], limit: int) -> list[PollItem]:
         """Messages in flight whose next status poll is due."""

@@ -113,6 +113,7 @@ def _environment() -> jinja2.Environment:
         name=views.contact_name,
         matching=views.rule_matching,
         preview=views.reply_preview,
+        duration=views.duration,
     )
     env.globals.update(origin=views.origin_label, rule_label=views.RULE_LABELS.get)
     return env
@@ -573,9 +574,9 @@ async def dashboard(request: Request, session: Session) -> Response:
         sent=sent,
         pending=pending,
         rate=round(100 * delivered / settled) if settled else None,
-        delivery_chart=charts.stacked_bar(parts) if settled else None,
+        delivery_chart=charts.stacked_bar(parts, width=460) if settled else None,
         top=top,
-        top_chart=charts.horizontal_bars(top) if top else None,
+        top_chart=charts.horizontal_bars(top, width=460, label_width=170) if top else None,
         attention=await store.conversations(10, 0, needs_attention=True),
         counts=await store.conversation_counts(),
         balances=await _state(request).balances.get(service.providers),

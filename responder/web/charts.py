@@ -47,8 +47,8 @@ def nice_ceiling(value: float) -> int:
 
 def daily_bars(days: Sequence[tuple[str, int, int]], width: int = 640, height: int = 200) -> Chart:
     """Messages in and out per day, side by side: `days` is (label, in, out), oldest first."""
-    left, bottom, top = 34, 22, 8
-    plot_w, plot_h = width - left, height - bottom - top
+    left, right, bottom, top = 34, 14, 22, 12
+    plot_w, plot_h = width - left - right, height - bottom - top
     peak = nice_ceiling(max((max(i, o) for _, i, o in days), default=0))
     slot = plot_w / max(len(days), 1)
     bar_w = slot * 0.36

@@ -91,6 +91,19 @@ def rule_matching(rule: Rule) -> str:
     return "cualquier mensaje"
 
 
+def duration(seconds: float) -> str:
+    """`45 s`, `30 min`, `1 h`, `1 h 30 min`, `2 d`."""
+    whole = round(seconds)
+    if whole < 60:
+        return f"{whole} s"
+    if whole % 86400 == 0:
+        return f"{whole // 86400} d"
+    hours, minutes = divmod(whole // 60, 60)
+    if not hours:
+        return f"{minutes} min"
+    return f"{hours} h" + (f" {minutes} min" if minutes else "")
+
+
 def reply_preview(rule: Rule, width: int = 120) -> str:
     if rule.template:
         return f"plantilla {rule.template}"
