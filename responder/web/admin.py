@@ -10,7 +10,7 @@ import math
 import re
 import secrets
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode, urlsplit
@@ -189,12 +189,17 @@ def _safe_next(value: str | None) -> str:
 
 
 def _same_origin(request: Request) -> bool:
-    """No `Origin` (old browsers, curl) is allowed: the CSRF token still has to match."""
+    """The form came from this site. No `Origin` (old browsers, curl) passes: the CSRF token
+    still has to match. Behind a reverse proxy that rewrites `Host`, its `X-Forwarded-Host`
+    counts too (a cross-site form cannot set either header)."""
     origin = request.headers.get("origin")
     if origin is None:
         return True
-    host = request.headers.get("host", "")
-    return origin != "null" and urlsplit(origin).netloc.lower() == host.lower()
+    hosts = {request.headers.get("host", "").lower()}
+    forwarded = request.headers.get("x-forwarded-host")
+    if forwarded:
+        hosts.add(forwarded.split(",")[0].strip().lower())
+    return origin != "null" and urlsplit(origin).netloc.lower() in hosts
 
 
 def _client(request: Request) -> str:
@@ -396,6 +401,7 @@ async def _conversation(request: Request, phone: str) -> dict[str, Any]:
     conversation = await service.store.conversation(phone)
     if conversation.unread:
         await service.store.mark_read(phone)
+        conversation = replace(conversation, unread=0)
     return {
         "section": "inbox",
         "c": conversation,
