@@ -33,6 +33,7 @@ from responder.store.models import (
     from_iso,
     to_iso,
 )
+from responder.store.recent import RecentActivity
 
 log = logging.getLogger("responder.store")
 
@@ -221,6 +222,7 @@ class SQLiteStore:
         self._writer: sqlite3.Connection | None = None
         self._reader: aiosqlite.Connection | None = None
         self._checkpoint_task: asyncio.Task[None] | None = None
+        self.recent = RecentActivity(timedelta(hours=1))
         self._write_lock = asyncio.Lock()
         self._queue: asyncio.Queue[_Job] = asyncio.Queue()
         self._writer_task: asyncio.Task[None] | None = None
@@ -437,56 +439,35 @@ class SQLiteStore:
                 found[row["phone"]] = _ContactRow.from_row(row)
         return found
 
-    def _load_recent_replies(
-        self, db: sqlite3.Connection, jobs: list[_Job], contacts: dict[str, _ContactRow]
-    ) -> None:
-        """Auto-replies each contact got inside the reply limits' windows (opt-out and opt-in
-        confirmations and agent replies do not count)."""
-        windowed = [j.payload for j in jobs if j.payload.history_window > 0]
-        if not windowed:
+    def _load_activity(self, db: sqlite3.Connection, jobs: list[_Job]) -> None:
+        """Fills the in-memory recent activity of the batch's phones this process has not
+        seen yet, from the database: one query, only for newcomers."""
+        horizon = max(
+            (max(j.payload.dedupe_window, j.payload.history_window) for j in jobs), default=0.0
+        )
+        if timedelta(seconds=horizon) > self.recent.horizon:
+            self.recent = RecentActivity(timedelta(seconds=horizon))  # wider windows: reload
+        missing = sorted({j.payload.message.phone for j in jobs} - self.recent_known(jobs))
+        if not missing:
             return
-        since = to_iso(
-            min(j.message.received_at - timedelta(seconds=j.history_window) for j in windowed)
-        )
-        phones = sorted({j.message.phone for j in windowed} & set(contacts))
-        for chunk in _chunks(phones):
+        since = to_iso(min(j.payload.message.received_at for j in jobs) - self.recent.horizon)
+        for chunk in _chunks(missing):
             rows = _fetchall(
                 db,
-                "SELECT phone, text, created_at FROM messages WHERE phone IN "
-                f"({_marks(len(chunk))}) AND created_at >= ? AND direction = 'out' "
-                "AND origin = 'auto' AND COALESCE(rule, '') NOT IN ('opt_out', 'opt_in') "
-                "ORDER BY id",
+                "SELECT id, phone, direction, line, text, origin, rule, created_at FROM messages "
+                f"WHERE phone IN ({_marks(len(chunk))}) AND created_at >= ? ORDER BY id",
                 (*chunk, since),
             )
+            activities = {phone: self.recent.remember(phone) for phone in chunk}
             for row in rows:
-                contacts[row["phone"]].recent_replies.append(
-                    (from_iso(row["created_at"]), row["text"])
-                )
+                activity, at = activities[row["phone"]], from_iso(row["created_at"])
+                if row["direction"] == "in":
+                    activity.inbound.append((at, row["line"] or "", row["text"], row["id"]))
+                elif row["origin"] == "auto" and row["rule"] not in ("opt_out", "opt_in"):
+                    activity.replies.append((at, row["text"]))
 
-    def _recent_inbound(
-        self, db: sqlite3.Connection, jobs: list[_Job]
-    ) -> dict[tuple[str, str, str], tuple[int, str]]:
-        """(phone, line, text) → (id, time) of the latest inbound messages inside the batch's
-        dedupe windows, to recognise a provider's retries."""
-        windowed = [j.payload for j in jobs if j.payload.dedupe_window > 0]
-        if not windowed:
-            return {}
-        since = to_iso(
-            min(j.message.received_at - timedelta(seconds=j.dedupe_window) for j in windowed)
-        )
-        phones = sorted({j.message.phone for j in windowed})
-        found: dict[tuple[str, str, str], tuple[int, str]] = {}
-        for chunk in _chunks(phones):
-            rows = _fetchall(
-                db,
-                "SELECT id, phone, line, text, created_at FROM messages WHERE direction = 'in' "
-                f"AND phone IN ({_marks(len(chunk))}) AND created_at >= ? ORDER BY id",
-                (*chunk, since),
-            )
-            for row in rows:
-                key = (row["phone"], row["line"] or "", row["text"])
-                found[key] = (row["id"], row["created_at"])
-        return found
+    def recent_known(self, jobs: list[_Job]) -> set[str]:
+        return {j.payload.message.phone for j in jobs if self.recent.known(j.payload.message.phone)}
 
     def _next_message_id(self, db: sqlite3.Connection) -> int:
         # Safe: ids are assigned inside a BEGIN IMMEDIATE transaction by the only writer.
@@ -496,23 +477,34 @@ class SQLiteStore:
     def _apply_inbound(self, db: sqlite3.Connection, jobs: list[_Job]) -> list[InboundResult]:
         phones = sorted({j.payload.message.phone for j in jobs})
         contacts = self._load_contacts(db, phones)
-        self._load_recent_replies(db, jobs, contacts)
-        recent = self._recent_inbound(db, jobs)
+        try:
+            return self._decide_and_insert(db, jobs, contacts)
+        except BaseException:
+            self.recent.forget(phones)  # it may hold rows this failed transaction never wrote
+            raise
+
+    def _decide_and_insert(
+        self, db: sqlite3.Connection, jobs: list[_Job], contacts: dict[str, _ContactRow]
+    ) -> list[InboundResult]:
+        self._load_activity(db, jobs)
         next_id = self._next_message_id(db)
         message_rows: list[tuple[Any, ...]] = []
         results: list[InboundResult] = []
         for job in jobs:
             msg = job.payload.message
             received = to_iso(msg.received_at)
-            key = (msg.phone, msg.line or "", msg.text)
-            if (earlier := recent.get(key)) is not None and (
-                earlier[1] >= to_iso(msg.received_at - timedelta(seconds=job.payload.dedupe_window))
-            ):
-                duplicate = Decision(None, (), f"duplicate of message {earlier[0]}")
-                results.append(InboundResult(earlier[0], (), duplicate, duplicate=True))
+            line = msg.line or ""
+            window = timedelta(seconds=job.payload.dedupe_window)
+            earlier = self.recent.duplicate_of(msg.phone, line, msg.text, msg.received_at - window)
+            if job.payload.dedupe_window > 0 and earlier is not None:
+                duplicate = Decision(None, (), f"duplicate of message {earlier}")
+                results.append(InboundResult(earlier, (), duplicate, duplicate=True))
                 continue
-            recent[key] = (next_id, received)
+            activity = self.recent.remember(msg.phone)
+            self.recent.prune(activity, msg.received_at)
+            activity.inbound.append((msg.received_at, line, msg.text, next_id))
             contact = contacts.get(msg.phone) or _ContactRow(msg.phone, first_seen_at=received)
+            contact.recent_replies = list(activity.replies)
             try:
                 decision = job.payload.decide(contact.as_contact())
             except Exception as err:  # a bug in deciding must not lose the message
@@ -549,6 +541,8 @@ class SQLiteStore:
                 message_rows.append(row)
                 next_id += 1
             self._update_contact(contact, decision, in_id, received, msg.text)
+            if decision.rule not in ("opt_out", "opt_in"):
+                activity.replies.extend((msg.received_at, r.text) for r in decision.replies)
             contacts[msg.phone] = contact
             reply_ids = tuple(range(next_id - len(decision.replies), next_id))
             results.append(InboundResult(in_id, reply_ids, decision, claimed=tuple(claimed)))
@@ -587,9 +581,7 @@ class SQLiteStore:
             contact.flow = decision.flow
         if decision.flagged:
             contact.flagged = True
-        if decision.rule not in ("opt_out", "opt_in"):
-            moment = from_iso(at)
-            contact.recent_replies.extend((moment, r.text) for r in decision.replies)
+
         contact.unread += 1
         contact.last_message_at = at
         contact.last_text = decision.replies[-1].text if decision.replies else text

@@ -12,6 +12,7 @@ import secrets
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
 from datetime import datetime
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode, urlsplit
 
@@ -21,6 +22,7 @@ from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Re
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
+from responder import engine
 from responder import text as sms_text
 from responder.phone import InvalidPhoneNumber, normalize_phone
 from responder.store.models import Conversation, OptedOutError, UnknownContactError
@@ -98,7 +100,14 @@ class AdminState:
         return self.codec
 
 
+@jinja2.pass_context
+def _when(context: Any, value: str) -> str:
+    """A stored UTC timestamp in the shop's time zone (`tz` and `now` come with every page)."""
+    return views.local_time(value, context["tz"], context["now"])
+
+
 def _environment() -> jinja2.Environment:
+    """A plain autoescaping environment: these are our pages, not the rules' sandboxed replies."""
     env = jinja2.Environment(
         loader=jinja2.PackageLoader("responder.web", "templates/admin"),
         autoescape=jinja2.select_autoescape(("html",), default=True),
@@ -114,22 +123,16 @@ def _environment() -> jinja2.Environment:
         matching=views.rule_matching,
         preview=views.reply_preview,
         duration=views.duration,
+        when=_when,
     )
     env.globals.update(origin=views.origin_label, rule_label=views.RULE_LABELS.get)
     return env
 
 
-@jinja2.pass_context
-def _when(context: Any, value: str) -> str:
-    return views.local_time(value, context["tz"], context["now"])
-
-
 def _state(request: Request) -> AdminState:
     state: AdminState | None = getattr(request.app.state, "admin", None)
     if state is None:
-        env = _environment()
-        env.filters["when"] = _when
-        state = AdminState(env)
+        state = AdminState(_environment())
         request.app.state.admin = state
     return state
 
@@ -501,7 +504,7 @@ async def sms_alphabet(request: Request, session: Session) -> Response:
         "basic": "".join(sorted(sms_text.GSM7_BASIC)),
         "extended": "".join(sorted(sms_text.GSM7_EXTENDED)),
         "smart": sms_text.smart_encode_table(),
-        "limit": 160,
+        "limit": engine.SMS_LIMIT,
     }
     return JSONResponse(body, headers={"Cache-Control": "private, max-age=3600"})
 
@@ -512,7 +515,7 @@ async def sms_alphabet(request: Request, session: Session) -> Response:
 async def rules_page(request: Request, session: Session) -> Response:
     service = _service(request)
     current = service.rules.current
-    filename = current.version.path.rsplit("/", 1)[-1] or "rules.yaml"
+    filename = Path(current.version.path).name or "rules.yaml"
     problems = list(dict.fromkeys(
         [p.format(filename) for p in current.problems] + list(service.rules.last_problems)
     ))  # fmt: skip
@@ -586,7 +589,6 @@ async def dashboard(request: Request, session: Session) -> Response:
         attention=await store.conversations(10, 0, needs_attention=True),
         counts=await store.conversation_counts(),
         balances=await _state(request).balances.get(service.providers),
-        since=since,
     )
 
 
