@@ -59,6 +59,7 @@ INSERT INTO messages ({MESSAGE_COLUMNS}, next_attempt_at)
 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 """
 MAX_BATCH = 512
+RECENT_ROWS = 500  # at most this much history per number is read back into memory
 PRAGMAS = (
     # WAL + synchronous=NORMAL: a process crash loses no committed row (see README).
     "PRAGMA journal_mode = WAL",
@@ -451,16 +452,19 @@ class SQLiteStore:
         if not missing:
             return
         since = to_iso(min(j.payload.message.received_at for j in jobs) - self.recent.horizon)
-        for chunk in _chunks(missing):
+        for phone in missing:
+            # Newest first along (phone, id), stopping at the horizon: bounded work per number.
             rows = _fetchall(
                 db,
-                "SELECT id, phone, direction, line, text, origin, rule, created_at FROM messages "
-                f"WHERE phone IN ({_marks(len(chunk))}) AND created_at >= ? ORDER BY id",
-                (*chunk, since),
+                "SELECT id, direction, line, text, origin, rule, created_at FROM messages "
+                "WHERE phone = ? ORDER BY id DESC LIMIT ?",
+                (phone, RECENT_ROWS),
             )
-            activities = {phone: self.recent.remember(phone) for phone in chunk}
-            for row in rows:
-                activity, at = activities[row["phone"]], from_iso(row["created_at"])
+            activity = self.recent.remember(phone)
+            for row in reversed(rows):
+                if row["created_at"] < since:
+                    continue
+                at = from_iso(row["created_at"])
                 if row["direction"] == "in":
                     activity.inbound.append((at, row["line"] or "", row["text"], row["id"]))
                 elif row["origin"] == "auto" and row["rule"] not in ("opt_out", "opt_in"):
