@@ -362,14 +362,7 @@ def _read_rule(
     keywords = tuple(sms_text.normalize(k) for k in _keywords(raw.get("keywords", [])))
     if "keywords" in raw and (not keywords or not all(keywords)):
         r.error(raw.line_of("keywords"), "keywords must be non-empty words or phrases", name)
-    mode = str(raw.get("match", "word"))
-    if mode not in MATCH_MODES:
-        r.error(raw.line_of("match"), f"match must be one of {', '.join(MATCH_MODES)}", name)
-        mode = "word"
-    fuzzy = raw.get("fuzzy", 0)
-    if isinstance(fuzzy, bool) or not isinstance(fuzzy, int) or not 0 <= fuzzy <= 3:
-        r.error(raw.line_of("fuzzy"), "fuzzy must be a number of typos from 0 to 3", name)
-        fuzzy = 0
+    mode, fuzzy = _read_match(r, raw, name)
     if fuzzy and mode == "contains":
         r.error(raw.line_of("fuzzy"), "fuzzy cannot be combined with match: contains", name)
 
@@ -593,9 +586,8 @@ def _compile(reader: _Reader, raw_bytes: bytes, version: Version) -> RuleSet:
     )
 
 
-def _trigger_rule(r: _Reader, raw: PosDict, name: str, position: int) -> Rule:
-    """A flow's trigger as a rule named after the flow, matched like any rule's keywords."""
-    keywords = tuple(k for k in (sms_text.normalize(k) for k in _keywords(raw["keywords"])) if k)
+def _read_match(r: _Reader, raw: PosDict, name: str) -> tuple[str, int]:
+    """A rule's (or a flow trigger's) `match:` mode and `fuzzy:` typos."""
     mode = str(raw.get("match", "word"))
     if mode not in MATCH_MODES:
         r.error(raw.line_of("match"), f"match must be one of {', '.join(MATCH_MODES)}", name)
@@ -604,6 +596,13 @@ def _trigger_rule(r: _Reader, raw: PosDict, name: str, position: int) -> Rule:
     if isinstance(fuzzy, bool) or not isinstance(fuzzy, int) or not 0 <= fuzzy <= 3:
         r.error(raw.line_of("fuzzy"), "fuzzy must be a number of typos from 0 to 3", name)
         fuzzy = 0
+    return mode, fuzzy
+
+
+def _trigger_rule(r: _Reader, raw: PosDict, name: str, position: int) -> Rule:
+    """A flow's trigger as a rule named after the flow, matched like any rule's keywords."""
+    keywords = tuple(k for k in (sms_text.normalize(k) for k in _keywords(raw["keywords"])) if k)
+    mode, fuzzy = _read_match(r, raw, name)
     return Rule(
         name=name, position=position, line=raw.line, keywords=keywords, mode=mode, fuzzy=fuzzy
     )
