@@ -19,7 +19,7 @@ from responder.config import Settings, load_settings
 from responder.providers.base import Provider
 from tests.fakes.massiva import FakeMassiva
 from tests.fakes.massms import FakeMasSMS
-from tests.fakes.server import FakeServer
+from tests.fakes.server import FakeServer, SwappableApp
 
 ROOT = Path(__file__).resolve().parent.parent
 WEBHOOK_TOKEN = "test-webhook-token-0123456789"
@@ -182,3 +182,11 @@ def massms_env(url: str, fake: FakeMasSMS) -> dict[str, str]:
         "MASSMS_PASSWORD": fake.password,
         "MASSMS_SENDER_ID": "MiTienda",
     }
+
+
+@pytest.fixture(scope="module")
+def shared_server() -> Iterator[tuple[SwappableApp, str]]:
+    """One fake-provider server for a whole test module; tests swap in their own fake."""
+    current = SwappableApp()
+    with FakeServer(current) as server:
+        yield current, server.url

@@ -6,7 +6,6 @@ from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from dataclasses import dataclass
 
 import pytest
-from starlette.types import ASGIApp, Receive, Scope, Send
 
 from responder.config import MassivaSettings
 from responder.providers.base import (
@@ -29,7 +28,7 @@ from responder.providers.massiva import (
 from responder.providers.transport import HttpRequest, HttpResponse, HttpTransport
 from tests.fakes.common import ERROR_PAGE, GARBAGE, MAINTENANCE_PAGE
 from tests.fakes.massiva import FakeMassiva
-from tests.fakes.server import FakeServer
+from tests.fakes.server import SwappableApp
 
 USER, PASSWORD = "demo@example.com", "secret"
 A, B, C = "584164248750", "584265207594", "584242195147"
@@ -378,29 +377,11 @@ def test_parse_balance(response: HttpResponse, expected: Raises | int) -> None:
 # --- the client against the fake Massiva -------------------------------------------------
 
 
-class CurrentFake:
-    """An ASGI app that hands each request to the current test's fake."""
-
-    def __init__(self) -> None:
-        self.app: ASGIApp | None = None
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        assert self.app is not None
-        await self.app(scope, receive, send)
-
-
-@pytest.fixture(scope="module")
-def server() -> Iterator[tuple[CurrentFake, str]]:
-    current = CurrentFake()
-    with FakeServer(current) as server:
-        yield current, server.url
-
-
 @pytest.fixture
-def massiva(server: tuple[CurrentFake, str]) -> Iterator[tuple[FakeMassiva, str]]:
+def massiva(shared_server: tuple[SwappableApp, str]) -> Iterator[tuple[FakeMassiva, str]]:
     """conftest's `massiva` (a fresh fake and its base URL) on one server for the module:
     stopping uvicorn costs 0.1 s, which one server per test would pay some twenty times."""
-    current, url = server
+    current, url = shared_server
     fake = FakeMassiva()
     current.app = fake.app
     yield fake, f"{url}/webservices"

@@ -7,7 +7,6 @@ from dataclasses import dataclass
 from datetime import datetime
 
 import pytest
-from starlette.types import ASGIApp, Receive, Scope, Send
 
 from responder.config import MasSMSSettings
 from responder.providers.base import (
@@ -32,7 +31,7 @@ from responder.providers.massms import (
 from responder.providers.transport import HttpRequest, HttpResponse, HttpTransport
 from tests.fakes.common import ERROR_PAGE, GARBAGE, MAINTENANCE_PAGE
 from tests.fakes.massms import FakeMasSMS
-from tests.fakes.server import FakeServer
+from tests.fakes.server import SwappableApp
 
 A, B, C = "584121234567", "573001234567", "447901234567"
 SETTINGS = MasSMSSettings("https://example.test/massms/api", "miempresa", "demo", "secret", None)
@@ -280,29 +279,11 @@ def test_parse_balance(response: HttpResponse, expected: Raises | float) -> None
 # --- the client against the fake MasSMS ---------------------------------------------------
 
 
-class CurrentFake:
-    """An ASGI app that hands each request to the current test's fake."""
-
-    def __init__(self) -> None:
-        self.app: ASGIApp | None = None
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        assert self.app is not None
-        await self.app(scope, receive, send)
-
-
-@pytest.fixture(scope="module")
-def server() -> Iterator[tuple[CurrentFake, str]]:
-    current = CurrentFake()
-    with FakeServer(current) as server:
-        yield current, server.url
-
-
 @pytest.fixture
-def massms(server: tuple[CurrentFake, str]) -> Iterator[tuple[FakeMasSMS, str]]:
+def massms(shared_server: tuple[SwappableApp, str]) -> Iterator[tuple[FakeMasSMS, str]]:
     """conftest's `massms` (a fresh fake and its base URL) on one server for the module:
     stopping uvicorn costs 0.1 s, which one server per test would pay some thirty times."""
-    current, url = server
+    current, url = shared_server
     fake = FakeMasSMS()
     current.app = fake.app
     yield fake, f"{url}/massms/api"

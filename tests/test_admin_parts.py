@@ -1,0 +1,255 @@
+"""The admin's pure parts: sign-in limiter, session cookies, charts, labels, balances."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from datetime import UTC, date, datetime
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from responder.providers.base import OutboundSMS, Provider, ProviderError, SendResult
+from responder.rules.conditions import Days, Hours, Not
+from responder.rules.model import Rule
+from responder.web import charts, views
+from responder.web.balances import BalanceCache
+from responder.web.sessions import LoginLimiter, Session, SessionCodec, token_matches
+
+CARACAS = ZoneInfo("America/Caracas")
+
+
+class Ticks:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_limiter_allows_five_failures_a_minute_per_client() -> None:
+    ticks = Ticks()
+    limiter = LoginLimiter(attempts=5, per=60, clock=ticks)
+    for _ in range(5):
+        assert limiter.retry_after("1.2.3.4") == 0
+        limiter.failed("1.2.3.4")
+        ticks.now += 1
+    assert limiter.retry_after("1.2.3.4") == pytest.approx(55)
+    assert limiter.retry_after("5.6.7.8") == 0  # per client
+    ticks.now += 55
+    assert limiter.retry_after("1.2.3.4") == 0  # the oldest failure left the window
+    limiter.failed("1.2.3.4")
+    assert limiter.retry_after("1.2.3.4") > 0
+    limiter.succeeded("1.2.3.4")
+    assert limiter.retry_after("1.2.3.4") == 0
+
+
+def test_limiter_memory_is_bounded() -> None:
+    ticks = Ticks()
+    limiter = LoginLimiter(clock=ticks, max_clients=100)
+    for n in range(1000):
+        limiter.failed(f"10.0.{n // 256}.{n % 256}")
+    assert len(limiter._failures) <= 100
+
+
+def test_session_cookie_round_trip_and_tampering() -> None:
+    codec = SessionCodec("s" * 43, "admin-token")
+    session = Session()
+    session.sign_in()
+    value = codec.dumps(session)
+    back = codec.loads(value)
+    assert back.authenticated and back.csrf == session.csrf and not back.changed
+    assert not codec.loads(value[:-2] + "xx").authenticated
+    assert not codec.loads("garbage").authenticated
+    assert codec.loads(None).changed  # a new anonymous session, to be written
+    # Another admin token (or secret) signs everybody out.
+    assert not SessionCodec("s" * 43, "new-token").loads(value).authenticated
+    assert not SessionCodec("t" * 43, "admin-token").loads(value).authenticated
+    anonymous = codec.loads(codec.dumps(Session()))
+    assert not anonymous.authenticated
+
+
+def test_session_cookie_expires() -> None:
+    codec = SessionCodec("s" * 43, "admin-token", max_age=-1)
+    session = Session()
+    session.sign_in()
+    assert not codec.loads(codec.dumps(session)).authenticated
+
+
+def test_sign_in_and_out_change_the_csrf_token() -> None:
+    session = Session()
+    before = session.csrf
+    session.sign_in()
+    assert session.csrf != before and session.csrf_matches(session.csrf)
+    signed_in = session.csrf
+    session.sign_out()
+    assert session.csrf != signed_in and not session.authenticated
+    assert not session.csrf_matches("") and not session.csrf_matches(None)
+
+
+@pytest.mark.parametrize(
+    ("submitted", "ok"), [("tok", True), (" tok\n", True), ("to", False), ("tök", False)]
+)
+def test_token_matches(submitted: str, ok: bool) -> None:
+    assert token_matches(submitted, "tok") is ok
+    assert not token_matches(submitted, "")
+
+
+@pytest.mark.parametrize(
+    ("value", "ceiling"), [(0, 1), (1, 1), (3, 5), (7, 10), (11, 20), (20, 20), (51, 100)]
+)
+def test_nice_ceiling(value: int, ceiling: int) -> None:
+    assert charts.nice_ceiling(value) == ceiling
+
+
+def test_daily_bars_geometry() -> None:
+    days = [(f"{d:02d}/11", d, 2 * d) for d in range(10, 24)]
+    chart = charts.daily_bars(days, width=640, height=200)
+    assert len(chart.bars) == 28
+    tallest = max(chart.bars, key=lambda b: b.value)
+    assert tallest.value == 46 and tallest.title == "23/11: 46 enviados"
+    plot_bottom = 200 - 22
+    assert all(b.y + b.height == pytest.approx(plot_bottom, abs=0.2) for b in chart.bars)
+    assert all(b.x >= 0 and b.x + b.width <= 640 for b in chart.bars)
+    assert chart.labels[-1].text == "23/11"  # today is always labelled
+    assert [g.text for g in chart.grid] == ["0", "25", "50"]
+    empty = charts.daily_bars([("01/01", 0, 0)])
+    assert empty.bars[0].height == 0
+
+
+def test_horizontal_and_stacked_bars() -> None:
+    rows = charts.horizontal_bars([("horario", 10), ("precio", 5)], width=640)
+    assert rows.bars[0].width == pytest.approx(2 * rows.bars[1].width)
+    assert [lb.text for lb in rows.labels] == ["horario", "10", "precio", "5"]
+    stacked = charts.stacked_bar([("a", 3, "x"), ("b", 0, "y"), ("c", 1, "z")], width=400)
+    assert [(b.series, b.width) for b in stacked.bars] == [("x", 300), ("z", 100)]
+    assert stacked.bars[1].x == 300 and stacked.bars[1].title == "c: 1 (25 %)"
+
+
+NOW = datetime(2026, 11, 23, 14, 0, tzinfo=UTC)  # 10:00 in Caracas
+
+
+@pytest.mark.parametrize(
+    ("stored", "shown"),
+    [
+        ("2026-11-23T13:05:00.000000Z", "09:05"),
+        ("2026-11-23T03:59:00.000000Z", "22/11 23:59"),  # still yesterday in Caracas
+        ("2025-12-31T12:00:00.000000Z", "31/12/2025"),
+        ("", ""),
+    ],
+)
+def test_local_time(stored: str, shown: str) -> None:
+    assert views.local_time(stored, CARACAS, NOW) == shown
+
+
+@pytest.mark.parametrize(
+    ("query", "fragments"),
+    [
+        ("0412 123 4567", ["04121234567", "4121234567", "584121234567"]),
+        ("+58 412-123", ["58412123"]),
+        ("0412", ["0412", "412"]),
+        ("41", []),
+        ("precio 100", []),
+        ("hola", []),
+    ],
+)
+def test_phone_fragments(query: str, fragments: list[str]) -> None:
+    assert views.phone_fragments(query, "VE") == fragments
+
+
+def test_daily_counts_use_the_shop_time_zone() -> None:
+    days = views.local_days(date(2026, 11, 23), 2)
+    assert days == [date(2026, 11, 22), date(2026, 11, 23)]
+    hourly = [
+        ("2026-11-23T03", "in", 2),  # 23:00 on the 22nd in Caracas
+        ("2026-11-23T04", "in", 1),  # 00:00 on the 23rd
+        ("2026-11-23T04", "out", 5),
+        ("2026-11-20T12", "in", 9),  # outside the days asked for
+    ]
+    assert views.daily_counts(hourly, CARACAS, days) == [("22/11", 2, 0), ("23/11", 1, 5)]
+
+
+@pytest.mark.parametrize(
+    ("rule", "words"),
+    [
+        (Rule("a", 0, 1, keywords=("horario", "a que hora"), fuzzy=1),
+         "«horario», «a que hora» (palabra completa, admite 1 error de tipeo)"),
+        (Rule("b", 0, 1, keywords=("hola",), mode="exact"), "«hola» (mensaje exacto)"),
+        (Rule("c", 0, 1, fallback=True), "si ninguna otra regla coincide"),
+        (Rule("d", 0, 1, when=Not(Days(frozenset({0}), "mon"))),
+         "cualquier mensaje mientras se cumpla la condición"),
+    ],
+)  # fmt: skip
+def test_rule_matching_in_words(rule: Rule, words: str) -> None:
+    assert views.rule_matching(rule) == words
+
+
+def test_rule_conditions_describe_themselves() -> None:
+    when = Not(Hours(8 * 60, 17 * 60, "08:00-17:00"))
+    assert when.describe() == "not (hours 08:00-17:00)"
+
+
+@pytest.mark.parametrize(
+    ("seconds", "words"),
+    [(45, "45 s"), (1800, "30 min"), (3600, "1 h"), (5400, "1 h 30 min"), (172800, "2 d")],
+)
+def test_duration(seconds: float, words: str) -> None:
+    assert views.duration(seconds) == words
+
+
+def test_labels() -> None:
+    assert views.show_phone("584121234567") == "+58 412-1234567"
+    assert views.show_phone("999") == "+999"
+    assert views.origin_label("auto", "horario") == "bot · regla horario"
+    assert views.origin_label("auto", "opt_out") == "bot · regla baja (BAJA)"
+    assert views.origin_label("agent", None) == "agente"
+    assert views.contact_name({"nombre": "Ana"}) == "Ana"
+    assert views.contact_name({"name": 5}) == "5"
+    assert views.contact_name({}) == ""
+    long = Rule("x", 0, 1, reply_source="palabra " * 40)
+    assert len(views.reply_preview(long)) == 120 and views.reply_preview(long).endswith("…")
+    assert views.reply_preview(Rule("y", 0, 1, template="precio.txt")) == "plantilla precio.txt"
+
+
+class CountingProvider(Provider):
+    name = "counting"
+
+    def __init__(self, answer: float | Exception, delay: float = 0.0) -> None:
+        self.answer = answer
+        self.delay = delay
+        self.calls = 0
+
+    async def send(self, batch: Sequence[OutboundSMS]) -> list[SendResult]:
+        raise NotImplementedError
+
+    async def balance(self) -> float:
+        self.calls += 1
+        await asyncio.sleep(self.delay)
+        if isinstance(self.answer, Exception):
+            raise self.answer
+        return self.answer
+
+
+async def test_balances_are_cached_and_errors_shown() -> None:
+    ticks = Ticks()
+    cache = BalanceCache(ttl=60, timeout=0.2, clock=ticks)
+    providers: dict[str, Provider] = {
+        "ok": CountingProvider(907.0),
+        "bad": CountingProvider(ProviderError("Autenticación fallida")),
+        "bug": CountingProvider(ValueError("boom")),
+        "slow": CountingProvider(1.0, delay=5),
+    }
+    first = await cache.get(providers)
+    assert [(b.provider, b.credits, b.error) for b in first] == [
+        ("ok", 907.0, None),
+        ("bad", None, "Autenticación fallida"),
+        ("bug", None, "ValueError: boom"),
+        ("slow", None, "sin respuesta en 0.2 s"),
+    ]
+    await cache.get(providers)
+    assert providers["ok"].calls == 1  # type: ignore[attr-defined]
+    ticks.now += 61
+    await cache.get(providers)
+    assert providers["ok"].calls == 2  # type: ignore[attr-defined]
+    unlimited = await BalanceCache().get({"sandbox": CountingProvider(float("inf"))})
+    assert unlimited[0].unlimited
