@@ -34,12 +34,14 @@ def inbound(app: RunningApp, text: str, phone: str = PHONE) -> None:
     ],
 )
 @pytest.mark.parametrize(
-    "authorization", [None, "Bearer wrong-token-000000000", ADMIN_TOKEN, f"Basic {ADMIN_TOKEN}"]
+    "authorization",
+    [None, "Bearer wrong-token-000000000", ADMIN_TOKEN, f"Basic {ADMIN_TOKEN}", "Bearer señal"],
 )
 def test_every_endpoint_needs_the_bearer_token(
     app: RunningApp, method: str, path: str, authorization: str | None
 ) -> None:
-    headers = {"Authorization": authorization} if authorization else {}
+    # A non-ASCII token (bytes on the wire) must be refused like any other wrong one.
+    headers = {"Authorization": authorization.encode()} if authorization else {}
     response = httpx.request(method, f"{app.url}{path}", headers=headers, json={"text": "x"})
     assert response.status_code == 401
     assert response.headers["www-authenticate"] == "Bearer"

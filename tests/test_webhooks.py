@@ -76,8 +76,9 @@ def test_plus_in_raw_query_is_tolerated(app: RunningApp) -> None:
     assert len(app.messages(PHONE)) == 2
 
 
-def test_wrong_token_is_404_and_stores_nothing(app: RunningApp) -> None:
-    url = app.webhook(token="wrong-token-0123456789abc")
+@pytest.mark.parametrize("token", ["wrong-token-0123456789abc", "se%C3%B1al"])
+def test_wrong_token_is_404_and_stores_nothing(app: RunningApp, token: str) -> None:
+    url = app.webhook(token=token)
     response = httpx.get(url, params={"msg": "horario", "phone": PHONE})
     assert response.status_code == 404
     assert rows(app, "SELECT COUNT(*) FROM messages") == [(0,)]

@@ -41,7 +41,9 @@ def _error(status: int, message: str) -> JSONResponse:
 def _authorised(request: Request) -> bool:
     scheme, _, token = request.headers.get("authorization", "").partition(" ")
     expected = _service(request).admin_token
-    return scheme.lower() == "bearer" and hmac.compare_digest(token.strip(), expected)
+    # Bytes: compare_digest refuses non-ASCII str, and a header may carry anything.
+    given = token.strip().encode("utf-8", "surrogateescape")
+    return scheme.lower() == "bearer" and hmac.compare_digest(given, expected.encode())
 
 
 async def _json(request: Request) -> dict[str, Any]:
@@ -159,10 +161,11 @@ async def message_detail(request: Request) -> Response:
         message_id = int(request.path_params["id"])
     except ValueError:
         raise ApiError(400, "message ids are numbers") from None
+    # Attempts first: the message read after them is never older than its last attempt.
+    attempts = await service.store.message_attempts(message_id)
     found = await service.store.messages_by_id([message_id])
     if not found:
         raise ApiError(404, f"no message {message_id}")
-    attempts = await service.store.message_attempts(message_id)
     return JSONResponse({"message": found[0].as_json(), "attempts": attempts})
 
 

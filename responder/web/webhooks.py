@@ -84,7 +84,8 @@ async def _status(request: Request, fields: dict[str, str]) -> Response:
 def _handler(kind: str | None) -> Callable[[Request], Awaitable[Response]]:
     async def endpoint(request: Request) -> Response:
         service = _service(request)
-        if not hmac.compare_digest(request.path_params["token"], service.webhook_token):
+        given = request.path_params["token"].encode("utf-8", "surrogateescape")
+        if not hmac.compare_digest(given, service.webhook_token.encode()):
             return NOT_FOUND
         try:
             body = await read_body(request)
