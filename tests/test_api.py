@@ -41,7 +41,7 @@ def test_every_endpoint_needs_the_bearer_token(
     app: RunningApp, method: str, path: str, authorization: str | None
 ) -> None:
     # A non-ASCII token (bytes on the wire) must be refused like any other wrong one.
-    headers = {"Authorization": authorization.encode()} if authorization else {}
+    headers = {b"Authorization": authorization.encode()} if authorization else {}
     response = httpx.request(method, f"{app.url}{path}", headers=headers, json={"text": "x"})
     assert response.status_code == 401
     assert response.headers["www-authenticate"] == "Bearer"
