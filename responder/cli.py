@@ -78,6 +78,7 @@ def serve(host: str, port: int) -> None:
         click.echo("Register these webhook URLs at Massiva:")
         click.echo(f"    inbound SMS:    {urls['inbound']}")
         click.echo(f"    status updates: {urls['status']}")
+        click.echo(f"Staff inbox: {base_url}/admin  (access key: the API token below)")
         click.echo(f"API token (Authorization: Bearer ...): {service.admin_token}")
         click.echo(
             f"    curl -H 'Authorization: Bearer {service.admin_token}' "
