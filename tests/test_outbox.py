@@ -235,3 +235,24 @@ def test_massms_end_to_end_with_status_polling(
     future = asyncio.run_coroutine_threadsafe(poller.poll_due(), app.service.loop)
     assert future.result(timeout=5) == 1
     assert app.messages(phone)[-1]["status"] == "delivered"
+
+
+async def test_replies_handed_over_while_the_provider_is_busy_go_together(
+    store: SQLiteStore, massiva: tuple[FakeMassiva, str]
+) -> None:
+    fake, url = massiva
+    fake.delay = 0.2  # a distant gateway
+    client = massiva_client(url, fake)
+    worker = OutboxWorker(store, {"massiva": client}, concurrency=1)
+    ids = await queue(store, "massiva", [(p, f"r{i}") for i, p in enumerate(phones(6))])
+    items = await store.claim_outbox(10)
+    assert [i.id for i in items] == ids
+    worker.take(items[:1])
+    await asyncio.sleep(0.05)  # the first request is on its way; the slot is busy
+    for item in items[1:]:
+        worker.take([item])
+    await worker.wait_idle()
+    sends = [r for r in fake.requests if r.path.endswith("SendSms")]
+    assert [len(r.params["telefonos"].split(";")) for r in sends] == [1, 5]
+    assert all(m.status == "sent" for m in await store.all_messages())
+    await client.aclose()

@@ -92,6 +92,8 @@ class OutboxWorker:
         self._wake = asyncio.Event()
         self._in_flight: set[asyncio.Task[None]] = set()
         self._limiters: dict[tuple[str, float], RateLimiter] = {}
+        self._pending: list[OutboxItem] = []
+        self._pump: asyncio.Task[None] | None = None
 
     def wake(self) -> None:
         """Something was queued: look at once rather than at the next poll."""
@@ -110,10 +112,23 @@ class OutboxWorker:
             await self.drain()
 
     def take(self, items: list[OutboxItem]) -> None:
-        """Sends messages already claimed for this worker (replies committed as 'sending')."""
-        task = asyncio.create_task(self._dispatch(items))
-        self._in_flight.add(task)
-        task.add_done_callback(self._in_flight.discard)
+        """Sends messages already claimed for this worker (replies committed as 'sending').
+        While every send slot is busy they wait together, so a slow provider gets them in
+        full batches rather than one request each."""
+        self._pending.extend(items)
+        if self._pump is None or self._pump.done():
+            self._pump = asyncio.create_task(self._pump_pending())
+            self._in_flight.add(self._pump)
+            self._pump.add_done_callback(self._in_flight.discard)
+
+    async def _pump_pending(self) -> None:
+        while self._pending:
+            # Wait for a free slot before taking what is pending: whatever arrives meanwhile
+            # joins the same batches.
+            await self._slots.acquire()
+            self._slots.release()
+            items, self._pending = self._pending, []
+            await self._dispatch(items)
 
     async def drain(self) -> None:
         """Claims and dispatches until nothing is due; sends run concurrently, bounded."""
