@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
-from dataclasses import dataclass
 
 import pytest
 
@@ -29,19 +28,12 @@ from responder.providers.transport import HttpRequest, HttpResponse, HttpTranspo
 from tests.fakes.common import ERROR_PAGE, GARBAGE, MAINTENANCE_PAGE
 from tests.fakes.massiva import FakeMassiva
 from tests.fakes.server import SwappableApp
+from tests.provider_cases import Raises
+from tests.provider_cases import check as check_call
 
 USER, PASSWORD = "demo@example.com", "secret"
 A, B, C = "584164248750", "584265207594", "584242195147"
 HANG_TIMEOUT = 0.1
-
-
-@dataclass(frozen=True)
-class Raises:
-    """An expected failure: the exact error class, its `retryable` and its `code`."""
-
-    error: type[ProviderError]
-    retryable: bool
-    code: str | None
 
 
 def sms(*pairs: tuple[str, str]) -> list[OutboundSMS]:
@@ -49,16 +41,7 @@ def sms(*pairs: tuple[str, str]) -> list[OutboundSMS]:
 
 
 def check(expected: Raises | object, call: Callable[[], object]) -> None:
-    """Asserts that `call()` returns `expected`, or raises exactly what `expected` describes."""
-    if isinstance(expected, Raises):
-        with pytest.raises(ProviderError) as caught:
-            call()
-        err = caught.value
-        assert type(err) is expected.error, err
-        assert (err.retryable, err.code) == (expected.retryable, expected.code), err
-        assert str(err).startswith("massiva: ")
-    else:
-        assert call() == expected
+    check_call(expected, call, "massiva")
 
 
 # --- requests -----------------------------------------------------------------------------

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable, Iterator
-from dataclasses import dataclass
 from datetime import datetime
 
 import pytest
@@ -32,6 +31,8 @@ from responder.providers.transport import HttpRequest, HttpResponse, HttpTranspo
 from tests.fakes.common import ERROR_PAGE, GARBAGE, MAINTENANCE_PAGE
 from tests.fakes.massms import FakeMasSMS
 from tests.fakes.server import SwappableApp
+from tests.provider_cases import Raises
+from tests.provider_cases import check as check_call
 
 A, B, C = "584121234567", "573001234567", "447901234567"
 SETTINGS = MasSMSSettings("https://example.test/massms/api", "miempresa", "demo", "secret", None)
@@ -39,30 +40,12 @@ MSGID = "a9821bcf4500cc12be5423a2be65a7ed"
 HANG_TIMEOUT = 0.1
 
 
-@dataclass(frozen=True)
-class Raises:
-    """An expected failure: the exact error class, its `retryable` and its `code`."""
-
-    error: type[ProviderError]
-    retryable: bool
-    code: str | None
-
-
 def sms(text: str, *phones: str, send_at: datetime | None = None) -> list[OutboundSMS]:
     return [OutboundSMS(i, phone, text, send_at) for i, phone in enumerate(phones, start=1)]
 
 
 def check(expected: Raises | object, call: Callable[[], object]) -> None:
-    """Asserts that `call()` returns `expected`, or raises exactly what `expected` describes."""
-    if isinstance(expected, Raises):
-        with pytest.raises(ProviderError) as caught:
-            call()
-        err = caught.value
-        assert type(err) is expected.error, err
-        assert (err.retryable, err.code) == (expected.retryable, expected.code), err
-        assert str(err).startswith("massms: ")
-    else:
-        assert call() == expected
+    check_call(expected, call, "massms")
 
 
 def text(body: str, status: int = 200) -> HttpResponse:

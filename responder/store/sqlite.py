@@ -193,6 +193,22 @@ def _statements(script: str) -> list[str]:
     return statements
 
 
+def _state_filters(
+    mode: str | None, needs_attention: bool | None, opted_out: bool | None
+) -> tuple[list[str], list[Any]]:
+    """SQL conditions (always at least one) and parameters selecting conversations by state."""
+    conditions, params = ["1 = 1"], []
+    for column, value in (
+        ("mode", mode),
+        ("needs_attention", needs_attention),
+        ("opted_out", opted_out),
+    ):
+        if value is not None:
+            conditions.append(f"{column} = ?")
+            params.append(value if isinstance(value, str) else int(value))
+    return conditions, params
+
+
 def _fetchall(db: sqlite3.Connection, sql: str, params: Any = ()) -> list[sqlite3.Row]:
     return db.execute(sql, params).fetchall()
 
@@ -898,15 +914,7 @@ class SQLiteStore:
         opted_out: bool | None = None,
     ) -> list[Conversation]:
         """Conversations newest first, optionally only those in a mode or state."""
-        conditions, params = ["1 = 1"], []
-        for column, value in (
-            ("mode", mode),
-            ("needs_attention", needs_attention),
-            ("opted_out", opted_out),
-        ):
-            if value is not None:
-                conditions.append(f"{column} = ?")
-                params.append(value if isinstance(value, str) else int(value))
+        conditions, params = _state_filters(mode, needs_attention, opted_out)
         rows = await self.reader.execute_fetchall(
             f"SELECT {CONTACT_COLUMNS} FROM contacts WHERE {' AND '.join(conditions)} "
             "ORDER BY last_message_at DESC, phone LIMIT ? OFFSET ?",
@@ -1016,15 +1024,7 @@ class SQLiteStore:
     ) -> list[Conversation]:
         """Conversations newest first whose number contains one of `phones`, or whose messages
         or contact fields contain `text` (case-insensitive for ASCII letters)."""
-        conditions, params = ["1 = 1"], []
-        for column, value in (
-            ("mode", mode),
-            ("needs_attention", needs_attention),
-            ("opted_out", opted_out),
-        ):
-            if value is not None:
-                conditions.append(f"{column} = ?")
-                params.append(value if isinstance(value, str) else int(value))
+        conditions, params = _state_filters(mode, needs_attention, opted_out)
         pattern = "%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
         matches = [
             "fields LIKE ? ESCAPE '\\'",
