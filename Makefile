@@ -1,7 +1,8 @@
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-STAMP := $(VENV)/.installed
+STAMP := $(VENV)/.installed-test
+RUN_STAMP := $(VENV)/.installed-run
 
 .PHONY: run test lint browser bench clean
 
@@ -9,11 +10,16 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 
+# `make run` installs only what the service needs; `make test` adds the test tools.
+$(RUN_STAMP): $(BIN)/python pyproject.toml
+	$(BIN)/pip install --quiet -e .
+	touch $(RUN_STAMP)
+
 $(STAMP): $(BIN)/python pyproject.toml
 	$(BIN)/pip install --quiet -e '.[test]'
-	touch $(STAMP)
+	touch $(STAMP) $(RUN_STAMP)
 
-run: $(STAMP)
+run: $(RUN_STAMP)
 	$(BIN)/responder serve --host $${HOST:-127.0.0.1} --port $${PORT:-8000}
 
 lint: $(STAMP)
@@ -31,7 +37,10 @@ test: $(STAMP) lint browser
 	$(BIN)/pytest -q
 
 bench: $(STAMP)
-	$(BIN)/python bench/webhook.py
+	$(BIN)/python bench/webhook.py --seconds 10 --rounds 3
+	$(BIN)/python bench/match.py
+	$(BIN)/python bench/outbox.py
+	$(BIN)/python bench/latency.py --rates 50,200 --seconds 30
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache responder.egg-info
