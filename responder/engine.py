@@ -234,8 +234,9 @@ def _in_flow(
     settings = rules.settings
     state = contact.flow
     flow = rules.flows.get(state.name) if state else None
-    if state is not None and (flow is None or _overdue(flow, state, now)):
-        # A stale flow ends; the message is answered as if there were none.
+    if state is not None and (flow is None or _stale(flow, state, now)):
+        # A stale flow (overdue, or changed under it by an edit) ends; the message is
+        # answered as if there were none.
         found = _in_flow(rules, msg, replace(contact, flow=None), normalised, facts, now)
         if found is None:
             found = _answer(rules, msg, contact, normalised, facts.now)
@@ -276,6 +277,11 @@ def _in_flow(
         return _flow_decision(name, (), "flow failed", error=f"flow {name}: {err}", flow=None)
 
 
+def _stale(flow: Flow, state: FlowState, now: datetime) -> bool:
+    edited = state.step >= len(flow.steps) or flow.steps[state.step].kind != "ask"
+    return edited or _overdue(flow, state, now)
+
+
 def _overdue(flow: Flow, state: FlowState, now: datetime) -> bool:
     return flow.timeout is not None and (now - state.since).total_seconds() > flow.timeout
 
@@ -287,7 +293,7 @@ def expire_flow(rules: RuleSet, contact: Contact, now: datetime) -> Decision | N
     if state is None or contact.opted_out:
         return None
     flow = rules.flows.get(state.name)
-    if flow is not None and not _overdue(flow, state, now):
+    if flow is not None and not _stale(flow, state, now):
         return None
     why = f"flow {state.name} timed out"
     if flow is None or flow.timeout_reply is None or contact.mode == "human":

@@ -201,3 +201,14 @@ def test_flow_validation(tmp_path: Path, flows: str, line: int, message: str) ->
     )
     problems = load_rules(path, tmp_path).problems
     assert any(p.line == line and message in p.message for p in problems), problems
+
+
+def test_a_flow_edited_under_a_waiting_contact_ends_cleanly(app: RunningApp, workdir: Path) -> None:
+    send(app, "encuesta")
+    send(app, "4")  # waiting on step 2 of 3
+    rules = workdir / "rules.yaml"
+    shorter = RULES.replace('      - ask: "¿Algún comentario?"\n        save: comentario\n', "")
+    rules.write_text(shorter, encoding="utf-8")
+    assert app.service.rules.reload()
+    # Step 2 is now a `say`: the flow cannot take an answer there any more.
+    assert send(app, "horario") == ["Abrimos de 8 a 5."]
