@@ -154,3 +154,18 @@ def test_unmatched_message_needs_attention(app: RunningApp) -> None:
     with app.api() as api:
         listed = api.get("/api/conversations?needs_attention=true").json()["conversations"]
     assert [c["phone"] for c in listed] == [PHONE]
+
+
+def test_opt_out_stops_what_was_waiting_to_go(app: RunningApp, clock: Clock) -> None:
+    send(app, "horario")
+    with app.api() as api:
+        response = api.post(
+            f"/api/conversations/{PHONE}/messages",
+            json={"text": "Promoción de mañana", "send_at": "2026-11-23T18:00"},
+        )
+        assert response.status_code == 202
+    assert send(app, "BAJA") == ["No recibira mas mensajes. Envie ALTA para volver."]
+    clock.advance(10 * 3600)
+    scheduled = app.wait_for(PHONE, lambda m: m[2]["status"] == "failed")[2]
+    assert scheduled["text"] == "Promocion de mañana"
+    assert scheduled["error"] == "not sent: the number opted out"

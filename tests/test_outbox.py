@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
@@ -16,6 +17,7 @@ from responder.providers.massiva import MassivaClient
 from responder.providers.massms import MasSMSClient
 from responder.providers.transport import HttpTransport
 from responder.rules.model import Retry, RulesSettings
+from responder.store.models import OutboxItem
 from responder.store.sqlite import SQLiteStore
 from responder.workers.outbox import OutboxWorker, batches
 from responder.workers.poller import StatusPoller
@@ -255,4 +257,49 @@ async def test_replies_handed_over_while_the_provider_is_busy_go_together(
     sends = [r for r in fake.requests if r.path.endswith("SendSms")]
     assert [len(r.params["telefonos"].split(";")) for r in sends] == [1, 5]
     assert all(m.status == "sent" for m in await store.all_messages())
+    await client.aclose()
+
+
+async def test_parts_of_a_long_reply_stay_in_order_after_a_retry(
+    store: SQLiteStore, clock: Clock, massiva: tuple[FakeMassiva, str]
+) -> None:
+    fake, url = massiva
+    client = massiva_client(url, fake, batch=1)  # one request per part
+    parts = [Reply(f"parte {i}", 1, "massiva") for i in range(1, 6)]
+    await store.queue_outbound("584121234567", parts, "agent")
+    fake.fail_next("http500", times=5)
+    worker = OutboxWorker(store, {"massiva": client}, clock=clock, concurrency=1)
+    await drain(worker)
+    clock.advance(600)
+    await drain(worker)
+    assert [s.text for s in fake.sent] == [f"parte {i}" for i in range(1, 6)]
+    await client.aclose()
+
+
+async def test_the_worker_survives_a_failing_pass(
+    store: SQLiteStore, massiva: tuple[FakeMassiva, str]
+) -> None:
+    fake, url = massiva
+    client = massiva_client(url, fake)
+    worker = OutboxWorker(store, {"massiva": client}, poll_interval=0.01)
+    real_claim = store.claim_outbox
+    failures: list[int] = []
+
+    async def locked_once(limit: int) -> list[OutboxItem]:
+        if not failures:
+            failures.append(1)
+            raise sqlite3.OperationalError("database is locked")
+        return await real_claim(limit)
+
+    store.claim_outbox = locked_once  # type: ignore[method-assign]
+    task = asyncio.create_task(worker.run())
+    await store.queue_outbound("584121234567", [Reply("hola", 1, "massiva")], "agent")
+    for _ in range(300):
+        if fake.sent:
+            break
+        await asyncio.sleep(0.01)
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+    assert failures == [1]
+    assert [s.text for s in fake.sent] == ["hola"]
     await client.aclose()

@@ -7,6 +7,8 @@ import sqlite3
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
+
 from responder.app import Service
 from responder.config import Settings
 from responder.engine import Contact, Decision, InboundMessage, Reply
@@ -84,4 +86,50 @@ async def test_a_failing_decision_does_not_lose_the_message(tmp_path: Path, cloc
     [message] = await store.all_messages()
     assert message.id == result.message_id
     assert message.error == "internal error: bug"
+    await store.close()
+
+
+async def test_a_failed_write_is_not_acknowledged_nor_remembered(
+    tmp_path: Path, clock: Clock
+) -> None:
+    store = SQLiteStore(tmp_path / "w.db", clock)
+    await store.open()
+    message = InboundMessage("584121234567", "hola", clock(), "584141234567")
+
+    def decide(contact: Contact) -> Decision:
+        return Decision("r", (), "test")
+
+    # A real failure at COMMIT, where a full disk shows up in WAL mode: a row that breaks a
+    # foreign key whose check is deferred to the commit.
+    store.db.execute(
+        "CREATE TEMP TRIGGER fail AFTER INSERT ON messages BEGIN INSERT INTO attempts "
+        "(message_id, at, provider, outcome) VALUES (-1, 'x', 'p', 'o'); END"
+    )
+    store.db.execute("PRAGMA defer_foreign_keys = ON")
+    with pytest.raises(sqlite3.IntegrityError):
+        await store.receive_inbound(InboundJob(message, decide, dedupe_window=10))
+    assert not store.db.in_transaction
+    store.db.execute("DROP TRIGGER fail")
+    # The provider's retry is stored: nothing remembered the failed attempt as received.
+    result = await store.receive_inbound(InboundJob(message, decide, dedupe_window=10))
+    assert not result.duplicate
+    assert [m.text for m in await store.all_messages()] == ["hola"]
+    await store.close()
+
+
+async def test_a_failing_commit_is_rolled_back(tmp_path: Path) -> None:
+    store = SQLiteStore(tmp_path / "c.db")
+    await store.open()
+
+    def violate_at_commit(db: sqlite3.Connection) -> None:
+        db.execute("PRAGMA defer_foreign_keys = ON")  # checked only at COMMIT
+        db.execute(
+            "INSERT INTO attempts (message_id, at, provider, outcome) VALUES (999, 'x', 'p', 'o')"
+        )
+
+    with pytest.raises(sqlite3.IntegrityError):
+        await store._transaction(violate_at_commit)
+    assert not store.db.in_transaction
+    assert store.db.execute("SELECT COUNT(*) FROM attempts").fetchone()[0] == 0
+    assert await store.meta_value("k", lambda: "v") == "v"  # the next transaction works
     await store.close()

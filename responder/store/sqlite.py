@@ -360,10 +360,11 @@ class SQLiteStore:
             db.execute("BEGIN IMMEDIATE")
             try:
                 result = work(db)
+                db.execute("COMMIT")  # may fail too (a full disk shows up here)
             except BaseException:
-                db.execute("ROLLBACK")
+                if db.in_transaction:
+                    db.execute("ROLLBACK")
                 raise
-            db.execute("COMMIT")
             return result
 
         async with self._write_lock:
@@ -400,6 +401,7 @@ class SQLiteStore:
             try:
                 results = await self._transaction(partial(self._apply, batch=batch))
             except Exception as err:
+                self._forget(batch)
                 if len(batch) > 1:
                     # One bad item must not fail its neighbours: apply each alone.
                     log.warning("grouped write of %d failed (%s); retrying alone", len(batch), err)
@@ -412,10 +414,16 @@ class SQLiteStore:
         try:
             results = await self._transaction(partial(self._apply, batch=[job]))
         except Exception as err:
+            self._forget([job])
+            log.error("a %s write failed: %s", job.kind, err)
             if not job.future.done():
                 job.future.set_exception(err)
             return
         self._resolve([job], results)
+
+    def _forget(self, batch: list[_Job]) -> None:
+        """After a failed transaction the in-memory history may hold rows it never wrote."""
+        self.recent.forget([j.payload.message.phone for j in batch if j.kind == "inbound"])
 
     def _resolve(self, batch: list[_Job], results: list[Any]) -> None:
         queued_replies = False
@@ -495,17 +503,7 @@ class SQLiteStore:
         return int(row[0]) if row else 1
 
     def _apply_inbound(self, db: sqlite3.Connection, jobs: list[_Job]) -> list[InboundResult]:
-        phones = sorted({j.payload.message.phone for j in jobs})
-        contacts = self._load_contacts(db, phones)
-        try:
-            return self._decide_and_insert(db, jobs, contacts)
-        except BaseException:
-            self.recent.forget(phones)  # it may hold rows this failed transaction never wrote
-            raise
-
-    def _decide_and_insert(
-        self, db: sqlite3.Connection, jobs: list[_Job], contacts: dict[str, _ContactRow]
-    ) -> list[InboundResult]:
+        contacts = self._load_contacts(db, sorted({j.payload.message.phone for j in jobs}))
         self._load_activity(db, jobs)
         next_id = self._next_message_id(db)
         message_rows: list[tuple[Any, ...]] = []
@@ -567,6 +565,18 @@ class SQLiteStore:
             reply_ids = tuple(range(next_id - len(decision.replies), next_id))
             results.append(InboundResult(in_id, reply_ids, decision, claimed=tuple(claimed)))
         db.executemany(INSERT_MESSAGE, message_rows)
+        # Opt-out wins over what is already waiting: nothing queued before it goes out.
+        stopped = [
+            (to_iso(j.payload.message.received_at), j.payload.message.phone, r.message_id)
+            for j, r in zip(jobs, results)
+            if r.decision.opted_out and not r.duplicate
+        ]
+        db.executemany(
+            "UPDATE messages SET status = 'failed', error = 'not sent: the number opted out', "
+            "next_attempt_at = NULL, updated_at = ? WHERE phone = ? AND direction = 'out' "
+            "AND status IN ('queued', 'scheduled') AND id < ?",
+            stopped,
+        )
         touched = {j.payload.message.phone for j, r in zip(jobs, results) if not r.duplicate}
         db.executemany(UPSERT_CONTACT, [contacts[p].params() for p in sorted(touched)])
         return results
@@ -808,8 +818,9 @@ class SQLiteStore:
             rows = _fetchall(
                 db,
                 "UPDATE messages SET status = 'sending', attempts = attempts + 1, updated_at = ? "
-                "WHERE id IN (SELECT id FROM messages WHERE status IN ('queued', 'scheduled') "
-                "AND next_attempt_at <= ? "
+                "WHERE id IN (SELECT id FROM messages AS m WHERE status IN ('queued', 'scheduled') "
+                "AND next_attempt_at <= ? AND (rule IS 'opt_out' OR NOT EXISTS ("
+                "SELECT 1 FROM contacts WHERE contacts.phone = m.phone AND opted_out = 1)) "
                 "ORDER BY origin != 'auto', next_attempt_at, id LIMIT ?) "
                 "RETURNING id, phone, text, provider, attempts, created_at, origin, send_at, "
                 "failover_from",

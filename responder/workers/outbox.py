@@ -109,7 +109,10 @@ class OutboxWorker:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), self.poll_interval)
             self._wake.clear()
-            await self.drain()
+            try:
+                await self.drain()
+            except Exception:  # a locked or full database must not stop sending for good
+                log.exception("outbox pass failed; trying again")
 
     def take(self, items: list[OutboxItem]) -> None:
         """Sends messages already claimed for this worker (replies committed as 'sending').
@@ -222,9 +225,11 @@ class OutboxWorker:
                 results = [SendResult(i.id, None, f"internal error: {err}", True) for i in batch]
             by_id = {i.id: i for i in batch}
             scheduled = {s.id for s in sms if s.send_at is not None}
+            # One pause for the whole batch: the parts of a long reply stay in order.
+            retry_at = self.clock() + timedelta(seconds=backoff(max(i.attempts for i in batch)))
             outcomes = [
                 self._outcome(
-                    provider.name, by_id[r.id], r, settings, no_credits, r.id in scheduled
+                    provider.name, by_id[r.id], r, settings, no_credits, r.id in scheduled, retry_at
                 )
                 for r in results
             ]
@@ -253,6 +258,7 @@ class OutboxWorker:
         settings: RulesSettings,
         no_credits: bool,
         scheduled: bool,
+        retry_at: datetime,
     ) -> SendOutcome:
         if result.accepted:
             status = "delivered" if result.delivered else "scheduled" if scheduled else "sent"
@@ -269,7 +275,6 @@ class OutboxWorker:
             and item.attempts < settings.retry.attempts
             and age < settings.retry.max_age
         ):
-            retry_at = self.clock() + timedelta(seconds=backoff(item.attempts))
             return SendOutcome(item.id, provider, "queued", None, result.error, retry_at)
         return SendOutcome(item.id, provider, "failed", result.provider_id, result.error)
 

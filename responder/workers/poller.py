@@ -48,7 +48,10 @@ class StatusPoller:
             return
         while True:
             await asyncio.sleep(self.interval)
-            await self.poll_due()
+            try:
+                await self.poll_due()
+            except Exception:  # a locked database must not stop polling for good
+                log.exception("status polling failed; trying again")
 
     async def poll_due(self) -> int:
         """Polls every message now due; returns how many were asked about."""
