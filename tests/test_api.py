@@ -204,3 +204,27 @@ def test_contact_fields_read_and_written(app: RunningApp) -> None:
         assert nested.status_code == 400
         unknown = api.get("/api/contacts/584249999999")
         assert unknown.status_code == 404
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body", "status"),
+    [
+        ("GET", "/api/messages/99999999999999999999999", None, 404),
+        ("GET", "/api/conversations?offset=99999999999999999999999999", None, 200),
+        ("POST", f"/api/conversations/{PHONE}/messages", {"text": "x" * 1601}, 400),
+        ("PATCH", f"/api/contacts/{PHONE}", b'{"fields": {"n": "\\ud800"}}', 200),
+        ("POST", "/api/simulate", b'{"phone": "04121234567", "text": "\\udfff"}', 200),
+    ],
+    ids=["huge-id", "huge-offset", "text-too-long", "surrogate-field", "surrogate-text"],
+)
+def test_odd_input_gets_a_clear_answer(
+    app: RunningApp, method: str, path: str, body: object, status: int
+) -> None:
+    inbound(app, "hola")
+    with app.api() as api:
+        if isinstance(body, bytes):
+            response = api.request(method, path, content=body)
+        else:
+            response = api.request(method, path, json=body)
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"] == "application/json"

@@ -12,7 +12,7 @@ import pytest
 from responder.app import Service
 from responder.config import Settings
 from responder.engine import Contact, Decision, InboundMessage, Reply
-from responder.store.models import InboundJob
+from responder.store.models import InboundJob, StoreUnavailable
 from responder.store.sqlite import SQLiteStore
 from tests.conftest import ROOT, Clock
 
@@ -106,7 +106,7 @@ async def test_a_failed_write_is_not_acknowledged_nor_remembered(
         "(message_id, at, provider, outcome) VALUES (-1, 'x', 'p', 'o'); END"
     )
     store.db.execute("PRAGMA defer_foreign_keys = ON")
-    with pytest.raises(sqlite3.IntegrityError):
+    with pytest.raises(StoreUnavailable, match="FOREIGN KEY"):
         await store.receive_inbound(InboundJob(message, decide, dedupe_window=10))
     assert not store.db.in_transaction
     store.db.execute("DROP TRIGGER fail")

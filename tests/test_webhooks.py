@@ -203,3 +203,27 @@ def test_provider_retries_are_stored_and_answered_once(app: RunningApp) -> None:
     app.service.clock.advance(11)  # type: ignore[attr-defined]
     httpx.get(app.webhook(), params=params)
     assert [m["direction"] for m in app.messages(PHONE)] == ["in", "out"] * 4
+
+
+def test_a_write_that_cannot_be_committed_is_not_acknowledged(app: RunningApp) -> None:
+    store = app.service.store
+    assert app.service.loop is not None
+    # A real failure inside the writer's transaction (as a full disk would cause).
+    sql = (
+        "CREATE TEMP TRIGGER fail AFTER INSERT ON messages "
+        "BEGIN SELECT RAISE(FAIL, 'database or disk is full'); END"
+    )
+    app.service.loop.call_soon_threadsafe(store.db.execute, sql)
+    response = httpx.get(app.webhook(), params={"msg": "horario", "phone": PHONE})
+    assert (response.status_code, response.text) == (503, "temporarily unable to store; retry")
+    app.service.loop.call_soon_threadsafe(store.db.execute, "DROP TRIGGER fail")
+    response = httpx.get(app.webhook(), params={"msg": "horario", "phone": PHONE})
+    assert response.status_code == 200
+    assert [m["direction"] for m in app.messages(PHONE)] == ["in", "out"]
+
+
+def test_json_with_a_lone_surrogate_is_stored_not_a_500(app: RunningApp) -> None:
+    body = b'{"phone": "584121234567", "msg": "hola \\ud800"}'
+    response = httpx.post(app.webhook(), content=body, headers={"Content-Type": "application/json"})
+    assert (response.status_code, response.text) == (200, "OK")
+    assert app.messages(PHONE)[0]["text"] == "hola \ufffd"

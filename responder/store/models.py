@@ -25,6 +25,10 @@ class OptedOutError(Exception):
     """The number opted out: nothing may be sent to it until it opts back in."""
 
 
+class StoreUnavailable(Exception):
+    """A write could not be committed (disk full, database locked): nothing was stored."""
+
+
 class UnknownContactError(LookupError):
     """No conversation with that number."""
 

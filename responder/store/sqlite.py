@@ -29,6 +29,7 @@ from responder.store.models import (
     PollResult,
     SendOutcome,
     StatusUpdate,
+    StoreUnavailable,
     UnknownContactError,
     from_iso,
     to_iso,
@@ -417,7 +418,7 @@ class SQLiteStore:
             self._forget([job])
             log.error("a %s write failed: %s", job.kind, err)
             if not job.future.done():
-                job.future.set_exception(err)
+                job.future.set_exception(StoreUnavailable(f"{type(err).__name__}: {err}"))
             return
         self._resolve([job], results)
 

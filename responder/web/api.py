@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hmac
-import json
 import re
 from collections.abc import Awaitable, Callable
 from datetime import datetime
@@ -15,10 +14,14 @@ from starlette.routing import Route
 
 from responder.phone import InvalidPhoneNumber, normalize_phone
 from responder.store.models import OptedOutError, UnknownContactError
-from responder.web.forms import BodyTooLarge, read_body
+from responder.web.forms import BadBody, BodyTooLarge, json_object, read_body
 
 if TYPE_CHECKING:
     from responder.app import Service
+
+
+MAX_ROWID = 2**63 - 1  # SQLite integers: anything larger cannot name a row
+MAX_TEXT = 1600  # ten SMS: a longer message is almost surely a mistake
 
 
 class ApiError(Exception):
@@ -52,18 +55,17 @@ async def _json(request: Request) -> dict[str, Any]:
     except BodyTooLarge:
         raise ApiError(413, "request body too large (64 KiB at most)") from None
     try:
-        data = json.loads(body or b"{}")
-    except ValueError:
-        raise ApiError(400, "the body is not valid JSON") from None
-    if not isinstance(data, dict):
-        raise ApiError(400, "the body must be a JSON object")
-    return data
+        return json_object(body)
+    except BadBody as err:
+        raise ApiError(400, str(err)) from None
 
 
 def _text(data: dict[str, Any], key: str) -> str:
     value = data.get(key)
     if not isinstance(value, str) or not value.strip():
         raise ApiError(400, f"'{key}' must be a non-empty string")
+    if len(value) > MAX_TEXT:
+        raise ApiError(400, f"'{key}' is longer than {MAX_TEXT} characters (ten SMS)")
     return value
 
 
@@ -98,7 +100,7 @@ def _endpoint(handler: Handler) -> Handler:
 async def list_conversations(request: Request) -> Response:
     try:
         limit = min(500, max(1, int(request.query_params.get("limit", "100"))))
-        offset = max(0, int(request.query_params.get("offset", "0")))
+        offset = min(MAX_ROWID, max(0, int(request.query_params.get("offset", "0"))))
     except ValueError:
         raise ApiError(400, "limit and offset must be numbers") from None
     filters: dict[str, Any] = {}
@@ -161,6 +163,8 @@ async def message_detail(request: Request) -> Response:
         message_id = int(request.path_params["id"])
     except ValueError:
         raise ApiError(400, "message ids are numbers") from None
+    if not 0 < message_id <= MAX_ROWID:
+        raise ApiError(404, f"no message {message_id}")
     # Attempts first: the message read after them is never older than its last attempt.
     attempts = await service.store.message_attempts(message_id)
     found = await service.store.messages_by_id([message_id])

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 from urllib.parse import unquote_to_bytes
 
 from starlette.requests import Request
 from starlette.types import Message
 
+_SURROGATES = re.compile("[\ud800-\udfff]")
 MAX_BODY = 64 * 1024  # an SMS is at most a few hundred characters
 
 
@@ -31,6 +33,35 @@ def decode_text(raw: bytes) -> str:
         return raw.decode("cp1252")
     except UnicodeDecodeError:
         return raw.decode("latin-1")
+
+
+def valid_text(text: str) -> str:
+    """JSON may carry lone surrogates (`"\\ud800"`), which no database or SMS can hold: they
+    become U+FFFD, as undecodable bytes do."""
+    return _SURROGATES.sub("\ufffd", text)
+
+
+def json_object(body: bytes) -> dict[str, Any]:
+    """A JSON object with every string made valid (see valid_text); BadBody otherwise."""
+    try:
+        data = json.loads(body or b"{}", object_hook=_clean_object)
+    except (ValueError, RecursionError):
+        raise BadBody("the body is not valid JSON") from None
+    if not isinstance(data, dict):
+        raise BadBody("the body must be a JSON object")
+    return data
+
+
+def _clean_object(pairs: dict[str, Any]) -> dict[str, Any]:
+    return {valid_text(k): _clean(v) for k, v in pairs.items()}
+
+
+def _clean(value: Any) -> Any:
+    if isinstance(value, str):
+        return valid_text(value)
+    if isinstance(value, list):
+        return [_clean(v) for v in value]
+    return value
 
 
 def parse_urlencoded(raw: bytes) -> dict[str, str]:
@@ -72,12 +103,7 @@ async def read_fields(request: Request, body: bytes) -> dict[str, str]:
         form = await Request(request.scope, replay).form()
         fields.update({k: v for k, v in form.items() if isinstance(v, str)})
     elif content_type == "application/json":
-        try:
-            data: Any = json.loads(body)
-        except ValueError:
-            raise BadBody("the body is not valid JSON") from None
-        if not isinstance(data, dict):
-            raise BadBody("the JSON body must be an object")
+        data = json_object(body)
         fields.update({str(k): "" if v is None else str(v) for k, v in data.items()})
     else:
         fields.update(parse_urlencoded(body))

@@ -13,7 +13,7 @@ from starlette.routing import Route
 
 from responder.engine import InboundMessage
 from responder.phone import InvalidPhoneNumber, inbound_phone
-from responder.store.models import StatusUpdate
+from responder.store.models import StatusUpdate, StoreUnavailable
 from responder.web.forms import BadBody, BodyTooLarge, read_body, read_fields
 
 if TYPE_CHECKING:
@@ -101,6 +101,9 @@ def _handler(kind: str | None) -> Callable[[Request], Awaitable[Response]]:
             return await _inbound(request, fields)
         except (Rejection, BadBody) as err:
             return await _reject(request, body, str(err))
+        except StoreUnavailable:
+            # Not stored, so not acknowledged: the provider retries later.
+            return PlainTextResponse("temporarily unable to store; retry", status_code=503)
 
     return endpoint
 
