@@ -20,6 +20,7 @@ from starlette.routing import Route
 from responder import engine
 from responder.config import Settings
 from responder.engine import Contact, Decision, InboundMessage
+from responder.phone import normalize_phone
 from responder.providers import build_providers
 from responder.providers.base import Provider, ProviderError
 from responder.rules.reload import RulesHolder
@@ -148,6 +149,7 @@ class Service:
         With `send_at` it waits in the outbox until then, or, far enough ahead on a provider
         that schedules by itself (MasSMS), goes to the provider's scheduler at once."""
         settings = self.rules.current.settings
+        normalize_phone(phone, settings.country)  # InvalidPhoneNumber before anything is queued
         provider = self.route(via)
         replies = [replace(r, via=provider) for r in engine.prepare(text, settings.smart_encoding)]
         due = None

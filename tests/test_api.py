@@ -228,3 +228,24 @@ def test_odd_input_gets_a_clear_answer(
             response = api.request(method, path, json=body)
     assert response.status_code == status, response.text
     assert response.headers["content-type"] == "application/json"
+
+
+def test_a_short_code_conversation_can_be_read_and_handed_back(app: RunningApp) -> None:
+    inbound(app, "asesor", "2020")
+    with app.api() as api:
+        assert [
+            m["direction"] for m in api.get("/api/conversations/2020/messages").json()["messages"]
+        ] == ["in", "out"]
+        assert (
+            api.post("/api/conversations/2020/mode", json={"mode": "bot"}).json()["mode"] == "bot"
+        )
+        assert api.get("/api/contacts/2020").status_code == 200
+        refused = api.post("/api/conversations/2020/messages", json={"text": "hola"})
+        assert refused.status_code == 400
+        assert "not a valid phone number" in refused.json()["error"]
+
+
+def test_writing_to_an_unknown_number_is_404(app: RunningApp) -> None:
+    with app.api() as api:
+        response = api.post("/api/conversations/04249999999/messages", json={"text": "hola"})
+    assert response.status_code == 404

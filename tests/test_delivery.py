@@ -42,6 +42,12 @@ def massms_client(url: str, fake: FakeMasSMS) -> MasSMSClient:
     return MasSMSClient(MasSMSSettings(url, fake.api_id, fake.user, fake.password, None))
 
 
+def start_conversation(app: RunningApp) -> None:
+    """The customer writes first: staff can only answer an existing conversation."""
+    response = httpx.get(app.webhook(), params={"msg": "hola", "phone": PHONE})
+    assert response.status_code == 200
+
+
 async def drain(worker: OutboxWorker) -> None:
     await worker.drain()
     await worker.wait_idle()
@@ -189,6 +195,7 @@ def test_massms_schedules_natively_and_massiva_holds(
 ) -> None:
     (fake_a, url_a), (fake_b, url_b) = massiva, massms
     app = start_app(**massiva_env(url_a, fake_a), **massms_env(url_b, fake_b))
+    start_conversation(app)
     with app.api() as api:
         # 2026-11-23 12:00 in Caracas is two hours after the test clock's 10:00.
         for via in ("massms", "massiva"):
@@ -198,14 +205,14 @@ def test_massms_schedules_natively_and_massiva_holds(
             )
             assert response.status_code == 202
             assert response.json()["message"]["status"] == "scheduled"
-    messages = app.wait_for(PHONE, lambda m: m[0]["provider_id"] is not None)
+    messages = app.wait_for(PHONE, lambda m: m[-2]["provider_id"] is not None)[-2:]
     assert [s.smstype for s in fake_b.sent] == ["p"]
     assert (fake_b.sent[0].date_delivery, fake_b.sent[0].time_delivery) == ("2026-11-23", "12:00")
     assert [(m["provider"], m["status"]) for m in messages] == [
         ("massms", "scheduled"),
         ("massiva", "scheduled"),
     ]
-    assert fake_a.sent == []  # held in the outbox until it is due
+    assert "recordatorio massiva" not in [s.text for s in fake_a.sent]  # held until due
 
 
 def test_low_credit_is_reported(
@@ -236,6 +243,8 @@ def test_message_detail_lists_attempts(
     deadline = time.monotonic() + 5
     while not app.service.balances and time.monotonic() < deadline:
         time.sleep(0.01)  # let the start-up balance check pass first
+    start_conversation(app)
+    app.wait_for(PHONE, lambda m: m[-1]["status"] == "sent")
     fake.fail_next("http500")
     with app.api() as api:
         sent = api.post(f"/api/conversations/{PHONE}/messages", json={"text": "hola"}).json()

@@ -317,7 +317,7 @@ def test_a_lone_surrogate_in_a_reply_is_replaced() -> None:
 
 
 ECHO = """\
-settings: {timezone: America/Caracas}
+settings: {timezone: America/Caracas, opt_out: false, opt_in: false}
 rules:
   - name: eco
     fallback: true

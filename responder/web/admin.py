@@ -24,7 +24,7 @@ from starlette.staticfiles import StaticFiles
 
 from responder import engine
 from responder import text as sms_text
-from responder.phone import InvalidPhoneNumber, normalize_phone
+from responder.phone import InvalidPhoneNumber, inbound_phone, normalize_phone
 from responder.store.models import Conversation, OptedOutError, UnknownContactError
 from responder.web import charts, views
 from responder.web.api import FIELD_NAME_RE
@@ -391,8 +391,9 @@ async def inbox_partial(request: Request, session: Session) -> Response:
 
 
 def _phone(request: Request) -> str:
+    # Lenient, like the API: a conversation may come from a short code.
     try:
-        return normalize_phone(
+        return inbound_phone(
             request.path_params["phone"], _service(request).rules.current.settings.country
         )
     except InvalidPhoneNumber:
@@ -446,6 +447,8 @@ async def reply(request: Request, session: Session, form: dict[str, str]) -> Res
             await service.send(phone, text, via, "agent")
         except OptedOutError:
             error, status = OPTED_OUT_ERROR, 409
+        except InvalidPhoneNumber:
+            error = "Ese número no puede recibir SMS (no es un número de teléfono válido)."
         else:
             return _redirect(f"/admin/conversations/{phone}", ok="sent")
     context = await _conversation(request, phone)

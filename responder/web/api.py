@@ -12,7 +12,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from responder.phone import InvalidPhoneNumber, normalize_phone
+from responder.phone import InvalidPhoneNumber, inbound_phone, normalize_phone
 from responder.store.models import OptedOutError, UnknownContactError
 from responder.web.forms import BadBody, BodyTooLarge, json_object, read_body
 
@@ -69,10 +69,13 @@ def _text(data: dict[str, Any], key: str) -> str:
     return value
 
 
-def _phone(request: Request, raw: str | None = None) -> str:
+def _phone(request: Request, raw: str | None = None, *, strict: bool = False) -> str:
+    """The number a path or body names, as stored. Lenient by default, since a conversation
+    may come from a short code (`2020`); strict where a message is to be sent to it."""
     value = raw if raw is not None else request.path_params["phone"]
+    country = _service(request).rules.current.settings.country
     try:
-        return normalize_phone(value, _service(request).rules.current.settings.country)
+        return normalize_phone(value, country) if strict else inbound_phone(value, country)
     except InvalidPhoneNumber as err:
         raise ApiError(400, str(err)) from None
 
@@ -134,9 +137,10 @@ async def send_message(request: Request) -> Response:
         configured = ", ".join(_service(request).providers)
         raise ApiError(400, f"via must be a configured provider ({configured})")
     send_at = _moment(data.get("send_at"), _service(request))
-    messages = await _service(request).send(
-        _phone(request), _text(data, "text"), via, "agent", send_at
-    )
+    text = _text(data, "text")
+    phone = _phone(request, strict=True)
+    await _service(request).store.conversation(phone)  # an unknown number is a 404
+    messages = await _service(request).send(phone, text, via, "agent", send_at)
     body = [m.as_json() for m in messages]
     return JSONResponse({"message": body[0], "messages": body}, status_code=202)
 
@@ -215,7 +219,7 @@ async def patch_contact(request: Request) -> Response:
 
 async def simulate(request: Request) -> Response:
     data = await _json(request)
-    phone = _phone(request, _text(data, "phone"))
+    phone = _phone(request, _text(data, "phone"), strict=True)
     result = await _service(request).simulate(phone, str(data.get("text", "")))
     return JSONResponse(result)
 
