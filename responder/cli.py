@@ -22,7 +22,7 @@ from responder.providers.base import ProviderError
 from responder.rules.model import Rule, RulesSettings
 from responder.rules.schema import load_rules
 from responder.store.models import OptedOutError
-from responder.store.sqlite import MESSAGE_COLUMNS
+from responder.store.sqlite import MESSAGE_COLUMNS, SQLiteStore
 
 T = TypeVar("T")
 
@@ -87,10 +87,19 @@ def serve(host: str, port: int) -> None:
 
     try:
         app = create_app(settings, on_ready=announce)
+        asyncio.run(_probe_database(settings))
     except StartupError as err:
         raise click.ClickException(str(err)) from None
     # No access log: webhook paths carry the secret token.
     uvicorn.run(app, host=host, port=port, access_log=False, log_level="info")
+
+
+async def _probe_database(settings: Settings) -> None:
+    """Opens (and migrates) the database once before serving: a bad RESPONDER_DATABASE is one
+    line here, not a traceback from inside the server's start-up."""
+    store = SQLiteStore(settings.database)
+    await store.open()
+    await store.close()
 
 
 @main.command()

@@ -36,6 +36,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("MASSIVA_USER", None, "Massiva `usuario`"),
     Setting("MASSIVA_PASSWORD", None, "Massiva `clave`"),
     Setting("MASSIVA_BATCH_SIZE", "50", "numbers per SendSms request"),
+    Setting("MASSIVA_GROUP", None, "Massiva contact group (`grupo`) for new numbers"),
     Setting("MASSMS_URL", "https://www.markettext.com/massms/api", "MasSMS base URL"),
     Setting("MASSMS_API_ID", None, "MasSMS `api_id`"),
     Setting("MASSMS_USER", None, "MasSMS `user`"),
@@ -55,6 +56,7 @@ class MassivaSettings:
     user: str
     password: str
     batch_size: int
+    group: str | None = None
 
 
 @dataclass(frozen=True)
@@ -139,6 +141,7 @@ def load_settings(environ: Mapping[str, str] | None = None, env_file: str = ".en
             user=get("MASSIVA_USER") or "",
             password=get("MASSIVA_PASSWORD") or "",
             batch_size=int(batch),
+            group=get("MASSIVA_GROUP"),
         )
 
     massms = None

@@ -122,3 +122,12 @@ def test_unusable_database_is_one_line(
     assert code == 1
     assert output.startswith("Error: RESPONDER_DATABASE:")
     assert "Traceback" not in output
+
+
+def test_serve_with_an_unusable_database_is_one_line(
+    run: Callable[..., tuple[int, str]], workdir: Path
+) -> None:
+    code, output = run("serve", "--port", "1", RESPONDER_DATABASE=str(workdir / "no" / "x.db"))
+    assert code == 1
+    assert output.strip().startswith("Error: RESPONDER_DATABASE: cannot open")
+    assert "Traceback" not in output

@@ -528,3 +528,12 @@ async def test_faults(
     assert fake.sent == []
     # The fault is over: the same call now goes through (a hung request stays hung).
     assert await call(client) == ([fake.sent[0].id] if operation == "send" else 1000)
+
+
+async def test_group_setting_reaches_the_request(massiva: tuple[FakeMassiva, str]) -> None:
+    fake, url = massiva
+    settings = MassivaSettings(url, fake.user, fake.password, 50, group="clientes")
+    client = MassivaClient(settings)
+    await client.send(sms((A, "a")))
+    assert fake.requests[-1].params["grupo"] == "clientes"
+    await client.aclose()

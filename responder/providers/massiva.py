@@ -176,7 +176,9 @@ class MassivaClient(Provider):
         }
         valid = [m for m in batch if m.id not in results]
         if valid:
-            request = build_send(valid, self.settings.user, self.settings.password)
+            request = build_send(
+                valid, self.settings.user, self.settings.password, self.settings.group
+            )
             for result in parse_send(await self.transport.call(request), valid):
                 results[result.id] = result
         return [results[m.id] for m in batch]
