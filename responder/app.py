@@ -211,7 +211,7 @@ class Service:
         for contact in await self.store.contacts_in_flows():
             decision = engine.expire_flow(rules, contact, now)
             if decision is not None:
-                await self.store.apply_decision(contact.phone, self._routed(decision))
+                await self.store.apply_decision(contact.phone, self._routed(decision), contact.flow)
                 ended += 1
         return ended
 

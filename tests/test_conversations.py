@@ -169,3 +169,10 @@ def test_opt_out_stops_what_was_waiting_to_go(app: RunningApp, clock: Clock) -> 
     scheduled = app.wait_for(PHONE, lambda m: m[2]["status"] == "failed")[2]
     assert scheduled["text"] == "Promocion de mañana"
     assert scheduled["error"] == "not sent: the number opted out"
+
+
+def test_opt_out_time_is_shown(app: RunningApp) -> None:
+    send(app, "baja")
+    assert conversation(app)["opted_out_at"] == "2026-11-23T14:00:00.000000Z"
+    send(app, "alta")
+    assert conversation(app)["opted_out_at"] is None

@@ -10,6 +10,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from responder import engine
 from responder.rules.schema import load_rules
 from tests.conftest import Clock, RunningApp
 
@@ -212,3 +213,17 @@ def test_a_flow_edited_under_a_waiting_contact_ends_cleanly(app: RunningApp, wor
     assert app.service.rules.reload()
     # Step 2 is now a `say`: the flow cannot take an answer there any more.
     assert send(app, "horario") == ["Abrimos de 8 a 5."]
+
+
+def test_an_answer_that_beats_the_timeout_sweep_is_kept(app: RunningApp, clock: Clock) -> None:
+    send(app, "encuesta")
+    clock.advance(2 * 3600)
+    store, loop = app.service.store, app.service.loop
+    assert loop is not None
+    [waiting] = asyncio.run_coroutine_threadsafe(store.contacts_in_flows(), loop).result(5)
+    send(app, "encuesta")  # starts again before the sweep writes: a fresh step is waiting
+    decision = engine.expire_flow(app.service.rules.current, waiting, clock())
+    assert decision is not None
+    apply = store.apply_decision(PHONE, decision, waiting.flow)
+    assert asyncio.run_coroutine_threadsafe(apply, loop).result(5) == []
+    assert send(app, "4") == ["¿Algun comentario?"]  # the new flow was not cleared

@@ -788,3 +788,12 @@ def test_every_example_in_the_reference_loads(tmp_path: Path, example: str) -> N
     saludo = "{% if contact.nombre %}¡Hola, {{ contact.nombre }}!{% else %}¡Hola!{% endif %}"
     ruleset = load_text(tmp_path, example, {"saludo.txt": saludo}, raw=True)
     assert ruleset.problems == (), [p.format("rules.yaml") for p in ruleset.problems]
+
+
+def test_a_deeply_nested_file_is_a_clear_error(tmp_path: Path) -> None:
+    path = tmp_path / "rules.yaml"
+    path.write_text("rules:\n  - " + "[" * 3000 + "]" * 3000 + "\n", encoding="utf-8")
+    problems = load_rules(path, tmp_path).problems
+    assert [p.message for p in problems] == [
+        "YAML syntax: the file nests lists or mappings too deeply"
+    ]

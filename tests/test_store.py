@@ -12,7 +12,7 @@ import pytest
 from responder.app import Service
 from responder.config import Settings
 from responder.engine import Contact, Decision, InboundMessage, Reply
-from responder.store.models import InboundJob, StoreUnavailable
+from responder.store.models import InboundJob, SendOutcome, StatusUpdate, StoreUnavailable
 from responder.store.sqlite import SQLiteStore
 from tests.conftest import ROOT, Clock
 
@@ -132,4 +132,17 @@ async def test_a_failing_commit_is_rolled_back(tmp_path: Path) -> None:
     assert not store.db.in_transaction
     assert store.db.execute("SELECT COUNT(*) FROM attempts").fetchone()[0] == 0
     assert await store.meta_value("k", lambda: "v") == "v"  # the next transaction works
+    await store.close()
+
+
+async def test_a_late_sent_never_undoes_a_delivery_report(tmp_path: Path, clock: Clock) -> None:
+    store = SQLiteStore(tmp_path / "s.db", clock)
+    await store.open()
+    [message] = await store.queue_outbound("584121234567", [Reply("hola", 1, "massiva")], "cli")
+    await store.record_outcomes([SendOutcome(message.id, "massiva", "sent", "p-1")])
+    found = await store.apply_status(StatusUpdate("massiva", "p-1", "delivered", "+58414", clock()))
+    assert found
+    await store.record_outcomes([SendOutcome(message.id, "massiva", "sent", "p-1")])
+    [stored] = await store.all_messages()
+    assert (stored.status, stored.line) == ("delivered", "+58414")
     await store.close()

@@ -72,6 +72,9 @@ class RulesHolder:
         except OSError as err:
             log.error("rules not reloaded: cannot read %s: %s", self.path, err.strerror)
             return False
+        except Exception:  # whatever a strange file does, the last good rules keep answering
+            log.exception("rules not reloaded: %s could not be read", self.path)
+            return False
         self.last_problems = tuple(p.format(self.path.name) for p in ruleset.problems)
         if ruleset.errors:
             for problem in ruleset.errors:

@@ -106,3 +106,5 @@ def load(text: str) -> Any:
         raise YAMLSyntaxError(line, message) from err
     except yaml.YAMLError as err:
         raise YAMLSyntaxError(1, str(err)) from err
+    except RecursionError:
+        raise YAMLSyntaxError(1, "the file nests lists or mappings too deeply") from None

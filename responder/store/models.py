@@ -63,6 +63,7 @@ class Conversation:
     last_text: str
     mode: str
     opted_out: bool
+    opted_out_at: str | None
     unread: int
     needs_attention: bool
     flagged: bool
@@ -137,6 +138,7 @@ class PollItem:
     provider_id: str
     created_at: str
     polls: int
+    send_at: str | None = None
 
 
 @dataclass(frozen=True)

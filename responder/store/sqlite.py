@@ -441,18 +441,19 @@ class SQLiteStore:
             self.on_outbox()
 
     def _apply(self, db: sqlite3.Connection, batch: list[_Job]) -> list[Any]:
-        inbound = [j for j in batch if j.kind == "inbound"]
-        statuses = [j for j in batch if j.kind == "status"]
         results: dict[int, Any] = {}
-        if inbound:
-            for job, res in zip(inbound, self._apply_inbound(db, inbound)):
-                results[id(job)] = res
-        if statuses:
-            for job, found in zip(statuses, self._apply_statuses(db, statuses)):
-                results[id(job)] = found
+        # Send outcomes first: a delivery report in the same batch must find its provider id.
         outcomes = [j for j in batch if j.kind == "outcomes"]
         if outcomes:
             self._apply_outcomes(db, outcomes)
+        inbound = [j for j in batch if j.kind == "inbound"]
+        if inbound:
+            for job, res in zip(inbound, self._apply_inbound(db, inbound)):
+                results[id(job)] = res
+        statuses = [j for j in batch if j.kind == "status"]
+        if statuses:
+            for job, found in zip(statuses, self._apply_statuses(db, statuses)):
+                results[id(job)] = found
         return [results.get(id(j)) for j in batch]
 
     def _load_contacts(
@@ -745,15 +746,20 @@ class SQLiteStore:
         )
         return [_ContactRow.from_row(row).as_contact() for row in rows]
 
-    async def apply_decision(self, phone: str, decision: Decision) -> list[int]:
+    async def apply_decision(
+        self, phone: str, decision: Decision, expected_flow: FlowState | None
+    ) -> list[int]:
         """Applies a decision that no inbound message caused (a flow timing out): its replies
-        are queued and the contact's flow state changes, in one commit."""
+        are queued and the contact's flow state changes, in one commit. Nothing happens if
+        the contact's flow is no longer `expected_flow` (an answer came in meanwhile)."""
         now = to_iso(self.clock())
 
         def work(db: sqlite3.Connection) -> list[int]:
             contact = (self._load_contacts(db, [phone])).get(phone)
             if contact is None:
                 raise UnknownContactError(phone)
+            if contact.flow != expected_flow:
+                return []
             next_id = self._next_message_id(db)
             rows = [
                 self._outbound_row(next_id + i, phone, reply, "auto", decision.rule, now)
@@ -870,7 +876,8 @@ class SQLiteStore:
             "THEN COALESCE(:retry_at, next_attempt_at) END, "
             "next_poll_at = CASE WHEN :status IN ('sent', 'scheduled') THEN :first_poll END, "
             "failover_from = COALESCE(:failover_from, failover_from), updated_at = :now "
-            "WHERE id = :id",
+            # A delivery report that came first is final: 'sent' must not undo it.
+            "WHERE id = :id AND NOT (status IN ('delivered', 'failed') AND :status = 'sent')",
             updates,
         )
         db.executemany(
@@ -884,7 +891,7 @@ class SQLiteStore:
         if not providers:
             return []
         rows = await self.reader.execute_fetchall(
-            "SELECT id, provider, provider_id, created_at, polls FROM messages "
+            "SELECT id, provider, provider_id, created_at, polls, send_at FROM messages "
             f"WHERE provider IN ({_marks(len(providers))}) AND next_poll_at IS NOT NULL "
             "AND next_poll_at <= ? ORDER BY next_poll_at LIMIT ?",
             (*providers, to_iso(self.clock()), limit),
@@ -970,6 +977,7 @@ class SQLiteStore:
             last_text=row["last_text"],
             mode=row["mode"],
             opted_out=bool(row["opted_out"]),
+            opted_out_at=row["opted_out_at"],
             unread=row["unread"],
             needs_attention=bool(row["needs_attention"]),
             flagged=bool(row["flagged"]),

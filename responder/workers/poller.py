@@ -62,7 +62,9 @@ class StatusPoller:
         return len(items)
 
     def _next(self, item: PollItem, now: datetime) -> datetime | None:
-        if now - from_iso(item.created_at) > timedelta(seconds=self.give_up_after):
+        # A message scheduled far ahead is only due then: count its age from its send time.
+        start = max(from_iso(item.created_at), from_iso(item.send_at or item.created_at))
+        if now - start > timedelta(seconds=self.give_up_after):
             log.warning("gave up polling message %d (%s)", item.id, item.provider)
             return None
         return now + timedelta(seconds=min(self.cap, self.first * 2.0 ** (item.polls + 1)))
