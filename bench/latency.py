@@ -29,7 +29,6 @@ import os
 import re
 import resource
 import secrets
-import shutil
 import signal
 import sqlite3
 import sys
@@ -49,8 +48,8 @@ sys.path.insert(0, str(ROOT))
 from bench.webhook import (  # noqa: E402
     HOST,
     Server,
+    finish,
     free_port,
-    leftovers,
     machine_busy,
     phone_pool,
     start,
@@ -549,21 +548,7 @@ def main() -> int:
                 f"nothing lost or duplicated: {'yes' if o.ok else 'NO'}{verdict}"
             )
     finally:
-        for server in servers:
-            server.stop()
-        left = leftovers([s.marker for s in servers])
-        if left:
-            ok = False
-            print("leftover processes:\n  " + "\n  ".join(left))
-        else:
-            print("\nstopped: no leftover processes (pgrep -f)")
-        if not ok:
-            for server in servers:
-                if server.log.exists():
-                    tail = server.log.read_text(errors="replace")[-2000:]
-                    print(f"--- {server.name} log (tail) ---\n{tail}")
-        shutil.rmtree(work, ignore_errors=True)
-        print(f"removed {work}")
+        ok = finish(servers, [], work, ok)
     return 0 if ok else 1
 
 

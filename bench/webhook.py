@@ -717,24 +717,31 @@ def main() -> int:
             if helper.poll() is None:
                 helper.terminate()
                 helper.wait(timeout=10)
-        for server in servers:
-            server.stop()
-        markers = [s.marker for s in servers] + [str(BENCH / "webhook.lua")]
+        markers = [str(BENCH / "webhook.lua")]
         markers += [f"record --pid {s.proc.pid} " for s in servers]
-        left = leftovers(markers)
-        if left:
-            ok = False
-            print("leftover processes:\n  " + "\n  ".join(left))
-        else:
-            print("\nstopped: no leftover processes (pgrep -f)")
-        if not ok:
-            for server in servers:
-                if server.log.exists():
-                    tail = server.log.read_text(errors="replace")[-2000:]
-                    print(f"--- {server.name} log (tail) ---\n{tail}")
-        shutil.rmtree(work, ignore_errors=True)
-        print(f"removed {work}")
+        ok = finish(servers, markers, work, ok)
     return 0 if ok else 1
+
+
+def finish(servers: list[Server], markers: list[str], work: Path, ok: bool) -> bool:
+    """Stops the servers, checks nothing is left running, shows logs after a failure, removes
+    the work folder; False when anything went wrong."""
+    for server in servers:
+        server.stop()
+    left = leftovers([s.marker for s in servers] + markers)
+    if left:
+        ok = False
+        print("leftover processes:\n  " + "\n  ".join(left))
+    else:
+        print("\nstopped: no leftover processes (pgrep -f)")
+    if not ok:
+        for server in servers:
+            if server.log.exists():
+                tail = server.log.read_text(errors="replace")[-2000:]
+                print(f"--- {server.name} log (tail) ---\n{tail}")
+    shutil.rmtree(work, ignore_errors=True)
+    print(f"removed {work}")
+    return ok
 
 
 if __name__ == "__main__":
