@@ -22,7 +22,7 @@ from responder.config import Settings
 from responder.engine import Contact, Decision, InboundMessage
 from responder.phone import normalize_phone
 from responder.providers import build_providers
-from responder.providers.base import Provider, ProviderError
+from responder.providers.base import Provider
 from responder.rules.reload import RulesHolder
 from responder.store.models import (
     InboundJob,
@@ -33,6 +33,7 @@ from responder.store.models import (
 )
 from responder.store.sqlite import SQLiteStore
 from responder.web import admin, api, webhooks
+from responder.web.balances import ask_balances
 from responder.workers.outbox import NATIVE_SCHEDULE_AHEAD, OutboxWorker
 from responder.workers.poller import StatusPoller
 
@@ -73,7 +74,8 @@ class Service:
         self.admin_token = ""
         self._tasks: list[asyncio.Task[Any]] = []
         self.loop: asyncio.AbstractEventLoop | None = None  # set by start(); for tests and tools
-        self.balances: dict[str, dict[str, Any]] = {}  # provider → credits, low, error, checked_at
+        # The last check, provider → credits, low, error, checked_at: what /healthz reports.
+        self.balances: dict[str, dict[str, Any]] = {}
 
     # -- life cycle -------------------------------------------------------------------------
 
@@ -179,21 +181,24 @@ class Service:
     async def check_balances(self) -> dict[str, dict[str, Any]]:
         """Asks every provider for its credits; warns below `settings.low_credit`."""
         low_credit = self.rules.current.settings.low_credit
-        for name, provider in self.providers.items():
-            entry: dict[str, Any] = {"checked_at": to_iso(self.clock()), "low": False}
-            try:
-                credits = await provider.balance()
-            except ProviderError as err:
-                entry.update(credits=None, error=err.message)
-                log.warning("balance of %s unknown: %s", name, err.message)
-            else:
-                entry.update(credits=None if credits == float("inf") else credits, error=None)
-                if low_credit is not None and credits < low_credit:
-                    entry["low"] = True
-                    log.warning(
-                        "%s has %g credits left, below low_credit %g", name, credits, low_credit
-                    )
-            self.balances[name] = entry
+        for balance in await ask_balances(self.providers):
+            credits = None if balance.unlimited else balance.credits
+            low = low_credit is not None and credits is not None and credits < low_credit
+            if balance.error:
+                log.warning("balance of %s unknown: %s", balance.provider, balance.error)
+            elif low:
+                log.warning(
+                    "%s has %g credits left, below low_credit %g",
+                    balance.provider,
+                    credits,
+                    low_credit,
+                )
+            self.balances[balance.provider] = {
+                "credits": credits,
+                "low": low,
+                "error": balance.error,
+                "checked_at": to_iso(self.clock()),
+            }
         return self.balances
 
     async def _check_balances_forever(self, interval: float = 900.0) -> None:

@@ -84,10 +84,18 @@ def prepare(text: str, smart_encoding: bool) -> tuple[Reply, ...]:
     )
 
 
-def _context(msg: InboundMessage, contact: Contact, now: datetime, match: Match | None) -> Any:
+def _context(
+    msg: InboundMessage | None,
+    contact: Contact,
+    now: datetime,
+    match: Match | None = None,
+    fields: dict[str, Any] | None = None,
+) -> Any:
+    """What a reply template sees; `fields` are contact fields saved by this very message."""
+    message = {"text": msg.text, "phone": msg.phone, "received_at": msg.received_at} if msg else {}
     return {
-        "message": {"text": msg.text, "phone": msg.phone, "received_at": msg.received_at},
-        "contact": {**contact.fields, "phone": contact.phone},
+        "message": message,
+        "contact": {**contact.fields, **(fields or {}), "phone": contact.phone},
         "match": match.groups if match else {},
         "rule": match.rule.name if match else None,
         "now": now,
@@ -119,7 +127,7 @@ def decide(rules: RuleSet, msg: InboundMessage, contact: Contact, now: datetime)
     local_now = now.astimezone(settings.timezone)
     normalised = sms_text.normalize(msg.text)
     tokens = normalised.split()
-    ctx = _context(msg, contact, local_now, None)
+    ctx = _context(msg, contact, local_now)
 
     # Opt-out wins everywhere: in human mode, in a flow, whatever the rules say.
     if settings.opt_out and (kw := _starts_with(tokens, settings.opt_out.keywords)):
@@ -180,19 +188,6 @@ def _answer(
     return Decision(rule.name, replies, match.how, mode=mode)
 
 
-def _flow_context(
-    msg: InboundMessage | None, contact: Contact, fields: dict[str, Any], now: datetime
-) -> Any:
-    message = {"text": msg.text, "phone": msg.phone, "received_at": msg.received_at} if msg else {}
-    return {
-        "message": message,
-        "contact": {**contact.fields, **fields, "phone": contact.phone},
-        "match": {},
-        "rule": None,
-        "now": now,
-    }
-
-
 def _run_steps(
     flow: Flow,
     start: int | None,
@@ -203,7 +198,7 @@ def _run_steps(
     now: datetime,
 ) -> tuple[tuple[Reply, ...], FlowState | None]:
     """Sends steps from `start` on: `say` steps and the next `ask`, where the flow then waits."""
-    ctx = _flow_context(msg, contact, fields, now.astimezone(settings.timezone))
+    ctx = _context(msg, contact, now.astimezone(settings.timezone), fields=fields)
     replies: list[Reply] = []
     index = start
     for _ in range(MAX_STEPS_PER_MESSAGE):
@@ -262,7 +257,7 @@ def _in_flow(
             if state.retries >= flow.max_retries:
                 why = f"flow {flow.name}: no valid answer after {state.retries + 1} tries, ended"
                 return _flow_decision(flow.name, (), why, flow=None)
-            ctx = _flow_context(msg, contact, {}, facts.now)
+            ctx = _context(msg, contact, facts.now)
             replies = prepare(render(step.retry or step.text, ctx), settings.smart_encoding)
             retry = FlowState(flow.name, state.step, state.retries + 1, now)
             why = f"flow {flow.name}: answer not accepted, asked again"
@@ -298,7 +293,7 @@ def expire_flow(rules: RuleSet, contact: Contact, now: datetime) -> Decision | N
     why = f"flow {state.name} timed out"
     if flow is None or flow.timeout_reply is None or contact.mode == "human":
         return _flow_decision(state.name, (), why, flow=None)
-    ctx = _flow_context(None, contact, {}, now.astimezone(rules.settings.timezone))
+    ctx = _context(None, contact, now.astimezone(rules.settings.timezone))
     try:
         replies = prepare(render(flow.timeout_reply, ctx), rules.settings.smart_encoding)
     except TemplateError as err:

@@ -11,8 +11,9 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from responder.rules import conditions as cond
+from responder.rules.conditions import parse_duration
 from responder.rules.model import Limit, Problem
-from responder.rules.schema import RuleSet, load_rules, parse_duration
+from responder.rules.schema import RuleSet, load_rules
 
 ROOT = Path(__file__).resolve().parent.parent
 MARK = "# <--"  # the line a problem must name, marked in the YAML itself

@@ -22,6 +22,8 @@ DAY_ALIASES = {
         for i, d in enumerate(names)
     },
 }
+DURATION_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h|d)?\s*$")
+UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, None: 1}
 HOURS_RE = re.compile(r"^\s*(\d{1,2}):(\d{2})\s*-\s*(\d{1,2}):(\d{2})\s*$")
 
 
@@ -170,3 +172,11 @@ def parse_hours(value: Any) -> tuple[int, int]:
     if any(h > 24 or m > 59 or (h == 24 and m) for h, m in ((h1, m1), (h2, m2))):
         raise ValueError(f"hours out of range in {value!r}")
     return h1 * 60 + m1, h2 * 60 + m2
+
+
+def parse_duration(value: Any) -> float:
+    """`10s`, `5m`, `1h`, `2d` or a number of seconds."""
+    found = DURATION_RE.match(str(value))
+    if isinstance(value, bool) or not found:
+        raise ValueError(f"expected a duration like 10s, 5m or 1h, got {value!r}")
+    return float(found.group(1)) * UNITS[found.group(2)]

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from responder import text as sms_text
+from responder.rules.conditions import parse_duration
 from responder.rules.model import Rule
 from responder.rules.yamlpos import PosDict, PosList
 from responder.templating import Template
@@ -136,7 +137,6 @@ def read_flows(
     raw: Any,
     line: int,
     make_trigger: Callable[[PosDict, str, int], Rule | None],
-    parse_duration: Callable[[Any], float],
 ) -> dict[str, Flow]:
     """Reads `flows:`; `make_trigger` builds the trigger's matching rule like a rule's keys."""
     if raw is None:

@@ -20,6 +20,7 @@ from jinja2.sandbox import ImmutableSandboxedEnvironment
 from responder import text as sms_text
 from responder.phone import validate_region
 from responder.rules import conditions as cond
+from responder.rules.conditions import parse_duration
 from responder.rules.flows import Flow, read_flows
 from responder.rules.matcher import FUZZY_MIN_LENGTH, Matcher
 from responder.rules.model import (
@@ -71,8 +72,6 @@ RULE_KEYS = (
     "description",
 )
 WHEN_KEYS = ("days", "hours", "first_contact", "field", "not", "all", "any")
-DURATION_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h|d)?\s*$")
-UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, None: 1}
 DEFAULT_OPT_OUT = (
     ("baja", "stop", "cancelar", "alto", "unsubscribe", "parar", "salir"),
     "No recibirá más mensajes. Envíe ALTA para volver.",
@@ -144,14 +143,6 @@ class _Reader:
             where = f"{source}:{err.lineno}: " if is_file else ""
             self.error(line, f"template syntax error: {where}{err.message}", rule)
         return None
-
-
-def parse_duration(value: Any) -> float:
-    """`10s`, `5m`, `1h`, `2d` or a number of seconds."""
-    found = DURATION_RE.match(str(value))
-    if isinstance(value, bool) or not found:
-        raise ValueError(f"expected a duration like 10s, 5m or 1h, got {value!r}")
-    return float(found.group(1)) * UNITS[found.group(2)]
 
 
 def _keywords(value: Any) -> list[str]:
@@ -577,7 +568,6 @@ def _compile(reader: _Reader, raw_bytes: bytes, version: Version) -> RuleSet:
             doc.get("flows"),
             doc.line_of("flows"),
             lambda raw, name, position: _trigger_rule(reader, raw, name, position),
-            parse_duration,
         )
     problems = sorted(reader.problems, key=lambda p: p.line)
     triggers = Matcher([flow.trigger for flow in flows.values()])

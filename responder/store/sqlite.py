@@ -474,7 +474,13 @@ class SQLiteStore:
         )
         if timedelta(seconds=horizon) > self.recent.horizon:
             self.recent = RecentActivity(timedelta(seconds=horizon))  # wider windows: reload
-        missing = sorted({j.payload.message.phone for j in jobs} - self.recent_known(jobs))
+        missing = sorted(
+            {
+                j.payload.message.phone
+                for j in jobs
+                if not self.recent.known(j.payload.message.phone)
+            }
+        )
         if not missing:
             return
         since = to_iso(min(j.payload.message.received_at for j in jobs) - self.recent.horizon)
@@ -495,9 +501,6 @@ class SQLiteStore:
                     activity.inbound.append((at, row["line"] or "", row["text"], row["id"]))
                 elif row["origin"] == "auto" and row["rule"] not in ("opt_out", "opt_in"):
                     activity.replies.append((at, row["text"]))
-
-    def recent_known(self, jobs: list[_Job]) -> set[str]:
-        return {j.payload.message.phone for j in jobs if self.recent.known(j.payload.message.phone)}
 
     def _next_message_id(self, db: sqlite3.Connection) -> int:
         # Safe: ids are assigned inside a BEGIN IMMEDIATE transaction by the only writer.
@@ -1013,14 +1016,6 @@ class SQLiteStore:
             f"SELECT {MESSAGE_COLUMNS} FROM messages ORDER BY id"
         )
         return [_message(row) for row in rows]
-
-    async def count_outbox(self) -> int:
-        row = await (
-            await self.reader.execute(
-                "SELECT COUNT(*) FROM messages WHERE status IN ('queued', 'sending')"
-            )
-        ).fetchone()
-        return int(row[0]) if row else 0
 
     async def rejected_webhooks(self) -> list[dict[str, Any]]:
         rows = await self.reader.execute_fetchall(

@@ -39,19 +39,23 @@ class BalanceCache:
         async with self._lock:  # two dashboards opened together ask the providers once
             fresh = self._at is not None and self.clock() - self._at < self.ttl
             if not fresh or [b.provider for b in self._balances] != list(providers):
-                self._balances = list(
-                    await asyncio.gather(*(self._ask(n, p) for n, p in providers.items()))
-                )
+                self._balances = await ask_balances(providers, self.timeout)
                 self._at = self.clock()
             return self._balances
 
-    async def _ask(self, name: str, provider: Provider) -> Balance:
-        try:
-            credits = await asyncio.wait_for(provider.balance(), self.timeout)
-        except ProviderError as err:
-            return Balance(name, None, err.message)
-        except TimeoutError:
-            return Balance(name, None, f"sin respuesta en {self.timeout:g} s")
-        except Exception as err:  # a dashboard must render whatever a provider does
-            return Balance(name, None, f"{type(err).__name__}: {err}")
-        return Balance(name, credits)
+
+async def ask_balances(providers: Mapping[str, Provider], timeout: float = 8.0) -> list[Balance]:
+    """Every provider's balance, asked together; a failure becomes the balance's `error`."""
+    return list(await asyncio.gather(*(_ask(n, p, timeout) for n, p in providers.items())))
+
+
+async def _ask(name: str, provider: Provider, timeout: float) -> Balance:
+    try:
+        credits = await asyncio.wait_for(provider.balance(), timeout)
+    except ProviderError as err:
+        return Balance(name, None, err.message)
+    except TimeoutError:
+        return Balance(name, None, f"sin respuesta en {timeout:g} s")
+    except Exception as err:  # a dashboard must render whatever a provider does
+        return Balance(name, None, f"{type(err).__name__}: {err}")
+    return Balance(name, credits)

@@ -147,7 +147,7 @@ class OutboxWorker:
         expired = [i for i in items if self._expired(i, settings, now)]
         if expired:
             await self.store.record_outcomes(
-                [SendOutcome(i.id, i.provider, "failed", error=_expired(i)) for i in expired]
+                [SendOutcome(i.id, i.provider, "failed", error=_expiry_error(i)) for i in expired]
             )
         by_provider: dict[str, list[OutboxItem]] = defaultdict(list)
         for item in items:
@@ -279,7 +279,7 @@ class OutboxWorker:
         return SendOutcome(item.id, provider, "failed", result.provider_id, result.error)
 
 
-def _expired(item: OutboxItem) -> str:
+def _expiry_error(item: OutboxItem) -> str:
     if item.origin == "auto":
         return "expired: the auto-reply waited too long to be sent (reply_max_age)"
     return "expired: the message waited too long to be sent (agent_reply_max_age)"
