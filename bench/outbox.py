@@ -20,6 +20,7 @@ import httpx
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from responder.clock import SystemClock  # noqa: E402
 from responder.config import MassivaSettings, MasSMSSettings  # noqa: E402
 from responder.engine import Reply  # noqa: E402
 from responder.providers.base import Provider  # noqa: E402
@@ -70,7 +71,8 @@ def client(kind: str, url: str, batch: int) -> Provider:
 
 async def run(kind: str, url: str, batch: int, count: int) -> float:
     with tempfile.TemporaryDirectory() as folder:
-        store = SQLiteStore(Path(folder) / "bench.db")
+        clock = SystemClock()
+        store = SQLiteStore(Path(folder) / "bench.db", clock)
         await store.open()
         # Auto-replies repeat a few texts: realistic for keyword answers, and what MasSMS groups.
         texts = [
@@ -82,7 +84,7 @@ async def run(kind: str, url: str, batch: int, count: int) -> float:
             phone = f"58412{1000000 + i:07d}"
             await store.queue_outbound(phone, [Reply(texts[i % 3], 1, kind)], "cli")
         provider = client(kind, url, batch)
-        worker = OutboxWorker(store, {kind: provider})
+        worker = OutboxWorker(store, {kind: provider}, clock=clock)
         started = time.perf_counter()
         await worker.drain()
         await worker.wait_idle()

@@ -9,7 +9,7 @@ import logging
 import secrets
 from collections.abc import AsyncIterator, Callable
 from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from starlette.applications import Starlette
@@ -18,6 +18,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from responder import engine
+from responder.clock import Clock
 from responder.config import Settings
 from responder.engine import Contact, Decision, InboundMessage
 from responder.phone import normalize_phone
@@ -39,12 +40,6 @@ from responder.workers.poller import StatusPoller
 
 log = logging.getLogger("responder")
 
-Clock = Callable[[], datetime]
-
-
-def _utc_now() -> datetime:
-    return datetime.now(UTC)
-
 
 class Service:
     """What a running responder is made of: settings, rules, store, providers, workers."""
@@ -53,7 +48,7 @@ class Service:
         self,
         settings: Settings,
         *,
-        clock: Clock = _utc_now,
+        clock: Clock,
         providers: dict[str, Provider] | None = None,
     ) -> None:
         self.settings = settings
@@ -259,7 +254,7 @@ async def healthz(request: Request) -> Response:
 def create_app(
     settings: Settings,
     *,
-    clock: Clock = _utc_now,
+    clock: Clock,
     providers: dict[str, Provider] | None = None,
     on_ready: Callable[[Service], None] | None = None,
 ) -> Starlette:

@@ -16,6 +16,7 @@ import click
 
 from responder import text as sms_text
 from responder.app import Service, create_app
+from responder.clock import SystemClock
 from responder.config import Settings, StartupError, load_settings
 from responder.phone import InvalidPhoneNumber, normalize_phone
 from responder.providers.base import ProviderError
@@ -25,6 +26,10 @@ from responder.store.models import OptedOutError
 from responder.store.sqlite import MESSAGE_COLUMNS, SQLiteStore
 
 T = TypeVar("T")
+
+
+# The one clock of a command: every part it builds reads the time from here.
+CLOCK = SystemClock()
 
 
 def _settings() -> Settings:
@@ -38,7 +43,7 @@ def _with_service(work: Callable[[Service], Awaitable[T]]) -> T:
     """Runs `work` against the configured database, without the web server."""
 
     async def run() -> T:
-        service = Service(_settings())
+        service = Service(_settings(), clock=CLOCK)
         await service.open()
         try:
             return await work(service)
@@ -88,7 +93,7 @@ def serve(host: str, port: int) -> None:
         )
 
     try:
-        app = create_app(settings, on_ready=announce)
+        app = create_app(settings, clock=CLOCK, on_ready=announce)
         asyncio.run(_probe_database(settings))
     except StartupError as err:
         raise click.ClickException(str(err)) from None
@@ -99,7 +104,7 @@ def serve(host: str, port: int) -> None:
 async def _probe_database(settings: Settings) -> None:
     """Opens (and migrates) the database once before serving: a bad RESPONDER_DATABASE is one
     line here, not a traceback from inside the server's start-up."""
-    store = SQLiteStore(settings.database)
+    store = SQLiteStore(settings.database, CLOCK)
     await store.open()
     await store.close()
 
@@ -113,7 +118,7 @@ def check(rules: Path | None, templates: Path | None) -> None:
     path = rules or settings.rules
     if not path.is_file():
         raise click.ClickException(f"{path}: no such file")
-    ruleset = load_rules(path, templates or settings.templates)
+    ruleset = load_rules(path, templates or settings.templates, CLOCK())
     for problem in ruleset.problems:
         click.echo(problem.format(str(path)), err=problem.severity == "error")
     for rule in ruleset.rules:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 import shutil
 import textwrap
 import time
@@ -17,6 +18,9 @@ import pytest
 from responder.app import Service, create_app
 from responder.config import Settings, load_settings
 from responder.providers.base import Provider
+from responder.store.sqlite import SQLiteStore
+from responder.workers.outbox import OutboxWorker
+from responder.workers.poller import StatusPoller
 from tests.fakes.massiva import FakeMassiva
 from tests.fakes.massms import FakeMasSMS
 from tests.fakes.server import FakeServer, SwappableApp
@@ -50,21 +54,50 @@ rules:
 
 
 class Clock:
-    """A controllable clock: starts at `now`, moves only when told."""
+    """A controllable clock: the date starts at `now` and moves only when told; the monotonic
+    reading follows the machine plus every `advance` (so rate limits really wait), or, with
+    `ticking=False`, moves only when told too; the jitter source is seeded."""
 
-    def __init__(self, now: datetime = MONDAY_10AM) -> None:
+    def __init__(self, now: datetime = MONDAY_10AM, seed: int = 7, ticking: bool = True) -> None:
         self.now = now
+        self.random = random.Random(seed)
+        self.ticking = ticking
+        self._offset = 1000.0
 
     def __call__(self) -> datetime:
         return self.now
 
+    def monotonic(self) -> float:
+        return (time.monotonic() if self.ticking else 0.0) + self._offset
+
     def advance(self, seconds: float) -> None:
         self.now += timedelta(seconds=seconds)
+        self._offset += seconds
 
 
 @pytest.fixture
 def clock() -> Clock:
     return Clock()
+
+
+@pytest.fixture
+def make_worker(clock: Clock) -> Callable[..., OutboxWorker]:
+    """Builds outbox workers on the test clock: the one way tests make them."""
+
+    def make(store: SQLiteStore, providers: dict[str, Provider], **options: Any) -> OutboxWorker:
+        return OutboxWorker(store, providers, clock=clock, **options)
+
+    return make
+
+
+@pytest.fixture
+def make_poller(clock: Clock) -> Callable[..., StatusPoller]:
+    """Builds status pollers on the test clock."""
+
+    def make(store: SQLiteStore, providers: dict[str, Provider], **options: Any) -> StatusPoller:
+        return StatusPoller(store, providers, clock=clock, **options)
+
+    return make
 
 
 @pytest.fixture

@@ -15,28 +15,21 @@ from responder.rules.model import Rule
 from responder.web import charts, views
 from responder.web.balances import BalanceCache
 from responder.web.sessions import LoginLimiter, Session, SessionCodec, token_matches
+from tests.conftest import Clock
 
 CARACAS = ZoneInfo("America/Caracas")
 
 
-class Ticks:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
 def test_limiter_allows_five_failures_a_minute_per_client() -> None:
-    ticks = Ticks()
+    ticks = Clock(ticking=False)
     limiter = LoginLimiter(attempts=5, per=60, clock=ticks)
     for _ in range(5):
         assert limiter.retry_after("1.2.3.4") == 0
         limiter.failed("1.2.3.4")
-        ticks.now += 1
+        ticks.advance(1)
     assert limiter.retry_after("1.2.3.4") == pytest.approx(55)
     assert limiter.retry_after("5.6.7.8") == 0  # per client
-    ticks.now += 55
+    ticks.advance(55)
     assert limiter.retry_after("1.2.3.4") == 0  # the oldest failure left the window
     limiter.failed("1.2.3.4")
     assert limiter.retry_after("1.2.3.4") > 0
@@ -45,7 +38,7 @@ def test_limiter_allows_five_failures_a_minute_per_client() -> None:
 
 
 def test_limiter_memory_is_bounded() -> None:
-    ticks = Ticks()
+    ticks = Clock(ticking=False)
     limiter = LoginLimiter(clock=ticks, max_clients=100)
     for n in range(1000):
         limiter.failed(f"10.0.{n // 256}.{n % 256}")
@@ -231,7 +224,7 @@ class CountingProvider(Provider):
 
 
 async def test_balances_are_cached_and_errors_shown() -> None:
-    ticks = Ticks()
+    ticks = Clock(ticking=False)
     cache = BalanceCache(ttl=60, timeout=0.2, clock=ticks)
     providers: dict[str, Provider] = {
         "ok": CountingProvider(907.0),
@@ -248,8 +241,8 @@ async def test_balances_are_cached_and_errors_shown() -> None:
     ]
     await cache.get(providers)
     assert providers["ok"].calls == 1  # type: ignore[attr-defined]
-    ticks.now += 61
+    ticks.advance(61)
     await cache.get(providers)
     assert providers["ok"].calls == 2  # type: ignore[attr-defined]
-    unlimited = await BalanceCache().get({"sandbox": CountingProvider(float("inf"))})
+    unlimited = await BalanceCache(Clock()).get({"sandbox": CountingProvider(float("inf"))})
     assert unlimited[0].unlimited

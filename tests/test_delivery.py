@@ -54,14 +54,17 @@ async def drain(worker: OutboxWorker) -> None:
 
 
 async def test_old_auto_replies_expire_but_agent_replies_wait_longer(
-    store: SQLiteStore, clock: Clock, massiva: tuple[FakeMassiva, str]
+    make_worker: Callable[..., OutboxWorker],
+    store: SQLiteStore,
+    clock: Clock,
+    massiva: tuple[FakeMassiva, str],
 ) -> None:
     fake, url = massiva
     await store.queue_outbound(PHONE, [Reply("auto", 1, "massiva")], "auto")
     await store.queue_outbound(PHONE, [Reply("agente", 1, "massiva")], "agent")
     clock.advance(2 * 3600)  # the provider was down for two hours
     client = massiva_client(url, fake)
-    await drain(OutboxWorker(store, {"massiva": client}, clock=clock))
+    await drain(make_worker(store, {"massiva": client}))
     by_text = {m.text: m for m in await store.all_messages()}
     assert by_text["auto"].status == "failed"
     assert by_text["auto"].error is not None and by_text["auto"].error.startswith("expired")
@@ -71,13 +74,16 @@ async def test_old_auto_replies_expire_but_agent_replies_wait_longer(
 
 
 async def test_retries_stop_at_max_age(
-    store: SQLiteStore, clock: Clock, massiva: tuple[FakeMassiva, str]
+    make_worker: Callable[..., OutboxWorker],
+    store: SQLiteStore,
+    clock: Clock,
+    massiva: tuple[FakeMassiva, str],
 ) -> None:
     fake, url = massiva
     fake.fail_next("http500", times=10)
     settings = RulesSettings(retry=Retry(attempts=100, max_age=600))
     client = massiva_client(url, fake)
-    worker = OutboxWorker(store, {"massiva": client}, clock=clock, settings=lambda: settings)
+    worker = make_worker(store, {"massiva": client}, settings=lambda: settings)
     await store.queue_outbound(PHONE, [Reply("hola", 1, "massiva")], "agent")
     await drain(worker)
     clock.advance(700)
@@ -94,14 +100,18 @@ async def test_retries_stop_at_max_age(
     ("delivery", "status"), [("at_least_once", "sent"), ("at_most_once", "failed")]
 )
 async def test_what_a_crash_mid_send_leads_to(
-    store: SQLiteStore, massiva: tuple[FakeMassiva, str], delivery: str, status: str
+    make_worker: Callable[..., OutboxWorker],
+    store: SQLiteStore,
+    massiva: tuple[FakeMassiva, str],
+    delivery: str,
+    status: str,
 ) -> None:
     fake, url = massiva
     await store.queue_outbound(PHONE, [Reply("hola", 1, "massiva")], "agent")
     await store.claim_outbox(10)  # claimed, then the process died
     settings = RulesSettings(delivery=delivery)
     client = massiva_client(url, fake)
-    worker = OutboxWorker(store, {"massiva": client}, settings=lambda: settings, poll_interval=0.01)
+    worker = make_worker(store, {"massiva": client}, settings=lambda: settings, poll_interval=0.01)
     task = asyncio.create_task(worker.run())
     await asyncio.sleep(0.3)
     task.cancel()
@@ -114,6 +124,7 @@ async def test_what_a_crash_mid_send_leads_to(
 
 
 async def test_failover_to_the_other_provider_when_out_of_credits(
+    make_worker: Callable[..., OutboxWorker],
     store: SQLiteStore,
     clock: Clock,
     massiva: tuple[FakeMassiva, str],
@@ -123,7 +134,7 @@ async def test_failover_to_the_other_provider_when_out_of_credits(
     fake_a.credits = 0
     providers = {"massiva": massiva_client(url_a, fake_a), "massms": massms_client(url_b, fake_b)}
     settings = RulesSettings(failover=True)
-    worker = OutboxWorker(store, providers, clock=clock, settings=lambda: settings)
+    worker = make_worker(store, providers, settings=lambda: settings)
     await store.queue_outbound(PHONE, [Reply("hola", 1, "massiva")], "agent")
     await drain(worker)
     await drain(worker)
@@ -144,13 +155,16 @@ async def test_failover_to_the_other_provider_when_out_of_credits(
 
 
 async def test_without_failover_no_credits_fails_at_once(
-    store: SQLiteStore, massiva: tuple[FakeMassiva, str], massms: tuple[FakeMasSMS, str]
+    make_worker: Callable[..., OutboxWorker],
+    store: SQLiteStore,
+    massiva: tuple[FakeMassiva, str],
+    massms: tuple[FakeMasSMS, str],
 ) -> None:
     (fake_a, url_a), (fake_b, url_b) = massiva, massms
     fake_a.credits = 0
     providers = {"massiva": massiva_client(url_a, fake_a), "massms": massms_client(url_b, fake_b)}
     await store.queue_outbound(PHONE, [Reply("hola", 1, "massiva")], "agent")
-    await drain(OutboxWorker(store, providers))
+    await drain(make_worker(store, providers))
     [message] = await store.all_messages()
     assert message.status == "failed" and message.error is not None
     assert "no credits" in message.error
@@ -159,7 +173,7 @@ async def test_without_failover_no_credits_fails_at_once(
 
 
 async def test_rate_limiter_spreads_messages() -> None:
-    limiter = RateLimiter(20)  # a burst of one second's worth, then 20 per second
+    limiter = RateLimiter(20, Clock())  # a burst of one second's worth, then 20 per second
     started = time.monotonic()
     for _ in range(6):
         await limiter.take(5)

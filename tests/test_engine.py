@@ -15,6 +15,7 @@ from responder import engine
 from responder.engine import Contact, Decision, InboundMessage, Reply
 from responder.rules.schema import RuleSet, load_rules
 from responder.text import smart_encode
+from tests.conftest import MONDAY_10AM
 
 PHONE = "584121234567"
 # Monday 2026-11-23, 10:00 in Caracas (UTC-4).
@@ -91,7 +92,7 @@ def write(folder: Path, rules: str, templates: dict[str, str]) -> RuleSet:
     for name, body in templates.items():
         (folder / "templates" / name).write_text(body, encoding="utf-8")
     (folder / "rules.yaml").write_text(textwrap.dedent(rules), encoding="utf-8")
-    ruleset = load_rules(folder / "rules.yaml", folder / "templates")
+    ruleset = load_rules(folder / "rules.yaml", folder / "templates", MONDAY_10AM)
     assert ruleset.errors == (), ruleset.errors
     return ruleset
 

@@ -12,7 +12,7 @@ import pytest
 
 from responder import engine
 from responder.rules.schema import load_rules
-from tests.conftest import Clock, RunningApp
+from tests.conftest import MONDAY_10AM, Clock, RunningApp
 
 PHONE = "584121234567"
 
@@ -200,7 +200,7 @@ def test_flow_validation(tmp_path: Path, flows: str, line: int, message: str) ->
     path.write_text(
         "rules:\n  - {name: a, keywords: [a], reply: b}\nflows:\n" + flows, encoding="utf-8"
     )
-    problems = load_rules(path, tmp_path).problems
+    problems = load_rules(path, tmp_path, MONDAY_10AM).problems
     assert any(p.line == line and message in p.message for p in problems), problems
 
 

@@ -16,6 +16,7 @@ from responder.rules.conditions import Facts
 from responder.rules.matcher import Match, Matcher, rule_match
 from responder.rules.schema import RuleSet, load_rules
 from responder.text import normalize
+from tests.conftest import MONDAY_10AM
 
 ROOT = Path(__file__).resolve().parent.parent
 CARACAS = "America/Caracas"
@@ -34,7 +35,7 @@ def load(folder: Path, rules: str, templates: dict[str, str] | None = None) -> R
     path = folder / "rules.yaml"
     body = textwrap.indent(textwrap.dedent(rules), "  ")
     path.write_text(f"settings:\n  timezone: {CARACAS}\nrules:\n{body}", encoding="utf-8")
-    ruleset = load_rules(path, folder / "templates")
+    ruleset = load_rules(path, folder / "templates", MONDAY_10AM)
     assert ruleset.errors == (), [p.format("rules.yaml") for p in ruleset.errors]
     return ruleset
 
@@ -522,7 +523,7 @@ def test_candidates_come_back_in_file_order(folder: Path) -> None:
 
 @pytest.fixture(scope="module")
 def bundled() -> RuleSet:
-    ruleset = load_rules(ROOT / "rules.yaml", ROOT / "templates")
+    ruleset = load_rules(ROOT / "rules.yaml", ROOT / "templates", MONDAY_10AM)
     assert ruleset.errors == ()
     return ruleset
 

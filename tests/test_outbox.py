@@ -66,12 +66,12 @@ def phones(n: int) -> list[str]:
 
 
 async def test_massiva_batches_different_texts_in_one_request(
-    store: SQLiteStore, massiva: tuple[FakeMassiva, str]
+    make_worker: Callable[..., OutboxWorker], store: SQLiteStore, massiva: tuple[FakeMassiva, str]
 ) -> None:
     fake, url = massiva
     client = massiva_client(url, fake, batch=50)
     await queue(store, "massiva", [(p, f"texto {i}") for i, p in enumerate(phones(120))])
-    worker = OutboxWorker(store, {"massiva": client})
+    worker = make_worker(store, {"massiva": client})
     await drain(worker)
     sends = [r for r in fake.requests if r.path.endswith("SendSms")]
     assert sorted(len(r.params["telefonos"].split(";")) for r in sends) == [20, 50, 50]
@@ -86,13 +86,13 @@ async def test_massiva_batches_different_texts_in_one_request(
 
 
 async def test_massms_groups_same_text_at_most_100_numbers(
-    store: SQLiteStore, massms: tuple[FakeMasSMS, str]
+    make_worker: Callable[..., OutboxWorker], store: SQLiteStore, massms: tuple[FakeMasSMS, str]
 ) -> None:
     fake, url = massms
     client = massms_client(url, fake)
     texts = [(p, "promo" if i % 2 else "hola") for i, p in enumerate(phones(250))]
     await queue(store, "massms", texts)
-    await drain(OutboxWorker(store, {"massms": client}))
+    await drain(make_worker(store, {"massms": client}))
     sends = [r for r in fake.requests if r.path.endswith("sendmsg.php")]
     sizes = sorted(len(r.params["to"].split(",")) for r in sends)
     assert sizes == [25, 25, 100, 100]
@@ -104,13 +104,17 @@ async def test_massms_groups_same_text_at_most_100_numbers(
 
 @pytest.mark.parametrize("fault", ["http500", "html", "empty", "garbage", "status:503"])
 async def test_transient_failure_is_retried_then_sent(
-    store: SQLiteStore, clock: Clock, massiva: tuple[FakeMassiva, str], fault: str
+    make_worker: Callable[..., OutboxWorker],
+    store: SQLiteStore,
+    clock: Clock,
+    massiva: tuple[FakeMassiva, str],
+    fault: str,
 ) -> None:
     fake, url = massiva
     client = massiva_client(url, fake)
     fake.fail_next(fault)
     [_message_id] = await queue(store, "massiva", [("584121234567", "hola")])
-    worker = OutboxWorker(store, {"massiva": client}, clock=clock)
+    worker = make_worker(store, {"massiva": client})
     await drain(worker)
     [message] = await store.all_messages()
     assert message.status == "queued"
@@ -126,13 +130,13 @@ async def test_transient_failure_is_retried_then_sent(
 
 
 async def test_permanent_errors_fail_at_once(
-    store: SQLiteStore, massiva: tuple[FakeMassiva, str]
+    make_worker: Callable[..., OutboxWorker], store: SQLiteStore, massiva: tuple[FakeMassiva, str]
 ) -> None:
     fake, url = massiva
     settings = MassivaSettings(url, fake.user, "wrong-password", 50)
     client = MassivaClient(settings)  # status -1: authentication failed
     await queue(store, "massiva", [("584121234567", "hola")])
-    await drain(OutboxWorker(store, {"massiva": client}))
+    await drain(make_worker(store, {"massiva": client}))
     [(status, error)] = await statuses(store)
     assert status == "failed"
     assert error is not None and "authentication failed" in error
@@ -140,13 +144,13 @@ async def test_permanent_errors_fail_at_once(
 
 
 async def test_no_credits_fails_as_no_credits(
-    store: SQLiteStore, massiva: tuple[FakeMassiva, str]
+    make_worker: Callable[..., OutboxWorker], store: SQLiteStore, massiva: tuple[FakeMassiva, str]
 ) -> None:
     fake, url = massiva
     fake.credits = 0
     client = massiva_client(url, fake)
     await queue(store, "massiva", [("584121234567", "hola")])
-    await drain(OutboxWorker(store, {"massiva": client}))
+    await drain(make_worker(store, {"massiva": client}))
     [(status, error)] = await statuses(store)
     assert status == "failed"
     assert error is not None and "no credits" in error
@@ -154,14 +158,17 @@ async def test_no_credits_fails_as_no_credits(
 
 
 async def test_gives_up_after_max_attempts(
-    store: SQLiteStore, clock: Clock, massiva: tuple[FakeMassiva, str]
+    make_worker: Callable[..., OutboxWorker],
+    store: SQLiteStore,
+    clock: Clock,
+    massiva: tuple[FakeMassiva, str],
 ) -> None:
     fake, url = massiva
     client = massiva_client(url, fake)
     fake.fail_next("http500", times=3)
     await queue(store, "massiva", [("584121234567", "hola")])
     settings = RulesSettings(retry=Retry(attempts=3))
-    worker = OutboxWorker(store, {"massiva": client}, clock=clock, settings=lambda: settings)
+    worker = make_worker(store, {"massiva": client}, settings=lambda: settings)
     for _ in range(3):
         await drain(worker)
         clock.advance(3600)
@@ -171,14 +178,16 @@ async def test_gives_up_after_max_attempts(
     await client.aclose()
 
 
-async def test_unconfigured_provider_fails_clearly(store: SQLiteStore) -> None:
+async def test_unconfigured_provider_fails_clearly(
+    make_worker: Callable[..., OutboxWorker], store: SQLiteStore
+) -> None:
     await queue(store, "massms", [("584121234567", "hola")])
-    await drain(OutboxWorker(store, {}))
+    await drain(make_worker(store, {}))
     assert await statuses(store) == [("failed", "provider massms is not configured")]
 
 
 async def test_interrupted_sends_are_queued_again_on_start(
-    store: SQLiteStore, massiva: tuple[FakeMassiva, str]
+    make_worker: Callable[..., OutboxWorker], store: SQLiteStore, massiva: tuple[FakeMassiva, str]
 ) -> None:
     fake, url = massiva
     await queue(store, "massiva", [("584121234567", "hola")])
@@ -186,7 +195,7 @@ async def test_interrupted_sends_are_queued_again_on_start(
     assert [m.status for m in await store.all_messages()] == ["sending"]
     assert len(claimed) == 1
     client = massiva_client(url, fake)
-    worker = OutboxWorker(store, {"massiva": client}, poll_interval=0.01)
+    worker = make_worker(store, {"massiva": client}, poll_interval=0.01)
     task = asyncio.create_task(worker.run())
     for _ in range(200):
         if fake.sent:
@@ -240,12 +249,12 @@ def test_massms_end_to_end_with_status_polling(
 
 
 async def test_replies_handed_over_while_the_provider_is_busy_go_together(
-    store: SQLiteStore, massiva: tuple[FakeMassiva, str]
+    make_worker: Callable[..., OutboxWorker], store: SQLiteStore, massiva: tuple[FakeMassiva, str]
 ) -> None:
     fake, url = massiva
     fake.delay = 0.2  # a distant gateway
     client = massiva_client(url, fake)
-    worker = OutboxWorker(store, {"massiva": client}, concurrency=1)
+    worker = make_worker(store, {"massiva": client}, concurrency=1)
     ids = await queue(store, "massiva", [(p, f"r{i}") for i, p in enumerate(phones(6))])
     items = await store.claim_outbox(10)
     assert [i.id for i in items] == ids
@@ -261,14 +270,17 @@ async def test_replies_handed_over_while_the_provider_is_busy_go_together(
 
 
 async def test_parts_of_a_long_reply_stay_in_order_after_a_retry(
-    store: SQLiteStore, clock: Clock, massiva: tuple[FakeMassiva, str]
+    make_worker: Callable[..., OutboxWorker],
+    store: SQLiteStore,
+    clock: Clock,
+    massiva: tuple[FakeMassiva, str],
 ) -> None:
     fake, url = massiva
     client = massiva_client(url, fake, batch=1)  # one request per part
     parts = [Reply(f"parte {i}", 1, "massiva") for i in range(1, 6)]
     await store.queue_outbound("584121234567", parts, "agent")
     fake.fail_next("http500", times=5)
-    worker = OutboxWorker(store, {"massiva": client}, clock=clock, concurrency=1)
+    worker = make_worker(store, {"massiva": client}, concurrency=1)
     await drain(worker)
     clock.advance(600)
     await drain(worker)
@@ -277,11 +289,11 @@ async def test_parts_of_a_long_reply_stay_in_order_after_a_retry(
 
 
 async def test_the_worker_survives_a_failing_pass(
-    store: SQLiteStore, massiva: tuple[FakeMassiva, str]
+    make_worker: Callable[..., OutboxWorker], store: SQLiteStore, massiva: tuple[FakeMassiva, str]
 ) -> None:
     fake, url = massiva
     client = massiva_client(url, fake)
-    worker = OutboxWorker(store, {"massiva": client}, poll_interval=0.01)
+    worker = make_worker(store, {"massiva": client}, poll_interval=0.01)
     real_claim = store.claim_outbox
     failures: list[int] = []
 

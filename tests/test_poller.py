@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import pytest
@@ -55,6 +55,7 @@ async def status(store: SQLiteStore) -> tuple[str, str | None]:
     ],
 )
 async def test_a_final_status_ends_polling(
+    make_poller: Callable[..., StatusPoller],
     store: SQLiteStore,
     clock: Clock,
     client: MasSMSClient,
@@ -68,7 +69,7 @@ async def test_a_final_status_ends_polling(
     msgid = result.provider_id
     await sent(store, msgid)
     fake.set_status(msgid, code)
-    poller = StatusPoller(store, {"massms": client}, clock=clock)
+    poller = make_poller(store, {"massms": client})
     assert await poller.poll_due() == 0  # not due yet: the first poll waits 10 s
     clock.advance(11)
     assert await poller.poll_due() == 1
@@ -78,11 +79,15 @@ async def test_a_final_status_ends_polling(
 
 
 async def test_notfound_and_errors_keep_polling_until_the_give_up_age(
-    store: SQLiteStore, clock: Clock, client: MasSMSClient, massms: tuple[FakeMasSMS, str]
+    make_poller: Callable[..., StatusPoller],
+    store: SQLiteStore,
+    clock: Clock,
+    client: MasSMSClient,
+    massms: tuple[FakeMasSMS, str],
 ) -> None:
     fake, _ = massms
     await sent(store, "0" * 32)  # the platform does not know it (yet): NOTFOUND
-    poller = StatusPoller(store, {"massms": client}, clock=clock, give_up_after=3600)
+    poller = make_poller(store, {"massms": client}, give_up_after=3600)
     clock.advance(11)
     assert await poller.poll_due() == 1
     fake.fail_next("http500")

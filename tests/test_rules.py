@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import re
 import textwrap
-from datetime import UTC, datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -14,6 +13,7 @@ from responder.rules import conditions as cond
 from responder.rules.conditions import parse_duration
 from responder.rules.model import Limit, Problem
 from responder.rules.schema import RuleSet, load_rules
+from tests.conftest import MONDAY_10AM
 
 ROOT = Path(__file__).resolve().parent.parent
 MARK = "# <--"  # the line a problem must name, marked in the YAML itself
@@ -31,7 +31,7 @@ def load_text(
     body = textwrap.dedent(text)
     path = tmp_path / "rules.yaml"
     path.write_text(body if raw else HEADER + body, encoding="utf-8")
-    return load_rules(path, folder, lambda: datetime(2026, 11, 23, tzinfo=UTC))
+    return load_rules(path, folder, MONDAY_10AM)
 
 
 def marked_line(text: str, raw: bool = False) -> int:
@@ -46,7 +46,7 @@ def marked_line(text: str, raw: bool = False) -> int:
 
 
 def test_the_bundled_rules_load_without_problems() -> None:
-    ruleset = load_rules(ROOT / "rules.yaml", ROOT / "templates")
+    ruleset = load_rules(ROOT / "rules.yaml", ROOT / "templates", MONDAY_10AM)
     assert ruleset.problems == ()
     assert [r.name for r in ruleset.rules] == [
         "horario",
@@ -83,7 +83,7 @@ def test_a_rule_compiles_with_normalised_keywords_and_its_lines(tmp_path: Path) 
     assert (rule.name, rule.line, rule.position) == ("horario", 4, 0)
     assert rule.keywords == ("a que hora", "horario")
     assert (rule.mode, rule.fuzzy, rule.via) == ("first", 1, "massms")
-    assert ruleset.version.loaded_at == datetime(2026, 11, 23, tzinfo=UTC)
+    assert ruleset.version.loaded_at == MONDAY_10AM
     assert len(ruleset.version.sha256) == 64
 
 
@@ -172,7 +172,7 @@ def test_a_reply_with_a_colon_inside_quotes_is_fine(tmp_path: Path) -> None:
 def test_a_byte_order_mark_is_ignored(tmp_path: Path) -> None:
     path = tmp_path / "rules.yaml"
     path.write_bytes(("\ufeff" + HEADER + "  - {name: a, keywords: [a], reply: b}\n").encode())
-    ruleset = load_rules(path, tmp_path)
+    ruleset = load_rules(path, tmp_path, MONDAY_10AM)
     assert ruleset.problems == ()
     assert ruleset.settings.timezone == ZoneInfo("America/Caracas")
 
@@ -657,7 +657,7 @@ def test_file_level_problems(tmp_path: Path, text: str, fragment: str) -> None:
 def test_a_file_that_is_not_utf8(tmp_path: Path) -> None:
     path = tmp_path / "rules.yaml"
     path.write_bytes("rules:\n  - {name: a, keywords: [año], reply: b}\n".encode("latin-1"))
-    (problem,) = load_rules(path, tmp_path).problems
+    (problem,) = load_rules(path, tmp_path, MONDAY_10AM).problems
     assert (problem.line, problem.message) == (1, "the file is not UTF-8 text")
 
 
@@ -794,7 +794,7 @@ def test_every_example_in_the_reference_loads(tmp_path: Path, example: str) -> N
 def test_a_deeply_nested_file_is_a_clear_error(tmp_path: Path) -> None:
     path = tmp_path / "rules.yaml"
     path.write_text("rules:\n  - " + "[" * 3000 + "]" * 3000 + "\n", encoding="utf-8")
-    problems = load_rules(path, tmp_path).problems
+    problems = load_rules(path, tmp_path, MONDAY_10AM).problems
     assert [p.message for p in problems] == [
         "YAML syntax: the file nests lists or mappings too deeply"
     ]

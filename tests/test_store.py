@@ -19,10 +19,10 @@ from tests.conftest import ROOT, Clock
 MIGRATIONS = ROOT / "responder" / "store" / "migrations"
 
 
-async def test_migrations_apply_once_and_set_the_version(tmp_path: Path) -> None:
+async def test_migrations_apply_once_and_set_the_version(tmp_path: Path, clock: Clock) -> None:
     path = tmp_path / "m.db"
     for _ in range(2):
-        store = SQLiteStore(path)
+        store = SQLiteStore(path, clock)
         await store.open()
         await store.close()
     with sqlite3.connect(path) as db:
@@ -34,12 +34,12 @@ async def test_migrations_apply_once_and_set_the_version(tmp_path: Path) -> None
 
 
 async def test_generated_tokens_survive_restarts(
-    make_settings: Callable[..., Settings],
+    make_settings: Callable[..., Settings], clock: Clock
 ) -> None:
     settings = make_settings(RESPONDER_WEBHOOK_TOKEN="", RESPONDER_ADMIN_TOKEN="")
     tokens = []
     for _ in range(2):
-        service = Service(settings)
+        service = Service(settings, clock=clock)
         await service.open()
         tokens.append((service.webhook_token, service.admin_token))
         await service.store.close()
@@ -117,8 +117,8 @@ async def test_a_failed_write_is_not_acknowledged_nor_remembered(
     await store.close()
 
 
-async def test_a_failing_commit_is_rolled_back(tmp_path: Path) -> None:
-    store = SQLiteStore(tmp_path / "c.db")
+async def test_a_failing_commit_is_rolled_back(tmp_path: Path, clock: Clock) -> None:
+    store = SQLiteStore(tmp_path / "c.db", clock)
     await store.open()
 
     def violate_at_commit(db: sqlite3.Connection) -> None:

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
-from datetime import UTC, datetime
 from pathlib import Path
 
+from responder.clock import Clock
 from responder.config import StartupError
 from responder.rules.schema import RuleSet, load_rules
 
@@ -36,7 +35,7 @@ class RulesHolder:
         self,
         rules: Path,
         templates: Path,
-        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        clock: Clock,
     ) -> None:
         self.path = rules
         self.templates = templates
@@ -47,7 +46,7 @@ class RulesHolder:
         self.current = self._load_or_raise()
 
     def _load(self) -> RuleSet:
-        return load_rules(self.path, self.templates, self.clock)
+        return load_rules(self.path, self.templates, self.clock())
 
     def _load_or_raise(self) -> RuleSet:
         try:

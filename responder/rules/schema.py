@@ -6,10 +6,10 @@ import difflib
 import gc
 import hashlib
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -510,11 +510,12 @@ def _check_shadowing(r: _Reader, rules: list[Rule]) -> None:
 def load_rules(
     path: Path,
     templates: Path,
-    clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    loaded_at: datetime,
 ) -> RuleSet:
-    """Loads and compiles a rules file; problems are collected in `RuleSet.problems`."""
+    """Loads and compiles a rules file; problems are collected in `RuleSet.problems`.
+    `loaded_at` (the caller's clock) stamps the version."""
     raw_bytes = path.read_bytes()
-    version = Version(hashlib.sha256(raw_bytes).hexdigest(), clock(), str(path))
+    version = Version(hashlib.sha256(raw_bytes).hexdigest(), loaded_at, str(path))
     reader = _Reader(make_environment(templates))
     with _collector_paused():
         return _compile(reader, raw_bytes, version)

@@ -8,7 +8,7 @@ import logging
 import sqlite3
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from functools import partial
 from importlib import resources
 from pathlib import Path
@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 
 import aiosqlite
 
+from responder.clock import Clock
 from responder.config import StartupError
 from responder.engine import Contact, Decision, FlowState, Reply
 from responder.store.models import (
@@ -228,9 +229,9 @@ class SQLiteStore:
     writes arriving together are grouped into one transaction and each caller is answered only
     after that transaction has committed."""
 
-    def __init__(self, path: Path, clock: Callable[[], datetime] | None = None) -> None:
+    def __init__(self, path: Path, clock: Clock) -> None:
         self.path = path
-        self.clock = clock or (lambda: datetime.now(UTC))
+        self.clock = clock
         # Writes run on the event loop itself, one short transaction at a time: in WAL mode
         # with synchronous=NORMAL a commit appends to the WAL without fsync, so a batch of
         # webhooks commits in about a millisecond, and the fsyncs of checkpoints run on the

@@ -10,7 +10,7 @@ import math
 import re
 import secrets
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -84,8 +84,8 @@ class AdminState:
     """Per-app admin state: templates, the session codec, the sign-in limiter, balances."""
 
     env: jinja2.Environment
-    limiter: LoginLimiter = field(default_factory=LoginLimiter)
-    balances: BalanceCache = field(default_factory=BalanceCache)
+    limiter: LoginLimiter
+    balances: BalanceCache
     codec: SessionCodec | None = None
     codec_token: str = ""
 
@@ -132,7 +132,8 @@ def _environment() -> jinja2.Environment:
 def _state(request: Request) -> AdminState:
     state: AdminState | None = getattr(request.app.state, "admin", None)
     if state is None:
-        state = AdminState(_environment())
+        clock = request.app.state.service.clock
+        state = AdminState(_environment(), LoginLimiter(clock), BalanceCache(clock))
         request.app.state.admin = state
     return state
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import math
-import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 
+from responder.clock import Clock
 from responder.providers.base import Provider, ProviderError
 
 
@@ -25,9 +25,7 @@ class Balance:
 class BalanceCache:
     """The last answer of each provider, kept `ttl` seconds (process-local, like the limiter)."""
 
-    def __init__(
-        self, ttl: float = 60.0, timeout: float = 8.0, clock: Callable[[], float] = time.monotonic
-    ) -> None:
+    def __init__(self, clock: Clock, ttl: float = 60.0, timeout: float = 8.0) -> None:
         self.ttl = ttl
         self.timeout = timeout
         self.clock = clock
@@ -37,10 +35,10 @@ class BalanceCache:
 
     async def get(self, providers: Mapping[str, Provider]) -> list[Balance]:
         async with self._lock:  # two dashboards opened together ask the providers once
-            fresh = self._at is not None and self.clock() - self._at < self.ttl
+            fresh = self._at is not None and self.clock.monotonic() - self._at < self.ttl
             if not fresh or [b.provider for b in self._balances] != list(providers):
                 self._balances = await ask_balances(providers, self.timeout)
-                self._at = self.clock()
+                self._at = self.clock.monotonic()
             return self._balances
 
 

@@ -5,12 +5,12 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
-import time
 from collections import deque
-from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from itsdangerous import BadSignature, URLSafeTimedSerializer
+
+from responder.clock import Clock
 
 COOKIE_NAME = "responder_admin"
 SESSION_MAX_AGE = 7 * 24 * 3600  # a shop's laptop stays signed in for a week at most
@@ -86,9 +86,9 @@ class LoginLimiter:
 
     def __init__(
         self,
+        clock: Clock,
         attempts: int = 5,
         per: float = 60.0,
-        clock: Callable[[], float] = time.monotonic,
         max_clients: int = 10_000,
     ) -> None:
         self.attempts = attempts
@@ -99,7 +99,7 @@ class LoginLimiter:
 
     def _recent(self, client: str) -> deque[float]:
         failures = self._failures.get(client, deque())
-        horizon = self.clock() - self.per
+        horizon = self.clock.monotonic() - self.per
         while failures and failures[0] <= horizon:
             failures.popleft()
         return failures
@@ -109,13 +109,13 @@ class LoginLimiter:
         failures = self._recent(client)
         if len(failures) < self.attempts:
             return 0.0
-        return max(0.0, failures[0] + self.per - self.clock())
+        return max(0.0, failures[0] + self.per - self.clock.monotonic())
 
     def failed(self, client: str) -> None:
         if client not in self._failures and len(self._failures) >= self.max_clients:
             self._forget_idle()
         failures = self._recent(client)
-        failures.append(self.clock())
+        failures.append(self.clock.monotonic())
         self._failures[client] = failures
 
     def succeeded(self, client: str) -> None:

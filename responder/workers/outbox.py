@@ -6,11 +6,11 @@ import asyncio
 import contextlib
 import logging
 import random
-import time
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
+from responder.clock import Clock
 from responder.providers.base import NoCredits, OutboundSMS, Provider, ProviderError, SendResult
 from responder.rules.model import RulesSettings
 from responder.store.models import OutboxItem, SendOutcome, from_iso
@@ -22,10 +22,10 @@ log = logging.getLogger("responder.outbox")
 NATIVE_SCHEDULE_AHEAD = timedelta(minutes=10)
 
 
-def backoff(attempts: int, base: float = 2.0, cap: float = 300.0) -> float:
+def backoff(attempts: int, rng: random.Random, base: float = 2.0, cap: float = 300.0) -> float:
     """Seconds before the next try: exponential with ±20% jitter so retries do not stampede."""
     delay: float = min(cap, base * 2.0 ** max(0, attempts - 1))
-    jitter: float = random.uniform(0.8, 1.2)
+    jitter: float = rng.uniform(0.8, 1.2)
     return delay * jitter
 
 
@@ -48,16 +48,17 @@ def batches(items: Sequence[OutboxItem], provider: Provider) -> Iterable[list[Ou
 class RateLimiter:
     """A token bucket: at most `rate` messages per second on average, bursts of one second."""
 
-    def __init__(self, rate: float) -> None:
+    def __init__(self, rate: float, clock: Clock) -> None:
         self.rate = rate
+        self.clock = clock
         self._tokens = rate
-        self._stamp = time.monotonic()
+        self._stamp = clock.monotonic()
         self._lock = asyncio.Lock()
 
     async def take(self, count: int) -> None:
         async with self._lock:
             while True:
-                now = time.monotonic()
+                now = self.clock.monotonic()
                 self._tokens = min(self.rate, self._tokens + (now - self._stamp) * self.rate)
                 self._stamp = now
                 # A batch larger than a second's worth waits for its whole share, once.
@@ -76,7 +77,7 @@ class OutboxWorker:
         store: SQLiteStore,
         providers: dict[str, Provider],
         *,
-        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        clock: Clock,
         settings: Callable[[], RulesSettings] = RulesSettings,
         claim_limit: int = 1000,
         concurrency: int = 8,
@@ -198,7 +199,7 @@ class OutboxWorker:
             return None
         key = (provider, rate)
         if key not in self._limiters:
-            self._limiters[key] = RateLimiter(rate)
+            self._limiters[key] = RateLimiter(rate, self.clock)
         return self._limiters[key]
 
     async def _send(
@@ -226,7 +227,9 @@ class OutboxWorker:
             by_id = {i.id: i for i in batch}
             scheduled = {s.id for s in sms if s.send_at is not None}
             # One pause for the whole batch: the parts of a long reply stay in order.
-            retry_at = self.clock() + timedelta(seconds=backoff(max(i.attempts for i in batch)))
+            retry_at = self.clock() + timedelta(
+                seconds=backoff(max(i.attempts for i in batch), self.clock.random)
+            )
             outcomes = [
                 self._outcome(
                     provider.name, by_id[r.id], r, settings, no_credits, r.id in scheduled, retry_at

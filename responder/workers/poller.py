@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
+from responder.clock import Clock
 from responder.providers.base import Provider, ProviderError
 from responder.store.models import PollItem, PollResult, from_iso
 from responder.store.sqlite import SQLiteStore
@@ -25,7 +25,7 @@ class StatusPoller:
         store: SQLiteStore,
         providers: dict[str, Provider],
         *,
-        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        clock: Clock,
         first: float = 10.0,
         cap: float = 600.0,
         give_up_after: float = 48 * 3600.0,
