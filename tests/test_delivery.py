@@ -108,7 +108,12 @@ async def test_what_a_crash_mid_send_leads_to(
 ) -> None:
     fake, url = massiva
     await store.queue_outbound(PHONE, [Reply("hola", 1, "massiva")], "agent")
-    await store.claim_outbox(10)  # claimed, then the process died
+    # Claimed by a process on this machine that then died (another token, the same pid).
+    dead = SQLiteStore(store.path, store.clock)
+    dead.instance = store.instance.rsplit(":", 1)[0] + ":dead"
+    await dead.open()
+    await dead.claim_outbox(10)
+    await dead.close()
     settings = RulesSettings(delivery=delivery)
     client = massiva_client(url, fake)
     worker = make_worker(store, {"massiva": client}, settings=lambda: settings, poll_interval=0.01)

@@ -186,26 +186,75 @@ async def test_unconfigured_provider_fails_clearly(
     assert await statuses(store) == [("failed", "provider massms is not configured")]
 
 
-async def test_interrupted_sends_are_queued_again_on_start(
-    make_worker: Callable[..., OutboxWorker], store: SQLiteStore, massiva: tuple[FakeMassiva, str]
-) -> None:
-    fake, url = massiva
-    await queue(store, "massiva", [("584121234567", "hola")])
-    claimed = await store.claim_outbox(10)  # as if the process died right after claiming
-    assert [m.status for m in await store.all_messages()] == ["sending"]
-    assert len(claimed) == 1
-    client = massiva_client(url, fake)
-    worker = make_worker(store, {"massiva": client}, poll_interval=0.01)
+async def claim_as_another_process(store: SQLiteStore, clock: Clock, owner: str) -> None:
+    """Claims everything due as another instance would (`owner` names it), then walks away."""
+    other = SQLiteStore(store.path, clock)
+    other.instance = owner
+    await other.open()
+    assert await other.claim_outbox(10)
+    await other.close()
+
+
+async def run_briefly(worker: OutboxWorker, fake: FakeMassiva, seconds: float = 2.0) -> None:
     task = asyncio.create_task(worker.run())
-    for _ in range(200):
+    for _ in range(int(seconds / 0.01)):
         if fake.sent:
             break
         await asyncio.sleep(0.01)
     task.cancel()
     await asyncio.gather(task, return_exceptions=True)
     await worker.wait_idle()
+
+
+async def test_sends_of_a_dead_process_on_this_machine_are_queued_again_on_start(
+    make_worker: Callable[..., OutboxWorker],
+    store: SQLiteStore,
+    clock: Clock,
+    massiva: tuple[FakeMassiva, str],
+) -> None:
+    fake, url = massiva
+    await queue(store, "massiva", [("584121234567", "hola")])
+    # A previous run of this very process (same host and pid, another token) died mid-send.
+    await claim_as_another_process(store, clock, store.instance.rsplit(":", 1)[0] + ":dead")
+    assert [m.status for m in await store.all_messages()] == ["sending"]
+    client = massiva_client(url, fake)
+    await run_briefly(make_worker(store, {"massiva": client}, poll_interval=0.01), fake)
     assert [s.text for s in fake.sent] == ["hola"]
     await client.aclose()
+
+
+async def test_a_live_instance_keeps_its_sends_until_its_lease_expires(
+    make_worker: Callable[..., OutboxWorker],
+    store: SQLiteStore,
+    clock: Clock,
+    massiva: tuple[FakeMassiva, str],
+) -> None:
+    fake, url = massiva
+    await queue(store, "massiva", [("584121234567", "hola")])
+    await claim_as_another_process(store, clock, "other-host:4242:abcd")
+    client = massiva_client(url, fake)
+    worker = make_worker(store, {"massiva": client}, poll_interval=0.01)
+    await run_briefly(worker, fake, seconds=0.3)
+    await worker.stop()  # neither a start nor a stop takes another instance's send
+    assert fake.sent == []
+    assert [m.status for m in await store.all_messages()] == ["sending"]
+    clock.advance(31)  # the other instance stopped renewing its lease
+    await run_briefly(make_worker(store, {"massiva": client}, poll_interval=0.01), fake)
+    assert [s.text for s in fake.sent] == ["hola"]
+    await client.aclose()
+
+
+async def test_a_stop_returns_only_its_own_sends_to_the_queue(
+    store: SQLiteStore, clock: Clock
+) -> None:
+    await queue(store, "massiva", [("584121234567", "mine")])
+    mine = await store.claim_outbox(10)
+    await queue(store, "massiva", [("584121234568", "theirs")])
+    await claim_as_another_process(store, clock, "other-host:4242:abcd")
+    assert await store.release_own() == 1
+    by_text = {m.text: m.status for m in await store.all_messages()}
+    assert [i.text for i in mine] == ["mine"]
+    assert by_text == {"mine": "queued", "theirs": "sending"}
 
 
 def test_batches_never_exceed_the_provider_limit() -> None:
@@ -297,11 +346,11 @@ async def test_the_worker_survives_a_failing_pass(
     real_claim = store.claim_outbox
     failures: list[int] = []
 
-    async def locked_once(limit: int) -> list[OutboxItem]:
+    async def locked_once(limit: int, at_most_once: bool = False) -> list[OutboxItem]:
         if not failures:
             failures.append(1)
             raise sqlite3.OperationalError("database is locked")
-        return await real_claim(limit)
+        return await real_claim(limit, at_most_once)
 
     store.claim_outbox = locked_once  # type: ignore[method-assign]
     task = asyncio.create_task(worker.run())

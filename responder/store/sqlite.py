@@ -5,6 +5,9 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
+import secrets
+import socket
 import sqlite3
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -57,10 +60,11 @@ ON CONFLICT (phone) DO UPDATE SET
     flagged = excluded.flagged, flow = excluded.flow, last_activity_at = excluded.last_activity_at
 """
 INSERT_MESSAGE = f"""
-INSERT INTO messages ({MESSAGE_COLUMNS}, next_attempt_at)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+INSERT INTO messages ({MESSAGE_COLUMNS}, next_attempt_at, claimed_by, lease_until)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 """
 MAX_BATCH = 512
+LEASE = timedelta(seconds=30)  # how long a claim holds without renewal (DESIGN §9)
 RECENT_ROWS = 500  # at most this much history per number is read back into memory
 PRAGMAS = (
     # WAL + synchronous=NORMAL: a process crash loses no committed row (see README).
@@ -211,6 +215,30 @@ def _state_filters(
     return conditions, params
 
 
+# Instances open in this process (usually one; tests open several): a claim made with our pid by
+# an instance not among them was made by an earlier process that had the same pid.
+_OPEN_HERE: set[str] = set()
+
+
+def _owner_dead(claimed_by: str | None) -> bool:
+    """True when `claimed_by` names a process on this machine that no longer runs (or whose
+    pid this very process now has, after a restart in a container)."""
+    host, _, rest = (claimed_by or "").partition(":")
+    pid_text = rest.partition(":")[0]
+    if host != socket.gethostname() or not pid_text.isdigit():
+        return False
+    pid = int(pid_text)
+    if pid == os.getpid():
+        return claimed_by not in _OPEN_HERE
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:  # alive, owned by another user
+        return False
+    return False
+
+
 def _fetchall(db: sqlite3.Connection, sql: str, params: Any = ()) -> list[sqlite3.Row]:
     return db.execute(sql, params).fetchall()
 
@@ -232,6 +260,9 @@ class SQLiteStore:
     def __init__(self, path: Path, clock: Clock) -> None:
         self.path = path
         self.clock = clock
+        # Who this process is in outbox claims: host, pid and a random part (a restarted
+        # process may get the same pid).
+        self.instance = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
         # Writes run on the event loop itself, one short transaction at a time: in WAL mode
         # with synchronous=NORMAL a commit appends to the WAL without fsync, so a batch of
         # webhooks commits in about a millisecond, and the fsyncs of checkpoints run on the
@@ -262,6 +293,7 @@ class SQLiteStore:
         except BaseException:
             await self.close()  # a connection left open keeps its thread, and the process, alive
             raise
+        _OPEN_HERE.add(self.instance)
         self._writer_task = asyncio.create_task(self._write_loop(), name="store-writer")
         self._checkpoint_task = asyncio.create_task(self._checkpoint_loop(), name="checkpoint")
 
@@ -304,6 +336,7 @@ class SQLiteStore:
         return conn
 
     async def close(self) -> None:
+        _OPEN_HERE.discard(self.instance)
         for task in (self._writer_task, self._checkpoint_task):
             if task is not None:
                 task.cancel()
@@ -554,13 +587,16 @@ class SQLiteStore:
                     None,
                     None,
                     None,
+                    None,
+                    None,
                 )
             )
             claimed = []
             for reply in decision.replies:
                 row = self._outbound_row(next_id, msg.phone, reply, "auto", decision.rule, received)
                 if self.hand_over is not None:
-                    row = (*row[:4], "sending", *row[5:11], 1, *row[12:])
+                    lease = to_iso(msg.received_at + LEASE)
+                    row = (*row[:4], "sending", *row[5:11], 1, *row[12:17], self.instance, lease)
                     claimed.append(OutboxItem(next_id, msg.phone, reply.text, row[7], 1, received))
                 message_rows.append(row)
                 next_id += 1
@@ -603,7 +639,7 @@ class SQLiteStore:
         provider = reply.via or "sandbox"
         return (
             *(message_id, phone, "out", reply.text, status, origin, rule, provider, None),
-            *(None, None, 0, at, at, send_at, None, due or at),
+            *(None, None, 0, at, at, send_at, None, due or at, None, None),
         )
 
     @staticmethod
@@ -796,46 +832,100 @@ class SQLiteStore:
             raise UnknownContactError(phone)
         return await self.conversation(phone)
 
-    async def requeue_interrupted(self, at_most_once: bool = False) -> int:
-        """Messages a crash left in 'sending' go back to the queue (at-least-once: a missed
-        reply is worse than a rare duplicate), or fail as interrupted (at-most-once)."""
+    def _expired_claims(self, db: sqlite3.Connection, now: str) -> list[int]:
+        """Messages left 'sending' by an instance that stopped renewing its lease, or by a dead
+        process on this machine (its pid is gone, or is ours now): a crashed single instance
+        restarts without waiting for the lease."""
+        rows = _fetchall(
+            db,
+            "SELECT id, claimed_by, lease_until FROM messages WHERE status = 'sending' "
+            "AND (lease_until < ? OR claimed_by LIKE ?) AND claimed_by IS NOT ?",
+            (now, f"{socket.gethostname()}:%", self.instance),
+        )
+        return [r["id"] for r in rows if r["lease_until"] < now or _owner_dead(r["claimed_by"])]
+
+    def _release(self, db: sqlite3.Connection, ids: Sequence[int], now: str, fail: bool) -> int:
+        """Interrupted sends go back to the queue (at-least-once: a missed reply is worse than a
+        rare duplicate), or fail as interrupted (at-most-once)."""
+        for chunk in _chunks(ids):
+            if fail:
+                db.execute(
+                    "UPDATE messages SET status = 'failed', updated_at = ?, claimed_by = NULL, "
+                    "lease_until = NULL, "
+                    "error = 'interrupted while sending; not retried (delivery: at_most_once)' "
+                    f"WHERE id IN ({_marks(len(chunk))}) AND status = 'sending'",
+                    (now, *chunk),
+                )
+            else:
+                db.execute(
+                    "UPDATE messages SET status = 'queued', updated_at = ?, claimed_by = NULL, "
+                    f"lease_until = NULL WHERE id IN ({_marks(len(chunk))}) AND status = 'sending'",
+                    (now, *chunk),
+                )
+        return len(ids)
+
+    async def release_expired(self, at_most_once: bool = False) -> int:
+        """Takes back the sends of instances that are gone (expired leases); never those of a
+        live instance, which may be waiting for a gateway's answer right now."""
+        now = to_iso(self.clock())
+        count: int = await self._transaction(
+            lambda db: self._release(db, self._expired_claims(db, now), now, at_most_once)
+        )
+        return count
+
+    async def release_own(self, at_most_once: bool = False) -> int:
+        """At a stop: this instance's sends still 'sending' after the grace period."""
         now = to_iso(self.clock())
 
         def work(db: sqlite3.Connection) -> int:
-            if at_most_once:
-                cursor = db.execute(
-                    "UPDATE messages SET status = 'failed', updated_at = ?, "
-                    "error = 'interrupted while sending; not retried (delivery: at_most_once)' "
-                    "WHERE status = 'sending'",
-                    (now,),
-                )
-            else:
-                cursor = db.execute(
-                    "UPDATE messages SET status = 'queued', updated_at = ? "
-                    "WHERE status = 'sending'",
-                    (now,),
-                )
-            return cursor.rowcount
+            rows = _fetchall(
+                db,
+                "SELECT id FROM messages WHERE status = 'sending' AND claimed_by = ?",
+                (self.instance,),
+            )
+            return self._release(db, [r["id"] for r in rows], now, at_most_once)
 
         count: int = await self._transaction(work)
         return count
 
-    async def claim_outbox(self, limit: int) -> list[OutboxItem]:
-        """Marks up to `limit` due messages 'sending' before any provider call: replies to
-        customers first, then staff, CLI and scheduled messages; oldest first within each."""
-        now = to_iso(self.clock())
+    async def renew_leases(self, ids: Sequence[int]) -> None:
+        """Keeps this instance's claims alive while their sends are in flight."""
+        if not ids:
+            return
+        now = self.clock()
+        until = to_iso(now + LEASE)
+
+        def work(db: sqlite3.Connection) -> None:
+            for chunk in _chunks(ids):
+                db.execute(
+                    f"UPDATE messages SET lease_until = ? WHERE id IN ({_marks(len(chunk))}) "
+                    "AND status = 'sending' AND claimed_by = ?",
+                    (until, *chunk, self.instance),
+                )
+
+        await self._transaction(work)
+
+    async def claim_outbox(self, limit: int, at_most_once: bool = False) -> list[OutboxItem]:
+        """Marks up to `limit` due messages 'sending' before any provider call, stamped with
+        this instance and a lease: replies to customers first, then staff, CLI and scheduled
+        messages; oldest first within each. Expired claims of other instances are released
+        first, in the same transaction."""
+        moment = self.clock()
+        now, lease = to_iso(moment), to_iso(moment + LEASE)
 
         def work(db: sqlite3.Connection) -> list[OutboxItem]:
+            self._release(db, self._expired_claims(db, now), now, at_most_once)
             rows = _fetchall(
                 db,
-                "UPDATE messages SET status = 'sending', attempts = attempts + 1, updated_at = ? "
+                "UPDATE messages SET status = 'sending', attempts = attempts + 1, updated_at = ?, "
+                "claimed_by = ?, lease_until = ? "
                 "WHERE id IN (SELECT id FROM messages AS m WHERE status IN ('queued', 'scheduled') "
                 "AND next_attempt_at <= ? AND (rule IS 'opt_out' OR NOT EXISTS ("
                 "SELECT 1 FROM contacts WHERE contacts.phone = m.phone AND opted_out = 1)) "
                 "ORDER BY origin != 'auto', next_attempt_at, id LIMIT ?) "
                 "RETURNING id, phone, text, provider, attempts, created_at, origin, send_at, "
                 "failover_from",
-                (now, now, limit),
+                (now, self.instance, lease, now, limit),
             )
             items = [OutboxItem(*row) for row in rows]
             return sorted(items, key=lambda item: (item.origin != "auto", item.id))
@@ -879,7 +969,8 @@ class SQLiteStore:
             "next_attempt_at = CASE WHEN :status = 'queued' "
             "THEN COALESCE(:retry_at, next_attempt_at) END, "
             "next_poll_at = CASE WHEN :status IN ('sent', 'scheduled') THEN :first_poll END, "
-            "failover_from = COALESCE(:failover_from, failover_from), updated_at = :now "
+            "failover_from = COALESCE(:failover_from, failover_from), updated_at = :now, "
+            "claimed_by = NULL, lease_until = NULL "
             # A delivery report that came first is final: 'sent' must not undo it.
             "WHERE id = :id AND NOT (status IN ('delivered', 'failed') AND :status = 'sent')",
             updates,

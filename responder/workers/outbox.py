@@ -95,6 +95,9 @@ class OutboxWorker:
         self._limiters: dict[tuple[str, float], RateLimiter] = {}
         self._pending: list[OutboxItem] = []
         self._pump: asyncio.Task[None] | None = None
+        self._renewer: asyncio.Task[None] | None = None
+        # Ids claimed by this instance and not yet recorded: their leases are renewed.
+        self.in_flight_ids: set[int] = set()
 
     def wake(self) -> None:
         """Something was queued: look at once rather than at the next poll."""
@@ -102,10 +105,13 @@ class OutboxWorker:
 
     async def run(self) -> None:
         at_most_once = self.settings().delivery == "at_most_once"
-        interrupted = await self.store.requeue_interrupted(at_most_once)
+        interrupted = await self.store.release_expired(at_most_once)
         if interrupted:
             fate = "failed (at-most-once)" if at_most_once else "queued again"
-            log.warning("%d message(s) interrupted while sending were %s", interrupted, fate)
+            log.warning(
+                "%d message(s) left sending by a stopped instance were %s", interrupted, fate
+            )
+        self._renewer = asyncio.create_task(self._renew_leases_forever(), name="outbox-leases")
         while True:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), self.poll_interval)
@@ -119,6 +125,7 @@ class OutboxWorker:
         """Sends messages already claimed for this worker (replies committed as 'sending').
         While every send slot is busy they wait together, so a slow provider gets them in
         full batches rather than one request each."""
+        self.in_flight_ids.update(i.id for i in items)
         self._pending.extend(items)
         if self._pump is None or self._pump.done():
             self._pump = asyncio.create_task(self._pump_pending())
@@ -137,17 +144,32 @@ class OutboxWorker:
     async def drain(self) -> None:
         """Claims and dispatches until nothing is due; sends run concurrently, bounded."""
         while True:
-            items = await self.store.claim_outbox(self.claim_limit)
+            at_most_once = self.settings().delivery == "at_most_once"
+            items = await self.store.claim_outbox(self.claim_limit, at_most_once)
             if not items:
                 return
             await self._dispatch(items)
 
+    async def _record(self, outcomes: list[SendOutcome]) -> None:
+        await self.store.record_outcomes(outcomes)
+        self.in_flight_ids.difference_update(o.id for o in outcomes)
+
+    async def _renew_leases_forever(self, every: float = 10.0) -> None:
+        """A send may wait on a slow gateway longer than a lease: keep the claims alive."""
+        while True:
+            await asyncio.sleep(every)
+            try:
+                await self.store.renew_leases(sorted(self.in_flight_ids))
+            except Exception:
+                log.exception("renewing outbox leases failed; trying again")
+
     async def _dispatch(self, items: list[OutboxItem]) -> None:
         """Fails expired messages, then sends the rest in provider-sized batches."""
+        self.in_flight_ids.update(i.id for i in items)
         settings, now = self.settings(), self.clock()
         expired = [i for i in items if self._expired(i, settings, now)]
         if expired:
-            await self.store.record_outcomes(
+            await self._record(
                 [SendOutcome(i.id, i.provider, "failed", error=_expiry_error(i)) for i in expired]
             )
         by_provider: dict[str, list[OutboxItem]] = defaultdict(list)
@@ -177,21 +199,23 @@ class OutboxWorker:
             await asyncio.gather(*self._in_flight, return_exceptions=True)
 
     async def stop(self, grace: float = 5.0) -> None:
-        """Lets sends in flight finish for up to `grace` seconds, then cancels them; whatever
-        stays 'sending' goes back to the queue."""
+        """Lets sends in flight finish for up to `grace` seconds, then cancels them; what this
+        instance still holds goes back to the queue (or fails, with `delivery: at_most_once`).
+        Other instances' sends are theirs: never touched."""
+        if self._renewer is not None:
+            self._renewer.cancel()
+            await asyncio.gather(self._renewer, return_exceptions=True)
         if self._in_flight:
             _, pending = await asyncio.wait(set(self._in_flight), timeout=grace)
             for task in pending:
                 task.cancel()
             await asyncio.gather(*pending, return_exceptions=True)
-        await self.store.requeue_interrupted()
+        await self.store.release_own(self.settings().delivery == "at_most_once")
 
     async def _fail_unconfigured(self, name: str, items: list[OutboxItem]) -> None:
         error = f"provider {name} is not configured"
         log.error("%s: %d message(s) failed", error, len(items))
-        await self.store.record_outcomes(
-            [SendOutcome(i.id, name, "failed", error=error) for i in items]
-        )
+        await self._record([SendOutcome(i.id, name, "failed", error=error) for i in items])
 
     def _limiter(self, provider: str, settings: RulesSettings) -> RateLimiter | None:
         rate = settings.send_rate.get(provider)
@@ -236,7 +260,7 @@ class OutboxWorker:
                 )
                 for r in results
             ]
-            await self.store.record_outcomes(outcomes)
+            await self._record(outcomes)
             if any(o.failover_from for o in outcomes):
                 self.wake()
         finally:
