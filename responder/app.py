@@ -35,6 +35,7 @@ from responder.store.models import (
 from responder.store.sqlite import SQLiteStore
 from responder.web import admin, api, webhooks
 from responder.web.balances import ask_balances
+from responder.web.sessions import Sessions
 from responder.workers.outbox import NATIVE_SCHEDULE_AHEAD, OutboxWorker
 from responder.workers.poller import StatusPoller
 
@@ -67,6 +68,7 @@ class Service:
         self.store.hand_over = self.worker.take
         self.webhook_token = ""
         self.admin_token = ""
+        self._sessions: Sessions | None = None
         self._tasks: list[asyncio.Task[Any]] = []
         self.loop: asyncio.AbstractEventLoop | None = None  # set by start(); for tests and tools
         # The last check, provider → credits, low, error, checked_at: what /healthz reports.
@@ -83,10 +85,23 @@ class Service:
         self.admin_token = self.settings.admin_token or await self.store.meta_value(
             "admin_token", lambda: secrets.token_urlsafe(24)
         )
+        secret = await self.store.meta_value("session_secret", lambda: secrets.token_urlsafe(32))
+        self._sessions = Sessions(self.store, self.clock, secret, self.admin_token)
+
+    @property
+    def sessions(self) -> Sessions:
+        """Staff sign-ins (after `open`)."""
+        if self._sessions is None:
+            raise RuntimeError("service is not open")
+        return self._sessions
 
     async def start(self) -> None:
         self.loop = asyncio.get_running_loop()
         await self.open()
+        # Sessions past their end, or opened with an admin token that changed, end here.
+        ended = await self.sessions.purge()
+        if ended:
+            log.info("ended %d staff sessions (expired, or the admin token changed)", ended)
         self._tasks = [
             asyncio.create_task(self.worker.run(), name="outbox"),
             asyncio.create_task(self.poller.run(), name="status-poller"),

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
 import re
+import secrets
+import sqlite3
 from collections.abc import Callable, Iterator
 from contextlib import closing
 from pathlib import Path
@@ -12,9 +15,12 @@ import httpx
 import pytest
 
 from responder import text as sms_text
+from responder.app import create_app
+from responder.config import Settings
 from responder.web.admin import OPTED_OUT_ERROR
-from tests.conftest import ADMIN_TOKEN, RunningApp, massiva_env
+from tests.conftest import ADMIN_TOKEN, Clock, RunningApp, massiva_env
 from tests.fakes.massiva import FakeMassiva
+from tests.fakes.server import FakeServer
 
 PHONE = "584121234567"
 OTHER = "584241234567"
@@ -42,9 +48,13 @@ def flat(response: httpx.Response) -> str:
 
 
 def sign_in(app: RunningApp) -> httpx.Client:
-    client = httpx.Client(base_url=app.url, timeout=10)
+    return sign_in_at(app.url)
+
+
+def sign_in_at(url: str, token: str = ADMIN_TOKEN) -> httpx.Client:
+    client = httpx.Client(base_url=url, timeout=10)
     form = client.get("/admin/login")
-    response = client.post("/admin/login", data={"csrf": csrf_of(form.text), "token": ADMIN_TOKEN})
+    response = client.post("/admin/login", data={"csrf": csrf_of(form.text), "token": token})
     assert response.status_code == 303, response.text
     return client
 
@@ -79,7 +89,7 @@ def test_fragments_answer_401_to_strangers(app: RunningApp, path: str) -> None:
     assert httpx.get(f"{app.url}{path}").status_code == 401
 
 
-def test_sign_in_sets_a_signed_http_only_cookie(app: RunningApp) -> None:
+def test_sign_in_sets_an_opaque_http_only_cookie(app: RunningApp) -> None:
     with httpx.Client(base_url=app.url) as client:
         form = client.get("/admin/login?next=/admin/rules")
         assert form.status_code == 200
@@ -93,7 +103,14 @@ def test_sign_in_sets_a_signed_http_only_cookie(app: RunningApp) -> None:
         cookie = response.headers["set-cookie"]
         assert cookie.startswith("responder_admin=")
         assert "HttpOnly" in cookie and "SameSite=lax" in cookie and "Path=/admin" in cookie
+        assert "Max-Age=604800" in cookie
         assert ADMIN_TOKEN not in cookie
+        # Only a random id: no payload, no signature, nothing to read or replay after sign-out.
+        value = client.cookies["responder_admin"]
+        assert re.fullmatch(r"[A-Za-z0-9_-]{43}", value)
+        with sqlite3.connect(app.service.store.path) as db:
+            stored = list(db.execute("SELECT key, user FROM sessions"))
+        assert stored == [(hashlib.sha256(value.encode()).hexdigest(), "admin")]
         assert client.get("/admin").status_code == 200
         # Signed in, the form sends people on.
         assert client.get("/admin/login").headers["location"] == "/admin"
@@ -189,10 +206,83 @@ def test_forms_from_another_origin_are_refused(app: RunningApp, staff: httpx.Cli
 
 def test_a_forged_cookie_is_nobody(app: RunningApp, staff: httpx.Client) -> None:
     value = staff.cookies["responder_admin"]
-    payload, stamp, signature = value.split(".")
-    forged = f"{payload}.{stamp}.{signature[::-1]}"
-    response = httpx.get(f"{app.url}/admin", cookies={"responder_admin": forged})
-    assert response.status_code == 303
+    assert httpx.get(f"{app.url}/admin", cookies={"responder_admin": value}).status_code == 200
+    flipped = ("B" if value[0] == "A" else "A") + value[1:]
+    guessed = secrets.token_urlsafe(32)
+    for forged in (flipped, guessed, value + "x", value[:-1]):
+        response = httpx.get(f"{app.url}/admin", cookies={"responder_admin": forged})
+        assert response.status_code == 303, forged
+
+
+def test_a_cookie_copied_before_sign_out_opens_nothing_after(
+    app: RunningApp, staff: httpx.Client
+) -> None:
+    inbound(app, "hola")
+    page = f"/admin/conversations/{PHONE}"
+    copied = {"responder_admin": staff.cookies["responder_admin"]}
+    csrf = csrf_of(staff.get(page).text)
+    with httpx.Client(base_url=app.url, cookies=copied, timeout=10) as thief:
+        assert thief.get("/admin").status_code == 200  # the copy works while signed in
+        assert post(staff, "/admin/logout", page).status_code == 303  # Salir
+        assert thief.get("/admin").status_code == 303
+        assert thief.get(page).status_code == 303
+        assert thief.get("/admin/partials/inbox").status_code == 401
+        response = thief.post(f"{page}/reply", data={"csrf": csrf, "text": "copiado"})
+        assert response.status_code == 403
+        # Even with a fresh page's token the copy is nobody: it is sent to sign in.
+        fresh = csrf_of(thief.get("/admin/login").text)
+        response = thief.post(f"{page}/reply", data={"csrf": fresh, "text": "copiado"})
+        assert response.status_code == 303
+        assert response.headers["location"] == "/admin/login"
+    assert all(m["text"] != "copiado" for m in app.messages(PHONE))
+    assert [m["direction"] for m in app.messages(PHONE)] == ["in", "out"]
+
+
+def test_sign_out_holds_on_every_instance(start_app: Callable[..., RunningApp]) -> None:
+    first, second = start_app(), start_app()  # two processes on one database
+    with closing(sign_in(first)) as staff:
+        cookie = {"responder_admin": staff.cookies["responder_admin"]}
+        elsewhere = httpx.get(f"{second.url}/admin", cookies=cookie)
+        assert elsewhere.status_code == 200
+        assert post(staff, "/admin/logout", "/admin").status_code == 303
+    assert httpx.get(f"{second.url}/admin", cookies=cookie).status_code == 303
+
+
+def test_sessions_expire_on_the_service_clock(app: RunningApp, staff: httpx.Client) -> None:
+    clock = app.service.clock
+    assert isinstance(clock, Clock)
+    clock.advance(3 * 24 * 3600 - 60)
+    assert staff.get("/admin").status_code == 200  # used within three days: still signed in
+    clock.advance(3 * 24 * 3600)
+    assert staff.get("/admin").status_code == 303  # three days unused: over
+    with closing(sign_in(app)) as again:
+        for _ in range(6):
+            clock.advance(24 * 3600)
+            assert again.get("/admin").status_code == 200
+        clock.advance(24 * 3600)
+        assert again.get("/admin").status_code == 303  # a week at most, however used
+
+
+def test_a_new_admin_token_ends_every_session(
+    make_settings: Callable[..., Settings], clock: Clock
+) -> None:
+    def serve(token: str) -> FakeServer:
+        app = create_app(make_settings(RESPONDER_ADMIN_TOKEN=token), clock=clock)
+        return FakeServer(app, lifespan="on")
+
+    database = make_settings().database
+    with serve(ADMIN_TOKEN) as server, closing(sign_in_at(server.url)) as staff:
+        cookie = {"responder_admin": staff.cookies["responder_admin"]}
+        assert httpx.get(f"{server.url}/admin", cookies=cookie).status_code == 200
+    with sqlite3.connect(database) as db:
+        assert db.execute("SELECT COUNT(*) FROM sessions").fetchone() == (1,)
+    new_token = "a-new-admin-token-9876543210"
+    with serve(new_token) as server:
+        with sqlite3.connect(database) as db:  # the start ended it
+            assert db.execute("SELECT COUNT(*) FROM sessions").fetchone() == (0,)
+        assert httpx.get(f"{server.url}/admin", cookies=cookie).status_code == 303
+        with closing(sign_in_at(server.url, new_token)) as staff:
+            assert staff.get("/admin").status_code == 200
 
 
 def test_sign_out(staff: httpx.Client) -> None:

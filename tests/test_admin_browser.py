@@ -13,7 +13,14 @@ from typing import Any, TypeVar
 
 import httpx
 import pytest
-from playwright.sync_api import Browser, ConsoleMessage, Page, expect, sync_playwright
+from playwright.sync_api import (
+    Browser,
+    BrowserContext,
+    ConsoleMessage,
+    Page,
+    expect,
+    sync_playwright,
+)
 
 from responder import engine
 from responder import text as sms_text
@@ -219,6 +226,53 @@ def test_forms_without_the_csrf_token_are_refused(page: Page, shop: RunningApp) 
     assert response is not None and response.status == 403
     expect(page.get_by_role("alert")).to_contain_text("Formulario rechazado")
     assert all(m["text"] != "sin token" for m in shop.messages(PHONE))
+
+
+def test_a_cookie_copied_before_sign_out_opens_nothing_after(
+    browser: Browser, page: Page, shop: RunningApp
+) -> None:
+    sign_in(page, shop)
+    [copied] = page.context.cookies()
+    assert copied["name"] == "responder_admin" and copied["path"] == "/admin"
+
+    def open_inbox_elsewhere() -> Page:
+        """The copied cookie in a browser profile of its own, as a thief would use it."""
+        context = browser.new_context(locale="es-VE")
+        contexts.append(context)
+        context.add_cookies(
+            [
+                {
+                    "name": copied["name"],
+                    "value": copied["value"],
+                    "domain": copied["domain"],
+                    "path": copied["path"],
+                    "httpOnly": True,
+                    "sameSite": "Lax",
+                }
+            ]
+        )
+        other = context.new_page()
+        other.set_default_timeout(5000)
+        other.goto(shop.url + "/admin")
+        return other
+
+    contexts: list[BrowserContext] = []
+    try:
+        before = open_inbox_elsewhere()
+        expect(before.get_by_role("heading", name="Bandeja")).to_be_visible()  # the copy works
+
+        page.get_by_role("button", name="Salir").click()
+        expect(page).to_have_url(shop.url + "/admin/login?ok=bye")
+        expect(page.locator("main")).to_contain_text("Sesión cerrada")
+
+        after = open_inbox_elsewhere()
+        expect(after).to_have_url(re.compile(r"/admin/login\?next=%2Fadmin$"))
+        expect(after.get_by_label("Clave de acceso")).to_be_visible()
+        before.reload()
+        expect(before).to_have_url(re.compile(r"/admin/login\?next=%2Fadmin$"))
+    finally:
+        for context in contexts:
+            context.close()
 
 
 @pytest.mark.parametrize("smart", [True, False], ids=["smart_encoding", "as_typed"])

@@ -149,3 +149,17 @@ class PollResult:
     status: str | None
     error: str | None
     next_poll_at: datetime | None
+
+
+@dataclass(frozen=True)
+class SessionRecord:
+    """A signed-in person's session. `key` is the SHA-256 of the id in their cookie, never the
+    id itself; `credential` fingerprints what they signed in with."""
+
+    key: str
+    user: str
+    csrf: str
+    credential: str
+    created_at: datetime
+    last_seen_at: datetime
+    expires_at: datetime

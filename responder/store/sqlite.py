@@ -32,6 +32,7 @@ from responder.store.models import (
     PollItem,
     PollResult,
     SendOutcome,
+    SessionRecord,
     StatusUpdate,
     StoreUnavailable,
     UnknownContactError,
@@ -1197,3 +1198,85 @@ class SQLiteStore:
             (to_iso(since), limit),
         )
         return [(row[0], int(row[1])) for row in rows]
+
+    # -- staff sessions -------------------------------------------------------------------------
+
+    async def session(self, key: str) -> SessionRecord | None:
+        """The session stored under `key` (the SHA-256 of a cookie's id), expired or not."""
+        rows = await self.reader.execute_fetchall(
+            "SELECT key, user, csrf, credential, created_at, last_seen_at, expires_at "
+            "FROM sessions WHERE key = ?",
+            (key,),
+        )
+        for row in rows:
+            return SessionRecord(
+                row["key"],
+                row["user"],
+                row["csrf"],
+                row["credential"],
+                from_iso(row["created_at"]),
+                from_iso(row["last_seen_at"]),
+                from_iso(row["expires_at"]),
+            )
+        return None
+
+    async def create_session(self, record: SessionRecord, keep: int) -> None:
+        """Stores a new session; the user's sessions beyond the `keep` most recent end."""
+
+        def work(db: sqlite3.Connection) -> None:
+            db.execute(
+                "INSERT INTO sessions (key, user, csrf, credential, created_at, last_seen_at, "
+                "expires_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (
+                    record.key,
+                    record.user,
+                    record.csrf,
+                    record.credential,
+                    to_iso(record.created_at),
+                    to_iso(record.last_seen_at),
+                    to_iso(record.expires_at),
+                ),
+            )
+            db.execute(
+                "DELETE FROM sessions WHERE key IN (SELECT key FROM sessions WHERE user = ? "
+                "ORDER BY last_seen_at DESC, created_at DESC LIMIT -1 OFFSET ?)",
+                (record.user, keep),
+            )
+
+        await self._transaction(work)
+
+    async def touch_session(self, key: str, at: datetime) -> None:
+        def work(db: sqlite3.Connection) -> None:
+            db.execute("UPDATE sessions SET last_seen_at = ? WHERE key = ?", (to_iso(at), key))
+
+        await self._transaction(work)
+
+    async def delete_session(self, key: str) -> None:
+        def work(db: sqlite3.Connection) -> None:
+            db.execute("DELETE FROM sessions WHERE key = ?", (key,))
+
+        await self._transaction(work)
+
+    async def end_sessions(self, user: str, *, unless_credential: str | None = None) -> int:
+        """Ends every session of `user` (but those opened with `unless_credential`)."""
+
+        def work(db: sqlite3.Connection) -> int:
+            return db.execute(
+                "DELETE FROM sessions WHERE user = ? AND credential IS NOT ?",
+                (user, unless_credential),
+            ).rowcount
+
+        ended: int = await self._transaction(work)
+        return ended
+
+    async def purge_sessions(self, now: datetime, idle_since: datetime) -> int:
+        """Deletes sessions past their end, or not used since `idle_since`."""
+
+        def work(db: sqlite3.Connection) -> int:
+            return db.execute(
+                "DELETE FROM sessions WHERE expires_at <= ? OR last_seen_at <= ?",
+                (to_iso(now), to_iso(idle_since)),
+            ).rowcount
+
+        purged: int = await self._transaction(work)
+        return purged

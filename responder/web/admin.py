@@ -1,14 +1,14 @@
 """The staff web inbox under /admin: sign-in, inbox, conversations, rules and dashboard.
 
-Every page needs a signed session cookie (the admin token is the password); every form
-carries the session's CSRF token. Pages go through the same service methods as the JSON API.
+Every page needs a session (signing in takes the admin token; the session lives in the store,
+the cookie holds only its random id); every form carries the session's CSRF token. Pages go
+through the same service methods as the JSON API.
 """
 
 from __future__ import annotations
 
 import math
 import re
-import secrets
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 from datetime import datetime
@@ -30,7 +30,7 @@ from responder.web import charts, views
 from responder.web.api import FIELD_NAME_RE
 from responder.web.balances import BalanceCache
 from responder.web.forms import BodyTooLarge, parse_urlencoded, read_body
-from responder.web.sessions import COOKIE_NAME, LoginLimiter, Session, SessionCodec, token_matches
+from responder.web.sessions import COOKIE_NAME, OWNER, LoginLimiter, Session, token_matches
 
 if TYPE_CHECKING:
     from responder.app import Service
@@ -81,23 +81,11 @@ class Refused(Exception):
 
 @dataclass
 class AdminState:
-    """Per-app admin state: templates, the session codec, the sign-in limiter, balances."""
+    """Per-app admin state: templates, the sign-in limiter, balances."""
 
     env: jinja2.Environment
     limiter: LoginLimiter
     balances: BalanceCache
-    codec: SessionCodec | None = None
-    codec_token: str = ""
-
-    async def session_codec(self, service: Service) -> SessionCodec:
-        if self.codec is None or self.codec_token != service.admin_token:
-            # The service opens the store in its lifespan, so the secret is read lazily here.
-            secret = await service.store.meta_value(
-                "session_secret", lambda: secrets.token_urlsafe(32)
-            )
-            self.codec = SessionCodec(secret, service.admin_token)
-            self.codec_token = service.admin_token
-        return self.codec
 
 
 @jinja2.pass_context
@@ -165,12 +153,12 @@ def _render(
     return HTMLResponse(body, status_code=status)
 
 
-def _finish(request: Request, response: Response, session: Session, codec: SessionCodec) -> None:
-    if session.changed:
+def _finish(request: Request, response: Response, session: Session) -> None:
+    if session.cookie is not None:
         response.set_cookie(
             COOKIE_NAME,
-            codec.dumps(session),
-            max_age=codec.max_age,
+            session.cookie,
+            max_age=session.max_age,
             path="/admin",
             secure=request.url.scheme == "https",
             httponly=True,
@@ -216,13 +204,12 @@ Handler = Callable[[Request, Session], Awaitable[Response]]
 FormHandler = Callable[[Request, Session, dict[str, str]], Awaitable[Response]]
 
 
-async def _open_session(request: Request) -> tuple[Session, SessionCodec]:
-    codec = await _state(request).session_codec(_service(request))
-    return codec.loads(request.cookies.get(COOKIE_NAME)), codec
+async def _open_session(request: Request) -> Session:
+    return await _service(request).sessions.load(request.cookies.get(COOKIE_NAME))
 
 
 async def _answer(
-    request: Request, session: Session, codec: SessionCodec, work: Callable[[], Awaitable[Response]]
+    request: Request, session: Session, work: Callable[[], Awaitable[Response]]
 ) -> Response:
     try:
         response = await work()
@@ -231,7 +218,7 @@ async def _answer(
     except UnknownContactError as err:
         message = f"No hay ninguna conversación con {views.show_phone(str(err.args[0]))}."
         response = _render(request, session, "refused.html", 404, message=message)
-    _finish(request, response, session, codec)
+    _finish(request, response, session)
     return response
 
 
@@ -239,7 +226,7 @@ def page(handler: Handler) -> Callable[[Request], Awaitable[Response]]:
     """A page for signed-in staff; others are sent to the sign-in form."""
 
     async def endpoint(request: Request) -> Response:
-        session, codec = await _open_session(request)
+        session = await _open_session(request)
 
         async def work() -> Response:
             if not session.authenticated:
@@ -247,7 +234,7 @@ def page(handler: Handler) -> Callable[[Request], Awaitable[Response]]:
                 return _redirect("/admin/login", next=wanted)
             return await handler(request, session)
 
-        return await _answer(request, session, codec, work)
+        return await _answer(request, session, work)
 
     return endpoint
 
@@ -256,12 +243,12 @@ def partial(handler: Handler) -> Callable[[Request], Awaitable[Response]]:
     """A fragment a page polls for; 401 (not a redirect) once the session is gone."""
 
     async def endpoint(request: Request) -> Response:
-        session, codec = await _open_session(request)
+        session = await _open_session(request)
         if not session.authenticated:
             response: Response = JSONResponse({"error": "sign in again"}, status_code=401)
-            _finish(request, response, session, codec)
+            _finish(request, response, session)
             return response
-        return await _answer(request, session, codec, lambda: handler(request, session))
+        return await _answer(request, session, lambda: handler(request, session))
 
     return endpoint
 
@@ -272,7 +259,7 @@ def action(
     """A form POST: same origin, the session's CSRF token, a small body."""
 
     async def endpoint(request: Request) -> Response:
-        session, codec = await _open_session(request)
+        session = await _open_session(request)
 
         async def work() -> Response:
             if not _same_origin(request):
@@ -287,7 +274,7 @@ def action(
                 return _redirect("/admin/login")
             return await handler(request, session, form)
 
-        return await _answer(request, session, codec, work)
+        return await _answer(request, session, work)
 
     return endpoint
 
@@ -296,7 +283,7 @@ def action(
 
 
 async def login_form(request: Request) -> Response:
-    session, codec = await _open_session(request)
+    session = await _open_session(request)
     wanted = _safe_next(request.query_params.get("next"))
 
     async def work() -> Response:
@@ -304,7 +291,7 @@ async def login_form(request: Request) -> Response:
             return _redirect(wanted)
         return _render(request, session, "login.html", next=wanted)
 
-    return await _answer(request, session, codec, work)
+    return await _answer(request, session, work)
 
 
 async def login(request: Request, session: Session, form: dict[str, str]) -> Response:
@@ -326,12 +313,12 @@ async def login(request: Request, session: Session, form: dict[str, str]) -> Res
             request, session, "login.html", 401, next=wanted, error="Clave de acceso incorrecta."
         )
     limiter.succeeded(client)
-    session.sign_in()
+    await service.sessions.sign_in(session, OWNER)
     return _redirect(wanted)
 
 
 async def logout(request: Request, session: Session, form: dict[str, str]) -> Response:
-    session.sign_out()
+    await _service(request).sessions.sign_out(session)
     return _redirect("/admin/login", ok="bye")
 
 

@@ -1,40 +1,54 @@
-"""Admin sign-in state: a signed session cookie, its CSRF token, and the sign-in rate limit."""
+"""Staff sessions, kept in the store: the cookie holds only a random id; the sign-in limit."""
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 import secrets
 from collections import deque
-from dataclasses import dataclass, field
-
-from itsdangerous import BadSignature, URLSafeTimedSerializer
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import TYPE_CHECKING
 
 from responder.clock import Clock
+from responder.store.models import SessionRecord
+
+if TYPE_CHECKING:
+    from responder.store.sqlite import SQLiteStore
 
 COOKIE_NAME = "responder_admin"
-SESSION_MAX_AGE = 7 * 24 * 3600  # a shop's laptop stays signed in for a week at most
+OWNER = "admin"  # the built-in owner, who signs in with RESPONDER_ADMIN_TOKEN
+SESSION_MAX_AGE = timedelta(days=7)  # a shop's laptop stays signed in for a week at most
+SESSION_IDLE = timedelta(days=3)  # ...and for three days unused (a long weekend)
+TOUCH_EVERY = timedelta(minutes=5)  # last use is written at most this often: reads stay reads
+MAX_SESSIONS_PER_USER = 20  # signing in once more ends the least recently used beyond these
+_COOKIE_ID = re.compile(r"[A-Za-z0-9_-]{43}")  # what secrets.token_urlsafe(32) makes
+
+
+def new_cookie_id() -> str:
+    return secrets.token_urlsafe(32)
+
+
+def session_key(cookie_id: str) -> str:
+    """What the store keeps instead of the id: a copy of the database opens no session."""
+    return hashlib.sha256(cookie_id.encode()).hexdigest()
 
 
 @dataclass
 class Session:
-    """Who is on the other end: `csrf` goes in every form; `authenticated` after sign-in.
-    `changed` says the cookie must be (re)written on the response."""
+    """Who is on the other end of one request: `csrf` goes in every form; `user` is set for a
+    signed-in person. `cookie` (with `max_age`) is a new cookie value to send back."""
 
-    csrf: str = field(default_factory=lambda: secrets.token_urlsafe(24))
-    authenticated: bool = False
-    changed: bool = True
+    csrf: str
+    user: str | None = None
+    key: str | None = None
+    cookie: str | None = None
+    max_age: int | None = None
 
-    def sign_in(self) -> None:
-        # A new CSRF token at sign-in: a token planted before it is worth nothing after.
-        self.csrf = secrets.token_urlsafe(24)
-        self.authenticated = True
-        self.changed = True
-
-    def sign_out(self) -> None:
-        self.csrf = secrets.token_urlsafe(24)
-        self.authenticated = False
-        self.changed = True
+    @property
+    def authenticated(self) -> bool:
+        return self.user is not None
 
     def csrf_matches(self, submitted: str | None) -> bool:
         if not submitted:
@@ -42,36 +56,98 @@ class Session:
         return hmac.compare_digest(submitted.encode(), self.csrf.encode())
 
 
-class SessionCodec:
-    """Turns a Session into a signed, timestamped cookie value and back.
+class Sessions:
+    """Opens, checks and ends staff sessions. Every request reads its session from the store
+    (one lookup by primary key), so signing out, a token change or ending a person's sessions
+    holds at once on every instance sharing the database.
 
-    An authenticated session also carries a fingerprint of the admin token, so changing
-    RESPONDER_ADMIN_TOKEN signs everybody out."""
+    A visitor who has not signed in has a random cookie id with no row behind it; their CSRF
+    token (for the sign-in form) is an HMAC of that id under the store's secret, so anonymous
+    traffic stores nothing."""
 
-    def __init__(self, secret: str, admin_token: str, max_age: int = SESSION_MAX_AGE) -> None:
-        self._serializer = URLSafeTimedSerializer(secret, salt="responder.admin.session")
-        self._fingerprint = hmac.new(
-            secret.encode(), admin_token.encode(), hashlib.sha256
-        ).hexdigest()[:32]
-        self.max_age = max_age
+    def __init__(self, store: SQLiteStore, clock: Clock, secret: str, admin_token: str) -> None:
+        self.store = store
+        self.clock = clock
+        self._secret = secret.encode()
+        self._owner_credential = self._fingerprint(admin_token)
 
-    def dumps(self, session: Session) -> str:
-        data = {"csrf": session.csrf, "key": self._fingerprint if session.authenticated else ""}
-        return self._serializer.dumps(data)
+    def _fingerprint(self, credential: str) -> str:
+        digest = hmac.new(self._secret, b"credential:" + credential.encode(), hashlib.sha256)
+        return digest.hexdigest()
 
-    def loads(self, value: str | None) -> Session:
-        """The session in the cookie; a new anonymous one when it is missing, forged or old."""
-        if not value:
-            return Session()
-        try:
-            data = self._serializer.loads(value, max_age=self.max_age)
-        except BadSignature:  # SignatureExpired is a BadSignature too
-            return Session()
-        if not isinstance(data, dict) or not isinstance(data.get("csrf"), str):
-            return Session()
-        key = data.get("key")
-        authenticated = isinstance(key, str) and hmac.compare_digest(key, self._fingerprint)
-        return Session(data["csrf"], authenticated, changed=False)
+    def credential(self, user: str) -> str | None:
+        """The fingerprint of what `user` signs in with now; None for nobody we know."""
+        return self._owner_credential if user == OWNER else None
+
+    def _anonymous(self, cookie_id: str, *, new: bool) -> Session:
+        digest = hmac.new(self._secret, b"anonymous-csrf:" + cookie_id.encode(), hashlib.sha256)
+        return Session(digest.hexdigest(), cookie=cookie_id if new else None)
+
+    def _alive(self, record: SessionRecord) -> bool:
+        now = self.clock()
+        current = self.credential(record.user)
+        return (
+            now < record.expires_at
+            and now < record.last_seen_at + SESSION_IDLE
+            and current is not None
+            and hmac.compare_digest(record.credential, current)
+        )
+
+    async def load(self, cookie_id: str | None) -> Session:
+        """The session behind a request's cookie; an anonymous one when there is none (with a
+        new cookie id when the request brought none) or it ended."""
+        if cookie_id is None or not _COOKIE_ID.fullmatch(cookie_id):
+            return self._anonymous(new_cookie_id(), new=True)
+        record = await self.store.session(session_key(cookie_id))
+        if record is None or not self._alive(record):
+            return self._anonymous(cookie_id, new=False)
+        now = self.clock()
+        if now - record.last_seen_at >= TOUCH_EVERY:
+            await self.store.touch_session(record.key, now)
+        return Session(record.csrf, record.user, record.key)
+
+    async def sign_in(self, session: Session, user: str) -> None:
+        """Opens a new session for `user` under a new cookie id (an id known before sign-in is
+        worth nothing after it) with a new CSRF token."""
+        credential = self.credential(user)
+        if credential is None:
+            raise ValueError(f"no such user: {user}")
+        if session.key is not None:
+            await self.store.delete_session(session.key)
+        await self.purge()
+        now, cookie_id = self.clock(), new_cookie_id()
+        record = SessionRecord(
+            session_key(cookie_id),
+            user,
+            secrets.token_urlsafe(24),
+            credential,
+            now,
+            now,
+            now + SESSION_MAX_AGE,
+        )
+        await self.store.create_session(record, MAX_SESSIONS_PER_USER)
+        session.csrf, session.user, session.key = record.csrf, user, record.key
+        session.cookie, session.max_age = cookie_id, int(SESSION_MAX_AGE.total_seconds())
+
+    async def sign_out(self, session: Session) -> None:
+        """Deletes the session: its cookie, and any copy of it, opens nothing any more."""
+        if session.key is not None:
+            await self.store.delete_session(session.key)
+        anonymous = self._anonymous(new_cookie_id(), new=True)
+        session.csrf, session.user, session.key = anonymous.csrf, None, None
+        session.cookie, session.max_age = anonymous.cookie, None
+
+    async def end_all(self, user: str) -> int:
+        """Ends every session of `user`, on every instance; returns how many."""
+        return await self.store.end_sessions(user)
+
+    async def purge(self) -> int:
+        """Deletes sessions past their end or idle too long, and the owner's sessions opened
+        with another admin token (run at start and at every sign-in)."""
+        now = self.clock()
+        ended = await self.store.purge_sessions(now, now - SESSION_IDLE)
+        owner = self._owner_credential
+        return ended + await self.store.end_sessions(OWNER, unless_credential=owner)
 
 
 def token_matches(submitted: str, expected: str) -> bool:

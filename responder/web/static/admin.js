@@ -24,16 +24,21 @@
     });
   }
 
+  // A form on its way (Salir above all) decides where the page goes next: a poll answered 401
+  // meanwhile (the session already ended) must not reload over it.
+  var leaving = false;
+  window.addEventListener("submit", function (e) { if (!e.defaultPrevented) leaving = true; });
+
   function startPolling(root) {
     var url = root.getAttribute("data-poll-url");
     var every = parseInt(root.getAttribute("data-poll-ms"), 10) || 3000;
     var busy = false;
     function tick() {
-      if (busy || document.hidden) return;
+      if (busy || leaving || document.hidden) return;
       busy = true;
       fetch(url, { credentials: "same-origin", headers: { Accept: "text/html" } })
         .then(function (r) {
-          if (r.status === 401) { window.location.reload(); return null; }
+          if (r.status === 401) { if (!leaving) window.location.reload(); return null; }
           return r.ok ? r.text() : null;
         })
         .then(function (html) { if (html) swap(html); })
