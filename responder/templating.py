@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from jinja2 import FileSystemLoader, Template, TemplateError
+from jinja2.exceptions import SecurityError
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 __all__ = ["Template", "TemplateError", "make_environment", "render"]
@@ -24,10 +25,11 @@ def make_environment(templates_dir: Path) -> ImmutableSandboxedEnvironment:
 
 
 def render(template: Template, context: dict[str, Any]) -> str:
-    """Renders and trims a reply; raises TemplateError for any failure, sandbox violations too."""
+    """Renders and trims a reply; raises TemplateError for any failure, sandbox violations too,
+    named by the kind of failure (Jinja's and Python's own words follow only as the detail)."""
     try:
         return template.render(context).strip()
-    except TemplateError:
-        raise
+    except SecurityError as err:
+        raise TemplateError(f"refused by the sandbox: {err}") from err
     except Exception as err:  # a rules author's `{{ 1 / 0 }}` must not crash the service
         raise TemplateError(f"{type(err).__name__}: {err}") from err

@@ -133,9 +133,9 @@ def test_check_prints_every_error_at_once_and_exits_1(project: Path) -> None:
     expected = [
         (2, "unknown key 'timezon' in settings; did you mean 'timezone'?"),
         (5, "unknown key 'keyword' in rule; did you mean 'keywords'? (rule horario)"),
-        (8, "bad regular expression: missing ), unterminated subpattern at position 7"),
+        (8, "bad regular expression at character 8: "),
         (12, "template 'folleto.txt' not found in the templates folder (rule folleto)"),
-        (15, "template syntax error: unexpected end of template"),
+        (15, "template syntax error: "),
         (19, "unknown via 'whatsapp'; use massiva, massms, sandbox (rule urgente)"),
         (20, "duplicate rule name (first at line 4) (rule horario)"),
         (23, "warning: unreachable: rule 'horario' (line 20) already answers these keywords"),
@@ -169,31 +169,36 @@ def test_check_with_warnings_only_exits_0(project: Path) -> None:
 
 
 @pytest.mark.parametrize(
-    ("text", "line", "fragment"),
+    ("text", "line", "expected"),
     [
         (
             "rules:\n  - name: h\n    keywords: [h]\n    reply: Horario: 8 a 5\n",
             4,
-            "YAML syntax: mapping values are not allowed in this context; a text containing "
-            "': ' must be quoted",
+            "YAML syntax: a ': ' is not allowed here; a text containing ': ' must be quoted, "
+            'e.g. reply: "Horario: 8 a 5"',
         ),
         (
             'rules:\n  - name: h\n    keywords: [h]\n    reply: "Abrimos a las 8\n',
             4,
-            "YAML syntax: the file ended while scanning a quoted scalar",
+            'YAML syntax: the quoted text that starts here never ends; close it with "',
         ),
-        ("", 1, "the file is empty"),
+        (
+            "rules:\n  - name: h\n    keywords [h]\n    reply: x\n",
+            3,
+            "YAML syntax: a key without ':' after it, or a line indented too far",
+        ),
+        ("", 1, "the file is empty; it needs settings: and rules:"),
     ],
-    ids=["unquoted-colon", "unclosed-quote", "empty-file"],
+    ids=["unquoted-colon", "unclosed-quote", "missing-colon", "empty-file"],
 )
 def test_check_a_file_that_is_not_valid_yaml(
-    project: Path, text: str, line: int, fragment: str
+    project: Path, text: str, line: int, expected: str
 ) -> None:
     (project / "rules.yaml").write_text(text, encoding="utf-8")
     result = run(project, "check")
     assert result.exit_code == 1
     ((found_line, message),) = problem_lines(result.output)
-    assert found_line == line and fragment in message, message
+    assert (found_line, message) == (line, expected)
 
 
 def test_check_takes_the_rules_path_and_templates_as_arguments(project: Path) -> None:
@@ -301,7 +306,7 @@ def test_simulate_shows_a_template_error(project: Path) -> None:
     write_rules(project, "rules:\n  - {name: mal, keywords: [mal], reply: '{{ 1/0 }}'}\n")
     result = run(project, "simulate", "04121234567", "mal")
     assert result.exit_code == 0, result.output
-    assert "error: rule mal: ZeroDivisionError: division by zero" in result.output
+    assert "error: rule mal: ZeroDivisionError: " in result.output
     assert "no reply" in result.output
 
 

@@ -241,9 +241,9 @@ def test_pattern_groups_reach_the_template(rules: RuleSet) -> None:
 @pytest.mark.parametrize(
     ("text", "rule", "error"),
     [
-        ("mro", "internals", "unsafe"),
-        ("globales", "globales", "unsafe"),
-        ("division", "division", "ZeroDivisionError: division by zero"),
+        ("mro", "internals", "refused by the sandbox: "),
+        ("globales", "globales", "refused by the sandbox: "),
+        ("division", "division", "ZeroDivisionError: "),
     ],
     ids=["class-mro", "function-globals", "raises-at-render"],
 )
@@ -252,8 +252,7 @@ def test_a_failing_template_sets_error_and_sends_nothing(
 ) -> None:
     decision = decide(rules, text)
     assert (decision.rule, decision.replies) == (rule, ())
-    assert decision.error is not None and error in decision.error
-    assert decision.error.startswith(f"rule {rule}: ")
+    assert decision.error is not None and decision.error.startswith(f"rule {rule}: {error}")
 
 
 def test_the_sandbox_hides_python_internals(rules: RuleSet) -> None:

@@ -181,7 +181,7 @@ def test_flow_state_survives_a_restart(start_app: Callable[..., RunningApp], wor
         (
             "  f:\n    trigger: {keywords: [x]}\n    steps:\n      - {ask: a, accept: '('}\n",
             7,
-            "bad regular expression",
+            "bad regular expression at character 1: ",
         ),
         (
             "  f:\n    trigger: {keywords: [x]}\n    steps:\n      - {ask: a, say: b}\n",

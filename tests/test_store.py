@@ -106,8 +106,11 @@ async def test_a_failed_write_is_not_acknowledged_nor_remembered(
         "(message_id, at, provider, outcome) VALUES (-1, 'x', 'p', 'o'); END"
     )
     store.db.execute("PRAGMA defer_foreign_keys = ON")
-    with pytest.raises(StoreUnavailable, match="FOREIGN KEY"):
+    with pytest.raises(StoreUnavailable) as caught:
         await store.receive_inbound(InboundJob(message, decide, dedupe_window=10))
+    cause = caught.value.__cause__
+    assert isinstance(cause, sqlite3.IntegrityError)
+    assert cause.sqlite_errorname == "SQLITE_CONSTRAINT_FOREIGNKEY"
     assert not store.db.in_transaction
     store.db.execute("DROP TRIGGER fail")
     # The provider's retry is stored: nothing remembered the failed attempt as received.

@@ -72,6 +72,8 @@ class Reader(Protocol):
         self, mapping: PosDict, allowed: tuple[str, ...], what: str, rule: str | None = None
     ) -> None: ...
 
+    def regex(self, source: str, line: int, rule: str) -> re.Pattern[str] | None: ...
+
     def template(
         self, source: str, line: int, rule: str | None, is_file: bool = False
     ) -> Template | None: ...
@@ -99,10 +101,7 @@ def _read_step(r: Reader, raw: Any, line: int, flow: str) -> FlowStep | None:
         save = None
     accept = None
     if "accept" in raw:
-        try:
-            accept = re.compile(str(raw["accept"]))
-        except re.error as err:
-            r.error(raw.line_of("accept"), f"bad regular expression: {err}", flow)
+        accept = r.regex(str(raw["accept"]), raw.line_of("accept"), flow)
     retry = None
     if "retry" in raw:
         retry = r.template(str(raw["retry"]), raw.line_of("retry"), flow)

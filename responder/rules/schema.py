@@ -33,7 +33,8 @@ from responder.rules.model import (
     RulesSettings,
     Version,
 )
-from responder.rules.yamlpos import PosDict, PosList, YAMLSyntaxError, load
+from responder.rules.yamlerrors import YAMLSyntaxError
+from responder.rules.yamlpos import PosDict, PosList, load
 from responder.templating import Template, make_environment
 
 PROVIDERS = ("massiva", "massms", "sandbox")
@@ -127,6 +128,15 @@ class _Reader:
                 close = difflib.get_close_matches(key, allowed, n=1)
                 hint = f"; did you mean '{close[0]}'?" if close else ""
                 self.error(mapping.line_of(key), f"unknown key '{key}' in {what}{hint}", rule)
+
+    def regex(self, source: str, line: int, rule: str) -> re.Pattern[str] | None:
+        try:
+            return re.compile(source)
+        except re.error as err:
+            # re's own words only as the detail; where it stopped is ours to say.
+            where = "" if err.pos is None else f" at character {err.pos + 1}"
+            self.error(line, f"bad regular expression{where}: {err.msg}", rule)
+            return None
 
     def template(
         self, source: str, line: int, rule: str | None, is_file: bool = False
@@ -359,10 +369,7 @@ def _read_rule(
 
     pattern = None
     if "pattern" in raw:
-        try:
-            pattern = re.compile(str(raw["pattern"]))
-        except re.error as err:
-            r.error(raw.line_of("pattern"), f"bad regular expression: {err}", name)
+        pattern = r.regex(str(raw["pattern"]), raw.line_of("pattern"), name)
         if pattern is not None and (char := _never_in_normalised(pattern.pattern)):
             r.warn(
                 raw.line_of("pattern"),

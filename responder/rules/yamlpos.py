@@ -7,6 +7,8 @@ from typing import Any
 
 import yaml
 
+from responder.rules.yamlerrors import YAMLSyntaxError, explain
+
 
 class PosDict(dict[str, Any]):
     """A mapping from YAML that knows its own line and the line of each key (1-based)."""
@@ -25,35 +27,26 @@ class PosList(list[Any]):
     item_lines: list[int]
 
 
-# libyaml parses a 100,000-rule file several times faster than the pure-Python parser.
-_BaseLoader: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-
-
-class _Loader(_BaseLoader):  # type: ignore[valid-type,misc]
-    pass
-
-
 # YAML 1.1 reads `no`, `yes`, `on`, `off` as booleans, `0412` as octal and
 # `8:30` as 510. Rule authors write `keywords: [si, no]`, so only YAML 1.2 forms are typed.
 _TYPED = ("tag:yaml.org,2002:bool", "tag:yaml.org,2002:int", "tag:yaml.org,2002:float")
-_Loader.yaml_implicit_resolvers = {
-    first: [(tag, rx) for tag, rx in resolvers if tag not in _TYPED]
-    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
-}
-_Loader.add_implicit_resolver(
-    "tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF")
+_YAML_1_2 = (
+    ("tag:yaml.org,2002:bool", r"^(?:true|True|TRUE|false|False|FALSE)$", "tTfF"),
+    ("tag:yaml.org,2002:int", r"^[-+]?(?:0|[1-9][0-9]*)$", "-+0123456789"),
+    (
+        "tag:yaml.org,2002:float",
+        r"^[-+]?(?:[0-9]+\.[0-9]*|\.[0-9]+)(?:[eE][-+]?[0-9]+)?$",
+        "-+.0123456789",
+    ),
 )
-_Loader.add_implicit_resolver(
-    "tag:yaml.org,2002:int", re.compile(r"^[-+]?(?:0|[1-9][0-9]*)$"), list("-+0123456789")
-)
-_Loader.add_implicit_resolver(
-    "tag:yaml.org,2002:float",
-    re.compile(r"^[-+]?(?:[0-9]+\.[0-9]*|\.[0-9]+)(?:[eE][-+]?[0-9]+)?$"),
-    list("-+.0123456789"),
-)
+# Tags whose SafeLoader constructor fails with ValueError, KeyError or AttributeError when an
+# explicit tag (`!!int x`) puts a value in front of it that does not look the part.
+_SCALAR_TAGS = (*_TYPED, "tag:yaml.org,2002:null", "tag:yaml.org,2002:timestamp")
 
 
-def _mapping(loader: _Loader, node: yaml.MappingNode) -> PosDict:
+def _mapping(loader: yaml.SafeLoader, node: yaml.Node) -> PosDict:
+    if not isinstance(node, yaml.MappingNode):
+        raise _misfit(node)
     result = PosDict()
     result.line = node.start_mark.line + 1
     result.key_lines = {}
@@ -61,50 +54,63 @@ def _mapping(loader: _Loader, node: yaml.MappingNode) -> PosDict:
         key = loader.construct_object(key_node, deep=True)
         key = str(key) if not isinstance(key, str) else key
         if key in result:
-            raise yaml.MarkedYAMLError(
-                problem=f"duplicate key {key!r}", problem_mark=key_node.start_mark
+            raise YAMLSyntaxError(
+                key_node.start_mark.line + 1,
+                f"duplicate key {key!r} (first at line {result.key_lines[key]})",
             )
         result[key] = loader.construct_object(value_node, deep=True)
         result.key_lines[key] = key_node.start_mark.line + 1
     return result
 
 
-def _sequence(loader: _Loader, node: yaml.SequenceNode) -> PosList:
+def _sequence(loader: yaml.SafeLoader, node: yaml.Node) -> PosList:
+    if not isinstance(node, yaml.SequenceNode):
+        raise _misfit(node)
     result = PosList(loader.construct_object(child, deep=True) for child in node.value)
     result.line = node.start_mark.line + 1
     result.item_lines = [child.start_mark.line + 1 for child in node.value]
     return result
 
 
-_Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _mapping)
-_Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_SEQUENCE_TAG, _sequence)
+def _typed_scalar(loader: yaml.SafeLoader, node: yaml.Node) -> Any:
+    """A tagged scalar only when it reads as that type untagged too."""
+    if not isinstance(node, yaml.ScalarNode):
+        raise _misfit(node)
+    untagged = loader.resolve(yaml.ScalarNode, node.value, (True, False))  # type: ignore[no-untyped-call]
+    if untagged != node.tag:
+        raise _misfit(node)
+    return yaml.SafeLoader.yaml_constructors[node.tag](loader, node)
 
 
-class YAMLSyntaxError(ValueError):
-    def __init__(self, line: int, message: str) -> None:
-        super().__init__(message)
-        self.line = line
-        self.message = message
+def _misfit(node: yaml.Node) -> YAMLSyntaxError:
+    tag = node.tag.replace("tag:yaml.org,2002:", "!!")
+    return YAMLSyntaxError(node.start_mark.line + 1, f"the tag {tag} does not fit this value")
 
 
-def load(text: str) -> Any:
+def _make_loader(base: type[yaml.SafeLoader]) -> type[yaml.SafeLoader]:
+    loader: type[yaml.SafeLoader] = type(f"Rules{base.__name__}", (base,), {})
+    loader.yaml_implicit_resolvers = {
+        first: [(tag, rx) for tag, rx in resolvers if tag not in _TYPED]
+        for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+    }
+    for tag, pattern, first in _YAML_1_2:
+        loader.add_implicit_resolver(tag, re.compile(pattern), list(first))
+    loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _mapping)
+    loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_SEQUENCE_TAG, _sequence)
+    for tag in _SCALAR_TAGS:
+        loader.add_constructor(tag, _typed_scalar)
+    return loader
+
+
+# libyaml parses a 100,000-rule file several times faster than the pure-Python parser, which
+# reads the same YAML (and is what runs where PyYAML was built without libyaml).
+PYTHON_LOADER = _make_loader(yaml.SafeLoader)
+LOADER = _make_loader(getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+
+
+def load(text: str, loader: type[yaml.SafeLoader] = LOADER) -> Any:
     """Parses YAML text safely; raises YAMLSyntaxError with the 1-based line of the problem."""
     try:
-        return yaml.load(text, Loader=_Loader)
-    except yaml.MarkedYAMLError as err:
-        mark = err.problem_mark or err.context_mark
-        line = mark.line + 1 if mark else 1
-        message = err.problem or "invalid YAML"
-        if err.context and err.context_mark and "end of stream" in message:
-            # An unclosed quote is only noticed at the end of the file: name where it opened.
-            line = err.context_mark.line + 1
-            message = f"the file ended {err.context}; is a quote or bracket left open?"
-        elif err.context and err.context_mark and err.context_mark.line + 1 != line:
-            message += f" ({err.context} started at line {err.context_mark.line + 1})"
-        if "mapping values are not allowed" in message:
-            message += "; a text containing ': ' must be quoted, e.g. reply: \"Horario: 8 a 5\""
-        raise YAMLSyntaxError(line, message) from err
-    except yaml.YAMLError as err:
-        raise YAMLSyntaxError(1, str(err)) from err
-    except RecursionError:
-        raise YAMLSyntaxError(1, "the file nests lists or mappings too deeply") from None
+        return yaml.load(text, Loader=loader)
+    except (yaml.YAMLError, RecursionError) as err:
+        raise explain(err, text, loader) from err

@@ -453,7 +453,9 @@ class SQLiteStore:
             self._forget([job])
             log.error("a %s write failed: %s", job.kind, err)
             if not job.future.done():
-                job.future.set_exception(StoreUnavailable(f"{type(err).__name__}: {err}"))
+                unavailable = StoreUnavailable(f"{type(err).__name__}: {err}")
+                unavailable.__cause__ = err  # what failed, for callers and tracebacks
+                job.future.set_exception(unavailable)
             return
         self._resolve([job], results)
 
