@@ -159,12 +159,15 @@ class RunningApp:
     def wait_for(
         self, phone: str, predicate: Callable[[list[dict[str, Any]]], bool], timeout: float = 5
     ) -> list[dict[str, Any]]:
-        """Polls the API until the conversation satisfies `predicate`."""
+        """Polls the API until the conversation satisfies `predicate`; fails the test if it
+        does not within `timeout` seconds."""
         deadline = time.monotonic() + timeout
         while True:
             messages = self.messages(phone)
-            if predicate(messages) or time.monotonic() > deadline:
+            if predicate(messages):
                 return messages
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{phone} never got there in {timeout} s: {messages}")
             time.sleep(0.02)
 
 

@@ -474,7 +474,10 @@ def test_rules_page_and_trying_a_message(app: RunningApp, staff: httpx.Client) -
     tried = staff.get("/admin/rules", params={"text": "precio cafe", "phone": "0412 123 4567"})
     assert "Regla:</strong> <code>precio</code> — pattern" in flat(tried)
     assert "El precio de cafe es 5 USD." in tried.text and "(1 SMS)" in tried.text
-    assert staff.get("/admin/rules", params={"text": "x", "phone": "12ab"}).status_code == 200
+    bad_phone = staff.get("/admin/rules", params={"text": "precio cafe", "phone": "12ab"})
+    assert bad_phone.status_code == 200
+    assert "Ese número de teléfono no es válido." in bad_phone.text
+    assert "El precio de cafe" not in bad_phone.text
     assert httpx.get(f"{app.url}/api/conversations", headers=auth()).json() == {
         "conversations": []
     }  # trying stores nothing

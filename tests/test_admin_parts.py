@@ -40,9 +40,16 @@ def test_limiter_allows_five_failures_a_minute_per_client() -> None:
 def test_limiter_memory_is_bounded() -> None:
     ticks = Clock(ticking=False)
     limiter = LoginLimiter(clock=ticks, max_clients=100)
+    for _ in range(5):
+        limiter.failed("1.2.3.4")
+    assert limiter.retry_after("1.2.3.4") > 0
+    # A flood of other addresses within the minute: only the latest 100 clients are kept.
     for n in range(1000):
         limiter.failed(f"10.0.{n // 256}.{n % 256}")
-    assert len(limiter._failures) <= 100
+    assert limiter.retry_after("1.2.3.4") == 0  # the oldest client was forgotten
+    for _ in range(4):
+        limiter.failed("10.0.3.231")  # the last of the flood: kept, with its first failure
+    assert limiter.retry_after("10.0.3.231") > 0
 
 
 @pytest.mark.parametrize(

@@ -87,7 +87,10 @@ async def test_mark_read_and_counts(filled: SQLiteStore) -> None:
     await filled.mark_read(ANA)
     assert (await filled.conversation(ANA)).unread == 0
     assert (await filled.conversation_counts())["unread"] == 2
-    await filled.mark_read("580000000000")  # unknown: nothing happens
+    before = await filled.conversation_counts()
+    await filled.mark_read("580000000000")  # unknown: nothing happens, no contact appears
+    assert await filled.conversation_counts() == before
+    assert [c.phone for c in await filled.conversations()] == [EVA, LUIS, ANA]
 
 
 async def test_counts_are_empty_on_a_new_database(store: SQLiteStore, clock: Clock) -> None:

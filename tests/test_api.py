@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable
+from pathlib import Path
 
 import httpx
 import pytest
@@ -112,20 +114,21 @@ def test_mode_switch(app: RunningApp) -> None:
 
 
 @pytest.mark.parametrize(
-    ("body", "status"),
+    ("body", "error"),
     [
-        (b"{not json", 400),
-        (b"[1, 2]", 400),
-        (b'{"text": ""}', 400),
-        (b'{"text": 5}', 400),
-        (b'{"text": "hola", "via": "massms"}', 400),  # not configured here
+        (b"{not json", "the body is not valid JSON"),
+        (b"[1, 2]", "the body must be a JSON object"),
+        (b'{"text": ""}', "'text' must be a non-empty string"),
+        (b'{"text": 5}', "'text' must be a non-empty string"),
+        (b'{"text": "hola", "via": "massms"}', "via must be a configured provider (sandbox)"),
     ],
 )
-def test_agent_reply_bad_bodies(app: RunningApp, body: bytes, status: int) -> None:
+def test_agent_reply_bad_bodies(app: RunningApp, body: bytes, error: str) -> None:
+    inbound(app, "hola")
     with app.api() as api:
         response = api.post(f"/api/conversations/{PHONE}/messages", content=body)
-    assert response.status_code == status
-    assert response.json()["error"]
+    assert (response.status_code, response.json()) == (400, {"error": error})
+    assert [m["direction"] for m in app.messages(PHONE)] == ["in", "out"]  # nothing queued
 
 
 def test_agent_reply_to_invalid_number_is_400(app: RunningApp) -> None:
@@ -162,10 +165,12 @@ def test_simulate_shape_and_no_side_effects(app: RunningApp) -> None:
         assert api.get("/api/conversations").json() == {"conversations": []}
 
 
-def test_rules_version(app: RunningApp) -> None:
+def test_rules_version(app: RunningApp, workdir: Path) -> None:
     with app.api() as api:
         body = api.get("/api/rules").json()
-    assert len(body["version"]["sha256"]) == 64
+    rules = workdir / "rules.yaml"
+    assert body["version"]["sha256"] == hashlib.sha256(rules.read_bytes()).hexdigest()
+    assert body["version"]["path"] == str(rules)
     assert [r["name"] for r in body["rules"]] == ["horario", "precio", "asesor", "otro"]
 
 
@@ -207,27 +212,55 @@ def test_contact_fields_read_and_written(app: RunningApp) -> None:
 
 
 @pytest.mark.parametrize(
-    ("method", "path", "body", "status"),
+    ("method", "path", "body", "status", "answer"),
     [
-        ("GET", "/api/messages/99999999999999999999999", None, 404),
-        ("GET", "/api/conversations?offset=99999999999999999999999999", None, 200),
-        ("POST", f"/api/conversations/{PHONE}/messages", {"text": "x" * 1601}, 400),
-        ("PATCH", f"/api/contacts/{PHONE}", b'{"fields": {"n": "\\ud800"}}', 200),
-        ("POST", "/api/simulate", b'{"phone": "04121234567", "text": "\\udfff"}', 200),
+        (
+            "GET",
+            "/api/messages/99999999999999999999999",
+            b"",
+            404,
+            {"error": "no message 99999999999999999999999"},
+        ),
+        (
+            "GET",
+            "/api/conversations?offset=99999999999999999999999999",
+            b"",
+            200,
+            {"conversations": []},
+        ),
+        (
+            "POST",
+            f"/api/conversations/{PHONE}/messages",
+            b'{"text": "' + b"x" * 1601 + b'"}',
+            400,
+            {"error": "'text' is longer than 1600 characters (ten SMS)"},
+        ),
+        (
+            "PATCH",
+            f"/api/contacts/{PHONE}",
+            b'{"fields": {"n": "\\ud800"}}',
+            200,
+            {"fields": {"n": "\ufffd"}},  # what no database can hold becomes U+FFFD
+        ),
+        (
+            "POST",
+            "/api/simulate",
+            b'{"phone": "04121234567", "text": "\\udfff"}',
+            200,
+            {"rule": "otro", "error": None},
+        ),
     ],
     ids=["huge-id", "huge-offset", "text-too-long", "surrogate-field", "surrogate-text"],
 )
 def test_odd_input_gets_a_clear_answer(
-    app: RunningApp, method: str, path: str, body: object, status: int
+    app: RunningApp, method: str, path: str, body: bytes, status: int, answer: dict[str, object]
 ) -> None:
     inbound(app, "hola")
     with app.api() as api:
-        if isinstance(body, bytes):
-            response = api.request(method, path, content=body)
-        else:
-            response = api.request(method, path, json=body)
+        response = api.request(method, path, content=body)
     assert response.status_code == status, response.text
     assert response.headers["content-type"] == "application/json"
+    assert response.json().items() >= answer.items(), response.json()
 
 
 def test_a_short_code_conversation_can_be_read_and_handed_back(app: RunningApp) -> None:

@@ -314,7 +314,7 @@ def test_simulate_shows_a_template_error(project: Path) -> None:
     ("args", "code", "fragment"),
     [
         (["04121234567", "hola", "--at", "mañana"], 2, "use YYYY-MM-DD HH:MM"),
-        (["12", "hola"], 1, "12"),
+        (["12", "hola"], 1, "Error: '12' is not a valid phone number for region VE"),
     ],
     ids=["bad-moment", "bad-phone"],
 )

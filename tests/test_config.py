@@ -6,12 +6,12 @@ from pathlib import Path
 
 import pytest
 
-from responder.config import SETTINGS, StartupError, load_settings
+from responder.config import SETTINGS, Settings, StartupError, load_settings
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def load(**env: str):
+def load(**env: str) -> Settings:
     return load_settings(env, env_file="/nonexistent")
 
 

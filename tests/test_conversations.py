@@ -12,6 +12,7 @@ import pytest
 from tests.conftest import Clock, RunningApp
 
 PHONE = "584121234567"
+OPTED_OUT = "No recibira mas mensajes. Envie ALTA para volver."
 
 RULES = """
 settings:
@@ -60,7 +61,7 @@ def conversation(app: RunningApp) -> dict[str, object]:
 
 
 def test_opt_out_then_silence_then_opt_in(app: RunningApp) -> None:
-    assert send(app, "Baja.") == ["No recibira mas mensajes. Envie ALTA para volver."]
+    assert send(app, "Baja.") == [OPTED_OUT]
     assert conversation(app)["opted_out"] is True
     assert send(app, "horario") == []
     assert send(app, "BAJA") == []  # one confirmation only
@@ -90,7 +91,7 @@ def test_opt_out_wins_in_human_mode(app: RunningApp) -> None:
     assert send(app, "asesor") == ["Un asesor le escribira."]
     assert conversation(app)["mode"] == "human"
     assert send(app, "horario") == []
-    assert send(app, "stop") == ["No recibira mas mensajes. Envie ALTA para volver."]
+    assert send(app, "stop") == [OPTED_OUT]
 
 
 def test_reply_limit_stores_but_does_not_answer(app: RunningApp, clock: Clock) -> None:
@@ -104,11 +105,24 @@ def test_reply_limit_stores_but_does_not_answer(app: RunningApp, clock: Clock) -
     assert send(app, "horario") == ["Abrimos de 8 a 5."]
 
 
-def test_opt_out_confirmations_do_not_count_toward_the_limit(app: RunningApp, clock: Clock) -> None:
-    for text in ("horario", "baja", "alta", "horario", "horario"):
-        send(app, text)
+def test_opt_out_confirmations_do_not_count_toward_the_limit(
+    app: RunningApp, start_app: Callable[..., RunningApp], clock: Clock
+) -> None:
+    answer, stop, again = ["Abrimos de 8 a 5."], [OPTED_OUT], ["Suscripcion reactivada."]
+    # Four auto-replies in the hour, two of them confirmations: the second answer still goes.
+    for text, replies in [
+        ("horario", answer),
+        ("baja", stop),
+        ("alta", again),
+        ("horario", answer),
+    ]:
+        assert send(app, text) == replies
         clock.advance(1)
-    assert send(app, "baja") != []  # confirmations are never limited
+    restarted = start_app()  # another process: it reads the recent replies from the database
+    assert send(restarted, "horario") == answer  # the third answer in the hour
+    clock.advance(1)
+    assert send(restarted, "horario") == []  # the fourth is over the limit
+    assert send(restarted, "baja") == stop  # and a confirmation is not held back by it
 
 
 def test_loop_guard_flags_the_conversation(app: RunningApp, clock: Clock, workdir: Path) -> None:
@@ -164,7 +178,7 @@ def test_opt_out_stops_what_was_waiting_to_go(app: RunningApp, clock: Clock) -> 
             json={"text": "Promoción de mañana", "send_at": "2026-11-23T18:00"},
         )
         assert response.status_code == 202
-    assert send(app, "BAJA") == ["No recibira mas mensajes. Envie ALTA para volver."]
+    assert send(app, "BAJA") == [OPTED_OUT]
     clock.advance(10 * 3600)
     scheduled = app.wait_for(PHONE, lambda m: m[2]["status"] == "failed")[2]
     assert scheduled["text"] == "Promocion de mañana"

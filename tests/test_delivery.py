@@ -118,7 +118,11 @@ async def test_what_a_crash_mid_send_leads_to(
     client = massiva_client(url, fake)
     worker = make_worker(store, {"massiva": client}, settings=lambda: settings, poll_interval=0.01)
     task = asyncio.create_task(worker.run())
-    await asyncio.sleep(0.3)
+    for _ in range(500):  # until the worker has settled the message: at most 5 s
+        [message] = await store.all_messages()
+        if message.status in ("sent", "failed"):
+            break
+        await asyncio.sleep(0.01)
     task.cancel()
     await asyncio.gather(task, return_exceptions=True)
     await worker.wait_idle()

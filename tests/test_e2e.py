@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import httpx
+
 from tests.conftest import RunningApp, massiva_env
 from tests.fakes.massiva import FakeMassiva
 
@@ -13,8 +15,6 @@ def test_inbound_keyword_reply_goes_out_through_massiva(
 ) -> None:
     fake, url = massiva
     app = start_app(**massiva_env(url, fake))
-    import httpx
-
     response = httpx.get(
         app.webhook(),
         params={"msg": "¿A QUÉ HORA abren?", "phone": "584121234567", "linea": "584141234567"},

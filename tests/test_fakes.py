@@ -170,7 +170,7 @@ def test_faults_are_served_and_recorded(massms: tuple[FakeMasSMS, httpx.Client])
     assert answers[3].text.startswith("<respuesta><status>")
     assert answers[5].text == "10"
     assert len(fake.requests) == 6
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="unknown fault kind 'status:abc'"):
         fake.fail_next("status:abc")
 
 
@@ -180,8 +180,11 @@ async def test_hang_until_released() -> None:
     with FakeServer(fake.app) as server:
         async with httpx.AsyncClient(base_url=f"{server.url}/massms/api") as client:
             hanging = asyncio.create_task(client.get("/getbalance.php", params=MS_AUTH))
-            while not fake.requests:
+            for _ in range(500):  # until the fake has the request: at most 5 s
+                if fake.requests:
+                    break
                 await asyncio.sleep(0.01)
+            assert len(fake.requests) == 1
             other = await client.get("/getbalance.php", params=MS_AUTH)
             assert other.text == "1000"
             assert not hanging.done()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from pathlib import Path
 
 import httpx
@@ -12,7 +12,7 @@ import pytest
 
 from responder.config import MassivaSettings, MasSMSSettings
 from responder.engine import Reply
-from responder.providers.base import Provider
+from responder.providers.base import OutboundSMS, Provider, SendResult
 from responder.providers.massiva import MassivaClient
 from responder.providers.massms import MasSMSClient
 from responder.providers.transport import HttpTransport
@@ -263,13 +263,11 @@ def test_batches_never_exceed_the_provider_limit() -> None:
         max_batch = 3
         per_message_texts = False
 
-        async def send(self, batch):
+        async def send(self, batch: Sequence[OutboundSMS]) -> list[SendResult]:
             return []
 
         async def balance(self) -> float:
             return 0
-
-    from responder.store.models import OutboxItem
 
     items = [
         OutboxItem(i, f"58412000000{i}", "a" if i < 5 else "b", "tiny", 1, "") for i in range(8)
@@ -308,7 +306,11 @@ async def test_replies_handed_over_while_the_provider_is_busy_go_together(
     items = await store.claim_outbox(10)
     assert [i.id for i in items] == ids
     worker.take(items[:1])
-    await asyncio.sleep(0.05)  # the first request is on its way; the slot is busy
+    for _ in range(500):  # until the first request reaches the gateway: the slot is busy
+        if fake.requests:
+            break
+        await asyncio.sleep(0.01)
+    assert len(fake.requests) == 1
     for item in items[1:]:
         worker.take([item])
     await worker.wait_idle()

@@ -100,24 +100,62 @@ def test_normalize_phone_unknown_region_is_a_plain_value_error() -> None:
     assert not isinstance(caught.value, InvalidPhoneNumber)
 
 
-def test_normalize_phone_is_cached() -> None:
-    normalize_phone("04121234567", "VE")
-    assert normalize_phone.cache_info().maxsize == 65536
-    hits = normalize_phone.cache_info().hits
-    normalize_phone("04121234567", "VE")
-    assert normalize_phone.cache_info().hits == hits + 1
+def test_normalize_phone_answers_each_text_and_region_on_its_own() -> None:
+    # Answers are cached: the same digits in another region, asked before or after, keep
+    # their own answer, and a number invalid in a region still raises there.
+    answers = {
+        ("3001234567", "CO"): "573001234567",
+        ("3001234567", "MX"): "523001234567",
+        ("2123456789", "VE"): "582123456789",
+        ("2123456789", "US"): "12123456789",
+        ("2123456789", "us"): "12123456789",
+    }
+    for (raw, region), expected in [*answers.items(), *reversed(answers.items())]:
+        assert normalize_phone(raw, region) == expected
+        with pytest.raises(InvalidPhoneNumber):
+            normalize_phone(raw, "PE")
+
+
+# International digits, their region and how people there write them nationally.
+NUMBERS = [
+    ("584121234567", "VE", "04121234567"),
+    ("582121234567", "VE", "02121234567"),
+    ("573001234567", "CO", "3001234567"),
+    ("525512345678", "MX", "5512345678"),
+    ("51987654321", "PE", "987654321"),
+]
+
+
+@st.composite
+def written_numbers(draw: st.DrawFn) -> tuple[str, str, str]:
+    """A valid number as someone might type it: (typed text, region, international digits)."""
+    digits, region, national = draw(st.sampled_from(NUMBERS))
+    typed = draw(st.sampled_from([national, "+" + digits, "00" + digits, digits]))
+    gaps = st.sampled_from(["", "", " ", "-", ".", "(", ")", "/"])
+    between = draw(st.lists(gaps, min_size=len(typed) - 1, max_size=len(typed) - 1))
+    raw = typed[0] + "".join(gap + char for gap, char in zip(between, typed[1:], strict=True))
+    edges = st.sampled_from(["", " ", "\n", "\u00a0"])
+    region = draw(st.sampled_from([region, region.lower()]))
+    return draw(edges) + raw + draw(edges), region, digits
+
+
+@given(written_numbers())
+def test_normalize_phone_ignores_how_a_valid_number_is_written(
+    case: tuple[str, str, str],
+) -> None:
+    raw, region, digits = case
+    assert normalize_phone(raw, region) == digits
 
 
 @given(st.text(st.sampled_from("0123456789+-() .x"), max_size=25))
-def test_normalize_phone_returns_valid_international_digits_or_raises(raw: str) -> None:
+def test_normalize_phone_fails_only_with_invalid_phone_number(raw: str) -> None:
+    # Random text is almost never a valid number: what this proves is that nothing else is
+    # raised; valid numbers are the previous test's.
     try:
         result = normalize_phone(raw, "VE")
     except InvalidPhoneNumber:
         return
-    assert result.isdigit()
     assert phonenumbers.is_valid_number(phonenumbers.parse("+" + result))
-    # With the "+" restored the result is stable, whatever region it is read in.
-    assert normalize_phone("+" + result, "VE") == result
 
 
 # --- inbound_phone ----------------------------------------------------------------------------

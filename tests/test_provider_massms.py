@@ -393,7 +393,7 @@ async def test_sender_id_too_long(massms: tuple[FakeMasSMS, str]) -> None:
 
 async def test_one_text_per_batch(massms: tuple[FakeMasSMS, str], client: MasSMSClient) -> None:
     fake, _ = massms
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="a MasSMS batch carries one text"):
         await client.send([OutboundSMS(1, A, "uno"), OutboundSMS(2, B, "dos")])
     assert await client.send([]) == []
     assert fake.requests == []

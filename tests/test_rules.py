@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import re
 import textwrap
 from pathlib import Path
@@ -84,7 +85,8 @@ def test_a_rule_compiles_with_normalised_keywords_and_its_lines(tmp_path: Path) 
     assert rule.keywords == ("a que hora", "horario")
     assert (rule.mode, rule.fuzzy, rule.via) == ("first", 1, "massms")
     assert ruleset.version.loaded_at == MONDAY_10AM
-    assert len(ruleset.version.sha256) == 64
+    raw = (tmp_path / "rules.yaml").read_bytes()
+    assert ruleset.version.sha256 == hashlib.sha256(raw).hexdigest()
 
 
 def test_settings_default_when_left_out(tmp_path: Path) -> None:
