@@ -167,10 +167,12 @@ def test_status_report_updates_the_message(
     assert (updated["status"], updated["error"], updated["line"]) == (status, error, line)
 
 
-def test_status_for_unknown_id_is_acknowledged(app: RunningApp) -> None:
+def test_status_for_unknown_id_is_acknowledged_and_kept(app: RunningApp) -> None:
     response = httpx.get(app.webhook("/status"), params={"id": "999999", "estatus": "1"})
     assert (response.status_code, response.text) == (200, "OK")
     assert rows(app, "SELECT COUNT(*) FROM rejected_webhooks") == [(0,)]
+    # It may have overtaken the send's answer: kept until that records the id (48 h at most).
+    assert rows(app, "SELECT provider_id, status FROM early_reports") == [("999999", "delivered")]
 
 
 def test_multipart_and_json_bodies(app: RunningApp, tmp_path: Path) -> None:

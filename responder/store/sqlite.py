@@ -22,6 +22,7 @@ import aiosqlite
 from responder.clock import Clock
 from responder.config import StartupError
 from responder.engine import Contact, Decision, FlowState, Reply
+from responder.store import reports
 from responder.store.models import (
     Conversation,
     InboundJob,
@@ -418,7 +419,8 @@ class SQLiteStore:
         return result
 
     async def apply_status(self, update: StatusUpdate) -> bool:
-        """Records a delivery report; False when no message has that provider id."""
+        """Records a delivery report; False when no message has that provider id yet (the
+        report is then kept, and applied when a send's outcome records the id)."""
         found: bool = await self._submit("status", update)
         return found
 
@@ -671,34 +673,8 @@ class SQLiteStore:
         )
 
     def _apply_statuses(self, db: sqlite3.Connection, jobs: list[_Job]) -> list[bool]:
-        updates: list[StatusUpdate] = [j.payload for j in jobs]
-        ids: dict[tuple[str, str], int] = {}
-        for provider in {u.provider for u in updates}:
-            wanted = sorted({u.provider_id for u in updates if u.provider == provider})
-            for chunk in _chunks(wanted):
-                sql = (
-                    "SELECT id, provider_id FROM messages WHERE provider = ? "
-                    f"AND provider_id IN ({_marks(len(chunk))})"
-                )
-                for row in _fetchall(db, sql, (provider, *chunk)):
-                    ids[(provider, row["provider_id"])] = row["id"]
-        rows = []
-        found = []
-        for u in updates:
-            message_id = ids.get((u.provider, u.provider_id))
-            found.append(message_id is not None)
-            if message_id is None:
-                continue
-            error = (u.detail or "delivery failed") if u.status == "failed" else None
-            line = u.detail if u.status == "delivered" else None
-            rows.append((u.status, error, line, to_iso(u.at), message_id))
-        # A late 'sent' never overwrites a final state; a final report always wins.
-        db.executemany(
-            "UPDATE messages SET status = ?, error = ?, line = COALESCE(?, line), updated_at = ? "
-            "WHERE id = ?",
-            rows,
-        )
-        return found
+        # The order statuses follow, and reports kept for ids not recorded yet: reports.py.
+        return reports.apply_reports(db, [j.payload for j in jobs])
 
     # -- other writes -----------------------------------------------------------------------
 
@@ -983,6 +959,9 @@ class SQLiteStore:
             "VALUES (?, ?, ?, ?, ?)",
             attempts,
         )
+        # Delivery reports that overtook these answers apply now, in the same transaction.
+        recorded = [(u["id"], u["provider"], u["provider_id"]) for u in updates if u["provider_id"]]
+        reports.apply_early_reports(db, recorded, self.clock())
 
     async def due_polls(self, providers: Sequence[str], limit: int) -> list[PollItem]:
         """Messages in flight whose next status poll is due."""

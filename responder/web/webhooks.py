@@ -77,7 +77,8 @@ async def _status(request: Request, fields: dict[str, str]) -> Response:
     detail = fields.get("detalle", "").strip() or None
     update = StatusUpdate("massiva", fields["id"].strip(), status, detail, service.clock())
     if not await service.store.apply_status(update):
-        log.warning("massiva status for unknown id %s acknowledged", update.provider_id)
+        # It may have overtaken the send's answer: kept 48 h, applied when the id is recorded.
+        log.info("massiva status for id %s not recorded yet: kept for later", update.provider_id)
     return PlainTextResponse("OK")
 
 

@@ -78,6 +78,11 @@ class FakeMassiva(FakeProvider):
             }
         )
 
+    @property
+    def next_id(self) -> str:
+        """The id the next message accepted will get (what its delivery report will name)."""
+        return str(self._next_id)
+
     def _authenticated(self, params: dict[str, str]) -> bool:
         return params.get("usuario") == self.user and params.get("clave") == self.password
 
