@@ -21,6 +21,7 @@ from responder import engine
 from responder.clock import Clock
 from responder.config import Settings
 from responder.engine import Contact, Decision, InboundMessage
+from responder.moments import SEND_HORIZON, SIMULATE_HORIZON, within_horizon
 from responder.phone import normalize_phone
 from responder.providers import build_providers
 from responder.providers.base import Provider
@@ -167,6 +168,7 @@ class Service:
         due = None
         if send_at is not None:
             now = self.clock()
+            within_horizon(send_at, now, SEND_HORIZON)  # BadMoment before anything is queued
             if send_at <= now:
                 send_at = None
             elif self.providers[provider].schedules and send_at - now >= NATIVE_SCHEDULE_AHEAD:
@@ -184,7 +186,7 @@ class Service:
             )
         except UnknownContactError:
             contact = Contact(phone)
-        now = at or self.clock()
+        now = within_horizon(at, self.clock(), SIMULATE_HORIZON) if at is not None else self.clock()
         decision = engine.decide(self.rules.current, InboundMessage(phone, text, now), contact, now)
         return simulation_json(decision)
 
@@ -261,6 +263,10 @@ async def healthz(request: Request) -> Response:
         ok = False
     if not ok:
         return JSONResponse({"status": "database unavailable"}, status_code=503)
+    # Reading is not enough: a full disk must not look healthy while every write fails.
+    problem = await service.store.write_problem()
+    if problem is not None:
+        return JSONResponse({"status": "database cannot write", "error": problem}, status_code=503)
     # Low credit is reported, not failed: the service itself is healthy.
     low = sorted(name for name, entry in service.balances.items() if entry.get("low"))
     return JSONResponse({"status": "ok", "low_credit": low})

@@ -8,7 +8,7 @@ import json
 import logging
 import sys
 from collections.abc import Awaitable, Callable
-from datetime import datetime, tzinfo
+from datetime import datetime, timedelta, tzinfo
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -18,6 +18,7 @@ from responder import text as sms_text
 from responder.app import Service, create_app
 from responder.clock import SystemClock
 from responder.config import Settings, StartupError, load_settings
+from responder.moments import SEND_HORIZON, SIMULATE_HORIZON, BadMoment, parse_moment
 from responder.phone import InvalidPhoneNumber, normalize_phone
 from responder.providers.base import ProviderError
 from responder.rules.model import Rule, RulesSettings
@@ -152,7 +153,7 @@ def simulate(phone: str, text: tuple[str, ...], at: str | None) -> None:
     async def work(service: Service) -> dict[str, Any]:
         settings = service.rules.current.settings
         number = _phone(phone, settings.country)
-        moment = _local_time(at, settings.timezone) if at else None
+        moment = _local_time(at, settings.timezone, SIMULATE_HORIZON) if at else None
         return await service.simulate(number, " ".join(text), moment)
 
     result = _with_service(work)
@@ -166,12 +167,11 @@ def simulate(phone: str, text: tuple[str, ...], at: str | None) -> None:
         click.echo("no reply")
 
 
-def _local_time(value: str, timezone: tzinfo) -> datetime:
+def _local_time(value: str, timezone: tzinfo, horizon: timedelta) -> datetime:
     try:
-        moment = datetime.fromisoformat(value)
-    except ValueError:
-        raise click.BadParameter("use YYYY-MM-DD HH:MM", param_hint="--at") from None
-    return moment if moment.tzinfo else moment.replace(tzinfo=timezone)
+        return parse_moment(value, timezone, CLOCK(), horizon)
+    except BadMoment as err:
+        raise click.BadParameter(f"{err}; use YYYY-MM-DD HH:MM", param_hint="--at") from None
 
 
 def _phone(raw: str, country: str) -> str:
@@ -194,7 +194,7 @@ def send(phone: str, text: str, via: str | None, at: str | None) -> None:
             raise click.ClickException(f"--via {via}: that provider is not configured")
         settings = service.rules.current.settings
         number = _phone(phone, settings.country)
-        send_at = _local_time(at, settings.timezone) if at else None
+        send_at = _local_time(at, settings.timezone, SEND_HORIZON) if at else None
         try:
             messages = await service.send(number, text, via, "cli", send_at)
         except OptedOutError as err:

@@ -14,6 +14,8 @@ _ASCII_DIGITS = frozenset("0123456789")
 # E.164 allows at most 15 digits; "00" or a national trunk prefix can add two more.
 _MAX_TYPED_DIGITS = 17
 _MAX_E164_DIGITS = 15
+# The shortest sender a gateway reports: short codes have 3 digits or more.
+_MIN_SENDER_DIGITS = 3
 # National significant numbers are at most 10 digits in Latin America; 11+ carry a country code.
 _MIN_STORED_DIGITS = 11
 
@@ -41,6 +43,15 @@ def validate_region(region: str) -> str:
     return code
 
 
+def _typed_digits(raw: str) -> str | None:
+    """The digits of a number as typed: one leading `+`, then only digits, whitespace and
+    common separators; None when anything else is there (letters: vanity numbers, "ext")."""
+    text = raw.strip().removeprefix("+")
+    if not all(char in _ASCII_DIGITS or char in _SEPARATORS or char.isspace() for char in text):
+        return None
+    return "".join(char for char in text if char in _ASCII_DIGITS)
+
+
 def _international_digits(number: phonenumbers.PhoneNumber) -> str | None:
     if not phonenumbers.is_valid_number(number):
         return None
@@ -65,14 +76,8 @@ def normalize_phone(raw: str, region: str) -> str:
     Raises InvalidPhoneNumber unless it is a valid number, national to ``region`` or international.
     """
     region = validate_region(region)
-    text = raw.strip()
-    has_plus = text.startswith("+")
-    if has_plus:
-        text = text[1:]
-    # Only digits and common separators: letters (vanity numbers, "ext") are rejected.
-    if not all(char in _ASCII_DIGITS or char in _SEPARATORS or char.isspace() for char in text):
-        raise InvalidPhoneNumber(raw, region)
-    digits = "".join(char for char in text if char in _ASCII_DIGITS)
+    has_plus = raw.strip().startswith("+")
+    digits = _typed_digits(raw)
     if not digits or len(digits) > _MAX_TYPED_DIGITS:
         raise InvalidPhoneNumber(raw, region)
 
@@ -95,13 +100,14 @@ def normalize_phone(raw: str, region: str) -> str:
 def inbound_phone(raw: str, region: str) -> str:
     """Return the sender reported by a gateway, normalized if valid, else its bare digits.
 
-    Short codes and odd numbers are still the sender; raises InvalidPhoneNumber only when
-    there are no digits or more than 15.
+    Short codes (`2020`) and numbers the phone library does not know yet are still the
+    sender. Raises InvalidPhoneNumber when the field holds anything but a number as typed
+    (letters: `584armed` is not the number 584), or fewer than 3 or more than 15 digits.
     """
     try:
         return normalize_phone(raw, region)
     except InvalidPhoneNumber:
-        digits = "".join(char for char in raw if char in _ASCII_DIGITS)
-        if not digits or len(digits) > _MAX_E164_DIGITS:
+        digits = _typed_digits(raw)
+        if digits is None or not _MIN_SENDER_DIGITS <= len(digits) <= _MAX_E164_DIGITS:
             raise
         return digits

@@ -177,7 +177,10 @@ def test_inbound_phone(raw: str, expected: str) -> None:
     assert inbound_phone(raw, "VE") == expected
 
 
-@pytest.mark.parametrize("raw", ["", "  ", "+", "MOVISTAR", "1" * 16])
+@pytest.mark.parametrize(
+    "raw",
+    ["", "  ", "+", "MOVISTAR", "1" * 16, "584armed", "58412abc4567", "12", "58+412", "2020#"],
+)
 def test_inbound_phone_rejects(raw: str) -> None:
     with pytest.raises(InvalidPhoneNumber, match="not a valid phone number for region VE"):
         inbound_phone(raw, "VE")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import os
@@ -22,7 +23,7 @@ import aiosqlite
 from responder.clock import Clock
 from responder.config import StartupError
 from responder.engine import Contact, Decision, FlowState, Reply
-from responder.store import reports
+from responder.store import health, reports
 from responder.store.models import (
     Conversation,
     InboundJob,
@@ -108,7 +109,7 @@ class _ContactRow:
             opted_out=bool(row["opted_out"]),
             opted_out_at=row["opted_out_at"],
             opt_out_message_id=row["opt_out_message_id"],
-            fields=json.loads(row["fields"]),
+            fields=_fields_from_json(row["fields"]),
             unread=row["unread"],
             needs_attention=bool(row["needs_attention"]),
             first_seen_at=row["first_seen_at"],
@@ -156,6 +157,13 @@ class _Job:
     kind: str  # "inbound", "status" or "outcomes"
     payload: Any
     future: asyncio.Future[Any]
+
+
+def _fields_from_json(value: str) -> dict[str, Any]:
+    """Contact fields as stored. A NaN or Infinity an older version let in reads as null:
+    no JSON answer or export could carry it."""
+    fields: dict[str, Any] = json.loads(value, parse_constant=lambda _: None)
+    return fields
 
 
 def _flow_to_json(flow: FlowState | None) -> str | None:
@@ -276,6 +284,7 @@ class SQLiteStore:
         self._checkpoint_task: asyncio.Task[None] | None = None
         self.recent = RecentActivity(timedelta(hours=1))
         self._write_lock = asyncio.Lock()
+        self.health = health.WriteHealth()  # how the last write went, for /healthz
         self._queue: asyncio.Queue[_Job] = asyncio.Queue()
         self._writer_task: asyncio.Task[None] | None = None
         # Called after a commit that queued outbound messages; the outbox worker wakes on it.
@@ -405,11 +414,41 @@ class SQLiteStore:
             return result
 
         async with self._write_lock:
-            return run()
+            try:
+                result = run()
+            except sqlite3.Error as err:
+                if not health.unavailable(err):
+                    raise
+                self.health.failed(err)
+                raise StoreUnavailable(f"the database cannot write: {err}") from err
+            self.health.succeeded()
+            return result
 
     async def ping(self) -> bool:
         row = await (await self.reader.execute("SELECT 1")).fetchone()
         return row is not None and row[0] == 1
+
+    async def write_problem(self) -> str | None:
+        """Why the database cannot take writes now, or None: too little room left for it, or
+        a last write that failed with nothing written since (a small probe write retries)."""
+        try:
+            async with self._write_lock:
+                left, where = health.room(self.db, self.path)
+        except (sqlite3.Error, OSError) as err:
+            return f"the database's room cannot be read: {err}"
+        if left < health.MIN_ROOM:
+            return f"the database is full: {left // 1024} KiB left {where}"
+        if self.health.probe_due(self.clock.monotonic()):
+
+            def probe(db: sqlite3.Connection) -> None:
+                db.execute(
+                    "INSERT OR REPLACE INTO meta (key, value) VALUES ('write_probe', ?)",
+                    (to_iso(self.clock()),),
+                )
+
+            with contextlib.suppress(StoreUnavailable):
+                await self._transaction(probe)
+        return self.health.failure
 
     # -- grouped writes: inbound messages and delivery reports ------------------------------
 
@@ -455,9 +494,12 @@ class SQLiteStore:
             self._forget([job])
             log.error("a %s write failed: %s", job.kind, err)
             if not job.future.done():
-                unavailable = StoreUnavailable(f"{type(err).__name__}: {err}")
-                unavailable.__cause__ = err  # what failed, for callers and tracebacks
-                job.future.set_exception(unavailable)
+                if isinstance(err, StoreUnavailable):  # already says why, with its cause
+                    job.future.set_exception(err)
+                else:
+                    unavailable = StoreUnavailable(f"{type(err).__name__}: {err}")
+                    unavailable.__cause__ = err  # what failed, for callers and tracebacks
+                    job.future.set_exception(unavailable)
             return
         self._resolve([job], results)
 
@@ -1058,7 +1100,7 @@ class SQLiteStore:
             unread=row["unread"],
             needs_attention=bool(row["needs_attention"]),
             flagged=bool(row["flagged"]),
-            fields=json.loads(row["fields"]),
+            fields=_fields_from_json(row["fields"]),
         )
 
     async def messages(self, phone: str) -> list[Message]:

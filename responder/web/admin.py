@@ -25,7 +25,12 @@ from starlette.staticfiles import StaticFiles
 from responder import engine
 from responder import text as sms_text
 from responder.phone import InvalidPhoneNumber, inbound_phone, normalize_phone
-from responder.store.models import Conversation, OptedOutError, UnknownContactError
+from responder.store.models import (
+    Conversation,
+    OptedOutError,
+    StoreUnavailable,
+    UnknownContactError,
+)
 from responder.web import charts, views
 from responder.web.api import FIELD_NAME_RE
 from responder.web.balances import BalanceCache
@@ -64,6 +69,10 @@ NOTICES = {
 }
 EXPIRED_FORM = (
     "Formulario rechazado: la página caducó. Vuelva atrás, recárguela e intente de nuevo."
+)
+STORE_UNAVAILABLE = (
+    "No se pudo guardar: la base de datos no admite escrituras ahora (¿disco lleno?). "
+    "No se guardó ni se envió nada; intente de nuevo en unos minutos."
 )
 OPTED_OUT_ERROR = (
     "Este número se dio de baja: no se le puede escribir hasta que envíe ALTA por SMS."
@@ -218,6 +227,9 @@ async def _answer(
     except UnknownContactError as err:
         message = f"No hay ninguna conversación con {views.show_phone(str(err.args[0]))}."
         response = _render(request, session, "refused.html", 404, message=message)
+    except StoreUnavailable:
+        response = _render(request, session, "refused.html", 503, message=STORE_UNAVAILABLE)
+        response.headers["Retry-After"] = "60"
     _finish(request, response, session)
     return response
 
@@ -435,6 +447,8 @@ async def reply(request: Request, session: Session, form: dict[str, str]) -> Res
             await service.send(phone, text, via, "agent")
         except OptedOutError:
             error, status = OPTED_OUT_ERROR, 409
+        except StoreUnavailable:  # the draft stays in the box, to send again later
+            error, status = STORE_UNAVAILABLE, 503
         except InvalidPhoneNumber:
             error = "Ese número no puede recibir SMS (no es un número de teléfono válido)."
         else:

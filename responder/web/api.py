@@ -12,8 +12,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from responder.moments import SEND_HORIZON, BadMoment, parse_moment
 from responder.phone import InvalidPhoneNumber, inbound_phone, normalize_phone
-from responder.store.models import OptedOutError, UnknownContactError
+from responder.store.models import OptedOutError, StoreUnavailable, UnknownContactError
 from responder.web.forms import BadBody, BodyTooLarge, json_object, read_body
 
 if TYPE_CHECKING:
@@ -22,6 +23,10 @@ if TYPE_CHECKING:
 
 MAX_ROWID = 2**63 - 1  # SQLite integers: anything larger cannot name a row
 MAX_TEXT = 1600  # ten SMS: a longer message is almost surely a mistake
+STORE_UNAVAILABLE = (
+    "the database cannot store anything right now (disk full or not writable): "
+    "nothing was stored or sent; try again later"
+)
 
 
 class ApiError(Exception):
@@ -38,6 +43,8 @@ def _service(request: Request) -> Service:
 
 def _error(status: int, message: str) -> JSONResponse:
     headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+    if status == 503:
+        headers = {"Retry-After": "60"}
     return JSONResponse({"error": message}, status_code=status, headers=headers)
 
 
@@ -96,6 +103,10 @@ def _endpoint(handler: Handler) -> Handler:
             return _error(404, f"no conversation with {err.args[0]}")
         except OptedOutError as err:
             return _error(409, str(err))
+        except BadMoment as err:
+            return _error(400, f"'send_at': {err}")
+        except StoreUnavailable:
+            return _error(503, STORE_UNAVAILABLE)
 
     return endpoint
 
@@ -146,18 +157,17 @@ async def send_message(request: Request) -> Response:
 
 
 def _moment(value: Any, service: Service) -> datetime | None:
-    """`send_at`: ISO 8601; without a UTC offset it is the business's local time."""
+    """`send_at`: ISO 8601 within a year of now; without a UTC offset it is the business's
+    local time."""
     if value is None:
         return None
     if not isinstance(value, str):
         raise ApiError(400, "'send_at' must be an ISO 8601 date and time")
     try:
-        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        raise ApiError(400, "'send_at' must be an ISO 8601 date and time") from None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=service.rules.current.settings.timezone)
-    return moment
+        timezone = service.rules.current.settings.timezone
+        return parse_moment(value, timezone, service.clock(), SEND_HORIZON)
+    except BadMoment as err:
+        raise ApiError(400, f"'send_at': {err}") from None
 
 
 async def message_detail(request: Request) -> Response:

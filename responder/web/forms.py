@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import re
 from typing import Any
 from urllib.parse import unquote_to_bytes
@@ -41,10 +42,33 @@ def valid_text(text: str) -> str:
     return _SURROGATES.sub("\ufffd", text)
 
 
+class _NotANumber(ValueError):
+    """NaN, Infinity, or a number too large for a float: Python reads them, JSON has none."""
+
+
+def _refuse_constant(name: str) -> Any:
+    raise _NotANumber(name)
+
+
+def _finite(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):  # 1e999
+        raise _NotANumber(text)
+    return value
+
+
 def json_object(body: bytes) -> dict[str, Any]:
-    """A JSON object with every string made valid (see valid_text); BadBody otherwise."""
+    """A JSON object with every string made valid (see valid_text); BadBody otherwise, also
+    for NaN and Infinity, which JSON does not have and which no answer could carry back."""
     try:
-        data = json.loads(body or b"{}", object_hook=_clean_object)
+        data = json.loads(
+            body or b"{}",
+            object_hook=_clean_object,
+            parse_constant=_refuse_constant,
+            parse_float=_finite,
+        )
+    except _NotANumber as err:
+        raise BadBody(f"{err}: NaN, Infinity and numbers that large are refused") from None
     except (ValueError, RecursionError):
         raise BadBody("the body is not valid JSON") from None
     if not isinstance(data, dict):

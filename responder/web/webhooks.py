@@ -22,6 +22,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("responder.webhooks")
 
 ESTATUS = {"1": "delivered", "2": "failed"}
+EFFECTIVE_METHODS = ("GET", "POST")  # Massiva calls with either
 NOT_FOUND = PlainTextResponse("Not Found", status_code=404)
 
 
@@ -88,29 +89,35 @@ def _handler(kind: str | None) -> Callable[[Request], Awaitable[Response]]:
         given = request.path_params["token"].encode("utf-8", "surrogateescape")
         if not hmac.compare_digest(given, service.webhook_token.encode()):
             return NOT_FOUND
+        if request.method not in EFFECTIVE_METHODS:
+            # Starlette answers HEAD on GET routes; a HEAD must not store or send anything.
+            return PlainTextResponse(
+                "use GET or POST", status_code=405, headers={"Allow": ", ".join(EFFECTIVE_METHODS)}
+            )
         try:
             body = await read_body(request)
         except BodyTooLarge:
             return PlainTextResponse("request body too large (64 KiB at most)", status_code=413)
         try:
-            fields = await read_fields(request, body)
-            chosen = kind
-            if chosen is None:  # one URL for both: tell them apart by their fields
-                chosen = "status" if "estatus" in fields and "msg" not in fields else "inbound"
-            if chosen == "status":
-                return await _status(request, fields)
-            return await _inbound(request, fields)
-        except (Rejection, BadBody) as err:
-            return await _reject(request, body, str(err))
+            try:
+                fields = await read_fields(request, body)
+                chosen = kind
+                if chosen is None:  # one URL for both: tell them apart by their fields
+                    chosen = "status" if "estatus" in fields and "msg" not in fields else "inbound"
+                if chosen == "status":
+                    return await _status(request, fields)
+                return await _inbound(request, fields)
+            except (Rejection, BadBody) as err:
+                return await _reject(request, body, str(err))
         except StoreUnavailable:
-            # Not stored, so not acknowledged: the provider retries later.
+            # Not stored (not even as rejected), so not acknowledged: the provider retries later.
             return PlainTextResponse("temporarily unable to store; retry", status_code=503)
 
     return endpoint
 
 
 routes = [
-    Route("/webhooks/massiva/{token}/inbound", _handler("inbound"), methods=["GET", "POST"]),
-    Route("/webhooks/massiva/{token}/status", _handler("status"), methods=["GET", "POST"]),
-    Route("/webhooks/massiva/{token}", _handler(None), methods=["GET", "POST"]),
+    Route("/webhooks/massiva/{token}/inbound", _handler("inbound"), methods=EFFECTIVE_METHODS),
+    Route("/webhooks/massiva/{token}/status", _handler("status"), methods=EFFECTIVE_METHODS),
+    Route("/webhooks/massiva/{token}", _handler(None), methods=EFFECTIVE_METHODS),
 ]
