@@ -30,6 +30,7 @@ from responder.store.models import (
     InboundJob,
     InboundResult,
     Message,
+    StoreUnavailable,
     UnknownContactError,
     to_iso,
 )
@@ -119,7 +120,10 @@ class Service:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         if self.store.is_open:
-            await self.worker.stop()
+            try:
+                await self.worker.stop()
+            except StoreUnavailable as err:  # their leases run out; the next start takes them
+                log.error("could not hand back the messages in flight: %s", err)
         for provider in self.providers.values():
             await provider.aclose()
         await self.store.close()

@@ -17,6 +17,7 @@ from click.testing import CliRunner
 from responder.cli import main
 from responder.moments import BadMoment
 from responder.web.admin import STORE_UNAVAILABLE
+from responder.web.sessions import TOUCH_EVERY
 from tests.conftest import ADMIN_TOKEN, MONDAY_10AM, WEBHOOK_TOKEN, Clock, RunningApp
 
 PHONE = "584121234567"
@@ -242,9 +243,20 @@ def test_a_database_that_cannot_write_is_503_everywhere(app: RunningApp, clock: 
 
 
 def test_a_read_only_database_is_503_until_a_write_succeeds(app: RunningApp, clock: Clock) -> None:
+    staff = sign_in(app)
     # Real SQLite refusing every write (SQLITE_READONLY), as on a file system remounted
     # read-only: room is not the problem, so only the failed writes tell.
     on_writer(app, "PRAGMA query_only = 1")
+    clock.advance(TOUCH_EVERY.total_seconds())  # the session's last use is due to be written
+    page = staff.get(f"/admin/conversations/{PHONE}")
+    assert page.status_code == 200  # reading still works
+    csrf = re.search(r'name="csrf" value="([^"]+)"', page.text)
+    assert csrf is not None
+    reply = staff.post(
+        f"/admin/conversations/{PHONE}/reply", data={"csrf": csrf.group(1), "text": "¿sigue?"}
+    )
+    assert reply.status_code == 503
+    assert STORE_UNAVAILABLE in reply.text and "¿sigue?" in reply.text
     with app.api() as api:
         sent = api.post(f"/api/conversations/{PHONE}/messages", json={"text": "hola"})
     assert sent.status_code == 503
@@ -261,6 +273,7 @@ def test_a_read_only_database_is_503_until_a_write_succeeds(app: RunningApp, clo
     assert httpx.get(f"{app.url}/healthz").status_code == 200
     assert rows(app, "SELECT COUNT(*) FROM messages") == [(2,)]
     assert rows(app, "SELECT COUNT(*) FROM rejected_webhooks") == [(0,)]
+    staff.close()
 
 
 # -- HEAD on a webhook ----------------------------------------------------------------------

@@ -7,6 +7,7 @@ through the same service methods as the JSON API.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import re
 from collections.abc import Awaitable, Callable
@@ -404,8 +405,10 @@ async def _conversation(request: Request, phone: str) -> dict[str, Any]:
     service = _service(request)
     conversation = await service.store.conversation(phone)
     if conversation.unread:
-        await service.store.mark_read(phone)
-        conversation = replace(conversation, unread=0)
+        # A database that cannot write must not keep staff from reading: it stays unread.
+        with contextlib.suppress(StoreUnavailable):
+            await service.store.mark_read(phone)
+            conversation = replace(conversation, unread=0)
     return {
         "section": "inbox",
         "c": conversation,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import hmac
 import re
@@ -12,7 +13,7 @@ from datetime import timedelta
 from typing import TYPE_CHECKING
 
 from responder.clock import Clock
-from responder.store.models import SessionRecord
+from responder.store.models import SessionRecord, StoreUnavailable
 
 if TYPE_CHECKING:
     from responder.store.sqlite import SQLiteStore
@@ -103,7 +104,9 @@ class Sessions:
             return self._anonymous(cookie_id, new=False)
         now = self.clock()
         if now - record.last_seen_at >= TOUCH_EVERY:
-            await self.store.touch_session(record.key, now)
+            # A database that cannot write must not keep staff from reading: the mark waits.
+            with contextlib.suppress(StoreUnavailable):
+                await self.store.touch_session(record.key, now)
         return Session(record.csrf, record.user, record.key)
 
     async def sign_in(self, session: Session, user: str) -> None:
