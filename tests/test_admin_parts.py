@@ -104,7 +104,8 @@ NOW = datetime(2026, 11, 23, 14, 0, tzinfo=UTC)  # 10:00 in Caracas
     ],
 )
 def test_local_time(stored: str, shown: str) -> None:
-    assert views.local_time(stored, CARACAS, NOW) == shown
+    moment = datetime.fromisoformat(stored) if stored else None
+    assert views.local_time(moment, CARACAS, NOW) == shown
 
 
 @pytest.mark.parametrize(

@@ -21,7 +21,7 @@ from responder.store.models import OutboxItem
 from responder.store.sqlite import SQLiteStore
 from responder.workers.outbox import OutboxWorker, batches
 from responder.workers.poller import StatusPoller
-from tests.conftest import Clock, RunningApp, massms_env
+from tests.conftest import MONDAY_10AM, Clock, RunningApp, massms_env
 from tests.fakes.massiva import FakeMassiva
 from tests.fakes.massms import FakeMasSMS
 
@@ -270,7 +270,8 @@ def test_batches_never_exceed_the_provider_limit() -> None:
             return 0
 
     items = [
-        OutboxItem(i, f"58412000000{i}", "a" if i < 5 else "b", "tiny", 1, "") for i in range(8)
+        OutboxItem(i, f"58412000000{i}", "a" if i < 5 else "b", "tiny", 1, MONDAY_10AM)
+        for i in range(8)
     ]
     groups = list(batches(items, Tiny()))
     assert [[i.id for i in g] for g in groups] == [[0, 1, 2], [3, 4], [5, 6, 7]]

@@ -5,20 +5,33 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Literal
 
 from responder.engine import Contact, Decision, InboundMessage
 
-OUTBOUND_STATUSES = ("queued", "sending", "sent", "delivered", "failed", "scheduled")
+Direction = Literal["in", "out"]
+MessageStatus = Literal["received", "queued", "sending", "sent", "delivered", "failed", "scheduled"]
+Origin = Literal["auto", "agent", "cli"] | str  # inbound: the provider's name
+Mode = Literal["bot", "human"]
+OUTBOUND_STATUSES: tuple[MessageStatus, ...] = (
+    "queued",
+    "sending",
+    "sent",
+    "delivered",
+    "failed",
+    "scheduled",
+)
 
 
 def to_iso(moment: datetime) -> str:
-    """UTC ISO 8601 with a fixed width, so stored timestamps sort as text."""
+    """UTC ISO 8601 with a fixed width: how the API and exports write every moment."""
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
-def from_iso(value: str) -> datetime:
-    return datetime.fromisoformat(value)  # 3.11 reads the trailing Z as UTC
+def _json_ready(record: Any) -> dict[str, Any]:
+    """A record as JSON-ready values: moments in ISO 8601 UTC, the rest as they are."""
+    data = asdict(record)
+    return {k: to_iso(v) if isinstance(v, datetime) else v for k, v in data.items()}
 
 
 class OptedOutError(Exception):
@@ -37,40 +50,40 @@ class UnknownContactError(LookupError):
 class Message:
     id: int
     phone: str
-    direction: str
+    direction: Direction
     text: str
-    status: str
-    origin: str
+    status: MessageStatus
+    origin: Origin
     rule: str | None
     provider: str | None
     provider_id: str | None
     line: str | None
     error: str | None
     attempts: int
-    created_at: str
-    updated_at: str
-    send_at: str | None
+    created_at: datetime
+    updated_at: datetime
+    send_at: datetime | None
     failover_from: str | None
 
     def as_json(self) -> dict[str, Any]:
-        return asdict(self)
+        return _json_ready(self)
 
 
 @dataclass(frozen=True)
 class Conversation:
     phone: str
-    last_message_at: str
+    last_message_at: datetime
     last_text: str
-    mode: str
+    mode: Mode
     opted_out: bool
-    opted_out_at: str | None
+    opted_out_at: datetime | None
     unread: int
     needs_attention: bool
     flagged: bool
     fields: dict[str, Any]
 
     def as_json(self) -> dict[str, Any]:
-        return asdict(self)
+        return _json_ready(self)
 
 
 @dataclass(frozen=True)
@@ -110,9 +123,9 @@ class OutboxItem:
     text: str
     provider: str
     attempts: int
-    created_at: str
-    origin: str = "auto"
-    send_at: str | None = None
+    created_at: datetime
+    origin: Origin = "auto"
+    send_at: datetime | None = None
     failover_from: str | None = None
 
 
@@ -136,9 +149,9 @@ class PollItem:
     id: int
     provider: str
     provider_id: str
-    created_at: str
+    created_at: datetime
     polls: int
-    send_at: str | None = None
+    send_at: datetime | None = None
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,8 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
 from typing import TypeVar
 
-from responder.store.models import StatusUpdate, from_iso, to_iso
+from responder.store.models import StatusUpdate
+from responder.store.sqltime import moment, stored
 
 # Long enough for any send's answer to come back (retries included); then a report whose id
 # never appeared is dropped.
@@ -56,7 +57,7 @@ def apply_reports(db: sqlite3.Connection, updates: Sequence[StatusUpdate]) -> li
         db.executemany(
             "INSERT INTO early_reports (provider, provider_id, status, detail, received_at) "
             "VALUES (?, ?, ?, ?, ?)",
-            [(u.provider, u.provider_id, u.status, u.detail, to_iso(u.at)) for u in early],
+            [(u.provider, u.provider_id, u.status, u.detail, stored(u.at)) for u in early],
         )
     return [(u.provider, u.provider_id) in found for u in updates]
 
@@ -80,7 +81,7 @@ def apply_early_reports(
                 (provider, *chunk),
             ).fetchall()
             for report_id, pid, status, detail, received_at in rows:
-                update = StatusUpdate(provider, pid, status, detail, from_iso(received_at))
+                update = StatusUpdate(provider, pid, status, detail, moment(received_at))
                 reports.append((report_id, message_ids[(provider, pid)], update))
     if not reports:
         return
@@ -107,11 +108,11 @@ def _change(
     for message_id, u in reports:
         current = statuses[message_id]
         status = reported_status(current, u.status)
-        at = to_iso(max(u.at, now) if now is not None else u.at)
+        at = stored(max(u.at, now) if now is not None else u.at)
         if status is None:
             if u.status != current:  # a repeated `delivered` is the same news again
                 why = f"{u.status} reported after {current}: {u.detail or 'no detail'}"
-                history.append((message_id, to_iso(u.at), u.provider, IGNORED, why))
+                history.append((message_id, stored(u.at), u.provider, IGNORED, why))
             continue
         statuses[message_id] = status
         error = (u.detail or "delivery failed") if status == "failed" else None
@@ -131,7 +132,7 @@ def _change(
 
 def _purge(db: sqlite3.Connection, now: datetime) -> None:
     db.execute(
-        "DELETE FROM early_reports WHERE received_at < ?", (to_iso(now - EARLY_REPORTS_KEPT),)
+        "DELETE FROM early_reports WHERE received_at < ?", (stored(now - EARLY_REPORTS_KEPT),)
     )
 
 

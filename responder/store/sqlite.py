@@ -38,10 +38,9 @@ from responder.store.models import (
     StatusUpdate,
     StoreUnavailable,
     UnknownContactError,
-    from_iso,
-    to_iso,
 )
 from responder.store.recent import RecentActivity
+from responder.store.sqltime import maybe_moment, moment, stored
 
 log = logging.getLogger("responder.store")
 
@@ -128,7 +127,7 @@ class _ContactRow:
             self.opted_out,
             dict(self.fields),
             self.is_new,
-            from_iso(self.last_activity_at) if self.last_activity_at else None,
+            moment(self.last_activity_at) if self.last_activity_at else None,
             tuple(self.recent_replies),
             self.flow,
         )
@@ -170,7 +169,7 @@ def _flow_to_json(flow: FlowState | None) -> str | None:
     if flow is None:
         return None
     return json.dumps(
-        {"name": flow.name, "step": flow.step, "retries": flow.retries, "since": to_iso(flow.since)}
+        {"name": flow.name, "step": flow.step, "retries": flow.retries, "since": stored(flow.since)}
     )
 
 
@@ -178,11 +177,21 @@ def _flow_from_json(value: str | None) -> FlowState | None:
     if not value:
         return None
     data = json.loads(value)
-    return FlowState(data["name"], data["step"], data["retries"], from_iso(data["since"]))
+    return FlowState(data["name"], data["step"], data["retries"], moment(data["since"]))
 
 
 def _message(row: sqlite3.Row) -> Message:
-    return Message(*(row[k] for k in MESSAGE_COLUMNS.split(", ")))
+    values = dict(zip(MESSAGE_COLUMNS.split(", "), row))
+    for key in ("created_at", "updated_at", "send_at"):
+        values[key] = maybe_moment(values[key])
+    return Message(**values)
+
+
+def _outbox_item(row: sqlite3.Row) -> OutboxItem:
+    """From `id, phone, text, provider, attempts, created_at, origin, send_at, failover_from`."""
+    return OutboxItem(
+        row[0], row[1], row[2], row[3], row[4], moment(row[5]), row[6], maybe_moment(row[7]), row[8]
+    )
 
 
 def _attempt(outcome: SendOutcome) -> tuple[str, str]:
@@ -443,7 +452,7 @@ class SQLiteStore:
             def probe(db: sqlite3.Connection) -> None:
                 db.execute(
                     "INSERT OR REPLACE INTO meta (key, value) VALUES ('write_probe', ?)",
-                    (to_iso(self.clock()),),
+                    (stored(self.clock()),),
                 )
 
             with contextlib.suppress(StoreUnavailable):
@@ -564,7 +573,7 @@ class SQLiteStore:
         )
         if not missing:
             return
-        since = to_iso(min(j.payload.message.received_at for j in jobs) - self.recent.horizon)
+        since = stored(min(j.payload.message.received_at for j in jobs) - self.recent.horizon)
         for phone in missing:
             # Newest first along (phone, id), stopping at the horizon: bounded work per number.
             rows = _fetchall(
@@ -577,7 +586,7 @@ class SQLiteStore:
             for row in reversed(rows):
                 if row["created_at"] < since:
                     continue
-                at = from_iso(row["created_at"])
+                at = moment(row["created_at"])
                 if row["direction"] == "in":
                     activity.inbound.append((at, row["line"] or "", row["text"], row["id"]))
                 elif row["origin"] == "auto" and row["rule"] not in ("opt_out", "opt_in"):
@@ -596,7 +605,7 @@ class SQLiteStore:
         results: list[InboundResult] = []
         for job in jobs:
             msg = job.payload.message
-            received = to_iso(msg.received_at)
+            received = stored(msg.received_at)
             line = msg.line or ""
             window = timedelta(seconds=job.payload.dedupe_window)
             earlier = self.recent.duplicate_of(msg.phone, line, msg.text, msg.received_at - window)
@@ -642,9 +651,11 @@ class SQLiteStore:
             for reply in decision.replies:
                 row = self._outbound_row(next_id, msg.phone, reply, "auto", decision.rule, received)
                 if self.hand_over is not None:
-                    lease = to_iso(msg.received_at + LEASE)
+                    lease = stored(msg.received_at + LEASE)
                     row = (*row[:4], "sending", *row[5:11], 1, *row[12:17], self.instance, lease)
-                    claimed.append(OutboxItem(next_id, msg.phone, reply.text, row[7], 1, received))
+                    claimed.append(
+                        OutboxItem(next_id, msg.phone, reply.text, row[7], 1, msg.received_at)
+                    )
                 message_rows.append(row)
                 next_id += 1
             self._update_contact(contact, decision, in_id, received, msg.text)
@@ -656,7 +667,7 @@ class SQLiteStore:
         db.executemany(INSERT_MESSAGE, message_rows)
         # Opt-out wins over what is already waiting: nothing queued before it goes out.
         stopped = [
-            (to_iso(j.payload.message.received_at), j.payload.message.phone, r.message_id)
+            (stored(j.payload.message.received_at), j.payload.message.phone, r.message_id)
             for j, r in zip(jobs, results)
             if r.decision.opted_out and not r.duplicate
         ]
@@ -749,7 +760,7 @@ class SQLiteStore:
             db.execute(
                 "INSERT INTO rejected_webhooks (received_at, method, path, query, body, "
                 "content_type, reason) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (to_iso(self.clock()), method, path, query, body, content_type, reason),
+                (stored(self.clock()), method, path, query, body, content_type, reason),
             )
 
         await self._transaction(work)
@@ -766,10 +777,10 @@ class SQLiteStore:
     ) -> list[Message]:
         """Queues messages started by a person (agent or CLI); refuses opted-out numbers. With
         `send_at` they are 'scheduled', taken by the worker at `due` (default: `send_at`)."""
-        now = to_iso(self.clock())
-        scheduled = to_iso(send_at) if send_at else None
+        now = stored(self.clock())
+        scheduled = stored(send_at) if send_at else None
         due_moment = due or send_at
-        due_at = to_iso(due_moment) if due_moment else None
+        due_at = stored(due_moment) if due_moment else None
 
         def work(db: sqlite3.Connection) -> list[Message]:
             contact = (self._load_contacts(db, [phone])).get(phone)
@@ -813,7 +824,7 @@ class SQLiteStore:
         """Applies a decision that no inbound message caused (a flow timing out): its replies
         are queued and the contact's flow state changes, in one commit. Nothing happens if
         the contact's flow is no longer `expected_flow` (an answer came in meanwhile)."""
-        now = to_iso(self.clock())
+        now = stored(self.clock())
 
         def work(db: sqlite3.Connection) -> list[int]:
             contact = (self._load_contacts(db, [phone])).get(phone)
@@ -888,7 +899,7 @@ class SQLiteStore:
     async def release_expired(self, at_most_once: bool = False) -> int:
         """Takes back the sends of instances that are gone (expired leases); never those of a
         live instance, which may be waiting for a gateway's answer right now."""
-        now = to_iso(self.clock())
+        now = stored(self.clock())
         count: int = await self._transaction(
             lambda db: self._release(db, self._expired_claims(db, now), now, at_most_once)
         )
@@ -896,7 +907,7 @@ class SQLiteStore:
 
     async def release_own(self, at_most_once: bool = False) -> int:
         """At a stop: this instance's sends still 'sending' after the grace period."""
-        now = to_iso(self.clock())
+        now = stored(self.clock())
 
         def work(db: sqlite3.Connection) -> int:
             rows = _fetchall(
@@ -914,7 +925,7 @@ class SQLiteStore:
         if not ids:
             return
         now = self.clock()
-        until = to_iso(now + LEASE)
+        until = stored(now + LEASE)
 
         def work(db: sqlite3.Connection) -> None:
             for chunk in _chunks(ids):
@@ -932,7 +943,7 @@ class SQLiteStore:
         messages; oldest first within each. Expired claims of other instances are released
         first, in the same transaction."""
         moment = self.clock()
-        now, lease = to_iso(moment), to_iso(moment + LEASE)
+        now, lease = stored(moment), stored(moment + LEASE)
 
         def work(db: sqlite3.Connection) -> list[OutboxItem]:
             self._release(db, self._expired_claims(db, now), now, at_most_once)
@@ -948,7 +959,7 @@ class SQLiteStore:
                 "failover_from",
                 (now, self.instance, lease, now, limit),
             )
-            items = [OutboxItem(*row) for row in rows]
+            items = [_outbox_item(row) for row in rows]
             return sorted(items, key=lambda item: (item.origin != "auto", item.id))
 
         claimed: list[OutboxItem] = await self._transaction(work)
@@ -961,8 +972,8 @@ class SQLiteStore:
         is due for a status poll after `first_poll_after` seconds (if its provider polls).
         Grouped with the webhooks' writes: one commit serves both."""
         moment = self.clock()
-        first_poll = to_iso(moment + timedelta(seconds=first_poll_after))
-        await self._submit("outcomes", (list(outcomes), to_iso(moment), first_poll))
+        first_poll = stored(moment + timedelta(seconds=first_poll_after))
+        await self._submit("outcomes", (list(outcomes), stored(moment), first_poll))
 
     def _apply_outcomes(self, db: sqlite3.Connection, jobs: list[_Job]) -> None:
         updates, attempts = [], []
@@ -976,7 +987,7 @@ class SQLiteStore:
                         "provider": o.provider,
                         "provider_id": o.provider_id,
                         "error": o.error,
-                        "retry_at": to_iso(o.retry_at) if o.retry_at else None,
+                        "retry_at": stored(o.retry_at) if o.retry_at else None,
                         "now": now,
                         "first_poll": first_poll,
                         "failover_from": o.failover_from,
@@ -1005,26 +1016,40 @@ class SQLiteStore:
         recorded = [(u["id"], u["provider"], u["provider_id"]) for u in updates if u["provider_id"]]
         reports.apply_early_reports(db, recorded, self.clock())
 
-    async def due_polls(self, providers: Sequence[str], limit: int) -> list[PollItem]:
-        """Messages in flight whose next status poll is due."""
+    async def claim_polls(
+        self, providers: Sequence[str], limit: int, hold: float = 60.0
+    ) -> list[PollItem]:
+        """Messages in flight whose next status poll is due, claimed: their next poll moves
+        `hold` seconds ahead first, so another instance does not ask about them too."""
         if not providers:
             return []
-        rows = await self.reader.execute_fetchall(
-            "SELECT id, provider, provider_id, created_at, polls, send_at FROM messages "
-            f"WHERE provider IN ({_marks(len(providers))}) AND next_poll_at IS NOT NULL "
-            "AND next_poll_at <= ? ORDER BY next_poll_at LIMIT ?",
-            (*providers, to_iso(self.clock()), limit),
-        )
-        return [PollItem(*row) for row in rows]
+        moment_now = self.clock()
+        now, held = stored(moment_now), stored(moment_now + timedelta(seconds=hold))
+
+        def work(db: sqlite3.Connection) -> list[PollItem]:
+            rows = _fetchall(
+                db,
+                "UPDATE messages SET next_poll_at = ? WHERE id IN (SELECT id FROM messages "
+                f"WHERE provider IN ({_marks(len(providers))}) AND next_poll_at IS NOT NULL "
+                "AND next_poll_at <= ? ORDER BY next_poll_at LIMIT ?) "
+                "RETURNING id, provider, provider_id, created_at, polls, send_at",
+                (held, *providers, now, limit),
+            )
+            return [
+                PollItem(r[0], r[1], r[2], moment(r[3]), r[4], maybe_moment(r[5])) for r in rows
+            ]
+
+        claimed: list[PollItem] = await self._transaction(work)
+        return sorted(claimed, key=lambda item: item.id)
 
     async def record_polls(self, results: Sequence[PollResult]) -> None:
         """Stores what status polls found; a final status or giving up ends the polling."""
-        now = to_iso(self.clock())
+        now = stored(self.clock())
         rows = [
             (
                 r.status,
                 r.error,
-                to_iso(r.next_poll_at) if r.next_poll_at else None,
+                stored(r.next_poll_at) if r.next_poll_at else None,
                 now,
                 r.id,
             )
@@ -1092,11 +1117,11 @@ class SQLiteStore:
     def _conversation(row: sqlite3.Row) -> Conversation:
         return Conversation(
             phone=row["phone"],
-            last_message_at=row["last_message_at"],
+            last_message_at=moment(row["last_message_at"]),
             last_text=row["last_text"],
             mode=row["mode"],
             opted_out=bool(row["opted_out"]),
-            opted_out_at=row["opted_out_at"],
+            opted_out_at=maybe_moment(row["opted_out_at"]),
             unread=row["unread"],
             needs_attention=bool(row["needs_attention"]),
             flagged=bool(row["flagged"]),
@@ -1200,7 +1225,7 @@ class SQLiteStore:
         rows = await self.reader.execute_fetchall(
             "SELECT substr(created_at, 1, 13) AS hour, direction, COUNT(*) FROM messages "
             "WHERE created_at >= ? GROUP BY hour, direction ORDER BY hour, direction",
-            (to_iso(since),),
+            (stored(since),),
         )
         return [(row[0], row[1], int(row[2])) for row in rows]
 
@@ -1209,7 +1234,7 @@ class SQLiteStore:
         rows = await self.reader.execute_fetchall(
             "SELECT status, COUNT(*) FROM messages WHERE direction = 'out' AND created_at >= ? "
             "GROUP BY status",
-            (to_iso(since),),
+            (stored(since),),
         )
         return {row[0]: int(row[1]) for row in rows}
 
@@ -1218,7 +1243,7 @@ class SQLiteStore:
         rows = await self.reader.execute_fetchall(
             "SELECT rule, COUNT(*) AS n FROM messages WHERE direction = 'in' "
             "AND rule IS NOT NULL AND created_at >= ? GROUP BY rule ORDER BY n DESC, rule LIMIT ?",
-            (to_iso(since), limit),
+            (stored(since), limit),
         )
         return [(row[0], int(row[1])) for row in rows]
 
@@ -1237,9 +1262,9 @@ class SQLiteStore:
                 row["user"],
                 row["csrf"],
                 row["credential"],
-                from_iso(row["created_at"]),
-                from_iso(row["last_seen_at"]),
-                from_iso(row["expires_at"]),
+                moment(row["created_at"]),
+                moment(row["last_seen_at"]),
+                moment(row["expires_at"]),
             )
         return None
 
@@ -1255,9 +1280,9 @@ class SQLiteStore:
                     record.user,
                     record.csrf,
                     record.credential,
-                    to_iso(record.created_at),
-                    to_iso(record.last_seen_at),
-                    to_iso(record.expires_at),
+                    stored(record.created_at),
+                    stored(record.last_seen_at),
+                    stored(record.expires_at),
                 ),
             )
             db.execute(
@@ -1270,7 +1295,7 @@ class SQLiteStore:
 
     async def touch_session(self, key: str, at: datetime) -> None:
         def work(db: sqlite3.Connection) -> None:
-            db.execute("UPDATE sessions SET last_seen_at = ? WHERE key = ?", (to_iso(at), key))
+            db.execute("UPDATE sessions SET last_seen_at = ? WHERE key = ?", (stored(at), key))
 
         await self._transaction(work)
 
@@ -1298,7 +1323,7 @@ class SQLiteStore:
         def work(db: sqlite3.Connection) -> int:
             return db.execute(
                 "DELETE FROM sessions WHERE expires_at <= ? OR last_seen_at <= ?",
-                (to_iso(now), to_iso(idle_since)),
+                (stored(now), stored(idle_since)),
             ).rowcount
 
         purged: int = await self._transaction(work)

@@ -99,8 +99,8 @@ class AdminState:
 
 
 @jinja2.pass_context
-def _when(context: Any, value: str) -> str:
-    """A stored UTC timestamp in the shop's time zone (`tz` and `now` come with every page)."""
+def _when(context: Any, value: datetime | None) -> str:
+    """A moment in the shop's time zone (`tz` and `now` come with every page)."""
     return views.local_time(value, context["tz"], context["now"])
 
 

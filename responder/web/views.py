@@ -12,7 +12,6 @@ import phonenumbers
 
 from responder.phone import InvalidPhoneNumber, normalize_phone
 from responder.rules.model import Rule
-from responder.store.models import from_iso
 
 STATUS_LABELS = {
     "received": "recibido",
@@ -35,11 +34,11 @@ NAME_FIELDS = ("nombre", "name")
 _PHONE_CHARS = re.compile(r"^[\d\s+().-]+$")
 
 
-def local_time(value: str, tz: ZoneInfo, now: datetime) -> str:
+def local_time(value: datetime | None, tz: ZoneInfo, now: datetime) -> str:
     """`14:05` today, `23/11 14:05` this year, `23/11/2025` before."""
-    if not value:
+    if value is None:
         return ""
-    moment = from_iso(value).astimezone(tz)
+    moment = value.astimezone(tz)
     today = now.astimezone(tz)
     if moment.date() == today.date():
         return moment.strftime("%H:%M")

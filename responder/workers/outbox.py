@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 from responder.clock import Clock
 from responder.providers.base import NoCredits, OutboundSMS, Provider, ProviderError, SendResult
 from responder.rules.model import RulesSettings
-from responder.store.models import OutboxItem, SendOutcome, from_iso
+from responder.store.models import OutboxItem, SendOutcome
 from responder.store.sqlite import SQLiteStore
 
 log = logging.getLogger("responder.outbox")
@@ -36,7 +36,7 @@ def batches(items: Sequence[OutboxItem], provider: Provider) -> Iterable[list[Ou
     if provider.per_message_texts:
         groups: Iterable[list[OutboxItem]] = [list(items)]
     else:
-        by_text: dict[tuple[str, str | None], list[OutboxItem]] = defaultdict(list)
+        by_text: dict[tuple[str, datetime | None], list[OutboxItem]] = defaultdict(list)
         for item in items:
             by_text[(item.text, item.send_at)].append(item)
         groups = by_text.values()
@@ -190,7 +190,7 @@ class OutboxWorker:
     def _expired(self, item: OutboxItem, settings: RulesSettings, now: datetime) -> bool:
         """An answer an hour late confuses customers: auto-replies have a shorter limit."""
         limit = settings.reply_max_age if item.origin == "auto" else settings.agent_reply_max_age
-        start = from_iso(item.send_at) if item.send_at else from_iso(item.created_at)
+        start = item.send_at or item.created_at
         return (now - start).total_seconds() > limit
 
     async def wait_idle(self) -> None:
@@ -272,7 +272,7 @@ class OutboxWorker:
         """The send time to hand to a provider that schedules by itself, in local time."""
         if not provider.schedules or not item.send_at:
             return None
-        send_at = from_iso(item.send_at)
+        send_at = item.send_at
         if send_at - now < NATIVE_SCHEDULE_AHEAD:
             return None
         return send_at.astimezone(settings.timezone)
@@ -296,7 +296,7 @@ class OutboxWorker:
                 log.warning("message %d fails over from %s to %s", item.id, provider, other)
                 error = f"{result.error} (failing over to {other})"
                 return SendOutcome(item.id, other, "queued", None, error, self.clock(), provider)
-        age = (self.clock() - from_iso(item.created_at)).total_seconds()
+        age = (self.clock() - item.created_at).total_seconds()
         if (
             result.retryable
             and item.attempts < settings.retry.attempts

@@ -8,7 +8,7 @@ from datetime import datetime, timedelta
 
 from responder.clock import Clock
 from responder.providers.base import Provider, ProviderError
-from responder.store.models import PollItem, PollResult, from_iso
+from responder.store.models import PollItem, PollResult
 from responder.store.sqlite import SQLiteStore
 
 log = logging.getLogger("responder.poller")
@@ -55,7 +55,7 @@ class StatusPoller:
 
     async def poll_due(self) -> int:
         """Polls every message now due; returns how many were asked about."""
-        items = await self.store.due_polls(list(self.providers), self.batch)
+        items = await self.store.claim_polls(list(self.providers), self.batch)
         if items:
             results = await asyncio.gather(*(self._poll(item) for item in items))
             await self.store.record_polls(results)
@@ -63,7 +63,7 @@ class StatusPoller:
 
     def _next(self, item: PollItem, now: datetime) -> datetime | None:
         # A message scheduled far ahead is only due then: count its age from its send time.
-        start = max(from_iso(item.created_at), from_iso(item.send_at or item.created_at))
+        start = max(item.created_at, item.send_at or item.created_at)
         if now - start > timedelta(seconds=self.give_up_after):
             log.warning("gave up polling message %d (%s)", item.id, item.provider)
             return None
