@@ -15,7 +15,7 @@ from typing import Any, TypeVar
 import click
 
 from responder import text as sms_text
-from responder.app import Service, create_app
+from responder.app import create_app
 from responder.clock import SystemClock
 from responder.config import Settings, StartupError, load_settings
 from responder.moments import SEND_HORIZON, SIMULATE_HORIZON, BadMoment, parse_moment
@@ -23,8 +23,9 @@ from responder.phone import InvalidPhoneNumber, normalize_phone
 from responder.providers.base import ProviderError
 from responder.rules.model import Rule, RulesSettings
 from responder.rules.schema import load_rules
-from responder.store.models import OptedOutError
-from responder.store.sqlite import MESSAGE_COLUMNS, SQLiteStore
+from responder.service import Service
+from responder.store import make_store
+from responder.store.models import MESSAGE_FIELDS, OptedOutError
 
 T = TypeVar("T")
 
@@ -51,7 +52,7 @@ def _with_service(work: Callable[[Service], Awaitable[T]]) -> T:
         finally:
             for provider in service.providers.values():
                 await provider.aclose()
-            await service.store.close()
+            await service.close()
 
     try:
         return asyncio.run(run())
@@ -105,7 +106,7 @@ def serve(host: str, port: int) -> None:
 async def _probe_database(settings: Settings) -> None:
     """Opens (and migrates) the database once before serving: a bad RESPONDER_DATABASE is one
     line here, not a traceback from inside the server's start-up."""
-    store = SQLiteStore(settings.database, CLOCK)
+    store = make_store(settings.database, CLOCK)
     await store.open()
     await store.close()
 
@@ -241,21 +242,19 @@ def export(fmt: str) -> None:
     """Every conversation with its messages, to stdout: CSV (a row per message, with the
     contact's mode, opt-out and fields) or JSON lines (one conversation per line)."""
 
-    async def work(service: Service) -> list[dict[str, Any]]:
-        messages: dict[str, list[dict[str, Any]]] = {}
-        for message in await service.store.all_messages():
-            messages.setdefault(message.phone, []).append(message.as_json())
-        conversations = await service.store.conversations(limit=2**62)
-        return [{**c.as_json(), "messages": messages.get(c.phone, [])} for c in conversations]
+    async def work(service: Service) -> None:
+        # One conversation at a time: memory stays flat whatever the size of the database.
+        writer = csv.writer(sys.stdout)
+        if fmt == "csv":
+            writer.writerow([*MESSAGE_FIELDS, "mode", "opted_out", "contact_fields"])
+        for conversation in await service.conversations(limit=2**62):
+            c = conversation.as_json()
+            messages = [m.as_json() for m in await service.messages(conversation.phone)]
+            if fmt == "jsonl":
+                click.echo(json.dumps({**c, "messages": messages}, ensure_ascii=False))
+                continue
+            fields = json.dumps(c["fields"], ensure_ascii=False)
+            for m in messages:
+                writer.writerow([*m.values(), c["mode"], c["opted_out"], fields])
 
-    conversations = _with_service(work)
-    if fmt == "jsonl":
-        for conversation in conversations:
-            click.echo(json.dumps(conversation, ensure_ascii=False))
-        return
-    writer = csv.writer(sys.stdout)
-    writer.writerow([*MESSAGE_COLUMNS.split(", "), "mode", "opted_out", "contact_fields"])
-    for c in conversations:
-        fields = json.dumps(c["fields"], ensure_ascii=False)
-        for m in c["messages"]:
-            writer.writerow([*m.values(), c["mode"], c["opted_out"], fields])
+    _with_service(work)

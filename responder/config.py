@@ -70,7 +70,7 @@ class MasSMSSettings:
 
 @dataclass(frozen=True)
 class Settings:
-    database: Path
+    database: str  # a SQLite file path or a postgresql:// URL
     rules: Path
     templates: Path
     webhook_token: str | None
@@ -171,7 +171,7 @@ def load_settings(environ: Mapping[str, str] | None = None, env_file: str = ".en
 
     public_url = get("RESPONDER_PUBLIC_URL")
     return Settings(
-        database=Path(get("RESPONDER_DATABASE") or "responder.db"),
+        database=get("RESPONDER_DATABASE") or "responder.db",
         rules=Path(get("RESPONDER_RULES") or "rules.yaml"),
         templates=Path(get("RESPONDER_TEMPLATES") or "templates"),
         webhook_token=_token("RESPONDER_WEBHOOK_TOKEN", get("RESPONDER_WEBHOOK_TOKEN")),

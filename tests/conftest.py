@@ -15,9 +15,10 @@ from typing import Any
 import httpx
 import pytest
 
-from responder.app import Service, create_app
+from responder.app import create_app
 from responder.config import Settings, load_settings
 from responder.providers.base import Provider
+from responder.service import Service
 from responder.store.sqlite import SQLiteStore
 from responder.workers.outbox import OutboxWorker
 from responder.workers.poller import StatusPoller

@@ -9,6 +9,7 @@ import sqlite3
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import cast
 
 import httpx
 import pytest
@@ -16,6 +17,7 @@ from click.testing import CliRunner
 
 from responder.cli import main
 from responder.moments import BadMoment
+from responder.store.sqlite import SQLiteStore
 from responder.web.admin import STORE_UNAVAILABLE
 from responder.web.sessions import TOUCH_EVERY
 from tests.conftest import ADMIN_TOKEN, MONDAY_10AM, WEBHOOK_TOKEN, Clock, RunningApp
@@ -174,7 +176,7 @@ def on_writer(app: RunningApp, sql: str) -> None:
     assert loop is not None
 
     async def run() -> None:
-        app.service.store.db.execute(sql)
+        cast(SQLiteStore, app.service.store).db.execute(sql)
 
     asyncio.run_coroutine_threadsafe(run(), loop).result(timeout=5)
 

@@ -17,7 +17,7 @@ def load(**env: str) -> Settings:
 
 def test_defaults_use_the_sandbox() -> None:
     settings = load()
-    assert settings.database == Path("responder.db")
+    assert settings.database == "responder.db"
     assert settings.rules == Path("rules.yaml")
     assert settings.templates == Path("templates")
     assert settings.provider == "sandbox"
@@ -88,7 +88,7 @@ def test_good_sender_ids(sender: str) -> None:
 def test_env_file_is_read(tmp_path: Path) -> None:
     env_file = tmp_path / ".env"
     env_file.write_text("RESPONDER_DATABASE=/tmp/x.db\n", encoding="utf-8")
-    assert load_settings({}, env_file=str(env_file)).database == Path("/tmp/x.db")
+    assert load_settings({}, env_file=str(env_file)).database == "/tmp/x.db"
 
 
 def test_every_setting_is_documented_in_the_readme() -> None:

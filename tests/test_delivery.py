@@ -4,6 +4,7 @@ low credit, attempts — against the fake providers over HTTP."""
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 import time
 from collections.abc import AsyncIterator, Callable
 from datetime import timedelta
@@ -18,7 +19,7 @@ from responder.providers.massiva import MassivaClient
 from responder.providers.massms import MasSMSClient
 from responder.rules.model import Retry, RulesSettings
 from responder.store.sqlite import SQLiteStore
-from responder.workers.outbox import OutboxWorker, RateLimiter
+from responder.workers.outbox import OutboxWorker
 from tests.conftest import Clock, RunningApp, massiva_env, massms_env
 from tests.fakes.massiva import FakeMassiva
 from tests.fakes.massms import FakeMasSMS
@@ -181,13 +182,26 @@ async def test_without_failover_no_credits_fails_at_once(
         await provider.aclose()
 
 
-async def test_rate_limiter_spreads_messages() -> None:
-    limiter = RateLimiter(20, Clock())  # a burst of one second's worth, then 20 per second
-    started = time.monotonic()
-    for _ in range(6):
-        await limiter.take(5)
-    elapsed = time.monotonic() - started
-    assert 0.4 <= elapsed < 1.5  # 30 messages: 20 at once, 10 more at 20/s
+async def test_the_send_budget_is_shared_by_every_instance(
+    store: SQLiteStore, clock: Clock
+) -> None:
+    other = SQLiteStore(store.path, clock)  # a second instance on the same database
+    await other.open()
+    try:
+        # A burst of one second's worth (20), whichever instance asks, then 20 per second.
+        takes = [await s.take_send_budget("massiva", 20, 5) for s in (store, other, store, other)]
+        assert takes == [0, 0, 0, 0]
+        assert await other.take_send_budget("massiva", 20, 5) == pytest.approx(0.25)
+        assert await store.take_send_budget("massms", 20, 5) == 0  # per provider
+        clock.advance(0.25)
+        assert await store.take_send_budget("massiva", 20, 5) == 0
+        # A batch larger than a second's worth waits for a full second, then goes.
+        assert await other.take_send_budget("massiva", 20, 50) == pytest.approx(1.0)
+        clock.advance(1.0)
+        assert await other.take_send_budget("massiva", 20, 50) == 0
+        assert await store.take_send_budget("massiva", 20, 1) == pytest.approx(1.55)
+    finally:
+        await other.close()
 
 
 async def test_replies_to_customers_go_before_staff_and_scheduled_sends(
@@ -258,13 +272,18 @@ def test_low_credit_is_reported(
     assert health.json()["low_credit"] == ["massiva"]
 
 
+def stored_balances(app: RunningApp) -> list[tuple[str]]:
+    with sqlite3.connect(app.service.settings.database) as db:
+        return db.execute("SELECT provider FROM balances").fetchall()
+
+
 def test_message_detail_lists_attempts(
     start_app: Callable[..., RunningApp], massiva: tuple[FakeMassiva, str]
 ) -> None:
     fake, url = massiva
     app = start_app(**massiva_env(url, fake))
     deadline = time.monotonic() + 5
-    while not app.service.balances and time.monotonic() < deadline:
+    while time.monotonic() < deadline and not stored_balances(app):
         time.sleep(0.01)  # let the start-up balance check pass first
     start_conversation(app)
     app.wait_for(PHONE, lambda m: m[-1]["status"] == "sent")

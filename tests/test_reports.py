@@ -7,6 +7,7 @@ import time
 from collections.abc import AsyncIterator, Callable
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -27,7 +28,13 @@ def wait_until(condition: Callable[[], bool], timeout: float = 5.0) -> None:
         time.sleep(0.01)
 
 
-def early_reports(path: Path) -> list[tuple[object, ...]]:
+def balances(app: RunningApp) -> dict[str, Any]:
+    with app.api() as api:
+        known: dict[str, Any] = api.get("/api/balances").json()["balances"]
+    return known
+
+
+def early_reports(path: str | Path) -> list[tuple[object, ...]]:
     with sqlite3.connect(path) as db:
         return db.execute(
             "SELECT provider, provider_id, status, detail FROM early_reports ORDER BY id"
@@ -64,7 +71,7 @@ def test_a_report_that_overtakes_the_send_answer_is_applied_with_it(
 ) -> None:
     fake, url = massiva
     app = start_app(**massiva_env(url, fake))
-    wait_until(lambda: "massiva" in app.service.balances)  # the start-up balance check is done
+    wait_until(lambda: "massiva" in balances(app))  # the start-up balance check is done
     fake.fail_next("hang")  # the gateway takes the send, but its answer is late
     response = httpx.get(app.webhook(), params={"msg": "horario", "phone": PHONE})
     assert response.status_code == 200

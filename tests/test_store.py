@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from responder.app import Service
 from responder.config import Settings
 from responder.engine import Contact, Decision, InboundMessage, Reply
+from responder.service import Service
 from responder.store.models import InboundJob, SendOutcome, StatusUpdate, StoreUnavailable
 from responder.store.sqlite import SQLiteStore
 from tests.conftest import ROOT, Clock

@@ -5,10 +5,12 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Callable
 from pathlib import Path
+from typing import cast
 
 import httpx
 import pytest
 
+from responder.store.sqlite import SQLiteStore
 from tests.conftest import RunningApp, massiva_env
 from tests.fakes.massiva import FakeMassiva
 
@@ -208,7 +210,7 @@ def test_provider_retries_are_stored_and_answered_once(app: RunningApp) -> None:
 
 
 def test_a_write_that_cannot_be_committed_is_not_acknowledged(app: RunningApp) -> None:
-    store = app.service.store
+    store = cast(SQLiteStore, app.service.store)
     assert app.service.loop is not None
     # A real failure inside the writer's transaction (as a full disk would cause).
     sql = (

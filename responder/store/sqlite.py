@@ -10,7 +10,7 @@ import os
 import secrets
 import socket
 import sqlite3
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import partial
@@ -731,6 +731,115 @@ class SQLiteStore:
 
     # -- other writes -----------------------------------------------------------------------
 
+    async def try_lease(self, name: str, seconds: float) -> bool:
+        """Takes (or keeps) the lease on singleton work `name` for `seconds`: True when this
+        instance holds it now. A holder that stops renewing loses it when it expires."""
+        moment_now = self.clock()
+        now, until = stored(moment_now), stored(moment_now + timedelta(seconds=seconds))
+
+        def work(db: sqlite3.Connection) -> bool:
+            row = db.execute(
+                "INSERT INTO leases (name, holder, until) VALUES (?, ?, ?) "
+                "ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, until = excluded.until "
+                "WHERE leases.holder = excluded.holder OR leases.until < ? RETURNING holder",
+                (name, self.instance, until, now),
+            ).fetchone()
+            return row is not None
+
+        held: bool = await self._transaction(work)
+        return held
+
+    async def take_send_budget(self, provider: str, rate: float, count: int) -> float:
+        """A token bucket shared by every instance: at most `rate` messages per second on
+        average, bursts of one second. Takes `count` and answers 0, or answers the seconds to
+        wait before asking again (nothing taken). A batch larger than a second's worth waits
+        for a full second's worth, then goes (the bucket runs into debt)."""
+        moment_now = self.clock()
+
+        def work(db: sqlite3.Connection) -> float:
+            row = db.execute(
+                "SELECT tokens, stamp FROM send_budgets WHERE provider = ?", (provider,)
+            ).fetchone()
+            tokens = rate
+            if row is not None:
+                elapsed = max(0.0, (moment_now - moment(row["stamp"])).total_seconds())
+                tokens = min(rate, row["tokens"] + elapsed * rate)
+            needed = min(count, rate)
+            wait = 0.0 if tokens >= needed else (needed - tokens) / rate
+            db.execute(
+                "INSERT INTO send_budgets (provider, tokens, stamp) VALUES (?, ?, ?) "
+                "ON CONFLICT (provider) DO UPDATE SET tokens = excluded.tokens, "
+                "stamp = excluded.stamp",
+                (provider, tokens - count if wait == 0.0 else tokens, stored(moment_now)),
+            )
+            return wait
+
+        wait: float = await self._transaction(work)
+        return wait
+
+    async def record_sign_in_failure(self, keys: Sequence[str]) -> None:
+        """One failed sign-in, counted under each key (the account, the client address)."""
+        moment_now = self.clock()
+
+        def work(db: sqlite3.Connection) -> None:
+            db.executemany(
+                "INSERT INTO sign_in_failures (key, at) VALUES (?, ?)",
+                [(key, stored(moment_now)) for key in keys],
+            )
+            # Nothing older than a day decides anything: keep the table small.
+            db.execute(
+                "DELETE FROM sign_in_failures WHERE at < ?",
+                (stored(moment_now - timedelta(days=1)),),
+            )
+
+        await self._transaction(work)
+
+    async def sign_in_failures(self, key: str, since: datetime) -> list[datetime]:
+        rows = await self.reader.execute_fetchall(
+            "SELECT at FROM sign_in_failures WHERE key = ? AND at > ? ORDER BY at",
+            (key, stored(since)),
+        )
+        return [moment(row[0]) for row in rows]
+
+    async def clear_sign_in_failures(self, key: str) -> None:
+        await self._transaction(
+            lambda db: db.execute("DELETE FROM sign_in_failures WHERE key = ?", (key,))
+        )
+
+    async def save_balance(self, provider: str, credits: float | None, error: str | None) -> None:
+        at = stored(self.clock())
+        await self._transaction(
+            lambda db: db.execute(
+                "INSERT INTO balances (provider, credits, error, checked_at) VALUES (?, ?, ?, ?) "
+                "ON CONFLICT (provider) DO UPDATE SET credits = excluded.credits, "
+                "error = excluded.error, checked_at = excluded.checked_at",
+                (provider, credits, error, at),
+            )
+        )
+
+    async def balances(self) -> dict[str, tuple[float | None, str | None, datetime]]:
+        rows = await self.reader.execute_fetchall(
+            "SELECT provider, credits, error, checked_at FROM balances ORDER BY provider"
+        )
+        return {row[0]: (row[1], row[2], moment(row[3])) for row in rows}
+
+    async def iter_messages(self, batch: int = 1000) -> AsyncIterator[Message]:
+        """Every message, oldest first, read in pages along the primary key: memory stays flat
+        whatever the size of the database."""
+        after = 0
+        while True:
+            rows = list(
+                await self.reader.execute_fetchall(
+                    f"SELECT {MESSAGE_COLUMNS} FROM messages WHERE id > ? ORDER BY id LIMIT ?",
+                    (after, batch),
+                )
+            )
+            for row in rows:
+                yield _message(row)
+            if len(rows) < batch:
+                return
+            after = rows[-1][0]
+
     async def meta_value(self, key: str, default: Callable[[], str]) -> str:
         """The stored value of `key`, storing `default()` first when there is none."""
 
@@ -1219,15 +1328,15 @@ class SQLiteStore:
         keys = ("all", "human", "needs_attention", "opted_out", "unread")
         return dict(zip(keys, (int(v) for v in row))) if row else dict.fromkeys(keys, 0)
 
-    async def message_counts_by_hour(self, since: datetime) -> list[tuple[str, str, int]]:
-        """Messages per UTC hour (`YYYY-MM-DDTHH`) and direction since `since`, oldest first;
-        hours, not days, so the caller can count days in the shop's own time zone."""
+    async def message_counts_by_hour(self, since: datetime) -> list[tuple[datetime, str, int]]:
+        """Messages per UTC hour and direction since `since`, oldest first; hours, not days,
+        so the caller can count days in the shop's own time zone."""
         rows = await self.reader.execute_fetchall(
             "SELECT substr(created_at, 1, 13) AS hour, direction, COUNT(*) FROM messages "
             "WHERE created_at >= ? GROUP BY hour, direction ORDER BY hour, direction",
             (stored(since),),
         )
-        return [(row[0], row[1], int(row[2])) for row in rows]
+        return [(moment(row[0] + ":00:00+00:00"), row[1], int(row[2])) for row in rows]
 
     async def outbound_status_counts(self, since: datetime) -> dict[str, int]:
         """Outbound messages created since `since`, by status."""

@@ -34,12 +34,11 @@ from responder.store.models import (
 )
 from responder.web import charts, views
 from responder.web.api import FIELD_NAME_RE
-from responder.web.balances import BalanceCache
 from responder.web.forms import BodyTooLarge, parse_urlencoded, read_body
-from responder.web.sessions import COOKIE_NAME, OWNER, LoginLimiter, Session, token_matches
+from responder.web.sessions import COOKIE_NAME, OWNER, Session, token_matches
 
 if TYPE_CHECKING:
-    from responder.app import Service
+    from responder.service import Service
 
 POLL_INTERVAL = 3.0  # seconds between two looks for new messages on an open page
 PAGE_SIZE = 50
@@ -91,11 +90,9 @@ class Refused(Exception):
 
 @dataclass
 class AdminState:
-    """Per-app admin state: templates, the sign-in limiter, balances."""
+    """Per-app admin state: the page templates."""
 
     env: jinja2.Environment
-    limiter: LoginLimiter
-    balances: BalanceCache
 
 
 @jinja2.pass_context
@@ -130,8 +127,7 @@ def _environment() -> jinja2.Environment:
 def _state(request: Request) -> AdminState:
     state: AdminState | None = getattr(request.app.state, "admin", None)
     if state is None:
-        clock = request.app.state.service.clock
-        state = AdminState(_environment(), LoginLimiter(clock), BalanceCache(clock))
+        state = AdminState(_environment())
         request.app.state.admin = state
     return state
 
@@ -308,10 +304,11 @@ async def login_form(request: Request) -> Response:
 
 
 async def login(request: Request, session: Session, form: dict[str, str]) -> Response:
-    service, limiter = _service(request), _state(request).limiter
+    service = _service(request)
+    limiter = service.sign_in_limiter
     wanted = _safe_next(form.get("next"))
-    client = _client(request)
-    wait = limiter.retry_after(client)
+    keys = [f"client:{_client(request)}"]
+    wait = await limiter.retry_after(keys)
     if wait:
         seconds = math.ceil(wait)
         response = _render(
@@ -321,11 +318,11 @@ async def login(request: Request, session: Session, form: dict[str, str]) -> Res
         response.headers["Retry-After"] = str(seconds)
         return response
     if not token_matches(form.get("token", ""), service.admin_token):
-        limiter.failed(client)
+        await limiter.failed(keys)
         return _render(
             request, session, "login.html", 401, next=wanted, error="Clave de acceso incorrecta."
         )
-    limiter.succeeded(client)
+    await limiter.succeeded(keys)
     await service.sessions.sign_in(session, OWNER)
     return _redirect(wanted)
 
@@ -353,10 +350,10 @@ async def _inbox(request: Request) -> dict[str, Any]:
     if query:
         country = service.rules.current.settings.country
         fragments = views.phone_fragments(query, country)
-        found = await service.store.search_conversations(query, fragments, shown + 1, 0, **filters)
+        found = await service.search_conversations(query, fragments, shown + 1, 0, **filters)
     else:
-        found = await service.store.conversations(shown + 1, 0, **filters)
-    counts = await service.store.conversation_counts()
+        found = await service.conversations(shown + 1, 0, **filters)
+    counts = await service.conversation_counts()
     links = [
         (key, label, counts[count_key], _link("/admin", f=key, q=query))
         for key, (label, count_key, _) in FILTERS.items()
@@ -403,16 +400,16 @@ def _phone(request: Request) -> str:
 
 async def _conversation(request: Request, phone: str) -> dict[str, Any]:
     service = _service(request)
-    conversation = await service.store.conversation(phone)
+    conversation = await service.conversation(phone)
     if conversation.unread:
         # A database that cannot write must not keep staff from reading: it stays unread.
         with contextlib.suppress(StoreUnavailable):
-            await service.store.mark_read(phone)
+            await service.mark_read(phone)
             conversation = replace(conversation, unread=0)
     return {
         "section": "inbox",
         "c": conversation,
-        "messages": await service.store.messages(phone),
+        "messages": await service.messages(phone),
         "providers": list(service.providers),
         "default_provider": service.default_provider,
         "smart_encoding": service.rules.current.settings.smart_encoding,
@@ -434,7 +431,7 @@ async def conversation_partial(request: Request, session: Session) -> Response:
 
 async def reply(request: Request, session: Session, form: dict[str, str]) -> Response:
     service, phone = _service(request), _phone(request)
-    await service.store.conversation(phone)  # an unknown number is a 404, not a new contact
+    await service.conversation(phone)  # an unknown number is a 404, not a new contact
     # Browsers send line breaks as CRLF; one character each is what the counter showed.
     text = form.get("text", "").replace("\r\n", "\n").replace("\r", "\n")
     via = form.get("via") or None
@@ -465,7 +462,7 @@ async def set_mode(request: Request, session: Session, form: dict[str, str]) -> 
     mode = form.get("mode")
     if mode not in ("bot", "human"):
         raise Refused(400, "Modo desconocido: use bot o human.")
-    conversation = await _service(request).store.set_mode(_phone(request), mode)
+    conversation = await _service(request).set_mode(_phone(request), mode)
     return _redirect(f"/admin/conversations/{conversation.phone}", ok=mode)
 
 
@@ -494,7 +491,7 @@ def _field_changes(conversation: Conversation, form: dict[str, str]) -> dict[str
 
 async def set_fields(request: Request, session: Session, form: dict[str, str]) -> Response:
     service, phone = _service(request), _phone(request)
-    conversation = await service.store.conversation(phone)
+    conversation = await service.conversation(phone)
     try:
         changes = _field_changes(conversation, form)
     except ValueError as err:
@@ -502,7 +499,7 @@ async def set_fields(request: Request, session: Session, form: dict[str, str]) -
         context["field_error"] = str(err)
         return _render(request, session, "conversation.html", 400, **context)
     if changes:
-        await service.store.update_fields(phone, changes)
+        await service.update_fields(phone, changes)
     return _redirect(f"/admin/conversations/{phone}", ok="fields")
 
 
@@ -565,13 +562,13 @@ async def dashboard(request: Request, session: Session) -> Response:
     today = service.clock().astimezone(tz).date()
     days = views.local_days(today, DASHBOARD_DAYS)
     since = datetime.combine(days[0], datetime.min.time(), tz)
-    store = service.store
-    daily = views.daily_counts(await store.message_counts_by_hour(since), tz, days)
-    statuses = await store.outbound_status_counts(since)
+    numbers = await service.dashboard_numbers(since)
+    daily = views.daily_counts(numbers["hourly"], tz, days)
+    statuses = numbers["statuses"]
     delivered, failed, sent = (statuses.get(s, 0) for s in ("delivered", "failed", "sent"))
     settled = delivered + failed + sent
     pending = sum(statuses.get(s, 0) for s in ("queued", "sending", "scheduled"))
-    top = [(views.RULE_LABELS.get(r, r), n) for r, n in await store.top_rules(since)]
+    top = [(views.RULE_LABELS.get(r, r), n) for r, n in numbers["top_rules"]]
     parts = [
         ("entregados", delivered, "delivered"),
         ("enviados sin confirmar", sent, "sent"),
@@ -594,9 +591,9 @@ async def dashboard(request: Request, session: Session) -> Response:
         delivery_chart=charts.stacked_bar(parts, width=460) if settled else None,
         top=top,
         top_chart=charts.horizontal_bars(top, width=460, label_width=170) if top else None,
-        attention=await store.conversations(10, 0, needs_attention=True),
-        counts=await store.conversation_counts(),
-        balances=await _state(request).balances.get(service.providers),
+        attention=numbers["attention"],
+        counts=numbers["counts"],
+        balances=await service.fresh_balances(),
     )
 
 

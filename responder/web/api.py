@@ -18,7 +18,7 @@ from responder.store.models import OptedOutError, StoreUnavailable, UnknownConta
 from responder.web.forms import BadBody, BodyTooLarge, json_object, read_body
 
 if TYPE_CHECKING:
-    from responder.app import Service
+    from responder.service import Service
 
 
 MAX_ROWID = 2**63 - 1  # SQLite integers: anything larger cannot name a row
@@ -129,15 +129,15 @@ async def list_conversations(request: Request) -> Response:
             if value not in ("true", "false"):
                 raise ApiError(400, f"{name} must be true or false")
             filters[name] = value == "true"
-    rows = await _service(request).store.conversations(limit, offset, **filters)
+    rows = await _service(request).conversations(limit, offset, **filters)
     return JSONResponse({"conversations": [c.as_json() for c in rows]})
 
 
 async def list_messages(request: Request) -> Response:
     service = _service(request)
     phone = _phone(request)
-    await service.store.conversation(phone)  # 404 for an unknown number
-    rows = await service.store.messages(phone)
+    await service.conversation(phone)  # 404 for an unknown number
+    rows = await service.messages(phone)
     return JSONResponse({"messages": [m.as_json() for m in rows]})
 
 
@@ -150,7 +150,7 @@ async def send_message(request: Request) -> Response:
     send_at = _moment(data.get("send_at"), _service(request))
     text = _text(data, "text")
     phone = _phone(request, strict=True)
-    await _service(request).store.conversation(phone)  # an unknown number is a 404
+    await _service(request).conversation(phone)  # an unknown number is a 404
     messages = await _service(request).send(phone, text, via, "agent", send_at)
     body = [m.as_json() for m in messages]
     return JSONResponse({"message": body[0], "messages": body}, status_code=202)
@@ -179,20 +179,19 @@ async def message_detail(request: Request) -> Response:
         raise ApiError(400, "message ids are numbers") from None
     if not 0 < message_id <= MAX_ROWID:
         raise ApiError(404, f"no message {message_id}")
-    # Attempts first: the message read after them is never older than its last attempt.
-    attempts = await service.store.message_attempts(message_id)
-    found = await service.store.messages_by_id([message_id])
-    if not found:
+    found, attempts = await service.message_with_attempts(message_id)
+    if found is None:
         raise ApiError(404, f"no message {message_id}")
-    return JSONResponse({"message": found[0].as_json(), "attempts": attempts})
+    return JSONResponse({"message": found.as_json(), "attempts": attempts})
 
 
 async def balances(request: Request) -> Response:
     """Credits at each provider, as last checked (every 15 minutes); `?refresh=true` asks now."""
     service = _service(request)
-    if request.query_params.get("refresh") == "true" or not service.balances:
-        await service.check_balances()
-    return JSONResponse({"balances": service.balances})
+    known = await service.balances()
+    if request.query_params.get("refresh") == "true" or set(known) != set(service.providers):
+        known = await service.check_balances()
+    return JSONResponse({"balances": known})
 
 
 async def set_mode(request: Request) -> Response:
@@ -200,7 +199,7 @@ async def set_mode(request: Request) -> Response:
     mode = data.get("mode")
     if mode not in ("bot", "human"):
         raise ApiError(400, "'mode' must be 'bot' or 'human'")
-    conversation = await _service(request).store.set_mode(_phone(request), mode)
+    conversation = await _service(request).set_mode(_phone(request), mode)
     return JSONResponse(conversation.as_json())
 
 
@@ -208,7 +207,7 @@ FIELD_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
 
 
 async def get_contact(request: Request) -> Response:
-    conversation = await _service(request).store.conversation(_phone(request))
+    conversation = await _service(request).conversation(_phone(request))
     return JSONResponse(conversation.as_json())
 
 
@@ -223,7 +222,7 @@ async def patch_contact(request: Request) -> Response:
             raise ApiError(400, f"field name {name!r}: use letters, digits and _")
         if value is not None and not isinstance(value, str | int | float | bool):
             raise ApiError(400, f"field {name}: use a string, number, boolean or null")
-    conversation = await _service(request).store.update_fields(_phone(request), changes)
+    conversation = await _service(request).update_fields(_phone(request), changes)
     return JSONResponse(conversation.as_json())
 
 

@@ -1,4 +1,4 @@
-"""Provider balances for the dashboard: asked at most once a minute, errors shown, not raised."""
+"""Asking providers for their balances: all together, errors shown, never raised."""
 
 from __future__ import annotations
 
@@ -7,7 +7,6 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from responder.clock import Clock
 from responder.providers.base import Provider, ProviderError
 
 
@@ -20,26 +19,6 @@ class Balance:
     @property
     def unlimited(self) -> bool:
         return self.credits is not None and math.isinf(self.credits)
-
-
-class BalanceCache:
-    """The last answer of each provider, kept `ttl` seconds (process-local, like the limiter)."""
-
-    def __init__(self, clock: Clock, ttl: float = 60.0, timeout: float = 8.0) -> None:
-        self.ttl = ttl
-        self.timeout = timeout
-        self.clock = clock
-        self._balances: list[Balance] = []
-        self._at: float | None = None
-        self._lock = asyncio.Lock()
-
-    async def get(self, providers: Mapping[str, Provider]) -> list[Balance]:
-        async with self._lock:  # two dashboards opened together ask the providers once
-            fresh = self._at is not None and self.clock.monotonic() - self._at < self.ttl
-            if not fresh or [b.provider for b in self._balances] != list(providers):
-                self._balances = await ask_balances(providers, self.timeout)
-                self._at = self.clock.monotonic()
-            return self._balances
 
 
 async def ask_balances(providers: Mapping[str, Provider], timeout: float = 8.0) -> list[Balance]:

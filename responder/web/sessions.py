@@ -7,7 +7,7 @@ import hashlib
 import hmac
 import re
 import secrets
-from collections import deque
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import TYPE_CHECKING
@@ -16,7 +16,7 @@ from responder.clock import Clock
 from responder.store.models import SessionRecord, StoreUnavailable
 
 if TYPE_CHECKING:
-    from responder.store.sqlite import SQLiteStore
+    from responder.store import Store
 
 COOKIE_NAME = "responder_admin"
 OWNER = "admin"  # the built-in owner, who signs in with RESPONDER_ADMIN_TOKEN
@@ -66,7 +66,7 @@ class Sessions:
     token (for the sign-in form) is an HMAC of that id under the store's secret, so anonymous
     traffic stores nothing."""
 
-    def __init__(self, store: SQLiteStore, clock: Clock, secret: str, admin_token: str) -> None:
+    def __init__(self, store: Store, clock: Clock, secret: str, admin_token: str) -> None:
         self.store = store
         self.clock = clock
         self._secret = secret.encode()
@@ -158,51 +158,31 @@ def token_matches(submitted: str, expected: str) -> bool:
     return bool(expected) and hmac.compare_digest(submitted.strip().encode(), expected.encode())
 
 
-class LoginLimiter:
-    """At most `attempts` failed sign-ins per client within `per` seconds.
+class SignInLimiter:
+    """At most `attempts` failed sign-ins within `per` seconds for each key (a client address,
+    an account name). Kept in the store, so every instance counts the same failures."""
 
-    Process-local; several instances behind one address would share it through the store."""
-
-    def __init__(
-        self,
-        clock: Clock,
-        attempts: int = 5,
-        per: float = 60.0,
-        max_clients: int = 10_000,
-    ) -> None:
+    def __init__(self, store: Store, clock: Clock, attempts: int = 5, per: float = 60.0) -> None:
+        self.store = store
+        self.clock = clock
         self.attempts = attempts
         self.per = per
-        self.clock = clock
-        self.max_clients = max_clients
-        self._failures: dict[str, deque[float]] = {}
 
-    def _recent(self, client: str) -> deque[float]:
-        failures = self._failures.get(client, deque())
-        horizon = self.clock.monotonic() - self.per
-        while failures and failures[0] <= horizon:
-            failures.popleft()
-        return failures
+    async def retry_after(self, keys: Sequence[str]) -> float:
+        """Seconds until a sign-in under `keys` may be tried again; 0 when it may be now."""
+        now = self.clock()
+        since = now - timedelta(seconds=self.per)
+        wait = 0.0
+        for key in keys:
+            failures = await self.store.sign_in_failures(key, since)
+            if len(failures) >= self.attempts:
+                oldest = failures[-self.attempts]
+                wait = max(wait, (oldest - since).total_seconds())
+        return wait
 
-    def retry_after(self, client: str) -> float:
-        """Seconds until `client` may try again; 0 when it may try now."""
-        failures = self._recent(client)
-        if len(failures) < self.attempts:
-            return 0.0
-        return max(0.0, failures[0] + self.per - self.clock.monotonic())
+    async def failed(self, keys: Sequence[str]) -> None:
+        await self.store.record_sign_in_failure(keys)
 
-    def failed(self, client: str) -> None:
-        if client not in self._failures and len(self._failures) >= self.max_clients:
-            self._forget_idle()
-        failures = self._recent(client)
-        failures.append(self.clock.monotonic())
-        self._failures[client] = failures
-
-    def succeeded(self, client: str) -> None:
-        self._failures.pop(client, None)
-
-    def _forget_idle(self) -> None:
-        for client in list(self._failures):
-            if not self._recent(client):
-                del self._failures[client]
-        while len(self._failures) >= self.max_clients:  # still full: the oldest entries go
-            del self._failures[next(iter(self._failures))]
+    async def succeeded(self, keys: Sequence[str]) -> None:
+        for key in keys:
+            await self.store.clear_sign_in_failures(key)

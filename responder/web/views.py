@@ -130,12 +130,12 @@ def local_days(today: date, count: int) -> list[date]:
 
 
 def daily_counts(
-    hourly: Iterable[tuple[str, str, int]], tz: ZoneInfo, days: list[date]
+    hourly: Iterable[tuple[datetime, str, int]], tz: ZoneInfo, days: list[date]
 ) -> list[tuple[str, int, int]]:
-    """Hourly (UTC `YYYY-MM-DDTHH`, direction, count) rows → (`dd/mm`, in, out) per local day."""
+    """Hourly (hour, direction, count) rows → (`dd/mm`, in, out) per local day."""
     totals = {day: [0, 0] for day in days}
     for hour, direction, count in hourly:
-        moment = datetime.fromisoformat(hour + ":00:00+00:00").astimezone(tz)
+        moment = hour.astimezone(tz)
         slot = totals.get(moment.date())
         if slot is not None:
             slot[0 if direction == "in" else 1] += count

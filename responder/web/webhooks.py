@@ -17,7 +17,7 @@ from responder.store.models import StatusUpdate, StoreUnavailable
 from responder.web.forms import BadBody, BodyTooLarge, read_body, read_fields
 
 if TYPE_CHECKING:
-    from responder.app import Service
+    from responder.service import Service
 
 log = logging.getLogger("responder.webhooks")
 
@@ -40,7 +40,7 @@ def _redacted_path(request: Request) -> str:
 
 
 async def _reject(request: Request, body: bytes, reason: str) -> Response:
-    await _service(request).store.reject_webhook(
+    await _service(request).reject_webhook(
         request.method,
         _redacted_path(request),
         request.scope.get("query_string", b"").decode("latin-1"),
@@ -77,7 +77,7 @@ async def _status(request: Request, fields: dict[str, str]) -> Response:
         raise Rejection(f"estatus must be 1 (delivered) or 2 (failed), got {fields['estatus']!r}")
     detail = fields.get("detalle", "").strip() or None
     update = StatusUpdate("massiva", fields["id"].strip(), status, detail, service.clock())
-    if not await service.store.apply_status(update):
+    if not await service.record_status(update):
         # It may have overtaken the send's answer: kept 48 h, applied when the id is recorded.
         log.info("massiva status for id %s not recorded yet: kept for later", update.provider_id)
     return PlainTextResponse("OK")

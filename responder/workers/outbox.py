@@ -13,8 +13,8 @@ from datetime import datetime, timedelta
 from responder.clock import Clock
 from responder.providers.base import NoCredits, OutboundSMS, Provider, ProviderError, SendResult
 from responder.rules.model import RulesSettings
+from responder.store import Store
 from responder.store.models import OutboxItem, SendOutcome
-from responder.store.sqlite import SQLiteStore
 
 log = logging.getLogger("responder.outbox")
 
@@ -45,36 +45,12 @@ def batches(items: Sequence[OutboxItem], provider: Provider) -> Iterable[list[Ou
             yield group[start : start + provider.max_batch]
 
 
-class RateLimiter:
-    """A token bucket: at most `rate` messages per second on average, bursts of one second."""
-
-    def __init__(self, rate: float, clock: Clock) -> None:
-        self.rate = rate
-        self.clock = clock
-        self._tokens = rate
-        self._stamp = clock.monotonic()
-        self._lock = asyncio.Lock()
-
-    async def take(self, count: int) -> None:
-        async with self._lock:
-            while True:
-                now = self.clock.monotonic()
-                self._tokens = min(self.rate, self._tokens + (now - self._stamp) * self.rate)
-                self._stamp = now
-                # A batch larger than a second's worth waits for its whole share, once.
-                needed = min(count, self.rate)
-                if self._tokens >= needed:
-                    self._tokens -= count
-                    return
-                await asyncio.sleep((needed - self._tokens) / self.rate)
-
-
 class OutboxWorker:
     """Claims due messages (marking them 'sending' first), sends them, records every outcome."""
 
     def __init__(
         self,
-        store: SQLiteStore,
+        store: Store,
         providers: dict[str, Provider],
         *,
         clock: Clock,
@@ -92,7 +68,6 @@ class OutboxWorker:
         self._slots = asyncio.Semaphore(concurrency)
         self._wake = asyncio.Event()
         self._in_flight: set[asyncio.Task[None]] = set()
-        self._limiters: dict[tuple[str, float], RateLimiter] = {}
         self._pending: list[OutboxItem] = []
         self._pump: asyncio.Task[None] | None = None
         self._renewer: asyncio.Task[None] | None = None
@@ -217,21 +192,19 @@ class OutboxWorker:
         log.error("%s: %d message(s) failed", error, len(items))
         await self._record([SendOutcome(i.id, name, "failed", error=error) for i in items])
 
-    def _limiter(self, provider: str, settings: RulesSettings) -> RateLimiter | None:
+    async def _wait_for_budget(self, provider: str, count: int, settings: RulesSettings) -> None:
+        """`settings.send_rate`: a budget per provider shared by every instance (in the store)."""
         rate = settings.send_rate.get(provider)
         if rate is None:
-            return None
-        key = (provider, rate)
-        if key not in self._limiters:
-            self._limiters[key] = RateLimiter(rate, self.clock)
-        return self._limiters[key]
+            return
+        while (wait := await self.store.take_send_budget(provider, rate, count)) > 0:
+            await asyncio.sleep(wait)
 
     async def _send(
         self, provider: Provider, batch: list[OutboxItem], settings: RulesSettings
     ) -> None:
         try:
-            if (limiter := self._limiter(provider.name, settings)) is not None:
-                await limiter.take(len(batch))
+            await self._wait_for_budget(provider.name, len(batch), settings)
             now = self.clock()
             sms = [
                 OutboundSMS(i.id, i.phone, i.text, self._native_time(provider, i, now, settings))

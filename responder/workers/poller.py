@@ -8,8 +8,8 @@ from datetime import datetime, timedelta
 
 from responder.clock import Clock
 from responder.providers.base import Provider, ProviderError
+from responder.store import Store
 from responder.store.models import PollItem, PollResult
-from responder.store.sqlite import SQLiteStore
 
 log = logging.getLogger("responder.poller")
 
@@ -22,7 +22,7 @@ class StatusPoller:
 
     def __init__(
         self,
-        store: SQLiteStore,
+        store: Store,
         providers: dict[str, Provider],
         *,
         clock: Clock,

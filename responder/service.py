@@ -1,0 +1,376 @@
+"""The service: what a running responder is made of, and the one way in to it. Web handlers,
+the CLI and the workers' owner call `Service`; only `Service` (and the workers it builds) calls
+the store."""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import logging
+import math
+import secrets
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import replace
+from datetime import datetime
+from typing import Any
+
+from responder import engine
+from responder.clock import Clock
+from responder.config import Settings
+from responder.engine import Contact, Decision, InboundMessage
+from responder.moments import SEND_HORIZON, SIMULATE_HORIZON, within_horizon
+from responder.phone import normalize_phone
+from responder.providers import build_providers
+from responder.providers.base import Provider
+from responder.rules.reload import RulesHolder
+from responder.store import Store, make_store
+from responder.store.models import (
+    Conversation,
+    InboundJob,
+    InboundResult,
+    Message,
+    StatusUpdate,
+    StoreUnavailable,
+    UnknownContactError,
+    to_iso,
+)
+from responder.web.balances import Balance, ask_balances
+from responder.web.sessions import Sessions, SignInLimiter
+from responder.workers.outbox import NATIVE_SCHEDULE_AHEAD, OutboxWorker
+from responder.workers.poller import StatusPoller
+
+log = logging.getLogger("responder")
+
+
+class Service:
+    """What a running responder is made of: settings, rules, store, providers, workers."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        clock: Clock,
+        providers: dict[str, Provider] | None = None,
+    ) -> None:
+        self.settings = settings
+        self.clock = clock
+        self.rules = RulesHolder(settings.rules, settings.templates, clock)
+        self.providers = providers if providers is not None else build_providers(settings)
+        self.default_provider = (
+            settings.provider if settings.provider in self.providers else next(iter(self.providers))
+        )
+        self.store: Store = make_store(settings.database, clock)
+        self.worker = OutboxWorker(
+            self.store, self.providers, clock=clock, settings=lambda: self.rules.current.settings
+        )
+        self.poller = StatusPoller(self.store, self.providers, clock=clock)
+        self.store.on_outbox = self.worker.wake
+        self.store.hand_over = self.worker.take
+        self.webhook_token = ""
+        self.admin_token = ""
+        self._sessions: Sessions | None = None
+        self._tasks: list[asyncio.Task[Any]] = []
+        self.loop: asyncio.AbstractEventLoop | None = None  # set by start(); for tests and tools
+        self.sign_in_limiter = SignInLimiter(self.store, clock)
+        self._balance_lock = asyncio.Lock()
+
+    # -- life cycle -------------------------------------------------------------------------
+
+    async def open(self) -> None:
+        """Opens the database and settles the tokens (generated once, then kept there)."""
+        await self.store.open()
+        self.webhook_token = self.settings.webhook_token or await self.store.meta_value(
+            "webhook_token", lambda: secrets.token_urlsafe(24)
+        )
+        self.admin_token = self.settings.admin_token or await self.store.meta_value(
+            "admin_token", lambda: secrets.token_urlsafe(24)
+        )
+        secret = await self.store.meta_value("session_secret", lambda: secrets.token_urlsafe(32))
+        self._sessions = Sessions(self.store, self.clock, secret, self.admin_token)
+
+    async def close(self) -> None:
+        """Closes the database `open` opened (for commands that run no workers)."""
+        await self.store.close()
+
+    @property
+    def sessions(self) -> Sessions:
+        """Staff sign-ins (after `open`)."""
+        if self._sessions is None:
+            raise RuntimeError("service is not open")
+        return self._sessions
+
+    async def start(self) -> None:
+        self.loop = asyncio.get_running_loop()
+        await self.open()
+        # Sessions past their end, or opened with an admin token that changed, end here.
+        ended = await self.sessions.purge()
+        if ended:
+            log.info("ended %d staff sessions (expired, or the admin token changed)", ended)
+        self._tasks = [
+            asyncio.create_task(self.worker.run(), name="outbox"),
+            asyncio.create_task(self.poller.run(), name="status-poller"),
+            asyncio.create_task(self.rules.watch(), name="rules-watch"),
+            asyncio.create_task(self._expire_flows_forever(), name="flow-timeouts"),
+            asyncio.create_task(self._check_balances_forever(), name="balances"),
+        ]
+        # What start-up built lives as long as the process: keep the collector off it.
+        gc.collect()
+        gc.freeze()
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self.store.is_open:
+            try:
+                await self.worker.stop()
+            except StoreUnavailable as err:  # their leases run out; the next start takes them
+                log.error("could not hand back the messages in flight: %s", err)
+        for provider in self.providers.values():
+            await provider.aclose()
+        await self.store.close()
+
+    # -- behaviour ----------------------------------------------------------------------------
+
+    def route(self, via: str | None) -> str:
+        """The provider a reply goes through: the rule's `via` when configured, else the default."""
+        if via in self.providers:
+            return via
+        if via is not None:
+            log.warning("via %s is not configured; using %s", via, self.default_provider)
+        return self.default_provider
+
+    def _routed(self, decision: Decision) -> Decision:
+        replies = tuple(replace(r, via=self.route(r.via)) for r in decision.replies)
+        return replace(decision, replies=replies)
+
+    async def receive(self, message: InboundMessage) -> InboundResult:
+        """Stores an inbound message and queues its replies, committed together."""
+        rules, now = self.rules.current, self.clock()
+
+        def decide(contact: Contact) -> Decision:
+            return self._routed(engine.decide(rules, message, contact, now))
+
+        settings = rules.settings
+        history = max(settings.reply_limit.per, settings.loop_guard.per)
+        job = InboundJob(message, decide, settings.dedupe_window, history)
+        return await self.store.receive_inbound(job)
+
+    async def send(
+        self,
+        phone: str,
+        text: str,
+        via: str | None,
+        origin: str,
+        send_at: datetime | None = None,
+    ) -> list[Message]:
+        """Queues a message written by a person; an agent's reply hands the chat to people.
+        With `send_at` it waits in the outbox until then, or, far enough ahead on a provider
+        that schedules by itself (MasSMS), goes to the provider's scheduler at once."""
+        settings = self.rules.current.settings
+        normalize_phone(phone, settings.country)  # InvalidPhoneNumber before anything is queued
+        provider = self.route(via)
+        replies = [replace(r, via=provider) for r in engine.prepare(text, settings.smart_encoding)]
+        due = None
+        if send_at is not None:
+            now = self.clock()
+            within_horizon(send_at, now, SEND_HORIZON)  # BadMoment before anything is queued
+            if send_at <= now:
+                send_at = None
+            elif self.providers[provider].schedules and send_at - now >= NATIVE_SCHEDULE_AHEAD:
+                due = now
+        return await self.store.queue_outbound(
+            phone, replies, origin, handoff=origin == "agent", send_at=send_at, due=due
+        )
+
+    async def simulate(self, phone: str, text: str, at: datetime | None = None) -> dict[str, Any]:
+        """What the rules would answer, without storing or sending anything."""
+        try:
+            conversation = await self.store.conversation(phone)
+            contact = Contact(
+                phone, conversation.mode, conversation.opted_out, conversation.fields, False
+            )
+        except UnknownContactError:
+            contact = Contact(phone)
+        now = within_horizon(at, self.clock(), SIMULATE_HORIZON) if at is not None else self.clock()
+        decision = engine.decide(self.rules.current, InboundMessage(phone, text, now), contact, now)
+        return simulation_json(decision)
+
+    async def check_balances(self) -> dict[str, dict[str, Any]]:
+        """Asks every provider for its credits and keeps the answers in the store (every
+        instance reads them there); warns below `settings.low_credit`."""
+        low_credit = self.rules.current.settings.low_credit
+        for balance in await ask_balances(self.providers):
+            credits = None if balance.unlimited else balance.credits
+            if balance.error:
+                log.warning("balance of %s unknown: %s", balance.provider, balance.error)
+            elif low_credit is not None and credits is not None and credits < low_credit:
+                log.warning(
+                    "%s has %g credits left, below low_credit %g",
+                    balance.provider,
+                    credits,
+                    low_credit,
+                )
+            await self.store.save_balance(balance.provider, balance.credits, balance.error)
+        return await self.balances()
+
+    async def balances(self) -> dict[str, dict[str, Any]]:
+        """The last known balance of each configured provider, as every instance sees it."""
+        low_credit = self.rules.current.settings.low_credit
+        found = {}
+        for name, (credits, error, checked_at) in (await self.store.balances()).items():
+            if name not in self.providers:
+                continue
+            shown = None if credits is not None and math.isinf(credits) else credits
+            low = low_credit is not None and shown is not None and shown < low_credit
+            found[name] = {
+                "credits": shown,
+                "low": low,
+                "error": error,
+                "checked_at": to_iso(checked_at),
+            }
+        return found
+
+    async def fresh_balances(self, max_age: float = 60.0) -> list[Balance]:
+        """Balances for a page: asked again when older than `max_age` seconds (two pages
+        opened together in this process ask once)."""
+        async with self._balance_lock:
+            known = await self.store.balances()
+            now = self.clock()
+            stale = [
+                name
+                for name in self.providers
+                if name not in known or (now - known[name][2]).total_seconds() > max_age
+            ]
+            if stale:
+                await self.check_balances()
+                known = await self.store.balances()
+        return [
+            Balance(name, known[name][0], known[name][1])
+            for name in self.providers
+            if name in known
+        ]
+
+    async def _check_balances_forever(self, every: float = 60.0, period: float = 900.0) -> None:
+        """One instance (the lease holder) asks the providers every `period` seconds."""
+        while True:
+            try:
+                if await self.store.try_lease("balance-check", 3 * every):
+                    known = await self.store.balances()
+                    now = self.clock()
+                    if any(
+                        name not in known or (now - known[name][2]).total_seconds() >= period
+                        for name in self.providers
+                    ):
+                        await self.check_balances()
+            except Exception:
+                log.exception("checking balances failed")
+            await asyncio.sleep(every)
+
+    async def expire_flows(self) -> int:
+        """Ends flows whose answer is overdue, sending their timeout_reply; returns how many."""
+        rules, now = self.rules.current, self.clock()
+        ended = 0
+        for contact in await self.store.contacts_in_flows():
+            decision = engine.expire_flow(rules, contact, now)
+            if decision is not None:
+                await self.store.apply_decision(contact.phone, self._routed(decision), contact.flow)
+                ended += 1
+        return ended
+
+    async def _expire_flows_forever(self, interval: float = 30.0) -> None:
+        """One instance (the lease holder) sweeps; another takes over if it goes away."""
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                if await self.store.try_lease("flow-timeouts", 3 * interval):
+                    await self.expire_flows()
+            except Exception:  # a bad moment must not stop the sweeps for good
+                log.exception("expiring flows failed")
+
+    # -- reads and small writes for the web pages, the API and the CLI -----------------------
+
+    async def ping(self) -> bool:
+        return await self.store.ping()
+
+    async def write_problem(self) -> str | None:
+        return await self.store.write_problem()
+
+    async def reject_webhook(
+        self,
+        method: str,
+        path: str,
+        query: str,
+        body: bytes,
+        content_type: str | None,
+        reason: str,
+    ) -> None:
+        await self.store.reject_webhook(method, path, query, body, content_type, reason)
+
+    async def record_status(self, update: StatusUpdate) -> bool:
+        """A delivery report; False when no message has that id yet (it is kept for later)."""
+        return await self.store.apply_status(update)
+
+    async def conversations(
+        self, limit: int = 100, offset: int = 0, **filters: Any
+    ) -> list[Conversation]:
+        return await self.store.conversations(limit, offset, **filters)
+
+    async def search_conversations(
+        self, text: str, phones: Sequence[str], limit: int, offset: int = 0, **filters: Any
+    ) -> list[Conversation]:
+        return await self.store.search_conversations(text, phones, limit, offset, **filters)
+
+    async def conversation(self, phone: str) -> Conversation:
+        """The conversation with `phone`; UnknownContactError when there is none."""
+        return await self.store.conversation(phone)
+
+    async def conversation_counts(self) -> dict[str, int]:
+        return await self.store.conversation_counts()
+
+    async def messages(self, phone: str) -> list[Message]:
+        return await self.store.messages(phone)
+
+    async def message_with_attempts(
+        self, message_id: int
+    ) -> tuple[Message | None, list[dict[str, Any]]]:
+        # Attempts first: the message read after them is never older than its last attempt.
+        attempts = await self.store.message_attempts(message_id)
+        found = await self.store.messages_by_id([message_id])
+        return (found[0] if found else None), attempts
+
+    def iter_messages(self) -> AsyncIterator[Message]:
+        return self.store.iter_messages()
+
+    async def set_mode(self, phone: str, mode: str) -> Conversation:
+        return await self.store.set_mode(phone, mode)
+
+    async def update_fields(self, phone: str, changes: dict[str, Any]) -> Conversation:
+        return await self.store.update_fields(phone, changes)
+
+    async def mark_read(self, phone: str) -> None:
+        await self.store.mark_read(phone)
+
+    async def dashboard_numbers(self, since: datetime) -> dict[str, Any]:
+        """What the dashboard shows for the period since `since`."""
+        return {
+            "hourly": await self.store.message_counts_by_hour(since),
+            "statuses": await self.store.outbound_status_counts(since),
+            "top_rules": await self.store.top_rules(since),
+            "attention": await self.store.conversations(10, 0, needs_attention=True),
+            "counts": await self.store.conversation_counts(),
+        }
+
+    def webhook_urls(self, base_url: str) -> dict[str, str]:
+        base = f"{base_url.rstrip('/')}/webhooks/massiva/{self.webhook_token}"
+        return {"inbound": f"{base}/inbound", "status": f"{base}/status", "both": base}
+
+
+def simulation_json(decision: Decision) -> dict[str, Any]:
+    return {
+        "rule": decision.rule,
+        "replies": [{"text": r.text, "segments": r.segments} for r in decision.replies],
+        "explanation": decision.explanation,
+        "mode": decision.mode,
+        "error": decision.error,
+    }
