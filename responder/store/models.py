@@ -9,7 +9,17 @@ from typing import Any
 
 from responder.engine import Contact, Decision, InboundMessage
 
-OUTBOUND_STATUSES = ("queued", "sending", "sent", "delivered", "failed", "scheduled")
+# 'unconfirmed': the provider answered the send in words that could not be read, so the
+# message may have gone out; it is neither sent again nor failed.
+OUTBOUND_STATUSES = (
+    "queued",
+    "sending",
+    "sent",
+    "delivered",
+    "failed",
+    "scheduled",
+    "unconfirmed",
+)
 
 
 def to_iso(moment: datetime) -> str:
@@ -122,7 +132,7 @@ class SendOutcome:
 
     id: int
     provider: str
-    status: str  # sent, delivered, failed, scheduled, or queued again for a retry
+    status: str  # sent, delivered, failed, scheduled, unconfirmed, or queued again (a retry)
     provider_id: str | None = None
     error: str | None = None
     retry_at: datetime | None = None

@@ -568,13 +568,16 @@ async def dashboard(request: Request, session: Session) -> Response:
     store = service.store
     daily = views.daily_counts(await store.message_counts_by_hour(since), tz, days)
     statuses = await store.outbound_status_counts(since)
-    delivered, failed, sent = (statuses.get(s, 0) for s in ("delivered", "failed", "sent"))
-    settled = delivered + failed + sent
+    delivered, failed, sent, unconfirmed = (
+        statuses.get(s, 0) for s in ("delivered", "failed", "sent", "unconfirmed")
+    )
+    settled = delivered + failed + sent + unconfirmed
     pending = sum(statuses.get(s, 0) for s in ("queued", "sending", "scheduled"))
     top = [(views.RULE_LABELS.get(r, r), n) for r, n in await store.top_rules(since)]
     parts = [
         ("entregados", delivered, "delivered"),
-        ("enviados sin confirmar", sent, "sent"),
+        ("enviados, sin informe de entrega", sent, "sent"),
+        ("sin confirmar (respuesta ilegible)", unconfirmed, "unconfirmed"),
         ("fallidos", failed, "failed"),
     ]
     return _render(
@@ -589,6 +592,7 @@ async def dashboard(request: Request, session: Session) -> Response:
         delivered=delivered,
         failed=failed,
         sent=sent,
+        unconfirmed=unconfirmed,
         pending=pending,
         rate=round(100 * delivered / settled) if settled else None,
         delivery_chart=charts.stacked_bar(parts, width=460) if settled else None,
