@@ -454,11 +454,25 @@ async def reply(request: Request, session: Session, form: dict[str, str]) -> Res
             error, status = STORE_UNAVAILABLE, 503
         except InvalidPhoneNumber:
             error = "Ese número no puede recibir SMS (no es un número de teléfono válido)."
+        except sms_text.UnsendableText as err:
+            error = _unsendable(err)
         else:
             return _redirect(f"/admin/conversations/{phone}", ok="sent")
     context = await _conversation(request, phone)
     context.update(error=error, draft=text)
     return _render(request, session, "conversation.html", status, **context)
+
+
+def _unsendable(err: sms_text.UnsendableText) -> str:
+    if err.kind == "empty":
+        return (
+            "El mensaje no tiene nada visible que enviar (solo espacios o caracteres invisibles)."
+        )
+    return (
+        f"El mensaje tiene un carácter de control invisible ({err.code_point}) en la posición "
+        f"{err.position}: los teléfonos no lo muestran y el proveedor no lo acepta. "
+        "Bórrelo y vuelva a enviar."
+    )
 
 
 async def set_mode(request: Request, session: Session, form: dict[str, str]) -> Response:
