@@ -8,13 +8,15 @@ from pathlib import Path
 
 import pytest
 
-from responder.store.models import OUTBOUND_STATUSES, SendOutcome
+from responder.engine import Reply
+from responder.store.models import OUTBOUND_STATUSES, SendOutcome, StatusUpdate
 from responder.store.sqlite import SQLiteStore, _statements
 from responder.web.views import STATUS_LABELS
 from tests.conftest import ROOT, Clock
 
 MIGRATIONS = sorted((ROOT / "responder" / "store" / "migrations").glob("*.sql"))
 REBUILD = 10
+A_PHONE = "584121234567"
 
 
 def migrate_before_the_rebuild(path: Path) -> None:
@@ -95,3 +97,24 @@ async def test_every_outbound_status_is_stored_and_labelled(
     finally:
         await store.close()
     assert STATUS_LABELS[status] and STATUS_LABELS[status] != status  # shown in Spanish
+
+
+async def test_a_delivery_report_settles_an_unconfirmed_message(
+    tmp_path: Path, clock: Clock
+) -> None:
+    """Unconfirmed is doubt, not an end: when the gateway later reports the id it gave (a
+    Massiva answer with a per-number status the manual does not name), the report wins."""
+    store = SQLiteStore(tmp_path / "r.db", clock)
+    await store.open()
+    try:
+        [queued] = await store.queue_outbound(A_PHONE, [Reply("hola", 1, "massiva")], "agent")
+        await store.record_outcomes(
+            [SendOutcome(queued.id, "massiva", "unconfirmed", "m-7", error="status '7'")]
+        )
+        found = await store.apply_status(
+            StatusUpdate("massiva", "m-7", "delivered", "+584142122268", clock())
+        )
+        [message] = await store.all_messages()
+        assert found and (message.status, message.error) == ("delivered", None)
+    finally:
+        await store.close()
