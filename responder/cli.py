@@ -162,6 +162,8 @@ def simulate(phone: str, text: tuple[str, ...], at: str | None) -> None:
     click.echo(f"why:  {result['explanation']}")
     if result["error"]:
         click.echo(f"error: {result['error']}")
+    for warning in result["warnings"]:
+        click.echo(f"warning: {warning}")
     for reply in result["replies"]:
         click.echo(f"reply ({reply['segments']} SMS): {reply['text']}")
     if not result["replies"]:
@@ -198,7 +200,7 @@ def send(phone: str, text: str, via: str | None, at: str | None) -> None:
         send_at = _local_time(at, settings.timezone, SEND_HORIZON) if at else None
         try:
             messages = await service.send(number, text, via, "cli", send_at)
-        except OptedOutError as err:
+        except (OptedOutError, sms_text.UnsendableText) as err:
             raise click.ClickException(str(err)) from None
         return [m.id for m in messages]
 

@@ -16,6 +16,10 @@ from responder.rules.schema import RuleSet
 from responder.templating import TemplateError, render
 
 SMS_LIMIT = 160  # characters per SMS at both gateways
+# How much of a customer's text reaches the rules and templates (the message is stored whole):
+# ten SMS of message, one SMS per named group of a pattern.
+MAX_MATCHED_TEXT = 1600
+MAX_GROUP_TEXT = 160
 
 
 @dataclass(frozen=True)
@@ -71,17 +75,50 @@ class Decision:
     flow_changed: bool = False
     flagged: bool = False  # the loop guard stopped a reply
     suppressed: str | None = None  # why replies were held back: reply_limit or loop_guard
+    # What the shell should log about the replies (never their text): cleaned, cut short.
+    warnings: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """A text made ready to send: its SMS-sized parts, and what had to be changed."""
+
+    replies: tuple[Reply, ...]
+    warnings: tuple[str, ...] = ()
 
 
 @lru_cache(maxsize=4096)  # most replies are a rule's fixed text
-def prepare(text: str, smart_encoding: bool) -> tuple[Reply, ...]:
-    """Smart-encodes a reply and splits it into SMS-sized parts at word boundaries."""
-    # A lone surrogate (JSON may carry "\ud800" into a template) can be neither counted nor sent.
-    text = text.encode("utf-8", "replace").decode("utf-8")
-    encoded = sms_text.smart_encode(text) if smart_encoding else text
-    return tuple(
-        Reply(part, sms_text.segments(part)) for part in sms_text.split_text(encoded, SMS_LIMIT)
-    )
+def prepare(text: str, smart_encoding: bool, max_sms: int | None = None) -> Prepared:
+    """Cleans a reply of control characters, smart-encodes it, cuts it to `max_sms` SMS (at a
+    word boundary, with an ellipsis) and splits it into SMS-sized parts at word boundaries."""
+    warnings = []
+    try:
+        cleaned = sms_text.sendable(text, strict=True)
+    except sms_text.UnsendableText as err:
+        cleaned = sms_text.sendable(text, strict=False)
+        if err.kind == "control":
+            warnings.append(f"control character {err.code_point} removed from the reply")
+        elif text.strip():
+            warnings.append("the reply has nothing visible (only invisible characters): not sent")
+    encoded = sms_text.smart_encode(cleaned) if smart_encoding else cleaned
+    if max_sms is not None:
+        shortened = sms_text.shorten(encoded, max_sms, SMS_LIMIT)
+        if shortened != encoded:
+            warnings.append(
+                f"reply of {len(encoded)} characters cut to {max_sms} SMS (settings.max_reply_sms)"
+            )
+            encoded = shortened
+    if not encoded.strip():
+        return Prepared((), tuple(warnings))
+    parts = sms_text.split_text(encoded, SMS_LIMIT)
+    return Prepared(tuple(Reply(part, sms_text.segments(part)) for part in parts), tuple(warnings))
+
+
+def _prepare(text: str, settings: RulesSettings, warnings: list[str]) -> tuple[Reply, ...]:
+    """An auto-reply's parts, capped; what had to change is added to `warnings`."""
+    prepared = prepare(text, settings.smart_encoding, settings.reply_cap)
+    warnings.extend(prepared.warnings)
+    return prepared.replies
 
 
 def _context(
@@ -93,10 +130,12 @@ def _context(
 ) -> Any:
     """What a reply template sees; `fields` are contact fields saved by this very message."""
     message = {"text": msg.text, "phone": msg.phone, "received_at": msg.received_at} if msg else {}
+    # A pattern's group can hold most of a long message: one SMS of it is plenty for a reply.
+    groups = {name: value[:MAX_GROUP_TEXT] for name, value in match.groups.items()} if match else {}
     return {
         "message": message,
         "contact": {**contact.fields, **(fields or {}), "phone": contact.phone},
-        "match": match.groups if match else {},
+        "match": groups,
         "rule": match.rule.name if match else None,
         "now": now,
     }
@@ -112,18 +151,27 @@ def _starts_with(tokens: list[str], keywords: tuple[str, ...]) -> str | None:
 
 
 def _confirm(
-    kind: KeywordReply, name: str, ctx: Any, smart: bool, opted_out: bool, why: str
+    kind: KeywordReply,
+    name: str,
+    ctx: Any,
+    settings: RulesSettings,
+    opted_out: bool,
+    why: str,
 ) -> Decision:
+    warnings: list[str] = []
     try:
-        replies = prepare(render(kind.reply, ctx), smart)
+        replies = _prepare(render(kind.reply, ctx), settings, warnings)
     except TemplateError as err:
         return Decision(name, (), why, opted_out=opted_out, error=f"{name} reply: {err}")
-    return Decision(name, replies, why, opted_out=opted_out)
+    return Decision(name, replies, why, opted_out=opted_out, warnings=tuple(warnings))
 
 
 def decide(rules: RuleSet, msg: InboundMessage, contact: Contact, now: datetime) -> Decision:
-    """What to answer `msg` and how the conversation changes; does no I/O."""
+    """What to answer `msg` and how the conversation changes; does no I/O. Only the first
+    MAX_MATCHED_TEXT characters of the message are matched and reach templates."""
     settings = rules.settings
+    if len(msg.text) > MAX_MATCHED_TEXT:
+        msg = replace(msg, text=msg.text[:MAX_MATCHED_TEXT])
     local_now = now.astimezone(settings.timezone)
     normalised = sms_text.normalize(msg.text)
     tokens = normalised.split()
@@ -134,12 +182,12 @@ def decide(rules: RuleSet, msg: InboundMessage, contact: Contact, now: datetime)
         why = f"opt-out keyword '{kw}'"
         if contact.opted_out:
             return Decision("opt_out", (), why + " (already opted out)")
-        decision = _confirm(settings.opt_out, "opt_out", ctx, settings.smart_encoding, True, why)
+        decision = _confirm(settings.opt_out, "opt_out", ctx, settings, True, why)
         return replace(decision, flow=None, flow_changed=contact.flow is not None)
     if contact.opted_out:
         if settings.opt_in and (kw := _starts_with(tokens, settings.opt_in.keywords)):
             why = f"opt-in keyword '{kw}'"
-            return _confirm(settings.opt_in, "opt_in", ctx, settings.smart_encoding, False, why)
+            return _confirm(settings.opt_in, "opt_in", ctx, settings, False, why)
         return Decision(None, (), "contact has opted out: nothing is sent")
 
     mode_change = None
@@ -182,10 +230,11 @@ def _answer(
             body = render(rule.reply, _context(msg, contact, local_now, match))
     except TemplateError as err:
         return Decision(rule.name, (), match.how, mode=mode, error=f"rule {rule.name}: {err}")
-    replies = prepare(body, settings.smart_encoding) if body else ()
+    warnings: list[str] = []
+    replies = _prepare(body, settings, warnings) if body else ()
     if rule.via:
         replies = tuple(Reply(r.text, r.segments, rule.via) for r in replies)
-    return Decision(rule.name, replies, match.how, mode=mode)
+    return Decision(rule.name, replies, match.how, mode=mode, warnings=tuple(warnings))
 
 
 def _run_steps(
@@ -196,6 +245,7 @@ def _run_steps(
     fields: dict[str, Any],
     settings: RulesSettings,
     now: datetime,
+    warnings: list[str],
 ) -> tuple[tuple[Reply, ...], FlowState | None]:
     """Sends steps from `start` on: `say` steps and the next `ask`, where the flow then waits."""
     ctx = _context(msg, contact, now.astimezone(settings.timezone), fields=fields)
@@ -205,7 +255,7 @@ def _run_steps(
         if index is None:
             return tuple(replies), None
         step = flow.steps[index]
-        replies.extend(prepare(render(step.text, ctx), settings.smart_encoding))
+        replies.extend(_prepare(render(step.text, ctx), settings, warnings))
         if step.kind == "ask":
             return tuple(replies), FlowState(flow.name, index, 0, now)
         index = flow.next_after(index)
@@ -236,15 +286,18 @@ def _in_flow(
         if found is None:
             found = _answer(rules, msg, contact, normalised, facts.now)
         return replace(found, flow_changed=True) if not found.flow_changed else found
+    warnings: list[str] = []
     try:
         if flow is None or state is None:
             trigger = rules.flow_triggers.match(normalised, facts)
             if trigger is None:
                 return None
             started = rules.flows[trigger.rule.name]
-            replies, new_state = _run_steps(started, 0, msg, contact, {}, settings, now)
+            replies, new_state = _run_steps(started, 0, msg, contact, {}, settings, now, warnings)
             why = f"flow {started.name} started: {trigger.how}"
-            return _flow_decision(started.name, replies, why, flow=new_state)
+            return _flow_decision(
+                started.name, replies, why, flow=new_state, warnings=tuple(warnings)
+            )
 
         if flow.interruptible:
             match = rules.matcher.match(normalised, facts)
@@ -258,15 +311,19 @@ def _in_flow(
                 why = f"flow {flow.name}: no valid answer after {state.retries + 1} tries, ended"
                 return _flow_decision(flow.name, (), why, flow=None)
             ctx = _context(msg, contact, facts.now)
-            replies = prepare(render(step.retry or step.text, ctx), settings.smart_encoding)
+            replies = _prepare(render(step.retry or step.text, ctx), settings, warnings)
             retry = FlowState(flow.name, state.step, state.retries + 1, now)
             why = f"flow {flow.name}: answer not accepted, asked again"
-            return _flow_decision(flow.name, replies, why, flow=retry)
+            return _flow_decision(flow.name, replies, why, flow=retry, warnings=tuple(warnings))
         fields = {step.save: msg.text.strip()} if step.save else {}
         following = flow.next_after(state.step, normalised)
-        replies, new_state = _run_steps(flow, following, msg, contact, fields, settings, now)
+        replies, new_state = _run_steps(
+            flow, following, msg, contact, fields, settings, now, warnings
+        )
         why = f"flow {flow.name}: answer to step {state.step + 1}"
-        return _flow_decision(flow.name, replies, why, fields=fields, flow=new_state)
+        return _flow_decision(
+            flow.name, replies, why, fields=fields, flow=new_state, warnings=tuple(warnings)
+        )
     except TemplateError as err:
         name = flow.name if flow else "?"
         return _flow_decision(name, (), "flow failed", error=f"flow {name}: {err}", flow=None)
@@ -294,26 +351,32 @@ def expire_flow(rules: RuleSet, contact: Contact, now: datetime) -> Decision | N
     if flow is None or flow.timeout_reply is None or contact.mode == "human":
         return _flow_decision(state.name, (), why, flow=None)
     ctx = _context(None, contact, now.astimezone(rules.settings.timezone))
+    warnings: list[str] = []
     try:
-        replies = prepare(render(flow.timeout_reply, ctx), rules.settings.smart_encoding)
+        replies = _prepare(render(flow.timeout_reply, ctx), rules.settings, warnings)
     except TemplateError as err:
         return _flow_decision(state.name, (), why, error=str(err), flow=None)
-    return _flow_decision(state.name, replies, why, flow=None)
+    return _flow_decision(state.name, replies, why, flow=None, warnings=tuple(warnings))
 
 
 def _limit(
     decision: Decision, contact: Contact, settings: RulesSettings, now: datetime
 ) -> Decision:
-    """Holds back auto-replies beyond `reply_limit`, and any text repeated to the same number
-    more than `loop_guard` allows (two bots answering each other)."""
+    """Holds back auto-replies that would take the number past `reply_limit` SMS, and any
+    text repeated to the same number more than `loop_guard` allows (two bots answering each
+    other)."""
     if not decision.replies:
         return decision
     limit, guard = settings.reply_limit, settings.loop_guard
     since = now - timedelta(seconds=limit.per)
-    # All parts of one reply share their time: count replies, not SMS parts.
-    answered = {at for at, _ in contact.recent_replies if at > since}
-    if len(answered) >= limit.count:
-        why = f"{decision.explanation}; reply limit reached ({limit.count} per {_span(limit.per)})"
+    # What replies cost, not how many there were: one long reply must not pass for one.
+    used = sum(sms_text.segments(text) for at, text in contact.recent_replies if at > since)
+    cost = sum(reply.segments for reply in decision.replies)
+    if used + cost > limit.count:
+        why = (
+            f"{decision.explanation}; reply limit reached "
+            f"({limit.count} SMS per {_span(limit.per)}, {used} sent, this reply {cost})"
+        )
         return replace(decision, replies=(), explanation=why, suppressed="reply_limit")
     since = now - timedelta(seconds=guard.per)
     texts = {r.text for r in decision.replies}

@@ -34,6 +34,7 @@ from responder.store.models import (
     UnknownContactError,
     to_iso,
 )
+from responder.text import sendable
 from responder.web.balances import Balance, ask_balances
 from responder.web.sessions import Sessions, SignInLimiter
 from responder.workers.outbox import NATIVE_SCHEDULE_AHEAD, OutboxWorker
@@ -141,6 +142,10 @@ class Service:
         return self.default_provider
 
     def _routed(self, decision: Decision) -> Decision:
+        """The decision with every reply on a configured provider; what the engine had to
+        change in its replies (cleaned, cut short) is logged, by rule and never by text."""
+        for warning in decision.warnings:
+            log.warning("rule %s: %s", decision.rule, warning)
         replies = tuple(replace(r, via=self.route(r.via)) for r in decision.replies)
         return replace(decision, replies=replies)
 
@@ -166,11 +171,15 @@ class Service:
     ) -> list[Message]:
         """Queues a message written by a person; an agent's reply hands the chat to people.
         With `send_at` it waits in the outbox until then, or, far enough ahead on a provider
-        that schedules by itself (MasSMS), goes to the provider's scheduler at once."""
+        that schedules by itself (MasSMS), goes to the provider's scheduler at once. A text
+        with a control character, or nothing visible, raises UnsendableText: a person typed
+        it, so it is refused rather than changed behind their back."""
         settings = self.rules.current.settings
         normalize_phone(phone, settings.country)  # InvalidPhoneNumber before anything is queued
+        text = sendable(text, strict=True)
         provider = self.route(via)
-        replies = [replace(r, via=provider) for r in engine.prepare(text, settings.smart_encoding)]
+        prepared = engine.prepare(text, settings.smart_encoding)
+        replies = [replace(r, via=provider) for r in prepared.replies]
         due = None
         if send_at is not None:
             now = self.clock()
@@ -373,4 +382,5 @@ def simulation_json(decision: Decision) -> dict[str, Any]:
         "explanation": decision.explanation,
         "mode": decision.mode,
         "error": decision.error,
+        "warnings": list(decision.warnings),
     }

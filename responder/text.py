@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 import unicodedata
 
 import gsm0338
@@ -10,11 +11,15 @@ import gsm0338
 __all__ = [
     "GSM7_BASIC",
     "GSM7_EXTENDED",
+    "UnsendableText",
     "is_gsm7",
     "normalize",
     "segments",
+    "sendable",
+    "shorten",
     "smart_encode",
     "smart_encode_table",
+    "sms_cost",
     "split_text",
 ]
 
@@ -229,3 +234,114 @@ def split_text(text: str, limit: int = 160) -> list[str]:
         rest = rest[rest_start:]
     parts.append(rest)
     return parts
+
+
+def sms_cost(text: str, limit: int = 160) -> int:
+    """What the text costs once split into parts of at most `limit` characters, in SMS."""
+    return sum(segments(part) for part in split_text(text, limit))
+
+
+# --- what may go out ---------------------------------------------------------------
+
+# C0 and C1 controls (line breaks and tabs are normalised first, see below), lone surrogates
+# and Unicode noncharacters. GSM-7 has CR and, in its escape table, a form feed, but a
+# gateway that echoes the text back in XML (Massiva) answers something unreadable with any
+# of them, and a phone shows them as nothing or as boxes.
+_NONCHARACTERS = "".join(
+    chr(cp)
+    for cp in [
+        *range(0xFDD0, 0xFDF0),
+        *(p * 0x10000 + x for p in range(17) for x in (0xFFFE, 0xFFFF)),
+    ]
+)
+_SURROGATES = "\ud800-\udfff"
+_FORBIDDEN = re.compile(
+    f"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x84\x86-\x9f{_SURROGATES}{re.escape(_NONCHARACTERS)}]"
+)
+# Every line break becomes \n (CR LF from browsers, CR, NEL, the Unicode separators); a tab
+# is a space.
+_LINE_BREAKS = str.maketrans({"\r": "\n", "\x85": "\n", "\u2028": "\n", "\u2029": "\n", "\t": " "})
+
+
+class UnsendableText(ValueError):
+    """A person's text that cannot go out as it is: `kind` is "control" (an invisible control
+    character: `char` and its 1-based `position` say which) or "empty" (nothing visible)."""
+
+    def __init__(self, kind: str, char: str = "", position: int = 0) -> None:
+        self.kind = kind
+        self.char = char
+        self.position = position
+        super().__init__(self.describe())
+
+    @property
+    def code_point(self) -> str:
+        return f"U+{ord(self.char):04X}" if self.char else ""
+
+    def describe(self) -> str:
+        if self.kind == "empty":
+            return "the text has nothing visible to send"
+        return (
+            f"the text contains an invisible control character ({self.code_point}) at "
+            f"position {self.position}; remove it and send again"
+        )
+
+
+def _visible(text: str) -> bool:
+    return any(not c.isspace() and unicodedata.category(c) != "Cf" for c in text)
+
+
+def sendable(text: str, *, strict: bool) -> str:
+    """The text as it may go out: line breaks as \n, no control characters, lone surrogates
+    or noncharacters. `strict` (text a person typed) raises UnsendableText for any of those,
+    or for a text with nothing visible (only spaces or zero-width characters); otherwise
+    (template output) they are removed (a lone surrogate becomes "?") and an invisible-only
+    text becomes ""."""
+    found = _FORBIDDEN.search(text)
+    if found is not None:
+        if strict:
+            raise UnsendableText("control", found.group(), found.start() + 1)
+        text = _FORBIDDEN.sub(lambda m: "?" if "\ud800" <= m.group() <= "\udfff" else "", text)
+    text = text.replace("\r\n", "\n").translate(_LINE_BREAKS)
+    if not _visible(text):
+        if strict:
+            raise UnsendableText("empty")
+        return ""
+    return text
+
+
+# Where a cut may step back to the previous space: a longer word is cut inside.
+_LONGEST_WORD = 40
+
+
+def _cut(text: str, length: int) -> str:
+    """The first `length` characters, ended at a word boundary, with an ellipsis."""
+    head = text[:length]
+    if length < len(text) and not text[length].isspace():
+        space = max(head.rfind(" "), head.rfind("\n"))
+        if space >= 0 and length - space <= _LONGEST_WORD:
+            head = head[:space]
+    head = head.rstrip()
+    # "…" is not GSM-7: after a GSM-7 text it would make every part cost UCS-2 rates.
+    return head + ("..." if is_gsm7(head) else "\u2026")
+
+
+def shorten(text: str, max_sms: int, limit: int = 160) -> str:
+    """The text unchanged when its parts cost at most `max_sms` SMS; otherwise its longest
+    beginning, cut at a word boundary and ended with an ellipsis, that does (measured on the
+    text as given: encode before shortening)."""
+    if max_sms < 1:
+        raise ValueError(f"max_sms must be at least 1, got {max_sms}")
+    window = max_sms * limit
+    # More than `window` visible characters can never fit: no need to split megabytes to
+    # find that out. Whitespace does not count: it may fall where parts are cut.
+    if len("".join(text.split())) <= window and sms_cost(text, limit) <= max_sms:
+        return text
+    low, high, best = 0, min(len(text), window), _cut(text, 0)
+    while low <= high:
+        middle = (low + high) // 2
+        candidate = _cut(text, middle)
+        if sms_cost(candidate, limit) <= max_sms:
+            best, low = candidate, middle + 1
+        else:
+            high = middle - 1
+    return best

@@ -114,10 +114,13 @@ def workdir(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def bundled(tmp_path: Path) -> Path:
-    """A folder holding copies of the bundled rules.yaml and templates/."""
-    shutil.copy(ROOT / "rules.yaml", tmp_path / "rules.yaml")
-    shutil.copytree(ROOT / "templates", tmp_path / "templates")
-    return tmp_path
+    """A folder holding copies of the bundled rules.yaml and templates/ (beside `workdir`, so
+    that an app started with them still keeps its database in `workdir`)."""
+    folder = tmp_path / "bundled"
+    folder.mkdir()
+    shutil.copy(ROOT / "rules.yaml", folder / "rules.yaml")
+    shutil.copytree(ROOT / "templates", folder / "templates")
+    return folder
 
 
 @pytest.fixture

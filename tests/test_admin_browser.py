@@ -172,7 +172,7 @@ def test_staff_answer_a_customer_from_sign_in_to_delivery(
     expect(page.get_by_role("status")).to_contain_text("Mensaje en cola")
 
     # It reaches the provider, and its status follows without reloading.
-    expected = engine.prepare(reply, True)[0].text  # smart encoding: í → i, á → a
+    expected = engine.prepare(reply, True).replies[0].text  # smart encoding: í → i, á → a
     sms = sent_with(fake, expected)
     assert sms.phone == PHONE
     page.evaluate("window.stillTheSamePage = true")
@@ -304,7 +304,7 @@ def test_the_sms_counter_agrees_with_the_server(
     ]
     for text in texts:
         box.fill(text)
-        replies = engine.prepare(text, smart)
+        replies = engine.prepare(text, smart).replies
         expected = sum(r.segments for r in replies)
         expect(counter).to_have_attribute("data-sms", str(expected))
         unicode = not all(sms_text.is_gsm7(r.text) for r in replies)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import textwrap
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -288,7 +288,7 @@ def test_via_is_carried_on_every_reply(rules: RuleSet) -> None:
     ids=["smart-encoding", "as-written"],
 )
 def test_prepare(smart: bool, expected: Reply) -> None:
-    assert engine.prepare("Sábado: café y té.", smart) == (expected,)
+    assert engine.prepare("Sábado: café y té.", smart).replies == (expected,)
 
 
 def test_without_smart_encoding_accents_cost_ucs2_segments(tmp_path: Path) -> None:
@@ -313,7 +313,7 @@ def test_the_explanation_is_kept(rules: RuleSet) -> None:
 
 def test_a_lone_surrogate_in_a_reply_is_replaced() -> None:
     """JSON (`/api/simulate`) can carry "\\ud800"; it can be neither counted nor sent."""
-    assert engine.prepare("hola \ud800", True) == (Reply("hola ?", 1),)
+    assert engine.prepare("hola \ud800", True).replies == (Reply("hola ?", 1),)
 
 
 ECHO = """\
@@ -338,3 +338,120 @@ def test_echoing_any_text_never_raises(echo: RuleSet, text: str, name: str) -> N
     assert decision.rule == "eco" and decision.error is None
     assert decision.replies  # the weekday alone is never empty: something always goes out
     assert all(len(reply.text) <= engine.SMS_LIMIT for reply in decision.replies)
+
+
+# --- what one message may cost -------------------------------------------------------------
+
+COST = """\
+settings: {timezone: America/Caracas, reply_limit: {count: 5, per: 1h}}
+rules:
+  - name: eco
+    pattern: 'eco (?P<palabra>\\w+)'
+    reply: "{{ match.palabra }}"
+  - name: largo
+    keywords: [largo]
+    reply: "{{ message.text }}"
+  - name: cuenta
+    keywords: [cuenta]
+    reply: "{{ message.text | length }}"
+  - name: dos
+    keywords: [dos]
+    reply: "{{ 'palabra ' * 38 }}"
+  - name: horario
+    keywords: [horario]
+    reply: "Abrimos a las 8."
+  - name: otro
+    fallback: true
+    reply: "No entendí."
+"""
+
+
+@pytest.fixture(scope="module")
+def cost(tmp_path_factory: pytest.TempPathFactory) -> RuleSet:
+    return write(tmp_path_factory.mktemp("cost"), COST, {})
+
+
+def sms_of(decision: Decision) -> int:
+    return sum(reply.segments for reply in decision.replies)
+
+
+def test_template_output_loses_control_characters_and_says_so(cost: RuleSet) -> None:
+    decision = decide(cost, "largo\x0c de\x00 prueba\r\nfin")
+    assert texts(decision) == ["largo de prueba\nfin"]
+    assert decision.warnings == ("control character U+000C removed from the reply",)
+
+
+def test_a_long_reply_is_cut_to_max_reply_sms(cost: RuleSet) -> None:
+    message = "largo " + "palabra " * 180  # 1,446 characters: ten SMS as it stands
+    decision = decide(cost, message)
+    assert sms_of(decision) == 3
+    assert decision.replies[-1].text.endswith("palabra...")
+    assert " ".join(texts(decision)).startswith("largo palabra palabra")
+    assert decision.warnings == ("reply of 1445 characters cut to 3 SMS (settings.max_reply_sms)",)
+
+
+def test_max_reply_sms_is_a_setting(tmp_path: Path) -> None:
+    ruleset = write(
+        tmp_path,
+        """\
+        settings: {max_reply_sms: 1}
+        rules:
+          - {name: eco, fallback: true, reply: "{{ message.text }}"}
+        """,
+        {},
+    )
+    assert ruleset.settings.max_reply_sms == 1
+    assert sms_of(decide(ruleset, "palabra " * 100)) == 1
+
+
+def test_named_groups_and_the_message_text_reaching_templates_are_bounded(
+    cost: RuleSet,
+) -> None:
+    assert texts(decide(cost, "eco " + "x" * 1000)) == ["x" * engine.MAX_GROUP_TEXT]
+    assert texts(decide(cost, "cuenta " + "y" * 5000)) == [str(engine.MAX_MATCHED_TEXT)]
+
+
+def test_only_the_beginning_of_a_long_message_is_matched(cost: RuleSet) -> None:
+    filler = "bla " * 500  # 2,000 characters
+    assert decide(cost, "horario " + filler).rule == "horario"
+    assert decide(cost, filler + "horario").rule == "otro"
+
+
+def replies_at(*costs: int) -> tuple[tuple[datetime, str], ...]:
+    """Earlier auto-replies of the last minutes, one 160-character part per SMS."""
+    earlier = NOW - timedelta(minutes=10)
+    return tuple((earlier, "p" * 160) for cost in costs for _ in range(cost))
+
+
+@pytest.mark.parametrize(
+    ("text", "earlier", "answered"),
+    [
+        ("horario", replies_at(1, 1, 1, 1), True),  # 4 SMS + 1 = 5
+        ("horario", replies_at(1, 1, 1, 1, 1), False),  # 5 SMS + 1
+        ("dos", replies_at(2), True),  # 2 + 2
+        ("dos", replies_at(2, 2), False),  # two replies so far, but 4 SMS + 2 > 5
+        ("horario", replies_at(2, 2), True),  # 4 SMS + 1 = 5
+    ],
+    ids=["fifth-sms", "sixth-sms", "second-long", "third-long", "short-after-long"],
+)
+def test_the_reply_limit_counts_sms_not_replies(
+    cost: RuleSet, text: str, earlier: tuple[tuple[datetime, str], ...], answered: bool
+) -> None:
+    decision = decide(cost, text, recent_replies=earlier)
+    assert bool(decision.replies) is answered
+    if not answered:
+        assert decision.suppressed == "reply_limit"
+        assert "reply limit reached (5 SMS per 1h" in decision.explanation
+
+
+def test_a_reply_never_costs_more_than_the_reply_limit_allows(tmp_path: Path) -> None:
+    ruleset = write(
+        tmp_path,
+        """\
+        settings: {reply_limit: {count: 2, per: 1h}}
+        rules:
+          - {name: eco, fallback: true, reply: "{{ message.text }}"}
+        """,
+        {},
+    )
+    assert sms_of(decide(ruleset, "palabra " * 100)) == 2

@@ -15,7 +15,7 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse
 from starlette.routing import Route
 
-from tests.fakes.common import Recorded, SentSms
+from tests.fakes.common import GARBAGE, Recorded, SentSms
 from tests.fakes.massiva import FakeMassiva
 from tests.fakes.massms import FakeMasSMS
 from tests.fakes.server import FakeServer
@@ -224,3 +224,48 @@ async def test_webhooks_reach_the_user() -> None:
     assert re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d", params["fecha_actualizacion"])
     assert received[1].method == "POST"
     assert received[1].raw == "msg=Ma%F1ana&phone=584121234567&linea=584141234567"
+
+
+def test_garbage_after_sending_sends_then_answers_junk(
+    massiva: tuple[FakeMassiva, httpx.Client], massms: tuple[FakeMasSMS, httpx.Client]
+) -> None:
+    fake, client = massiva
+    fake.fail_next("garbage-after-sending")
+    answer = client.post("/SendSms", data={**AUTH, "telefonos": "584164248750", "texto": "hola"})
+    assert answer.status_code == 200
+    with pytest.raises(ET.ParseError):
+        ET.fromstring(answer.text)
+    assert [s.text for s in fake.sent] == ["hola"] and fake.credits == 9
+    other, other_client = massms
+    other.fail_next("garbage-after-sending")
+    answer = other_client.get("/sendmsg.php", params={**MS_AUTH, "to": "584121234567", "text": "x"})
+    assert (answer.status_code, answer.text) == (200, GARBAGE)
+    assert [s.text for s in other.sent] == ["x"] and other.balance == 9
+
+
+def test_massiva_echoes_control_characters_into_unreadable_xml(
+    massiva: tuple[FakeMassiva, httpx.Client],
+) -> None:
+    fake, client = massiva
+    send = {**AUTH, "telefonos": "584164248750;584241234567", "texto": "a\x0cb|5 €"}
+    with pytest.raises(ET.ParseError):
+        ET.fromstring(client.post("/SendSms", data=send).text)
+    send["texto"] = "ab|5 €"
+    ET.fromstring(client.post("/SendSms", data=send).text)  # clean texts: readable
+    fake.echo_gsm7_escapes = True
+    with pytest.raises(ET.ParseError):
+        ET.fromstring(client.post("/SendSms", data=send).text)
+    assert [s.text for s in fake.sent] == ["a\x0cb", "5 €", "ab", "5 €", "ab", "5 €"]
+
+
+def test_massms_can_leave_numbers_out_of_its_answer(
+    massms: tuple[FakeMasSMS, httpx.Client],
+) -> None:
+    fake, client = massms
+    a, b, c = "584121234567", "584141234567", "584161234567"
+    fake.unlisted, fake.garbled = {b}, {c}
+    answer = client.get("/sendmsg.php", params={**MS_AUTH, "to": f"{a},{b},{c}", "text": "x"})
+    items = answer.text.split(",")
+    assert [item.split(":")[0] for item in items] == [a, c]
+    assert items[1] == f"{c}:"
+    assert [s.phone for s in fake.sent] == [a, b, c]

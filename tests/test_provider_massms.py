@@ -9,6 +9,7 @@ import pytest
 
 from responder.config import MasSMSSettings
 from responder.providers.base import (
+    UNCONFIRMED,
     BadResponse,
     ConnectionFailed,
     DeliveryStatus,
@@ -18,6 +19,7 @@ from responder.providers.base import (
     Rejected,
     SendResult,
     Throttled,
+    Unconfirmed,
 )
 from responder.providers.massms import (
     ERROR_CODES,
@@ -119,7 +121,12 @@ def test_build_send(
 # --- sendmsg.php answers ------------------------------------------------------------------
 
 THREE = sms("x", A, B, C)
-NOT_LISTED = "massms: the answer does not list this number"
+NOT_LISTED = f"massms: the answer does not list this number readably; {UNCONFIRMED}"
+
+
+def unconfirmed(id: int) -> SendResult:
+    return SendResult(id, None, NOT_LISTED, unconfirmed=True)
+
 
 SEND_CASES: list[tuple[str, HttpResponse, list[OutboundSMS], Raises | list[SendResult]]] = [
     ("one", text(f"{A}:{MSGID}"), sms("x", A), [SendResult(1, MSGID)]),
@@ -139,7 +146,7 @@ SEND_CASES: list[tuple[str, HttpResponse, list[OutboundSMS], Raises | list[SendR
         "missing-number",
         text(f"{A}:id1,{C}:id3"),
         THREE,
-        [SendResult(1, "id1"), SendResult(2, None, NOT_LISTED, True), SendResult(3, "id3")],
+        [SendResult(1, "id1"), unconfirmed(2), SendResult(3, "id3")],
     ),
     (
         "same-number-twice",
@@ -157,15 +164,29 @@ SEND_CASES: list[tuple[str, HttpResponse, list[OutboundSMS], Raises | list[SendR
         for code in map(str, range(101, 112))
     ],
     ("code-with-newline", text("107\n"), THREE, Raises(Rejected, False, "107")),
-    ("unknown-code", text("112"), THREE, Raises(BadResponse, True, None)),
-    ("empty", text(""), THREE, Raises(BadResponse, True, None)),
-    ("blank", text(" \n"), THREE, Raises(BadResponse, True, None)),
-    ("plain-ok", text("OK"), THREE, Raises(BadResponse, True, None)),
-    ("no-msgid", text(f"{A}:"), THREE, Raises(BadResponse, True, None)),
-    ("plus-number", text(f"+{A}:id1"), THREE, Raises(BadResponse, True, None)),
-    ("one-bad-item", text(f"{A}:id1,oops"), THREE, Raises(BadResponse, True, None)),
-    ("xml", text(GARBAGE), THREE, Raises(BadResponse, True, None)),
-    ("html-200", text(MAINTENANCE_PAGE), THREE, Raises(BadResponse, True, None)),
+    # HTTP 200 in words that cannot be read: MasSMS may have sent everything.
+    ("unknown-code", text("112"), THREE, Raises(Unconfirmed, False, None)),
+    ("empty", text(""), THREE, Raises(Unconfirmed, False, None)),
+    ("blank", text(" \n"), THREE, Raises(Unconfirmed, False, None)),
+    ("plain-ok", text("OK"), THREE, Raises(Unconfirmed, False, None)),
+    ("no-msgid", text(f"{A}:"), THREE, Raises(Unconfirmed, False, None)),
+    ("plus-number", text(f"+{A}:id1"), THREE, Raises(Unconfirmed, False, None)),
+    ("xml", text(GARBAGE), THREE, Raises(Unconfirmed, False, None)),
+    ("html-200", text(MAINTENANCE_PAGE), THREE, Raises(Unconfirmed, False, None)),
+    ("redirect", text("Moved", 302), THREE, Raises(BadResponse, True, None)),
+    # What can be read counts; the rest is unconfirmed, message by message.
+    (
+        "one-bad-item",
+        text(f"{A}:id1,oops"),
+        THREE,
+        [SendResult(1, "id1"), unconfirmed(2), unconfirmed(3)],
+    ),
+    (
+        "one-item-without-msgid",
+        text(f"{A}:id1,{B}:,{C}:id3"),
+        THREE,
+        [SendResult(1, "id1"), unconfirmed(2), SendResult(3, "id3")],
+    ),
     ("html-500", text(ERROR_PAGE, 500), THREE, Raises(BadResponse, True, "500")),
     ("ids-but-500", text(f"{A}:id1", 500), THREE, Raises(BadResponse, True, "500")),
     ("http-503", text("", 503), THREE, Raises(BadResponse, True, "503")),
@@ -413,6 +434,9 @@ async def test_balance(massms: tuple[FakeMasSMS, str], client: MasSMSClient) -> 
     assert (caught.value.code, caught.value.retryable) == ("107", False)
 
 
+# An answer with HTTP 200 that cannot be read leaves a send unconfirmed (it may have gone out),
+# a query just asks again.
+ON_SEND = {kind: Raises(Unconfirmed, False, None) for kind in ("html", "empty", "garbage")}
 FAULTS = [
     ("http500", Raises(BadResponse, True, "500")),
     ("html", Raises(BadResponse, True, None)),
@@ -457,6 +481,7 @@ async def test_faults(
     finally:
         if failing is not client:
             await failing.aclose()
+    expected = ON_SEND.get(fault, expected) if operation == "send" else expected
     err = caught.value
     assert (type(err), err.retryable, err.code) == (
         expected.error,

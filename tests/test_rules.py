@@ -13,7 +13,7 @@ import pytest
 from responder.rules import conditions as cond
 from responder.rules.conditions import parse_duration
 from responder.rules.model import Limit, Problem
-from responder.rules.schema import RuleSet, load_rules
+from responder.rules.schema import SETTINGS_KEYS, RuleSet, load_rules
 from tests.conftest import MONDAY_10AM
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -800,3 +800,38 @@ def test_a_deeply_nested_file_is_a_clear_error(tmp_path: Path) -> None:
     assert [(p.line, p.message) for p in problems] == [
         (2, "YAML syntax: lists and mappings nest too deeply here")
     ]
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [("", 3), ("1", 1), ("10", 10)],
+    ids=["default", "one", "ten"],
+)
+def test_max_reply_sms(tmp_path: Path, value: str, expected: int) -> None:
+    setting = f"settings: {{max_reply_sms: {value}}}\n" if value else ""
+    ruleset = load_text(tmp_path, setting + "rules: []\n", raw=True)
+    assert ruleset.problems == ()
+    assert ruleset.settings.max_reply_sms == expected
+
+
+@pytest.mark.parametrize("value", ["0", "11", "tres", "true", "2.5"])
+def test_max_reply_sms_must_be_a_number_from_1_to_10(tmp_path: Path, value: str) -> None:
+    ruleset = load_text(tmp_path, f"settings:\n  max_reply_sms: {value}\nrules: []\n", raw=True)
+    assert [p.format("rules.yaml") for p in ruleset.problems] == [
+        "rules.yaml:2: max_reply_sms must be a number from 1 to 10"
+    ]
+    assert ruleset.settings.max_reply_sms == 3
+
+
+def test_a_fixed_reply_longer_than_max_reply_sms_is_a_warning(tmp_path: Path) -> None:
+    reply = "palabra " * 70  # 559 characters, sent as 4 parts of at most 160
+    rules = f'rules:\n  - {{name: a, keywords: [a], reply: "{reply}"}}\n'
+    ruleset = load_text(tmp_path, rules, raw=True)
+    assert [p.message for p in ruleset.problems] == [
+        "reply costs 4 SMS (560 characters): only 3 are sent (max_reply_sms), the rest is cut"
+    ]
+
+
+def test_every_setting_is_in_the_reference_table() -> None:
+    text = (ROOT / "docs" / "rules.md").read_text(encoding="utf-8")
+    assert [key for key in SETTINGS_KEYS if f"| `{key}` |" not in text] == []

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import sys
+import time
 import unicodedata
 
 import pytest
@@ -11,10 +12,14 @@ from responder import text as text_module
 from responder.text import (
     GSM7_BASIC,
     GSM7_EXTENDED,
+    UnsendableText,
     is_gsm7,
     normalize,
     segments,
+    sendable,
+    shorten,
     smart_encode,
+    sms_cost,
     split_text,
 )
 
@@ -278,3 +283,112 @@ def test_split_text_parts_fit_and_carry_the_whole_text(raw: str, limit: int) -> 
     if all(len(word) <= limit for word in raw.split()):
         # No hard splits: joining with spaces gives the text with cut whitespace collapsed.
         assert " ".join(parts).split() == raw.split()
+
+
+# --- what may go out -------------------------------------------------------------------------
+
+# (typed text, what a person is told (kind, code point, position) or None, template output)
+SENDABLE_CASES = [
+    ("plain", "Hola, ¿qué tal?", None, "Hola, ¿qué tal?"),
+    ("newline-stays", "uno\ndos", None, "uno\ndos"),
+    ("crlf-to-newline", "uno\r\ndos\rtres", None, "uno\ndos\ntres"),
+    ("unicode-breaks-to-newline", "a\x85b\u2028c\u2029d", None, "a\nb\nc\nd"),
+    ("tab-to-space", "a\tb", None, "a b"),
+    ("form-feed", "hola\x0cmundo", ("control", "U+000C", 5), "holamundo"),
+    ("nul", "\x00hola", ("control", "U+0000", 1), "hola"),
+    ("escape", "5 \x1be", ("control", "U+001B", 3), "5 e"),
+    ("delete", "ab\x7f", ("control", "U+007F", 3), "ab"),
+    ("c1-control", "a\x9bb", ("control", "U+009B", 2), "ab"),
+    ("lone-surrogate", "hola \ud800", ("control", "U+D800", 6), "hola ?"),
+    ("noncharacter", "a\ufffeb\U0010ffff", ("control", "U+FFFE", 2), "ab"),
+    ("zero-width-only", "\u200b\u200d \u2060", ("empty", "", 0), ""),
+    ("blank-lines-only", "\n \r\n", ("empty", "", 0), ""),
+    ("control-only", "\x00\x0c", ("control", "U+0000", 1), ""),
+    ("zero-width-kept-inside-text", "👨\u200d👩 hola", None, "👨\u200d👩 hola"),
+]
+
+
+@pytest.mark.parametrize(
+    ("raw", "refused", "cleaned"),
+    [case[1:] for case in SENDABLE_CASES],
+    ids=[case[0] for case in SENDABLE_CASES],
+)
+def test_sendable(raw: str, refused: tuple[str, str, int] | None, cleaned: str) -> None:
+    assert sendable(raw, strict=False) == cleaned
+    if refused is None:
+        assert sendable(raw, strict=True) == cleaned
+        return
+    with pytest.raises(UnsendableText) as caught:
+        sendable(raw, strict=True)
+    err = caught.value
+    assert (err.kind, err.code_point, err.position) == refused
+
+
+def forbidden(char: str) -> bool:
+    """What a gateway must never get: controls but the newline, surrogates, noncharacters."""
+    cp = ord(char)
+    control = unicodedata.category(char) == "Cc" and char != "\n"
+    return control or 0xD800 <= cp <= 0xDFFF or 0xFDD0 <= cp <= 0xFDEF or cp & 0xFFFE == 0xFFFE
+
+
+@given(any_text)
+def test_nothing_forbidden_survives_cleaning(raw: str) -> None:
+    cleaned = sendable(raw, strict=False)
+    assert not any(forbidden(c) for c in cleaned)
+    try:
+        typed = sendable(raw, strict=True)
+    except UnsendableText:
+        return
+    assert typed == cleaned  # a text a person may send is sent as the cleaning would
+
+
+def test_every_forbidden_code_point_is_caught() -> None:
+    for cp in range(sys.maxunicode + 1):
+        char = chr(cp)
+        if forbidden(char) and char not in "\r\t\x85":  # line breaks and tabs are normalised
+            with pytest.raises(UnsendableText):
+                sendable(f"a{char}b", strict=True)
+
+
+# --- cutting to a number of SMS -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("raw", "max_sms", "expected"),
+    [
+        ("corto", 1, "corto"),
+        ("a" * 160, 1, "a" * 160),
+        ("palabra " * 25, 1, ("palabra " * 19).strip() + "..."),  # 152 + 3 characters
+        ("x" * 500, 1, "x" * 157 + "..."),  # one long word is cut inside
+        ("ñandú " * 20, 1, ("ñandú " * 11).strip() + "\u2026"),  # UCS-2: 70 per SMS
+        ("Hola 😀 " * 20, 1, "Hola 😀 " * 8 + "Hola\u2026"),  # an emoji is 2 UTF-16 units
+    ],
+    ids=["fits", "exactly-one", "words-gsm7", "one-word", "ucs2-ellipsis", "emoji"],
+)
+def test_shorten(raw: str, max_sms: int, expected: str) -> None:
+    assert shorten(raw, max_sms) == expected
+
+
+@given(
+    st.text(st.sampled_from("ab ñ😀€\n"), max_size=2000),
+    st.integers(min_value=1, max_value=5),
+)
+def test_shortened_text_never_costs_more_than_asked(raw: str, max_sms: int) -> None:
+    result = shorten(raw, max_sms)
+    assert sms_cost(result) <= max_sms
+    if sms_cost(raw) <= max_sms:
+        assert result == raw
+    else:
+        assert result.endswith(("...", "\u2026"))
+
+
+def test_a_gsm7_text_is_never_made_ucs2_by_its_ellipsis() -> None:
+    cut = shorten("palabra " * 100, 3)
+    assert is_gsm7(cut) and cut.endswith("...") and sms_cost(cut) == 3
+
+
+def test_shortening_megabytes_is_quick() -> None:
+    started = time.perf_counter()
+    assert sms_cost(shorten("x" * 5_000_000, 3)) == 3
+    assert sms_cost(shorten("palabra " * 500_000, 3)) == 3
+    assert time.perf_counter() - started < 1.0

@@ -27,6 +27,9 @@ class SendResult:
     error: str | None = None
     retryable: bool = False
     delivered: bool = False  # final already (the sandbox), no delivery report will follow
+    # The provider answered, but not readably about this message: it may have gone out, so it
+    # is neither sent again nor failed (status 'unconfirmed').
+    unconfirmed: bool = False
 
     @property
     def accepted(self) -> bool:
@@ -75,9 +78,21 @@ class NoCredits(Rejected):
 
 
 class BadResponse(ProviderError):
-    """The provider answered something its manual does not describe."""
+    """The provider answered something its manual does not describe (an HTTP 5xx error page,
+    an unreadable balance or status): asking again may help."""
 
     retryable = True
+
+
+# Why a message is left 'unconfirmed', in every such error.
+UNCONFIRMED = "it may have gone out, so it is not sent again"
+
+
+class Unconfirmed(ProviderError):
+    """The provider answered a send with HTTP 2xx, but in words we cannot read: it may well
+    have sent every message, so none is sent again (a retry could multiply the batch)."""
+
+    retryable = False
 
 
 class Provider(ABC):

@@ -12,6 +12,7 @@ from defusedxml.ElementTree import ParseError, fromstring
 
 from responder.config import MassivaSettings
 from responder.providers.base import (
+    UNCONFIRMED,
     BadResponse,
     NoCredits,
     OutboundSMS,
@@ -19,6 +20,7 @@ from responder.providers.base import (
     ProviderError,
     Rejected,
     SendResult,
+    Unconfirmed,
 )
 from responder.providers.transport import HttpRequest, HttpResponse, HttpTransport
 
@@ -86,7 +88,11 @@ def build_send(
     return HttpRequest("POST", "SendSms", params)
 
 
-def _xml(response: HttpResponse, what: str) -> Element:
+Unreadable = type[BadResponse] | type[Unconfirmed]
+
+
+def _xml(response: HttpResponse, what: str, unreadable: Unreadable = BadResponse) -> Element:
+    """The answer's <respuesta>; an answer that is not one raises `unreadable`."""
     if response.status >= 500:
         raise BadResponse(f"massiva: HTTP {response.status} on {what}", code=str(response.status))
     if response.status >= 400:
@@ -94,24 +100,29 @@ def _xml(response: HttpResponse, what: str) -> Element:
     try:
         root: Element = fromstring(response.body.strip())
     except (ParseError, DefusedXmlException, ValueError):
-        raise BadResponse(f"massiva: {what} answered something that is not its XML") from None
+        raise unreadable(f"massiva: {what} answered something that is not its XML") from None
     if root.tag != "respuesta":
-        raise BadResponse(f"massiva: {what} answered <{root.tag}>, expected <respuesta>")
+        raise unreadable(f"massiva: {what} answered <{root.tag}>, expected <respuesta>")
     return root
 
 
-def _int(root: Element, tag: str, what: str) -> int:
+def _int(root: Element, tag: str, what: str, unreadable: Unreadable = BadResponse) -> int:
     value = (root.findtext(tag) or "").strip()
     try:
         return int(value)
     except ValueError:
-        raise BadResponse(f"massiva: {what} answer has no numeric <{tag}>") from None
+        raise unreadable(f"massiva: {what} answer has no numeric <{tag}>") from None
 
 
 def parse_send(response: HttpResponse, batch: Sequence[OutboundSMS]) -> list[SendResult]:
-    """Per-message results of a SendSms answer; raises ProviderError for a failed request."""
-    root = _xml(response, "SendSms")
-    status = _int(root, "status", "SendSms")
+    """Per-message results of a SendSms answer; raises ProviderError for a failed request.
+    An HTTP 2xx answer that cannot be read raises Unconfirmed: Massiva may have sent it all."""
+    unreadable: Unreadable = Unconfirmed if 200 <= response.status < 300 else BadResponse
+    try:
+        root = _xml(response, "SendSms", unreadable)
+        status = _int(root, "status", "SendSms", unreadable)
+    except Unconfirmed as err:
+        raise Unconfirmed(f"{err.message}; {UNCONFIRMED}") from None
     message = (root.findtext("mensaje") or "").strip()
     # Status 0 with no per-number detail is a whole-request refusal like the negative codes.
     if status < 0 or (status == 0 and root.find("telefonos/celular") is None):
@@ -131,19 +142,25 @@ def parse_send(response: HttpResponse, batch: Sequence[OutboundSMS]) -> list[Sen
     for sms in batch:
         queue = by_phone.get(sms.phone)
         if not queue:
-            results.append(
-                SendResult(sms.id, None, "massiva: the answer does not list this number", True)
-            )
+            doubt = f"massiva: the answer does not list this number; {UNCONFIRMED}"
+            results.append(SendResult(sms.id, None, doubt, unconfirmed=True))
             continue
         celular = queue.popleft()
-        if celular.status == PHONE_ACCEPTED and celular.id:
-            results.append(SendResult(sms.id, celular.id))
-        else:
+        if celular.status == PHONE_ACCEPTED:
+            # Taken ("en proceso"); without an id no delivery report can be matched to it.
+            results.append(SendResult(sms.id, celular.id or None))
+        elif celular.status == PHONE_FAILED:
             # With some numbers sent, <mensaje> says "Envio Exitoso": it only explains status 0.
             reason = message if status == 0 and message else f"number status {celular.status}"
             results.append(
                 SendResult(sms.id, celular.id or None, f"massiva: rejected ({reason})", False)
             )
+        else:
+            doubt = (
+                f"massiva: the answer gives this number status {celular.status!r}, which "
+                f"the manual does not describe; {UNCONFIRMED}"
+            )
+            results.append(SendResult(sms.id, celular.id or None, doubt, unconfirmed=True))
     return results
 
 

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 from responder.config import MasSMSSettings
 from responder.providers.base import (
+    UNCONFIRMED,
     BadResponse,
     DeliveryStatus,
     NoCredits,
@@ -16,6 +17,7 @@ from responder.providers.base import (
     ProviderError,
     Rejected,
     SendResult,
+    Unconfirmed,
 )
 from responder.providers.transport import HttpRequest, HttpResponse, HttpTransport
 
@@ -97,23 +99,29 @@ def build_send(batch: Sequence[OutboundSMS], settings: MasSMSSettings) -> HttpRe
 
 
 def parse_send(response: HttpResponse, batch: Sequence[OutboundSMS]) -> list[SendResult]:
-    """`movil:msgid,movil:msgid,...` → one result per message, matched by number."""
+    """`movil:msgid,movil:msgid,...` → one result per message, matched by number. A number the
+    answer does not readably list is unconfirmed, never sent again: an HTTP 2xx answer means
+    MasSMS took the request, and may have sent it. Nothing readable at all raises
+    Unconfirmed (BadResponse when the answer was not a 2xx)."""
     body = _check_http(response, "sendmsg.php")
     ids: dict[str, list[str]] = {}
     for item in body.split(","):
         phone, sep, msgid = item.strip().partition(":")
-        if not sep or not phone.strip().isdigit() or not msgid.strip():
-            raise BadResponse("massms: sendmsg.php answered something that is not movil:msgid")
-        ids.setdefault(phone.strip(), []).append(msgid.strip())
+        if sep and phone.strip().isdigit() and msgid.strip():
+            ids.setdefault(phone.strip(), []).append(msgid.strip())
+    if not ids:
+        what = "massms: sendmsg.php answered something that is not movil:msgid"
+        if 200 <= response.status < 300:
+            raise Unconfirmed(f"{what}; {UNCONFIRMED}")
+        raise BadResponse(what)
     results = []
     for sms in batch:
         found = ids.get(sms.phone)
         if found:
             results.append(SendResult(sms.id, found.pop(0)))
         else:
-            results.append(
-                SendResult(sms.id, None, "massms: the answer does not list this number", True)
-            )
+            error = f"massms: the answer does not list this number readably; {UNCONFIRMED}"
+            results.append(SendResult(sms.id, None, error, unconfirmed=True))
     return results
 
 

@@ -39,7 +39,8 @@ class KeywordReply:
 class RulesSettings:
     timezone: ZoneInfo = field(default_factory=lambda: ZoneInfo("America/Caracas"))
     country: str = "VE"
-    reply_limit: Limit = Limit(5, 3600)
+    reply_limit: Limit = Limit(5, 3600)  # SMS (not replies) per number in a sliding window
+    max_reply_sms: int = 3  # the most SMS one auto-reply may cost; longer ones are cut
     loop_guard: Limit = Limit(20, 300)
     dedupe_window: float = 10.0
     smart_encoding: bool = True
@@ -54,6 +55,12 @@ class RulesSettings:
     failover: bool = False  # a message the provider cannot take may go through another
     send_rate: dict[str, float] = field(default_factory=dict)  # provider → messages/second
     low_credit: float | None = None  # warn below this many credits
+
+    @property
+    def reply_cap(self) -> int:
+        """The most SMS one auto-reply may cost: `max_reply_sms`, and never more than the
+        reply limit could ever let through."""
+        return min(self.max_reply_sms, self.reply_limit.count)
 
 
 @dataclass(frozen=True)

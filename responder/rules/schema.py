@@ -43,6 +43,7 @@ SETTINGS_KEYS = (
     "timezone",
     "country",
     "reply_limit",
+    "max_reply_sms",
     "loop_guard",
     "dedupe_window",
     "smart_encoding",
@@ -58,6 +59,7 @@ SETTINGS_KEYS = (
     "low_credit",
 )
 DELIVERY_MODES = ("at_least_once", "at_most_once")
+MAX_REPLY_SMS = 10  # ten SMS: what the API and the admin allow staff to write at once
 RULE_KEYS = (
     "name",
     "keywords",
@@ -252,6 +254,7 @@ def _read_settings(r: _Reader, s: Any) -> RulesSettings:
         timezone=timezone,
         country=country,
         reply_limit=_read_limit(r, s, "reply_limit", defaults.reply_limit),
+        max_reply_sms=_read_max_reply_sms(r, s, defaults.max_reply_sms),
         loop_guard=_read_limit(r, s, "loop_guard", defaults.loop_guard),
         dedupe_window=duration("dedupe_window", defaults.dedupe_window) or 0.0,
         smart_encoding=smart,
@@ -267,6 +270,18 @@ def _read_settings(r: _Reader, s: Any) -> RulesSettings:
         send_rate=_read_send_rate(r, s),
         low_credit=None if low_credit is None else float(low_credit),
     )
+
+
+def _read_max_reply_sms(r: _Reader, s: PosDict, default: int) -> int:
+    value = s.get("max_reply_sms")
+    if value is None:
+        return default
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_REPLY_SMS:
+        r.error(
+            s.line_of("max_reply_sms"), f"max_reply_sms must be a number from 1 to {MAX_REPLY_SMS}"
+        )
+        return default
+    return value
 
 
 def _read_retry(r: _Reader, s: PosDict, default: Retry) -> Retry:
@@ -350,7 +365,12 @@ def _read_condition(r: _Reader, value: Any, line: int, rule: str) -> cond.Condit
 
 
 def _read_rule(
-    r: _Reader, raw: Any, line: int, position: int, smart_encoding: bool = True
+    r: _Reader,
+    raw: Any,
+    line: int,
+    position: int,
+    smart_encoding: bool = True,
+    max_sms: int = RulesSettings.max_reply_sms,
 ) -> Rule | None:
     if not isinstance(raw, PosDict):
         r.error(line, "each rule must be a mapping with at least name and reply")
@@ -409,7 +429,7 @@ def _read_rule(
     elif "reply" in raw:
         source = str(raw["reply"])
         reply = r.template(source, raw.line_of("reply"), name)
-        _check_length(r, raw, source, name, smart_encoding)
+        _check_length(r, raw, source, name, smart_encoding, max_sms)
     elif not flags["handoff"]:
         r.error(raw.line, "rule needs a reply or a template", name)
 
@@ -460,12 +480,21 @@ def _plain_text(source: str) -> str | None:
     return source.replace("\r\n", "\n").replace("\r", "\n").strip()
 
 
-def _check_length(r: _Reader, raw: PosDict, source: str, name: str, smart_encoding: bool) -> None:
+def _check_length(
+    r: _Reader, raw: PosDict, source: str, name: str, smart_encoding: bool, max_sms: int
+) -> None:
     if "{" in source:
         return  # dynamic: its length is only known when rendered
     encoded = sms_text.smart_encode(source) if smart_encoding else source
-    parts = sms_text.segments(encoded)
-    if parts > 1:
+    parts = sms_text.sms_cost(encoded.strip())  # as sent: split into SMS-sized parts
+    if parts > max_sms:
+        r.warn(
+            raw.line_of("reply"),
+            f"reply costs {parts} SMS ({len(encoded)} characters): only {max_sms} are sent "
+            "(max_reply_sms), the rest is cut",
+            name,
+        )
+    elif parts > 1:
         r.warn(raw.line_of("reply"), f"reply costs {parts} SMS ({len(encoded)} characters)", name)
 
 
@@ -567,7 +596,9 @@ def _compile(reader: _Reader, raw_bytes: bytes, version: Version) -> RuleSet:
             reader.error(doc.line_of("rules"), "rules: must be a list of rules")
         else:
             for position, (raw, line) in enumerate(zip(raw_rules, raw_rules.item_lines)):
-                rule = _read_rule(reader, raw, line, position, settings.smart_encoding)
+                rule = _read_rule(
+                    reader, raw, line, position, settings.smart_encoding, settings.reply_cap
+                )
                 if rule is not None:
                     rules.append(rule)
             _check_shadowing(reader, rules)

@@ -10,7 +10,11 @@ from typing import Any, Literal
 from responder.engine import Contact, Decision, InboundMessage
 
 Direction = Literal["in", "out"]
-MessageStatus = Literal["received", "queued", "sending", "sent", "delivered", "failed", "scheduled"]
+# 'unconfirmed': the provider answered the send in words that could not be read, so the
+# message may have gone out; it is neither sent again nor failed.
+MessageStatus = Literal[
+    "received", "queued", "sending", "sent", "delivered", "failed", "scheduled", "unconfirmed"
+]
 Origin = Literal["auto", "agent", "cli"] | str  # inbound: the provider's name
 Mode = Literal["bot", "human"]
 OUTBOUND_STATUSES: tuple[MessageStatus, ...] = (
@@ -20,6 +24,7 @@ OUTBOUND_STATUSES: tuple[MessageStatus, ...] = (
     "delivered",
     "failed",
     "scheduled",
+    "unconfirmed",
 )
 
 
@@ -138,7 +143,7 @@ class SendOutcome:
 
     id: int
     provider: str
-    status: str  # sent, delivered, failed, scheduled, or queued again for a retry
+    status: str  # sent, delivered, failed, scheduled, unconfirmed, or queued again (a retry)
     provider_id: str | None = None
     error: str | None = None
     retry_at: datetime | None = None

@@ -376,20 +376,32 @@ class SQLiteStore:
         scripts = sorted(
             (p for p in folder.iterdir() if p.name.endswith(".sql")), key=lambda p: p.name
         )
-        for script in scripts:
-            number = int(script.name.split("_", 1)[0])
-            if number <= version:
-                continue
-            db.execute("BEGIN IMMEDIATE")
-            try:
-                for statement in _statements(script.read_text(encoding="utf-8")):
-                    db.execute(statement)
-                db.execute(f"PRAGMA user_version = {number:d}")
-                db.execute("COMMIT")
-            except sqlite3.Error:
-                db.execute("ROLLBACK")
-                raise
-            log.info("applied migration %s", script.name)
+        # A table rebuilt to change a constraint (0010) is dropped while others still refer
+        # to it: foreign keys are off meanwhile (outside any transaction, as SQLite requires)
+        # and checked before each migration commits.
+        db.execute("PRAGMA foreign_keys = OFF")
+        try:
+            for script in scripts:
+                number = int(script.name.split("_", 1)[0])
+                if number <= version:
+                    continue
+                db.execute("BEGIN IMMEDIATE")
+                try:
+                    for statement in _statements(script.read_text(encoding="utf-8")):
+                        db.execute(statement)
+                    broken = db.execute("PRAGMA foreign_key_check").fetchone()
+                    if broken is not None:
+                        raise sqlite3.IntegrityError(
+                            f"migration {script.name} breaks a foreign key in {broken[0]}"
+                        )
+                    db.execute(f"PRAGMA user_version = {number:d}")
+                    db.execute("COMMIT")
+                except sqlite3.Error:
+                    db.execute("ROLLBACK")
+                    raise
+                log.info("applied migration %s", script.name)
+        finally:
+            db.execute("PRAGMA foreign_keys = ON")
 
     @property
     def is_open(self) -> bool:

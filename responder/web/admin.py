@@ -451,11 +451,25 @@ async def reply(request: Request, session: Session, form: dict[str, str]) -> Res
             error, status = STORE_UNAVAILABLE, 503
         except InvalidPhoneNumber:
             error = "Ese número no puede recibir SMS (no es un número de teléfono válido)."
+        except sms_text.UnsendableText as err:
+            error = _unsendable(err)
         else:
             return _redirect(f"/admin/conversations/{phone}", ok="sent")
     context = await _conversation(request, phone)
     context.update(error=error, draft=text)
     return _render(request, session, "conversation.html", status, **context)
+
+
+def _unsendable(err: sms_text.UnsendableText) -> str:
+    if err.kind == "empty":
+        return (
+            "El mensaje no tiene nada visible que enviar (solo espacios o caracteres invisibles)."
+        )
+    return (
+        f"El mensaje tiene un carácter de control invisible ({err.code_point}) en la posición "
+        f"{err.position}: los teléfonos no lo muestran y el proveedor no lo acepta. "
+        "Bórrelo y vuelva a enviar."
+    )
 
 
 async def set_mode(request: Request, session: Session, form: dict[str, str]) -> Response:
@@ -565,13 +579,16 @@ async def dashboard(request: Request, session: Session) -> Response:
     numbers = await service.dashboard_numbers(since)
     daily = views.daily_counts(numbers["hourly"], tz, days)
     statuses = numbers["statuses"]
-    delivered, failed, sent = (statuses.get(s, 0) for s in ("delivered", "failed", "sent"))
-    settled = delivered + failed + sent
+    delivered, failed, sent, unconfirmed = (
+        statuses.get(s, 0) for s in ("delivered", "failed", "sent", "unconfirmed")
+    )
+    settled = delivered + failed + sent + unconfirmed
     pending = sum(statuses.get(s, 0) for s in ("queued", "sending", "scheduled"))
     top = [(views.RULE_LABELS.get(r, r), n) for r, n in numbers["top_rules"]]
     parts = [
         ("entregados", delivered, "delivered"),
-        ("enviados sin confirmar", sent, "sent"),
+        ("enviados, sin informe de entrega", sent, "sent"),
+        ("sin confirmar (respuesta ilegible)", unconfirmed, "unconfirmed"),
         ("fallidos", failed, "failed"),
     ]
     return _render(
@@ -586,6 +603,7 @@ async def dashboard(request: Request, session: Session) -> Response:
         delivered=delivered,
         failed=failed,
         sent=sent,
+        unconfirmed=unconfirmed,
         pending=pending,
         rate=round(100 * delivered / settled) if settled else None,
         delivery_chart=charts.stacked_bar(parts, width=460) if settled else None,

@@ -15,6 +15,7 @@ from starlette.routing import Route
 from responder.moments import SEND_HORIZON, BadMoment, parse_moment
 from responder.phone import InvalidPhoneNumber, inbound_phone, normalize_phone
 from responder.store.models import OptedOutError, StoreUnavailable, UnknownContactError
+from responder.text import UnsendableText
 from responder.web.forms import BadBody, BodyTooLarge, json_object, read_body
 
 if TYPE_CHECKING:
@@ -151,7 +152,10 @@ async def send_message(request: Request) -> Response:
     text = _text(data, "text")
     phone = _phone(request, strict=True)
     await _service(request).conversation(phone)  # an unknown number is a 404
-    messages = await _service(request).send(phone, text, via, "agent", send_at)
+    try:
+        messages = await _service(request).send(phone, text, via, "agent", send_at)
+    except UnsendableText as err:
+        raise ApiError(400, f"'text': {err}") from None
     body = [m.as_json() for m in messages]
     return JSONResponse({"message": body[0], "messages": body}, status_code=202)
 

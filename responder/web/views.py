@@ -21,6 +21,8 @@ STATUS_LABELS = {
     "delivered": "entregado",
     "failed": "falló",
     "scheduled": "programado",
+    # The provider's answer could not be read: it may have gone out; it is not sent again.
+    "unconfirmed": "sin confirmar",
 }
 ORIGIN_LABELS = {"auto": "bot", "agent": "agente", "cli": "consola"}
 MATCH_LABELS = {

@@ -11,7 +11,14 @@ from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime, timedelta
 
 from responder.clock import Clock
-from responder.providers.base import NoCredits, OutboundSMS, Provider, ProviderError, SendResult
+from responder.providers.base import (
+    NoCredits,
+    OutboundSMS,
+    Provider,
+    ProviderError,
+    SendResult,
+    Unconfirmed,
+)
 from responder.rules.model import RulesSettings
 from responder.store import Store
 from responder.store.models import OutboxItem, SendOutcome
@@ -214,9 +221,14 @@ class OutboxWorker:
             try:
                 results = await provider.send(sms)
             except ProviderError as err:
-                level = logging.WARNING if err.retryable else logging.ERROR
-                log.log(level, "%s: %d message(s): %s", provider.name, len(batch), err.message)
-                results = [SendResult(i.id, None, err.message, err.retryable) for i in batch]
+                unconfirmed = isinstance(err, Unconfirmed)
+                if not unconfirmed:  # that one is logged below, with the per-message ones
+                    level = logging.WARNING if err.retryable else logging.ERROR
+                    log.log(level, "%s: %d message(s): %s", provider.name, len(batch), err.message)
+                results = [
+                    SendResult(i.id, None, err.message, err.retryable, unconfirmed=unconfirmed)
+                    for i in batch
+                ]
                 no_credits = isinstance(err, NoCredits)
             except Exception as err:  # a bug must not leave messages stuck in 'sending'
                 log.exception("%s: sending failed unexpectedly", provider.name)
@@ -234,6 +246,15 @@ class OutboxWorker:
                 for r in results
             ]
             await self._record(outcomes)
+            doubtful = [r for r in results if r.unconfirmed]
+            if doubtful:
+                log.error(
+                    "%s: %d message(s) left unconfirmed, not sent again (check them in the "
+                    "provider's panel): %s",
+                    provider.name,
+                    len(doubtful),
+                    doubtful[0].error,
+                )
             if any(o.failover_from for o in outcomes):
                 self.wake()
         finally:
@@ -263,6 +284,9 @@ class OutboxWorker:
         if result.accepted:
             status = "delivered" if result.delivered else "scheduled" if scheduled else "sent"
             return SendOutcome(item.id, provider, status, result.provider_id)
+        if result.unconfirmed:
+            # Neither retried nor failed over: either could send it twice.
+            return SendOutcome(item.id, provider, "unconfirmed", result.provider_id, result.error)
         if (no_credits or result.retryable) and settings.failover and not item.failover_from:
             other = next((n for n in self.providers if n not in (provider, "sandbox")), None)
             if other is not None:

@@ -16,7 +16,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-FAULT_KINDS = ("http500", "html", "empty", "garbage", "hang")
+FAULT_KINDS = ("http500", "html", "empty", "garbage", "garbage-after-sending", "hang")
 
 ERROR_PAGE = (
     "<!DOCTYPE html><html><head><title>500 Internal Server Error</title></head>"
@@ -131,9 +131,11 @@ class FakeProvider:
         """Make the next `times` requests fail.
 
         `kind`: `http500` (500 + HTML page), `html` (200 + HTML page), `empty`
-        (200, no body), `garbage` (200, truncated XML / junk), `hang` (blocks
-        until `release()` or `hang_timeout`, then answers normally) or
-        `status:NNN` (that HTTP status, empty body).
+        (200, no body), `garbage` (200, truncated XML / junk), `garbage-after-sending`
+        (the request is carried out, messages sent and charged, then the answer is 200 with
+        junk: a gateway whose answer broke on the way), `hang` (blocks until `release()` or
+        `hang_timeout`, then answers normally) or `status:NNN` (that HTTP status, empty
+        body).
         """
         if kind not in FAULT_KINDS:
             code = kind.removeprefix("status:")
@@ -171,6 +173,9 @@ class FakeProvider:
             if fault == "hang":
                 if not await self._hang(request):
                     return Response(b"", status_code=499)
+            elif fault == "garbage-after-sending":
+                handler(recorded)
+                return _fault_response("garbage")
             elif fault is not None:
                 return _fault_response(fault)
             return handler(recorded)

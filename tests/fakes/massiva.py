@@ -36,6 +36,8 @@ DELIVERED_LINE = "+584142122268"
 FAILED_DETAIL = "ERROR EN ENVIO"
 
 _ATTR_ENTITIES = {'"': "&quot;", "\n": "&#10;", "\r": "&#13;", "\t": "&#9;"}
+# GSM-7's extension table: on the air each of these is ESC (0x1B) and a second septet.
+GSM7_EXTENSION = "\x0c^{}\\[~]|€"
 
 
 def _attr(value: str) -> str:
@@ -55,6 +57,12 @@ class FakeMassiva(FakeProvider):
 
     `credits` goes down by one per accepted message; `sent` lists them.
     `company_credits_exhausted = True` makes sends answer -5.
+
+    Each `texto` is echoed in the answer as it came, XML-escaped but with control characters
+    left in, so one of them (a form feed...) makes the whole answer unreadable XML.
+    `echo_gsm7_escapes = True` echoes each character of GSM-7's extension table (`€`, `[`,
+    `~`...) with the ESC control character before it, as the septets a gateway sends: then
+    even a clean text breaks the answer.
     """
 
     def __init__(
@@ -69,6 +77,7 @@ class FakeMassiva(FakeProvider):
         self.credits = credits
         self.plan_active = plan_active
         self.company_credits_exhausted = False
+        self.echo_gsm7_escapes = False
         self.sent: list[SentSms] = []
         self._next_id = 1000
         super().__init__(
@@ -124,9 +133,12 @@ class FakeMassiva(FakeProvider):
                 sid, status = f"{phone}0004{stamp}", "0"
             else:
                 sid, status = "N/A", "2"
+            echoed = text
+            if self.echo_gsm7_escapes:
+                echoed = "".join("\x1b" + c if c in GSM7_EXTENSION else c for c in text)
             cells.append(
                 f"<celular id={_attr(sms_id)} sid={_attr(sid)} status={_attr(status)} "
-                f"num_celular={_attr(phone)} texto={_attr(text)}/>"
+                f"num_celular={_attr(phone)} texto={_attr(echoed)}/>"
             )
         self.credits -= accepted
         message = SEND_OK if accepted else SEND_MESSAGES[0]

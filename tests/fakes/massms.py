@@ -48,6 +48,10 @@ class FakeMasSMS(FakeProvider):
 
     `balance` goes down by one point per recipient; `sent` lists accepted
     messages and `statuses` maps msgid to the code `query.php` reports.
+
+    Answers that go wrong for one number although its message is sent: a number in
+    `unlisted` is left out of the answer, one in `garbled` is answered `movil:` without
+    its msgid.
     """
 
     def __init__(
@@ -67,6 +71,8 @@ class FakeMasSMS(FakeProvider):
         self.company_active = company_active
         self.sent: list[MasSMSSent] = []
         self.statuses: dict[str, int] = {}
+        self.unlisted: set[str] = set()
+        self.garbled: set[str] = set()
         super().__init__(
             {
                 "/massms/api/sendmsg.php": self._sendmsg,
@@ -130,7 +136,10 @@ class FakeMasSMS(FakeProvider):
                 MasSMSSent(msgid, number, params["text"], senderid, smstype, date, hour)
             )
             self.statuses[msgid] = SCHEDULED if smstype == "p" else SENT_TO_PLATFORM
-            answer.append(f"{number}:{msgid}")
+            if number in self.garbled:
+                answer.append(f"{number}:")
+            elif number not in self.unlisted:
+                answer.append(f"{number}:{msgid}")
         self.balance -= len(numbers)
         return _text(",".join(answer))
 
