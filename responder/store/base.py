@@ -20,6 +20,8 @@ from responder.store.models import (
     OutboxItem,
     PollItem,
     PollResult,
+    RuleSource,
+    RuleVersion,
     SendOutcome,
     SessionRecord,
     StatusUpdate,
@@ -141,3 +143,21 @@ class Store(Protocol):
         self, provider: str, credits: float | None, error: str | None
     ) -> None: ...
     async def balances(self) -> dict[str, tuple[float | None, str | None, datetime]]: ...
+
+    # -- rules versions --------------------------------------------------------------------
+    async def latest_rule_version_id(self) -> int | None: ...
+    async def rule_version(self, version_id: int) -> RuleVersion | None: ...
+    async def rule_versions(self, limit: int = 100) -> list[RuleVersion]: ...
+    async def rule_version_with_sha(self, sha256: str) -> RuleVersion | None: ...
+    async def add_rule_version(
+        self,
+        rules: str,
+        templates: dict[str, str],
+        *,
+        sha256: str,
+        source: RuleSource,
+        author: str | None = None,
+        note: str = "",
+        base: int | None = None,
+        check_base: bool = False,
+    ) -> RuleVersion: ...

@@ -184,3 +184,29 @@ class SessionRecord:
     created_at: datetime
     last_seen_at: datetime
     expires_at: datetime
+
+
+class StaleRuleVersion(Exception):
+    """A draft was made from a version that is no longer the newest: publishing it would
+    silently undo what was published meanwhile."""
+
+    def __init__(self, active: int | None) -> None:
+        super().__init__(f"the rules changed meanwhile; version {active} is in force now")
+        self.active = active
+
+
+RuleSource = Literal["file", "admin", "api", "restore"]
+
+
+@dataclass(frozen=True)
+class RuleVersion:
+    """One published version of the rules: the `rules.yaml` text and the templates it names."""
+
+    id: int
+    created_at: datetime
+    author: str | None
+    source: RuleSource
+    note: str
+    sha256: str
+    rules: str
+    templates: dict[str, str]

@@ -33,8 +33,11 @@ from responder.store.models import (
     OutboxItem,
     PollItem,
     PollResult,
+    RuleSource,
+    RuleVersion,
     SendOutcome,
     SessionRecord,
+    StaleRuleVersion,
     StatusUpdate,
     StoreUnavailable,
     UnknownContactError,
@@ -742,6 +745,88 @@ class SQLiteStore:
         return reports.apply_reports(db, [j.payload for j in jobs])
 
     # -- other writes -----------------------------------------------------------------------
+
+    # -- rules versions ----------------------------------------------------------------------
+
+    @staticmethod
+    def _rule_version(row: sqlite3.Row) -> RuleVersion:
+        return RuleVersion(
+            row["id"],
+            moment(row["created_at"]),
+            row["author"],
+            row["source"],
+            row["note"],
+            row["sha256"],
+            row["rules"],
+            json.loads(row["templates"]),
+        )
+
+    async def latest_rule_version_id(self) -> int | None:
+        row = await (await self.reader.execute("SELECT MAX(id) FROM rule_versions")).fetchone()
+        return None if row is None or row[0] is None else int(row[0])
+
+    async def rule_version(self, version_id: int) -> RuleVersion | None:
+        rows = list(
+            await self.reader.execute_fetchall(
+                "SELECT * FROM rule_versions WHERE id = ?", (version_id,)
+            )
+        )
+        return self._rule_version(rows[0]) if rows else None
+
+    async def rule_versions(self, limit: int = 100) -> list[RuleVersion]:
+        rows = await self.reader.execute_fetchall(
+            "SELECT * FROM rule_versions ORDER BY id DESC LIMIT ?", (limit,)
+        )
+        return [self._rule_version(row) for row in rows]
+
+    async def rule_version_with_sha(self, sha256: str) -> RuleVersion | None:
+        rows = list(
+            await self.reader.execute_fetchall(
+                "SELECT * FROM rule_versions WHERE sha256 = ? ORDER BY id DESC LIMIT 1",
+                (sha256,),
+            )
+        )
+        return self._rule_version(rows[0]) if rows else None
+
+    async def add_rule_version(
+        self,
+        rules: str,
+        templates: dict[str, str],
+        *,
+        sha256: str,
+        source: RuleSource,
+        author: str | None = None,
+        note: str = "",
+        base: int | None = None,
+        check_base: bool = False,
+    ) -> RuleVersion:
+        """Publishes a version; with `check_base`, refuses (StaleRuleVersion) unless `base` is
+        still the newest version, in the same transaction that adds it."""
+        at = stored(self.clock())
+
+        def work(db: sqlite3.Connection) -> int:
+            latest = db.execute("SELECT MAX(id) FROM rule_versions").fetchone()[0]
+            if check_base and latest != base:
+                raise StaleRuleVersion(latest)
+            cursor = db.execute(
+                "INSERT INTO rule_versions (created_at, author, source, note, sha256, rules, "
+                "templates) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (
+                    at,
+                    author,
+                    source,
+                    note,
+                    sha256,
+                    rules,
+                    json.dumps(templates, ensure_ascii=False),
+                ),
+            )
+            return int(cursor.lastrowid or 0)
+
+        version_id: int = await self._transaction(work)
+        found = await self.rule_version(version_id)
+        assert found is not None
+        return found
 
     async def try_lease(self, name: str, seconds: float) -> bool:
         """Takes (or keeps) the lease on singleton work `name` for `seconds`: True when this
