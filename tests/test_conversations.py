@@ -190,3 +190,24 @@ def test_opt_out_time_is_shown(app: RunningApp) -> None:
     assert conversation(app)["opted_out_at"] == "2026-11-23T14:00:00.000000Z"
     send(app, "alta")
     assert conversation(app)["opted_out_at"] is None
+
+
+def test_two_instances_share_the_reply_limit_and_the_dedupe_window(
+    app: RunningApp, start_app: Callable[..., RunningApp], clock: Clock, workdir: Path
+) -> None:
+    rules = workdir / "rules.yaml"
+    rules.write_text(RULES.replace("dedupe_window: 0s", "dedupe_window: 10s"), encoding="utf-8")
+    assert app.service.rules.reload()
+    other = start_app()  # a second instance on the same database, as behind a load balancer
+    # The gateway retries a webhook and the retry reaches the other instance: answered once.
+    assert send(app, "horario") == ["Abrimos de 8 a 5."]
+    assert send(other, "horario") == []
+    assert [m["direction"] for m in other.messages(PHONE)] == ["in", "out"]
+    clock.advance(11)  # outside the dedupe window: a new message
+    # Three answers an hour, whichever instance gives them.
+    assert send(other, "horario") == ["Abrimos de 8 a 5."]
+    clock.advance(11)
+    assert send(app, "horario") == ["Abrimos de 8 a 5."]
+    clock.advance(11)
+    assert send(other, "horario") == []
+    assert send(app, "bot") == []

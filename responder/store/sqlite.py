@@ -42,7 +42,7 @@ from responder.store.models import (
     StoreUnavailable,
     UnknownContactError,
 )
-from responder.store.recent import RecentActivity
+from responder.store.recent import RECENT_ROWS, Activity
 from responder.store.sqltime import maybe_moment, moment, stored
 
 log = logging.getLogger("responder.store")
@@ -70,7 +70,6 @@ VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 """
 MAX_BATCH = 512
 LEASE = timedelta(seconds=30)  # how long a claim holds without renewal (DESIGN §9)
-RECENT_ROWS = 500  # at most this much history per number is read back into memory
 PRAGMAS = (
     # WAL + synchronous=NORMAL: a process crash loses no committed row (see README).
     "PRAGMA journal_mode = WAL",
@@ -294,7 +293,6 @@ class SQLiteStore:
         self._writer: sqlite3.Connection | None = None
         self._reader: aiosqlite.Connection | None = None
         self._checkpoint_task: asyncio.Task[None] | None = None
-        self.recent = RecentActivity(timedelta(hours=1))
         self._write_lock = asyncio.Lock()
         self.health = health.WriteHealth()  # how the last write went, for /healthz
         self._queue: asyncio.Queue[_Job] = asyncio.Queue()
@@ -502,7 +500,6 @@ class SQLiteStore:
             try:
                 results = await self._transaction(partial(self._apply, batch=batch))
             except Exception as err:
-                self._forget(batch)
                 if len(batch) > 1:
                     # One bad item must not fail its neighbours: apply each alone.
                     log.warning("grouped write of %d failed (%s); retrying alone", len(batch), err)
@@ -515,7 +512,6 @@ class SQLiteStore:
         try:
             results = await self._transaction(partial(self._apply, batch=[job]))
         except Exception as err:
-            self._forget([job])
             log.error("a %s write failed: %s", job.kind, err)
             if not job.future.done():
                 if isinstance(err, StoreUnavailable):  # already says why, with its cause
@@ -526,10 +522,6 @@ class SQLiteStore:
                     job.future.set_exception(unavailable)
             return
         self._resolve([job], results)
-
-    def _forget(self, batch: list[_Job]) -> None:
-        """After a failed transaction the in-memory history may hold rows it never wrote."""
-        self.recent.forget([j.payload.message.phone for j in batch if j.kind == "inbound"])
 
     def _resolve(self, batch: list[_Job], results: list[Any]) -> None:
         queued_replies = False
@@ -571,41 +563,36 @@ class SQLiteStore:
                 found[row["phone"]] = _ContactRow.from_row(row)
         return found
 
-    def _load_activity(self, db: sqlite3.Connection, jobs: list[_Job]) -> None:
-        """Fills the in-memory recent activity of the batch's phones this process has not
-        seen yet, from the database: one query, only for newcomers."""
+    def _load_activity(self, db: sqlite3.Connection, jobs: list[_Job]) -> dict[str, Activity]:
+        """The batch's numbers' recent history, read newest first along (phone, id) and
+        stopping at the widest window any job needs (or after RECENT_ROWS rows)."""
         horizon = max(
             (max(j.payload.dedupe_window, j.payload.history_window) for j in jobs), default=0.0
         )
-        if timedelta(seconds=horizon) > self.recent.horizon:
-            self.recent = RecentActivity(timedelta(seconds=horizon))  # wider windows: reload
-        missing = sorted(
-            {
-                j.payload.message.phone
-                for j in jobs
-                if not self.recent.known(j.payload.message.phone)
-            }
+        since = stored(
+            min(j.payload.message.received_at for j in jobs) - timedelta(seconds=horizon)
         )
-        if not missing:
-            return
-        since = stored(min(j.payload.message.received_at for j in jobs) - self.recent.horizon)
-        for phone in missing:
-            # Newest first along (phone, id), stopping at the horizon: bounded work per number.
-            rows = _fetchall(
-                db,
+        found: dict[str, Activity] = {}
+        for phone in sorted({j.payload.message.phone for j in jobs}):
+            activity = found[phone] = Activity()
+            cursor = db.execute(
                 "SELECT id, direction, line, text, origin, rule, created_at FROM messages "
                 "WHERE phone = ? ORDER BY id DESC LIMIT ?",
                 (phone, RECENT_ROWS),
             )
-            activity = self.recent.remember(phone)
-            for row in reversed(rows):
+            rows = []
+            for row in cursor:  # read lazily: most numbers stop after a row or two
                 if row["created_at"] < since:
-                    continue
+                    break
+                rows.append(row)
+            cursor.close()
+            for row in reversed(rows):
                 at = moment(row["created_at"])
                 if row["direction"] == "in":
                     activity.inbound.append((at, row["line"] or "", row["text"], row["id"]))
                 elif row["origin"] == "auto" and row["rule"] not in ("opt_out", "opt_in"):
                     activity.replies.append((at, row["text"]))
+        return found
 
     def _next_message_id(self, db: sqlite3.Connection) -> int:
         # Safe: ids are assigned inside a BEGIN IMMEDIATE transaction by the only writer.
@@ -614,7 +601,7 @@ class SQLiteStore:
 
     def _apply_inbound(self, db: sqlite3.Connection, jobs: list[_Job]) -> list[InboundResult]:
         contacts = self._load_contacts(db, sorted({j.payload.message.phone for j in jobs}))
-        self._load_activity(db, jobs)
+        history = self._load_activity(db, jobs)
         next_id = self._next_message_id(db)
         message_rows: list[tuple[Any, ...]] = []
         results: list[InboundResult] = []
@@ -623,13 +610,12 @@ class SQLiteStore:
             received = stored(msg.received_at)
             line = msg.line or ""
             window = timedelta(seconds=job.payload.dedupe_window)
-            earlier = self.recent.duplicate_of(msg.phone, line, msg.text, msg.received_at - window)
+            activity = history[msg.phone]
+            earlier = activity.duplicate_of(line, msg.text, msg.received_at - window)
             if job.payload.dedupe_window > 0 and earlier is not None:
                 duplicate = Decision(None, (), f"duplicate of message {earlier}")
                 results.append(InboundResult(earlier, (), duplicate, duplicate=True))
                 continue
-            activity = self.recent.remember(msg.phone)
-            self.recent.prune(activity, msg.received_at)
             activity.inbound.append((msg.received_at, line, msg.text, next_id))
             contact = contacts.get(msg.phone) or _ContactRow(msg.phone, first_seen_at=received)
             contact.recent_replies = list(activity.replies)
