@@ -86,6 +86,7 @@ class Service:
         self.admin_token = self.settings.admin_token or await self.store.meta_value(
             "admin_token", lambda: secrets.token_urlsafe(24)
         )
+        await self.rules.attach(self.store)
         secret = await self.store.meta_value("session_secret", lambda: secrets.token_urlsafe(32))
         self._sessions = Sessions(self.store, self.clock, secret, self.admin_token)
 

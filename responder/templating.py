@@ -2,21 +2,27 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from jinja2 import FileSystemLoader, Template, TemplateError
+from jinja2 import BaseLoader, DictLoader, FileSystemLoader, Template, TemplateError
 from jinja2.exceptions import SecurityError
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 __all__ = ["Template", "TemplateError", "make_environment", "render"]
 
 
-def make_environment(templates_dir: Path) -> ImmutableSandboxedEnvironment:
-    """A sandboxed environment reading template files from `templates_dir` (plain text, no HTML
-    escaping: replies are SMS)."""
+def make_environment(templates: Path | Mapping[str, str]) -> ImmutableSandboxedEnvironment:
+    """A sandboxed environment reading templates from a folder, or from a stored rules
+    version's texts by name (plain text, no HTML escaping: replies are SMS)."""
+    loader: BaseLoader = (
+        FileSystemLoader(str(templates))
+        if isinstance(templates, Path)
+        else DictLoader(dict(templates))
+    )
     return ImmutableSandboxedEnvironment(
-        loader=FileSystemLoader(str(templates_dir)),
+        loader=loader,
         autoescape=False,
         keep_trailing_newline=False,
         trim_blocks=True,

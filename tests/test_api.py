@@ -171,6 +171,7 @@ def test_rules_version(app: RunningApp, workdir: Path) -> None:
     rules = workdir / "rules.yaml"
     assert body["version"]["sha256"] == hashlib.sha256(rules.read_bytes()).hexdigest()
     assert body["version"]["path"] == str(rules)
+    assert body["version"]["id"] == 1  # the files, imported as the first stored version
     assert [r["name"] for r in body["rules"]] == ["horario", "precio", "asesor", "otro"]
 
 

@@ -101,6 +101,7 @@ class Problem:
 
 @dataclass(frozen=True)
 class Version:
-    sha256: str
+    sha256: str  # of the rules text
     loaded_at: datetime
-    path: str
+    path: str  # where the text came from: the file, or the stored version
+    number: int | None = None  # the stored version in force (DESIGN §10), once there is one

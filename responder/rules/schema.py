@@ -6,7 +6,7 @@ import difflib
 import gc
 import hashlib
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -550,8 +550,19 @@ def load_rules(
 ) -> RuleSet:
     """Loads and compiles a rules file; problems are collected in `RuleSet.problems`.
     `loaded_at` (the caller's clock) stamps the version."""
-    raw_bytes = path.read_bytes()
-    version = Version(hashlib.sha256(raw_bytes).hexdigest(), loaded_at, str(path))
+    return compile_rules(path.read_bytes(), templates, loaded_at, str(path))
+
+
+def compile_rules(
+    raw_bytes: bytes,
+    templates: Path | Mapping[str, str],
+    loaded_at: datetime,
+    source: str,
+    number: int | None = None,
+) -> RuleSet:
+    """Compiles a rules text with its templates (a folder, or texts by name from a stored
+    version); `source` names where it came from, `number` the stored version it is."""
+    version = Version(hashlib.sha256(raw_bytes).hexdigest(), loaded_at, source, number)
     reader = _Reader(make_environment(templates))
     with _collector_paused():
         return _compile(reader, raw_bytes, version)

@@ -37,6 +37,9 @@ class Store(Protocol):
     on_outbox: Callable[[], None]
     # When set, auto-replies are committed already claimed by this instance and handed here.
     hand_over: Callable[[list[OutboxItem]], None] | None
+    # Called when another instance published a rules version (PostgreSQL's NOTIFY); polling
+    # finds it anyway within a second.
+    on_rules_changed: Callable[[], None]
 
     # -- life cycle ----------------------------------------------------------------------
     async def open(self) -> None: ...

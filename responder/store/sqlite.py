@@ -303,6 +303,7 @@ class SQLiteStore:
         # here after the commit, sparing the worker a claim per inbound batch. A crash before
         # they are sent leaves them 'sending': the next start queues them again.
         self.hand_over: Callable[[list[OutboxItem]], None] | None = None
+        self.on_rules_changed: Callable[[], None] = lambda: None  # SQLite: found by polling
 
     # -- life cycle -------------------------------------------------------------------------
 

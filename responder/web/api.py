@@ -243,6 +243,7 @@ async def rules(request: Request) -> Response:
     return JSONResponse(
         {
             "version": {
+                "id": current.version.number,
                 "sha256": current.version.sha256,
                 "loaded_at": current.version.loaded_at.isoformat(),
                 "path": current.version.path,
