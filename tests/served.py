@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import os
+import pty
 import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -24,21 +26,29 @@ def free_port() -> int:
 
 class ServeProcess:
     """Starts `python -m responder serve` in `workdir` with `env` added to this process's
-    environment; standard output and error go to `stdout` and `stderr` in `workdir`."""
+    environment; standard output and error go to files in `workdir`, or standard output to a
+    pseudo-terminal when `terminal` (as when a person runs it)."""
 
-    def __init__(self, workdir: Path, env: dict[str, str]) -> None:
+    def __init__(self, workdir: Path, env: dict[str, str], terminal: bool = False) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.stdout = workdir / "stdout"
         self.stderr = workdir / "stderr"
+        self._screen = bytearray()
+        self._reader: threading.Thread | None = None
         with self.stdout.open("wb") as out, self.stderr.open("wb") as err:
+            screen, terminal_side = pty.openpty() if terminal else (-1, -1)
             self.process = subprocess.Popen(
                 [sys.executable, "-m", "responder", "serve", "--port", str(self.port)],
                 cwd=workdir,
                 env={**os.environ, **env},
-                stdout=out,
+                stdout=terminal_side if terminal else out,
                 stderr=err,
             )
+        if terminal:
+            os.close(terminal_side)
+            self._reader = threading.Thread(target=self._read_screen, args=(screen,), daemon=True)
+            self._reader.start()
         deadline = time.monotonic() + START_TIMEOUT
         while time.monotonic() < deadline and self.process.poll() is None:
             try:
@@ -61,6 +71,21 @@ class ServeProcess:
                 self.process.wait(timeout=10)
         return self.process.returncode
 
+    def _read_screen(self, screen: int) -> None:
+        try:
+            while chunk := os.read(screen, 4096):
+                self._screen += chunk
+        except OSError:  # EIO: the process closed its end
+            pass
+        finally:
+            os.close(screen)
+
     def output(self) -> str:
         """Everything the process wrote, standard output then standard error."""
-        return self.stdout.read_text(errors="replace") + self.stderr.read_text(errors="replace")
+        if self._reader is not None:
+            if self.process.poll() is not None:
+                self._reader.join(timeout=10)  # the rest of the screen, once it has exited
+            stdout = self._screen.decode(errors="replace").replace("\r\n", "\n")
+        else:
+            stdout = self.stdout.read_text(errors="replace")
+        return stdout + self.stderr.read_text(errors="replace")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
@@ -37,6 +38,9 @@ class HttpTransport:
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self.name = name
+        # httpx logs every request's full URL at INFO, and MasSMS's GET queries carry its
+        # api_id, user and password: only httpx's warnings may reach the logs.
+        logging.getLogger("httpx").setLevel(logging.WARNING)
         self._client = httpx.AsyncClient(
             timeout=httpx.Timeout(timeout),
             limits=httpx.Limits(max_connections=max_connections),

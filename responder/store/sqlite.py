@@ -335,6 +335,8 @@ class SQLiteStore:
             raise StartupError(f"RESPONDER_DATABASE: {self.path}: {err}") from None
 
     async def _connect_reader(self) -> aiosqlite.Connection:
+        # At DEBUG, aiosqlite logs every statement with its parameters: tokens among them.
+        logging.getLogger("aiosqlite").setLevel(logging.INFO)
         try:
             conn = await aiosqlite.connect(self.path, isolation_level=None)
         except sqlite3.Error as err:
