@@ -73,6 +73,8 @@ def serve(host: str, port: int) -> None:
     import uvicorn
 
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    # httpx logs a line per provider request at INFO (its URL redacted by our transport): noise.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
     settings = _settings()
     shown_host = "127.0.0.1" if host in ("0.0.0.0", "::") else host
     base_url = settings.public_url or f"http://{shown_host}:{port}"

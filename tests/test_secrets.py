@@ -200,8 +200,12 @@ def test_no_secret_in_any_log_record_even_at_debug(
     assert "balance of massiva unknown: massiva: obtenerCreditoDisponible" in caplog.text
     assert "balance of massms unknown: massms: HTTP 500 on getbalance.php" in caplog.text
     assert "httpcore" in caplog.text  # the HTTP libraries' own debug lines were captured
-    assert_no_secret(caplog.text)
-    assert_no_secret("\n".join(str(record.args) for record in caplog.records))
+    assert '/massms/api/getbalance.php "HTTP/1.1 500' in caplog.text  # httpx's, redacted
+    # What the test itself logs calling the app (as the gateway would, token in the URL) is not
+    # the app's logging.
+    own = f"HTTP Request: GET {server.url}/webhooks/"
+    assert_no_secret("\n".join(line for line in caplog.text.splitlines() if own not in line))
+    assert_no_secret("\n".join(str(r.args) for r in caplog.records if own not in r.getMessage()))
 
 
 @pytest.mark.parametrize("terminal", [True, False])
