@@ -23,8 +23,10 @@ from tests.served import ServeProcess
 
 MIB = 1024 * 1024
 WAL_BOUND = 2 * WAL_LIMIT  # the limit, plus what a fast machine writes while a checkpoint runs
-MIN_SECONDS, MIN_WEBHOOKS, MAX_SECONDS = 10.0, 6000, 40.0
-CONNECTIONS = 32
+MIN_SECONDS, MIN_WEBHOOKS, MAX_SECONDS = 8.0, 3000, 40.0
+# Few connections, so small commit groups: each commit rewrites its pages, 15-20 KiB of WAL
+# per webhook (the old code's WAL reached 39 MiB after 2,500 of them, 74 MiB after 3,800).
+CONNECTIONS = 8
 
 
 def wal_size(database: Path) -> int:
@@ -132,7 +134,7 @@ def test_the_wal_stays_bounded_under_sustained_webhook_load(
         time.sleep(1.0)  # a checkpoint that was due runs
     after = wal_size(database)
     assert statuses == {200: acked}
-    assert acked >= 1000  # enough load to matter: at about 12 KiB of WAL per webhook
+    assert acked >= 1000  # enough load to matter
     largest = max(sampler.sizes)
     assert len(sampler.sizes) >= MIN_SECONDS * 5
     assert largest < WAL_BOUND, f"the WAL reached {largest / MIB:.0f} MiB ({acked} webhooks)"
