@@ -109,6 +109,7 @@ class WalCheckpointer:
     async def run(self) -> None:
         """Checks the WAL's size every CHECK_EVERY seconds, until cancelled."""
         checks = wait = 0
+        failing = False  # a failure is logged once, not ten times a second (a full disk)
         while True:
             await asyncio.sleep(CHECK_EVERY)
             checks += 1
@@ -120,5 +121,14 @@ class WalCheckpointer:
                         wait = RETRY_AFTER
                 elif size and checks % PASSIVE_EVERY == 0:
                     await self.checkpoint("PASSIVE")
+                else:
+                    continue
             except sqlite3.Error as err:
-                log.warning("checkpoint failed: %s", err)
+                wait = RETRY_AFTER
+                if not failing:
+                    log.warning("checkpoint failed: %s", err)
+                failing = True
+                continue
+            if failing:
+                log.info("checkpoints work again")
+                failing = False
