@@ -29,7 +29,7 @@ PASSIVE_EVERY = 10  # checks; under the limit, a passive checkpoint about once a
 # How long a TRUNCATE checkpoint may wait for a reader to leave the WAL. Writes wait that long
 # at most; a reader that stays longer (a big export) only delays the next attempt.
 READER_WAIT_MS = 1000
-RETRY_AFTER = 10  # checks to wait after a TRUNCATE that readers kept from finishing
+RETRY_AFTER = 10  # checks to wait after a TRUNCATE that readers kept from finishing, or an error
 
 Mode = Literal["PASSIVE", "TRUNCATE"]
 
