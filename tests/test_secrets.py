@@ -157,7 +157,7 @@ def test_no_secret_reaches_the_output_of_a_running_server(
     for line in (
         "balance of massms unknown",
         "rejected /webhooks/massiva/{token}/inbound webhook",
-        "massiva status for unknown id 987654",
+        "massiva status for id 987654 not recorded yet",
         "massiva: HTTP 500",
         "massms: HTTP 500",
         "massms: ConnectError",
@@ -182,6 +182,8 @@ def test_no_secret_in_any_log_record_even_at_debug(
     """The app as a library would run it (no `serve` to set log levels), every logger at
     DEBUG: httpx, httpcore and aiosqlite included."""
     caplog.set_level(logging.DEBUG)
+    for name in ("httpx", "httpcore"):  # whatever an earlier `serve` in this process set
+        caplog.set_level(logging.DEBUG, logger=name)
     gateways.massiva.fail_next("garbage")  # the balance checks at start
     gateways.massms.fail_next("http500")
     settings = make_settings(**gateways.env)
