@@ -41,6 +41,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/match.py
 	$(BIN)/python bench/outbox.py
 	$(BIN)/python bench/latency.py --rates 50,200 --seconds 30
+	$(BIN)/python bench/wal.py --seconds 60
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache responder.egg-info

@@ -1,4 +1,4 @@
-"""The `responder` command: serve, check, simulate, send, urls, balance, export."""
+"""The `responder` command: serve, check, simulate, send, urls, token, balance, export."""
 
 from __future__ import annotations
 
@@ -74,25 +74,15 @@ def serve(host: str, port: int) -> None:
     import uvicorn
 
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    # httpx logs every request's full URL at INFO: MasSMS GET queries carry api_id and user.
+    # httpx logs a line per provider request at INFO (its URL redacted by our transport): noise.
     logging.getLogger("httpx").setLevel(logging.WARNING)
     settings = _settings()
     shown_host = "127.0.0.1" if host in ("0.0.0.0", "::") else host
     base_url = settings.public_url or f"http://{shown_host}:{port}"
 
     def announce(service: Service) -> None:
-        urls = service.webhook_urls(base_url)
-        providers = ", ".join(service.providers)
-        click.echo(f"\nresponder is answering on {base_url} (providers: {providers})")
-        click.echo("Register these webhook URLs at Massiva:")
-        click.echo(f"    inbound SMS:    {urls['inbound']}")
-        click.echo(f"    status updates: {urls['status']}")
-        click.echo(f"Staff inbox: {base_url}/admin  (access key: the API token below)")
-        click.echo(f"API token (Authorization: Bearer ...): {service.admin_token}")
-        click.echo(
-            f"    curl -H 'Authorization: Bearer {service.admin_token}' "
-            f"{base_url}/api/conversations\n"
-        )
+        for line in banner(service, base_url, terminal=sys.stdout.isatty()):
+            click.echo(line)
 
     try:
         app = create_app(settings, clock=CLOCK, on_ready=announce)
@@ -101,6 +91,46 @@ def serve(host: str, port: int) -> None:
         raise click.ClickException(str(err)) from None
     # No access log: webhook paths carry the secret token.
     uvicorn.run(app, host=host, port=port, access_log=False, log_level="info")
+
+
+def mask(secret: str) -> str:
+    """Enough of a secret to tell which one it is: `9fK…`."""
+    return f"{secret[:3]}…"
+
+
+def banner(service: Service, base_url: str, *, terminal: bool) -> list[str]:
+    """What `serve` prints once it is ready. A token is printed in full only when this start
+    created it and a person is watching (standard output is a terminal); otherwise the lines
+    may end up in a log collector, and the tokens are masked."""
+    in_full = service.generated_tokens if terminal else set()
+    webhook_token, admin_token = (
+        token if key in in_full else mask(token)
+        for key, token in (
+            ("webhook_token", service.webhook_token),
+            ("admin_token", service.admin_token),
+        )
+    )
+    urls = service.webhook_urls(base_url, webhook_token)
+    lines = [
+        "",
+        f"responder is answering on {base_url} (providers: {', '.join(service.providers)})",
+        "Register these webhook URLs at Massiva:",
+        f"    inbound SMS:    {urls['inbound']}",
+        f"    status updates: {urls['status']}",
+        f"Staff inbox: {base_url}/admin  (access key: the API token below)",
+        f"API token (Authorization: Bearer ...): {admin_token}",
+    ]
+    if "admin_token" in in_full:
+        lines.append(
+            f"    curl -H 'Authorization: Bearer {admin_token}' {base_url}/api/conversations"
+        )
+    if in_full:
+        lines.append("Generated just now and kept in the database: shown in full only this once.")
+    if len(in_full) < 2:
+        lines.append(
+            "Tokens are masked; `responder urls --show-secrets` and `responder token` print them."
+        )
+    return [*lines, ""]
 
 
 async def _probe_database(settings: Settings) -> None:
@@ -210,15 +240,28 @@ def send(phone: str, text: str, via: str | None, at: str | None) -> None:
 
 @main.command()
 @click.option("--base-url", help="Public URL of this server (default RESPONDER_PUBLIC_URL).")
-def urls(base_url: str | None) -> None:
-    """Print the webhook URLs to register at the provider."""
+@click.option("--show-secrets", is_flag=True, help="Print the webhook token in full.")
+def urls(base_url: str | None, show_secrets: bool) -> None:
+    """Print the webhook URLs to register at the provider (the token masked, unless asked)."""
 
     async def work(service: Service) -> dict[str, str]:
         base = base_url or service.settings.public_url or "http://127.0.0.1:8000"
-        return service.webhook_urls(base)
+        return service.webhook_urls(base, None if show_secrets else mask(service.webhook_token))
 
     for kind, url in _with_service(work).items():
         click.echo(f"{kind}: {url}")
+    if not show_secrets:
+        click.echo("(the token is masked: --show-secrets prints it)", err=True)
+
+
+@main.command()
+def token() -> None:
+    """Print the API token (the admin inbox's access key), for `Authorization: Bearer`."""
+
+    async def work(service: Service) -> str:
+        return service.admin_token
+
+    click.echo(_with_service(work))
 
 
 @main.command()

@@ -9,7 +9,7 @@ import gc
 import logging
 import math
 import secrets
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import replace
 from datetime import datetime
 from typing import Any
@@ -70,6 +70,8 @@ class Service:
         self.webhook_token = ""
         self.admin_token = ""
         self._sessions: Sessions | None = None
+        # The tokens open() created just now (first start): only those may be shown in full.
+        self.generated_tokens: set[str] = set()
         self._tasks: list[asyncio.Task[Any]] = []
         self.loop: asyncio.AbstractEventLoop | None = None  # set by start(); for tests and tools
         self.sign_in_limiter = SignInLimiter(self.store, clock)
@@ -80,11 +82,19 @@ class Service:
     async def open(self) -> None:
         """Opens the database and settles the tokens (generated once, then kept there)."""
         await self.store.open()
+
+        def generate(key: str) -> Callable[[], str]:
+            def new_token() -> str:
+                self.generated_tokens.add(key)
+                return secrets.token_urlsafe(24)
+
+            return new_token
+
         self.webhook_token = self.settings.webhook_token or await self.store.meta_value(
-            "webhook_token", lambda: secrets.token_urlsafe(24)
+            "webhook_token", generate("webhook_token")
         )
         self.admin_token = self.settings.admin_token or await self.store.meta_value(
-            "admin_token", lambda: secrets.token_urlsafe(24)
+            "admin_token", generate("admin_token")
         )
         await self.rules.attach(self.store)
         secret = await self.store.meta_value("session_secret", lambda: secrets.token_urlsafe(32))
@@ -371,8 +381,10 @@ class Service:
             "counts": await self.store.conversation_counts(),
         }
 
-    def webhook_urls(self, base_url: str) -> dict[str, str]:
-        base = f"{base_url.rstrip('/')}/webhooks/massiva/{self.webhook_token}"
+    def webhook_urls(self, base_url: str, shown_token: str | None = None) -> dict[str, str]:
+        """The webhook URLs, with `shown_token` (a masked token) in place of the token."""
+        token = self.webhook_token if shown_token is None else shown_token
+        base = f"{base_url.rstrip('/')}/webhooks/massiva/{token}"
         return {"inbound": f"{base}/inbound", "status": f"{base}/status", "both": base}
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import sqlite3
 from collections.abc import Callable
 from pathlib import Path
 
@@ -72,12 +73,31 @@ def test_send_refuses_clearly(
     assert line.startswith("Error: ") and message in line
 
 
-def test_urls(run: Callable[..., tuple[int, str]]) -> None:
+def test_urls_mask_the_token_unless_asked(run: Callable[..., tuple[int, str]]) -> None:
     code, output = run("urls", RESPONDER_PUBLIC_URL="https://sms.example.com")
+    assert code == 0
+    assert WEBHOOK_TOKEN not in output
+    masked = f"https://sms.example.com/webhooks/massiva/{WEBHOOK_TOKEN[:3]}…"
+    assert f"inbound: {masked}/inbound" in output
+    assert "--show-secrets" in output
+    code, output = run("urls", "--show-secrets", RESPONDER_PUBLIC_URL="https://sms.example.com")
     assert code == 0
     base = f"https://sms.example.com/webhooks/massiva/{WEBHOOK_TOKEN}"
     assert f"inbound: {base}/inbound" in output
     assert f"status: {base}/status" in output
+
+
+def test_token_prints_the_api_token(
+    run: Callable[..., tuple[int, str]], env: dict[str, str]
+) -> None:
+    code, output = run("token", RESPONDER_ADMIN_TOKEN="chosen-admin-token-42")
+    assert (code, output) == (0, "chosen-admin-token-42\n")
+    code, generated = run("token")  # none chosen: the one generated and kept in the database
+    assert code == 0 and len(generated.strip()) == 32
+    with sqlite3.connect(env["RESPONDER_DATABASE"]) as db:
+        [(kept,)] = db.execute("SELECT value FROM meta WHERE key = 'admin_token'").fetchall()
+    assert generated == f"{kept}\n"
+    assert run("token") == (0, generated)
 
 
 def test_balance_of_each_provider(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
@@ -10,6 +11,22 @@ import httpx
 from responder.providers.base import ConnectionFailed, Throttled
 
 DEFAULT_TIMEOUT = 10.0
+
+
+class _UrlRedaction(logging.Filter):
+    """httpx logs each request's URL at INFO, and MasSMS's GET queries carry its api_id, user
+    and password: the line keeps the URL without its query and user info."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple):
+            record.args = tuple(
+                arg.copy_with(query=None, userinfo=b"") if isinstance(arg, httpx.URL) else arg
+                for arg in record.args
+            )
+        return True
+
+
+URL_REDACTION = _UrlRedaction()
 
 
 @dataclass(frozen=True)
@@ -37,6 +54,7 @@ class HttpTransport:
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self.name = name
+        logging.getLogger("httpx").addFilter(URL_REDACTION)  # once: filters are a set
         self._client = httpx.AsyncClient(
             timeout=httpx.Timeout(timeout),
             limits=httpx.Limits(max_connections=max_connections),

@@ -24,6 +24,7 @@ from responder.clock import Clock
 from responder.config import StartupError
 from responder.engine import Contact, Decision, FlowState, Reply
 from responder.store import health, reports
+from responder.store.checkpoint import RESTING_WAL, WalCheckpointer
 from responder.store.models import (
     Conversation,
     InboundJob,
@@ -76,6 +77,8 @@ PRAGMAS = (
     "PRAGMA synchronous = NORMAL",
     "PRAGMA busy_timeout = 5000",
     "PRAGMA foreign_keys = ON",
+    # A WAL that SQLite starts over is cut back to this size (see store/checkpoint.py).
+    f"PRAGMA journal_size_limit = {RESTING_WAL:d}",
 )
 T = TypeVar("T")
 MAX_PARAMS = 500  # per IN (...) list, below SQLite's variable limit
@@ -287,14 +290,15 @@ class SQLiteStore:
         # Writes run on the event loop itself, one short transaction at a time: in WAL mode
         # with synchronous=NORMAL a commit appends to the WAL without fsync, so a batch of
         # webhooks commits in about a millisecond, and the fsyncs of checkpoints run on the
-        # reader's thread instead (see _checkpoint_loop). Measured: about 18% more webhooks
-        # per second than a writer thread, which pays a thread hop and GIL hand-offs on every
-        # statement. Reads go through aiosqlite on their own connection.
+        # checkpointer's thread instead (see store/checkpoint.py). Measured: about 18% more
+        # webhooks per second than a writer thread, which pays a thread hop and GIL hand-offs
+        # on every statement. Reads go through aiosqlite on their own connection.
         self._writer: sqlite3.Connection | None = None
         self._reader: aiosqlite.Connection | None = None
         self._checkpoint_task: asyncio.Task[None] | None = None
         self._write_lock = asyncio.Lock()
         self.health = health.WriteHealth()  # how the last write went, for /healthz
+        self.checkpointer = WalCheckpointer(path, self._write_lock)
         self._queue: asyncio.Queue[_Job] = asyncio.Queue()
         self._writer_task: asyncio.Task[None] | None = None
         # Called after a commit that queued outbound messages; the outbox worker wakes on it.
@@ -312,22 +316,14 @@ class SQLiteStore:
             self._writer = self._connect_writer()
             self._migrate(self._writer)
             self._reader = await self._connect_reader()
+            self._open_checkpointer()
         except BaseException:
             await self.close()  # a connection left open keeps its thread, and the process, alive
             raise
         _OPEN_HERE.add(self.instance)
         self._writer_task = asyncio.create_task(self._write_loop(), name="store-writer")
-        self._checkpoint_task = asyncio.create_task(self._checkpoint_loop(), name="checkpoint")
-
-    async def _checkpoint_loop(self, interval: float = 1.0) -> None:
-        """Copies the WAL back into the database file off the event loop (the writer has
-        automatic checkpoints turned off so that a commit never waits for an fsync)."""
-        while True:
-            await asyncio.sleep(interval)
-            try:
-                await self.reader.execute("PRAGMA wal_checkpoint(PASSIVE)")
-            except sqlite3.Error as err:
-                log.warning("checkpoint failed: %s", err)
+        # The writer has automatic checkpoints turned off, so a commit never waits for one.
+        self._checkpoint_task = asyncio.create_task(self.checkpointer.run(), name="checkpoint")
 
     def _connect_writer(self) -> sqlite3.Connection:
         try:
@@ -343,7 +339,15 @@ class SQLiteStore:
             raise StartupError(f"RESPONDER_DATABASE: {self.path}: {err}") from None
         return conn
 
+    def _open_checkpointer(self) -> None:
+        try:
+            self.checkpointer.open()
+        except sqlite3.Error as err:
+            raise StartupError(f"RESPONDER_DATABASE: {self.path}: {err}") from None
+
     async def _connect_reader(self) -> aiosqlite.Connection:
+        # At DEBUG, aiosqlite logs every statement with its parameters: tokens among them.
+        logging.getLogger("aiosqlite").setLevel(logging.INFO)
         try:
             conn = await aiosqlite.connect(self.path, isolation_level=None)
         except sqlite3.Error as err:
@@ -364,6 +368,7 @@ class SQLiteStore:
                 task.cancel()
                 await asyncio.gather(task, return_exceptions=True)
         self._writer_task = self._checkpoint_task = None
+        await self.checkpointer.close()
         if self._reader is not None:
             await self._reader.close()
             self._reader = None
@@ -448,8 +453,8 @@ class SQLiteStore:
             return result
 
     async def ping(self) -> bool:
-        row = await (await self.reader.execute("SELECT 1")).fetchone()
-        return row is not None and row[0] == 1
+        rows = await self.reader.execute_fetchall("SELECT 1")
+        return [tuple(row) for row in rows] == [(1,)]
 
     async def write_problem(self) -> str | None:
         """Why the database cannot take writes now, or None: too little room left for it, or
@@ -1402,14 +1407,13 @@ class SQLiteStore:
     async def conversation_counts(self) -> dict[str, int]:
         """How many conversations there are in all, with people, needing attention, opted out,
         and with unread messages."""
-        row = await (
-            await self.reader.execute(
-                "SELECT COUNT(*), "
-                "COALESCE(SUM(mode = 'human'), 0), COALESCE(SUM(needs_attention), 0), "
-                "COALESCE(SUM(opted_out), 0), COALESCE(SUM(unread > 0), 0) FROM contacts"
-            )
-        ).fetchone()
+        rows = await self.reader.execute_fetchall(
+            "SELECT COUNT(*), "
+            "COALESCE(SUM(mode = 'human'), 0), COALESCE(SUM(needs_attention), 0), "
+            "COALESCE(SUM(opted_out), 0), COALESCE(SUM(unread > 0), 0) FROM contacts"
+        )
         keys = ("all", "human", "needs_attention", "opted_out", "unread")
+        row = next(iter(rows), None)
         return dict(zip(keys, (int(v) for v in row))) if row else dict.fromkeys(keys, 0)
 
     async def message_counts_by_hour(self, since: datetime) -> list[tuple[datetime, str, int]]:

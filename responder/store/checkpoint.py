@@ -1,0 +1,134 @@
+"""Keeps the write-ahead log bounded: checkpoints run on a connection and a thread of their own.
+
+The writer never checkpoints (a commit must not wait for an fsync). A passive checkpoint copies
+the WAL back into the database without stopping anyone, but under a writer that never pauses it
+never catches up, and SQLite only starts the WAL over once every frame has been copied: the
+file grew by gigabytes an hour. So when the WAL passes WAL_LIMIT, a passive checkpoint first
+copies what it can while writes go on, then, holding the store's write lock (webhooks wait in
+the write queue; the event loop never blocks), a TRUNCATE checkpoint copies the rest, waits for
+readers to leave the WAL and cuts the file to zero bytes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import sqlite3
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Literal
+
+log = logging.getLogger("responder.store")
+
+MIB = 1024 * 1024
+WAL_LIMIT = 16 * MIB  # past this size the WAL is checkpointed and truncated
+RESTING_WAL = 4 * MIB  # journal_size_limit: a WAL that SQLite starts over is cut to this
+CHECK_EVERY = 0.1  # seconds between looks at the WAL's size (one stat call)
+PASSIVE_EVERY = 10  # checks; under the limit, a passive checkpoint about once a second
+# How long a TRUNCATE checkpoint may wait for a reader to leave the WAL. Writes wait that long
+# at most; a reader that stays longer (a big export) only delays the next attempt.
+READER_WAIT_MS = 1000
+RETRY_AFTER = 10  # checks to wait after a TRUNCATE that readers kept from finishing, or an error
+
+Mode = Literal["PASSIVE", "TRUNCATE"]
+
+
+class WalCheckpointer:
+    """Checkpoints the database at `path`; `write_lock` is the lock the store's writer takes
+    around every transaction."""
+
+    def __init__(self, path: Path, write_lock: asyncio.Lock) -> None:
+        self.path = path
+        self.wal = Path(f"{path}-wal")
+        self.write_lock = write_lock
+        self._db: sqlite3.Connection | None = None
+        # One thread: checkpoints never overlap, and close() can wait for the one running.
+        self._thread: ThreadPoolExecutor | None = None
+        self._blocked = False  # the last TRUNCATE found a reader in the way (logged once)
+
+    def open(self) -> None:
+        db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        try:
+            db.execute(f"PRAGMA busy_timeout = {READER_WAIT_MS:d}")
+        except sqlite3.Error:
+            db.close()
+            raise
+        self._db = db
+        self._thread = ThreadPoolExecutor(1, thread_name_prefix="checkpoint")
+
+    async def close(self) -> None:
+        """Waits for a checkpoint in progress, then closes the connection."""
+        if self._thread is not None:
+            await asyncio.get_running_loop().run_in_executor(None, self._thread.shutdown)
+            self._thread = None
+        if self._db is not None:
+            self._db.close()
+            self._db = None
+
+    def wal_size(self) -> int:
+        try:
+            return os.stat(self.wal).st_size
+        except FileNotFoundError:
+            return 0
+
+    async def checkpoint(self, mode: Mode) -> bool:
+        """Runs one checkpoint off the event loop; False when readers kept it from finishing."""
+        db, thread = self._db, self._thread
+        if db is None or thread is None:
+            raise RuntimeError("checkpointer is not open")
+
+        def run() -> bool:
+            busy = db.execute(f"PRAGMA wal_checkpoint({mode})").fetchone()[0]
+            return not busy
+
+        future = asyncio.get_running_loop().run_in_executor(thread, run)
+        try:
+            return await asyncio.shield(future)
+        except asyncio.CancelledError:
+            # The thread cannot be stopped: let it finish before the caller lets go of the
+            # write lock, or the writer would block the event loop on SQLite's lock.
+            await asyncio.wait([future])
+            raise
+
+    async def truncate(self) -> bool:
+        """Copies the whole WAL into the database and empties it, the store's writes paused."""
+        await self.checkpoint("PASSIVE")  # the bulk, while writes go on
+        async with self.write_lock:
+            done = await self.checkpoint("TRUNCATE")
+        if not done and not self._blocked:
+            log.warning(
+                "the write-ahead log (%d MiB) cannot be emptied: a reader still uses it",
+                self.wal_size() // MIB,
+            )
+        elif done and self._blocked:
+            log.info("the write-ahead log was emptied again")
+        self._blocked = not done
+        return done
+
+    async def run(self) -> None:
+        """Checks the WAL's size every CHECK_EVERY seconds, until cancelled."""
+        checks = wait = 0
+        failing = False  # a failure is logged once, not ten times a second (a full disk)
+        while True:
+            await asyncio.sleep(CHECK_EVERY)
+            checks += 1
+            wait = max(0, wait - 1)
+            size = self.wal_size()
+            try:
+                if size > WAL_LIMIT and not wait:
+                    if not await self.truncate():
+                        wait = RETRY_AFTER
+                elif size and checks % PASSIVE_EVERY == 0:
+                    await self.checkpoint("PASSIVE")
+                else:
+                    continue
+            except sqlite3.Error as err:
+                wait = RETRY_AFTER
+                if not failing:
+                    log.warning("checkpoint failed: %s", err)
+                failing = True
+                continue
+            if failing:
+                log.info("checkpoints work again")
+                failing = False

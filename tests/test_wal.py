@@ -1,0 +1,179 @@
+"""The write-ahead log stays bounded under sustained webhook load (issue 11 §8), and a reader
+in the way delays emptying it without stalling writes for long."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import sqlite3
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from responder.engine import Decision, InboundMessage
+from responder.store.checkpoint import READER_WAIT_MS, WAL_LIMIT
+from responder.store.models import InboundJob
+from responder.store.sqlite import SQLiteStore
+from tests.conftest import ADMIN_TOKEN, WEBHOOK_TOKEN, Clock
+from tests.served import ServeProcess
+
+MIB = 1024 * 1024
+WAL_BOUND = 2 * WAL_LIMIT  # the limit, plus what a fast machine writes while a checkpoint runs
+MIN_SECONDS, MIN_WEBHOOKS, MAX_SECONDS = 8.0, 3000, 40.0
+# Few connections, so small commit groups: each commit rewrites its pages, 15-20 KiB of WAL
+# per webhook (the old code's WAL reached 55 MiB after 3,500 of them).
+CONNECTIONS = 8
+
+
+def wal_size(database: Path) -> int:
+    try:
+        return os.stat(f"{database}-wal").st_size
+    except FileNotFoundError:
+        return 0
+
+
+class Sampler:
+    """Reads the WAL's size every 100 ms on a thread of its own."""
+
+    def __init__(self, database: Path) -> None:
+        self.database = database
+        self.sizes: list[int] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.wait(0.1):
+            self.sizes.append(wal_size(self.database))
+
+    def __enter__(self) -> Sampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+
+
+async def _get(
+    reader: asyncio.StreamReader, writer: asyncio.StreamWriter, target: str, headers: str = ""
+) -> tuple[int, bytes]:
+    writer.write(f"GET {target} HTTP/1.1\r\nHost: 127.0.0.1\r\n{headers}\r\n".encode())
+    head = await reader.readuntil(b"\r\n\r\n")
+    length = 0
+    for line in head.split(b"\r\n"):
+        if line.lower().startswith(b"content-length:"):
+            length = int(line.split(b":", 1)[1])
+    return int(head.split(b" ", 2)[1]), await reader.readexactly(length)
+
+
+async def _load(port: int) -> tuple[int, dict[int, int]]:
+    """Webhooks on CONNECTIONS keep-alive connections, each text unique (nothing is taken for
+    a gateway's retry), while one more connection reads conversations through the API."""
+    path = f"/webhooks/massiva/{WEBHOOK_TOKEN}/inbound"
+    began = time.monotonic()
+    acked, statuses, counter = 0, dict[int, int](), iter(range(10**9))
+
+    def more() -> bool:
+        elapsed = time.monotonic() - began
+        return elapsed < MAX_SECONDS and (elapsed < MIN_SECONDS or acked < MIN_WEBHOOKS)
+
+    async def sender() -> None:
+        nonlocal acked
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        try:
+            while more():
+                n = next(counter)
+                phone = f"58412{(n * 7919 + 1234567) % 10_000_000:07d}"  # scattered
+                status, body = await _get(reader, writer, f"{path}?phone={phone}&msg=hola+{n}")
+                statuses[status] = statuses.get(status, 0) + 1
+                acked += status == 200 and body == b"OK"
+        finally:
+            writer.close()
+
+    async def api_reader() -> None:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        auth = f"Authorization: Bearer {ADMIN_TOKEN}\r\n"
+        try:
+            while more():
+                status, _ = await _get(reader, writer, "/api/conversations?limit=100", auth)
+                assert status == 200
+                await asyncio.sleep(0.05)
+        finally:
+            writer.close()
+
+    await asyncio.gather(*(sender() for _ in range(CONNECTIONS)), api_reader())
+    return acked, statuses
+
+
+@pytest.fixture
+def served(workdir: Path) -> Iterator[ServeProcess]:
+    server = ServeProcess(
+        workdir,
+        {
+            "RESPONDER_DATABASE": str(workdir / "responder.db"),
+            "RESPONDER_RULES": str(workdir / "rules.yaml"),
+            "RESPONDER_TEMPLATES": str(workdir / "templates"),
+            "RESPONDER_WEBHOOK_TOKEN": WEBHOOK_TOKEN,
+            "RESPONDER_ADMIN_TOKEN": ADMIN_TOKEN,
+        },
+    )
+    yield server
+    server.stop()
+
+
+def test_the_wal_stays_bounded_under_sustained_webhook_load(
+    workdir: Path, served: ServeProcess
+) -> None:
+    database = workdir / "responder.db"
+    with Sampler(database) as sampler:
+        acked, statuses = asyncio.run(_load(served.port))
+        time.sleep(1.0)  # a checkpoint that was due runs
+    after = wal_size(database)
+    assert statuses == {200: acked}
+    assert acked >= 1000  # enough load to matter
+    largest = max(sampler.sizes)
+    assert len(sampler.sizes) >= MIN_SECONDS * 5
+    assert largest < WAL_BOUND, f"the WAL reached {largest / MIB:.0f} MiB ({acked} webhooks)"
+    assert after <= WAL_LIMIT, f"the WAL stayed at {after / MIB:.0f} MiB after the load"
+    assert served.stop() in (0, -15)
+    assert "checkpoint failed" not in served.output()
+
+
+def _decide(_: object) -> Decision:
+    return Decision(rule=None, replies=(), explanation="test")
+
+
+async def test_a_reader_in_the_way_delays_emptying_the_wal_but_not_writes_for_long(
+    tmp_path: Path, clock: Clock, caplog: pytest.LogCaptureFixture
+) -> None:
+    store = SQLiteStore(tmp_path / "r.db", clock)
+    await store.open()
+    try:
+        for n in range(50):
+            message = InboundMessage(f"58412{1000000 + n:07d}", f"hola {n}", clock())
+            await store.receive_inbound(InboundJob(message, _decide, 0.0, 0.0))
+        assert wal_size(store.path) > 0
+        # Another process in the middle of a long read, its snapshot in the WAL.
+        other = sqlite3.connect(store.path, isolation_level=None)
+        other.execute("BEGIN")
+        other.execute("SELECT COUNT(*) FROM messages").fetchone()
+        caplog.set_level(logging.INFO, "responder.store")
+        began = time.monotonic()
+        assert not await store.checkpointer.truncate()
+        assert time.monotonic() - began < READER_WAIT_MS / 1000 + 1.0
+        assert wal_size(store.path) > 0
+        assert "cannot be emptied: a reader still uses it" in caplog.text
+        # Writes went on meanwhile; once the reader is done the WAL is emptied.
+        message = InboundMessage("584129999999", "otra", clock())
+        await store.receive_inbound(InboundJob(message, _decide, 0.0, 0.0))
+        other.execute("COMMIT")
+        other.close()
+        assert await store.checkpointer.truncate()
+        assert wal_size(store.path) == 0
+        assert "emptied again" in caplog.text
+    finally:
+        await store.close()
