@@ -19,12 +19,15 @@ from responder.app import create_app
 from responder.config import Settings, load_settings
 from responder.providers.base import Provider
 from responder.service import Service
-from responder.store.sqlite import SQLiteStore
+from responder.store import Store
 from responder.workers.outbox import OutboxWorker
 from responder.workers.poller import StatusPoller
 from tests.fakes.massiva import FakeMassiva
 from tests.fakes.massms import FakeMasSMS
 from tests.fakes.server import FakeServer, SwappableApp
+from tests.postgres import postgres_database, postgres_url
+
+__all__ = ["postgres_database", "postgres_url"]  # fixtures of tests/postgres.py, for every test
 
 ROOT = Path(__file__).resolve().parent.parent
 WEBHOOK_TOKEN = "test-webhook-token-0123456789"
@@ -85,7 +88,7 @@ def clock() -> Clock:
 def make_worker(clock: Clock) -> Callable[..., OutboxWorker]:
     """Builds outbox workers on the test clock: the one way tests make them."""
 
-    def make(store: SQLiteStore, providers: dict[str, Provider], **options: Any) -> OutboxWorker:
+    def make(store: Store, providers: dict[str, Provider], **options: Any) -> OutboxWorker:
         return OutboxWorker(store, providers, clock=clock, **options)
 
     return make
@@ -95,7 +98,7 @@ def make_worker(clock: Clock) -> Callable[..., OutboxWorker]:
 def make_poller(clock: Clock) -> Callable[..., StatusPoller]:
     """Builds status pollers on the test clock."""
 
-    def make(store: SQLiteStore, providers: dict[str, Provider], **options: Any) -> StatusPoller:
+    def make(store: Store, providers: dict[str, Provider], **options: Any) -> StatusPoller:
         return StatusPoller(store, providers, clock=clock, **options)
 
     return make
@@ -124,10 +127,16 @@ def bundled(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def make_settings(workdir: Path) -> Callable[..., Settings]:
-    def make(**env: str) -> Settings:
+def make_settings(workdir: Path, request: pytest.FixtureRequest) -> Callable[..., Settings]:
+    """Settings for an app in `workdir`; `backend="postgres"` puts its database in the test
+    run's PostgreSQL database (emptied for each test) instead of a SQLite file."""
+
+    def make(backend: str = "sqlite", **env: str) -> Settings:
+        database = str(workdir / "responder.db")
+        if backend == "postgres":
+            database = request.getfixturevalue("postgres_url")
         base = {
-            "RESPONDER_DATABASE": str(workdir / "responder.db"),
+            "RESPONDER_DATABASE": database,
             "RESPONDER_RULES": str(workdir / "rules.yaml"),
             "RESPONDER_TEMPLATES": str(workdir / "templates"),
             "RESPONDER_WEBHOOK_TOKEN": WEBHOOK_TOKEN,

@@ -7,7 +7,6 @@ import asyncio
 import sqlite3
 import time
 from collections.abc import AsyncIterator, Callable
-from datetime import timedelta
 from pathlib import Path
 
 import httpx
@@ -180,49 +179,6 @@ async def test_without_failover_no_credits_fails_at_once(
     assert "no credits" in message.error
     for provider in providers.values():
         await provider.aclose()
-
-
-async def test_the_send_budget_is_shared_by_every_instance(
-    store: SQLiteStore, clock: Clock
-) -> None:
-    other = SQLiteStore(store.path, clock)  # a second instance on the same database
-    await other.open()
-    try:
-        # A burst of one second's worth (20), whichever instance asks, then 20 per second.
-        takes = [await s.take_send_budget("massiva", 20, 5) for s in (store, other, store, other)]
-        assert takes == [0, 0, 0, 0]
-        assert await other.take_send_budget("massiva", 20, 5) == pytest.approx(0.25)
-        assert await store.take_send_budget("massms", 20, 5) == 0  # per provider
-        clock.advance(0.25)
-        assert await store.take_send_budget("massiva", 20, 5) == 0
-        # A batch larger than a second's worth waits for a full second, then goes.
-        assert await other.take_send_budget("massiva", 20, 50) == pytest.approx(1.0)
-        clock.advance(1.0)
-        assert await other.take_send_budget("massiva", 20, 50) == 0
-        assert await store.take_send_budget("massiva", 20, 1) == pytest.approx(1.55)
-    finally:
-        await other.close()
-
-
-async def test_replies_to_customers_go_before_staff_and_scheduled_sends(
-    store: SQLiteStore,
-) -> None:
-    await store.queue_outbound(PHONE, [Reply("difusion", 1, "sandbox")], "cli")
-    await store.queue_outbound(PHONE, [Reply("agente", 1, "sandbox")], "agent")
-    await store.queue_outbound(PHONE, [Reply("respuesta", 1, "sandbox")], "auto")
-    claimed = await store.claim_outbox(10)
-    assert [i.text for i in claimed] == ["respuesta", "difusion", "agente"]
-
-
-async def test_scheduled_messages_wait_in_the_outbox(store: SQLiteStore, clock: Clock) -> None:
-    later = clock() + timedelta(hours=1)
-    [message] = await store.queue_outbound(
-        PHONE, [Reply("luego", 1, "massiva")], "cli", send_at=later
-    )
-    assert message.status == "scheduled"
-    assert await store.claim_outbox(10) == []
-    clock.advance(3600)
-    assert [i.text for i in await store.claim_outbox(10)] == ["luego"]
 
 
 def test_massms_schedules_natively_and_massiva_holds(

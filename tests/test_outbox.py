@@ -245,19 +245,6 @@ async def test_a_live_instance_keeps_its_sends_until_its_lease_expires(
     await client.aclose()
 
 
-async def test_a_stop_returns_only_its_own_sends_to_the_queue(
-    store: SQLiteStore, clock: Clock
-) -> None:
-    await queue(store, "massiva", [("584121234567", "mine")])
-    mine = await store.claim_outbox(10)
-    await queue(store, "massiva", [("584121234568", "theirs")])
-    await claim_as_another_process(store, clock, "other-host:4242:abcd")
-    assert await store.release_own() == 1
-    by_text = {m.text: m.status for m in await store.all_messages()}
-    assert [i.text for i in mine] == ["mine"]
-    assert by_text == {"mine": "queued", "theirs": "sending"}
-
-
 def test_batches_never_exceed_the_provider_limit() -> None:
     class Tiny(Provider):
         name = "tiny"

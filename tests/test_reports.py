@@ -4,19 +4,15 @@ from __future__ import annotations
 
 import sqlite3
 import time
-from collections.abc import AsyncIterator, Callable
-from datetime import timedelta
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
-from responder.engine import Reply
-from responder.store.models import SendOutcome, StatusUpdate
-from responder.store.reports import EARLY_REPORTS_KEPT, reported_status
-from responder.store.sqlite import SQLiteStore
-from tests.conftest import Clock, RunningApp, massiva_env
+from responder.store.reports import reported_status
+from tests.conftest import RunningApp, massiva_env
 from tests.fakes.massiva import DELIVERED_LINE, FAILED_DETAIL, FakeMassiva
 
 PHONE = "584121234567"
@@ -116,36 +112,3 @@ def test_a_failed_report_after_delivered_is_kept_as_history(
         ("sent", None),
         ("report ignored", "failed reported after delivered: TARDE"),
     ]
-
-
-@pytest.fixture
-async def store(tmp_path: Path, clock: Clock) -> AsyncIterator[SQLiteStore]:
-    store = SQLiteStore(tmp_path / "reports.db", clock)
-    await store.open()
-    yield store
-    await store.close()
-
-
-async def test_early_reports_are_dropped_after_48_hours(store: SQLiteStore, clock: Clock) -> None:
-    [old, kept] = await store.queue_outbound(
-        PHONE, [Reply("uno", 1, "massiva"), Reply("dos", 1, "massiva")], "agent"
-    )
-    assert not await store.apply_status(StatusUpdate("massiva", "A", "delivered", "L", clock()))
-    assert early_reports(store.path) == [("massiva", "A", "delivered", "L")]
-    clock.advance(EARLY_REPORTS_KEPT.total_seconds() - 60)
-    assert not await store.apply_status(StatusUpdate("massiva", "B", "failed", "X", clock()))
-    assert len(early_reports(store.path)) == 2  # the first one is 47 h 59 min old: kept
-    clock.advance(120)
-    # The send's answer for A comes after 48 h: too late to be trusted, and it is purged.
-    await store.record_outcomes(
-        [SendOutcome(old.id, "massiva", "sent", "A"), SendOutcome(kept.id, "massiva", "sent", "B")]
-    )
-    by_id = {m.id: m for m in await store.all_messages()}
-    assert (by_id[old.id].status, by_id[kept.id].status) == ("sent", "failed")
-    assert by_id[kept.id].error == "X"
-    assert early_reports(store.path) == []
-    # A new early report purges what has grown old, too.
-    assert not await store.apply_status(StatusUpdate("massiva", "C", "failed", None, clock()))
-    clock.advance(timedelta(hours=49).total_seconds())
-    assert not await store.apply_status(StatusUpdate("massiva", "D", "failed", None, clock()))
-    assert early_reports(store.path) == [("massiva", "D", "failed", None)]

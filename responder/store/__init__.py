@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 from responder.clock import Clock
-from responder.config import StartupError
 from responder.store.base import Store
 
 POSTGRES_SCHEMES = ("postgresql://", "postgres://")
@@ -18,7 +17,9 @@ def is_postgres(database: str) -> bool:
 def make_store(database: str, clock: Clock) -> Store:
     """The backend RESPONDER_DATABASE names: a postgresql:// URL, or a SQLite file path."""
     if is_postgres(database):
-        raise StartupError("RESPONDER_DATABASE: PostgreSQL is not available in this build")
+        from responder.store.postgres import PostgresStore
+
+        return PostgresStore(database, clock)
     from responder.store.sqlite import SQLiteStore
 
     return SQLiteStore(Path(database), clock)

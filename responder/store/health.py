@@ -56,7 +56,7 @@ class WriteHealth:
         self.failure: str | None = None
         self._probed_at = -math.inf
 
-    def failed(self, err: sqlite3.Error) -> None:
+    def failed(self, err: Exception) -> None:
         if self.failure is None:
             log.error("the database cannot write: %s", err)
         self.failure = f"the last write failed: {err}"

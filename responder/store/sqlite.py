@@ -6,9 +6,6 @@ import asyncio
 import contextlib
 import json
 import logging
-import os
-import secrets
-import socket
 import sqlite3
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -25,6 +22,7 @@ from responder.config import StartupError
 from responder.engine import Contact, Decision, FlowState, Reply
 from responder.store import health, reports
 from responder.store.checkpoint import RESTING_WAL, WalCheckpointer
+from responder.store.common import LEASE, OPEN_HERE, instance_id, owner_dead, this_host_prefix
 from responder.store.models import (
     Conversation,
     InboundJob,
@@ -70,7 +68,6 @@ INSERT INTO messages ({MESSAGE_COLUMNS}, next_attempt_at, claimed_by, lease_unti
 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 """
 MAX_BATCH = 512
-LEASE = timedelta(seconds=30)  # how long a claim holds without renewal (DESIGN §9)
 PRAGMAS = (
     # WAL + synchronous=NORMAL: a process crash loses no committed row (see README).
     "PRAGMA journal_mode = WAL",
@@ -239,30 +236,6 @@ def _state_filters(
     return conditions, params
 
 
-# Instances open in this process (usually one; tests open several): a claim made with our pid by
-# an instance not among them was made by an earlier process that had the same pid.
-_OPEN_HERE: set[str] = set()
-
-
-def _owner_dead(claimed_by: str | None) -> bool:
-    """True when `claimed_by` names a process on this machine that no longer runs (or whose
-    pid this very process now has, after a restart in a container)."""
-    host, _, rest = (claimed_by or "").partition(":")
-    pid_text = rest.partition(":")[0]
-    if host != socket.gethostname() or not pid_text.isdigit():
-        return False
-    pid = int(pid_text)
-    if pid == os.getpid():
-        return claimed_by not in _OPEN_HERE
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return True
-    except PermissionError:  # alive, owned by another user
-        return False
-    return False
-
-
 def _fetchall(db: sqlite3.Connection, sql: str, params: Any = ()) -> list[sqlite3.Row]:
     return db.execute(sql, params).fetchall()
 
@@ -284,9 +257,8 @@ class SQLiteStore:
     def __init__(self, path: Path, clock: Clock) -> None:
         self.path = path
         self.clock = clock
-        # Who this process is in outbox claims: host, pid and a random part (a restarted
-        # process may get the same pid).
-        self.instance = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
+        # Who this process is in outbox claims: host, pid and a random part.
+        self.instance = instance_id()
         # Writes run on the event loop itself, one short transaction at a time: in WAL mode
         # with synchronous=NORMAL a commit appends to the WAL without fsync, so a batch of
         # webhooks commits in about a millisecond, and the fsyncs of checkpoints run on the
@@ -320,7 +292,7 @@ class SQLiteStore:
         except BaseException:
             await self.close()  # a connection left open keeps its thread, and the process, alive
             raise
-        _OPEN_HERE.add(self.instance)
+        OPEN_HERE.add(self.instance)
         self._writer_task = asyncio.create_task(self._write_loop(), name="store-writer")
         # The writer has automatic checkpoints turned off, so a commit never waits for one.
         self._checkpoint_task = asyncio.create_task(self.checkpointer.run(), name="checkpoint")
@@ -362,7 +334,7 @@ class SQLiteStore:
         return conn
 
     async def close(self) -> None:
-        _OPEN_HERE.discard(self.instance)
+        OPEN_HERE.discard(self.instance)
         for task in (self._writer_task, self._checkpoint_task):
             if task is not None:
                 task.cancel()
@@ -1070,9 +1042,9 @@ class SQLiteStore:
             db,
             "SELECT id, claimed_by, lease_until FROM messages WHERE status = 'sending' "
             "AND (lease_until < ? OR claimed_by LIKE ?) AND claimed_by IS NOT ?",
-            (now, f"{socket.gethostname()}:%", self.instance),
+            (now, f"{this_host_prefix()}%", self.instance),
         )
-        return [r["id"] for r in rows if r["lease_until"] < now or _owner_dead(r["claimed_by"])]
+        return [r["id"] for r in rows if r["lease_until"] < now or owner_dead(r["claimed_by"])]
 
     def _release(self, db: sqlite3.Connection, ids: Sequence[int], now: str, fail: bool) -> int:
         """Interrupted sends go back to the queue (at-least-once: a missed reply is worse than a

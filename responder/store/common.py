@@ -1,0 +1,46 @@
+"""What both backends share: who this process is in claims and leases, how long a claim holds,
+and whether the process behind a claim is gone."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import socket
+from datetime import timedelta
+
+LEASE = timedelta(seconds=30)  # how long a claim holds without renewal (DESIGN §9)
+
+# Instances open in this process (usually one; tests open several): a claim made with our pid by
+# an instance not among them was made by an earlier process that had the same pid. Process-local
+# and safe so: it only speaks about this process.
+OPEN_HERE: set[str] = set()
+
+
+def instance_id() -> str:
+    """Who this process is in claims: host, pid and a random part (a restarted process may get
+    the same pid)."""
+    return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
+
+
+def this_host_prefix() -> str:
+    """The start of every instance id made on this machine (a LIKE pattern's fixed part)."""
+    return f"{socket.gethostname()}:"
+
+
+def owner_dead(claimed_by: str | None) -> bool:
+    """True when `claimed_by` names a process on this machine that no longer runs (or whose
+    pid this very process now has, after a restart in a container)."""
+    host, _, rest = (claimed_by or "").partition(":")
+    pid_text = rest.partition(":")[0]
+    if host != socket.gethostname() or not pid_text.isdigit():
+        return False
+    pid = int(pid_text)
+    if pid == os.getpid():
+        return claimed_by not in OPEN_HERE
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:  # alive, owned by another user
+        return False
+    return False

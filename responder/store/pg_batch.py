@@ -1,0 +1,240 @@
+"""The PostgreSQL writer's grouped work: inbound messages with their replies, send outcomes and
+delivery reports, applied in one transaction per batch. The dedupe window, the reply limit and
+the loop guard read the database (inside the transaction, after the numbers' locks), never
+this process's memory: any instance may have received the earlier messages."""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from responder.engine import Decision
+from responder.store import pg_reports
+from responder.store.common import LEASE
+from responder.store.models import InboundJob, InboundResult, SendOutcome
+from responder.store.pg_rows import (
+    ContactState,
+    MessageRow,
+    allocate_ids,
+    load_contacts,
+    lock_phones,
+    outbound_row,
+)
+from responder.store.pg_rows import insert_messages as insert_rows
+from responder.store.pg_rows import upsert_contacts as upsert
+
+log = logging.getLogger("responder.store")
+
+# The history a decision needs, for the batch's numbers: inbound messages inside the dedupe
+# window, and auto-replies (not opt-out or opt-in confirmations) inside the limits' windows.
+HISTORY = """
+SELECT phone, id, direction, line, text, created_at FROM messages
+WHERE phone = ANY($1::text[]) AND created_at >= LEAST($2::timestamptz, $3::timestamptz)
+AND ((direction = 'in' AND created_at >= $2)
+    OR (direction = 'out' AND origin = 'auto' AND created_at >= $3
+        AND (rule IS NULL OR rule NOT IN ('opt_out', 'opt_in'))))
+ORDER BY phone, created_at, id
+"""
+
+
+@dataclass
+class History:
+    """One number's recent messages: inbound (at, line, text, row) and auto-replies (at, text).
+    `row` is a message id, or the place of a row of this batch not yet given one."""
+
+    inbound: list[tuple[datetime, str, str, int | _Pending]] = field(default_factory=list)
+    replies: list[tuple[datetime, str]] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class _Pending:
+    index: int  # place in the batch's rows
+
+
+async def _histories(conn: Any, jobs: list[InboundJob]) -> dict[str, History]:
+    found: dict[str, History] = defaultdict(History)
+    earliest = min(j.message.received_at for j in jobs)
+    dedupe = max(j.dedupe_window for j in jobs)
+    limits = max(j.history_window for j in jobs)
+    if dedupe <= 0 and limits <= 0:
+        return found
+    far = earliest + timedelta(days=1)  # after anything: that half of the query finds nothing
+    inbound_since = earliest - timedelta(seconds=dedupe) if dedupe > 0 else far
+    replies_since = earliest - timedelta(seconds=limits) if limits > 0 else far
+    phones = sorted({j.message.phone for j in jobs})
+    for phone, message_id, direction, line, text, at in await conn.fetch(
+        HISTORY, phones, inbound_since, replies_since
+    ):
+        if direction == "in":
+            found[phone].inbound.append((at, line or "", text, message_id))
+        else:
+            found[phone].replies.append((at, text))
+    return found
+
+
+def _duplicate(history: History, line: str, text: str, since: datetime) -> int | _Pending | None:
+    """The newest message from this number and line with this text received since `since`."""
+    for at, seen_line, seen_text, row in reversed(history.inbound):
+        if at >= since and seen_line == line and seen_text == text:
+            return row
+    return None
+
+
+async def apply_inbound(
+    conn: Any, jobs: list[InboundJob], instance: str, hand_over: bool
+) -> list[InboundResult]:
+    """Stores inbound messages and the replies their decisions queue; with `hand_over` the
+    replies are stored already claimed by `instance` ('sending', leased)."""
+    phones = sorted({j.message.phone for j in jobs})
+    await lock_phones(conn, phones)
+    contacts = await load_contacts(conn, phones)
+    histories = await _histories(conn, jobs)
+    rows: list[MessageRow] = []
+    # Per job: a duplicate (of an id or a row) or (its row, its reply rows, its decision).
+    plans: list[tuple[Decision, int | _Pending, list[int], bool]] = []
+    for job in jobs:
+        msg = job.message
+        line = msg.line or ""
+        history = histories[msg.phone]
+        window = timedelta(seconds=job.dedupe_window)
+        earlier = _duplicate(history, line, msg.text, msg.received_at - window)
+        if job.dedupe_window > 0 and earlier is not None:
+            plans.append((Decision(None, (), ""), earlier, [], True))
+            continue
+        in_row = len(rows)
+        history.inbound.append((msg.received_at, line, msg.text, _Pending(in_row)))
+        contact = contacts.get(msg.phone) or ContactState.new(msg.phone, msg.received_at)
+        since = msg.received_at - timedelta(seconds=job.history_window)
+        contact.recent_replies = [r for r in history.replies if r[0] >= since]
+        try:
+            decision = job.decide(contact.as_contact())
+        except Exception as err:  # a bug in deciding must not lose the message
+            log.exception("deciding on a message from %s failed", msg.phone)
+            decision = Decision(None, (), "internal error", error=f"internal error: {err}")
+        rows.append(
+            MessageRow(
+                0,
+                msg.phone,
+                "in",
+                msg.text,
+                "received",
+                msg.provider,
+                msg.received_at,
+                rule=decision.rule,
+                line=msg.line,
+                error=decision.error,
+            )
+        )
+        reply_rows = []
+        for reply in decision.replies:
+            row = outbound_row(0, msg.phone, reply, "auto", decision.rule, msg.received_at)
+            if hand_over:
+                row.status, row.attempts = "sending", 1
+                row.claimed_by, row.lease_until = instance, msg.received_at + LEASE
+            reply_rows.append(len(rows))
+            rows.append(row)
+        # The message's id is known after the batch's rows are counted: a stand-in until then.
+        contact.apply(decision, -1 - in_row, msg.received_at, msg.text)
+        if decision.rule not in ("opt_out", "opt_in"):
+            history.replies.extend((msg.received_at, r.text) for r in decision.replies)
+        contacts[msg.phone] = contact
+        plans.append((decision, _Pending(in_row), reply_rows, False))
+    ids = await allocate_ids(conn, len(rows))
+    for row, message_id in zip(rows, ids):
+        row.id = message_id
+    await insert_rows(conn, rows)
+    results = []
+    stopped = []
+    for job, (decision, target, reply_rows, duplicate) in zip(jobs, plans):
+        message_id = ids[target.index] if isinstance(target, _Pending) else target
+        if duplicate:
+            dup = Decision(None, (), f"duplicate of message {message_id}")
+            results.append(InboundResult(message_id, (), dup, duplicate=True))
+            continue
+        if decision.opted_out:
+            stopped.append((job.message.received_at, job.message.phone, message_id))
+        claimed = tuple(rows[i].outbox_item() for i in reply_rows if hand_over)
+        reply_ids = tuple(ids[i] for i in reply_rows)
+        results.append(InboundResult(message_id, reply_ids, decision, claimed=claimed))
+    if stopped:
+        # Opt-out wins over what is already waiting: nothing queued before it goes out.
+        await conn.executemany(
+            "UPDATE messages SET status = 'failed', error = 'not sent: the number opted out', "
+            "next_attempt_at = NULL, updated_at = $1 WHERE phone = $2 AND direction = 'out' "
+            "AND status IN ('queued', 'scheduled') AND id < $3",
+            stopped,
+        )
+    touched = {j.message.phone for j, r in zip(jobs, results) if not r.duplicate}
+    for phone in touched:
+        stand_in = contacts[phone].opt_out_message_id
+        if stand_in is not None and stand_in < 0:
+            contacts[phone].opt_out_message_id = ids[-1 - stand_in]
+    await upsert(conn, [contacts[p] for p in sorted(touched)])
+    return results
+
+
+async def apply_outcomes(
+    conn: Any, jobs: list[tuple[list[SendOutcome], datetime, datetime]], now: datetime
+) -> None:
+    """Stores what send attempts produced, and the attempts; then the delivery reports that
+    overtook these answers, in the same transaction."""
+    if not any(outcomes for outcomes, _, _ in jobs):
+        return
+    last: dict[int, tuple[SendOutcome, datetime, datetime]] = {}
+    attempts = []
+    for outcomes, at, first_poll in jobs:
+        for o in outcomes:
+            last[o.id] = (o, at, first_poll)  # one message twice in a batch: the later wins
+            attempts.append((o.id, at, *_attempt(o), o.error))
+    updates = [last[i] for i in sorted(last)]  # rows locked in id order
+    # Only a queued message has a next attempt; only one in flight is polled. A delivery
+    # report that came first is final: 'sent' must not undo it.
+    await conn.execute(
+        "UPDATE messages AS m SET status = u.status, provider = u.provider, "
+        "provider_id = COALESCE(u.provider_id, m.provider_id), error = u.error, "
+        "next_attempt_at = CASE WHEN u.status = 'queued' "
+        "THEN COALESCE(u.retry_at, m.next_attempt_at) END, "
+        "next_poll_at = CASE WHEN u.status IN ('sent', 'scheduled') THEN u.first_poll END, "
+        "failover_from = COALESCE(u.failover_from, m.failover_from), updated_at = u.at, "
+        "claimed_by = NULL, lease_until = NULL "
+        "FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::text[], "
+        "$6::timestamptz[], $7::timestamptz[], $8::timestamptz[], $9::text[]) "
+        "AS u(id, status, provider, provider_id, error, retry_at, at, first_poll, failover_from) "
+        "WHERE m.id = u.id AND NOT (m.status IN ('delivered', 'failed') AND u.status = 'sent')",
+        [o.id for o, _, _ in updates],
+        [o.status for o, _, _ in updates],
+        [o.provider for o, _, _ in updates],
+        [o.provider_id for o, _, _ in updates],
+        [_clean(o.error) for o, _, _ in updates],
+        [o.retry_at for o, _, _ in updates],
+        [at for _, at, _ in updates],
+        [first_poll for _, _, first_poll in updates],
+        [o.failover_from for o, _, _ in updates],
+    )
+    await conn.execute(
+        "INSERT INTO attempts (message_id, at, provider, outcome, error) "
+        "SELECT * FROM unnest($1::bigint[], $2::timestamptz[], $3::text[], $4::text[], "
+        "$5::text[])",
+        *(
+            list(column)
+            for column in zip(*((a[0], a[1], a[2], a[3], _clean(a[4])) for a in attempts))
+        ),
+    )
+    recorded = [(o.id, o.provider, o.provider_id) for o, _, _ in updates if o.provider_id]
+    await pg_reports.apply_early_reports(conn, recorded, now)
+
+
+def _clean(text: str | None) -> str | None:
+    return None if text is None else text.replace("\x00", "\ufffd")
+
+
+def _attempt(outcome: SendOutcome) -> tuple[str, str]:
+    """The provider an attempt was made with, and how it ended."""
+    if outcome.status != "queued":
+        return outcome.provider, outcome.status
+    if outcome.failover_from:
+        return outcome.failover_from, "failover"
+    return outcome.provider, "retry"

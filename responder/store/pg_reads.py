@@ -1,0 +1,198 @@
+"""PostgreSQL reads: conversations and their messages, inbox search, counts, dashboard
+aggregates, exports."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+from datetime import datetime
+from typing import Any
+
+from responder.engine import Contact
+from responder.store.models import Conversation, Message, UnknownContactError, to_iso
+from responder.store.pg_base import PgBase
+from responder.store.pg_rows import (
+    CONTACT_COLUMNS,
+    MESSAGE_COLUMNS,
+    ContactState,
+    conversation,
+    message,
+)
+
+
+def _state_filters(
+    mode: str | None, needs_attention: bool | None, opted_out: bool | None, first: int
+) -> tuple[list[str], list[Any]]:
+    """SQL conditions (always at least one) and parameters (numbered from `first`) selecting
+    conversations by state."""
+    conditions, params = ["true"], []
+    for column, value in (
+        ("mode", mode),
+        ("needs_attention", needs_attention),
+        ("opted_out", opted_out),
+    ):
+        if value is not None:
+            params.append(value)
+            conditions.append(f"{column} = ${first + len(params) - 1}")
+    return conditions, params
+
+
+class PgReads(PgBase):
+    """What the inbox, the API, exports and the dashboard read."""
+
+    async def contacts_in_flows(self) -> list[Contact]:
+        """Contacts a flow is waiting on (for its timeout)."""
+        rows = await self._fetch(f"SELECT {CONTACT_COLUMNS} FROM contacts WHERE flow IS NOT NULL")
+        return [ContactState.from_row(row).as_contact() for row in rows]
+
+    async def conversation(self, phone: str) -> Conversation:
+        row = await self._fetchrow(
+            f"SELECT {CONTACT_COLUMNS} FROM contacts WHERE phone = $1", phone
+        )
+        if row is None:
+            raise UnknownContactError(phone)
+        return conversation(row)
+
+    async def messages(self, phone: str) -> list[Message]:
+        rows = await self._fetch(
+            f"SELECT {MESSAGE_COLUMNS} FROM messages WHERE phone = $1 ORDER BY id", phone
+        )
+        return [message(row) for row in rows]
+
+    async def messages_by_id(self, ids: Sequence[int]) -> list[Message]:
+        rows = await self._fetch(
+            f"SELECT {MESSAGE_COLUMNS} FROM messages WHERE id = ANY($1::bigint[]) ORDER BY id",
+            list(ids),
+        )
+        return [message(row) for row in rows]
+
+    async def message_attempts(self, message_id: int) -> list[dict[str, Any]]:
+        rows = await self._fetch(
+            "SELECT at, provider, outcome, error FROM attempts WHERE message_id = $1 ORDER BY id",
+            message_id,
+        )
+        # Moments as the SQLite backend gives them (these dicts go to JSON as they are).
+        return [{**dict(row), "at": to_iso(row["at"])} for row in rows]
+
+    async def all_messages(self) -> list[Message]:
+        rows = await self._fetch(f"SELECT {MESSAGE_COLUMNS} FROM messages ORDER BY id")
+        return [message(row) for row in rows]
+
+    async def iter_messages(self, batch: int = 1000) -> AsyncIterator[Message]:
+        """Every message, oldest first, read in pages along the primary key: memory stays flat
+        whatever the size of the database."""
+        after = 0
+        while True:
+            rows = await self._fetch(
+                f"SELECT {MESSAGE_COLUMNS} FROM messages WHERE id > $1 ORDER BY id LIMIT $2",
+                after,
+                batch,
+            )
+            for row in rows:
+                yield message(row)
+            if len(rows) < batch:
+                return
+            after = rows[-1][0]
+
+    async def rejected_webhooks(self) -> list[dict[str, Any]]:
+        rows = await self._fetch(
+            "SELECT id, received_at, method, path, query, body, content_type, reason "
+            "FROM rejected_webhooks ORDER BY id"
+        )
+        return [{**dict(row), "received_at": to_iso(row["received_at"])} for row in rows]
+
+    async def conversations(
+        self,
+        limit: int = 100,
+        offset: int = 0,
+        *,
+        mode: str | None = None,
+        needs_attention: bool | None = None,
+        opted_out: bool | None = None,
+    ) -> list[Conversation]:
+        """Conversations newest first, optionally only those in a mode or state."""
+        conditions, params = _state_filters(mode, needs_attention, opted_out, 1)
+        n = len(params)
+        rows = await self._fetch(
+            f"SELECT {CONTACT_COLUMNS} FROM contacts WHERE {' AND '.join(conditions)} "
+            f'ORDER BY last_message_at DESC, phone COLLATE "C" LIMIT ${n + 1} OFFSET ${n + 2}',
+            *params,
+            limit,
+            offset,
+        )
+        return [conversation(row) for row in rows]
+
+    async def search_conversations(
+        self,
+        text: str,
+        phones: Sequence[str] = (),
+        limit: int = 100,
+        offset: int = 0,
+        *,
+        mode: str | None = None,
+        needs_attention: bool | None = None,
+        opted_out: bool | None = None,
+    ) -> list[Conversation]:
+        """Conversations newest first whose number contains one of `phones`, or whose messages
+        or contact fields contain `text` (case-insensitive)."""
+        conditions, params = _state_filters(mode, needs_attention, opted_out, 1)
+        pattern = "%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        params.append(pattern.replace("\x00", "\ufffd"))
+        at = len(params)
+        matches = [
+            f"fields::text ILIKE ${at}",
+            f"phone IN (SELECT phone FROM messages WHERE text ILIKE ${at})",
+        ]
+        for digits in phones:
+            params.append(f"%{digits}%")
+            matches.append(f"phone LIKE ${len(params)}")
+        n = len(params)
+        rows = await self._fetch(
+            f"SELECT {CONTACT_COLUMNS} FROM contacts WHERE {' AND '.join(conditions)} "
+            f"AND ({' OR '.join(matches)}) "
+            f'ORDER BY last_message_at DESC, phone COLLATE "C" LIMIT ${n + 1} OFFSET ${n + 2}',
+            *params,
+            limit,
+            offset,
+        )
+        return [conversation(row) for row in rows]
+
+    async def conversation_counts(self) -> dict[str, int]:
+        """How many conversations there are in all, with people, needing attention, opted out,
+        and with unread messages."""
+        [row] = await self._fetch(
+            "SELECT count(*), count(*) FILTER (WHERE mode = 'human'), "
+            "count(*) FILTER (WHERE needs_attention), count(*) FILTER (WHERE opted_out), "
+            "count(*) FILTER (WHERE unread > 0) FROM contacts"
+        )
+        keys = ("all", "human", "needs_attention", "opted_out", "unread")
+        return dict(zip(keys, (int(v) for v in row)))
+
+    async def message_counts_by_hour(self, since: datetime) -> list[tuple[datetime, str, int]]:
+        """Messages per UTC hour and direction since `since`, oldest first."""
+        rows = await self._fetch(
+            "SELECT date_trunc('hour', created_at AT TIME ZONE 'UTC') AT TIME ZONE 'UTC' AS hour, "
+            "direction, count(*) FROM messages WHERE created_at >= $1 "
+            "GROUP BY hour, direction ORDER BY hour, direction",
+            since,
+        )
+        return [(row[0], row[1], int(row[2])) for row in rows]
+
+    async def outbound_status_counts(self, since: datetime) -> dict[str, int]:
+        """Outbound messages created since `since`, by status."""
+        rows = await self._fetch(
+            "SELECT status, count(*) FROM messages WHERE direction = 'out' AND created_at >= $1 "
+            "GROUP BY status",
+            since,
+        )
+        return {row[0]: int(row[1]) for row in rows}
+
+    async def top_rules(self, since: datetime, limit: int = 8) -> list[tuple[str, int]]:
+        """The rules that matched the most inbound messages since `since`, most first."""
+        rows = await self._fetch(
+            "SELECT rule, count(*) AS n FROM messages WHERE direction = 'in' "
+            "AND rule IS NOT NULL AND created_at >= $1 GROUP BY rule "
+            'ORDER BY n DESC, rule COLLATE "C" LIMIT $2',
+            since,
+            limit,
+        )
+        return [(row[0], int(row[1])) for row in rows]

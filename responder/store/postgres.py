@@ -1,0 +1,328 @@
+"""The PostgreSQL backend, for any number of instances on one database: asyncpg with a pool,
+webhook writes grouped into one transaction per batch, claims in short transactions with
+`FOR UPDATE SKIP LOCKED`, numbers locked in order, LISTEN/NOTIFY to wake the other instances."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import timedelta
+from functools import partial
+from typing import Any
+
+import asyncpg
+
+from responder.clock import Clock
+from responder.config import StartupError
+from responder.store import pg_batch, pg_reports, pg_schema
+from responder.store.common import OPEN_HERE
+from responder.store.models import (
+    Conversation,
+    InboundJob,
+    InboundResult,
+    OutboxItem,
+    SendOutcome,
+    StatusUpdate,
+    StoreUnavailable,
+    UnknownContactError,
+)
+from responder.store.pg_base import (
+    COMMAND_TIMEOUT,
+    CONNECT_TIMEOUT,
+    OUTBOX_CHANNEL,
+    RULES_CHANNEL,
+)
+from responder.store.pg_listen import Listener
+from responder.store.pg_outbox import PgOutbox
+from responder.store.pg_reads import PgReads
+from responder.store.pg_rows import clean_text, load_contacts, lock_phones, maybe_clean, to_json
+from responder.store.pg_shared import PgShared
+
+log = logging.getLogger("responder.store")
+
+MAX_BATCH = 512
+POOL_SIZE = (2, 10)  # connections kept open, and at most
+
+
+@dataclass
+class _Job:
+    kind: str  # "inbound", "status" or "outcomes"
+    payload: Any
+    future: asyncio.Future[Any]
+
+
+class PostgresStore(PgOutbox, PgShared, PgReads):
+    """All persistence on PostgreSQL. Webhook writes arriving together are grouped by one
+    writer task into one transaction, and each caller is answered after its commit; other
+    writes are short transactions of their own. Any error that says the server cannot be
+    reached becomes StoreUnavailable; the pool reconnects when the server is back."""
+
+    def __init__(
+        self,
+        url: str,
+        clock: Clock,
+        *,
+        connect_timeout: float = CONNECT_TIMEOUT,
+        command_timeout: float = COMMAND_TIMEOUT,
+    ) -> None:
+        super().__init__(
+            url, clock, connect_timeout=connect_timeout, command_timeout=command_timeout
+        )
+        self._queue: asyncio.Queue[_Job] = asyncio.Queue()
+        self._writer_task: asyncio.Task[None] | None = None
+        self._listener: Listener | None = None
+        self._listener_task: asyncio.Task[None] | None = None
+
+    # -- life cycle -------------------------------------------------------------------------
+
+    async def open(self) -> None:
+        shown = pg_schema.shown_url(self.url)
+        try:
+            self._pool = await asyncpg.create_pool(
+                self.url,
+                min_size=POOL_SIZE[0],
+                max_size=POOL_SIZE[1],
+                **self._connection_options(),
+            )
+            async with self._pool.acquire() as conn:
+                await pg_schema.migrate(conn, self.clock)
+        except Exception as err:
+            await self.close()
+            reason = pg_schema.scrubbed(f"{type(err).__name__}: {err}", self.url)
+            raise StartupError(f"RESPONDER_DATABASE: cannot use {shown}: {reason}") from None
+        OPEN_HERE.add(self.instance)
+        self._writer_task = asyncio.create_task(self._write_loop(), name="store-writer")
+        self._listener = Listener(
+            self._connect_listener,
+            {OUTBOX_CHANNEL: self._heard_outbox, RULES_CHANNEL: self._heard_rules},
+            timeout=self.connect_timeout,
+        )
+        self._listener_task = asyncio.create_task(self._listener.run(), name="store-listener")
+
+    async def _connect_listener(self) -> Any:
+        options = self._connection_options()
+        options["server_settings"] = {"application_name": "responder-listener"}
+        return await asyncpg.connect(self.url, **options)
+
+    def _heard_outbox(self, sender: str) -> None:
+        if sender != self.instance:  # our own commits already woke our worker
+            self.on_outbox()
+
+    def _heard_rules(self, sender: str) -> None:
+        if sender != self.instance:
+            self.on_rules_changed()
+
+    async def close(self) -> None:
+        OPEN_HERE.discard(self.instance)
+        for task in (self._writer_task, self._listener_task):
+            if task is not None:
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
+        self._writer_task = self._listener_task = self._listener = None
+        if self._pool is not None:
+            pool, self._pool = self._pool, None
+            try:
+                await asyncio.wait_for(pool.close(), self.connect_timeout)
+            except Exception:  # a server gone away: drop the connections without a goodbye
+                pool.terminate()
+
+    # -- grouped writes: inbound messages, delivery reports, send outcomes ------------------
+
+    async def receive_inbound(self, job: InboundJob) -> InboundResult:
+        """Stores an inbound message with the replies its decision queues, in one commit."""
+        result: InboundResult = await self._submit("inbound", job)
+        return result
+
+    async def apply_status(self, update: StatusUpdate) -> bool:
+        """Records a delivery report; False when no message has that provider id yet (the
+        report is then kept, and applied when a send's outcome records the id)."""
+        found: bool = await self._submit("status", update)
+        return found
+
+    async def record_outcomes(
+        self, outcomes: Sequence[SendOutcome], first_poll_after: float = 10.0
+    ) -> None:
+        """Stores what each send attempt produced, and the attempt itself; a message now 'sent'
+        is due for a status poll after `first_poll_after` seconds (if its provider polls)."""
+        now = self.clock()
+        first_poll = now + timedelta(seconds=first_poll_after)
+        await self._submit("outcomes", (list(outcomes), now, first_poll))
+
+    async def _submit(self, kind: str, payload: Any) -> Any:
+        if self._writer_task is None or self._writer_task.done():
+            raise RuntimeError("store writer is not running")
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._queue.put_nowait(_Job(kind, payload, future))
+        return await future
+
+    async def _write_loop(self) -> None:
+        while True:
+            batch = [await self._queue.get()]
+            while not self._queue.empty() and len(batch) < MAX_BATCH:
+                batch.append(self._queue.get_nowait())
+            try:
+                results = await self._transaction(partial(self._apply, batch=batch))
+            except StoreUnavailable as err:
+                # The server is unreachable: each alone would only wait as long again.
+                log.error("a grouped write of %d failed: %s", len(batch), err)
+                for job in batch:
+                    if not job.future.done():
+                        job.future.set_exception(err)
+                continue
+            except Exception as err:
+                if len(batch) > 1:
+                    # One bad item must not fail its neighbours: apply each alone.
+                    log.warning("grouped write of %d failed (%s); retrying alone", len(batch), err)
+                for job in batch:
+                    await self._apply_alone(job)
+                continue
+            self._resolve(batch, results)
+
+    async def _apply_alone(self, job: _Job) -> None:
+        try:
+            results = await self._transaction(partial(self._apply, batch=[job]))
+        except Exception as err:
+            log.error("a %s write failed: %s", job.kind, err)
+            if not job.future.done():
+                if isinstance(err, StoreUnavailable):
+                    job.future.set_exception(err)
+                else:
+                    unavailable = StoreUnavailable(f"{type(err).__name__}: {err}")
+                    unavailable.__cause__ = err
+                    job.future.set_exception(unavailable)
+            return
+        self._resolve([job], results)
+
+    def _resolve(self, batch: list[_Job], results: list[Any]) -> None:
+        queued_replies = False
+        claimed: list[OutboxItem] = []
+        for job, result in zip(batch, results):
+            if not job.future.done():
+                job.future.set_result(result)
+            if isinstance(result, InboundResult):
+                claimed.extend(result.claimed)
+                queued_replies |= len(result.reply_ids) > len(result.claimed)
+        if claimed and self.hand_over is not None:
+            self.hand_over(claimed)
+        if queued_replies:
+            self.on_outbox()
+
+    async def _apply(self, conn: Any, batch: list[_Job]) -> list[Any]:
+        results: dict[int, Any] = {}
+        # Send outcomes first: a delivery report in the same batch must find its provider id.
+        outcomes = [j.payload for j in batch if j.kind == "outcomes"]
+        if outcomes:
+            await pg_batch.apply_outcomes(conn, outcomes, self.clock())
+        inbound = [j for j in batch if j.kind == "inbound"]
+        if inbound:
+            applied = await pg_batch.apply_inbound(
+                conn, [j.payload for j in inbound], self.instance, self.hand_over is not None
+            )
+            for job, res in zip(inbound, applied):
+                results[id(job)] = res
+            if any(len(r.reply_ids) > len(r.claimed) for r in applied):
+                await self._notify(conn, OUTBOX_CHANNEL)
+        statuses = [j for j in batch if j.kind == "status"]
+        if statuses:
+            found = await pg_reports.apply_reports(conn, [j.payload for j in statuses])
+            for job, hit in zip(statuses, found):
+                results[id(job)] = hit
+        return [results.get(id(j)) for j in batch]
+
+    # -- other writes -----------------------------------------------------------------------
+
+    async def reject_webhook(
+        self,
+        method: str,
+        path: str,
+        query: str,
+        body: bytes,
+        content_type: str | None,
+        reason: str,
+    ) -> None:
+        """Keeps a webhook request that could not be used, as it came."""
+        values = (
+            self.clock(),
+            clean_text(method),
+            clean_text(path),
+            clean_text(query),
+            body,
+            maybe_clean(content_type),
+            clean_text(reason),
+        )
+        await self._transaction(
+            lambda conn: conn.execute(
+                "INSERT INTO rejected_webhooks (received_at, method, path, query, body, "
+                "content_type, reason) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                *values,
+            )
+        )
+
+    async def meta_value(self, key: str, default: Callable[[], str]) -> str:
+        """The stored value of `key`, storing `default()` first when there is none; two
+        instances asking at once get the same value."""
+        sql = "SELECT value FROM meta WHERE key = $1"
+
+        async def work(conn: Any) -> str:
+            found = await conn.fetchval(sql, key)
+            if found is not None:
+                return str(found)
+            await conn.execute(
+                "INSERT INTO meta (key, value) VALUES ($1, $2) ON CONFLICT (key) DO NOTHING",
+                key,
+                default(),
+            )
+            return str(await conn.fetchval(sql, key))  # ours, or the one that came first
+
+        value: str = await self._transaction(work)
+        return value
+
+    async def set_mode(self, phone: str, mode: str) -> Conversation:
+        async def work(conn: Any) -> str:
+            await lock_phones(conn, [phone])
+            status: str = await conn.execute(
+                "UPDATE contacts SET mode = $1, needs_attention = false, unread = 0, "
+                "flagged = CASE WHEN $1 = 'bot' THEN false ELSE flagged END WHERE phone = $2",
+                mode,
+                phone,
+            )
+            return status
+
+        if await self._transaction(work) == "UPDATE 0":
+            raise UnknownContactError(phone)
+        return await self.conversation(phone)
+
+    async def update_fields(self, phone: str, changes: dict[str, Any]) -> Conversation:
+        """Sets contact fields (a None value removes the field)."""
+
+        async def work(conn: Any) -> None:
+            await lock_phones(conn, [phone])
+            contact = (await load_contacts(conn, [phone])).get(phone)
+            if contact is None:
+                raise UnknownContactError(phone)
+            for name, value in changes.items():
+                if value is None:
+                    contact.fields.pop(name, None)
+                else:
+                    contact.fields[name] = value
+            await conn.execute(
+                "UPDATE contacts SET fields = $1::jsonb WHERE phone = $2",
+                to_json(contact.fields),
+                phone,
+            )
+
+        await self._transaction(work)
+        return await self.conversation(phone)
+
+    async def mark_read(self, phone: str) -> None:
+        """Staff have seen the conversation: its unread count goes back to zero."""
+
+        async def work(conn: Any) -> None:
+            await lock_phones(conn, [phone])
+            await conn.execute(
+                "UPDATE contacts SET unread = 0 WHERE phone = $1 AND unread > 0", phone
+            )
+
+        await self._transaction(work)

@@ -1,0 +1,914 @@
+"""The store contract: every behaviour of the `Store` interface, run against both backends
+(SQLite on a file, PostgreSQL on the test run's database). Where two instances appear they
+share one database, as two processes would."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from datetime import datetime, timedelta
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from responder.config import Settings
+from responder.engine import Contact, Decision, FlowState, InboundMessage, Reply
+from responder.providers.base import OutboundSMS, Provider, SendResult
+from responder.service import Service
+from responder.store import Store, make_store
+from responder.store.models import (
+    InboundJob,
+    InboundResult,
+    OptedOutError,
+    PollResult,
+    SendOutcome,
+    SessionRecord,
+    StaleRuleVersion,
+    StatusUpdate,
+    UnknownContactError,
+)
+from responder.store.postgres import PostgresStore
+from responder.store.reports import EARLY_REPORTS_KEPT
+from responder.store.sqlite import SQLiteStore
+from responder.web.sessions import SignInLimiter
+from tests.conftest import Clock
+
+ANA, LUIS, EVA = "584121234567", "584241234567", "584161112233"
+LINE = "584141234567"
+OpenStore = Callable[..., Awaitable[Store]]
+
+
+class CountingProvider(Provider):
+    name = "counting"
+
+    def __init__(self, credits: float) -> None:
+        self.credits = credits
+        self.calls = 0
+
+    async def send(self, batch: Sequence[OutboundSMS]) -> list[SendResult]:
+        raise NotImplementedError
+
+    async def balance(self) -> float:
+        self.calls += 1
+        await asyncio.sleep(0)
+        return self.credits
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def backend(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture
+def database(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> str:
+    """RESPONDER_DATABASE for this test: a SQLite file, or the run's PostgreSQL database."""
+    if backend == "sqlite":
+        return str(tmp_path / "contract.db")
+    return str(request.getfixturevalue("postgres_url"))
+
+
+@pytest.fixture
+async def open_store(database: str, clock: Clock) -> AsyncIterator[OpenStore]:
+    """Opens one more instance on the test's database (`instance` names it in claims)."""
+    opened: list[Store] = []
+
+    async def open_one(instance: str | None = None) -> Store:
+        store = make_store(database, clock)
+        if instance is not None:
+            store.instance = instance
+        await store.open()
+        opened.append(store)
+        return store
+
+    yield open_one
+    for store in reversed(opened):
+        if store.is_open:
+            await store.close()
+
+
+@pytest.fixture
+async def store(open_store: OpenStore) -> Store:
+    return await open_store()
+
+
+async def rows(store: Store, sql: str) -> list[tuple[Any, ...]]:
+    """A query without parameters, run as it is on either backend (for what no method shows)."""
+    if isinstance(store, SQLiteStore):
+        return [tuple(r) for r in store.db.execute(sql).fetchall()]
+    assert isinstance(store, PostgresStore)
+    return [tuple(r) for r in await store.pool.fetch(sql)]
+
+
+def answer(text: str | None, rule: str = "r", **changes: Any) -> Callable[[Contact], Decision]:
+    replies = (Reply(text, 1, "sandbox"),) if text else ()
+    return lambda contact: Decision(rule, replies, "test", **changes)
+
+
+async def inbound(
+    store: Store,
+    clock: Clock,
+    phone: str,
+    text: str,
+    decide: Callable[[Contact], Decision] | None = None,
+    *,
+    line: str | None = LINE,
+    dedupe: float = 0.0,
+    history: float = 0.0,
+) -> InboundResult:
+    message = InboundMessage(phone, text, clock(), line)
+    job = InboundJob(message, decide or answer(f"re: {text}"), dedupe, history)
+    return await store.receive_inbound(job)
+
+
+# -- inbound messages and their replies -----------------------------------------------------------
+
+
+async def test_an_inbound_message_and_its_replies_are_committed_together(
+    store: Store, clock: Clock
+) -> None:
+    seen: list[Contact] = []
+
+    def decide(contact: Contact) -> Decision:
+        seen.append(contact)
+        return Decision("hola", (Reply("uno", 1, "sandbox"), Reply("dos", 1, "massiva")), "t")
+
+    result = await inbound(store, clock, ANA, "hola", decide)
+    assert [c.first_contact for c in seen] == [True]
+    assert len(result.reply_ids) == 2 and result.reply_ids[0] > result.message_id
+    messages = await store.messages(ANA)
+    assert [(m.id, m.direction, m.text, m.status) for m in messages] == [
+        (result.message_id, "in", "hola", "received"),
+        (result.reply_ids[0], "out", "uno", "queued"),
+        (result.reply_ids[1], "out", "dos", "queued"),
+    ]
+    assert (messages[0].rule, messages[0].line, messages[0].origin) == ("hola", LINE, "massiva")
+    assert (messages[2].provider, messages[2].origin, messages[2].rule) == (
+        "massiva",
+        "auto",
+        "hola",
+    )
+    assert messages[0].created_at == clock()
+    conversation = await store.conversation(ANA)
+    assert (conversation.last_text, conversation.unread, conversation.mode) == ("dos", 1, "bot")
+    assert await store.messages_by_id([result.reply_ids[1], result.message_id]) == [
+        messages[0],
+        messages[2],
+    ]
+
+
+async def test_concurrent_inbound_is_grouped_and_complete(store: Store, clock: Clock) -> None:
+    seen: list[Contact] = []
+
+    def decide(contact: Contact) -> Decision:
+        seen.append(contact)
+        return Decision("r", (Reply(f"re {len(seen)}", 1, "sandbox"),), "test")
+
+    jobs = [
+        InboundJob(InboundMessage(f"58412000{i % 50:04d}", f"m{i}", clock()), decide)
+        for i in range(500)
+    ]
+    results = await asyncio.gather(*(store.receive_inbound(job) for job in jobs))
+    assert len(await store.all_messages()) == 1000
+    assert len({r.message_id for r in results}) == 500
+    assert all(len(r.reply_ids) == 1 for r in results)
+    # Contacts after their first message are no longer first contacts, even within one batch.
+    assert sum(c.first_contact for c in seen) == 50
+    conversations = await store.conversations(limit=500)
+    assert len(conversations) == 50
+    assert all(c.unread == 10 for c in conversations)
+
+
+async def test_a_failing_decision_does_not_lose_the_message(store: Store, clock: Clock) -> None:
+    def broken(contact: Contact) -> Decision:
+        raise RuntimeError("bug")
+
+    result = await inbound(store, clock, ANA, "hola", broken)
+    [message] = await store.all_messages()
+    assert message.id == result.message_id
+    assert message.error == "internal error: bug"
+
+
+async def test_a_number_s_messages_are_decided_one_after_another_across_instances(
+    open_store: OpenStore, clock: Clock
+) -> None:
+    """Each decision sees every earlier one from the number, whichever instance took it."""
+    first, second = await open_store(), await open_store()
+    seen: list[int] = []
+
+    def count(contact: Contact) -> Decision:
+        n = int(contact.fields.get("n", 0))
+        seen.append(n)
+        return Decision("r", (), "t", fields={"n": n + 1})
+
+    await asyncio.gather(
+        *(inbound(s, clock, ANA, f"m{i}", count) for i in range(20) for s in (first, second))
+    )
+    assert sorted(seen) == list(range(40))
+    assert (await second.conversation(ANA)).fields == {"n": 40}
+
+
+# -- dedupe window, reply limit and loop guard inputs: read from the database ---------------------
+
+
+async def test_the_same_message_within_the_dedupe_window_is_a_duplicate(
+    store: Store, clock: Clock
+) -> None:
+    first = await inbound(store, clock, ANA, "hola", dedupe=10)
+    clock.advance(9)
+    again = await inbound(store, clock, ANA, "hola", dedupe=10)
+    assert again.duplicate and again.message_id == first.message_id
+    assert again.decision.explanation == f"duplicate of message {first.message_id}"
+    other_line = await inbound(store, clock, ANA, "hola", line="584140000000", dedupe=10)
+    assert not other_line.duplicate
+    clock.advance(11)
+    later = await inbound(store, clock, ANA, "hola", dedupe=10)
+    assert not later.duplicate
+    texts = [m.text for m in await store.messages(ANA) if m.direction == "in"]
+    assert texts == ["hola", "hola", "hola"]
+    assert (await store.conversation(ANA)).unread == 3  # the duplicate changed nothing
+
+
+async def test_duplicates_within_one_batch_and_without_a_window(store: Store, clock: Clock) -> None:
+    message = InboundMessage(ANA, "hola", clock(), LINE)
+    together = await asyncio.gather(
+        *(store.receive_inbound(InboundJob(message, answer("re"), 10)) for _ in range(3))
+    )
+    assert [r.duplicate for r in together] == [False, True, True]
+    assert {r.message_id for r in together} == {together[0].message_id}
+    no_window = await store.receive_inbound(InboundJob(message, answer("re"), 0))
+    assert not no_window.duplicate
+
+
+async def test_a_duplicate_reaching_another_instance_is_answered_once(
+    open_store: OpenStore, clock: Clock
+) -> None:
+    first, second = await open_store(), await open_store()
+    await inbound(second, clock, ANA, "antes", dedupe=10)  # `second` has seen this number
+    clock.advance(30)
+    original = await inbound(first, clock, ANA, "hola", dedupe=10)
+    retry = await inbound(second, clock, ANA, "hola", dedupe=10)
+    assert retry.duplicate and retry.message_id == original.message_id
+
+
+async def test_decisions_see_recent_auto_replies_from_the_database(
+    open_store: OpenStore, clock: Clock
+) -> None:
+    """Auto-replies inside the limits' window, whichever instance sent them and including a
+    flow timeout's: not confirmations of opt-out/opt-in, not staff messages, not older ones."""
+    first, second = await open_store(), await open_store()
+    start = clock()
+    await inbound(first, clock, ANA, "viejo", answer("muy viejo"))
+    clock.advance(7200)
+    await inbound(second, clock, ANA, "alta", answer("confirmo alta", "opt_in", opted_out=False))
+    await inbound(first, clock, ANA, "hola", answer("hola!"))
+    await second.queue_outbound(ANA, [Reply("agente", 1, "sandbox")], "agent")
+    flow = FlowState("pedido", 1, 0, clock())
+    await first.receive_inbound(
+        InboundJob(
+            InboundMessage(ANA, "pedido", clock()),
+            answer("¿talla?", "pedido", flow=flow, flow_changed=True),
+        )
+    )
+    timeout = Decision(
+        "pedido", (Reply("se acabó el tiempo", 1, "sandbox"),), "t", flow_changed=True
+    )
+    assert await second.apply_decision(ANA, timeout, flow)
+    clock.advance(60)
+    seen: list[Contact] = []
+
+    def remember(contact: Contact) -> Decision:
+        seen.append(contact)
+        return Decision("r", (Reply("siguiente", 1, "sandbox"),), "t")
+
+    # Two from the same number in one batch: the second sees the first's reply too.
+    await asyncio.gather(
+        *(
+            inbound(s, clock, ANA, t, remember, history=3600)
+            for s, t in ((first, "a"), (first, "b"))
+        )
+    )
+    replies = [text for _, text in seen[0].recent_replies]
+    assert replies == ["hola!", "¿talla?", "se acabó el tiempo"]
+    assert [text for _, text in seen[1].recent_replies] == [*replies, "siguiente"]
+    assert all(at > start for at, _ in seen[0].recent_replies)
+
+
+# -- opt-out --------------------------------------------------------------------------------------
+
+
+async def test_an_opt_out_stops_what_is_queued_and_refuses_new_messages(
+    store: Store, clock: Clock
+) -> None:
+    await inbound(store, clock, ANA, "hola", answer(None))
+    [waiting] = await store.queue_outbound(ANA, [Reply("oferta", 1, "sandbox")], "cli")
+    later = clock() + timedelta(hours=1)
+    [scheduled] = await store.queue_outbound(
+        ANA, [Reply("luego", 1, "sandbox")], "cli", send_at=later
+    )
+    assert scheduled.status == "scheduled" and scheduled.send_at == later
+    result = await inbound(store, clock, ANA, "BAJA", answer("Listo", "opt_out", opted_out=True))
+    by_id = {m.id: m for m in await store.messages(ANA)}
+    for stopped in (waiting.id, scheduled.id):
+        assert (by_id[stopped].status, by_id[stopped].error) == (
+            "failed",
+            "not sent: the number opted out",
+        )
+    conversation = await store.conversation(ANA)
+    assert conversation.opted_out and conversation.opted_out_at == clock()
+    with pytest.raises(OptedOutError):
+        await store.queue_outbound(ANA, [Reply("otra", 1, "sandbox")], "agent")
+    # Only the confirmation of the opt-out itself still goes out.
+    assert [i.id for i in await store.claim_outbox(10)] == list(result.reply_ids)
+    await inbound(store, clock, ANA, "ALTA", answer("Bienvenido", "opt_in", opted_out=False))
+    assert not (await store.conversation(ANA)).opted_out
+    assert len(await store.queue_outbound(ANA, [Reply("de nuevo", 1, "sandbox")], "agent")) == 1
+
+
+# -- outbox: claims, leases, priorities -----------------------------------------------------------
+
+
+async def test_claims_are_stamped_and_only_expired_ones_are_taken_over(
+    open_store: OpenStore, clock: Clock
+) -> None:
+    store = await open_store()
+    await store.queue_outbound(ANA, [Reply("hola", 1, "massiva")], "cli")
+    other = await open_store("other-host:4242:abcd")  # a live instance elsewhere
+    [claimed] = await other.claim_outbox(10)
+    assert (claimed.text, claimed.attempts) == ("hola", 1)
+    assert await store.release_expired() == 0
+    assert await store.claim_outbox(10) == []
+    assert await store.release_own() == 0  # a stop never touches another instance's sends
+    clock.advance(20)
+    await other.renew_leases([claimed.id])  # still sending: the lease is renewed
+    clock.advance(20)
+    assert await store.claim_outbox(10) == []
+    clock.advance(11)  # the other instance stopped renewing
+    [taken] = await store.claim_outbox(10)
+    assert (taken.id, taken.attempts) == (claimed.id, 2)
+
+
+async def test_a_dead_process_on_this_machine_loses_its_claims_at_once(
+    open_store: OpenStore, clock: Clock
+) -> None:
+    store = await open_store()
+    await store.queue_outbound(ANA, [Reply("hola", 1, "massiva")], "cli")
+    dead = await open_store(store.instance.rsplit(":", 1)[0] + ":dead")  # our pid, gone
+    assert len(await dead.claim_outbox(10)) == 1
+    await dead.close()
+    assert await store.release_expired() == 1
+    assert [m.status for m in await store.all_messages()] == ["queued"]
+
+
+@pytest.mark.parametrize(("at_most_once", "status"), [(False, "queued"), (True, "failed")])
+async def test_a_stop_releases_only_its_own_sends(
+    open_store: OpenStore, clock: Clock, at_most_once: bool, status: str
+) -> None:
+    store = await open_store()
+    await store.queue_outbound(ANA, [Reply("mine", 1, "massiva")], "cli")
+    assert len(await store.claim_outbox(10)) == 1
+    await store.queue_outbound(LUIS, [Reply("theirs", 1, "massiva")], "cli")
+    other = await open_store("other-host:4242:abcd")
+    assert len(await other.claim_outbox(10)) == 1
+    assert await store.release_own(at_most_once) == 1
+    by_text = {m.text: m for m in await store.all_messages()}
+    assert (by_text["mine"].status, by_text["theirs"].status) == (status, "sending")
+    if at_most_once:
+        assert by_text["mine"].error is not None and "at_most_once" in by_text["mine"].error
+
+
+async def test_replies_handed_over_are_committed_claimed(store: Store, clock: Clock) -> None:
+    handed: list[list[Any]] = []
+    store.hand_over = handed.append
+    result = await inbound(store, clock, ANA, "hola")
+    [[item]] = handed
+    assert (item.id, item.phone, item.text, item.attempts) == (
+        result.reply_ids[0],
+        ANA,
+        "re: hola",
+        1,
+    )
+    assert result.claimed == (item,)
+    [_, reply] = await store.messages(ANA)
+    assert reply.status == "sending"
+    assert await store.claim_outbox(10) == []
+    assert await store.release_own() == 1  # leased to this instance
+
+
+async def test_customers_first_then_oldest_and_scheduled_when_due(
+    store: Store, clock: Clock
+) -> None:
+    await store.queue_outbound(ANA, [Reply("difusion", 1, "sandbox")], "cli")
+    await store.queue_outbound(ANA, [Reply("agente", 1, "sandbox")], "agent")
+    later = clock() + timedelta(hours=1)
+    await store.queue_outbound(ANA, [Reply("luego", 1, "sandbox")], "cli", send_at=later)
+    await store.queue_outbound(ANA, [Reply("respuesta", 1, "sandbox")], "auto")
+    claimed = await store.claim_outbox(10)
+    assert [i.text for i in claimed] == ["respuesta", "difusion", "agente"]
+    assert await store.claim_outbox(10) == []
+    clock.advance(3600)
+    [due] = await store.claim_outbox(10)
+    assert (due.text, due.send_at) == ("luego", later)
+
+
+async def test_claims_by_two_instances_never_overlap(open_store: OpenStore, clock: Clock) -> None:
+    first, second = await open_store(), await open_store()
+    for i in range(60):
+        await first.queue_outbound(f"58412{i:07d}", [Reply("hola", 1, "sandbox")], "cli")
+    claims = await asyncio.gather(*(s.claim_outbox(7) for _ in range(6) for s in (first, second)))
+    ids = [item.id for claim in claims for item in claim]
+    assert len(ids) == len(set(ids)) == 60
+
+
+# -- send outcomes, delivery reports, polls -------------------------------------------------------
+
+
+async def test_outcomes_attempts_and_the_order_of_reports(store: Store, clock: Clock) -> None:
+    one, two = await store.queue_outbound(
+        ANA, [Reply("uno", 1, "massiva"), Reply("dos", 1, "massiva")], "agent"
+    )
+    retry_at = clock() + timedelta(seconds=30)
+    await store.record_outcomes(
+        [
+            SendOutcome(one.id, "massiva", "sent", "p-1"),
+            SendOutcome(two.id, "massiva", "queued", error="HTTP 500", retry_at=retry_at),
+        ]
+    )
+    assert await store.apply_status(StatusUpdate("massiva", "p-1", "delivered", "+58414", clock()))
+    await store.record_outcomes([SendOutcome(one.id, "massiva", "sent", "p-1")])  # a late 'sent'
+    assert await store.apply_status(StatusUpdate("massiva", "p-1", "failed", "TARDE", clock()))
+    by_id = {m.id: m for m in await store.all_messages()}
+    assert (by_id[one.id].status, by_id[one.id].line, by_id[one.id].error) == (
+        "delivered",
+        "+58414",
+        None,
+    )
+    assert (by_id[two.id].status, by_id[two.id].error) == ("queued", "HTTP 500")
+    attempts = await store.message_attempts(one.id)
+    assert [(a["outcome"], a["error"]) for a in attempts] == [
+        ("sent", None),
+        ("sent", None),
+        ("report ignored", "failed reported after delivered: TARDE"),
+    ]
+    assert isinstance(attempts[0]["at"], str) and attempts[0]["at"].endswith("Z")
+    assert [a["outcome"] for a in await store.message_attempts(two.id)] == ["retry"]
+    assert await store.claim_outbox(10) == []  # the retry waits for its time
+    clock.advance(30)
+    assert [i.id for i in await store.claim_outbox(10)] == [two.id]
+
+
+async def test_a_report_that_comes_first_is_applied_with_the_send_s_answer(
+    store: Store, clock: Clock
+) -> None:
+    [message] = await store.queue_outbound(ANA, [Reply("hola", 1, "massiva")], "agent")
+    assert not await store.apply_status(StatusUpdate("massiva", "p-9", "failed", "X", clock()))
+    await store.record_outcomes([SendOutcome(message.id, "massiva", "sent", "p-9")])
+    [stored] = await store.all_messages()
+    assert (stored.status, stored.error, stored.provider_id) == ("failed", "X", "p-9")
+    assert await rows(store, "SELECT provider_id FROM early_reports") == []
+
+
+async def early_reports(store: Store) -> list[tuple[Any, ...]]:
+    return await rows(
+        store, "SELECT provider, provider_id, status, detail FROM early_reports ORDER BY id"
+    )
+
+
+async def test_early_reports_are_dropped_after_48_hours(store: Store, clock: Clock) -> None:
+    [old, kept] = await store.queue_outbound(
+        ANA, [Reply("uno", 1, "massiva"), Reply("dos", 1, "massiva")], "agent"
+    )
+    assert not await store.apply_status(StatusUpdate("massiva", "A", "delivered", "L", clock()))
+    assert await early_reports(store) == [("massiva", "A", "delivered", "L")]
+    clock.advance(EARLY_REPORTS_KEPT.total_seconds() - 60)
+    assert not await store.apply_status(StatusUpdate("massiva", "B", "failed", "X", clock()))
+    assert len(await early_reports(store)) == 2  # the first one is 47 h 59 min old: kept
+    clock.advance(120)
+    # The send's answer for A comes after 48 h: too late to be trusted, and it is purged.
+    await store.record_outcomes(
+        [SendOutcome(old.id, "massiva", "sent", "A"), SendOutcome(kept.id, "massiva", "sent", "B")]
+    )
+    by_id = {m.id: m for m in await store.all_messages()}
+    assert (by_id[old.id].status, by_id[kept.id].status) == ("sent", "failed")
+    assert by_id[kept.id].error == "X"
+    assert await early_reports(store) == []
+    # A new early report purges what has grown old, too.
+    assert not await store.apply_status(StatusUpdate("massiva", "C", "failed", None, clock()))
+    clock.advance(timedelta(hours=49).total_seconds())
+    assert not await store.apply_status(StatusUpdate("massiva", "D", "failed", None, clock()))
+    assert await early_reports(store) == [("massiva", "D", "failed", None)]
+
+
+async def test_an_unconfirmed_send_is_settled_by_its_report(store: Store, clock: Clock) -> None:
+    [queued] = await store.queue_outbound(ANA, [Reply("hola", 1, "massiva")], "agent")
+    await store.record_outcomes(
+        [SendOutcome(queued.id, "massiva", "unconfirmed", "m-7", error="status '7'")]
+    )
+    assert (await store.all_messages())[0].status == "unconfirmed"
+    assert await store.apply_status(StatusUpdate("massiva", "m-7", "delivered", "L", clock()))
+    [message] = await store.all_messages()
+    assert (message.status, message.error) == ("delivered", None)
+
+
+async def test_a_failover_is_recorded_as_an_attempt(store: Store, clock: Clock) -> None:
+    [message] = await store.queue_outbound(ANA, [Reply("hola", 1, "massiva")], "agent")
+    await store.claim_outbox(10)
+    await store.record_outcomes(
+        [SendOutcome(message.id, "massms", "queued", None, "no credits", clock(), "massiva")]
+    )
+    [claimed] = await store.claim_outbox(10)
+    assert (claimed.provider, claimed.failover_from) == ("massms", "massiva")
+    attempts = await store.message_attempts(message.id)
+    assert [(a["provider"], a["outcome"]) for a in attempts] == [("massiva", "failover")]
+
+
+async def test_polls_are_claimed_once_until_their_hold_passes(
+    open_store: OpenStore, clock: Clock
+) -> None:
+    first, second = await open_store(), await open_store()
+    for i in range(30):
+        [m] = await first.queue_outbound(f"58412{i:07d}", [Reply("hola", 1, "massms")], "cli")
+        await first.record_outcomes([SendOutcome(m.id, "massms", "sent", f"ms-{i}")])
+    assert await first.claim_polls(["massms"], 100) == []  # first poll after 10 s
+    clock.advance(10)
+    claims = await asyncio.gather(
+        *(s.claim_polls(["massms"], 4) for _ in range(5) for s in (first, second))
+    )
+    ids = [item.id for claim in claims for item in claim]
+    assert len(ids) == len(set(ids)) == 30
+    assert await second.claim_polls(["massms"], 100) == []
+    assert await second.claim_polls(["massiva"], 100) == []
+    results = [PollResult(i, "delivered" if i % 2 else None, None, None) for i in ids[:10]]
+    await second.record_polls(results)
+    clock.advance(60)  # the hold passed: the ones not recorded are due again
+    again = await first.claim_polls(["massms"], 100)
+    assert sorted(i.id for i in again) == sorted(ids[10:])
+    assert {i.polls for i in again} == {0}
+    polled = {m.id: m for m in await first.messages_by_id(ids[:10])}
+    assert {polled[i].status for i in ids[:10] if i % 2} == {"delivered"}
+
+
+# -- shared state: leases, budgets, sign-in failures, balances, meta ------------------------------
+
+
+async def test_a_lease_has_one_holder_until_it_expires(open_store: OpenStore, clock: Clock) -> None:
+    first, second = await open_store(), await open_store()
+    assert await first.try_lease("flow-timeouts", 90)
+    assert not await second.try_lease("flow-timeouts", 90)
+    assert await first.try_lease("flow-timeouts", 90)  # the holder renews
+    assert await second.try_lease("balance-check", 90)  # another job, another lease
+    clock.advance(91)  # the holder went away without renewing
+    assert await second.try_lease("flow-timeouts", 90)
+    assert not await first.try_lease("flow-timeouts", 90)
+
+
+async def test_the_send_budget_is_shared_by_every_instance(
+    open_store: OpenStore, clock: Clock
+) -> None:
+    store, other = await open_store(), await open_store()
+    # A burst of one second's worth (20), whichever instance asks, then 20 per second.
+    takes = [await s.take_send_budget("massiva", 20, 5) for s in (store, other, store, other)]
+    assert takes == [0, 0, 0, 0]
+    assert await other.take_send_budget("massiva", 20, 5) == pytest.approx(0.25)
+    assert await store.take_send_budget("massms", 20, 5) == 0  # per provider
+    clock.advance(0.25)
+    assert await store.take_send_budget("massiva", 20, 5) == 0
+    # A batch larger than a second's worth waits for a full second, then goes.
+    assert await other.take_send_budget("massiva", 20, 50) == pytest.approx(1.0)
+    clock.advance(1.0)
+    assert await other.take_send_budget("massiva", 20, 50) == 0
+    assert await store.take_send_budget("massiva", 20, 1) == pytest.approx(1.55)
+
+
+async def test_the_send_budget_holds_when_instances_ask_at_once(
+    open_store: OpenStore, clock: Clock
+) -> None:
+    stores = [await open_store(), await open_store()]
+    waits = await asyncio.gather(*(s.take_send_budget("massiva", 10, 1) for s in stores * 10))
+    assert sorted(waits)[:10] == [0] * 10 and all(w > 0 for w in sorted(waits)[10:])
+
+
+async def test_sign_in_failures_count_across_instances(open_store: OpenStore, clock: Clock) -> None:
+    stores = [await open_store(), await open_store()]
+    one, two = (SignInLimiter(store, clock, attempts=5, per=60) for store in stores)
+    client = ["client:1.2.3.4"]
+    for limiter in (one, two, one, two, one):
+        assert await limiter.retry_after(client) == 0
+        await limiter.failed(client)
+        clock.advance(1)
+    assert await two.retry_after(client) == pytest.approx(55)  # the fifth failure was on `one`
+    assert await one.retry_after(["client:5.6.7.8"]) == 0  # per client
+    clock.advance(55)
+    assert await two.retry_after(client) == 0  # the oldest failure left the window
+    await one.failed(client)
+    assert await two.retry_after(client) > 0
+    await two.succeeded(client)
+    assert await one.retry_after(client) == 0
+    clock.advance(86400)
+    await one.failed(["account:admin"])  # failures older than a day are purged
+    assert await rows(stores[0], "SELECT key FROM sign_in_failures") == [("account:admin",)]
+
+
+async def test_balances_are_asked_once_a_minute_for_every_instance(
+    make_settings: Callable[..., Settings], backend: str, clock: Clock
+) -> None:
+    first_provider, second_provider = CountingProvider(907.0), CountingProvider(907.0)
+    settings = make_settings(backend=backend)
+    first = Service(settings, clock=clock, providers={"massiva": first_provider})
+    second = Service(settings, clock=clock, providers={"massiva": second_provider})
+    await first.open()
+    await second.open()
+    try:
+        shown = await first.fresh_balances()
+        assert [(b.provider, b.credits, b.error) for b in shown] == [("massiva", 907.0, None)]
+        again = await second.fresh_balances()  # the other instance reads what the first asked
+        assert [(b.provider, b.credits) for b in again] == [("massiva", 907.0)]
+        assert (first_provider.calls, second_provider.calls) == (1, 0)
+        clock.advance(61)
+        second_provider.credits = 900.0
+        assert [b.credits for b in await second.fresh_balances()] == [900.0]
+        assert [b.credits for b in await first.fresh_balances()] == [900.0]
+        assert (first_provider.calls, second_provider.calls) == (1, 1)
+        assert (await first.balances())["massiva"]["credits"] == 900.0
+        assert (await first.balances())["massiva"]["checked_at"] == "2026-11-23T14:01:01.000000Z"
+    finally:
+        await second.close()
+        await first.close()
+
+
+async def test_meta_values_are_settled_once_for_every_instance(open_store: OpenStore) -> None:
+    stores = [await open_store() for _ in range(3)]
+    values = await asyncio.gather(
+        *(s.meta_value("session_secret", partial(str, f"secret-{i}")) for i, s in enumerate(stores))
+    )
+    assert len(set(values)) == 1
+    assert await stores[0].meta_value("session_secret", lambda: "another") == values[0]
+
+
+async def test_generated_tokens_survive_restarts(
+    make_settings: Callable[..., Settings], backend: str, clock: Clock
+) -> None:
+    settings = make_settings(backend=backend, RESPONDER_WEBHOOK_TOKEN="", RESPONDER_ADMIN_TOKEN="")
+    tokens = []
+    for _ in range(2):
+        service = Service(settings, clock=clock)
+        await service.open()
+        tokens.append((service.webhook_token, service.admin_token))
+        await service.close()
+    assert tokens[0] == tokens[1]
+    assert len(tokens[0][0]) >= 24 and tokens[0][0] != tokens[0][1]
+
+
+# -- sessions -------------------------------------------------------------------------------------
+
+
+def session_record(key: str, user: str, at: datetime, credential: str = "c1") -> SessionRecord:
+    return SessionRecord(key, user, f"csrf-{key}", credential, at, at, at + timedelta(days=7))
+
+
+async def test_sessions_are_kept_touched_ended_and_purged(store: Store, clock: Clock) -> None:
+    start = clock()
+    for i in range(4):
+        await store.create_session(session_record(f"k{i}", "admin", clock()), keep=3)
+        clock.advance(60)
+    assert await store.session("k0") is None  # beyond the 3 most recent
+    kept = await store.session("k3")
+    assert kept == session_record("k3", "admin", start + timedelta(minutes=3))
+    await store.touch_session("k1", clock())
+    assert (await store.session("k1")) is not None
+    await store.create_session(session_record("other", "ana", clock(), "c2"), keep=3)
+    assert await store.end_sessions("admin", unless_credential="c9") == 3
+    assert await store.session("k3") is None and await store.session("other") is not None
+    await store.create_session(session_record("old", "ana", start), keep=3)
+    await store.delete_session("other")
+    assert await store.session("other") is None
+    assert await store.purge_sessions(clock(), start + timedelta(seconds=1)) == 1
+    assert await store.session("old") is None
+
+
+# -- rules versions -------------------------------------------------------------------------------
+
+
+async def test_rule_versions_are_published_in_order_and_a_stale_base_is_refused(
+    open_store: OpenStore, clock: Clock
+) -> None:
+    first, second = await open_store(), await open_store()
+    assert await first.latest_rule_version_id() is None
+    v1 = await first.add_rule_version(
+        "rules: []", {"a.txt": "hola {{ x }}"}, sha256="s1", source="file"
+    )
+    assert (v1.source, v1.author, v1.note, v1.created_at) == ("file", None, "", clock())
+    assert v1.templates == {"a.txt": "hola {{ x }}"}
+    v2 = await second.add_rule_version(
+        "rules: [1]", {}, sha256="s2", source="admin", author="ana", base=v1.id, check_base=True
+    )
+    assert await first.latest_rule_version_id() == v2.id > v1.id
+    with pytest.raises(StaleRuleVersion) as stale:
+        await first.add_rule_version(
+            "rules: [2]", {}, sha256="s3", source="admin", base=v1.id, check_base=True
+        )
+    assert stale.value.active == v2.id
+    assert await second.rule_version(v1.id) == v1
+    assert await second.rule_version(999) is None
+    assert [v.id for v in await first.rule_versions()] == [v2.id, v1.id]
+    assert await first.rule_version_with_sha("s1") == v1
+    assert await first.rule_version_with_sha("nope") is None
+
+
+async def test_two_publishes_from_one_base_cannot_both_succeed(
+    open_store: OpenStore, clock: Clock
+) -> None:
+    stores = [await open_store() for _ in range(4)]
+    base = (await stores[0].add_rule_version("r0", {}, sha256="s0", source="file")).id
+
+    async def publish(store: Store, n: int) -> bool:
+        try:
+            await store.add_rule_version(
+                f"r{n}", {}, sha256=f"s{n}", source="admin", base=base, check_base=True
+            )
+        except StaleRuleVersion:
+            return False
+        return True
+
+    assert sorted(await asyncio.gather(*(publish(s, n) for n, s in enumerate(stores)))) == [
+        False,
+        False,
+        False,
+        True,
+    ]
+
+
+# -- flows ----------------------------------------------------------------------------------------
+
+
+async def test_a_flow_timeout_applies_only_to_the_flow_it_expected(
+    store: Store, clock: Clock
+) -> None:
+    flow = FlowState("pedido", 1, 0, clock())
+    await inbound(store, clock, ANA, "pedido", answer("¿talla?", flow=flow, flow_changed=True))
+    [waiting] = await store.contacts_in_flows()
+    assert (waiting.phone, waiting.flow) == (ANA, flow)
+    stale = FlowState("pedido", 0, 0, clock())
+    timeout = Decision("pedido", (Reply("adiós", 1, "sandbox"),), "t", flow_changed=True)
+    assert await store.apply_decision(ANA, timeout, stale) == []
+    clock.advance(600)
+    [reply_id] = await store.apply_decision(ANA, timeout, flow)
+    assert await store.contacts_in_flows() == []
+    last = (await store.messages(ANA))[-1]
+    assert (last.id, last.text, last.origin, last.rule, last.status) == (
+        reply_id,
+        "adiós",
+        "auto",
+        "pedido",
+        "queued",
+    )
+    assert (await store.conversation(ANA)).last_message_at == clock()
+    with pytest.raises(UnknownContactError):
+        await store.apply_decision(LUIS, timeout, None)
+
+
+# -- conversations, search, counts, messages ------------------------------------------------------
+
+
+async def admin_inbound(
+    store: Store, clock: Clock, phone: str, text: str, rule: str | None = "r", **kw: Any
+) -> None:
+    replies = (Reply(f"re: {text}", 1, "sandbox"),) if rule else ()
+    decision = Decision(rule, replies, "test", needs_attention=rule is None, **kw)
+    await store.receive_inbound(
+        InboundJob(InboundMessage(phone, text, clock()), lambda c: decision)
+    )
+
+
+@pytest.fixture
+async def filled(store: Store, clock: Clock) -> Store:
+    await admin_inbound(store, clock, ANA, "precio del 100% algodón", "precio")
+    clock.advance(60)
+    await admin_inbound(store, clock, LUIS, "quiero un asesor", "asesor", mode="human")
+    clock.advance(60)
+    await admin_inbound(store, clock, EVA, "zzz_qq", None)
+    await store.update_fields(ANA, {"nombre": "Ana María"})
+    return store
+
+
+@pytest.mark.parametrize(
+    ("text", "phones", "found"),
+    [
+        ("algodón", [], [ANA]),
+        ("ASESOR", [], [LUIS]),  # ASCII letters: any case
+        ("re: quiero", [], [LUIS]),  # replies are messages too
+        ("Ana María", [], [ANA]),  # contact fields
+        ("100%", [], [ANA]),
+        ("%", [], [ANA]),  # a literal percent, not a wildcard
+        ("_", [], [EVA]),  # a literal underscore
+        ("0424", ["0424", "424"], [LUIS]),
+        ("1112233", ["1112233"], [EVA]),
+        ("nada de esto", [], []),
+    ],
+)
+async def test_search_by_text_fields_or_number(
+    filled: Store, text: str, phones: list[str], found: list[str]
+) -> None:
+    assert [c.phone for c in await filled.search_conversations(text, phones)] == found
+
+
+async def test_search_keeps_filters_and_order(filled: Store) -> None:
+    everyone = await filled.search_conversations("re", [])
+    assert [c.phone for c in everyone] == [LUIS, ANA]  # newest first; EVA got no reply
+    assert [c.phone for c in await filled.search_conversations("re", [], mode="human")] == [LUIS]
+    attention = await filled.search_conversations("zzz", [], needs_attention=True)
+    assert [c.phone for c in attention] == [EVA]
+    assert await filled.search_conversations("zzz", [], opted_out=True) == []
+    assert [c.phone for c in await filled.search_conversations("re", [], 1, 1)] == [ANA]
+
+
+async def test_conversations_filters_modes_fields_and_read_marks(filled: Store) -> None:
+    assert [c.phone for c in await filled.conversations()] == [EVA, LUIS, ANA]
+    assert [c.phone for c in await filled.conversations(1, 1)] == [LUIS]
+    assert [c.phone for c in await filled.conversations(mode="human")] == [LUIS]
+    assert [c.phone for c in await filled.conversations(needs_attention=True)] == [EVA]
+    assert await filled.conversations(opted_out=True) == []
+    assert await filled.conversation_counts() == {
+        "all": 3,
+        "human": 1,
+        "needs_attention": 1,
+        "opted_out": 0,
+        "unread": 3,
+    }
+    await filled.mark_read(ANA)
+    assert (await filled.conversation(ANA)).unread == 0
+    assert (await filled.conversation_counts())["unread"] == 2
+    before = await filled.conversation_counts()
+    await filled.mark_read("580000000000")  # unknown: nothing happens, no contact appears
+    assert await filled.conversation_counts() == before
+    bot = await filled.set_mode(LUIS, "bot")
+    assert (bot.mode, bot.unread, bot.needs_attention) == ("bot", 0, False)
+    changed = await filled.update_fields(ANA, {"nombre": None, "talla": "M", "n": 2.5})
+    assert changed.fields == {"talla": "M", "n": 2.5}
+    for unknown in (filled.set_mode("580000000000", "human"), filled.conversation("58000")):
+        with pytest.raises(UnknownContactError):
+            await unknown
+    with pytest.raises(UnknownContactError):
+        await filled.update_fields("580000000000", {"a": 1})
+
+
+async def test_counts_are_empty_on_a_new_database(store: Store, clock: Clock) -> None:
+    assert set((await store.conversation_counts()).values()) == {0}
+    assert await store.message_counts_by_hour(clock()) == []
+    assert await store.outbound_status_counts(clock()) == {}
+    assert await store.top_rules(clock()) == []
+    assert await store.conversations() == []
+    assert await store.all_messages() == []
+    assert await store.balances() == {}
+
+
+async def test_dashboard_aggregates(store: Store, clock: Clock) -> None:
+    start = clock()
+    await admin_inbound(store, clock, ANA, "horario", "horario")
+    await admin_inbound(store, clock, LUIS, "horario?", "horario")
+    clock.advance(3600)
+    await admin_inbound(store, clock, ANA, "precio", "precio")
+    await admin_inbound(store, clock, EVA, "???", None)
+    queued = await store.queue_outbound(ANA, [Reply("hola", 1, "sandbox")], "agent")
+    out = [m for m in await store.all_messages() if m.direction == "out" and m.id != queued[0].id]
+    sent = [SendOutcome(m.id, "sandbox", "sent", provider_id=f"p{m.id}") for m in out]
+    await store.record_outcomes(sent)
+    await store.apply_status(StatusUpdate("sandbox", f"p{out[0].id}", "delivered", None, clock()))
+    await store.apply_status(StatusUpdate("sandbox", f"p{out[1].id}", "failed", "x", clock()))
+
+    hours = await store.message_counts_by_hour(start)
+    two, three = start, start + timedelta(hours=1)  # 14:00 and 15:00 UTC
+    assert hours == [(two, "in", 2), (two, "out", 2), (three, "in", 2), (three, "out", 2)]
+    assert await store.message_counts_by_hour(start + timedelta(hours=1)) == hours[2:]
+    assert await store.outbound_status_counts(start) == {
+        "delivered": 1,
+        "failed": 1,
+        "sent": 1,
+        "queued": 1,
+    }
+    assert await store.top_rules(start) == [("horario", 2), ("precio", 1)]
+    assert await store.top_rules(start, limit=1) == [("horario", 2)]
+
+
+async def test_every_message_is_read_in_pages(store: Store, clock: Clock) -> None:
+    for i in range(7):
+        await inbound(store, clock, f"58412{i:07d}", f"m{i}", answer(None))
+    read = [m async for m in store.iter_messages(batch=3)]
+    assert [m.text for m in read] == [f"m{i}" for i in range(7)]
+    assert read == await store.all_messages()
+
+
+async def test_rejected_webhooks_are_kept_as_they_came(store: Store, clock: Clock) -> None:
+    await store.reject_webhook("POST", "/webhooks/massiva/{token}", "a=1", b"\x00\xff", None, "bad")
+    [kept] = await store.rejected_webhooks()
+    assert kept["body"] == b"\x00\xff"
+    assert (kept["method"], kept["query"], kept["reason"]) == ("POST", "a=1", "bad")
+    assert kept["received_at"] == "2026-11-23T14:00:00.000000Z"
+
+
+async def test_a_text_with_a_nul_character_is_stored(store: Store, clock: Clock) -> None:
+    result = await inbound(store, clock, ANA, "ho\x00la", answer(None))
+    [message] = await store.messages(ANA)
+    assert message.id == result.message_id
+    assert message.text in ("ho\x00la", "ho\ufffdla")  # PostgreSQL's text cannot hold NUL
