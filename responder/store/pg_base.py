@@ -65,7 +65,7 @@ class PgBase:
         return self._pool
 
     def _unavailable(self, err: BaseException) -> StoreUnavailable:
-        shown = pg_schema.scrubbed(f"{type(err).__name__}: {err}", self.url)
+        shown = pg_schema.scrubbed(pg_schema.described(err), self.url)
         failure = StoreUnavailable(f"the database cannot be reached: {shown}")
         failure.__cause__ = err
         return failure

@@ -25,18 +25,25 @@ from responder.store.pg_rows import (
 )
 from responder.store.pg_rows import insert_messages as insert_rows
 from responder.store.pg_rows import upsert_contacts as upsert
+from responder.store.recent import RECENT_ROWS
 
 log = logging.getLogger("responder.store")
 
 # The history a decision needs, for the batch's numbers: inbound messages inside the dedupe
-# window, and auto-replies (not opt-out or opt-in confirmations) inside the limits' windows.
-HISTORY = """
-SELECT phone, id, direction, line, text, created_at FROM messages
-WHERE phone = ANY($1::text[]) AND created_at >= LEAST($2::timestamptz, $3::timestamptz)
-AND ((direction = 'in' AND created_at >= $2)
-    OR (direction = 'out' AND origin = 'auto' AND created_at >= $3
-        AND (rule IS NULL OR rule NOT IN ('opt_out', 'opt_in'))))
-ORDER BY phone, created_at, id
+# window, and auto-replies (not opt-out or opt-in confirmations) inside the limits' windows;
+# at most RECENT_ROWS of each number's latest messages (bounded work whatever a number does).
+HISTORY = f"""
+SELECT p.phone, h.id, h.direction, h.line, h.text, h.created_at
+FROM unnest($1::text[]) AS p (phone)
+CROSS JOIN LATERAL (
+    SELECT id, direction, line, text, created_at, origin, rule FROM messages AS m
+    WHERE m.phone = p.phone AND m.created_at >= LEAST($2::timestamptz, $3::timestamptz)
+    ORDER BY m.created_at DESC, m.id DESC LIMIT {RECENT_ROWS:d}
+) AS h
+WHERE (h.direction = 'in' AND h.created_at >= $2)
+    OR (h.direction = 'out' AND h.origin = 'auto' AND h.created_at >= $3
+        AND (h.rule IS NULL OR h.rule NOT IN ('opt_out', 'opt_in')))
+ORDER BY p.phone, h.created_at, h.id
 """
 
 

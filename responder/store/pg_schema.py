@@ -49,6 +49,12 @@ def scrubbed(text: str, url: str) -> str:
     return text.replace(password, "***") if password else text
 
 
+def described(err: BaseException) -> str:
+    """An error as one line: its type, and its words when it has any (a timeout has none)."""
+    words = " ".join(str(err).split())
+    return f"{type(err).__name__}: {words}" if words else type(err).__name__
+
+
 def unavailable(err: BaseException) -> bool:
     """The error says the database cannot be reached or cannot serve now, by its type and
     SQLSTATE class: a lost connection, a refused one, a timeout, a server shutting down."""

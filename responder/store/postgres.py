@@ -90,8 +90,10 @@ class PostgresStore(PgOutbox, PgShared, PgReads):
                 await pg_schema.migrate(conn, self.clock)
         except Exception as err:
             await self.close()
-            reason = pg_schema.scrubbed(f"{type(err).__name__}: {err}", self.url)
-            raise StartupError(f"RESPONDER_DATABASE: cannot use {shown}: {reason}") from None
+            reason = pg_schema.scrubbed(pg_schema.described(err), self.url)
+            if isinstance(err, ValueError):  # the driver could not read the URL
+                reason = f"expected postgresql://user:password@host:port/dbname ({reason})"
+            raise StartupError(f"RESPONDER_DATABASE: cannot open {shown}: {reason}") from None
         OPEN_HERE.add(self.instance)
         self._writer_task = asyncio.create_task(self._write_loop(), name="store-writer")
         self._listener = Listener(

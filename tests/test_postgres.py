@@ -1,0 +1,310 @@
+"""What only the PostgreSQL backend has: its migrations (the same tables as SQLite's), start-up
+errors, NOTIFY between instances, a lost server (a TCP proxy the test cuts) and the writer's
+batches. What every backend does is in test_store_contract.py."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import time
+from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import asyncpg
+import pytest
+from click.testing import CliRunner
+
+from responder.cli import main
+from responder.engine import Decision, InboundMessage, Reply
+from responder.store.models import InboundJob, StoreUnavailable
+from responder.store.pg_rows import phone_lock_keys
+from responder.store.pg_schema import shown_url, unavailable
+from responder.store.postgres import PostgresStore
+from responder.store.sqlite import SQLiteStore
+from tests.conftest import WEBHOOK_TOKEN, Clock
+from tests.postgres import run_async, server_url, with_database
+from tests.tcp_proxy import TcpProxy
+
+ANA = "584121234567"
+PG_MIGRATIONS = Path(__file__).resolve().parent.parent / "responder" / "store" / "pg_migrations"
+
+
+@pytest.fixture
+def fresh_database(postgres_database: str) -> Iterator[str]:
+    """An empty database (no migrations applied) on the test server, dropped afterwards."""
+    name = f"{urlsplit(postgres_database).path.lstrip('/')}_fresh"
+    server = server_url()
+
+    async def admin(sql: str) -> None:
+        conn = await asyncpg.connect(server, timeout=5)
+        try:
+            await conn.execute(sql)
+        finally:
+            await conn.close()
+
+    run_async(lambda: admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    run_async(lambda: admin(f'CREATE DATABASE "{name}"'))
+    yield with_database(server, name)
+    run_async(lambda: admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+@pytest.fixture
+def proxy(postgres_url: str) -> Iterator[TcpProxy]:
+    parts = urlsplit(postgres_url)
+    with TcpProxy(parts.hostname or "127.0.0.1", parts.port or 5432) as running:
+        yield running
+
+
+def through(proxy: TcpProxy, url: str) -> str:
+    parts = urlsplit(url)
+    netloc = parts.netloc.rsplit("@", 1)
+    host = f"127.0.0.1:{proxy.port}"
+    return parts._replace(netloc=f"{netloc[0]}@{host}" if len(netloc) == 2 else host).geturl()
+
+
+@pytest.fixture
+async def stores(clock: Clock) -> AsyncIterator[Callable[..., Any]]:
+    opened: list[PostgresStore] = []
+
+    async def open_store(url: str, **options: float) -> PostgresStore:
+        store = PostgresStore(url, clock, **options)
+        await store.open()
+        opened.append(store)
+        return store
+
+    yield open_store
+    for store in reversed(opened):
+        await store.close()
+
+
+async def wait_until(condition: Callable[[], bool], timeout: float = 5.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "the condition never held"
+        await asyncio.sleep(0.01)
+
+
+def job(text: str, phone: str = ANA, **changes: Any) -> InboundJob:
+    decision = Decision("r", (Reply(f"re: {text}", 1, "sandbox"),), "t", **changes)
+    return InboundJob(InboundMessage(phone, text, Clock()()), lambda contact: decision, 10, 3600)
+
+
+# -- schema ---------------------------------------------------------------------------------------
+
+
+async def columns_sqlite(path: Path, clock: Clock) -> dict[str, set[str]]:
+    store = SQLiteStore(path, clock)
+    await store.open()
+    await store.close()
+    with sqlite3.connect(path) as db:
+        tables = [r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
+        return {t: {r[1] for r in db.execute(f"PRAGMA table_info({t})")} for t in tables}
+
+
+async def test_instances_starting_together_migrate_once_to_sqlite_s_tables(
+    fresh_database: str, stores: Callable[..., Any], clock: Clock, tmp_path: Path
+) -> None:
+    await asyncio.gather(*(stores(fresh_database) for _ in range(3)))
+    first: PostgresStore = await stores(fresh_database)  # and once more, later
+    applied = await first.pool.fetch("SELECT version, name FROM schema_migrations ORDER BY 1")
+    files = sorted(p.name for p in PG_MIGRATIONS.glob("*.sql"))
+    assert [r["name"] for r in applied] == files
+    assert [r["version"] for r in applied] == [int(name[:4]) for name in files]
+    found = await first.pool.fetch(
+        "SELECT table_name, column_name FROM information_schema.columns "
+        "WHERE table_schema = 'public' AND table_name <> 'schema_migrations'"
+    )
+    postgres: dict[str, set[str]] = {}
+    for row in found:
+        postgres.setdefault(row["table_name"], set()).add(row["column_name"])
+    assert postgres == await columns_sqlite(tmp_path / "same.db", clock)
+
+
+async def test_the_status_check_accepts_every_status_and_refuses_others(
+    postgres_url: str, stores: Callable[..., Any], clock: Clock
+) -> None:
+    store: PostgresStore = await stores(postgres_url)
+    insert = (
+        "INSERT INTO messages (phone, direction, text, status, origin, created_at, updated_at) "
+        "VALUES ('584121234567', 'out', 'x', $1, 'agent', $2, $2)"
+    )
+    for status in ("queued", "sending", "sent", "delivered", "failed", "scheduled", "unconfirmed"):
+        await store.pool.execute(insert, status, clock())
+    with pytest.raises(asyncpg.CheckViolationError):
+        await store.pool.execute(insert, "lost", clock())
+
+
+# -- start-up -------------------------------------------------------------------------------------
+
+
+def test_urls_are_shown_without_their_password() -> None:
+    assert shown_url("postgresql://ana:s3cret@db:5432/r") == "postgresql://ana:***@db:5432/r"
+    assert shown_url("postgres://ana@db/r") == "postgres://ana@db/r"
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("postgresql://ana:s3cret@127.0.0.1:1/x", "postgresql://ana:***@127.0.0.1:1/x"),
+        (
+            "postgresql://ana:s3cret@127.0.0.1:notaport/x",
+            "postgresql://ana:***@127.0.0.1:notaport/x: expected postgresql://user:password@",
+        ),
+        ("{server}_missing", "{server}_missing"),
+    ],
+    ids=["refused", "bad-port", "no-database"],
+)
+def test_a_database_that_cannot_be_used_is_one_line_naming_the_variable(
+    workdir: Path, url: str, shown: str
+) -> None:
+    server = server_url()
+    url, shown = url.format(server=server), shown.format(server=server)
+    env = {
+        "RESPONDER_DATABASE": url,
+        "RESPONDER_RULES": str(workdir / "rules.yaml"),
+        "RESPONDER_TEMPLATES": str(workdir / "templates"),
+        "RESPONDER_WEBHOOK_TOKEN": WEBHOOK_TOKEN,
+    }
+    started = time.monotonic()
+    result = CliRunner().invoke(main, ["serve", "--port", "1"], env=env)
+    assert result.exit_code == 1
+    [line] = result.output.splitlines()
+    assert line.startswith(f"Error: RESPONDER_DATABASE: cannot open {shown}"), line
+    assert "s3cret" not in result.output
+    assert time.monotonic() - started < 10
+
+
+# -- NOTIFY ----------------------------------------------------------------------------------------
+
+
+async def test_other_instances_hear_of_queued_messages_and_new_rules(
+    postgres_url: str, stores: Callable[..., Any]
+) -> None:
+    first: PostgresStore = await stores(postgres_url)
+    second: PostgresStore = await stores(postgres_url)
+    heard = {"first": 0, "second": 0, "rules": 0}
+    first.on_outbox = lambda: heard.__setitem__("first", heard["first"] + 1)
+    second.on_outbox = lambda: heard.__setitem__("second", heard["second"] + 1)
+    second.on_rules_changed = lambda: heard.__setitem__("rules", heard["rules"] + 1)
+    for store in (first, second):
+        assert store._listener is not None
+        await asyncio.wait_for(store._listener.connected.wait(), 5)
+    await first.queue_outbound(ANA, [Reply("hola", 1, "sandbox")], "cli")
+    await wait_until(lambda: heard["second"] == 1)
+    await first.add_rule_version("rules: []", {}, sha256="s", source="file")
+    await wait_until(lambda: heard["rules"] == 1)
+    await asyncio.sleep(0.2)
+    assert heard == {"first": 1, "second": 1, "rules": 1}  # its own commits: heard once
+
+
+# -- a server that goes away ----------------------------------------------------------------------
+
+
+async def test_a_lost_server_is_unavailable_quickly_and_served_again_when_back(
+    postgres_url: str, proxy: TcpProxy, stores: Callable[..., Any]
+) -> None:
+    store: PostgresStore = await stores(through(proxy, postgres_url), connect_timeout=2)
+    assert await store.ping()
+    await store.receive_inbound(job("antes"))
+    proxy.cut()
+    started = time.monotonic()
+    assert not await store.ping()
+    with pytest.raises(StoreUnavailable) as caught:
+        await store.receive_inbound(job("durante"))
+    assert unavailable(caught.value.__cause__ or caught.value)
+    with pytest.raises(StoreUnavailable):
+        await store.queue_outbound(ANA, [Reply("hola", 1, "sandbox")], "agent")
+    with pytest.raises(StoreUnavailable):
+        await store.conversations()
+    assert await store.write_problem() is not None
+    assert time.monotonic() - started < 10
+    proxy.restore()
+    result = await store.receive_inbound(job("después"))  # the pool reconnects by itself
+    assert not result.duplicate
+    assert await store.ping()
+    assert await store.write_problem() is None
+    assert [m.text for m in await store.messages(ANA) if m.direction == "in"] == [
+        "antes",
+        "después",
+    ]
+
+
+async def test_the_listener_comes_back_by_itself(
+    postgres_url: str, proxy: TcpProxy, stores: Callable[..., Any]
+) -> None:
+    listening: PostgresStore = await stores(through(proxy, postgres_url))
+    talking: PostgresStore = await stores(postgres_url)
+    heard: list[str] = []
+    listening.on_outbox = lambda: heard.append("outbox")
+    listener = listening._listener
+    assert listener is not None
+    await asyncio.wait_for(listener.connected.wait(), 5)
+    proxy.cut()
+    await wait_until(lambda: not listener.connected.is_set())
+    proxy.restore()
+    await wait_until(lambda: listener.connections == 2, timeout=10)
+    assert heard == ["outbox"]  # what was said meanwhile may have been missed: look once
+    await talking.queue_outbound(ANA, [Reply("hola", 1, "sandbox")], "cli")
+    await wait_until(lambda: len(heard) == 2)
+
+
+# -- the writer's batches --------------------------------------------------------------------------
+
+
+async def test_a_bad_item_fails_alone_and_its_neighbours_are_stored(
+    postgres_url: str, stores: Callable[..., Any]
+) -> None:
+    store: PostgresStore = await stores(postgres_url)
+    await store.pool.execute(
+        "CREATE FUNCTION refuse_boom() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+        "IF NEW.text = 'boom' THEN RAISE EXCEPTION 'refused'; END IF; RETURN NEW; END $$; "
+        "CREATE TRIGGER refuse_boom BEFORE INSERT ON messages FOR EACH ROW "
+        "EXECUTE FUNCTION refuse_boom()"
+    )
+    try:
+        texts = ["uno", "dos", "boom", "tres"]
+        results = await asyncio.gather(
+            *(store.receive_inbound(job(t, f"58412000000{i}")) for i, t in enumerate(texts)),
+            return_exceptions=True,
+        )
+    finally:
+        await store.pool.execute(
+            "DROP TRIGGER refuse_boom ON messages; DROP FUNCTION refuse_boom()"
+        )
+    assert [type(r).__name__ for r in results] == [
+        "InboundResult",
+        "InboundResult",
+        "StoreUnavailable",
+        "InboundResult",
+    ]
+    stored = {m.text for m in await store.all_messages() if m.direction == "in"}
+    assert stored == {"uno", "dos", "tres"}
+    assert len(await store.conversations()) == 3  # nothing of the refused one was kept
+
+
+async def test_crossing_batches_of_two_instances_never_deadlock(
+    postgres_url: str, stores: Callable[..., Any]
+) -> None:
+    """Each batch takes its numbers' locks in one order: batches that share numbers, in
+    different orders, wait for each other instead of deadlocking."""
+    first: PostgresStore = await stores(postgres_url)
+    second: PostgresStore = await stores(postgres_url)
+    phones = [f"5841200{i:05d}" for i in range(20)]
+    assert phone_lock_keys(phones) == sorted(phone_lock_keys(list(reversed(phones))))
+
+    def count(phone: str, text: str) -> InboundJob:
+        def decide(contact: Any) -> Decision:
+            return Decision("r", (), "t", fields={"n": int(contact.fields.get("n", 0)) + 1})
+
+        return InboundJob(InboundMessage(phone, text, Clock()()), decide)
+
+    work = [
+        store.receive_inbound(count(phone, f"{round_}"))
+        for round_ in range(5)
+        for store, order in ((first, phones), (second, list(reversed(phones))))
+        for phone in order
+    ]
+    await asyncio.wait_for(asyncio.gather(*work), 60)
+    assert {c.fields["n"] for c in await first.conversations(limit=100)} == {10}
