@@ -25,7 +25,7 @@ class Setting:
 
 # The one declared table of environment settings; README's configuration table mirrors it.
 SETTINGS: tuple[Setting, ...] = (
-    Setting("RESPONDER_DATABASE", "responder.db", "SQLite file"),
+    Setting("RESPONDER_DATABASE", "responder.db", "SQLite file or postgresql:// URL"),
     Setting("RESPONDER_RULES", "rules.yaml", "rules file"),
     Setting("RESPONDER_TEMPLATES", "templates", "reply templates folder"),
     Setting("RESPONDER_WEBHOOK_TOKEN", None, "secret path segment of webhook URLs"),

@@ -17,16 +17,16 @@ import asyncpg
 import pytest
 
 from responder.clock import SystemClock
+from responder.store.pg_schema import described, scrubbed, shown_url
 from responder.store.postgres import PostgresStore
 
 T = TypeVar("T")
 DEFAULT_SERVER = "postgresql://postgres@127.0.0.1:5432/postgres"
 HOW_TO_START = (
-    "no PostgreSQL server answers at {url} ({error}). The PostgreSQL tests need one: run "
-    "`make postgres` (it starts the machine's cluster, e.g. `pg_ctlcluster "
-    "--skip-systemctl-redirect 15 main start`, or installs Debian's postgresql as root), or set "
-    "RESPONDER_TEST_POSTGRES=postgresql://user:password@host:port/db to a server where that "
-    "user may create databases."
+    "the PostgreSQL tests cannot use {url} ({error}). They need a server where that user may "
+    "create databases: run `make postgres` (it starts this machine's cluster, as "
+    "`pg_ctlcluster --skip-systemctl-redirect 15 main start` does, or installs Debian's "
+    "postgresql as root), or set RESPONDER_TEST_POSTGRES=postgresql://user:password@host:port/db."
 )
 # Every table but schema_migrations (what a test may leave behind), referring ones first.
 TABLES = (
@@ -131,10 +131,13 @@ def postgres_database() -> Iterator[str]:
     """The URL of a database created for this run (and dropped after it), migrated."""
     server = server_url()
     name = f"responder_test_{os.getpid()}_{secrets.token_hex(3)}"
+    problem = None
     try:
         url = run_async(lambda: _create(server, name))
     except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as err:
-        pytest.fail(HOW_TO_START.format(url=server, error=type(err).__name__), pytrace=False)
+        problem = HOW_TO_START.format(url=shown_url(server), error=described(err))
+    if problem is not None:
+        pytest.fail(scrubbed(problem, server), pytrace=False)
     yield url
     run_async(lambda: _drop(server, name))
 

@@ -13,7 +13,8 @@ from typing import Any
 
 class TcpProxy:
     """Forwards 127.0.0.1:`port` to `target`. `cut()` closes every connection and refuses new
-    ones (the port stays reserved); `restore()` accepts again."""
+    ones (the port stays reserved); `freeze()` keeps them open but lets nothing through, as a
+    network that drops packets does; `restore()` undoes either."""
 
     def __init__(self, target_host: str, target_port: int) -> None:
         self.target = (target_host, target_port)
@@ -25,6 +26,7 @@ class TcpProxy:
         self._server: asyncio.Server | None = None
         self._writers: set[asyncio.StreamWriter] = set()
         self.accepted = 0  # connections taken in all (tests read it)
+        self.frozen = False
 
     def __enter__(self) -> TcpProxy:
         self._thread.start()
@@ -41,7 +43,11 @@ class TcpProxy:
         return asyncio.run_coroutine_threadsafe(coro, self._loop).result(timeout=10)
 
     def restore(self) -> None:
+        self.frozen = False
         self._call(self._listen())
+
+    def freeze(self) -> None:
+        self.frozen = True
 
     def cut(self) -> None:
         self._call(self._close_all())
@@ -75,10 +81,10 @@ class TcpProxy:
             self._writers.discard(end)
             end.transport.abort()
 
-    @staticmethod
-    async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         with contextlib.suppress(OSError, ConnectionError):
             while data := await reader.read(65536):
-                writer.write(data)
-                await writer.drain()
+                if not self.frozen:  # frozen: what was sent is lost on the way
+                    writer.write(data)
+                    await writer.drain()
         writer.transport.abort()

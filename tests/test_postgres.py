@@ -231,6 +231,32 @@ async def test_a_lost_server_is_unavailable_quickly_and_served_again_when_back(
     ]
 
 
+async def test_a_silent_network_never_hangs_the_store(
+    postgres_url: str, proxy: TcpProxy, stores: Callable[..., Any]
+) -> None:
+    """Packets dropped without a word (a cut cable): the store gives up within its timeouts
+    instead of waiting for ever, and works again when the network does."""
+    store: PostgresStore = await stores(
+        through(proxy, postgres_url), connect_timeout=1, command_timeout=1
+    )
+    await store.receive_inbound(job("antes"))
+    proxy.freeze()
+    started = time.monotonic()
+    assert not await store.ping()
+    assert time.monotonic() - started < 3
+    with pytest.raises(StoreUnavailable):
+        await store.receive_inbound(job("durante"))
+    with pytest.raises(StoreUnavailable):
+        await store.messages(ANA)
+    assert time.monotonic() - started < 10
+    proxy.restore()  # the connections that timed out were dropped: new ones are opened
+    await store.receive_inbound(job("después"))
+    assert [m.text for m in await store.messages(ANA) if m.direction == "in"] == [
+        "antes",
+        "después",
+    ]
+
+
 async def test_the_listener_comes_back_by_itself(
     postgres_url: str, proxy: TcpProxy, stores: Callable[..., Any]
 ) -> None:

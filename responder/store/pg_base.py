@@ -3,6 +3,7 @@ unreachable" (StoreUnavailable), health, and NOTIFY. The parts of PostgresStore 
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
@@ -122,9 +123,14 @@ class PgBase:
         """The server answers, within PING_TIMEOUT: never hangs."""
         if self._pool is None:
             return False
+        pool = self._pool
+
+        async def ask() -> bool:
+            async with pool.acquire() as conn:
+                return bool(await conn.fetchval("SELECT 1") == 1)
+
         try:
-            async with self._pool.acquire(timeout=PING_TIMEOUT) as conn:
-                return bool(await conn.fetchval("SELECT 1", timeout=PING_TIMEOUT) == 1)
+            return await asyncio.wait_for(ask(), PING_TIMEOUT)
         except Exception:
             return False
 
