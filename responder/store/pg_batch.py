@@ -14,7 +14,7 @@ from typing import Any
 from responder.engine import Decision
 from responder.store import pg_reports
 from responder.store.common import LEASE
-from responder.store.models import InboundJob, InboundResult, SendOutcome
+from responder.store.models import InboundJob, InboundResult, SendOutcome, StatusUpdate
 from responder.store.pg_rows import (
     ContactState,
     MessageRow,
@@ -181,6 +181,19 @@ async def apply_inbound(
             contacts[phone].opt_out_message_id = ids[-1 - stand_in]
     await upsert(conn, [contacts[p] for p in sorted(touched)])
     return results
+
+
+async def lock_messages(conn: Any, ids: list[int], reports: list[StatusUpdate]) -> None:
+    """Locks the messages a batch's outcomes (by id) and reports (by provider id) change, in
+    id order: two batches that share messages then wait for each other, never in a circle."""
+    await conn.execute(
+        "SELECT id FROM messages WHERE id IN (SELECT unnest($1::bigint[]) UNION "
+        "SELECT m.id FROM messages AS m JOIN unnest($2::text[], $3::text[]) AS r (provider, pid) "
+        "ON m.provider = r.provider AND m.provider_id = r.pid) ORDER BY id FOR UPDATE",
+        ids,
+        [r.provider for r in reports],
+        [r.provider_id for r in reports],
+    )
 
 
 async def apply_outcomes(

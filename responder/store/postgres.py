@@ -212,12 +212,22 @@ class PostgresStore(PgOutbox, PgShared, PgReads):
             self.on_outbox()
 
     async def _apply(self, conn: Any, batch: list[_Job]) -> list[Any]:
+        """One batch, in an order that never waits in a circle with another instance's batch:
+        the messages' row locks first (in id order), then the numbers' locks."""
         results: dict[int, Any] = {}
-        # Send outcomes first: a delivery report in the same batch must find its provider id.
         outcomes = [j.payload for j in batch if j.kind == "outcomes"]
+        statuses = [j for j in batch if j.kind == "status"]
+        inbound = [j for j in batch if j.kind == "inbound"]
+        if outcomes or statuses:
+            ids = sorted({o.id for job in outcomes for o in job[0]})
+            await pg_batch.lock_messages(conn, ids, [j.payload for j in statuses])
+        # Send outcomes first: a delivery report in the same batch must find its provider id.
         if outcomes:
             await pg_batch.apply_outcomes(conn, outcomes, self.clock())
-        inbound = [j for j in batch if j.kind == "inbound"]
+        if statuses:
+            found = await pg_reports.apply_reports(conn, [j.payload for j in statuses])
+            for job, hit in zip(statuses, found):
+                results[id(job)] = hit
         if inbound:
             applied = await pg_batch.apply_inbound(
                 conn, [j.payload for j in inbound], self.instance, self.hand_over is not None
@@ -226,11 +236,6 @@ class PostgresStore(PgOutbox, PgShared, PgReads):
                 results[id(job)] = res
             if any(len(r.reply_ids) > len(r.claimed) for r in applied):
                 await self._notify(conn, OUTBOX_CHANNEL)
-        statuses = [j for j in batch if j.kind == "status"]
-        if statuses:
-            found = await pg_reports.apply_reports(conn, [j.payload for j in statuses])
-            for job, hit in zip(statuses, found):
-                results[id(job)] = hit
         return [results.get(id(j)) for j in batch]
 
     # -- other writes -----------------------------------------------------------------------
