@@ -73,14 +73,13 @@ class PgBase:
 
     async def _run(self, work: Callable[[Any], Awaitable[T]], *, write: bool) -> T:
         """Runs `work` on a pooled connection, in a transaction when `write`. A connection
-        that turns out dead before anything was sent is replaced once; any error saying the
-        server cannot serve becomes StoreUnavailable."""
+        that turns out dead is replaced once (for a write, only before it began); any error
+        saying the server cannot serve becomes StoreUnavailable."""
         for attempt in (1, 2):
             started = False
             try:
                 async with self.pool.acquire(timeout=self.connect_timeout) as conn:
                     if not write:
-                        started = True
                         return await work(conn)
                     transaction = conn.transaction()
                     await transaction.start()
@@ -95,8 +94,11 @@ class PgBase:
             except Exception as err:
                 if not pg_schema.unavailable(err):
                     raise
-                if attempt == 1 and not started and not isinstance(err, TimeoutError):
-                    continue  # a dead connection from the pool: a fresh one may work
+                # A connection that died in the pool: a fresh one may work. Only before a write
+                # began (or for a read): a write may have reached the server.
+                retry = not started or not write
+                if attempt == 1 and retry and not isinstance(err, TimeoutError):
+                    continue
                 failure = self._unavailable(err)
                 if write:
                     self.health.failed(failure)
