@@ -24,8 +24,8 @@ from responder.store.pg_schema import shown_url, unavailable
 from responder.store.postgres import PostgresStore
 from responder.store.sqlite import SQLiteStore
 from tests.conftest import WEBHOOK_TOKEN, Clock
+from tests.fakes.tcpproxy import TcpProxy
 from tests.postgres import run_async, server_url, with_database
-from tests.tcp_proxy import TcpProxy
 
 ANA = "584121234567"
 PG_MIGRATIONS = Path(__file__).resolve().parent.parent / "responder" / "store" / "pg_migrations"

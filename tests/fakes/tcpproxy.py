@@ -12,7 +12,8 @@ from types import TracebackType
 class TcpProxy:
     """Forwards connections on `port` to `target`. `cut()` closes every open connection and
     refuses new ones (the port stays bound, so clients see resets, as when a server dies);
-    `restore()` lets connections through again."""
+    `freeze()` keeps every connection open but lets nothing through, as a network that drops
+    packets without a word does; `restore()` lets connections through again."""
 
     def __init__(self, target_host: str, target_port: int) -> None:
         self.target = (target_host, target_port)
@@ -24,6 +25,7 @@ class TcpProxy:
         self._open: set[socket.socket] = set()
         self._lock = threading.Lock()
         self._cut = False
+        self._frozen = False
         self._closed = False
         self._thread = threading.Thread(target=self._accept_forever, daemon=True)
 
@@ -49,9 +51,13 @@ class TcpProxy:
         for sock in sockets:
             _close(sock)
 
+    def freeze(self) -> None:
+        with self._lock:
+            self._frozen = True
+
     def restore(self) -> None:
         with self._lock:
-            self._cut = False
+            self._cut = self._frozen = False
 
     def _accept_forever(self) -> None:
         while not self._closed:
@@ -78,7 +84,8 @@ class TcpProxy:
     def _pump(self, source: socket.socket, sink: socket.socket) -> None:
         try:
             while data := source.recv(65536):
-                sink.sendall(data)
+                if not self._frozen:  # frozen: what was sent is lost on the way
+                    sink.sendall(data)
         except OSError:
             pass
         finally:
