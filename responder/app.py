@@ -21,20 +21,26 @@ log = logging.getLogger("responder")
 
 
 async def healthz(request: Request) -> Response:
+    """200 while the database reads and writes; 503 (the load balancer sends webhooks to
+    another instance meanwhile) when it cannot. `spooled` counts the webhooks kept on this
+    instance's disk until the database takes them."""
     service: Service = request.app.state.service
+    spooled = service.spool.pending
     try:
         ok = await service.ping()
     except Exception:
         ok = False
     if not ok:
-        return JSONResponse({"status": "database unavailable"}, status_code=503)
+        body = {"status": "database unavailable", "spooled": spooled}
+        return JSONResponse(body, status_code=503)
     # Reading is not enough: a full disk must not look healthy while every write fails.
-    problem = await service.write_problem()
+    problem = await service.write_problem() or service.replayer.problem
     if problem is not None:
-        return JSONResponse({"status": "database cannot write", "error": problem}, status_code=503)
+        body = {"status": "database cannot write", "error": problem, "spooled": spooled}
+        return JSONResponse(body, status_code=503)
     # Low credit is reported, not failed: the service itself is healthy.
     low = sorted(name for name, entry in (await service.balances()).items() if entry["low"])
-    return JSONResponse({"status": "ok", "low_credit": low})
+    return JSONResponse({"status": "ok", "low_credit": low, "spooled": spooled})
 
 
 def create_app(

@@ -26,6 +26,12 @@ class Setting:
 # The one declared table of environment settings; README's configuration table mirrors it.
 SETTINGS: tuple[Setting, ...] = (
     Setting("RESPONDER_DATABASE", "responder.db", "SQLite file or postgresql:// URL"),
+    Setting(
+        "RESPONDER_SPOOL",
+        None,
+        "folder where webhooks wait while the database cannot take them "
+        "(default: `<database>-spool` beside a SQLite file, `responder-spool` for a URL)",
+    ),
     Setting("RESPONDER_RULES", "rules.yaml", "rules file"),
     Setting("RESPONDER_TEMPLATES", "templates", "reply templates folder"),
     Setting("RESPONDER_WEBHOOK_TOKEN", None, "secret path segment of webhook URLs"),
@@ -71,6 +77,7 @@ class MasSMSSettings:
 @dataclass(frozen=True)
 class Settings:
     database: str  # a SQLite file path or a postgresql:// URL
+    spool: Path  # where webhooks wait while the database cannot take them (responder/spool/)
     rules: Path
     templates: Path
     webhook_token: str | None
@@ -123,6 +130,14 @@ def _all_or_none(names: tuple[str, ...], get: Callable[[str], str | None]) -> bo
     return bool(present)
 
 
+def default_spool(database: str) -> str:
+    """Beside a SQLite file (`responder.db-spool`, like its `-wal`), so that moving the
+    database moves what waits for it; in the working folder for a database URL."""
+    if "://" in database:
+        return "responder-spool"
+    return database + "-spool"
+
+
 def load_settings(environ: Mapping[str, str] | None = None, env_file: str = ".env") -> Settings:
     """Reads and validates every setting; raises StartupError naming the first bad variable."""
     env = os.environ if environ is None else environ
@@ -170,8 +185,10 @@ def load_settings(environ: Mapping[str, str] | None = None, env_file: str = ".en
         )
 
     public_url = get("RESPONDER_PUBLIC_URL")
+    database = get("RESPONDER_DATABASE") or "responder.db"
     return Settings(
-        database=get("RESPONDER_DATABASE") or "responder.db",
+        database=database,
+        spool=Path(get("RESPONDER_SPOOL") or default_spool(database)),
         rules=Path(get("RESPONDER_RULES") or "rules.yaml"),
         templates=Path(get("RESPONDER_TEMPLATES") or "templates"),
         webhook_token=_token("RESPONDER_WEBHOOK_TOKEN", get("RESPONDER_WEBHOOK_TOKEN")),

@@ -23,6 +23,7 @@ from responder.phone import normalize_phone
 from responder.providers import build_providers
 from responder.providers.base import Provider
 from responder.rules.reload import RulesHolder
+from responder.spool import Spool, Spooled
 from responder.store import Store, make_store
 from responder.store.models import (
     Conversation,
@@ -37,10 +38,17 @@ from responder.store.models import (
 from responder.text import sendable
 from responder.web.balances import Balance, ask_balances
 from responder.web.sessions import Sessions, SignInLimiter
+from responder.workers.outage import Outage
 from responder.workers.outbox import NATIVE_SCHEDULE_AHEAD, OutboxWorker
 from responder.workers.poller import StatusPoller
+from responder.workers.replay import SpoolReplayer
 
 log = logging.getLogger("responder")
+
+# A replayed record is the message already stored when phone, line and text match and it was
+# received within this many seconds of it (the same moment, read back from the spool): so a
+# record replayed again after a crash is never stored twice, even with `dedupe_window: 0`.
+REPLAY_MATCH = 0.001
 
 
 class Service:
@@ -76,6 +84,11 @@ class Service:
         self.loop: asyncio.AbstractEventLoop | None = None  # set by start(); for tests and tools
         self.sign_in_limiter = SignInLimiter(self.store, clock)
         self._balance_lock = asyncio.Lock()
+        # Webhooks wait here while the database cannot take them (opened by `start`).
+        self.spool = Spool(settings.spool)
+        self.replayer = SpoolReplayer(
+            self.spool, self._store_spooled, self._set_aside, self._database_healthy
+        )
 
     # -- life cycle -------------------------------------------------------------------------
 
@@ -114,11 +127,26 @@ class Service:
     async def start(self) -> None:
         self.loop = asyncio.get_running_loop()
         await self.open()
-        # Sessions past their end, or opened with an admin token that changed, end here.
-        ended = await self.sessions.purge()
-        if ended:
-            log.info("ended %d staff sessions (expired, or the admin token changed)", ended)
+        try:
+            self.spool.open()
+        except BaseException:
+            await self.store.close()
+            raise
+        if self.spool.pending:
+            log.warning(
+                "%d webhook(s) kept in the spool %s are stored first",
+                self.spool.pending,
+                self.spool.folder,
+            )
+        try:
+            # Sessions past their end, or opened with an admin token that changed, end here.
+            ended = await self.sessions.purge()
+            if ended:
+                log.info("ended %d staff sessions (expired, or the admin token changed)", ended)
+        except StoreUnavailable as err:  # webhooks are spooled meanwhile: start all the same
+            log.warning("could not end old staff sessions: %s", err)
         self._tasks = [
+            asyncio.create_task(self.replayer.run(), name="spool-replay"),
             asyncio.create_task(self.worker.run(), name="outbox"),
             asyncio.create_task(self.poller.run(), name="status-poller"),
             asyncio.create_task(self.rules.watch(), name="rules-watch"),
@@ -140,6 +168,13 @@ class Service:
                 log.error("could not hand back the messages in flight: %s", err)
         for provider in self.providers.values():
             await provider.aclose()
+        if self.spool.pending:
+            log.warning(
+                "%d webhook(s) stay in the spool %s until the next start",
+                self.spool.pending,
+                self.spool.folder,
+            )
+        await self.spool.close()
         await self.store.close()
 
     # -- behaviour ----------------------------------------------------------------------------
@@ -160,17 +195,72 @@ class Service:
         replies = tuple(replace(r, via=self.route(r.via)) for r in decision.replies)
         return replace(decision, replies=replies)
 
-    async def receive(self, message: InboundMessage) -> InboundResult:
-        """Stores an inbound message and queues its replies, committed together."""
-        rules, now = self.rules.current, self.clock()
+    async def receive(self, message: InboundMessage, *, replayed: bool = False) -> InboundResult:
+        """Stores an inbound message and queues its replies, committed together. A message
+        `replayed` from the spool is decided as of when it was received (business hours,
+        flows and limits as the customer met them), and recognised if it was stored already."""
+        rules = self.rules.current
+        now = message.received_at if replayed else self.clock()
 
         def decide(contact: Contact) -> Decision:
             return self._routed(engine.decide(rules, message, contact, now))
 
         settings = rules.settings
         history = max(settings.reply_limit.per, settings.loop_guard.per)
-        job = InboundJob(message, decide, settings.dedupe_window, history)
+        window = max(settings.dedupe_window, REPLAY_MATCH) if replayed else settings.dedupe_window
+        job = InboundJob(message, decide, window, history)
         return await self.store.receive_inbound(job)
+
+    async def take_inbound(self, message: InboundMessage) -> InboundResult | None:
+        """A webhook's message: stored with its replies, or, while the database cannot take
+        it, kept in the spool (None), to be stored when it can. While the spool holds anything,
+        new messages join it behind the older ones, so each phone's messages are decided in
+        the order they came. SpoolUnavailable (a StoreUnavailable) when neither can keep it."""
+        if not self.spool.pending or not self.spool.is_open:
+            try:
+                return await self.receive(message)
+            except StoreUnavailable as err:
+                if not self.spool.is_open:
+                    raise
+                self._spooling(err)
+        await self.spool.append(message)
+        return None
+
+    async def take_status(self, update: StatusUpdate) -> bool | None:
+        """A delivery report: True when applied, False when no message has its id yet (kept
+        for later), None when kept in the spool while the database cannot take it."""
+        if not self.spool.pending or not self.spool.is_open:
+            try:
+                return await self.record_status(update)
+            except StoreUnavailable as err:
+                if not self.spool.is_open:
+                    raise
+                self._spooling(err)
+        await self.spool.append(update)
+        return None
+
+    def _spooling(self, err: StoreUnavailable) -> None:
+        if not self.spool.pending:  # once per outage, not once per webhook
+            log.warning(
+                "the database cannot store webhooks (%s): keeping them in the spool %s",
+                err,
+                self.spool.folder,
+            )
+
+    async def _store_spooled(self, item: Spooled) -> None:
+        if isinstance(item, InboundMessage):
+            await self.receive(item, replayed=True)
+        else:
+            await self.record_status(item)
+
+    async def _set_aside(self, line: bytes, reason: str) -> None:
+        """A spool record that cannot be stored is kept raw among the rejected webhooks."""
+        await self.store.reject_webhook(
+            "SPOOL", str(self.spool.folder), "", line, "application/json", reason
+        )
+
+    async def _database_healthy(self) -> bool:
+        return await self.store.ping() and await self.store.write_problem() is None
 
     async def send(
         self,
@@ -273,6 +363,7 @@ class Service:
 
     async def _check_balances_forever(self, every: float = 60.0, period: float = 900.0) -> None:
         """One instance (the lease holder) asks the providers every `period` seconds."""
+        outage = Outage(log, "checking balances", every, every)
         while True:
             try:
                 if await self.store.try_lease("balance-check", 3 * every):
@@ -283,8 +374,10 @@ class Service:
                         for name in self.providers
                     ):
                         await self.check_balances()
-            except Exception:
-                log.exception("checking balances failed")
+            except Exception as err:
+                outage.failed(err)
+            else:
+                outage.succeeded()
             await asyncio.sleep(every)
 
     async def expire_flows(self) -> int:
@@ -299,14 +392,20 @@ class Service:
         return ended
 
     async def _expire_flows_forever(self, interval: float = 30.0) -> None:
-        """One instance (the lease holder) sweeps; another takes over if it goes away."""
+        """One instance (the lease holder) sweeps; another takes over if it goes away. Not
+        while this instance's spool holds webhooks: one of them may be the awaited answer."""
+        outage = Outage(log, "expiring flows", interval, interval)
         while True:
             await asyncio.sleep(interval)
+            if self.spool.pending:
+                continue
             try:
                 if await self.store.try_lease("flow-timeouts", 3 * interval):
                     await self.expire_flows()
-            except Exception:  # a bad moment must not stop the sweeps for good
-                log.exception("expiring flows failed")
+            except Exception as err:  # a bad moment must not stop the sweeps for good
+                outage.failed(err)
+            else:
+                outage.succeeded()
 
     # -- reads and small writes for the web pages, the API and the CLI -----------------------
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import re
 import sqlite3
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -183,15 +184,29 @@ def on_writer(app: RunningApp, sql: str) -> None:
 
 def fill_up(app: RunningApp) -> int:
     """Caps the database at its current size (real SQLite: writes then fail with SQLITE_FULL,
-    as on a full disk) and sends webhooks until one cannot be stored; returns how many were."""
+    as on a full disk) and sends webhooks until one cannot be stored (it is kept in the spool
+    and still answered OK); returns how many were stored."""
     on_writer(app, "PRAGMA max_page_count = 1")  # SQLite keeps it at the current size
     for stored in range(500):
         params = {"msg": f"mensaje {stored} " + "x" * 200, "phone": f"58412{stored:07d}"}
         response = httpx.get(app.webhook(), params=params)
-        if response.status_code == 503:
+        assert (response.status_code, response.text) == (200, "OK")
+        if app.service.spool.pending:
             return stored
-        assert response.status_code == 200
     raise AssertionError("500 webhooks fit in a full database")
+
+
+def healthy_again(app: RunningApp) -> None:
+    """/healthz answers 200 once the spooled webhooks are being stored (the replayer's pause
+    is shortened: how long it waits is not what these tests are about)."""
+    app.service.replayer.outage.first = app.service.replayer.outage.cap = 0.05
+    deadline = time.monotonic() + 10
+    while httpx.get(f"{app.url}/healthz").status_code != 200:
+        assert time.monotonic() < deadline, "not healthy again within 10 s"
+        time.sleep(0.02)
+    while app.service.spool.pending:
+        assert time.monotonic() < deadline, "the spool was not stored within 10 s"
+        time.sleep(0.02)
 
 
 def sign_in(app: RunningApp) -> httpx.Client:
@@ -204,7 +219,9 @@ def sign_in(app: RunningApp) -> httpx.Client:
     return client
 
 
-def test_a_database_that_cannot_write_is_503_everywhere(app: RunningApp, clock: Clock) -> None:
+def test_a_database_that_cannot_write_is_503_for_writes_and_webhooks_wait_in_the_spool(
+    app: RunningApp, clock: Clock
+) -> None:
     staff = sign_in(app)  # signed in while the database could still write
     page = staff.get(f"/admin/conversations/{PHONE}")
     csrf = re.search(r'name="csrf" value="([^"]+)"', page.text)
@@ -230,16 +247,17 @@ def test_a_database_that_cannot_write_is_503_everywhere(app: RunningApp, clock: 
     assert reply.status_code == 503
     assert STORE_UNAVAILABLE in reply.text and "y" * 1500 in reply.text  # the draft is kept
 
+    # Webhooks are kept on disk and acknowledged (tests/test_unreachable.py for the rest).
     inbound = httpx.get(app.webhook(), params={"msg": "z" * 1500, "phone": "584249999999"})
-    assert (inbound.status_code, inbound.text) == (503, "temporarily unable to store; retry")
+    assert (inbound.status_code, inbound.text) == (200, "OK")
+    assert app.service.spool.pending == 2
     assert rows(app, "SELECT COUNT(*) FROM messages") == messages_before
 
     # Room again: healthy again, and writes go through.
     on_writer(app, "PRAGMA max_page_count = 1073741823")
     clock.advance(1)
-    assert httpx.get(f"{app.url}/healthz").status_code == 200
-    inbound = httpx.get(app.webhook(), params={"msg": "z" * 1500, "phone": "584249999999"})
-    assert inbound.status_code == 200
+    healthy_again(app)
+    assert app.messages("584249999999")[0]["text"] == "z" * 1500
     assert stored > 0
     staff.close()
 
@@ -263,17 +281,19 @@ def test_a_read_only_database_is_503_until_a_write_succeeds(app: RunningApp, clo
         sent = api.post(f"/api/conversations/{PHONE}/messages", json={"text": "hola"})
     assert sent.status_code == 503
     inbound = httpx.get(app.webhook(), params={"msg": "horario", "phone": "584249999999"})
-    assert (inbound.status_code, inbound.text) == (503, "temporarily unable to store; retry")
+    assert (inbound.status_code, inbound.text) == (200, "OK")  # kept in the spool
     rejected = httpx.get(app.webhook(), params={"msg": "sin número"})  # even keeping it fails
     assert (rejected.status_code, rejected.text) == (503, "temporarily unable to store; retry")
     for _ in range(2):  # the probe write fails too: still 503 a second later
         health = httpx.get(f"{app.url}/healthz")
         assert health.status_code == 503
         assert health.json()["error"].startswith("the last write failed: ")
+        assert health.json()["spooled"] == 1
         clock.advance(1)
-    on_writer(app, "PRAGMA query_only = 0")
-    assert httpx.get(f"{app.url}/healthz").status_code == 200
     assert rows(app, "SELECT COUNT(*) FROM messages") == [(2,)]
+    on_writer(app, "PRAGMA query_only = 0")
+    healthy_again(app)
+    assert rows(app, "SELECT COUNT(*) FROM messages") == [(4,)]  # the spooled one, answered
     assert rows(app, "SELECT COUNT(*) FROM rejected_webhooks") == [(0,)]
     staff.close()
 

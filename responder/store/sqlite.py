@@ -477,6 +477,13 @@ class SQLiteStore:
                 batch.append(self._queue.get_nowait())
             try:
                 results = await self._transaction(partial(self._apply, batch=batch))
+            except StoreUnavailable as err:
+                # The database cannot write (already logged once, by self.health): each alone
+                # would fail the same way, and its caller spools it or answers 503.
+                for job in batch:
+                    if not job.future.done():
+                        job.future.set_exception(err)
+                continue
             except Exception as err:
                 if len(batch) > 1:
                     # One bad item must not fail its neighbours: apply each alone.
@@ -490,7 +497,8 @@ class SQLiteStore:
         try:
             results = await self._transaction(partial(self._apply, batch=[job]))
         except Exception as err:
-            log.error("a %s write failed: %s", job.kind, err)
+            if not isinstance(err, StoreUnavailable):  # that one is logged once, by self.health
+                log.error("a %s write failed: %s", job.kind, err)
             if not job.future.done():
                 if isinstance(err, StoreUnavailable):  # already says why, with its cause
                     job.future.set_exception(err)
@@ -630,7 +638,7 @@ class SQLiteStore:
             for reply in decision.replies:
                 row = self._outbound_row(next_id, msg.phone, reply, "auto", decision.rule, received)
                 if self.hand_over is not None:
-                    lease = stored(msg.received_at + LEASE)
+                    lease = stored(self.clock() + LEASE)  # a replayed message may be old
                     row = (*row[:4], "sending", *row[5:11], 1, *row[12:17], self.instance, lease)
                     claimed.append(
                         OutboxItem(next_id, msg.phone, reply.text, row[7], 1, msg.received_at)

@@ -63,7 +63,7 @@ async def _inbound(request: Request, fields: dict[str, str]) -> Response:
         raise Rejection(f"phone: {err}") from None
     line = fields.get("linea", "").strip() or None
     message = InboundMessage(phone, fields["msg"], service.clock(), line, "massiva")
-    await service.receive(message)
+    await service.take_inbound(message)  # stored, or kept in the spool on disk: either way OK
     return PlainTextResponse("OK")
 
 
@@ -77,7 +77,7 @@ async def _status(request: Request, fields: dict[str, str]) -> Response:
         raise Rejection(f"estatus must be 1 (delivered) or 2 (failed), got {fields['estatus']!r}")
     detail = fields.get("detalle", "").strip() or None
     update = StatusUpdate("massiva", fields["id"].strip(), status, detail, service.clock())
-    if not await service.record_status(update):
+    if await service.take_status(update) is False:
         # It may have overtaken the send's answer: kept 48 h, applied when the id is recorded.
         log.info("massiva status for id %s not recorded yet: kept for later", update.provider_id)
     return PlainTextResponse("OK")
@@ -110,7 +110,8 @@ def _handler(kind: str | None) -> Callable[[Request], Awaitable[Response]]:
             except (Rejection, BadBody) as err:
                 return await _reject(request, body, str(err))
         except StoreUnavailable:
-            # Not stored (not even as rejected), so not acknowledged: the provider retries later.
+            # Neither stored nor spooled (or a rejection that could not be kept), so not
+            # acknowledged: the provider retries later.
             return PlainTextResponse("temporarily unable to store; retry", status_code=503)
 
     return endpoint

@@ -21,12 +21,14 @@ from responder.providers.base import (
 )
 from responder.rules.model import RulesSettings
 from responder.store import Store
-from responder.store.models import OutboxItem, SendOutcome
+from responder.store.models import OutboxItem, SendOutcome, StoreUnavailable
+from responder.workers.outage import Outage
 
 log = logging.getLogger("responder.outbox")
 
 # A MasSMS message due this far ahead is handed to its own scheduler (smstype=p) at once.
 NATIVE_SCHEDULE_AHEAD = timedelta(minutes=10)
+OUTAGE_CAP = 10.0  # seconds between tries at most while the database is away
 
 
 def backoff(attempts: int, rng: random.Random, base: float = 2.0, cap: float = 300.0) -> float:
@@ -80,12 +82,35 @@ class OutboxWorker:
         self._renewer: asyncio.Task[None] | None = None
         # Ids claimed by this instance and not yet recorded: their leases are renewed.
         self.in_flight_ids: set[int] = set()
+        self._recording = Outage(log, "recording send outcomes", 0.5, OUTAGE_CAP)
 
     def wake(self) -> None:
         """Something was queued: look at once rather than at the next poll."""
         self._wake.set()
 
     async def run(self) -> None:
+        """Sends what is due, at once when woken, else every `poll_interval` seconds; while the
+        database is away, with growing pauses (a commit still wakes it at once)."""
+        outage = Outage(log, "the outbox", self.poll_interval, OUTAGE_CAP)
+        self._renewer = asyncio.create_task(self._renew_leases_forever(), name="outbox-leases")
+        released, wait = False, 0.0
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), wait)
+            self._wake.clear()
+            try:
+                if not released:
+                    await self._release_interrupted()
+                    released = True
+                await self.drain()
+            except Exception as err:  # a locked or full database must not stop sending for good
+                wait = outage.failed(err)
+            else:
+                outage.succeeded()
+                wait = self.poll_interval
+
+    async def _release_interrupted(self) -> None:
+        """Sends left 'sending' by an instance that is gone go back to the queue (or fail)."""
         at_most_once = self.settings().delivery == "at_most_once"
         interrupted = await self.store.release_expired(at_most_once)
         if interrupted:
@@ -93,15 +118,6 @@ class OutboxWorker:
             log.warning(
                 "%d message(s) left sending by a stopped instance were %s", interrupted, fate
             )
-        self._renewer = asyncio.create_task(self._renew_leases_forever(), name="outbox-leases")
-        while True:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self.poll_interval)
-            self._wake.clear()
-            try:
-                await self.drain()
-            except Exception:  # a locked or full database must not stop sending for good
-                log.exception("outbox pass failed; trying again")
 
     def take(self, items: list[OutboxItem]) -> None:
         """Sends messages already claimed for this worker (replies committed as 'sending').
@@ -133,17 +149,29 @@ class OutboxWorker:
             await self._dispatch(items)
 
     async def _record(self, outcomes: list[SendOutcome]) -> None:
-        await self.store.record_outcomes(outcomes)
+        """Records what became of a send. While the database is away it is tried again: only
+        this process knows what the gateway answered (its lease is renewed meanwhile)."""
+        while True:
+            try:
+                await self.store.record_outcomes(outcomes)
+            except StoreUnavailable as err:
+                await asyncio.sleep(self._recording.failed(err))
+                continue
+            self._recording.succeeded()
+            break
         self.in_flight_ids.difference_update(o.id for o in outcomes)
 
     async def _renew_leases_forever(self, every: float = 10.0) -> None:
         """A send may wait on a slow gateway longer than a lease: keep the claims alive."""
+        outage = Outage(log, "renewing outbox leases", every, every)
         while True:
             await asyncio.sleep(every)
             try:
                 await self.store.renew_leases(sorted(self.in_flight_ids))
-            except Exception:
-                log.exception("renewing outbox leases failed; trying again")
+            except Exception as err:
+                outage.failed(err)
+            else:
+                outage.succeeded()
 
     async def _dispatch(self, items: list[OutboxItem]) -> None:
         """Fails expired messages, then sends the rest in provider-sized batches."""

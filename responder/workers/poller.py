@@ -10,10 +10,12 @@ from responder.clock import Clock
 from responder.providers.base import Provider, ProviderError
 from responder.store import Store
 from responder.store.models import PollItem, PollResult
+from responder.workers.outage import Outage
 
 log = logging.getLogger("responder.poller")
 
 FINAL = ("delivered", "failed")
+OUTAGE_CAP = 60.0  # seconds between polls at most while the database is away
 
 
 class StatusPoller:
@@ -46,12 +48,17 @@ class StatusPoller:
     async def run(self) -> None:
         if not self.providers:
             return
+        outage = Outage(log, "status polling", self.interval, OUTAGE_CAP)
+        wait = self.interval
         while True:
-            await asyncio.sleep(self.interval)
+            await asyncio.sleep(wait)
             try:
                 await self.poll_due()
-            except Exception:  # a locked database must not stop polling for good
-                log.exception("status polling failed; trying again")
+            except Exception as err:  # a locked database must not stop polling for good
+                wait = outage.failed(err)
+            else:
+                outage.succeeded()
+                wait = self.interval
 
     async def poll_due(self) -> int:
         """Polls every message now due; returns how many were asked about."""
