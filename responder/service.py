@@ -19,6 +19,7 @@ from responder.clock import Clock
 from responder.config import Settings
 from responder.engine import Contact, Decision, InboundMessage
 from responder.moments import SEND_HORIZON, SIMULATE_HORIZON, within_horizon
+from responder.outage import Outage
 from responder.phone import normalize_phone
 from responder.providers import build_providers
 from responder.providers.base import Provider
@@ -38,7 +39,6 @@ from responder.store.models import (
 from responder.text import sendable
 from responder.web.balances import Balance, ask_balances
 from responder.web.sessions import Sessions, SignInLimiter
-from responder.workers.outage import Outage
 from responder.workers.outbox import NATIVE_SCHEDULE_AHEAD, OutboxWorker
 from responder.workers.poller import StatusPoller
 from responder.workers.replay import SpoolReplayer

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from responder.clock import Clock
 from responder.config import StartupError
+from responder.outage import Outage
 from responder.rules.schema import RuleSet, compile_rules, load_rules
 from responder.store import Store
 
@@ -19,6 +20,7 @@ log = logging.getLogger("responder.rules")
 
 Signature = tuple[tuple[str, int, int], ...]
 MAX_TEMPLATE_BYTES = 256 * 1024
+OUTAGE_CAP = 10.0  # seconds between looks at most while the database is away
 
 
 def _signature(rules: Path, templates: Path) -> Signature:
@@ -170,23 +172,29 @@ class RulesHolder:
         """Each second (or at once when the store says so): files that changed are imported,
         and a newer stored version is put in force. Polling works on every filesystem and
         costs a few stat calls and one indexed read."""
+        outage = Outage(log, "looking for new rules", self.interval, OUTAGE_CAP)
+        wait = self.interval
         while True:
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self.interval)
+                await asyncio.wait_for(self._wake.wait(), wait)
             self._wake.clear()
             try:
                 signature = await asyncio.to_thread(_signature, self.path, self.templates)
                 changed = signature != self._signature
-                self._signature = signature
                 if self.store is None:
+                    self._signature = signature
                     if changed:
                         await asyncio.to_thread(self.reload)
                     continue
                 if changed:
                     await self.import_files()
+                self._signature = signature  # imported: a failed import is tried again
                 await self.load_newest()
-            except Exception:  # a bad moment (the database away) must not stop watching
-                log.exception("looking for new rules failed; trying again")
+            except Exception as err:  # a bad moment (the database away) must not stop watching
+                wait = outage.failed(err)
+            else:
+                outage.succeeded()
+                wait = self.interval
 
 
 def read_files(rules: Path, templates: Path) -> tuple[str, dict[str, str]]:

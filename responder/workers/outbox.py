@@ -11,6 +11,7 @@ from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime, timedelta
 
 from responder.clock import Clock
+from responder.outage import Outage
 from responder.providers.base import (
     NoCredits,
     OutboundSMS,
@@ -22,7 +23,6 @@ from responder.providers.base import (
 from responder.rules.model import RulesSettings
 from responder.store import Store
 from responder.store.models import OutboxItem, SendOutcome, StoreUnavailable
-from responder.workers.outage import Outage
 
 log = logging.getLogger("responder.outbox")
 

@@ -7,10 +7,10 @@ import logging
 from datetime import datetime, timedelta
 
 from responder.clock import Clock
+from responder.outage import Outage
 from responder.providers.base import Provider, ProviderError
 from responder.store import Store
 from responder.store.models import PollItem, PollResult
-from responder.workers.outage import Outage
 
 log = logging.getLogger("responder.poller")
 

@@ -10,8 +10,8 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from responder.engine import InboundMessage
+from responder.outage import Outage
 from responder.spool import Entry, Spool, Spooled, SpoolSlot, UnreadableRecord, decode
-from responder.workers.outage import Outage
 
 log = logging.getLogger("responder.spool")
 
