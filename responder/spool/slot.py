@@ -204,6 +204,11 @@ class SpoolSlot:
                 os.ftruncate(fd, segment.end)  # no half line for the next record to follow
             raise
 
+    @property
+    def appending(self) -> bool:
+        """Records are being written: the replayer waits for them rather than finding none."""
+        return bool(self._waiting) or (self._flusher is not None and not self._flusher.done())
+
     # -- replaying --------------------------------------------------------------------------
 
     def read(self, limit: int) -> list[Entry]:
@@ -236,7 +241,7 @@ class SpoolSlot:
         """Moves the position past `entry`: it is in the database. Written at once (a killed
         process keeps it), fsynced by `sync`."""
         self._position = (entry.segment, entry.end)
-        self.pending -= 1
+        self.pending = max(0, self.pending - 1)
         self._save_position()
         self._advance()
 
@@ -249,8 +254,11 @@ class SpoolSlot:
         the next one, and the finished segments are deleted (after the position is durable):
         a spool replayed to its end holds no records on disk."""
         active = self._active
-        idle = not self._waiting and (self._flusher is None or self._flusher.done())
-        if active is not None and idle and self._position == (active.number, active.end):
+        if (
+            active is not None
+            and not self.appending
+            and self._position == (active.number, active.end)
+        ):
             self._active = None  # replayed to its end with nothing being appended: retire it
         finished: list[Segment] = []
         for segment in self._segments:

@@ -84,8 +84,7 @@ class SpoolReplayer:
         for slot in list(self.spool.adopted):
             while (stored := await self._replay_chunk(slot)) > 0:
                 total += stored
-            if not slot.pending:
-                await self.spool.let_go(slot)
+            await self.spool.let_go(slot)  # read to its end (a failure raised above)
         while self.spool.own.pending and (stored := await self._replay_chunk(self.spool.own)):
             total += stored
         return total
@@ -95,9 +94,14 @@ class SpoolReplayer:
         it. Returns how many records were replayed (0: nothing written yet to read)."""
         entries = slot.read(self.chunk)
         if not entries:
-            if slot.pending and slot is self.spool.own:
+            if slot.appending:
                 slot.written.clear()
                 await slot.written.wait()  # appends under way: wait until they are on disk
+            elif slot.pending:  # a count thrown off by a damaged line: nothing is left to read
+                log.warning(
+                    "the spool %s counted %d record(s) it does not hold", slot.folder, slot.pending
+                )
+                slot.pending = 0
             return 0
         outcomes: list[object] = [_NOT_RUN] * len(entries)
         groups: dict[str, list[int]] = {}
