@@ -1,6 +1,6 @@
 """The service: what a running responder is made of, and the one way in to it. Web handlers,
-the CLI and the workers' owner call `Service`; only `Service` (and the workers it builds) calls
-the store."""
+the CLI and the workers' owner call `Service`; only `Service` (and the workers and the intake
+it builds) calls the store."""
 
 from __future__ import annotations
 
@@ -18,13 +18,13 @@ from responder import engine
 from responder.clock import Clock
 from responder.config import Settings
 from responder.engine import Contact, Decision, InboundMessage
+from responder.intake import Intake
 from responder.moments import SEND_HORIZON, SIMULATE_HORIZON, within_horizon
 from responder.outage import Outage
 from responder.phone import normalize_phone
 from responder.providers import build_providers
 from responder.providers.base import Provider
 from responder.rules.reload import RulesHolder
-from responder.spool import Spool, Spooled
 from responder.store import Store, make_store
 from responder.store.models import (
     Conversation,
@@ -41,7 +41,6 @@ from responder.web.balances import Balance, ask_balances
 from responder.web.sessions import Sessions, SignInLimiter
 from responder.workers.outbox import NATIVE_SCHEDULE_AHEAD, OutboxWorker
 from responder.workers.poller import StatusPoller
-from responder.workers.replay import SpoolReplayer
 
 log = logging.getLogger("responder")
 
@@ -84,11 +83,14 @@ class Service:
         self.loop: asyncio.AbstractEventLoop | None = None  # set by start(); for tests and tools
         self.sign_in_limiter = SignInLimiter(self.store, clock)
         self._balance_lock = asyncio.Lock()
-        # Webhooks wait here while the database cannot take them (opened by `start`).
-        self.spool = Spool(settings.spool)
-        self.replayer = SpoolReplayer(
-            self.spool, self._store_spooled, self._set_aside, self._database_healthy
+        # Webhooks wait in its spool while the database cannot take them (opened by `start`).
+        self.intake = Intake(
+            settings.spool,
+            self.store,
+            lambda message, replayed: self.receive(message, replayed=replayed),
+            self.record_status,
         )
+        self.spool, self.replayer = self.intake.spool, self.intake.replayer
 
     # -- life cycle -------------------------------------------------------------------------
 
@@ -128,16 +130,10 @@ class Service:
         self.loop = asyncio.get_running_loop()
         await self.open()
         try:
-            self.spool.open()
+            self.intake.open()
         except BaseException:
             await self.store.close()
             raise
-        if self.spool.pending:
-            log.warning(
-                "%d webhook(s) kept in the spool %s are stored first",
-                self.spool.pending,
-                self.spool.folder,
-            )
         try:
             # Sessions past their end, or opened with an admin token that changed, end here.
             ended = await self.sessions.purge()
@@ -168,13 +164,7 @@ class Service:
                 log.error("could not hand back the messages in flight: %s", err)
         for provider in self.providers.values():
             await provider.aclose()
-        if self.spool.pending:
-            log.warning(
-                "%d webhook(s) stay in the spool %s until the next start",
-                self.spool.pending,
-                self.spool.folder,
-            )
-        await self.spool.close()
+        await self.intake.close()
         await self.store.close()
 
     # -- behaviour ----------------------------------------------------------------------------
@@ -213,54 +203,13 @@ class Service:
 
     async def take_inbound(self, message: InboundMessage) -> InboundResult | None:
         """A webhook's message: stored with its replies, or, while the database cannot take
-        it, kept in the spool (None), to be stored when it can. While the spool holds anything,
-        new messages join it behind the older ones, so each phone's messages are decided in
-        the order they came. SpoolUnavailable (a StoreUnavailable) when neither can keep it."""
-        if not self.spool.pending or not self.spool.is_open:
-            try:
-                return await self.receive(message)
-            except StoreUnavailable as err:
-                if not self.spool.is_open:
-                    raise
-                self._spooling(err)
-        await self.spool.append(message)
-        return None
+        it (or older webhooks wait in the spool), kept in the spool (None)."""
+        return await self.intake.take_inbound(message)
 
     async def take_status(self, update: StatusUpdate) -> bool | None:
-        """A delivery report: True when applied, False when no message has its id yet (kept
-        for later), None when kept in the spool while the database cannot take it."""
-        if not self.spool.pending or not self.spool.is_open:
-            try:
-                return await self.record_status(update)
-            except StoreUnavailable as err:
-                if not self.spool.is_open:
-                    raise
-                self._spooling(err)
-        await self.spool.append(update)
-        return None
-
-    def _spooling(self, err: StoreUnavailable) -> None:
-        if not self.spool.pending:  # once per outage, not once per webhook
-            log.warning(
-                "the database cannot store webhooks (%s): keeping them in the spool %s",
-                err,
-                self.spool.folder,
-            )
-
-    async def _store_spooled(self, item: Spooled) -> None:
-        if isinstance(item, InboundMessage):
-            await self.receive(item, replayed=True)
-        else:
-            await self.record_status(item)
-
-    async def _set_aside(self, line: bytes, reason: str) -> None:
-        """A spool record that cannot be stored is kept raw among the rejected webhooks."""
-        await self.store.reject_webhook(
-            "SPOOL", str(self.spool.folder), "", line, "application/json", reason
-        )
-
-    async def _database_healthy(self) -> bool:
-        return await self.store.ping() and await self.store.write_problem() is None
+        """A webhook's delivery report: True when applied, False when no message has its id
+        yet (kept for later), None when kept in the spool."""
+        return await self.intake.take_status(update)
 
     async def send(
         self,
