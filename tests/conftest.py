@@ -133,10 +133,13 @@ def make_settings(workdir: Path, request: pytest.FixtureRequest) -> Callable[...
 
     def make(backend: str = "sqlite", **env: str) -> Settings:
         database = str(workdir / "responder.db")
+        spool = None
         if backend == "postgres":
             database = request.getfixturevalue("postgres_url")
+            spool = str(workdir / "responder-spool")  # not the working folder's default
         base = {
             "RESPONDER_DATABASE": database,
+            "RESPONDER_SPOOL": spool,
             "RESPONDER_RULES": str(workdir / "rules.yaml"),
             "RESPONDER_TEMPLATES": str(workdir / "templates"),
             "RESPONDER_WEBHOOK_TOKEN": WEBHOOK_TOKEN,

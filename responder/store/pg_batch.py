@@ -91,10 +91,11 @@ def _duplicate(history: History, line: str, text: str, since: datetime) -> int |
 
 
 async def apply_inbound(
-    conn: Any, jobs: list[InboundJob], instance: str, hand_over: bool
+    conn: Any, jobs: list[InboundJob], instance: str, hand_over: bool, now: datetime
 ) -> list[InboundResult]:
     """Stores inbound messages and the replies their decisions queue; with `hand_over` the
-    replies are stored already claimed by `instance` ('sending', leased)."""
+    replies are stored already claimed by `instance` ('sending', leased from `now`: a message
+    replayed from the spool may have been received long before)."""
     phones = sorted({j.message.phone for j in jobs})
     await lock_phones(conn, phones)
     contacts = await load_contacts(conn, phones)
@@ -140,7 +141,7 @@ async def apply_inbound(
             row = outbound_row(0, msg.phone, reply, "auto", decision.rule, msg.received_at)
             if hand_over:
                 row.status, row.attempts = "sending", 1
-                row.claimed_by, row.lease_until = instance, msg.received_at + LEASE
+                row.claimed_by, row.lease_until = instance, now + LEASE
             reply_rows.append(len(rows))
             rows.append(row)
         # The message's id is known after the batch's rows are counted: a stand-in until then.

@@ -167,8 +167,9 @@ class PostgresStore(PgOutbox, PgShared, PgReads):
             try:
                 results = await self._transaction(partial(self._apply, batch=batch))
             except StoreUnavailable as err:
-                # The server is unreachable: each alone would only wait as long again.
-                log.error("a grouped write of %d failed: %s", len(batch), err)
+                # The server is unreachable: each alone would only wait as long again. Logged
+                # once by self.health (not once per batch: the spool keeps retrying).
+                log.debug("a grouped write of %d failed: %s", len(batch), err)
                 for job in batch:
                     if not job.future.done():
                         job.future.set_exception(err)
@@ -186,7 +187,8 @@ class PostgresStore(PgOutbox, PgShared, PgReads):
         try:
             results = await self._transaction(partial(self._apply, batch=[job]))
         except Exception as err:
-            log.error("a %s write failed: %s", job.kind, err)
+            if not isinstance(err, StoreUnavailable):  # that one is logged once, by self.health
+                log.error("a %s write failed: %s", job.kind, err)
             if not job.future.done():
                 if isinstance(err, StoreUnavailable):
                     job.future.set_exception(err)
@@ -230,7 +232,11 @@ class PostgresStore(PgOutbox, PgShared, PgReads):
                 results[id(job)] = hit
         if inbound:
             applied = await pg_batch.apply_inbound(
-                conn, [j.payload for j in inbound], self.instance, self.hand_over is not None
+                conn,
+                [j.payload for j in inbound],
+                self.instance,
+                self.hand_over is not None,
+                self.clock(),
             )
             for job, res in zip(inbound, applied):
                 results[id(job)] = res
