@@ -396,6 +396,24 @@ async def test_replies_handed_over_are_committed_claimed(store: Store, clock: Cl
     assert await store.release_own() == 1  # leased to this instance
 
 
+async def test_a_reply_to_an_old_message_is_leased_from_now(
+    open_store: OpenStore, clock: Clock
+) -> None:
+    """A message replayed from the spool was received minutes ago: its reply, handed over at
+    commit, must not look like an abandoned claim that another instance takes over and sends
+    a second time."""
+    store = await open_store()
+    store.hand_over = lambda items: None
+    message = InboundMessage(ANA, "hola", clock() - timedelta(minutes=10), LINE)
+    result = await store.receive_inbound(InboundJob(message, answer("re: hola")))
+    assert len(result.claimed) == 1
+    other = await open_store("other-host:4242:abcd")
+    assert await other.claim_outbox(10) == []
+    assert await other.release_expired() == 0
+    clock.advance(31)  # now the lease has run out, with nobody renewing it
+    assert [i.id for i in await other.claim_outbox(10)] == list(result.reply_ids)
+
+
 async def test_customers_first_then_oldest_and_scheduled_when_due(
     store: Store, clock: Clock
 ) -> None:
