@@ -3,20 +3,38 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-test
 RUN_STAMP := $(VENV)/.installed-run
+RUN_LOCK := requirements/run.lock
+TEST_LOCK := requirements/test.lock
+TOOL_LOCK := requirements/lock-tool.lock
 
-.PHONY: run test lint browser bench clean
+# Installs take exactly the files the locks name, checked against their hashes, wheels only
+# (pip and setuptools included); the project itself is then installed from this folder with the
+# locked setuptools, offline, so nothing unpinned is ever fetched.
+PIP_LOCKED := $(BIN)/python -m pip install --quiet --disable-pip-version-check \
+	--require-hashes --no-deps --only-binary :all:
+PIP_PROJECT := $(BIN)/python -m pip install --quiet --disable-pip-version-check \
+	--no-deps --no-build-isolation --no-index -e .
+
+# The locks are for CPython 3.11 on Linux (the wheels of every platform are hashed).
+UV_COMPILE := UV_PYTHON_DOWNLOADS=never $(BIN)/uv pip compile --quiet --no-config \
+	--python $(BIN)/python --python-version 3.11 --python-platform linux \
+	--generate-hashes --only-binary :all: --custom-compile-command 'make lock'
+
+.PHONY: run test test-dates lint browser faketime screenshots lock bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip
 
-# `make run` installs only what the service needs; `make test` adds the test tools.
-$(RUN_STAMP): $(BIN)/python pyproject.toml
-	$(BIN)/pip install --quiet -e .
+# `make run` installs only what the service needs; `make test` adds the test tools. A changed
+# lock (or pyproject.toml) installs again.
+$(RUN_STAMP): $(BIN)/python $(RUN_LOCK) pyproject.toml
+	$(PIP_LOCKED) -r $(RUN_LOCK)
+	$(PIP_PROJECT)
 	touch $(RUN_STAMP)
 
-$(STAMP): $(BIN)/python pyproject.toml
-	$(BIN)/pip install --quiet -e '.[test]'
+$(STAMP): $(BIN)/python $(TEST_LOCK) pyproject.toml
+	$(PIP_LOCKED) -r $(TEST_LOCK)
+	$(PIP_PROJECT)
 	touch $(STAMP) $(RUN_STAMP)
 
 run: $(RUN_STAMP)
@@ -33,8 +51,43 @@ browser:
 	@command -v chromium >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 \
 		&& apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium; } || echo "could not install chromium"
 
-test: $(STAMP) lint browser
+# Debian's faketime, for test-dates: installed when this machine allows, else a clear stop.
+faketime:
+	@command -v faketime >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 \
+		&& apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q faketime; } \
+		|| { echo "make test-dates needs Debian's faketime: apt-get install faketime (as root)"; exit 1; }
+
+test: $(STAMP) lint browser faketime
 	$(BIN)/pytest -q
+	$(MAKE) --no-print-directory test-dates
+
+# The tests that read the time, run again with the machine's date a year ahead and a year
+# behind (time keeps ticking). The monotonic clock is left alone, so timeouts, asyncio and
+# threads behave; tests/faketime/sitecustomize.py works around libfaketime's time.sleep bug.
+# Not run here: the browser tests (Chromium under libfaketime is not what they test) and the
+# pure parts that never read the clock (text, phone, matcher, providers' parsing).
+DATE_TESTS := tests/test_admin.py tests/test_admin_parts.py tests/test_admin_store.py \
+	tests/test_api.py tests/test_cli.py tests/test_conversations.py tests/test_crash.py \
+	tests/test_delivery.py tests/test_e2e.py tests/test_flows.py tests/test_outbox.py \
+	tests/test_poller.py tests/test_reload.py tests/test_rules.py tests/test_store.py \
+	tests/test_webhooks.py
+FAKETIME_RUN := PYTHONPATH=$(CURDIR)/tests/faketime FAKETIME_DONT_FAKE_MONOTONIC=1 faketime --exclude-monotonic -f
+
+test-dates: $(STAMP) faketime
+	$(FAKETIME_RUN) '+365d' $(BIN)/pytest -q -p no:cacheprovider $(DATE_TESTS)
+	$(FAKETIME_RUN) '-365d' $(BIN)/pytest -q -p no:cacheprovider $(DATE_TESTS)
+
+# Refreshes the screenshots in docs/ from the browser tests (a plain test run keeps its own).
+screenshots: $(STAMP) browser
+	SCREENSHOTS_DIR=docs/screenshots $(BIN)/pytest -q tests/test_admin_browser.py
+
+# Resolves every dependency again to the newest versions pyproject.toml allows and rewrites the
+# locks, hashes included; review the diff, run `make test`, commit.
+lock: $(BIN)/python
+	$(PIP_LOCKED) -r $(TOOL_LOCK)
+	$(UV_COMPILE) --upgrade pyproject.toml requirements/build.in --extra test -o $(TEST_LOCK)
+	$(UV_COMPILE) --upgrade pyproject.toml requirements/build.in -c $(TEST_LOCK) -o $(RUN_LOCK)
+	$(UV_COMPILE) requirements/lock-tool.in -o $(TOOL_LOCK)
 
 bench: $(STAMP)
 	$(BIN)/python bench/webhook.py --seconds 10 --rounds 3
