@@ -7,34 +7,39 @@ RUN_LOCK := requirements/run.lock
 TEST_LOCK := requirements/test.lock
 TOOL_LOCK := requirements/lock-tool.lock
 
-# Installs take exactly the files the locks name, checked against their hashes, wheels only
-# (pip and setuptools included); the project itself is then installed from this folder with the
-# locked setuptools, offline, so nothing unpinned is ever fetched.
-PIP_LOCKED := $(BIN)/python -m pip install --quiet --disable-pip-version-check \
-	--require-hashes --no-deps --only-binary :all:
-PIP_PROJECT := $(BIN)/python -m pip install --quiet --disable-pip-version-check \
-	--no-deps --no-build-isolation --no-index -e .
-
+# uv installs and locks; pip only installs uv itself, from its own hashed lock, into the venv.
+# Installs take exactly the files a lock names, checked against their hashes, wheels only (pip
+# and setuptools included), compiled to bytecode like pip does; the project itself is then
+# installed from this folder with the locked setuptools, offline: nothing unpinned is fetched.
+UV := UV_PYTHON_DOWNLOADS=never $(BIN)/uv
+UV_INSTALL := $(UV) pip install --quiet --no-config --python $(BIN)/python --link-mode copy
+INSTALL_LOCK := $(UV_INSTALL) --require-hashes --no-deps --only-binary :all: --compile-bytecode -r
+INSTALL_PROJECT := $(UV_INSTALL) --no-deps --no-build-isolation --offline -e .
 # The locks are for CPython 3.11 on Linux (the wheels of every platform are hashed).
-UV_COMPILE := UV_PYTHON_DOWNLOADS=never $(BIN)/uv pip compile --quiet --no-config \
-	--python $(BIN)/python --python-version 3.11 --python-platform linux \
-	--generate-hashes --only-binary :all: --custom-compile-command 'make lock'
+UV_COMPILE := $(UV) pip compile --quiet --no-config --python $(BIN)/python \
+	--python-version 3.11 --python-platform linux --generate-hashes --only-binary :all: \
+	--custom-compile-command 'make lock'
 
 .PHONY: run test test-dates lint browser faketime screenshots lock bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 
+$(BIN)/uv: $(TOOL_LOCK) | $(BIN)/python
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check \
+		--require-hashes --no-deps --only-binary :all: -r $(TOOL_LOCK)
+	touch $@
+
 # `make run` installs only what the service needs; `make test` adds the test tools. A changed
 # lock (or pyproject.toml) installs again.
-$(RUN_STAMP): $(BIN)/python $(RUN_LOCK) pyproject.toml
-	$(PIP_LOCKED) -r $(RUN_LOCK)
-	$(PIP_PROJECT)
+$(RUN_STAMP): $(BIN)/uv $(RUN_LOCK) pyproject.toml
+	$(INSTALL_LOCK) $(RUN_LOCK)
+	$(INSTALL_PROJECT)
 	touch $(RUN_STAMP)
 
-$(STAMP): $(BIN)/python $(TEST_LOCK) pyproject.toml
-	$(PIP_LOCKED) -r $(TEST_LOCK)
-	$(PIP_PROJECT)
+$(STAMP): $(BIN)/uv $(TEST_LOCK) pyproject.toml
+	$(INSTALL_LOCK) $(TEST_LOCK)
+	$(INSTALL_PROJECT)
 	touch $(STAMP) $(RUN_STAMP)
 
 run: $(RUN_STAMP)
@@ -92,8 +97,7 @@ screenshots: $(STAMP) browser
 
 # Resolves every dependency again to the newest versions pyproject.toml allows and rewrites the
 # locks, hashes included; review the diff, run `make test`, commit.
-lock: $(BIN)/python
-	$(PIP_LOCKED) -r $(TOOL_LOCK)
+lock: $(BIN)/uv
 	$(UV_COMPILE) --upgrade pyproject.toml requirements/build.in --extra test -o $(TEST_LOCK)
 	$(UV_COMPILE) --upgrade pyproject.toml requirements/build.in -c $(TEST_LOCK) -o $(RUN_LOCK)
 	$(UV_COMPILE) requirements/lock-tool.in -o $(TOOL_LOCK)
