@@ -3,20 +3,43 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-test
 RUN_STAMP := $(VENV)/.installed-run
+RUN_LOCK := requirements/run.lock
+TEST_LOCK := requirements/test.lock
+TOOL_LOCK := requirements/lock-tool.lock
 
-.PHONY: run test lint browser bench clean
+# uv installs and locks; pip only installs uv itself, from its own hashed lock, into the venv.
+# Installs take exactly the files a lock names, checked against their hashes, wheels only (pip
+# and setuptools included), compiled to bytecode like pip does; the project itself is then
+# installed from this folder with the locked setuptools, offline: nothing unpinned is fetched.
+UV := UV_PYTHON_DOWNLOADS=never $(BIN)/uv
+UV_INSTALL := $(UV) pip install --quiet --no-config --python $(BIN)/python --link-mode copy
+INSTALL_LOCK := $(UV_INSTALL) --require-hashes --no-deps --only-binary :all: --compile-bytecode -r
+INSTALL_PROJECT := $(UV_INSTALL) --no-deps --no-build-isolation --offline -e .
+# The locks are for CPython 3.11 on Linux (the wheels of every platform are hashed).
+UV_COMPILE := $(UV) pip compile --quiet --no-config --python $(BIN)/python \
+	--python-version 3.11 --python-platform linux --generate-hashes --only-binary :all: \
+	--custom-compile-command 'make lock'
+
+.PHONY: run test test-dates lint browser faketime screenshots lock bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip
 
-# `make run` installs only what the service needs; `make test` adds the test tools.
-$(RUN_STAMP): $(BIN)/python pyproject.toml
-	$(BIN)/pip install --quiet -e .
+$(BIN)/uv: $(TOOL_LOCK) | $(BIN)/python
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check \
+		--require-hashes --no-deps --only-binary :all: -r $(TOOL_LOCK)
+	touch $@
+
+# `make run` installs only what the service needs; `make test` adds the test tools. A changed
+# lock (or pyproject.toml) installs again.
+$(RUN_STAMP): $(BIN)/uv $(RUN_LOCK) pyproject.toml
+	$(INSTALL_LOCK) $(RUN_LOCK)
+	$(INSTALL_PROJECT)
 	touch $(RUN_STAMP)
 
-$(STAMP): $(BIN)/python pyproject.toml
-	$(BIN)/pip install --quiet -e '.[test]'
+$(STAMP): $(BIN)/uv $(TEST_LOCK) pyproject.toml
+	$(INSTALL_LOCK) $(TEST_LOCK)
+	$(INSTALL_PROJECT)
 	touch $(STAMP) $(RUN_STAMP)
 
 run: $(RUN_STAMP)
@@ -49,8 +72,63 @@ postgres:
 		pg_isready -q -h 127.0.0.1 -p 5432 -t 10 || echo "no PostgreSQL on 127.0.0.1:5432:" \
 			"the PostgreSQL tests will fail (see README, Development)"; }
 
-test: $(STAMP) lint browser postgres
-	$(BIN)/pytest -q
+# Debian's faketime, for test-dates: installed when this machine allows, else a clear stop.
+faketime:
+	@command -v faketime >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 \
+		&& apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q faketime; } \
+		|| { echo "make test-dates needs Debian's faketime: apt-get install faketime (as root)"; exit 1; }
+
+# Two workers, one per core: in one process the app, the fakes and the tests share one GIL.
+PYTEST := $(BIN)/pytest -q -n 2
+
+test: $(STAMP) lint browser postgres faketime
+	$(PYTEST)
+	$(MAKE) --no-print-directory test-dates
+
+# The tests where the date can matter, run again with the machine's date a year ahead and a
+# year behind (relative offsets: time keeps ticking, and the weekday moves too): the real clock
+# (the CLI, and `responder serve` as a process in test_crash), and what keeps or compares times
+# on the test clock while libraries read the machine's (store, outbox, delivery, reports,
+# polling, flows, conversation limits, staff sessions and cookies, dashboard, rules versions
+# and reload). Left out, to keep `make test` within five minutes on two cores: code that never
+# reads the time (text, phones, matching, providers' parsing, the fakes), the request and
+# answer shape tests (API, webhooks, bad values, outbound text), the browser tests (Chromium
+# under libfaketime is not their subject), and the costly process and load tests (instances,
+# secrets, WAL), whose clock is the SystemClock that test_crash runs too.
+# A new test of time-keeping belongs in this list.
+DATE_TESTS := tests/test_cli.py tests/test_cli_check.py tests/test_crash.py \
+	tests/test_clock.py tests/test_moments.py tests/test_engine.py tests/test_sessions.py \
+	tests/test_store.py tests/test_store_statuses.py tests/test_store_contract.py \
+	tests/test_outbox.py tests/test_outbox_answers.py tests/test_delivery.py \
+	tests/test_reports.py tests/test_poller.py tests/test_flows.py tests/test_conversations.py \
+	tests/test_admin.py tests/test_admin_parts.py tests/test_e2e.py \
+	tests/test_rules.py tests/test_rule_versions.py tests/test_reload.py tests/test_config.py
+# libfaketime 0.9.10 settings, each needed:
+# - --exclude-monotonic (FAKETIME_DONT_FAKE_MONOTONIC=1): timeouts, asyncio and threads run on
+#   the monotonic clock; faked, every timed wait in Python hangs or returns at once.
+# - FAKETIME_FORCE_MONOTONIC_FIX=0: its "fix" (on by default with glibc >= 2.30) shifts the
+#   deadline of every monotonic pthread_cond_timedwait, so Python's GIL waits return at once
+#   and threads spin: the suite takes three times the CPU.
+# - tests/faketime/sitecustomize.py: time.sleep would fail with EINVAL (libfaketime issue 426).
+# FAKETIME_NO_CACHE is not needed: the offset is fixed for the whole run. Installs (pip, uv)
+# never run under it: they happen first.
+FAKETIME_RUN := PYTHONPATH=$(CURDIR)/tests/faketime FAKETIME_DONT_FAKE_MONOTONIC=1 \
+	FAKETIME_FORCE_MONOTONIC_FIX=0 faketime --exclude-monotonic -f
+
+test-dates: $(STAMP) faketime
+	$(FAKETIME_RUN) '+365d' $(PYTEST) -p no:cacheprovider $(DATE_TESTS)
+	$(FAKETIME_RUN) '-365d' $(PYTEST) -p no:cacheprovider $(DATE_TESTS)
+
+# Refreshes the screenshots in docs/ from the browser tests (a plain test run keeps its own).
+screenshots: $(STAMP) browser
+	SCREENSHOTS_DIR=docs/screenshots $(BIN)/pytest -q -p no:cacheprovider tests/test_admin_browser.py
+
+# Resolves every dependency again to the newest versions pyproject.toml allows and rewrites the
+# locks, hashes included; review the diff, run `make test`, commit.
+lock: $(BIN)/uv
+	$(UV_COMPILE) --upgrade pyproject.toml requirements/build.in --extra test -o $(TEST_LOCK)
+	$(UV_COMPILE) --upgrade pyproject.toml requirements/build.in -c $(TEST_LOCK) -o $(RUN_LOCK)
+	$(UV_COMPILE) requirements/lock-tool.in -o $(TOOL_LOCK)
 
 bench: $(STAMP)
 	$(BIN)/python bench/webhook.py --seconds 10 --rounds 3

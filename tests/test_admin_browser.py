@@ -4,6 +4,7 @@ by uvicorn with the fake Massiva behind it. Never a downloaded browser, never a 
 from __future__ import annotations
 
 import asyncio
+import os
 import re
 import time
 from collections.abc import Callable, Coroutine, Iterator
@@ -25,7 +26,7 @@ from playwright.sync_api import (
 from responder import engine
 from responder import text as sms_text
 from responder.web import admin
-from tests.conftest import ADMIN_TOKEN, ROOT, RunningApp, massiva_env
+from tests.conftest import ADMIN_TOKEN, RunningApp, massiva_env
 from tests.fakes.common import SentSms
 from tests.fakes.massiva import FakeMassiva
 
@@ -42,7 +43,6 @@ CHROMIUM_ARGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
-SCREENSHOTS = ROOT / "docs" / "screenshots"
 PHONE = "584121234567"
 T = TypeVar("T")
 
@@ -59,6 +59,19 @@ def browser() -> Iterator[Browser]:
         launched = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
         yield launched
         launched.close()
+
+
+@pytest.fixture(scope="module")
+def screenshots(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Where the walk-through saves its screenshots: a temporary folder, so that a test run
+    changes no tracked file, or SCREENSHOTS_DIR when set (`make screenshots` sets it to
+    docs/screenshots to refresh the README's pictures)."""
+    chosen = os.environ.get("SCREENSHOTS_DIR")
+    if not chosen:
+        return tmp_path_factory.mktemp("screenshots")
+    folder = Path(chosen)
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
 
 
 @pytest.fixture(autouse=True)
@@ -121,7 +134,7 @@ def sent_with(fake: FakeMassiva, text: str, timeout: float = 5) -> SentSms:
 
 
 def test_staff_answer_a_customer_from_sign_in_to_delivery(
-    page: Page, shop: RunningApp, massiva: tuple[FakeMassiva, str]
+    page: Page, shop: RunningApp, massiva: tuple[FakeMassiva, str], screenshots: Path
 ) -> None:
     fake, _ = massiva
     inbound(shop, "¿A qué hora abren?", "584241234567")
@@ -150,7 +163,7 @@ def test_staff_answer_a_customer_from_sign_in_to_delivery(
     expect(row).to_contain_text("1 sin leer")
     expect(page.locator(".conversations li")).to_have_count(4)
     assert page.evaluate("window.stillTheSamePage") is True
-    page.screenshot(path=str(SCREENSHOTS / "inbox.png"))
+    page.screenshot(path=str(screenshots / "inbox.png"))
 
     # The conversation, and a reply that counts its SMS as it is typed.
     row.click()
@@ -185,7 +198,7 @@ def test_staff_answer_a_customer_from_sign_in_to_delivery(
     expect(bubble.locator(".status")).to_have_text("entregado")
     assert page.evaluate("window.stillTheSamePage") is True
     expect(page.locator("#conversation-status")).to_contain_text("persona")
-    page.screenshot(path=str(SCREENSHOTS / "conversation.png"))
+    page.screenshot(path=str(screenshots / "conversation.png"))
 
     # Back to the bot: it answers the next message by itself.
     page.get_by_role("button", name="Devolver al bot").click()
