@@ -20,7 +20,7 @@ from tests.test_admin import sign_in
 # time limit is what ends it (and `re` needs seconds for this text).
 ISSUE = (r"^(\w+\s?)+$", "a" * 27 + "#")
 SLOW = (r"^(\w|\w\w)+$", "a" * 30 + "#")
-RUNAWAY = "{% for a in range(1000) %}{% for b in range(1000) %}x{% endfor %}{% endfor %}"
+RUNAWAY = "{% for a in range(3000) %}{% for b in range(1000) %}x{% endfor %}{% endfor %}"
 RULES = """
 settings:
   timezone: America/Caracas
@@ -177,4 +177,4 @@ def test_trying_a_crafted_message_answers_quickly(
     finally:
         staff.close()
     assert _p99(latencies) < LIMIT, sorted(latencies)[-5:]
-    assert max(durations) < 1.0, durations  # seconds before; a page and its rules now
+    assert max(durations) < 0.5, durations  # seconds before; a page and its rules now

@@ -41,6 +41,15 @@ class Pattern:
         self.pattern = source
         self.owner = owner
 
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Pattern) and other.pattern == self.pattern
+
+    def __hash__(self) -> int:
+        return hash(self.pattern)
+
+    def __repr__(self) -> str:
+        return f"Pattern({self.pattern!r})"
+
     def search(self, text: str) -> Found | None:
         """The first match in `text`; None also when the search ran out of time."""
         allowance = budget.current()
