@@ -42,13 +42,12 @@ from responder.store.models import (
     StoreUnavailable,
     UnknownContactError,
 )
+from responder.store.overruns import OVERRUNS_KEY, merged, records
 from responder.store.recent import RECENT_ROWS, Activity
 from responder.store.sqltime import maybe_moment, moment, stored
 
 log = logging.getLogger("responder.store")
 
-OVERRUNS_KEY = "budget_overruns"
-MAX_OVERRUNS = 100
 MESSAGE_COLUMNS = (
     "id, phone, direction, text, status, origin, rule, provider, provider_id, line, error, "
     "attempts, created_at, updated_at, send_at, failover_from"
@@ -927,47 +926,26 @@ class SQLiteStore:
         return value
 
     async def record_overruns(self, overruns: Sequence[Overrun]) -> None:
-        """Counts patterns and templates that ran over their budget (the newest
-        MAX_OVERRUNS, kept in `meta` as JSON: a handful of rows, read rarely)."""
-        now = stored(self.clock())
+        """Counts patterns and templates that went over their budget (store/overruns.py)."""
+        now = self.clock()
 
         def work(db: sqlite3.Connection) -> None:
             row = db.execute("SELECT value FROM meta WHERE key = ?", (OVERRUNS_KEY,)).fetchone()
-            known: dict[str, dict[str, Any]] = json.loads(row[0]) if row else {}
-            for o in overruns:
-                key = f"{o.kind}\t{o.owner.rule}\t{o.owner.source}"
-                entry = known.pop(key, None) or {
-                    "kind": o.kind,
-                    "rule": o.owner.rule,
-                    "line": o.owner.line,
-                    "source": o.owner.source,
-                    "count": 0,
-                    "first_at": now,
-                }
-                known[key] = {**entry, "why": o.why, "count": entry["count"] + 1, "last_at": now}
-            newest = dict(list(known.items())[-MAX_OVERRUNS:])  # dicts keep insertion order
             db.execute(
                 "INSERT INTO meta (key, value) VALUES (?, ?) "
                 "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-                (OVERRUNS_KEY, json.dumps(newest)),
+                (OVERRUNS_KEY, merged(row[0] if row else None, overruns, now)),
             )
 
         await self._transaction(work)
 
     async def overruns(self) -> list[OverrunRecord]:
-        """What record_overruns remembered, the most recent last."""
         rows = list(
             await self.reader.execute_fetchall(
                 "SELECT value FROM meta WHERE key = ?", (OVERRUNS_KEY,)
             )
         )
-        known: dict[str, dict[str, Any]] = json.loads(rows[0][0]) if rows else {}
-        return [
-            OverrunRecord(
-                **{**e, "first_at": moment(e["first_at"]), "last_at": moment(e["last_at"])}
-            )
-            for e in known.values()
-        ]
+        return records(rows[0][0] if rows else None)
 
     async def reject_webhook(
         self,
