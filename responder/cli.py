@@ -6,6 +6,7 @@ import asyncio
 import csv
 import json
 import logging
+import sqlite3
 import sys
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta, tzinfo
@@ -16,6 +17,7 @@ import click
 
 from responder import text as sms_text
 from responder.app import create_app
+from responder.budget import OverrunRecord
 from responder.clock import SystemClock
 from responder.config import Settings, StartupError, load_settings
 from responder.moments import SEND_HORIZON, SIMULATE_HORIZON, BadMoment, parse_moment
@@ -24,8 +26,8 @@ from responder.providers.base import ProviderError
 from responder.rules.model import Rule, RulesSettings
 from responder.rules.schema import load_rules
 from responder.service import Service
-from responder.store import make_store
-from responder.store.models import MESSAGE_FIELDS, OptedOutError
+from responder.store import is_postgres, make_store
+from responder.store.models import MESSAGE_FIELDS, OptedOutError, StoreUnavailable
 
 T = TypeVar("T")
 
@@ -153,14 +155,36 @@ def check(rules: Path | None, templates: Path | None) -> None:
     ruleset = load_rules(path, templates or settings.templates, CLOCK())
     for problem in ruleset.problems:
         click.echo(problem.format(str(path)), err=problem.severity == "error")
+    overruns = ruleset.own_overruns(asyncio.run(_recorded_overruns(settings)))
+    for o in overruns:
+        what = "counted as not matching" if o.kind == "pattern" else "no reply sent"
+        click.echo(
+            f"{path}:{o.line}: warning: {o.kind} over budget ({o.why}) on {o.count} message(s), "
+            f"last at {o.last_at:%Y-%m-%d %H:%M} UTC; {what} (rule {o.rule})"
+        )
     for rule in ruleset.rules:
         click.echo(f"{path}:{rule.line}: rule {rule.name}: {_cost(rule, ruleset.settings)}")
     errors = len(ruleset.errors)
-    warnings = len(ruleset.problems) - errors
+    warnings = len(ruleset.problems) - errors + len(overruns)
     counts = f"{len(ruleset.rules)} rules, {len(ruleset.flows)} flow(s)"
     click.echo(f"{counts}, {errors} error(s), {warnings} warning(s)")
     if errors:
         sys.exit(1)
+
+
+async def _recorded_overruns(settings: Settings) -> list[OverrunRecord]:
+    """What the service recorded as running over budget; nothing when it never ran here."""
+    if not is_postgres(settings.database) and not Path(settings.database).is_file():
+        return []
+    store = make_store(settings.database, CLOCK)
+    try:
+        await store.open()
+        return await store.overruns()
+    except (StartupError, StoreUnavailable, OSError, sqlite3.Error) as err:
+        click.echo(f"recorded overruns not read from RESPONDER_DATABASE: {err}", err=True)
+        return []
+    finally:
+        await store.close()
 
 
 def _cost(rule: Rule, settings: RulesSettings) -> str:

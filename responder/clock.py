@@ -35,3 +35,9 @@ class SystemClock:
 
     def monotonic(self) -> float:
         return time.monotonic()
+
+
+def thread_cpu_time() -> float:
+    """CPU seconds used by the calling thread: what the rules' budget (responder.budget)
+    measures, so that other load on the machine never counts against a rule."""
+    return time.thread_time()

@@ -14,8 +14,9 @@ from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
-from responder import engine
-from responder.clock import Clock
+from responder import budget, engine
+from responder.budget import Budget, OverrunRecord
+from responder.clock import Clock, thread_cpu_time
 from responder.config import Settings
 from responder.engine import Contact, Decision, InboundMessage
 from responder.intake import Intake
@@ -68,6 +69,14 @@ class Service:
             settings.provider if settings.provider in self.providers else next(iter(self.providers))
         )
         self.store: Store = make_store(settings.database, clock)
+        # What patterns and templates may spend on the event loop (responder.budget).
+        self.budget = Budget(
+            clock.monotonic,
+            thread_cpu_time,
+            per_message=budget.MESSAGE_SECONDS,
+            burst=budget.BURST_SECONDS,
+            share=budget.SHARE,
+        )
         self.worker = OutboxWorker(
             self.store, self.providers, clock=clock, settings=lambda: self.rules.current.settings
         )
@@ -193,13 +202,34 @@ class Service:
         now = message.received_at if replayed else self.clock()
 
         def decide(contact: Contact) -> Decision:
-            return self._routed(engine.decide(rules, message, contact, now))
+            # Runs on the event loop, in the store's writer: within the message's budget.
+            with self.budget.message():
+                return self._routed(engine.decide(rules, message, contact, now))
 
         settings = rules.settings
         history = max(settings.reply_limit.per, settings.loop_guard.per)
         window = max(settings.dedupe_window, REPLAY_MATCH) if replayed else settings.dedupe_window
         job = InboundJob(message, decide, window, history)
-        return await self.store.receive_inbound(job)
+        try:
+            return await self.store.receive_inbound(job)
+        finally:
+            await self._save_overruns()
+
+    async def _save_overruns(self) -> None:
+        """Remembers in the store the rules that ran over their budget, for /api/rules and
+        `responder check`; losing a count to a failed write is better than failing a reply."""
+        overruns = self.budget.take_pending()
+        if not overruns:
+            return
+        try:
+            await self.store.record_overruns(overruns)
+        except Exception as err:
+            log.warning("could not record %d budget overrun(s): %s", len(overruns), err)
+
+    async def overruns(self) -> list[OverrunRecord]:
+        """Overruns recorded for the rules in force: the same rule with the same pattern or
+        template; an edited rule starts afresh."""
+        return self.rules.current.own_overruns(await self.store.overruns())
 
     async def take_inbound(self, message: InboundMessage) -> InboundResult | None:
         """A webhook's message: stored with its replies, or, while the database cannot take
@@ -252,7 +282,11 @@ class Service:
         except UnknownContactError:
             contact = Contact(phone)
         now = within_horizon(at, self.clock(), SIMULATE_HORIZON) if at is not None else self.clock()
-        decision = engine.decide(self.rules.current, InboundMessage(phone, text, now), contact, now)
+        with self.budget.message():
+            decision = engine.decide(
+                self.rules.current, InboundMessage(phone, text, now), contact, now
+            )
+        await self._save_overruns()
         return simulation_json(decision)
 
     async def check_balances(self) -> dict[str, dict[str, Any]]:
@@ -334,10 +368,12 @@ class Service:
         rules, now = self.rules.current, self.clock()
         ended = 0
         for contact in await self.store.contacts_in_flows():
-            decision = engine.expire_flow(rules, contact, now)
+            with self.budget.message():
+                decision = engine.expire_flow(rules, contact, now)
             if decision is not None:
                 await self.store.apply_decision(contact.phone, self._routed(decision), contact.flow)
                 ended += 1
+        await self._save_overruns()
         return ended
 
     async def _expire_flows_forever(self, interval: float = 30.0) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 import textwrap
 from pathlib import Path
@@ -9,7 +10,11 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner, Result
 
+from responder.budget import Overrun, Owner
 from responder.cli import main
+from responder.rules.schema import load_rules
+from responder.store.sqlite import SQLiteStore
+from tests.conftest import MONDAY_10AM, Clock
 
 # Provider credentials of the developer's shell must not leak into these runs.
 UNSET = (
@@ -166,6 +171,71 @@ def test_check_with_warnings_only_exits_0(project: Path) -> None:
             "(rule horas)"),
     ]  # fmt: skip
     assert "2 rules, 0 flow(s), 0 error(s), 2 warning(s)" in result.output
+
+
+def test_check_warns_about_a_pattern_that_can_backtrack(project: Path) -> None:
+    write_rules(
+        project,
+        r"""
+        rules:
+          - name: palabras
+            reply: "Solo palabras."
+            pattern: '^(\w+\s?)+$'
+          - name: precio
+            pattern: 'precio (?P<producto>\w+)'
+            reply: "ok"
+        """,
+    )
+    result = run(project, "check")
+    assert result.exit_code == 0, result.output
+    ((line, message),) = problem_lines(result.output)
+    assert line == 5  # the pattern: line
+    assert message.startswith("warning: pattern can backtrack catastrophically")
+    assert message.endswith("(rule palabras)")
+    assert "2 rules, 0 flow(s), 0 error(s), 1 warning(s)" in result.output
+
+
+def test_check_lists_what_ran_over_budget_in_the_service(project: Path) -> None:
+    """Overruns the service recorded in its database, for the rules as they are now."""
+    rules = load_rules(project / "rules.yaml", project / "templates", MONDAY_10AM)
+    precio = next(r for r in rules.rules if r.name == "precio")
+    assert precio.pattern is not None and precio.reply is not None
+    pattern_owner = precio.pattern.owner
+    template_owner = precio.reply.owner  # type: ignore[attr-defined]
+
+    async def record() -> None:
+        store = SQLiteStore(project / "responder.db", Clock())
+        await store.open()
+        try:
+            await store.record_overruns(
+                [
+                    Overrun("pattern", pattern_owner, "out of time"),
+                    Overrun("pattern", pattern_owner, "out of time"),
+                    Overrun("template", template_owner, "out of time"),
+                    # An edited rule starts afresh: these belong to no rule of the file now.
+                    Overrun("pattern", Owner("precio", 9, "(a|aa)+"), "out of time"),
+                    Overrun("pattern", Owner("borrada", 3, "x"), "out of time"),
+                ]
+            )
+        finally:
+            await store.close()
+
+    asyncio.run(record())
+    result = run(project, "check")
+    assert result.exit_code == 0, result.output
+    assert [(n, m) for n, m in problem_lines(result.output) if "over budget" in m] == [
+        (
+            10,
+            "warning: pattern over budget (out of time) on 2 message(s), last at 2026-11-23 "
+            "14:00 UTC; counted as not matching (rule precio)",
+        ),
+        (
+            11,
+            "warning: template over budget (out of time) on 1 message(s), last at 2026-11-23 "
+            "14:00 UTC; no reply sent (rule precio)",
+        ),
+    ]
+    assert "6 rules, 0 flow(s), 0 error(s), 2 warning(s)" in result.output
 
 
 @pytest.mark.parametrize(

@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from responder.budget import Overrun, Owner
 from responder.config import Settings
 from responder.engine import Contact, Decision, FlowState, InboundMessage, Reply
 from responder.providers.base import OutboundSMS, Provider, SendResult
@@ -29,6 +30,7 @@ from responder.store.models import (
     StatusUpdate,
     UnknownContactError,
 )
+from responder.store.overruns import MAX_OVERRUNS
 from responder.store.postgres import PostgresStore
 from responder.store.reports import EARLY_REPORTS_KEPT
 from responder.store.sqlite import SQLiteStore
@@ -662,6 +664,37 @@ async def test_meta_values_are_settled_once_for_every_instance(open_store: OpenS
     )
     assert len(set(values)) == 1
     assert await stores[0].meta_value("session_secret", lambda: "another") == values[0]
+
+
+async def test_overruns_are_counted_per_rule_and_source_by_every_instance(
+    open_store: OpenStore, clock: Clock
+) -> None:
+    first, second = await open_store(), await open_store()
+    assert await first.overruns() == []
+    lenta = Owner("lenta", 14, r"^(\w|\w\w)+$")
+    await first.record_overruns([Overrun("pattern", lenta, "out of time")])
+    clock.advance(60)
+    bucle = Owner("bucle", 12, "{% for %}")
+    # Two instances counting at once add up.
+    await asyncio.gather(
+        first.record_overruns([Overrun("pattern", lenta, "out of time")]),
+        second.record_overruns(
+            [Overrun("pattern", lenta, "out of time"), Overrun("template", bucle, "10000 steps")]
+        ),
+    )
+    found = {(o.kind, o.rule): o for o in await second.overruns()}
+    pattern = found[("pattern", "lenta")]
+    assert (pattern.count, pattern.line, pattern.source) == (3, 14, lenta.source)
+    assert pattern.last_at - pattern.first_at == timedelta(seconds=60)
+    assert (found[("template", "bucle")].count, found[("template", "bucle")].why) == (
+        1,
+        "10000 steps",
+    )
+    # Only the newest are kept: a stream of edited rules cannot grow the value forever.
+    many = [Overrun("pattern", Owner(f"r{i}", i, "x"), "out of time") for i in range(150)]
+    await first.record_overruns(many)
+    kept = await first.overruns()
+    assert len(kept) == MAX_OVERRUNS and kept[-1].rule == "r149"
 
 
 async def test_generated_tokens_survive_restarts(

@@ -10,6 +10,7 @@ from typing import Any, Protocol
 from responder import text as sms_text
 from responder.rules.conditions import parse_duration
 from responder.rules.model import Rule
+from responder.rules.patterns import Pattern
 from responder.rules.yamlpos import PosDict, PosList
 from responder.templating import Template
 
@@ -29,7 +30,7 @@ class FlowStep:
     source: str
     id: str | None = None
     save: str | None = None
-    accept: re.Pattern[str] | None = None
+    accept: Pattern | None = None
     retry: Template | None = None
     goto: tuple[tuple[str, str], ...] = ()  # (normalised answer or "*", step id)
     end: bool = False
@@ -72,7 +73,7 @@ class Reader(Protocol):
         self, mapping: PosDict, allowed: tuple[str, ...], what: str, rule: str | None = None
     ) -> None: ...
 
-    def regex(self, source: str, line: int, rule: str) -> re.Pattern[str] | None: ...
+    def regex(self, source: str, line: int, rule: str) -> Pattern | None: ...
 
     def template(
         self, source: str, line: int, rule: str | None, is_file: bool = False

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
 from responder.rules.conditions import Condition
+from responder.rules.patterns import Pattern
 from responder.templating import Template
 
 MATCH_MODES = ("word", "first", "exact", "contains")
@@ -71,7 +71,7 @@ class Rule:
     keywords: tuple[str, ...] = ()  # normalised
     mode: str = "word"
     fuzzy: int = 0
-    pattern: re.Pattern[str] | None = None
+    pattern: Pattern | None = None
     when: Condition | None = None
     reply: Template | None = None
     reply_source: str = ""  # the inline reply or the template's file name
@@ -92,6 +92,7 @@ class Problem:
     message: str
     rule: str | None = None
     severity: str = "error"  # or "warning"
+    kind: str | None = None  # a machine-readable kind, where one is given: "backtracking"
 
     def format(self, filename: str) -> str:
         where = f" (rule {self.rule})" if self.rule else ""

@@ -6,7 +6,7 @@ import difflib
 import gc
 import hashlib
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -15,11 +15,12 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from jinja2 import TemplateNotFound, TemplateSyntaxError
-from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from responder import text as sms_text
+from responder.budget import OverrunRecord, Owner
 from responder.phone import validate_region
 from responder.rules import conditions as cond
+from responder.rules.backtracking import backtracking_risk
 from responder.rules.conditions import parse_duration
 from responder.rules.flows import Flow, read_flows
 from responder.rules.matcher import FUZZY_MIN_LENGTH, Matcher
@@ -33,9 +34,10 @@ from responder.rules.model import (
     RulesSettings,
     Version,
 )
+from responder.rules.patterns import BadPattern, Pattern
 from responder.rules.yamlerrors import YAMLSyntaxError
 from responder.rules.yamlpos import PosDict, PosList, load
-from responder.templating import Template, make_environment
+from responder.templating import BudgetedEnvironment, BudgetTemplate, Template, make_environment
 
 PROVIDERS = ("massiva", "massms", "sandbox")
 TOP_KEYS = ("settings", "rules", "flows")
@@ -100,10 +102,33 @@ class RuleSet:
     def errors(self) -> tuple[Problem, ...]:
         return tuple(p for p in self.problems if p.severity == "error")
 
+    def own_overruns(self, recorded: Iterable[OverrunRecord]) -> list[OverrunRecord]:
+        """The recorded overruns of these rules: the same rule, the same pattern or template
+        source (an edited rule starts afresh)."""
+        owners: set[tuple[str, Owner]] = set()
+        templates: list[Template | None] = []
+        for rule in self.rules:
+            if rule.pattern is not None:
+                owners.add(("pattern", rule.pattern.owner))
+            templates.append(rule.reply)
+        for flow in self.flows.values():
+            templates.append(flow.timeout_reply)
+            for step in flow.steps:
+                templates += [step.text, step.retry]
+                if step.accept is not None:
+                    owners.add(("pattern", step.accept.owner))
+        for keyword_reply in (self.settings.opt_out, self.settings.opt_in):
+            templates.append(keyword_reply.reply if keyword_reply else None)
+        for template in templates:
+            if (owner := getattr(template, "owner", None)) is not None:
+                owners.add(("template", owner))
+        known = {(kind, o.rule, o.source) for kind, o in owners}
+        return [r for r in recorded if (r.kind, r.rule, r.source) in known]
+
 
 @dataclass
 class _Reader:
-    env: ImmutableSandboxedEnvironment
+    env: BudgetedEnvironment
     problems: list[Problem] = field(default_factory=list)
     _plain_code: Any = None  # `{{ responder_plain_reply }}`, compiled once per load
 
@@ -131,24 +156,31 @@ class _Reader:
                 hint = f"; did you mean '{close[0]}'?" if close else ""
                 self.error(mapping.line_of(key), f"unknown key '{key}' in {what}{hint}", rule)
 
-    def regex(self, source: str, line: int, rule: str) -> re.Pattern[str] | None:
+    def regex(self, source: str, line: int, rule: str) -> Pattern | None:
+        """A rule's `pattern:` or a flow step's `accept:`, warning when it can backtrack."""
         try:
-            return re.compile(source)
-        except re.error as err:
-            # re's own words only as the detail; where it stopped is ours to say.
-            where = "" if err.pos is None else f" at character {err.pos + 1}"
-            self.error(line, f"bad regular expression{where}: {err.msg}", rule)
+            found = Pattern(source, Owner(rule, line, source))
+        except BadPattern as err:
+            self.error(line, str(err), rule)
             return None
+        if why := backtracking_risk(source):
+            self.problems.append(Problem(line, f"pattern {why}", rule, "warning", "backtracking"))
+        return found
 
     def template(
         self, source: str, line: int, rule: str | None, is_file: bool = False
     ) -> Template | None:
         try:
             if is_file:
-                return self.env.get_template(source)
-            if not any(mark in source for mark in _JINJA_MARKS):
+                found = self.env.get_template(source)
+            elif not any(mark in source for mark in _JINJA_MARKS):
                 return self.plain(source)
-            return self.env.from_string(source)
+            else:
+                found = self.env.from_string(source)
+            if isinstance(found, BudgetTemplate):
+                # A file used by several rules is one template: it is named after the first.
+                found.owner = found.owner or Owner(rule or "settings", line, source)
+            return found
         except TemplateNotFound:
             self.error(line, f"template '{source}' not found in the templates folder", rule)
         except TemplateSyntaxError as err:

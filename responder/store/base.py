@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from datetime import datetime
 from typing import Any, Protocol
 
+from responder.budget import Overrun, OverrunRecord
 from responder.engine import Contact, Decision, FlowState, Reply
 from responder.store.models import (
     Conversation,
@@ -64,6 +65,9 @@ class Store(Protocol):
 
     # -- shared settings and singleton work -----------------------------------------------
     async def meta_value(self, key: str, default: Callable[[], str]) -> str: ...
+    # Patterns and templates that went over their budget (responder.budget), counted.
+    async def record_overruns(self, overruns: Sequence[Overrun]) -> None: ...
+    async def overruns(self) -> list[OverrunRecord]: ...
     async def try_lease(self, name: str, seconds: float) -> bool: ...
 
     # -- outbound --------------------------------------------------------------------------

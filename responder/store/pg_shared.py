@@ -8,8 +8,10 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
+from responder.budget import Overrun, OverrunRecord
 from responder.store import pg_schema
 from responder.store.models import RuleSource, RuleVersion, SessionRecord, StaleRuleVersion
+from responder.store.overruns import OVERRUNS_KEY, merged, records
 from responder.store.pg_base import RULES_CHANNEL, PgBase
 from responder.store.pg_rows import clean_text, maybe_clean, to_json
 
@@ -187,6 +189,31 @@ class PgShared(PgBase):
                 at,
             )
         )
+
+    async def record_overruns(self, overruns: Sequence[Overrun]) -> None:
+        """Counts patterns and templates that went over their budget (store/overruns.py); the
+        row is locked, so instances counting at once add up."""
+        now = self.clock()
+
+        async def work(conn: Any) -> None:
+            await conn.execute(
+                "INSERT INTO meta (key, value) VALUES ($1, '{}') ON CONFLICT (key) DO NOTHING",
+                OVERRUNS_KEY,
+            )
+            value = await conn.fetchval(
+                "SELECT value FROM meta WHERE key = $1 FOR UPDATE", OVERRUNS_KEY
+            )
+            await conn.execute(
+                "UPDATE meta SET value = $2 WHERE key = $1",
+                OVERRUNS_KEY,
+                merged(value, overruns, now),
+            )
+
+        await self._transaction(work)
+
+    async def overruns(self) -> list[OverrunRecord]:
+        row = await self._fetchrow("SELECT value FROM meta WHERE key = $1", OVERRUNS_KEY)
+        return records(None if row is None else row[0])
 
     async def balances(self) -> dict[str, tuple[float | None, str | None, datetime]]:
         rows = await self._fetch(

@@ -17,6 +17,7 @@ from typing import Any, TypeVar
 
 import aiosqlite
 
+from responder.budget import Overrun, OverrunRecord
 from responder.clock import Clock
 from responder.config import StartupError
 from responder.engine import Contact, Decision, FlowState, Reply
@@ -41,6 +42,7 @@ from responder.store.models import (
     StoreUnavailable,
     UnknownContactError,
 )
+from responder.store.overruns import OVERRUNS_KEY, merged, records
 from responder.store.recent import RECENT_ROWS, Activity
 from responder.store.sqltime import maybe_moment, moment, stored
 
@@ -922,6 +924,28 @@ class SQLiteStore:
 
         value: str = await self._transaction(work)
         return value
+
+    async def record_overruns(self, overruns: Sequence[Overrun]) -> None:
+        """Counts patterns and templates that went over their budget (store/overruns.py)."""
+        now = self.clock()
+
+        def work(db: sqlite3.Connection) -> None:
+            row = db.execute("SELECT value FROM meta WHERE key = ?", (OVERRUNS_KEY,)).fetchone()
+            db.execute(
+                "INSERT INTO meta (key, value) VALUES (?, ?) "
+                "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                (OVERRUNS_KEY, merged(row[0] if row else None, overruns, now)),
+            )
+
+        await self._transaction(work)
+
+    async def overruns(self) -> list[OverrunRecord]:
+        rows = list(
+            await self.reader.execute_fetchall(
+                "SELECT value FROM meta WHERE key = ?", (OVERRUNS_KEY,)
+            )
+        )
+        return records(rows[0][0] if rows else None)
 
     async def reject_webhook(
         self,

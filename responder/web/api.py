@@ -14,7 +14,7 @@ from starlette.routing import Route
 
 from responder.moments import SEND_HORIZON, BadMoment, parse_moment
 from responder.phone import InvalidPhoneNumber, inbound_phone, normalize_phone
-from responder.store.models import OptedOutError, StoreUnavailable, UnknownContactError
+from responder.store.models import OptedOutError, StoreUnavailable, UnknownContactError, to_iso
 from responder.text import UnsendableText
 from responder.web.forms import BadBody, BodyTooLarge, json_object, read_body
 
@@ -238,6 +238,8 @@ async def simulate(request: Request) -> Response:
 
 
 async def rules(request: Request) -> Response:
+    """The rules in force, what checking them found, and the patterns and templates that went
+    over their budget while answering messages."""
     service = _service(request)
     current = service.rules.current
     return JSONResponse(
@@ -253,6 +255,23 @@ async def rules(request: Request) -> Response:
                 for r in current.rules
             ],
             "problems": list(service.rules.last_problems),
+            "warnings": [
+                {"line": p.line, "kind": p.kind, "message": p.message, "rule": p.rule}
+                for p in current.problems
+                if p.severity == "warning"
+            ],
+            "overruns": [
+                {
+                    "kind": o.kind,
+                    "rule": o.rule,
+                    "line": o.line,
+                    "why": o.why,
+                    "count": o.count,
+                    "first_at": to_iso(o.first_at),
+                    "last_at": to_iso(o.last_at),
+                }
+                for o in await service.overruns()
+            ],
         }
     )
 
