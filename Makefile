@@ -124,10 +124,12 @@ screenshots: $(STAMP) browser
 	SCREENSHOTS_DIR=docs/screenshots $(BIN)/pytest -q -p no:cacheprovider tests/test_admin_browser.py
 
 # Resolves every dependency again to the newest versions pyproject.toml allows and rewrites the
-# locks, hashes included; review the diff, run `make test`, commit.
+# locks, hashes included; review the diff, run `make test`, commit. `make lock UPGRADE=` keeps
+# the versions locked now and only adds (or drops) what pyproject.toml's changes call for.
+UPGRADE ?= --upgrade
 lock: $(BIN)/uv
-	$(UV_COMPILE) --upgrade pyproject.toml requirements/build.in --extra test -o $(TEST_LOCK)
-	$(UV_COMPILE) --upgrade pyproject.toml requirements/build.in -c $(TEST_LOCK) -o $(RUN_LOCK)
+	$(UV_COMPILE) $(UPGRADE) pyproject.toml requirements/build.in --extra test -o $(TEST_LOCK)
+	$(UV_COMPILE) $(UPGRADE) pyproject.toml requirements/build.in -c $(TEST_LOCK) -o $(RUN_LOCK)
 	$(UV_COMPILE) requirements/lock-tool.in -o $(TOOL_LOCK)
 
 bench: $(STAMP)
