@@ -115,7 +115,7 @@ DATE_TESTS := tests/test_cli.py tests/test_cli_check.py tests/test_crash.py \
 FAKETIME_RUN := PYTHONPATH=$(CURDIR)/tests/faketime FAKETIME_DONT_FAKE_MONOTONIC=1 \
 	FAKETIME_FORCE_MONOTONIC_FIX=0 faketime --exclude-monotonic -f
 
-test-dates: $(STAMP) faketime
+test-dates: $(STAMP) postgres faketime
 	$(FAKETIME_RUN) '+365d' $(PYTEST) -p no:cacheprovider $(DATE_TESTS)
 	$(FAKETIME_RUN) '-365d' $(PYTEST) -p no:cacheprovider $(DATE_TESTS)
 
