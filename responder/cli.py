@@ -6,7 +6,6 @@ import asyncio
 import csv
 import json
 import logging
-import sqlite3
 import sys
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta, tzinfo
@@ -180,7 +179,7 @@ async def _recorded_overruns(settings: Settings) -> list[OverrunRecord]:
     try:
         await store.open()
         return await store.overruns()
-    except (StartupError, StoreUnavailable, OSError, sqlite3.Error) as err:
+    except (StartupError, StoreUnavailable, OSError) as err:
         click.echo(f"recorded overruns not read from RESPONDER_DATABASE: {err}", err=True)
         return []
     finally:

@@ -291,6 +291,9 @@ class SQLiteStore:
             self._migrate(self._writer)
             self._reader = await self._connect_reader()
             self._open_checkpointer()
+        except sqlite3.Error as err:  # a migration that cannot run: one line, naming the file
+            await self.close()
+            raise StartupError(f"RESPONDER_DATABASE: {self.path}: {err}") from err
         except BaseException:
             await self.close()  # a connection left open keeps its thread, and the process, alive
             raise
