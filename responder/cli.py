@@ -1,4 +1,5 @@
-"""The `responder` command: serve, check, simulate, send, urls, token, balance, export."""
+"""The `responder` command: serve, check, simulate, send, urls, token, balance, export,
+migrate-to."""
 
 from __future__ import annotations
 
@@ -17,8 +18,10 @@ import click
 from responder import text as sms_text
 from responder.app import create_app
 from responder.budget import OverrunRecord
-from responder.clock import SystemClock
-from responder.config import Settings, StartupError, load_settings
+from responder.commands.common import CLOCK
+from responder.commands.common import settings as _settings
+from responder.commands.migrate_to import migrate_to
+from responder.config import Settings, StartupError
 from responder.moments import SEND_HORIZON, SIMULATE_HORIZON, BadMoment, parse_moment
 from responder.phone import InvalidPhoneNumber, normalize_phone
 from responder.providers.base import ProviderError
@@ -29,17 +32,6 @@ from responder.store import is_postgres, make_store
 from responder.store.models import MESSAGE_FIELDS, OptedOutError, StoreUnavailable
 
 T = TypeVar("T")
-
-
-# The one clock of a command: every part it builds reads the time from here.
-CLOCK = SystemClock()
-
-
-def _settings() -> Settings:
-    try:
-        return load_settings()
-    except StartupError as err:
-        raise click.ClickException(str(err)) from None
 
 
 def _with_service(work: Callable[[Service], Awaitable[T]]) -> T:
@@ -326,3 +318,6 @@ def export(fmt: str) -> None:
                 writer.writerow([*m.values(), c["mode"], c["opted_out"], fields])
 
     _with_service(work)
+
+
+main.add_command(migrate_to)

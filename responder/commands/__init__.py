@@ -1,0 +1,1 @@
+"""Commands of `responder` that live in their own module; responder/cli.py registers them."""

@@ -1,0 +1,239 @@
+"""What `responder migrate-to` copies: every table of the schema, the key it is copied by, and
+each column's kind, which says how a SQLite value becomes a PostgreSQL one (ISO text to
+timestamptz, 0/1 to boolean, JSON text to jsonb, BLOB to bytea)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+from responder.store.pg_rows import clean_text, to_json
+
+Kind = Literal["int", "text", "bool", "moment", "float", "json", "bytes"]
+
+
+class BadValue(ValueError):
+    """A source value that cannot become its PostgreSQL column's type."""
+
+
+@dataclass(frozen=True)
+class Table:
+    name: str
+    columns: tuple[tuple[str, Kind], ...]
+    # The primary key, one column; None: no key, the table is small and compared whole.
+    key: str | None
+    batch: int = 5000  # rows per read and per transaction
+    # The service never deletes from it: target rows past the source's highest id were
+    # written by an instance running on the target.
+    append_only: bool = False
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return tuple(name for name, _ in self.columns)
+
+    @property
+    def key_kind(self) -> Kind:
+        return dict(self.columns)[self.key] if self.key else "text"
+
+
+TABLES: tuple[Table, ...] = (
+    # meta first: it carries the source's database id, which marks the target as its copy.
+    Table("meta", (("key", "text"), ("value", "text")), key="key"),
+    Table(
+        "contacts",
+        (
+            ("phone", "text"),
+            ("mode", "text"),
+            ("opted_out", "bool"),
+            ("opted_out_at", "moment"),
+            ("opt_out_message_id", "int"),
+            ("fields", "json"),
+            ("unread", "int"),
+            ("needs_attention", "bool"),
+            ("first_seen_at", "moment"),
+            ("last_message_at", "moment"),
+            ("last_text", "text"),
+            ("flagged", "bool"),
+            ("flow", "json"),
+            ("last_activity_at", "moment"),
+        ),
+        key="phone",
+    ),
+    Table(
+        "messages",
+        (
+            ("id", "int"),
+            ("phone", "text"),
+            ("direction", "text"),
+            ("text", "text"),
+            ("status", "text"),
+            ("origin", "text"),
+            ("rule", "text"),
+            ("provider", "text"),
+            ("provider_id", "text"),
+            ("line", "text"),
+            ("error", "text"),
+            ("attempts", "int"),
+            ("next_attempt_at", "moment"),
+            ("created_at", "moment"),
+            ("updated_at", "moment"),
+            ("polls", "int"),
+            ("next_poll_at", "moment"),
+            ("send_at", "moment"),
+            ("failover_from", "text"),
+            ("claimed_by", "text"),
+            ("lease_until", "moment"),
+        ),
+        key="id",
+        append_only=True,
+    ),
+    Table(
+        "attempts",
+        (
+            ("id", "int"),
+            ("message_id", "int"),
+            ("at", "moment"),
+            ("provider", "text"),
+            ("outcome", "text"),
+            ("error", "text"),
+        ),
+        key="id",
+        append_only=True,
+    ),
+    Table(
+        "rejected_webhooks",
+        (
+            ("id", "int"),
+            ("received_at", "moment"),
+            ("method", "text"),
+            ("path", "text"),
+            ("query", "text"),
+            ("body", "bytes"),
+            ("content_type", "text"),
+            ("reason", "text"),
+        ),
+        key="id",
+        batch=200,  # bodies may be large
+        append_only=True,
+    ),
+    Table(
+        "sessions",
+        (
+            ("key", "text"),
+            ("user", "text"),
+            ("csrf", "text"),
+            ("credential", "text"),
+            ("created_at", "moment"),
+            ("last_seen_at", "moment"),
+            ("expires_at", "moment"),
+        ),
+        key="key",
+    ),
+    Table(
+        "early_reports",
+        (
+            ("id", "int"),
+            ("provider", "text"),
+            ("provider_id", "text"),
+            ("status", "text"),
+            ("detail", "text"),
+            ("received_at", "moment"),
+        ),
+        key="id",
+    ),
+    Table("leases", (("name", "text"), ("holder", "text"), ("until", "moment")), key="name"),
+    Table(
+        "send_budgets",
+        (("provider", "text"), ("tokens", "float"), ("stamp", "moment")),
+        key="provider",
+    ),
+    Table("sign_in_failures", (("key", "text"), ("at", "moment")), key=None),
+    Table(
+        "balances",
+        (("provider", "text"), ("credits", "float"), ("error", "text"), ("checked_at", "moment")),
+        key="provider",
+    ),
+    Table(
+        "rule_versions",
+        (
+            ("id", "int"),
+            ("created_at", "moment"),
+            ("author", "text"),
+            ("source", "text"),
+            ("note", "text"),
+            ("sha256", "text"),
+            ("rules", "text"),
+            ("templates", "json"),
+        ),
+        key="id",
+        batch=500,  # each holds a whole rules file and its templates
+        append_only=True,
+    ),
+)
+# Tables whose ids come from an identity sequence on PostgreSQL.
+WITH_SEQUENCES = tuple(t.name for t in TABLES if t.key == "id")
+
+
+def _text(value: Any) -> str:
+    if isinstance(value, bytes):
+        value = value.decode("utf-8", errors="replace")
+    return clean_text(value if isinstance(value, str) else str(value))
+
+
+def _moment(value: Any) -> datetime | None:
+    if value == "":  # SQLite's 0009 marked leases left from before leases as expired with ''
+        return None
+    try:
+        moment = datetime.fromisoformat(str(value))
+    except ValueError:
+        raise BadValue(f"{value!r} is not a moment") from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def _json(value: Any) -> str:
+    """JSON as the PostgreSQL backend writes it: a NaN or Infinity an older version let in
+    becomes null (as the SQLite backend reads it back), NUL becomes U+FFFD."""
+    try:
+        return to_json(json.loads(value, parse_constant=lambda _: None))
+    except (TypeError, ValueError):
+        raise BadValue(f"{str(value)[:40]!r} is not JSON") from None
+
+
+def _bytes(value: Any) -> bytes:
+    return value.encode("utf-8") if isinstance(value, str) else bytes(value)
+
+
+def _number(cast: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    def convert(value: Any) -> Any:
+        try:
+            return cast(value)
+        except (TypeError, ValueError):
+            raise BadValue(f"{value!r} is not a {cast.__name__}") from None
+
+    return convert
+
+
+CONVERT: dict[Kind, Callable[[Any], Any]] = {
+    "int": _number(int),
+    "text": _text,
+    "bool": lambda value: bool(_number(int)(value)),
+    "moment": _moment,
+    "float": _number(float),
+    "json": _json,
+    "bytes": _bytes,
+}
+
+
+def converted(table: Table, row: tuple[Any, ...]) -> tuple[Any, ...]:
+    """A source row as PostgreSQL takes it (NULL stays NULL)."""
+    values = []
+    for (name, kind), value in zip(table.columns, row):
+        try:
+            values.append(None if value is None else CONVERT[kind](value))
+        except BadValue as err:
+            where = f"{table.key} {row[table.names.index(table.key)]!r}" if table.key else "a row"
+            raise BadValue(f"{table.name}, {where}, column {name}: {err}") from None
+    return tuple(values)
