@@ -1,18 +1,23 @@
 """Outbound throughput: 2,000 queued replies drained by the outbox worker to fake providers.
 
-Run: .venv/bin/python bench/outbox.py [--messages 2000]
-The fake provider runs in its own process on 127.0.0.1 (2 cores: one each).
+Run: .venv/bin/python bench/outbox.py [--messages 2000] [--database sqlite|postgres]
+The fake provider runs in its own process on 127.0.0.1 (2 cores: one each). With
+`--database postgres` the store is a throwaway database on RESPONDER_TEST_POSTGRES's server
+(default: this machine's), dropped afterwards.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import socket
 import subprocess
 import sys
 import tempfile
 import time
+import urllib.parse
+import uuid
 from pathlib import Path
 
 import httpx
@@ -26,7 +31,7 @@ from responder.engine import Reply  # noqa: E402
 from responder.providers.base import Provider  # noqa: E402
 from responder.providers.massiva import MassivaClient  # noqa: E402
 from responder.providers.massms import MasSMSClient  # noqa: E402
-from responder.store.sqlite import SQLiteStore  # noqa: E402
+from responder.store import make_store  # noqa: E402
 from responder.workers.outbox import OutboxWorker  # noqa: E402
 
 FAKE = """
@@ -69,46 +74,77 @@ def client(kind: str, url: str, batch: int) -> Provider:
     return provider
 
 
-async def run(kind: str, url: str, batch: int, count: int) -> float:
-    with tempfile.TemporaryDirectory() as folder:
-        clock = SystemClock()
-        store = SQLiteStore(Path(folder) / "bench.db", clock)
-        await store.open()
-        # Auto-replies repeat a few texts: realistic for keyword answers, and what MasSMS groups.
-        texts = [
-            "Abrimos de 8:00 a 17:00.",
-            "El precio del cafe es 4,50.",
-            "Un asesor le escribira.",
-        ]
-        for i in range(count):
-            phone = f"58412{1000000 + i:07d}"
-            await store.queue_outbound(phone, [Reply(texts[i % 3], 1, kind)], "cli")
-        provider = client(kind, url, batch)
-        worker = OutboxWorker(store, {kind: provider}, clock=clock)
-        started = time.perf_counter()
-        await worker.drain()
-        await worker.wait_idle()
-        elapsed = time.perf_counter() - started
-        messages = await store.all_messages()
-        sent = sum(m.status == "sent" for m in messages)
-        if sent != count:
-            raise SystemExit(f"{kind}: only {sent} of {count} sent")
-        await provider.aclose()
-        await store.close()
-        return count / elapsed
+POSTGRES = os.environ.get("RESPONDER_TEST_POSTGRES") or (
+    "postgresql://postgres@127.0.0.1:5432/postgres"
+)
+
+
+async def postgres_admin(statement: str) -> None:
+    import asyncpg
+
+    connection = await asyncpg.connect(POSTGRES, timeout=10)
+    try:
+        await connection.execute(statement)
+    finally:
+        await connection.close()
+
+
+async def run(kind: str, url: str, batch: int, count: int, database: str) -> float:
+    if database == "sqlite":
+        with tempfile.TemporaryDirectory() as folder:
+            return await drain(kind, url, batch, count, str(Path(folder) / "bench.db"))
+    name = f"responder_bench_{uuid.uuid4().hex[:12]}"
+    await postgres_admin(f'CREATE DATABASE "{name}"')
+    try:
+        parts = urllib.parse.urlsplit(POSTGRES)._replace(path=f"/{name}")
+        return await drain(kind, url, batch, count, urllib.parse.urlunsplit(parts))
+    finally:
+        await postgres_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+async def drain(kind: str, url: str, batch: int, count: int, database: str) -> float:
+    clock = SystemClock()
+    store = make_store(database, clock)
+    await store.open()
+    # Auto-replies repeat a few texts: realistic for keyword answers, and what MasSMS groups.
+    texts = [
+        "Abrimos de 8:00 a 17:00.",
+        "El precio del cafe es 4,50.",
+        "Un asesor le escribira.",
+    ]
+    for i in range(count):
+        phone = f"58412{1000000 + i:07d}"
+        await store.queue_outbound(phone, [Reply(texts[i % 3], 1, kind)], "cli")
+    provider = client(kind, url, batch)
+    worker = OutboxWorker(store, {kind: provider}, clock=clock)
+    started = time.perf_counter()
+    await worker.drain()
+    await worker.wait_idle()
+    elapsed = time.perf_counter() - started
+    messages = await store.all_messages()
+    sent = sum(m.status == "sent" for m in messages)
+    if sent != count:
+        raise SystemExit(f"{kind}: only {sent} of {count} sent")
+    await provider.aclose()
+    await store.close()
+    return count / elapsed
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--messages", type=int, default=2000)
+    parser.add_argument("--database", choices=("sqlite", "postgres"), default="sqlite")
     args = parser.parse_args()
-    print(f"{args.messages} queued replies, outbox worker → fake provider on 127.0.0.1")
+    print(
+        f"{args.messages} queued replies, outbox worker → fake provider on 127.0.0.1, "
+        f"store: {args.database}"
+    )
     print(f"{'provider':<10}{'batch':>7}{'messages/s':>13}")
     for kind, batched in (("massiva", 50), ("massms", 100)):
         process, url = start_fake(kind)
         try:
             for batch in (1, batched):
-                rate = asyncio.run(run(kind, url, batch, args.messages))
+                rate = asyncio.run(run(kind, url, batch, args.messages, args.database))
                 print(f"{kind:<10}{batch:>7}{rate:>13,.0f}")
         finally:
             process.terminate()

@@ -1,6 +1,7 @@
 """Inbound-webhook throughput against a bare Starlette route, as a ratio (DESIGN.md §8).
 
     .venv/bin/python bench/webhook.py [--seconds 10] [--concurrency 50] [--post]
+    .venv/bin/python bench/webhook.py --only webhook --database postgres [--instances 2]
 
 Starts, each as its own process, the bare route (bench/bare_app.py under uvicorn, one worker,
 uvloop + httptools) and the real service (`responder serve`, sandbox provider, a temporary
@@ -8,6 +9,11 @@ database), loads each with keep-alive connections from wrk (bench/webhook.lua) o
 from a multi-process Python client, and prints requests/s, latency and the ratio. Only 200 `OK`
 answers count. Afterwards it checks that every acknowledged webhook is in the database, stops
 everything and removes the temporary folder. All traffic stays on 127.0.0.1.
+
+With `--database postgres` the service runs on a throwaway database of the PostgreSQL server
+RESPONDER_TEST_POSTGRES (default: this machine's), dropped afterwards; `--instances N` starts N
+`responder serve` processes on it and loads each with its own wrk (its share of the
+connections), as a load balancer in front of them would.
 """
 
 from __future__ import annotations
@@ -33,6 +39,7 @@ import tempfile
 import time
 import urllib.parse
 import urllib.request
+import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -132,10 +139,53 @@ def start_bare(work: Path, servers: list[Server]) -> Server:
 
 @dataclass
 class Responder:
-    server: Server
-    database: Path
+    servers: list[Server]  # one per instance, all on `database`
+    database: str  # a SQLite file or a postgresql:// URL
     webhook_token: str
     admin_token: str
+
+    @property
+    def server(self) -> Server:
+        return self.servers[0]
+
+    def stop(self) -> None:
+        for server in self.servers:
+            server.stop()
+
+
+DEFAULT_POSTGRES = "postgresql://postgres@127.0.0.1:5432/postgres"
+
+
+def postgres_server() -> str:
+    return os.environ.get("RESPONDER_TEST_POSTGRES") or DEFAULT_POSTGRES
+
+
+def with_database(url: str, name: str) -> str:
+    return urllib.parse.urlunsplit(urllib.parse.urlsplit(url)._replace(path=f"/{name}"))
+
+
+def postgres_admin(statement: str) -> None:
+    """One statement on the server's maintenance database (CREATE / DROP DATABASE)."""
+    import asyncpg
+
+    async def run() -> None:
+        connection = await asyncpg.connect(postgres_server(), timeout=10)
+        try:
+            await connection.execute(statement)
+        finally:
+            await connection.close()
+
+    asyncio.run(run())
+
+
+def create_postgres_database() -> tuple[str, str]:
+    name = f"responder_bench_{uuid.uuid4().hex[:12]}"
+    postgres_admin(f'CREATE DATABASE "{name}"')
+    return name, with_database(postgres_server(), name)
+
+
+def drop_postgres_database(name: str) -> None:
+    postgres_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def export(ref: str, work: Path) -> Path:
@@ -151,15 +201,16 @@ def export(ref: str, work: Path) -> Path:
     return folder
 
 
-def start_responder(work: Path, ref: str | None, servers: list[Server]) -> Responder:
+def start_responder(
+    work: Path, ref: str | None, servers: list[Server], database: str, instances: int = 1
+) -> Responder:
     source = export(ref, work) if ref else ROOT
     shutil.copy(source / "rules.yaml", work / "rules.yaml")
     shutil.copytree(source / "templates", work / "templates")
-    port = free_port()
     webhook_token, admin_token = secrets.token_urlsafe(24), secrets.token_urlsafe(24)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("RESPONDER_", "MASS"))}
     env.update(
-        RESPONDER_DATABASE=str(work / "responder.db"),
+        RESPONDER_DATABASE=database,
         RESPONDER_RULES=str(work / "rules.yaml"),
         RESPONDER_TEMPLATES=str(work / "templates"),
         RESPONDER_WEBHOOK_TOKEN=webhook_token,
@@ -169,11 +220,18 @@ def start_responder(work: Path, ref: str | None, servers: list[Server]) -> Respo
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(source), env.get("PYTHONPATH")]))
     script = Path(sys.executable).with_name("responder")
     command = [str(script)] if script.exists() else [sys.executable, "-m", "responder"]
-    argv = [*command, "serve", "--host", HOST, "--port", str(port)]
-    # cwd is the temporary folder: no stray `.env` with provider credentials is read.
-    server = start("responder", argv, env, work, f"serve --host {HOST} --port {port}", servers)
-    wait_ready(server)
-    return Responder(server, work / "responder.db", webhook_token, admin_token)
+    started = []
+    for number in range(1, instances + 1):  # one after the other: the first one migrates
+        port = free_port()
+        argv = [*command, "serve", "--host", HOST, "--port", str(port)]
+        name = "responder" if instances == 1 else f"responder-{number}"
+        spool = {"RESPONDER_SPOOL": str(work / f"spool-{number}")}
+        # cwd is the temporary folder: no stray `.env` with provider credentials is read.
+        marker = f"serve --host {HOST} --port {port}"
+        server = start(name, argv, env | spool, work, marker, servers)
+        wait_ready(server)
+        started.append(server)
+    return Responder(started, database, webhook_token, admin_token)
 
 
 def profile(server: Server, seconds: float, out: str) -> subprocess.Popen[bytes]:
@@ -235,32 +293,71 @@ def children_cpu() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def run_wrk(server: Server, path: str, args: argparse.Namespace, window: float) -> Load:
+def run_wrk(servers: list[Server], path: str, args: argparse.Namespace, window: float) -> Load:
+    """One wrk per server, at once, each with its share of the connections and its own run
+    number (its own gateway lines: two wrk never send the same webhook)."""
     duration = math.ceil(window) + PARKED_TAIL
-    argv = [
-        "wrk", f"-t{args.threads}", f"-c{args.concurrency}", f"-d{duration}s",
-        "--timeout", "30s", "-s", str(BENCH / "webhook.lua"), server.base, "--",
-        path, "post" if args.post else "get", f"{window}", str(args.pool), str(args.threads),
-        str(next(RUNS)),
-    ]  # fmt: skip
-    cpu0, server_cpu0, machine0 = children_cpu(), server.cpu_seconds(), machine_busy()
+    shares = [args.concurrency // len(servers) + (i < args.concurrency % len(servers))
+              for i in range(len(servers))]  # fmt: skip
+    argvs = [
+        [
+            "wrk",
+            f"-t{args.threads}",
+            f"-c{connections}",
+            f"-d{duration}s",
+            "--timeout",
+            "30s",
+            "-s",
+            str(BENCH / "webhook.lua"),
+            server.base,
+            "--",
+            path,
+            "post" if args.post else "get",
+            f"{window}",
+            str(args.pool),
+            str(args.threads),
+            str(next(RUNS)),
+        ]
+        for server, connections in zip(servers, shares, strict=True)
+    ]
+    cpu0, machine0 = children_cpu(), machine_busy()
+    server_cpu0 = sum(s.cpu_seconds() for s in servers)
     began = time.monotonic()
-    done = subprocess.run(argv, capture_output=True, text=True, timeout=duration + 60)
+    runs = [subprocess.Popen(a, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            for a in argvs]  # fmt: skip
+    outputs = [run.communicate(timeout=duration + 60) for run in runs]
     elapsed = time.monotonic() - began
-    cpu1, server_cpu1, machine1 = children_cpu(), server.cpu_seconds(), machine_busy()
-    lines = [ln for ln in done.stdout.splitlines() if ln.startswith("BENCH_JSON ")]
-    if done.returncode != 0 or not lines:
-        raise SystemExit(f"wrk failed ({done.returncode}):\n{done.stdout}\n{done.stderr}")
-    data = json.loads(lines[-1].removeprefix("BENCH_JSON "))
-    lat = data["latency_us"]
+    cpu1, machine1 = children_cpu(), machine_busy()
+    server_cpu1 = sum(s.cpu_seconds() for s in servers)
+    results = []
+    for run, (stdout, stderr) in zip(runs, outputs, strict=True):
+        lines = [ln for ln in stdout.splitlines() if ln.startswith("BENCH_JSON ")]
+        if run.returncode != 0 or not lines:
+            raise SystemExit(f"wrk failed ({run.returncode}):\n{stdout}\n{stderr}")
+        results.append(json.loads(lines[-1].removeprefix("BENCH_JSON ")))
+    statuses: dict[str, int] = {}
+    errors: dict[str, int] = {}
+    for data in results:
+        for code, n in data["statuses"].items():
+            statuses[code] = statuses.get(code, 0) + n
+        for kind, n in data["errors"].items():
+            if kind != "status":
+                errors[kind] = errors.get(kind, 0) + n
+    sent = sum(d["sent"] for d in results)
+    # Percentiles of several runs cannot be merged exactly: the worst instance's are shown.
+    latency_ms = {k: max(d["latency_us"][k] for d in results) / 1000
+                  for k in ("p50", "p90", "p99", "p999", "max")}  # fmt: skip
+    latency_ms["mean"] = (
+        sum(d["latency_us"]["mean"] * d["sent"] for d in results) / max(1, sent) / 1000
+    )
     return Load(
         "wrk",
-        acked=data["acked"],
-        sent=data["sent"],
-        statuses=data["statuses"],
-        errors={k: v for k, v in data["errors"].items() if k != "status"},
-        window=data["window"],
-        latency_ms={k: lat[k] / 1000 for k in ("p50", "p90", "p99", "p999", "max", "mean")},
+        acked=sum(d["acked"] for d in results),
+        sent=sent,
+        statuses=statuses,
+        errors=errors,
+        window=max(d["window"] for d in results),
+        latency_ms=latency_ms,
         client_cpu=cpu1 - cpu0,
         server_cpu=server_cpu1 - server_cpu0,
         machine_cpu=machine1 - machine0,
@@ -428,16 +525,19 @@ def _client_process(
     return asyncio.run(_client(*job))
 
 
-def run_python(server: Server, path: str, args: argparse.Namespace, window: float) -> Load:
-    processes = max(1, args.threads)
+def run_python(servers: list[Server], path: str, args: argparse.Namespace, window: float) -> Load:
+    """Client processes, shared round-robin over the servers."""
+    processes = max(1, args.threads, len(servers))
     share = [args.concurrency // processes + (i < args.concurrency % processes) for i in
              range(processes)]  # fmt: skip
     seed, run = int(time.time()), next(RUNS)
     jobs = [
-        (server.port, path, args.post, n, window, args.pool, seed + i, (i, processes), run)
+        (servers[i % len(servers)].port, path, args.post, n, window, args.pool, seed + i,
+         (i, processes), run)
         for i, n in enumerate(share)
-    ]
-    cpu0, server_cpu0, machine0 = children_cpu(), server.cpu_seconds(), machine_busy()
+    ]  # fmt: skip
+    cpu0, machine0 = children_cpu(), machine_busy()
+    server_cpu0 = sum(s.cpu_seconds() for s in servers)
     began = time.monotonic()
     workers = multiprocessing.get_context("spawn").Pool(len(jobs))
     try:
@@ -472,16 +572,16 @@ def run_python(server: Server, path: str, args: argparse.Namespace, window: floa
         if latencies
         else {},
         client_cpu=client_cpu,
-        server_cpu=server.cpu_seconds() - server_cpu0,
+        server_cpu=sum(s.cpu_seconds() for s in servers) - server_cpu0,
         machine_cpu=machine_cpu,
         elapsed=elapsed,
     )
 
 
-def load(server: Server, path: str, args: argparse.Namespace, window: float) -> Load:
+def load(servers: list[Server], path: str, args: argparse.Namespace, window: float) -> Load:
     if args.generator == "wrk":
-        return run_wrk(server, path, args, window)
-    return run_python(server, path, args, window)
+        return run_wrk(servers, path, args, window)
+    return run_python(servers, path, args, window)
 
 
 # -- checks ---------------------------------------------------------------------------------
@@ -505,29 +605,43 @@ def api_unread_total(responder: Responder) -> tuple[int, int]:
         offset += 500
 
 
-def database_counts(database: Path) -> dict[str, int]:
-    """Counts read from the SQLite file, read-only, after the server has stopped."""
+COUNTS = {
+    "inbound": "SELECT COUNT(*) FROM messages WHERE direction = 'in'",
+    "outbound": "SELECT COUNT(*) FROM messages WHERE direction = 'out'",
+    "outbound_delivered": (
+        "SELECT COUNT(*) FROM messages WHERE direction = 'out' AND status = 'delivered'"
+    ),
+    "contacts": "SELECT COUNT(*) FROM contacts",
+    "human_mode": "SELECT COUNT(*) FROM contacts WHERE mode = 'human'",
+    "rejected": "SELECT COUNT(*) FROM rejected_webhooks",
+    "decision_errors": (
+        "SELECT COUNT(*) FROM messages WHERE direction = 'in' AND error IS NOT NULL"
+    ),
+}
+
+
+def database_counts(database: str) -> dict[str, int]:
+    """Counts read from the database itself after the servers have stopped."""
+    if database.startswith("postgresql://"):
+        return postgres_counts(database)
     db = sqlite3.connect(f"file:{database}?mode=ro", uri=True)
     try:
-
-        def one(sql: str) -> int:
-            return int(db.execute(sql).fetchone()[0])
-
-        return {
-            "inbound": one("SELECT COUNT(*) FROM messages WHERE direction = 'in'"),
-            "outbound": one("SELECT COUNT(*) FROM messages WHERE direction = 'out'"),
-            "outbound_delivered": one(
-                "SELECT COUNT(*) FROM messages WHERE direction = 'out' AND status = 'delivered'"
-            ),
-            "contacts": one("SELECT COUNT(*) FROM contacts"),
-            "human_mode": one("SELECT COUNT(*) FROM contacts WHERE mode = 'human'"),
-            "rejected": one("SELECT COUNT(*) FROM rejected_webhooks"),
-            "decision_errors": one(
-                "SELECT COUNT(*) FROM messages WHERE direction = 'in' AND error IS NOT NULL"
-            ),
-        }
+        return {name: int(db.execute(sql).fetchone()[0]) for name, sql in COUNTS.items()}
     finally:
         db.close()
+
+
+def postgres_counts(url: str) -> dict[str, int]:
+    import asyncpg
+
+    async def run() -> dict[str, int]:
+        connection = await asyncpg.connect(url, timeout=10)
+        try:
+            return {name: int(await connection.fetchval(sql)) for name, sql in COUNTS.items()}
+        finally:
+            await connection.close()
+
+    return asyncio.run(run())
 
 
 # -- report ---------------------------------------------------------------------------------
@@ -566,11 +680,11 @@ def median(values: list[float]) -> float:
 def verify(responder: Responder, acked: int, errors: int) -> bool:
     """Every 200 `OK` has its inbound row: read through the API, then from the file itself."""
     conversations, unread = api_unread_total(responder)
-    responder.server.stop()
+    responder.stop()
     counts = database_counts(responder.database)
     print("\nnothing acknowledged was lost?")
     print(
-        f"  200 OK answers (warm-up included): {acked:,}; inbound rows in SQLite: "
+        f"  200 OK answers (warm-up included): {acked:,}; inbound rows in the database: "
         f"{counts['inbound']:,}; API: {conversations:,} conversations, sum of unread {unread:,}"
     )
     print(
@@ -613,6 +727,15 @@ def main() -> int:
         "--only", choices=("both", "bare", "webhook"), default="both", help="targets to load"
     )
     parser.add_argument(
+        "--database",
+        choices=("sqlite", "postgres"),
+        default="sqlite",
+        help="a SQLite file, or a throwaway database on RESPONDER_TEST_POSTGRES's server",
+    )
+    parser.add_argument(
+        "--instances", type=int, default=1, help="responder processes on the one database"
+    )
+    parser.add_argument(
         "--ref",
         help="run the responder as committed at this git ref (e.g. HEAD), not the working tree",
     )
@@ -653,8 +776,11 @@ def main() -> int:
     if args.generator == "python":
         print("  (no wrk: the Python client may be the bottleneck; `apt-get install wrk`)")
 
+    if args.database == "sqlite" and args.instances > 1:
+        print(f"  {args.instances} instances on one SQLite file (not the deployment we advise)")
     work = Path(tempfile.mkdtemp(prefix="responder-bench-"))
     servers: list[Server] = []
+    pg_name = None
     helpers: list[subprocess.Popen[bytes]] = []  # py-spy
     ok = True
     try:
@@ -663,22 +789,28 @@ def main() -> int:
         if args.only in ("both", "bare"):
             bare = start_bare(work, servers)
         if args.only in ("both", "webhook"):
-            responder = start_responder(work, args.ref, servers)
+            if args.database == "postgres":
+                pg_name, database = create_postgres_database()
+                print(f"PostgreSQL: {with_database(postgres_server(), pg_name)} (dropped after)")
+            else:
+                database = str(work / "responder.db")
+            responder = start_responder(work, args.ref, servers, database, args.instances)
+            print(f"responder instances: {len(responder.servers)} on {args.database}")
         hook_path = f"/webhooks/massiva/{responder.webhook_token}/inbound" if responder else ""
 
         acked = errors = 0
         if args.warmup > 0:
             if bare:
-                load(bare, bare_path, args, args.warmup)
+                load([bare], bare_path, args, args.warmup)
             if responder:
-                warm = load(responder.server, hook_path, args, args.warmup)
+                warm = load(responder.servers, hook_path, args, args.warmup)
                 acked, errors = warm.acked, sum(warm.errors.values())
 
         rates: dict[str, list[float]] = {"bare": [], "hook": []}
         for round_ in range(1, args.rounds + 1):
             print(f"\nround {round_}")
             if bare:
-                result = load(bare, bare_path, args, args.seconds)
+                result = load([bare], bare_path, args, args.seconds)
                 rates["bare"].append(result.rate)
                 describe("bare route", result)
             if responder:
@@ -686,7 +818,7 @@ def main() -> int:
                 if args.profile and round_ == args.rounds:
                     profiler = profile(responder.server, args.seconds, args.profile)
                     helpers.append(profiler)
-                result = load(responder.server, hook_path, args, args.seconds)
+                result = load(responder.servers, hook_path, args, args.seconds)
                 if profiler is not None:
                     profiler.wait(timeout=60)
                     print(f"  py-spy profile of this run: {args.profile}")
@@ -720,6 +852,8 @@ def main() -> int:
         markers = [str(BENCH / "webhook.lua")]
         markers += [f"record --pid {s.proc.pid} " for s in servers]
         ok = finish(servers, markers, work, ok)
+        if pg_name:
+            drop_postgres_database(pg_name)
     return 0 if ok else 1
 
 
