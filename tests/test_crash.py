@@ -143,31 +143,3 @@ def test_sigterm_is_graceful_and_returns_sends_to_the_queue(
     finally:
         restarted.process.terminate()
         restarted.process.wait(timeout=15)
-
-
-def test_an_overlapping_deploy_sends_nothing_twice(
-    workdir: Path, env: dict[str, str], massiva: tuple[FakeMassiva, str]
-) -> None:
-    fake, _ = massiva
-    fake.hang_timeout = 60
-    fake.fail_next("hang", times=1000)
-    old = Server(workdir, env)
-    new = None
-    try:
-        assert [old.inbound(phone, "horario") for phone in PHONES] == [200] * COUNT
-        assert wait(lambda: any(r.path.endswith("SendSms") for r in fake.requests))
-        # The new version starts on the same database while the old one waits on the gateway.
-        new = Server(workdir, env)
-        time.sleep(1.5)  # the new instance's start-up and first outbox passes
-        fake.fail_next("hang", times=0)
-        fake.release()
-        assert wait(lambda: statuses(workdir / "responder.db") == {"sent": COUNT})
-        old.process.terminate()
-        old.process.wait(timeout=15)
-        time.sleep(1.0)  # whatever the new instance would still do, it has had time to
-        assert sorted(s.phone for s in fake.sent) == sorted(PHONES)  # each reply exactly once
-    finally:
-        for server in (old, new):
-            if server is not None and server.process.poll() is None:
-                server.process.terminate()
-                server.process.wait(timeout=15)
