@@ -1,13 +1,17 @@
 """What each number did lately, read from the database inside the transaction that decides on
 its new messages: the inbound messages inside the dedupe window and the auto-replies inside the
-reply limits' windows. Nothing is kept between transactions, so every process that shares the
-database sees the same history (a provider retry reaching another instance is still a
-duplicate; the reply limit holds across instances)."""
+reply limits' windows. Every process that shares the database sees the same history (a provider
+retry reaching another instance is still a duplicate; the reply limit holds across instances).
+"""
 
 from __future__ import annotations
 
+import sqlite3
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from datetime import datetime
+
+from responder.store.sqltime import moment
 
 # At most this many of a number's latest messages are read back: bounded work per webhook even
 # for a number that writes thousands of times an hour (the limits count far fewer).
@@ -24,8 +28,73 @@ class Activity:
     def duplicate_of(self, line: str, text: str, since: datetime) -> int | None:
         """The id of the same message from this number and line received since `since`."""
         for at, seen_line, seen_text, message_id in reversed(self.inbound):
-            if at < since:
-                break
-            if seen_line == line and seen_text == text:
+            # not `break`: a message stored from the spool late has an old time and a new id
+            if at >= since and seen_line == line and seen_text == text:
                 return message_id
         return None
+
+    def add(self, row: sqlite3.Row) -> None:
+        """A stored message (id, direction, line, text, origin, rule, created_at), if it is
+        activity: an inbound message, or an auto-reply that counts toward the limits."""
+        if row["direction"] == "in":
+            at = moment(row["created_at"])
+            self.inbound.append((at, row["line"] or "", row["text"], row["id"]))
+        elif row["origin"] == "auto" and row["rule"] not in ("opt_out", "opt_in"):
+            self.replies.append((moment(row["created_at"]), row["text"]))
+
+    def prune(self, since: datetime) -> None:
+        """Forgets what is older than `since` (and beyond RECENT_ROWS)."""
+        for entries in (self.inbound, self.replies):
+            old = 0
+            while old < len(entries) and entries[old][0] < since:
+                old += 1
+            del entries[: max(old, len(entries) - RECENT_ROWS)]
+
+    def copy(self) -> Activity:
+        return Activity(list(self.inbound), list(self.replies))
+
+
+@dataclass
+class Known:
+    since: datetime  # every message of the number at or after this moment is in `activity`
+    activity: Activity
+
+
+class RecentRows:
+    """The SQLite backend's copy of what it read of each number's recent messages, so that a
+    transaction reads only the messages written since the previous one (`id > watermark`), by
+    this process or any other, instead of each number's last hour again. On SQLite, ids are
+    given inside the one write lock (MAX(id) + 1), so a message committed later always has a
+    higher id; a message's direction, line, text, rule and time never change once stored, and
+    what the copy holds is only what the database said. Bounded: RECENT_ROWS per number, `size`
+    numbers (the least recently used go first)."""
+
+    def __init__(self, size: int = 20_000) -> None:
+        self.size = size
+        self.watermark: int | None = None  # every message up to this id has been seen
+        self._known: OrderedDict[str, Known] = OrderedDict()
+
+    def get(self, phone: str, since: datetime) -> Known | None:
+        known = self._known.get(phone)
+        if known is None or known.since > since:
+            return None  # never read, or not as far back as asked
+        self._known.move_to_end(phone)
+        return known
+
+    def put(self, phone: str, known: Known) -> None:
+        self._known[phone] = known
+        self._known.move_to_end(phone)
+        while len(self._known) > self.size:
+            self._known.popitem(last=False)
+
+    def add(self, row: sqlite3.Row) -> None:
+        """A message written since the watermark (known numbers only)."""
+        known = self._known.get(row["phone"])
+        if known is not None:
+            known.activity.add(row)
+
+    def forget(self) -> None:
+        """After a transaction rolled back (what it read may have been its own writes), or
+        when too much was written elsewhere to catch up: everything is read afresh."""
+        self._known.clear()
+        self.watermark = None

@@ -43,7 +43,8 @@ from responder.store.models import (
     UnknownContactError,
 )
 from responder.store.overruns import OVERRUNS_KEY, merged, records
-from responder.store.recent import RECENT_ROWS, Activity
+from responder.store.recent import RECENT_ROWS, Activity, RecentRows
+from responder.store.recent import Known as RecentKnown
 from responder.store.sqltime import maybe_moment, moment, stored
 
 log = logging.getLogger("responder.store")
@@ -247,6 +248,11 @@ def _chunks(items: Sequence[Any], size: int = MAX_PARAMS) -> Iterable[Sequence[A
         yield items[start : start + size]
 
 
+# Messages written elsewhere since the last transaction that RecentRows catches up with; past
+# this, it starts afresh.
+CATCH_UP_ROWS = 5_000
+
+
 def _marks(count: int) -> str:
     return ", ".join("?" * count)
 
@@ -275,6 +281,9 @@ class SQLiteStore:
         self.checkpointer = WalCheckpointer(path, self._write_lock)
         self._queue: asyncio.Queue[_Job] = asyncio.Queue()
         self._writer_task: asyncio.Task[None] | None = None
+        # What the writer read of each number's recent messages: the next webhook from it
+        # reads only what was written since (by any process), not its last hour again.
+        self._recent = RecentRows()
         # Called after a commit that queued outbound messages; the outbox worker wakes on it.
         self.on_outbox: Callable[[], None] = lambda: None
         # When set, auto-replies are committed already claimed ('sending') and handed over
@@ -413,6 +422,8 @@ class SQLiteStore:
                 result = work(db)
                 db.execute("COMMIT")  # may fail too (a full disk shows up here)
             except BaseException:
+                # What was read inside may include rows this transaction wrote: not true now.
+                self._recent.forget()
                 if db.in_transaction:
                     db.execute("ROLLBACK")
                 raise
@@ -555,38 +566,67 @@ class SQLiteStore:
         return found
 
     def _load_activity(self, db: sqlite3.Connection, jobs: list[_Job]) -> dict[str, Activity]:
-        """The batch's numbers' recent history, read newest first along (phone, id) and
-        stopping at the widest window any job needs (or after RECENT_ROWS rows)."""
+        """The batch's numbers' recent history: what RecentRows knows plus what was written
+        since (one read along the ids); a number it does not know is read newest first along
+        (phone, id), stopping at the widest window any job needs (or after RECENT_ROWS)."""
         horizon = max(
             (max(j.payload.dedupe_window, j.payload.history_window) for j in jobs), default=0.0
         )
-        since = stored(
-            min(j.payload.message.received_at for j in jobs) - timedelta(seconds=horizon)
-        )
+        since = min(j.payload.message.received_at for j in jobs) - timedelta(seconds=horizon)
+        self._catch_up(db)
         found: dict[str, Activity] = {}
         for phone in sorted({j.payload.message.phone for j in jobs}):
-            activity = found[phone] = Activity()
-            cursor = db.execute(
-                "SELECT id, direction, line, text, origin, rule, created_at FROM messages "
-                "WHERE phone = ? ORDER BY id DESC LIMIT ?",
-                (phone, RECENT_ROWS),
-            )
-            rows = []
-            for row in cursor:  # read lazily: most numbers stop after a row or two
-                if row["created_at"] < since:
-                    break
-                rows.append(row)
-            cursor.close()
-            for row in reversed(rows):
-                at = moment(row["created_at"])
-                if row["direction"] == "in":
-                    activity.inbound.append((at, row["line"] or "", row["text"], row["id"]))
-                elif row["origin"] == "auto" and row["rule"] not in ("opt_out", "opt_in"):
-                    activity.replies.append((at, row["text"]))
+            known = self._recent.get(phone, since)
+            if known is None:
+                known = self._read_recent(db, phone, since)
+            # What is older than any window a rule asks for now need not be kept.
+            known.activity.prune(since)
+            known.since = max(known.since, since)
+            self._recent.put(phone, known)
+            # The batch adds its own messages to a copy: the copy kept learns them from the
+            # database, once committed, like anyone else's.
+            found[phone] = known.activity.copy()
         return found
 
+    def _catch_up(self, db: sqlite3.Connection) -> None:
+        """Brings RecentRows up to date with every message written since its watermark."""
+        recent = self._recent
+        if recent.watermark is not None:
+            newer = db.execute(
+                "SELECT id, phone, direction, line, text, origin, rule, created_at "
+                "FROM messages WHERE id > ? ORDER BY id LIMIT ?",
+                (recent.watermark, CATCH_UP_ROWS + 1),
+            ).fetchall()
+            if len(newer) <= CATCH_UP_ROWS:
+                for row in newer:
+                    recent.add(row)
+                recent.watermark = newer[-1]["id"] if newer else recent.watermark
+                return
+            recent.forget()  # a flood elsewhere: cheaper to read each number afresh
+        recent.watermark = self._next_message_id(db) - 1
+
+    @staticmethod
+    def _read_recent(db: sqlite3.Connection, phone: str, since: datetime) -> RecentKnown:
+        cursor = db.execute(
+            "SELECT id, direction, line, text, origin, rule, created_at FROM messages "
+            "WHERE phone = ? ORDER BY id DESC LIMIT ?",
+            (phone, RECENT_ROWS),
+        )
+        rows = []
+        oldest = stored(since)
+        for row in cursor:  # read lazily: most numbers stop after a row or two
+            if row["created_at"] < oldest:
+                break
+            rows.append(row)
+        cursor.close()
+        activity = Activity()
+        for row in reversed(rows):
+            activity.add(row)
+        return RecentKnown(since, activity)
+
     def _next_message_id(self, db: sqlite3.Connection) -> int:
-        # Safe: ids are assigned inside a BEGIN IMMEDIATE transaction by the only writer.
+        # Safe: ids are assigned inside a BEGIN IMMEDIATE transaction, under the one write lock
+        # of every process on the file (RecentRows relies on it: later commits, higher ids).
         row = (db.execute("SELECT COALESCE(MAX(id), 0) + 1 FROM messages")).fetchone()
         return int(row[0]) if row else 1
 
