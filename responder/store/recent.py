@@ -42,9 +42,9 @@ class Activity:
         elif row["origin"] == "auto" and row["rule"] not in ("opt_out", "opt_in"):
             self.replies.append((moment(row["created_at"]), row["text"]))
 
-    def prune(self, since: datetime) -> None:
-        """Forgets what is older than `since` (and beyond RECENT_ROWS)."""
-        for entries in (self.inbound, self.replies):
+    def prune(self, inbound_since: datetime, replies_since: datetime) -> None:
+        """Forgets what is older than the windows that need it (and beyond RECENT_ROWS)."""
+        for entries, since in ((self.inbound, inbound_since), (self.replies, replies_since)):
             old = 0
             while old < len(entries) and entries[old][0] < since:
                 old += 1
@@ -56,8 +56,20 @@ class Activity:
 
 @dataclass
 class Known:
-    since: datetime  # every message of the number at or after this moment is in `activity`
+    """A number's activity, complete back to `inbound_since` for its inbound messages and to
+    `replies_since` for its auto-replies."""
+
+    inbound_since: datetime
+    replies_since: datetime
     activity: Activity
+
+    def covers(self, inbound_since: datetime, replies_since: datetime) -> bool:
+        return self.inbound_since <= inbound_since and self.replies_since <= replies_since
+
+    def prune(self, inbound_since: datetime, replies_since: datetime) -> None:
+        self.activity.prune(inbound_since, replies_since)
+        self.inbound_since = max(self.inbound_since, inbound_since)
+        self.replies_since = max(self.replies_since, replies_since)
 
 
 class RecentRows:
@@ -74,9 +86,9 @@ class RecentRows:
         self.watermark: int | None = None  # every message up to this id has been seen
         self._known: OrderedDict[str, Known] = OrderedDict()
 
-    def get(self, phone: str, since: datetime) -> Known | None:
+    def get(self, phone: str, inbound_since: datetime, replies_since: datetime) -> Known | None:
         known = self._known.get(phone)
-        if known is None or known.since > since:
+        if known is None or not known.covers(inbound_since, replies_since):
             return None  # never read, or not as far back as asked
         self._known.move_to_end(phone)
         return known

@@ -568,20 +568,20 @@ class SQLiteStore:
     def _load_activity(self, db: sqlite3.Connection, jobs: list[_Job]) -> dict[str, Activity]:
         """The batch's numbers' recent history: what RecentRows knows plus what was written
         since (one read along the ids); a number it does not know is read newest first along
-        (phone, id), stopping at the widest window any job needs (or after RECENT_ROWS)."""
-        horizon = max(
-            (max(j.payload.dedupe_window, j.payload.history_window) for j in jobs), default=0.0
-        )
-        since = min(j.payload.message.received_at for j in jobs) - timedelta(seconds=horizon)
+        (phone, id), back to the widest window any job needs (or RECENT_ROWS messages)."""
+        earliest = min(j.payload.message.received_at for j in jobs)
+        dedupe = max(j.payload.dedupe_window for j in jobs)
+        history = max(j.payload.history_window for j in jobs)
+        inbound_since = earliest - timedelta(seconds=dedupe)
+        replies_since = earliest - timedelta(seconds=history)
         self._catch_up(db)
         found: dict[str, Activity] = {}
         for phone in sorted({j.payload.message.phone for j in jobs}):
-            known = self._recent.get(phone, since)
+            known = self._recent.get(phone, inbound_since, replies_since)
             if known is None:
-                known = self._read_recent(db, phone, since)
+                known = self._read_recent(db, phone, inbound_since, replies_since)
             # What is older than any window a rule asks for now need not be kept.
-            known.activity.prune(since)
-            known.since = max(known.since, since)
+            known.prune(inbound_since, replies_since)
             self._recent.put(phone, known)
             # The batch adds its own messages to a copy: the copy kept learns them from the
             # database, once committed, like anyone else's.
@@ -606,14 +606,16 @@ class SQLiteStore:
         recent.watermark = self._next_message_id(db) - 1
 
     @staticmethod
-    def _read_recent(db: sqlite3.Connection, phone: str, since: datetime) -> RecentKnown:
+    def _read_recent(
+        db: sqlite3.Connection, phone: str, inbound_since: datetime, replies_since: datetime
+    ) -> RecentKnown:
         cursor = db.execute(
             "SELECT id, direction, line, text, origin, rule, created_at FROM messages "
             "WHERE phone = ? ORDER BY id DESC LIMIT ?",
             (phone, RECENT_ROWS),
         )
         rows = []
-        oldest = stored(since)
+        oldest = stored(min(inbound_since, replies_since))
         for row in cursor:  # read lazily: most numbers stop after a row or two
             if row["created_at"] < oldest:
                 break
@@ -622,7 +624,7 @@ class SQLiteStore:
         activity = Activity()
         for row in reversed(rows):
             activity.add(row)
-        return RecentKnown(since, activity)
+        return RecentKnown(inbound_since, replies_since, activity)
 
     def _next_message_id(self, db: sqlite3.Connection) -> int:
         # Safe: ids are assigned inside a BEGIN IMMEDIATE transaction, under the one write lock
