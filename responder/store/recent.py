@@ -6,12 +6,16 @@ retry reaching another instance is still a duplicate; the reply limit holds acro
 
 from __future__ import annotations
 
-import sqlite3
 from collections import OrderedDict
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 from responder.store.sqltime import moment
+
+# The columns Activity.add reads, in order.
+ROW_COLUMNS = "id, phone, direction, line, text, origin, rule, created_at"
 
 # At most this many of a number's latest messages are read back: bounded work per webhook even
 # for a number that writes thousands of times an hour (the limits count far fewer).
@@ -33,14 +37,14 @@ class Activity:
                 return message_id
         return None
 
-    def add(self, row: sqlite3.Row) -> None:
-        """A stored message (id, direction, line, text, origin, rule, created_at), if it is
-        activity: an inbound message, or an auto-reply that counts toward the limits."""
-        if row["direction"] == "in":
-            at = moment(row["created_at"])
-            self.inbound.append((at, row["line"] or "", row["text"], row["id"]))
-        elif row["origin"] == "auto" and row["rule"] not in ("opt_out", "opt_in"):
-            self.replies.append((moment(row["created_at"]), row["text"]))
+    def add(self, row: Sequence[Any]) -> None:
+        """A stored message, its columns as ROW_COLUMNS, if it is activity: an inbound
+        message, or an auto-reply that counts toward the limits."""
+        message_id, _, direction, line, text, origin, rule, created_at = row
+        if direction == "in":
+            self.inbound.append((moment(created_at), line or "", text, message_id))
+        elif origin == "auto" and rule not in ("opt_out", "opt_in"):
+            self.replies.append((moment(created_at), text))
 
     def prune(self, inbound_since: datetime, replies_since: datetime) -> None:
         """Forgets what is older than the windows that need it (and beyond RECENT_ROWS)."""
@@ -99,9 +103,9 @@ class RecentRows:
         while len(self._known) > self.size:
             self._known.popitem(last=False)
 
-    def add(self, row: sqlite3.Row) -> None:
+    def add(self, row: Sequence[Any]) -> None:
         """A message written since the watermark (known numbers only)."""
-        known = self._known.get(row["phone"])
+        known = self._known.get(row[1])
         if known is not None:
             known.activity.add(row)
 
