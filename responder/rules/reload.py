@@ -62,6 +62,7 @@ class RulesHolder:
         # Writing a version back and looking for edits to import never overlap: an import
         # never sees the files half written.
         self._files = asyncio.Lock()
+        self._loading = asyncio.Lock()
         self._read_only_said = False
 
     def _load(self) -> RuleSet:
@@ -151,7 +152,12 @@ class RulesHolder:
         return version.id
 
     async def load_newest(self) -> bool:
-        """Puts the newest stored version in force; True when it changed."""
+        """Puts the newest stored version in force; True when it changed. One at a time (the
+        watcher and a publish may both ask): an older version never replaces a newer one."""
+        async with self._loading:
+            return await self._load_newest()
+
+    async def _load_newest(self) -> bool:
         assert self.store is not None
         newest = await self.store.latest_rule_version_id()
         if newest is None or newest == self.version_id:
