@@ -15,6 +15,7 @@ from responder.rules import conditions as cond
 from responder.rules.flows import Flow
 from responder.rules.hours import Closed, Open
 from responder.rules.matcher import FUZZY_MIN_LENGTH
+from responder.rules.messages_es import describe_es
 from responder.rules.model import MATCH_MODES, Rule, RulesSettings
 from responder.rules.reader import JINJA_MARKS, Reader
 from responder.templating import BudgetedEnvironment
@@ -194,7 +195,12 @@ def _check_catch_alls(r: Reader, rule: Rule, catch_alls: list[Rule]) -> bool:
         if rule.when is not None and disjoint(earlier.when, rule.when):
             continue
         condition = earlier.when.describe()
-        params = {"earlier": earlier.name, "earlier_line": earlier.line, "condition": condition}
+        params = {
+            "earlier": earlier.name,
+            "earlier_line": earlier.line,
+            "condition": condition,
+            "condition_es": describe_es(earlier.when),
+        }
         if rule.when is not None and rule.when == earlier.when:
             r.warn(
                 rule.line,
@@ -247,6 +253,7 @@ def _check_shared_keywords(r: Reader, rule: Rule, keyword_owner: dict[str, Rule]
             earlier=name,
             earlier_line=earlier.line,
             condition=earlier.when.describe() if earlier.when is not None else "",
+            condition_es=describe_es(earlier.when) if earlier.when is not None else "",
         )
 
 
