@@ -135,6 +135,24 @@ WARNINGS = [
         "reply costs 2 SMS (195 characters)",
     ),
     (
+        "cost-of-the-hours-shown",
+        """\
+        settings:
+          hours:
+            mon: "08:00-12:00, 14:00-18:00"
+            tue: "08:30-12:00, 14:00-18:00"
+            wed: "08:00-12:30, 14:00-18:00"
+            thu: "08:00-12:00, 14:30-18:00"
+            fri: "08:00-12:00, 14:00-18:30"
+        rules:
+          - {name: horario, keywords: [horario], reply: "Horario: {{ hours.week }}"}  # <--
+        """,
+        "cost",
+        "",
+        "horario",
+        "reply costs 2 SMS",
+    ),
+    (
         "cost-over-max-reply-sms",
         """\
         settings: {max_reply_sms: 1}

@@ -18,7 +18,7 @@ from responder.rules.matcher import FUZZY_MIN_LENGTH
 from responder.rules.messages_es import describe_es
 from responder.rules.model import MATCH_MODES, Rule, RulesSettings
 from responder.rules.reader import JINJA_MARKS, Reader
-from responder.templating import BudgetedEnvironment
+from responder.templating import BudgetedEnvironment, render
 
 # What a reply template sees (responder.engine builds it; tests/test_engine.py checks both agree).
 CONTEXT_VARIABLES = ("message", "contact", "match", "rule", "now", "hours")
@@ -338,6 +338,32 @@ def check_templates(
         tree = parsed[key]
         if tree is not None:
             _check_tree(r, env, settings, reply, tree)
+            if settings.hours is not None and meta.find_undeclared_variables(tree) == {"hours"}:
+                _check_hours_cost(r, env, settings, reply)
+
+
+def _check_hours_cost(
+    r: Reader, env: BudgetedEnvironment, settings: RulesSettings, reply: Reply
+) -> None:
+    """A reply that shows only the hours is measured with its longest `hours.today`: a longer
+    week in settings.hours can take it past one SMS."""
+    assert settings.hours is not None
+    try:
+        template = (
+            env.get_template(reply.source) if reply.is_file else env.from_string(reply.source)
+        )
+        longest = max(
+            (
+                render(template, {"hours": {"today": today, "week": settings.hours.week_text}})
+                for today in settings.hours.today_texts()
+            ),
+            key=lambda text: sms_text.sms_cost(
+                sms_text.smart_encode(text) if settings.smart_encoding else text
+            ),
+        )
+    except TemplateError:
+        return  # it fails when sent as well; simulate shows why
+    check_cost(r, Reply(longest, reply.line, reply.owner), settings)
 
 
 def _parse(env: BudgetedEnvironment, reply: Reply) -> nodes.Template | None:

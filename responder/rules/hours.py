@@ -63,10 +63,17 @@ class OpeningHours:
             s.overnight and minute < s.end for s in self.shifts_on(today - timedelta(days=1))
         )
 
+    def today_texts(self) -> set[str]:
+        """Every text `hours.today` can show, to measure replies that show it."""
+        return {_today(shifts) for shifts in self.week} | {_today(())}
+
     def today_text(self, now: datetime) -> str:
         """`hoy de 8:00 a 17:00`, `hoy de 8:00 a 12:00 y de 14:00 a 18:00`, `hoy cerrado`."""
-        shifts = self.shifts_on(now.date())
-        return "hoy " + _shifts_text(shifts) if shifts else "hoy cerrado"
+        return _today(self.shifts_on(now.date()))
+
+
+def _today(shifts: tuple[Shift, ...]) -> str:
+    return "hoy " + _shifts_text(shifts) if shifts else "hoy cerrado"
 
 
 def _shifts_text(shifts: tuple[Shift, ...]) -> str:
