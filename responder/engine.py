@@ -10,6 +10,7 @@ from typing import Any
 from responder import text as sms_text
 from responder.rules.conditions import Facts
 from responder.rules.flows import MAX_STEPS_PER_MESSAGE, Flow
+from responder.rules.hours import OpeningHours, template_value
 from responder.rules.matcher import Match
 from responder.rules.model import KeywordReply, RulesSettings
 from responder.rules.schema import RuleSet
@@ -125,10 +126,12 @@ def _context(
     msg: InboundMessage | None,
     contact: Contact,
     now: datetime,
+    hours: OpeningHours | None,
     match: Match | None = None,
     fields: dict[str, Any] | None = None,
 ) -> Any:
-    """What a reply template sees; `fields` are contact fields saved by this very message."""
+    """What a reply template sees (responder.rules.checks.CONTEXT_VARIABLES); `now` is local
+    time; `fields` are contact fields saved by this very message."""
     message = {"text": msg.text, "phone": msg.phone, "received_at": msg.received_at} if msg else {}
     # A pattern's group can hold most of a long message: one SMS of it is plenty for a reply.
     groups = {name: value[:MAX_GROUP_TEXT] for name, value in match.groups.items()} if match else {}
@@ -138,6 +141,7 @@ def _context(
         "match": groups,
         "rule": match.rule.name if match else None,
         "now": now,
+        "hours": template_value(hours, now),
     }
 
 
@@ -175,7 +179,7 @@ def decide(rules: RuleSet, msg: InboundMessage, contact: Contact, now: datetime)
     local_now = now.astimezone(settings.timezone)
     normalised = sms_text.normalize(msg.text)
     tokens = normalised.split()
-    ctx = _context(msg, contact, local_now)
+    ctx = _context(msg, contact, local_now, settings.hours)
 
     # Opt-out wins everywhere: in human mode, in a flow, whatever the rules say.
     if settings.opt_out and (kw := _starts_with(tokens, settings.opt_out.keywords)):
@@ -227,7 +231,7 @@ def _answer(
     try:
         body = rule.plain_text
         if body is None:
-            body = render(rule.reply, _context(msg, contact, local_now, match))
+            body = render(rule.reply, _context(msg, contact, local_now, settings.hours, match))
     except TemplateError as err:
         return Decision(rule.name, (), match.how, mode=mode, error=f"rule {rule.name}: {err}")
     warnings: list[str] = []
@@ -248,7 +252,7 @@ def _run_steps(
     warnings: list[str],
 ) -> tuple[tuple[Reply, ...], FlowState | None]:
     """Sends steps from `start` on: `say` steps and the next `ask`, where the flow then waits."""
-    ctx = _context(msg, contact, now.astimezone(settings.timezone), fields=fields)
+    ctx = _context(msg, contact, now.astimezone(settings.timezone), settings.hours, fields=fields)
     replies: list[Reply] = []
     index = start
     for _ in range(MAX_STEPS_PER_MESSAGE):
@@ -310,7 +314,7 @@ def _in_flow(
             if state.retries >= flow.max_retries:
                 why = f"flow {flow.name}: no valid answer after {state.retries + 1} tries, ended"
                 return _flow_decision(flow.name, (), why, flow=None)
-            ctx = _context(msg, contact, facts.now)
+            ctx = _context(msg, contact, facts.now, settings.hours)
             replies = _prepare(render(step.retry or step.text, ctx), settings, warnings)
             retry = FlowState(flow.name, state.step, state.retries + 1, now)
             why = f"flow {flow.name}: answer not accepted, asked again"
@@ -350,7 +354,7 @@ def expire_flow(rules: RuleSet, contact: Contact, now: datetime) -> Decision | N
     why = f"flow {state.name} timed out"
     if flow is None or flow.timeout_reply is None or contact.mode == "human":
         return _flow_decision(state.name, (), why, flow=None)
-    ctx = _context(None, contact, now.astimezone(rules.settings.timezone))
+    ctx = _context(None, contact, now.astimezone(rules.settings.timezone), rules.settings.hours)
     warnings: list[str] = []
     try:
         replies = _prepare(render(flow.timeout_reply, ctx), rules.settings, warnings)

@@ -401,3 +401,45 @@ def test_simulate_with_broken_rules_names_the_line(project: Path) -> None:
     result = run(project, "simulate", "04121234567", "a")
     assert result.exit_code == 1
     assert "rules.yaml:2: unknown via 'fax'" in result.output
+
+
+def test_check_prints_the_warnings_of_the_editor(project: Path) -> None:
+    """The same findings as the browser's check, in English: a rule below a `when:`-only
+    rule, a shared keyword, an unknown variable, a UCS-2 reply."""
+    write_rules(
+        project,
+        """\
+        settings:
+          hours: {mon-fri: "08:00-17:00"}
+        rules:
+          - name: horario
+            keywords: [horario]
+            reply: "Abrimos {{ hours.week }}, {{ hours.hoy }}."
+          - name: fuera_de_horario
+            when: closed
+            reply: "Cerrado"
+          - name: delivery
+            keywords: [delivery, horario]
+            reply: "Enviamos ☕"
+        """,
+    )
+    result = run(project, "check")
+    assert result.exit_code == 0, result.output
+    assert problem_lines(result.output) == [
+        (6, "warning: unknown variable 'hours.hoy': hours has today, week (rule horario)"),
+        (10, "warning: never answers while closed: rule 'fuera_de_horario' (line 7) has no "
+             "keywords or pattern and answers every message then; move this rule above it to "
+             "answer then too (rule delivery)"),
+        (10, "warning: keyword 'horario' also in rule 'horario' (line 4), which comes first "
+             "and answers it (rule delivery)"),
+        (12, "warning: reply is sent as UCS-2 (70 characters per SMS) because of '☕' even "
+             "after smart encoding: 1 SMS (10 characters) (rule delivery)"),
+    ]  # fmt: skip
+    assert "3 rules, 0 flow(s), 0 error(s), 4 warning(s)" in result.output
+
+
+def test_check_the_bundled_rules(project: Path) -> None:
+    root = Path(__file__).resolve().parent.parent
+    result = run(project, "check", str(root / "rules.yaml"), "--templates", str(root / "templates"))
+    assert result.exit_code == 0, result.output
+    assert "8 rules, 1 flow(s), 0 error(s), 0 warning(s)" in result.output

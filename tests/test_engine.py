@@ -230,6 +230,18 @@ def test_the_template_context(rules: RuleSet) -> None:
     ]
 
 
+def test_the_context_has_what_the_checks_know() -> None:
+    """`responder check` warns about variables outside CONTEXT_VARIABLES: both lists agree."""
+    from responder.rules.checks import CONTEXT_VARIABLES, MESSAGE_FIELDS
+
+    now = datetime(2026, 11, 23, 10, 0, tzinfo=UTC)
+    context = engine._context(
+        InboundMessage("584121234567", "hola", now), Contact("5841"), now, None
+    )
+    assert sorted(context) == sorted(CONTEXT_VARIABLES)
+    assert sorted(context["message"]) == sorted(MESSAGE_FIELDS)
+
+
 def test_pattern_groups_reach_the_template(rules: RuleSet) -> None:
     decision = decide(rules, "¿Cuál es el PRECIO DEL CAFÉ?")
     assert texts(decision) == ["El del cuesta 5 USD."]  # the first `precio <word>` wins

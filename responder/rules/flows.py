@@ -65,7 +65,7 @@ class Flow:
 
 
 class Reader(Protocol):
-    """What the rules reader offers to read flows with (see schema._Reader)."""
+    """What the rules reader offers to read flows with (see reader.Reader)."""
 
     def error(self, line: int, message: str, rule: str | None = None) -> None: ...
 

@@ -2,15 +2,29 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from responder.rules.conditions import Condition
+from responder.rules.hours import OpeningHours
 from responder.rules.patterns import Pattern
 from responder.templating import Template
 
 MATCH_MODES = ("word", "first", "exact", "contains")
+ERROR_KINDS = ("syntax", "schema", "regex", "template")
+WARNING_KINDS = (
+    "shadowed",
+    "duplicate_keyword",
+    "cost",
+    "ucs2",
+    "unknown_template",
+    "unknown_variable",
+    "backtracking",
+    "regex",  # a pattern that never matches normalised text
+)
 
 
 @dataclass(frozen=True)
@@ -33,6 +47,7 @@ class KeywordReply:
     keywords: tuple[str, ...]  # normalised
     reply: Template
     source: str
+    line: int = 0  # of its `reply:`
 
 
 @dataclass(frozen=True)
@@ -55,6 +70,7 @@ class RulesSettings:
     failover: bool = False  # a message the provider cannot take may go through another
     send_rate: dict[str, float] = field(default_factory=dict)  # provider → messages/second
     low_credit: float | None = None  # warn below this many credits
+    hours: OpeningHours | None = None  # opening hours, in `timezone`
 
     @property
     def reply_cap(self) -> int:
@@ -80,6 +96,7 @@ class Rule:
     via: str | None = None
     handoff: bool = False
     fallback: bool = False
+    reply_line: int = 0  # the line of `reply:` or `template:`
 
     @property
     def matches_everything(self) -> bool:
@@ -88,11 +105,17 @@ class Rule:
 
 @dataclass(frozen=True)
 class Problem:
+    """An error or a warning found in the rules. `kind` is one of ERROR_KINDS or
+    WARNING_KINDS; `code` and `params` name the finding for translation
+    (responder.rules.messages_es), so nobody parses `message`."""
+
     line: int
-    message: str
+    message: str  # English
     rule: str | None = None
     severity: str = "error"  # or "warning"
-    kind: str | None = None  # a machine-readable kind, where one is given: "backtracking"
+    kind: str = "schema"
+    code: str = ""  # a finer name than kind, where translations differ: "unknown_key"
+    params: Mapping[str, Any] = field(default_factory=dict, compare=False, hash=False)
 
     def format(self, filename: str) -> str:
         where = f" (rule {self.rule})" if self.rule else ""

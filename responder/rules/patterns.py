@@ -29,7 +29,7 @@ class Pattern:
 
     def __init__(self, source: str, owner: Owner) -> None:
         try:
-            re.compile(source)
+            checked = re.compile(source)
         except re.error as err:
             # re's own words only as the detail; where it stopped is ours to say.
             where = "" if err.pos is None else f" at character {err.pos + 1}"
@@ -40,6 +40,7 @@ class Pattern:
             raise BadPattern("bad regular expression: the matching engine cannot use it") from None
         self.pattern = source
         self.owner = owner
+        self.group_names = tuple(checked.groupindex)  # what `match` holds in its reply
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, Pattern) and other.pattern == self.pattern
