@@ -87,18 +87,19 @@ def main() -> int:
     servers: list[Server] = []
     ok = True
     try:
-        responder = start_responder(work, args.ref, servers)
+        database = work / "responder.db"
+        responder = start_responder(work, args.ref, servers, str(database))
         path = f"/webhooks/massiva/{responder.webhook_token}/inbound"
-        sampler = Sampler(responder.database)
+        sampler = Sampler(database)
         sampler.start()
-        result = load(responder.server, path, args, args.seconds)
-        at_end = wal_size(responder.database)
+        result = load(responder.servers, path, args, args.seconds)
+        at_end = wal_size(database)
         time.sleep(2.0)
         sampler.stopped.set()
         sampler.join()
-        idle = wal_size(responder.database)
+        idle = wal_size(database)
         responder.server.stop()
-        db_size = os.stat(responder.database).st_size
+        db_size = os.stat(database).st_size
         print(
             f"  {result.rate:,.0f} webhooks/s ({result.acked:,} x 200 OK in "
             f"{result.window:.1f} s, non-200: {result.not_ok})"
