@@ -4,7 +4,6 @@ a new version; the list of versions, what each changed, and restoring one."""
 
 from __future__ import annotations
 
-import importlib
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -14,6 +13,7 @@ from starlette.routing import Route
 
 from responder.moments import SIMULATE_HORIZON, BadMoment, within_horizon
 from responder.phone import InvalidPhoneNumber, normalize_phone
+from responder.rules.messages_es import spanish
 from responder.rules.model import Problem
 from responder.rules.publish import MAX_RULES_BYTES, RulesCheck, RulesRefused
 from responder.store.models import StaleRuleVersion
@@ -46,16 +46,6 @@ STALE = (
     "No se publicó: alguien publicó la versión {active} mientras usted editaba. "
     "Vea qué cambió y vuelva a aplicar sus cambios sobre ella."
 )
-
-
-def spanish(problem: Problem) -> str:
-    """A finding as the admin shows it: in Spanish where the rules layer has the text."""
-    try:
-        translations = importlib.import_module("responder.rules.messages_es")
-    except ImportError:  # pragma: no cover - the translations arrive with the rules checks
-        return problem.message
-    text: str = translations.spanish(problem)
-    return text
 
 
 def _findings(problems: tuple[Problem, ...]) -> list[dict[str, Any]]:
