@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import io
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -266,7 +266,9 @@ def _check_rule(form: RuleForm, raw: CommentedMap | None, others: Iterable[str])
         reply = ""
     elif not reply and not form.handoff:
         raise EditError("Escriba la respuesta (o elija una plantilla).")
-    return RuleForm(name, keywords, form.match, form.fuzzy, reply, template, form.handoff, form.when)
+    return RuleForm(
+        name, keywords, form.match, form.fuzzy, reply, template, form.handoff, form.when
+    )
 
 
 def _check_keywords_reply(keywords: Sequence[str], reply: str, what: str) -> tuple[list[str], str]:
@@ -288,6 +290,12 @@ def _flow_list(items: Iterable[Any]) -> CommentedSeq:
     return seq
 
 
+def _word_list(words: Iterable[str], old: Any) -> CommentedSeq:
+    """Keywords on one line; those already there keep their quoting."""
+    kept = {str(k): k for k in old} if isinstance(old, list) else {}
+    return _flow_list(kept.get(w, w) for w in words)
+
+
 def _text_value(text: str) -> Any:
     """Replies in double quotes (the library escapes what needs it); several lines as a block."""
     if "\n" in text:
@@ -299,7 +307,9 @@ def _set(mapping: CommentedMap, key: str, value: Any, order: Sequence[str]) -> N
     """Sets `key`, in place when it exists, else after the keys that come before it in
     `order` (so a new key lands where a person would write it)."""
     if key in mapping:
-        mapping[key] = value
+        old = mapping[key]
+        if old != value or isinstance(old, bool) != isinstance(value, bool):
+            mapping[key] = value  # an equal value keeps its quoting and style
         return
     position = 0
     earlier = order[: order.index(key)] if key in order else order
@@ -312,7 +322,7 @@ def _set(mapping: CommentedMap, key: str, value: Any, order: Sequence[str]) -> N
 def _fill_rule(raw: CommentedMap, form: RuleForm) -> None:
     _set(raw, "name", form.name, RULE_ORDER)
     if form.keywords:
-        _set(raw, "keywords", _flow_list(form.keywords), RULE_ORDER)
+        _set(raw, "keywords", _word_list(form.keywords, raw.get("keywords")), RULE_ORDER)
     else:
         raw.pop("keywords", None)
     for key, value, default in (("match", form.match, "word"), ("fuzzy", form.fuzzy, 0)):
@@ -508,7 +518,7 @@ def add_rule(text: str, form: RuleForm, position: int | None = None) -> str:
     _fill_rule(raw, checked)
     at = len(rules) if position is None else max(0, min(position, len(rules)))
     if not _block_rules(doc, text):
-        return _rewrite(doc, lambda d: _insert_rule(d, at, raw))
+        return _rewrite(doc, text, lambda d: _insert_rule(d, at, raw))
     lines = _lines(text)
     spans = _rule_spans(doc, lines)
     y = _configured(doc, lines)
@@ -529,12 +539,11 @@ def _insert_rule(doc: CommentedMap, at: int, raw: CommentedMap) -> None:
     rules.insert(at, raw)
 
 
-def _rewrite(doc: CommentedMap, change: Any) -> str:
+def _rewrite(doc: CommentedMap, text: str, change: Callable[[CommentedMap], Any]) -> str:
     """The whole file by ruamel: for shapes the line splicing does not handle (no rules yet,
     a flow-style list)."""
+    y = _configured(doc, _lines(text))
     change(doc)
-    lines = _lines(_dump(_yaml(), doc)) if doc else []
-    y = _configured(doc, lines)
     return _dump(y, doc)
 
 
@@ -547,7 +556,7 @@ def edit_rule(text: str, name: str, form: RuleForm) -> str:
     raw = rules[index]
     checked = _check_rule(form, raw, others)
     if not _block_rules(doc, text):
-        return _rewrite(doc, lambda d: _fill_rule(raw, checked))
+        return _rewrite(doc, text, lambda d: _fill_rule(raw, checked))
     lines = _lines(text)
     span = _rule_spans(doc, lines)[index]
     y = _configured(doc, lines)
@@ -562,7 +571,7 @@ def delete_rule(text: str, name: str) -> str:
     rules = _rules(doc)
     index = _find(rules, name)
     if not _block_rules(doc, text) or len(rules) == 1:
-        return _rewrite(doc, lambda d: rules.pop(index))
+        return _rewrite(doc, text, lambda d: rules.pop(index))
     lines = _lines(text)
     spans = _rule_spans(doc, lines)
     span = spans[index]
@@ -585,7 +594,7 @@ def move_rule(text: str, name: str, step: int) -> str:
         def swap(d: CommentedMap) -> None:
             rules[index], rules[other] = rules[other], rules[index]
 
-        return _rewrite(doc, swap)
+        return _rewrite(doc, text, swap)
     lines = _lines(text)
     spans = _rule_spans(doc, lines)
     first, second = sorted((index, other))
@@ -613,16 +622,18 @@ SETTINGS_ORDER = (
 )
 
 
-def _edit_settings(text: str, change: Any) -> str:
+def _edit_settings(text: str, change: Callable[[CommentedMap], None]) -> str:
     """Applies `change` to the settings mapping and splices only the `settings:` section of
     the result into the text; the rest of the file is left as it was."""
     doc = _load(text)
     settings = doc.get("settings")
     if settings is None:
-        settings = CommentedMap()
-        doc.insert(0, "settings", settings)
-        change(settings)
-        return _rewrite(doc, lambda d: None)
+
+        def first(d: CommentedMap) -> None:
+            d.insert(0, "settings", CommentedMap())
+            change(d["settings"])
+
+        return _rewrite(doc, text, first)
     if not isinstance(settings, CommentedMap) or settings.fa.flow_style() or not settings:
         raise EditError("La sección settings no se puede leer: corríjala en el editor YAML.")
     lines = _lines(text)
@@ -648,7 +659,7 @@ def _set_keywords_reply(text: str, key: str, keywords: Sequence[str], reply: str
         if not isinstance(current, CommentedMap):
             current = CommentedMap()
             _set(settings, key, current, SETTINGS_ORDER)
-        _set(current, "keywords", _flow_list(words), ("keywords", "reply"))
+        _set(current, "keywords", _word_list(words, current.get("keywords")), ("keywords", "reply"))
         _set(current, "reply", _text_value(message), ("keywords", "reply"))
 
     return _edit_settings(text, change)
