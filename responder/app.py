@@ -15,7 +15,7 @@ from responder.clock import Clock
 from responder.config import Settings
 from responder.providers.base import Provider
 from responder.service import Service
-from responder.web import admin, api, webhooks
+from responder.web import admin, admin_rules, api, webhooks
 
 log = logging.getLogger("responder")
 
@@ -68,6 +68,7 @@ def create_app(
             Route("/healthz", healthz, methods=["GET"]),
             *webhooks.routes,
             *api.routes,
+            *admin_rules.routes,
             *admin.routes,
         ],
         lifespan=lifespan,

@@ -25,6 +25,7 @@ from responder.outage import Outage
 from responder.phone import normalize_phone
 from responder.providers import build_providers
 from responder.providers.base import Provider
+from responder.rules.publish import FileDiff, RulesCheck, RulesRefused, diff
 from responder.rules.reload import RulesHolder
 from responder.store import Store, make_store
 from responder.store.models import (
@@ -32,6 +33,8 @@ from responder.store.models import (
     InboundJob,
     InboundResult,
     Message,
+    RuleSource,
+    RuleVersion,
     StatusUpdate,
     StoreUnavailable,
     UnknownContactError,
@@ -272,8 +275,90 @@ class Service:
             phone, replies, origin, handoff=origin == "agent", send_at=send_at, due=due
         )
 
-    async def simulate(self, phone: str, text: str, at: datetime | None = None) -> dict[str, Any]:
-        """What the rules would answer, without storing or sending anything."""
+    # -- rules: drafts, versions (DESIGN §10) ----------------------------------------------
+
+    def rules_source(self) -> tuple[str, dict[str, str], int | None]:
+        """The rules text and templates in force, and the id of their version."""
+        return self.rules.source()
+
+    async def check_rules(self, rules: str, templates: dict[str, str] | None) -> RulesCheck:
+        return await self.rules.check(rules, templates)
+
+    async def publish_rules(
+        self,
+        rules: str,
+        templates: dict[str, str] | None,
+        *,
+        base: int | None,
+        note: str,
+        author: str | None,
+        source: RuleSource,
+    ) -> RuleVersion:
+        """A new version in force (RulesRefused, StaleRuleVersion: nothing changed)."""
+        version, _ = await self.publish_rules_checked(
+            rules, templates, base=base, note=note, author=author, source=source
+        )
+        return version
+
+    async def publish_rules_checked(
+        self,
+        rules: str,
+        templates: dict[str, str] | None,
+        *,
+        base: int | None,
+        note: str,
+        author: str | None,
+        source: RuleSource,
+    ) -> tuple[RuleVersion, RulesCheck]:
+        """As publish_rules, with the warnings the check found."""
+        return await self.rules.publish(
+            rules, templates, base=base, note=note, author=author, source=source
+        )
+
+    async def restore_rules(self, version_id: int, *, note: str, author: str | None) -> RuleVersion:
+        """An older version's content published again as the newest (KeyError: unknown)."""
+        return await self.rules.restore(version_id, note=note, author=author)
+
+    async def rule_versions(self, limit: int = 100) -> list[RuleVersion]:
+        return await self.store.rule_versions(limit)
+
+    async def rule_version(self, version_id: int) -> RuleVersion | None:
+        return await self.store.rule_version(version_id)
+
+    def active_rule_version(self) -> int | None:
+        return self.rules.version_id
+
+    def rules_writable(self) -> bool:
+        """Whether publishing writes the files back (else the browser is the way to edit)."""
+        return self.rules.writable()
+
+    async def rules_diff(self, old_id: int, new_id: int) -> list[FileDiff] | None:
+        """What changed between two versions, file by file; None when one is unknown."""
+        old, new = await self.store.rule_version(old_id), await self.store.rule_version(new_id)
+        if old is None or new is None:
+            return None
+        return diff(old, new, self.settings.rules.name)
+
+    async def simulate(
+        self,
+        phone: str,
+        text: str,
+        at: datetime | None = None,
+        *,
+        rules: str | None = None,
+        templates: dict[str, str] | None = None,
+    ) -> dict[str, Any]:
+        """What the rules would answer, without storing or sending anything: the rules in
+        force, or a draft (`rules`, `templates`; RulesRefused when it has errors)."""
+        ruleset = self.rules.current
+        if rules is not None or templates is not None:
+            draft = rules if rules is not None else self.rules.source()[0]
+            compiled = await asyncio.to_thread(self.rules.compile_draft, draft, templates)
+            if isinstance(compiled, RulesCheck):
+                raise RulesRefused(compiled.problems)
+            if compiled.errors:
+                raise RulesRefused(compiled.errors)
+            ruleset = compiled
         try:
             conversation = await self.store.conversation(phone)
             contact = Contact(
@@ -283,9 +368,7 @@ class Service:
             contact = Contact(phone)
         now = within_horizon(at, self.clock(), SIMULATE_HORIZON) if at is not None else self.clock()
         with self.budget.message():
-            decision = engine.decide(
-                self.rules.current, InboundMessage(phone, text, now), contact, now
-            )
+            decision = engine.decide(ruleset, InboundMessage(phone, text, now), contact, now)
         await self._save_overruns()
         return simulation_json(decision)
 

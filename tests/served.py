@@ -27,9 +27,16 @@ def free_port() -> int:
 class ServeProcess:
     """Starts `python -m responder serve` in `workdir` with `env` added to this process's
     environment; standard output and error go to files in `workdir`, or standard output to a
-    pseudo-terminal when `terminal` (as when a person runs it)."""
+    pseudo-terminal when `terminal` (as when a person runs it); `prefix` goes before the
+    command (e.g. setpriv, to run it as another user)."""
 
-    def __init__(self, workdir: Path, env: dict[str, str], terminal: bool = False) -> None:
+    def __init__(
+        self,
+        workdir: Path,
+        env: dict[str, str],
+        terminal: bool = False,
+        prefix: tuple[str, ...] = (),
+    ) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.stdout = workdir / "stdout"
@@ -39,7 +46,7 @@ class ServeProcess:
         with self.stdout.open("wb") as out, self.stderr.open("wb") as err:
             screen, terminal_side = pty.openpty() if terminal else (-1, -1)
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "responder", "serve", "--port", str(self.port)],
+                [*prefix, sys.executable, "-m", "responder", "serve", "--port", str(self.port)],
                 cwd=workdir,
                 env={**os.environ, **env},
                 stdout=terminal_side if terminal else out,

@@ -13,8 +13,11 @@ from pathlib import Path
 from responder.clock import Clock
 from responder.config import StartupError
 from responder.outage import Outage
+from responder.rules import publish
+from responder.rules.publish import RulesCheck, RulesRefused
 from responder.rules.schema import RuleSet, compile_rules, load_rules
 from responder.store import Store
+from responder.store.models import RuleSource, RuleVersion
 
 log = logging.getLogger("responder.rules")
 
@@ -54,7 +57,12 @@ class RulesHolder:
         self.current = self._load_or_raise()
         self.store: Store | None = None
         self.version_id: int | None = None  # the stored version in force
+        self.in_force: RuleVersion | None = None  # its text and templates
         self._wake = asyncio.Event()
+        # Writing a version back and looking for edits to import never overlap: an import
+        # never sees the files half written.
+        self._files = asyncio.Lock()
+        self._read_only_said = False
 
     def _load(self) -> RuleSet:
         return load_rules(self.path, self.templates, self.clock())
@@ -164,8 +172,12 @@ class RulesHolder:
             for problem in ruleset.errors:
                 log.error("version %d not loaded: %s", version.id, problem.format(self.path.name))
             return False
+        self.in_force = version
         self.current = ruleset  # one reference swap: a message sees old or new rules, never a mix
         log.info("rules version %d in force: %d rules", version.id, len(ruleset.rules))
+        # This machine's files follow: an edit made to them later starts from what is in force,
+        # never from an older text that would undo what was published meanwhile.
+        await self._write_back(version)
         return True
 
     async def watch(self) -> None:
@@ -179,22 +191,132 @@ class RulesHolder:
                 await asyncio.wait_for(self._wake.wait(), wait)
             self._wake.clear()
             try:
-                signature = await asyncio.to_thread(_signature, self.path, self.templates)
-                changed = signature != self._signature
-                if self.store is None:
-                    self._signature = signature
+                async with self._files:
+                    signature = await asyncio.to_thread(_signature, self.path, self.templates)
+                    changed = signature != self._signature
+                    if self.store is None:
+                        self._signature = signature
+                        if changed:
+                            await asyncio.to_thread(self.reload)
+                        continue
                     if changed:
-                        await asyncio.to_thread(self.reload)
-                    continue
-                if changed:
-                    await self.import_files()
-                self._signature = signature  # imported: a failed import is tried again
+                        await self.import_files()
+                    self._signature = signature  # imported: a failed import is tried again
                 await self.load_newest()
             except Exception as err:  # a bad moment (the database away) must not stop watching
                 wait = outage.failed(err)
             else:
                 outage.succeeded()
                 wait = self.interval
+
+    # -- drafts and publishing (DESIGN §10) -------------------------------------------------
+
+    def source(self) -> tuple[str, dict[str, str], int | None]:
+        """The text and templates of the version in force, and its id: what a draft starts
+        from."""
+        if self.in_force is None:
+            text, templates = read_files(self.path, self.templates)
+            return text, templates, None
+        return self.in_force.rules, dict(self.in_force.templates), self.in_force.id
+
+    def compile_draft(self, rules: str, templates: dict[str, str] | None) -> RuleSet | RulesCheck:
+        """The draft compiled as it would be published (templates None: those in force), or
+        why it cannot even be read."""
+        texts = self.source()[1] if templates is None else templates
+        refused = publish.limits(rules, texts)
+        if refused is not None:
+            return RulesCheck((refused,), ())
+        return compile_rules(rules.encode("utf-8"), texts, self.clock(), "draft")
+
+    async def check(self, rules: str, templates: dict[str, str] | None) -> RulesCheck:
+        """What publishing the draft would find; changes nothing."""
+        compiled = await asyncio.to_thread(self.compile_draft, rules, templates)
+        return compiled if isinstance(compiled, RulesCheck) else RulesCheck.of(compiled.problems)
+
+    async def publish(
+        self,
+        rules: str,
+        templates: dict[str, str] | None,
+        *,
+        base: int | None,
+        note: str,
+        author: str | None,
+        source: RuleSource,
+        check_base: bool = True,
+    ) -> tuple[RuleVersion, RulesCheck]:
+        """Checks the draft and publishes it as the newest version, in force here at once and
+        on every instance within 2 s; written back to the files when they are writable.
+        RulesRefused when it has errors, StaleRuleVersion when `base` is no longer the newest
+        version (nothing changes in either case)."""
+        assert self.store is not None
+        texts = self.source()[1] if templates is None else templates
+        check = await self.check(rules, texts)
+        if not check.ok:
+            raise RulesRefused(check.problems)
+        version = await self.store.add_rule_version(
+            rules,
+            texts,
+            sha256=version_sha(rules, texts),
+            source=source,
+            author=author,
+            note=note,
+            base=base,
+            check_base=check_base,
+        )
+        log.info("rules version %d published (%s, %s)", version.id, source, author or "-")
+        await self.load_newest()  # in force here at once, and written back to the files
+        return version, check
+
+    async def restore(self, version_id: int, *, note: str, author: str | None) -> RuleVersion:
+        """Publishes an older version's content as a new version. KeyError when unknown."""
+        assert self.store is not None
+        old = await self.store.rule_version(version_id)
+        if old is None:
+            raise KeyError(version_id)
+        version, _ = await self.publish(
+            old.rules,
+            old.templates,
+            base=None,
+            note=note or f"restaurada la versión {version_id}",
+            author=author,
+            source="restore",
+            check_base=False,
+        )
+        return version
+
+    def writable(self) -> bool:
+        return publish.files_writable(self.path, self.templates)
+
+    async def _write_back(self, version: RuleVersion) -> None:
+        """The files follow the version published, when they can (a read-only deploy keeps
+        its files; the store is what every instance answers from)."""
+        if not self.writable():
+            if not self._read_only_said:
+                log.info("%s is read-only: the rules are edited in the browser", self.path)
+                self._read_only_said = True
+            return
+        async with self._files:
+            await self._write_files(version)
+
+    async def _write_files(self, version: RuleVersion) -> None:
+        try:
+            _, present = await asyncio.to_thread(read_files, self.path, self.templates)
+            if (self.path.exists() and self.path.read_text(encoding="utf-8-sig") == version.rules
+                    and present == version.templates):  # fmt: skip
+                return
+            await asyncio.to_thread(
+                publish.write_files,
+                self.path,
+                self.templates,
+                version.rules,
+                version.templates,
+                present,
+            )
+        except OSError as err:
+            log.warning("rules version %d not written to %s: %s", version.id, self.path, err)
+            return
+        # The files now hold the version in force: not a change to import again.
+        self._signature = await asyncio.to_thread(_signature, self.path, self.templates)
 
 
 def read_files(rules: Path, templates: Path) -> tuple[str, dict[str, str]]:

@@ -34,6 +34,7 @@ from responder.store.models import (
 )
 from responder.web import charts, views
 from responder.web.api import FIELD_NAME_RE
+from responder.web.forms import MAX_BODY as MAX_FORM
 from responder.web.forms import BodyTooLarge, parse_urlencoded, read_body
 from responder.web.sessions import COOKIE_NAME, OWNER, Session, token_matches
 
@@ -263,9 +264,9 @@ def partial(handler: Handler) -> Callable[[Request], Awaitable[Response]]:
 
 
 def action(
-    handler: FormHandler, *, signed_in: bool = True
+    handler: FormHandler, *, signed_in: bool = True, limit: int = MAX_FORM
 ) -> Callable[[Request], Awaitable[Response]]:
-    """A form POST: same origin, the session's CSRF token, a small body."""
+    """A form POST: same origin, the session's CSRF token, a body of at most `limit` bytes."""
 
     async def endpoint(request: Request) -> Response:
         session = await _open_session(request)
@@ -274,7 +275,7 @@ def action(
             if not _same_origin(request):
                 raise Refused(403, "Formulario rechazado: viene de otro sitio.")
             try:
-                form = parse_urlencoded(await read_body(request))
+                form = parse_urlencoded(await read_body(request, limit))
             except BodyTooLarge:
                 raise Refused(413, "El formulario es demasiado grande.") from None
             if not session.csrf_matches(form.get("csrf")):

@@ -14,9 +14,18 @@ from starlette.routing import Route
 
 from responder.moments import SEND_HORIZON, BadMoment, parse_moment
 from responder.phone import InvalidPhoneNumber, inbound_phone, normalize_phone
-from responder.store.models import OptedOutError, StoreUnavailable, UnknownContactError, to_iso
+from responder.rules.model import Problem
+from responder.rules.publish import MAX_RULES_BYTES, RulesRefused
+from responder.store.models import (
+    OptedOutError,
+    RuleVersion,
+    StaleRuleVersion,
+    StoreUnavailable,
+    UnknownContactError,
+    to_iso,
+)
 from responder.text import UnsendableText
-from responder.web.forms import BadBody, BodyTooLarge, json_object, read_body
+from responder.web.forms import MAX_BODY, BadBody, BodyTooLarge, json_object, read_body
 
 if TYPE_CHECKING:
     from responder.service import Service
@@ -57,11 +66,11 @@ def _authorised(request: Request) -> bool:
     return scheme.lower() == "bearer" and hmac.compare_digest(given, expected.encode())
 
 
-async def _json(request: Request) -> dict[str, Any]:
+async def _json(request: Request, limit: int = MAX_BODY) -> dict[str, Any]:
     try:
-        body = await read_body(request)
+        body = await read_body(request, limit)
     except BodyTooLarge:
-        raise ApiError(413, "request body too large (64 KiB at most)") from None
+        raise ApiError(413, f"request body too large ({limit // 1024} KiB at most)") from None
     try:
         return json_object(body)
     except BadBody as err:
@@ -108,6 +117,11 @@ def _endpoint(handler: Handler) -> Handler:
             return _error(400, f"'send_at': {err}")
         except StoreUnavailable:
             return _error(503, STORE_UNAVAILABLE)
+        except RulesRefused as err:
+            return JSONResponse({"problems": _findings(err.problems)}, status_code=422)
+        except StaleRuleVersion as err:
+            message = f"the rules changed meanwhile: version {err.active} is in force"
+            return JSONResponse({"error": message, "active": err.active}, status_code=409)
 
     return endpoint
 
@@ -231,10 +245,125 @@ async def patch_contact(request: Request) -> Response:
 
 
 async def simulate(request: Request) -> Response:
-    data = await _json(request)
+    """`rules` / `templates` (optional): try a draft instead of the rules in force."""
+    data = await _json(request, RULES_BODY)
     phone = _phone(request, _text(data, "phone"), strict=True)
-    result = await _service(request).simulate(phone, str(data.get("text", "")))
+    rules, templates = _draft(data, required=False)
+    result = await _service(request).simulate(
+        phone, str(data.get("text", "")), rules=rules, templates=templates
+    )
     return JSONResponse(result)
+
+
+# A draft travels whole in one body: the rules text and its templates.
+RULES_BODY = MAX_RULES_BYTES + 256 * 1024
+
+
+def _draft(data: dict[str, Any], *, required: bool) -> tuple[str | None, dict[str, str] | None]:
+    rules = data.get("rules")
+    if rules is None and required:
+        raise ApiError(400, "'rules' must be the text of rules.yaml")
+    if rules is not None and not isinstance(rules, str):
+        raise ApiError(400, "'rules' must be the text of rules.yaml")
+    templates = data.get("templates")
+    if templates is not None and not (
+        isinstance(templates, dict) and all(isinstance(v, str) for v in templates.values())
+    ):
+        raise ApiError(400, "'templates' must be an object of template names and texts")
+    return rules, templates
+
+
+def _findings(problems: tuple[Problem, ...]) -> list[dict[str, Any]]:
+    return [
+        {"line": p.line, "kind": p.kind, "message": p.message, "rule": p.rule} for p in problems
+    ]
+
+
+def _version(version: RuleVersion, active: int | None, whole: bool = False) -> dict[str, Any]:
+    shown: dict[str, Any] = {
+        "id": version.id,
+        "created_at": to_iso(version.created_at),
+        "author": version.author,
+        "source": version.source,
+        "note": version.note,
+        "sha256": version.sha256,
+        "active": version.id == active,
+    }
+    if whole:
+        shown["rules"] = version.rules
+        shown["templates"] = dict(version.templates)
+    return shown
+
+
+def _version_id(request: Request) -> int:
+    raw = request.path_params["id"]
+    if not raw.isdigit() or int(raw) > MAX_ROWID:
+        raise ApiError(404, f"no rules version {raw}")
+    return int(raw)
+
+
+def _note(data: dict[str, Any]) -> str:
+    note = data.get("note", "")
+    if not isinstance(note, str) or len(note) > 500:
+        raise ApiError(400, "'note' must be a text of at most 500 characters")
+    return note.strip()
+
+
+async def rule_versions(request: Request) -> Response:
+    service = _service(request)
+    active = service.active_rule_version()
+    versions = await service.rule_versions()
+    return JSONResponse({"versions": [_version(v, active) for v in versions]})
+
+
+async def rule_version(request: Request) -> Response:
+    service = _service(request)
+    version = await service.rule_version(_version_id(request))
+    if version is None:
+        raise ApiError(404, f"no rules version {request.path_params['id']}")
+    return JSONResponse({"version": _version(version, service.active_rule_version(), True)})
+
+
+async def check_rules(request: Request) -> Response:
+    data = await _json(request, RULES_BODY)
+    rules, templates = _draft(data, required=True)
+    assert rules is not None
+    check = await _service(request).check_rules(rules, templates)
+    return JSONResponse(
+        {
+            "ok": check.ok,
+            "problems": _findings(check.problems),
+            "warnings": _findings(check.warnings),
+        }
+    )
+
+
+async def publish_rules(request: Request) -> Response:
+    data = await _json(request, RULES_BODY)
+    rules, templates = _draft(data, required=True)
+    assert rules is not None
+    base = data.get("base")
+    if not isinstance(base, int) or isinstance(base, bool):
+        raise ApiError(400, "'base' must be the id of the version the draft was made from")
+    service = _service(request)
+    version, check = await service.publish_rules_checked(
+        rules, templates, base=base, note=_note(data), author="api", source="api"
+    )
+    shown = _version(version, service.active_rule_version())
+    return JSONResponse({"version": shown, "warnings": _findings(check.warnings)}, status_code=201)
+
+
+async def restore_rules(request: Request) -> Response:
+    data = await _json(request)
+    service = _service(request)
+    version_id = _version_id(request)
+    try:
+        version = await service.restore_rules(version_id, note=_note(data), author="api")
+    except KeyError:
+        raise ApiError(404, f"no rules version {version_id}") from None
+    return JSONResponse(
+        {"version": _version(version, service.active_rule_version())}, status_code=201
+    )
 
 
 async def rules(request: Request) -> Response:
@@ -250,6 +379,9 @@ async def rules(request: Request) -> Response:
                 "loaded_at": current.version.loaded_at.isoformat(),
                 "path": current.version.path,
             },
+            # False: publishing does not write rules.yaml (a read-only deploy); edit in the
+            # browser or through this API.
+            "files_writable": service.rules_writable(),
             "rules": [
                 {"name": r.name, "line": r.line, "keywords": list(r.keywords), "mode": r.mode}
                 for r in current.rules
@@ -287,4 +419,9 @@ routes = [
     Route("/api/balances", _endpoint(balances), methods=["GET"]),
     Route("/api/simulate", _endpoint(simulate), methods=["POST"]),
     Route("/api/rules", _endpoint(rules), methods=["GET"]),
+    Route("/api/rules/check", _endpoint(check_rules), methods=["POST"]),
+    Route("/api/rules/versions", _endpoint(rule_versions), methods=["GET"]),
+    Route("/api/rules/versions", _endpoint(publish_rules), methods=["POST"]),
+    Route("/api/rules/versions/{id}", _endpoint(rule_version), methods=["GET"]),
+    Route("/api/rules/versions/{id}/restore", _endpoint(restore_rules), methods=["POST"]),
 ]
