@@ -1,4 +1,6 @@
-"""Form edits of rules.yaml: each operation on the bundled file changes only its own lines."""
+"""Form edits of rules.yaml: each operation changes only its own lines. Exact outputs are pinned
+on a copy of the bundled file as it was when these tests were written (rules_edit_sample.yaml);
+the properties are also checked on the bundled rules.yaml as it is now."""
 
 from __future__ import annotations
 
@@ -14,7 +16,9 @@ from responder.rules.schema import compile_rules
 from responder.rules.yamlpos import load
 
 ROOT = Path(__file__).resolve().parent.parent
-BUNDLED = (ROOT / "rules.yaml").read_text(encoding="utf-8")
+BUNDLED = (Path(__file__).parent / "rules_edit_sample.yaml").read_text(encoding="utf-8")
+LIVE = (ROOT / "rules.yaml").read_text(encoding="utf-8")
+LIVE_NAMES = [r.name for r in edit.read_view(LIVE).rules]
 TEMPLATES = ROOT / "templates"
 NAMES = [
     "horario",
@@ -409,3 +413,19 @@ def test_files_without_rules_or_settings_get_them() -> None:
     new = edit.set_reply_limit("rules: []\n", 2, "1h")
     assert load(new)["settings"] == {"reply_limit": {"count": 2, "per": "1h"}}
     assert edit.read_view("").rules == ()
+
+
+@pytest.mark.parametrize("name", LIVE_NAMES)
+def test_the_bundled_file_as_it_is_now(name: str) -> None:
+    """Saving unchanged changes nothing; deleting and moving keep it valid, one hunk each."""
+    assert errors(LIVE) == []
+    rule = next(r for r in edit.read_view(LIVE).rules if r.name == name)
+    assert edit.edit_rule(LIVE, name, rule.form()) == LIVE
+    deleted = edit.delete_rule(LIVE, name)
+    assert errors(deleted) == [] and len(hunks(LIVE, deleted)) == 1
+    assert rule_names(deleted) == [n for n in LIVE_NAMES if n != name]
+    for step in (-1, 1):
+        moved = edit.move_rule(LIVE, name, step)
+        assert errors(moved) == [] and sorted(moved.splitlines()) == sorted(LIVE.splitlines())
+    added = edit.add_rule(LIVE, RuleForm("nueva", ("nueva",), reply="Hola"), LIVE_NAMES.index(name))
+    assert errors(added) == [] and one_hunk(LIVE, added)[0] == ""

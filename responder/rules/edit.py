@@ -713,8 +713,16 @@ def set_hours(text: str, hours: Mapping[str, Any]) -> str:
         if not hours:
             settings.pop("hours", None)
             return
-        mapping = CommentedMap((str(k), value(v)) for k, v in hours.items())
-        _set(settings, "hours", mapping, SETTINGS_ORDER)
+        current = settings.get("hours")
+        if not isinstance(current, CommentedMap) or current.fa.flow_style():
+            mapping = CommentedMap((str(k), value(v)) for k, v in hours.items())
+            _set(settings, "hours", mapping, SETTINGS_ORDER)
+            return
+        # In place: the lines (and their comments) of what did not change stay.
+        for key in [k for k in current if k not in hours]:
+            del current[key]
+        for key, item in hours.items():
+            _set(current, str(key), value(item), tuple(str(k) for k in hours))
 
     return _edit_settings(text, change)
 
