@@ -147,7 +147,8 @@ def test_editing_a_rule_from_its_link(staff: httpx.Client, app: RunningApp) -> N
     assert response.status_code == 303, flat(response)
     assert versions(app)[0]["note"] == "regla horario editada"
     text = rules_text(app)
-    assert '    reply: "Abrimos de lunes a sábado: 8:00 a 18:00."\n' in text
+    # (an end-of-line comment on the reply, if any, stays)
+    assert '    reply: "Abrimos de lunes a sábado: 8:00 a 18:00."' in text
     assert '    keywords: [horario, "a que hora", abren, cierran]\n' in text
     assert app.service.rules.current.rules[0].reply_source.startswith("Abrimos de lunes a sábado")
 
