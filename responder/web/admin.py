@@ -13,7 +13,6 @@ import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 from datetime import datetime
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode, urlsplit
 
@@ -25,7 +24,7 @@ from starlette.staticfiles import StaticFiles
 
 from responder import engine
 from responder import text as sms_text
-from responder.phone import InvalidPhoneNumber, inbound_phone, normalize_phone
+from responder.phone import InvalidPhoneNumber, inbound_phone
 from responder.store.models import (
     Conversation,
     OptedOutError,
@@ -529,45 +528,6 @@ async def sms_alphabet(request: Request, session: Session) -> Response:
     return JSONResponse(body, headers={"Cache-Control": "private, max-age=3600"})
 
 
-# -- rules ----------------------------------------------------------------------------------------
-
-
-async def rules_page(request: Request, session: Session) -> Response:
-    service = _service(request)
-    current = service.rules.current
-    filename = Path(current.version.path).name or "rules.yaml"
-    problems = list(dict.fromkeys(
-        [p.format(filename) for p in current.problems] + list(service.rules.last_problems)
-    ))  # fmt: skip
-    text = request.query_params.get("text")
-    phone = request.query_params.get("phone", "").strip()
-    trial, trial_error = None, None
-    if text is not None:
-        number = "000000000000"
-        if phone:
-            try:
-                number = normalize_phone(phone, current.settings.country)
-            except InvalidPhoneNumber:
-                trial_error = "Ese número de teléfono no es válido."
-        if trial_error is None:
-            trial = await service.simulate(number, text[:MAX_REPLY])
-    return _render(
-        request,
-        session,
-        "rules.html",
-        section="rules",
-        rules=current.rules,
-        flows=list(current.flows.values()),
-        version=current.version,
-        filename=filename,
-        problems=problems,
-        trial=trial,
-        trial_error=trial_error,
-        trial_text=text or "",
-        trial_phone=phone,
-    )
-
-
 # -- dashboard -----------------------------------------------------------------------------------
 
 
@@ -631,7 +591,6 @@ routes = [
     Route("/admin/conversations/{phone}/reply", action(reply), methods=["POST"]),
     Route("/admin/conversations/{phone}/mode", action(set_mode), methods=["POST"]),
     Route("/admin/conversations/{phone}/fields", action(set_fields), methods=["POST"]),
-    Route("/admin/rules", page(rules_page), methods=["GET"]),
     Route("/admin/dashboard", page(dashboard), methods=["GET"]),
     Route("/admin/sms.json", partial(sms_alphabet), methods=["GET"]),
     Mount("/admin/static", app=_static(), name="admin-static"),

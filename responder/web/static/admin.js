@@ -107,38 +107,44 @@
     };
   }
 
-  function startCounter(box) {
-    var out = document.getElementById(box.getAttribute("aria-describedby"));
-    var useSmart = box.getAttribute("data-smart") === "true";
+  // Every reply box on the page (the conversation's, the rule forms') shares one alphabet.
+  function startCounters(boxes) {
     fetch("/admin/sms.json", { credentials: "same-origin" })
       .then(function (r) { return r.ok ? r.json() : null; })
       .then(function (alphabet) {
         if (!alphabet) return;
         var counter = new Counter(alphabet);
-        function update() {
-          var text = box.value;
-          if (!text) { out.textContent = "0 caracteres"; out.className = "counter"; return; }
-          var c = counter.count(text, useSmart);
-          var words = c.chars + (c.chars === 1 ? " carácter" : " caracteres") + " · " + c.sms + " SMS";
-          if (c.parts > 1) words += " · se envía en " + c.parts + " mensajes";
-          words += c.unicode
-            ? " · Unicode, 70 por SMS (por: " + c.odd.slice(0, 5).join(" ") + ")"
-            : " · GSM-7, 160 por SMS";
-          out.textContent = words;
-          out.className = c.unicode ? "counter unicode" : "counter";
-          out.setAttribute("data-sms", String(c.sms));
-        }
-        box.addEventListener("input", update);
-        update();
+        boxes.forEach(function (box) { wire(box, counter); });
       })
       .catch(function () { /* the counter is a help; sending works without it */ });
+  }
+
+  function wire(box, counter) {
+    var out = document.getElementById(box.getAttribute("aria-describedby"));
+    var useSmart = box.getAttribute("data-smart") === "true";
+    if (!out) return;
+    function update() {
+      var text = box.value;
+      if (!text) { out.textContent = "0 caracteres"; out.className = "counter"; return; }
+      var c = counter.count(text, useSmart);
+      var words = c.chars + (c.chars === 1 ? " carácter" : " caracteres") + " · " + c.sms + " SMS";
+      if (c.parts > 1) words += " · se envía en " + c.parts + " mensajes";
+      words += c.unicode
+        ? " · Unicode, 70 por SMS (por: " + c.odd.slice(0, 5).join(" ") + ")"
+        : " · GSM-7, 160 por SMS";
+      out.textContent = words;
+      out.className = c.unicode ? "counter unicode" : "counter";
+      out.setAttribute("data-sms", String(c.sms));
+    }
+    box.addEventListener("input", update);
+    update();
   }
 
   document.addEventListener("DOMContentLoaded", function () {
     var root = document.querySelector("[data-poll-url]");
     if (root) startPolling(root);
     document.querySelectorAll("[data-stick]").forEach(toBottom);
-    var box = document.querySelector("textarea[data-sms-counter]");
-    if (box) startCounter(box);
+    var boxes = document.querySelectorAll("textarea[data-sms-counter]");
+    if (boxes.length) startCounters(boxes);
   });
 })();
