@@ -333,12 +333,20 @@ def test_pages_fit_a_phone(browser: Browser, shop: RunningApp) -> None:
     phone = context.new_page()
     try:
         sign_in(phone, shop)
-        for path in ("/admin", f"/admin/conversations/{PHONE}", "/admin/rules", "/admin/dashboard"):
+        pages = ("/admin", f"/admin/conversations/{PHONE}", "/admin/rules", "/admin/rules/editor",
+                 "/admin/rules/versions", "/admin/rules/versions/1", "/admin/dashboard")  # fmt: skip
+        for path in pages:
             phone.goto(shop.url + path)
             overflow = phone.evaluate(
                 "document.documentElement.scrollWidth - document.documentElement.clientWidth"
             )
-            assert overflow <= 0, f"{path} is {overflow}px wider than a phone"
+            wide = phone.evaluate(
+                "Array.from(document.querySelectorAll('body *')).filter(e => "
+                "e.getBoundingClientRect().right > document.documentElement.clientWidth + 1)"
+                ".slice(0, 5).map(e => e.tagName + '#' + e.id + '.' + e.className + ' ' + "
+                "Math.round(e.getBoundingClientRect().right))"
+            )
+            assert overflow <= 0, f"{path} is {overflow}px wider than a phone: {wide}"
         expect(phone.locator("svg.chart").first).to_be_visible()
     finally:
         context.close()

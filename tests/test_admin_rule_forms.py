@@ -253,11 +253,6 @@ def test_opt_out_opt_in_and_the_reply_limit(staff: httpx.Client, app: RunningApp
     assert bad.status_code == 400 and "darse de baja" in html.unescape(bad.text)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="settings.hours is read by the rules layer of branch `hours`; drop this "
-    "mark once it is merged",
-)
 def test_hours_form(staff: httpx.Client, app: RunningApp) -> None:
     weekdays = {f"{d}_{k}": v for d in ("mon", "tue", "wed", "thu", "fri")
                 for k, v in (("from", "08:00"), ("to", "17:00"))}  # fmt: skip
