@@ -493,7 +493,7 @@ def test_rules_page_shows_load_problems(
     assert app.service.rules.reload() is False
     page = staff.get("/admin/rules").text
     assert "Problemas al cargar" in page
-    assert re.search(r"rules\.yaml:\d+: bad regular expression", page)
+    assert re.search(r"rules\.yaml</code>, línea \d+: .*\(regla roto\)", page)
     assert "<code>roto</code>" not in page  # the last good rules stay
 
 

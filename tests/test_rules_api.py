@@ -18,6 +18,7 @@ import pytest
 
 from tests.conftest import ADMIN_TOKEN, WEBHOOK_TOKEN, RunningApp
 from tests.served import ServeProcess
+from tests.test_admin import sign_in_at
 
 HOURS = "Abrimos de lunes a viernes, 8:00 a 17:00."
 NEW_HOURS = "Abrimos de lunes a viernes, 9:00 a 18:00."
@@ -208,6 +209,9 @@ def test_read_only_files_are_left_alone_and_the_version_still_published(
                 answer = api.post("/api/rules/versions", json={"rules": edited, "base": base})
                 assert answer.status_code == 201, answer.text
                 assert replies(simulate(api, "horario")) == [NEW_HOURS]
+            with sign_in_at(server.url) as staff:  # the pages say where to edit
+                for path in ("/admin/rules", "/admin/rules/editor"):
+                    assert "son de solo lectura: edite las reglas aquí" in staff.get(path).text
         finally:
             assert server.stop() in (0, -15), server.output()
         assert (folder / "rules.yaml").read_text(encoding="utf-8") == before

@@ -114,3 +114,61 @@ def test_the_yaml_editor_checks_tries_publishes_and_restores(
     versions.locator("tr", has_text="archivo").get_by_role("button", name="Restaurar").click()
     expect(page.locator(".notice")).to_contain_text("Versión 1 restaurada como versión 3")
     assert customer_gets(owner_shop, fake, "horario", "584121000003") == before
+
+
+def test_an_owner_edits_answers_hours_and_a_new_rule_with_forms_then_restores(
+    page: Page,
+    owner_shop: RunningApp,
+    massiva: tuple[FakeMassiva, str],
+    screenshots: Path,
+) -> None:
+    fake, _ = massiva
+    before = customer_gets(owner_shop, fake, "horario", "584121000011")
+    sign_in(page, owner_shop, "/admin/rules")
+    notice = page.locator("p.notice[role=status]")
+
+    # The `horario` answer, in its own form.
+    page.get_by_role("link", name="Editar la regla horario").click()
+    reply = page.locator("#rule-reply")
+    reply.fill("Le esperamos {{ hours.week }}.")
+    expect(page.locator("#rule-reply-counter")).to_contain_text("caracteres")
+    page.locator("#rule-submit").click()
+    expect(notice).to_contain_text("versión 2")
+
+    # The hours, in one form: Monday to Friday 9:00 to 18:00.
+    for day in ("mon", "tue", "wed", "thu", "fri"):
+        page.locator(f"#hours-{day}-from").fill("09:00")
+        page.locator(f"#hours-{day}-to").fill("18:00")
+    page.locator("#hours-submit").click()
+    expect(notice).to_contain_text("versión 3")
+
+    # A delivery rule placed below the closed-hours rule: the warning says so.
+    page.locator("#rule-name").fill("delivery")
+    page.locator("#rule-keywords").fill("delivery, envio")
+    page.locator("#rule-reply").fill("Hacemos delivery en toda la ciudad.")
+    page.locator("#rule-position").select_option(label="antes de «otro»")
+    page.locator("#rule-submit").click()
+    expect(notice).to_contain_text("versión 4")
+    warning = page.locator("#rule-warnings li", has_text="delivery")
+    expect(warning).to_contain_text("fuera_de_horario")
+    page.screenshot(path=str(screenshots / "rules-forms.png"), full_page=False)
+    # Moved above it: the warning goes away.
+    page.get_by_role("button", name="Subir la regla delivery").click()
+    expect(notice).to_contain_text("versión 5")
+    expect(page.locator("#rule-warnings li", has_text="delivery")).to_have_count(0)
+    names = page.locator(".rule-name code").all_inner_texts()
+    assert names.index("delivery") < names.index("fuera_de_horario")
+
+    published = time.monotonic()
+    answer = customer_gets(owner_shop, fake, "horario", "584121000012")
+    assert time.monotonic() - published < 2.0
+    assert answer.startswith("Le esperamos lunes a viernes de 9:00 a 18:00")
+    assert customer_gets(owner_shop, fake, "delivery", "584121000013") == (
+        "Hacemos delivery en toda la ciudad."
+    )
+
+    # The previous version comes back in one click.
+    page.goto(owner_shop.url + "/admin/rules/versions")
+    page.locator("#versions tr", has_text="archivo").get_by_role("button", name="Restaurar").click()
+    expect(page.locator(".notice")).to_contain_text("restaurada como versión 6")
+    assert customer_gets(owner_shop, fake, "horario", "584121000014") == before

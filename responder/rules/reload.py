@@ -14,6 +14,7 @@ from responder.clock import Clock
 from responder.config import StartupError
 from responder.outage import Outage
 from responder.rules import publish
+from responder.rules.model import Problem
 from responder.rules.publish import RulesCheck, RulesRefused
 from responder.rules.schema import RuleSet, compile_rules, load_rules
 from responder.store import Store
@@ -52,6 +53,8 @@ class RulesHolder:
         self.templates = templates
         self.clock = clock
         self.last_problems: tuple[str, ...] = ()
+        # The errors that kept the last edit of the files out (the version in force stays).
+        self.file_errors: tuple[Problem, ...] = ()
         self.interval = 1.0  # seconds between looks at the files
         self._signature = _signature(rules, templates)
         self.current = self._load_or_raise()
@@ -95,6 +98,7 @@ class RulesHolder:
             log.exception("rules not reloaded: %s could not be read", self.path)
             return False
         self.last_problems = tuple(p.format(self.path.name) for p in ruleset.problems)
+        self.file_errors = ruleset.errors
         if ruleset.errors:
             for problem in ruleset.errors:
                 log.error(
@@ -138,6 +142,7 @@ class RulesHolder:
             compile_rules, rules.encode("utf-8"), templates, self.clock(), str(self.path)
         )
         self.last_problems = tuple(p.format(self.path.name) for p in ruleset.problems)
+        self.file_errors = ruleset.errors
         if ruleset.errors:
             for problem in ruleset.errors:
                 log.error(

@@ -71,9 +71,8 @@ async def _page(
     text, templates, version_id = service.rules_source()
     view = edit.read_view(text)
     filename = Path(current.version.path).name or "rules.yaml"
-    load_problems = list(dict.fromkeys(
-        [p.format(filename) for p in current.problems] + list(service.rules.last_problems)
-    ))  # fmt: skip
+    # Errors of the last edit of the files, which kept it out (warnings are listed apart).
+    load_problems = _findings(service.rules.file_errors)
     query = request.query_params
     if rule_form is None and (wanted := query.get("editar")):
         found = next((r for r in view.rules if r.name == wanted), None)
@@ -115,6 +114,7 @@ async def _page(
         version=current.version,
         filename=filename,
         problems=load_problems,
+        writable=service.rules_writable(),
         trial=trial,
         trial_error=trial_error,
         trial_text=text_tried or "",
