@@ -10,6 +10,7 @@ import shutil
 import tempfile
 import time
 from collections.abc import Callable, Iterator
+from contextlib import closing
 from pathlib import Path
 from typing import Any
 
@@ -209,7 +210,7 @@ def test_read_only_files_are_left_alone_and_the_version_still_published(
                 answer = api.post("/api/rules/versions", json={"rules": edited, "base": base})
                 assert answer.status_code == 201, answer.text
                 assert replies(simulate(api, "horario")) == [NEW_HOURS]
-            with sign_in_at(server.url) as staff:  # the pages say where to edit
+            with closing(sign_in_at(server.url)) as staff:  # the pages say where to edit
                 for path in ("/admin/rules", "/admin/rules/editor"):
                     assert "son de solo lectura: edite las reglas aquí" in staff.get(path).text
         finally:
