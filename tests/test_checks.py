@@ -475,7 +475,7 @@ def test_every_warning_kind_and_code_has_a_spanish_text() -> None:
                 code="unknown_key",
                 params={"key": "keyword", "where": "rule", "suggestion": "keywords"},
             ),
-            "Clave desconocida «keyword» en rule; ¿quiso decir «keywords»?",
+            "Clave desconocida «keyword» en la regla; ¿quiso decir «keywords»?",
         ),
         (
             Problem(5, "fuzzy must be a number of typos from 0 to 3", "a"),

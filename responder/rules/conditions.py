@@ -27,6 +27,16 @@ UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, None: 1}
 HOURS_RE = re.compile(r"^\s*(\d{1,2}):(\d{2})\s*-\s*(\d{1,2}):(\d{2})\s*$")
 
 
+class BadValue(ValueError):
+    """A value in rules.yaml that cannot be read: the English message, and a code and params
+    that name the problem for translation (responder.rules.messages_es)."""
+
+    def __init__(self, message: str, *, code: str, **params: Any) -> None:
+        super().__init__(message)
+        self.code = code
+        self.params = params
+
+
 def strip_accents(text: str) -> str:
     decomposed = unicodedata.normalize("NFKD", text)
     return "".join(c for c in decomposed if not unicodedata.combining(c))
@@ -151,14 +161,20 @@ def parse_days(value: Any) -> frozenset[int]:
         if "-" in part:
             first, last = (DAY_ALIASES.get(p.strip()) for p in part.split("-", 1))
             if first is None or last is None:
-                raise ValueError(
-                    f"unknown day range {part!r} (use mon..sun or lun..dom, e.g. mon-fri)"
+                raise BadValue(
+                    f"unknown day range {part!r} (use mon..sun or lun..dom, e.g. mon-fri)",
+                    code="unknown_day_range",
+                    value=part,
                 )
             days.update((first + i) % 7 for i in range((last - first) % 7 + 1))
         else:
             day = DAY_ALIASES.get(part)
             if day is None:
-                raise ValueError(f"unknown day {part!r} (use mon..sun or lun..dom, e.g. sat,sun)")
+                raise BadValue(
+                    f"unknown day {part!r} (use mon..sun or lun..dom, e.g. sat,sun)",
+                    code="unknown_day",
+                    value=part,
+                )
             days.add(day)
     return frozenset(days)
 
@@ -167,10 +183,16 @@ def parse_hours(value: Any) -> tuple[int, int]:
     """`08:00-17:00` (or overnight `22:00-06:00`) → minutes after midnight."""
     found = HOURS_RE.match(str(value))
     if not found:
-        raise ValueError(f"hours must look like 08:00-17:00, got {value!r}")
+        raise BadValue(
+            f"hours must look like 08:00-17:00, got {value!r}",
+            code="bad_time_range",
+            value=str(value),
+        )
     h1, m1, h2, m2 = (int(g) for g in found.groups())
     if any(h > 24 or m > 59 or (h == 24 and m) for h, m in ((h1, m1), (h2, m2))):
-        raise ValueError(f"hours out of range in {value!r}")
+        raise BadValue(
+            f"hours out of range in {value!r}", code="time_out_of_range", value=str(value)
+        )
     return h1 * 60 + m1, h2 * 60 + m2
 
 
@@ -178,5 +200,9 @@ def parse_duration(value: Any) -> float:
     """`10s`, `5m`, `1h`, `2d` or a number of seconds."""
     found = DURATION_RE.match(str(value))
     if isinstance(value, bool) or not found:
-        raise ValueError(f"expected a duration like 10s, 5m or 1h, got {value!r}")
+        raise BadValue(
+            f"expected a duration like 10s, 5m or 1h, got {value!r}",
+            code="bad_duration",
+            value=str(value),
+        )
     return float(found.group(1)) * UNITS[found.group(2)]

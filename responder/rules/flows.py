@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from responder import text as sms_text
-from responder.rules.conditions import parse_duration
+from responder.rules.conditions import BadValue, parse_duration
 from responder.rules.model import Rule
 from responder.rules.patterns import Pattern
 from responder.rules.yamlpos import PosDict, PosList
@@ -67,7 +67,16 @@ class Flow:
 class Reader(Protocol):
     """What the rules reader offers to read flows with (see reader.Reader)."""
 
-    def error(self, line: int, message: str, rule: str | None = None) -> None: ...
+    def error(
+        self,
+        line: int,
+        message: str,
+        rule: str | None = None,
+        kind: str = "schema",
+        *,
+        code: str,
+        **params: Any,
+    ) -> None: ...
 
     def check_keys(
         self, mapping: PosDict, allowed: tuple[str, ...], what: str, rule: str | None = None
@@ -82,12 +91,14 @@ class Reader(Protocol):
 
 def _read_step(r: Reader, raw: Any, line: int, flow: str) -> FlowStep | None:
     if not isinstance(raw, PosDict):
-        r.error(line, "each step must be a mapping with ask: or say:", flow)
+        r.error(
+            line, "each step must be a mapping with ask: or say:", flow, code="step_not_mapping"
+        )
         return None
     r.check_keys(raw, STEP_KEYS, "step", flow)
     kinds = [k for k in ("ask", "say") if k in raw]
     if len(kinds) != 1:
-        r.error(raw.line, "a step has exactly one of ask: or say:", flow)
+        r.error(raw.line, "a step has exactly one of ask: or say:", flow, code="ask_or_say")
         return None
     kind = kinds[0]
     source = str(raw[kind] or "")
@@ -97,7 +108,10 @@ def _read_step(r: Reader, raw: Any, line: int, flow: str) -> FlowStep | None:
     save = raw.get("save")
     if save is not None and (kind != "ask" or not SAVE_RE.match(str(save))):
         r.error(
-            raw.line_of("save"), "save: goes on an ask step and names a field (letters, _)", flow
+            raw.line_of("save"),
+            "save: goes on an ask step and names a field (letters, _)",
+            flow,
+            code="bad_save",
         )
         save = None
     accept = None
@@ -113,10 +127,17 @@ def _read_step(r: Reader, raw: Any, line: int, flow: str) -> FlowStep | None:
     elif isinstance(goto, str):
         pairs = [("*", goto)]
     elif goto is not None:
-        r.error(raw.line_of("goto"), "goto: is a step id, or {answer: step id, ...}", flow)
+        r.error(
+            raw.line_of("goto"),
+            "goto: is a step id, or {answer: step id, ...}",
+            flow,
+            code="bad_goto",
+        )
     end = raw.get("end", False)
     if not isinstance(end, bool):
-        r.error(raw.line_of("end"), "end must be true or false", flow)
+        r.error(
+            raw.line_of("end"), "end must be true or false", flow, code="not_boolean", key="end"
+        )
     step_id = raw.get("id")
     return FlowStep(
         line=raw.line,
@@ -142,13 +163,13 @@ def read_flows(
     if raw is None:
         return {}
     if not isinstance(raw, PosDict):
-        r.error(line, "flows: must be a mapping of flow names to flows")
+        r.error(line, "flows: must be a mapping of flow names to flows", code="flows_not_mapping")
         return {}
     flows: dict[str, Flow] = {}
     for position, (name, spec) in enumerate(raw.items()):
         at = raw.line_of(name)
         if not isinstance(spec, PosDict):
-            r.error(at, "a flow is a mapping with trigger: and steps:", name)
+            r.error(at, "a flow is a mapping with trigger: and steps:", name, code="bad_flow")
             continue
         r.check_keys(spec, FLOW_KEYS, "flow", name)
         trigger_raw = spec.get("trigger")
@@ -161,10 +182,11 @@ def read_flows(
                 spec.line_of("trigger"),
                 "trigger: needs keywords, e.g. {keywords: [encuesta]}",
                 name,
+                code="no_trigger",
             )
         raw_steps = spec.get("steps")
         if not isinstance(raw_steps, PosList) or not raw_steps:
-            r.error(spec.line_of("steps"), "steps: must be a non-empty list", name)
+            r.error(spec.line_of("steps"), "steps: must be a non-empty list", name, code="no_steps")
             continue
         steps = [
             _read_step(r, item, item_line, name)
@@ -175,13 +197,26 @@ def read_flows(
         for step in found:
             for _, target in step.goto:
                 if target not in ids:
-                    r.error(step.line, f"goto: no step has id '{target}'", name)
+                    r.error(
+                        step.line,
+                        f"goto: no step has id '{target}'",
+                        name,
+                        code="unknown_step",
+                        target=target,
+                    )
         timeout = None
         if spec.get("timeout") is not None:
             try:
                 timeout = parse_duration(spec["timeout"])
-            except ValueError as err:
-                r.error(spec.line_of("timeout"), f"timeout: {err}", name)
+            except BadValue as err:
+                r.error(
+                    spec.line_of("timeout"),
+                    f"timeout: {err}",
+                    name,
+                    code=err.code,
+                    setting="timeout",
+                    **err.params,
+                )
         timeout_reply = None
         if spec.get("timeout_reply") is not None:
             timeout_reply = r.template(
@@ -189,11 +224,22 @@ def read_flows(
             )
         retries = spec.get("max_retries", DEFAULT_RETRIES)
         if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
-            r.error(spec.line_of("max_retries"), "max_retries must be a number, 0 or more", name)
+            r.error(
+                spec.line_of("max_retries"),
+                "max_retries must be a number, 0 or more",
+                name,
+                code="bad_max_retries",
+            )
             retries = DEFAULT_RETRIES
         interruptible = spec.get("interruptible", False)
         if not isinstance(interruptible, bool):
-            r.error(spec.line_of("interruptible"), "interruptible must be true or false", name)
+            r.error(
+                spec.line_of("interruptible"),
+                "interruptible must be true or false",
+                name,
+                code="not_boolean",
+                key="interruptible",
+            )
         if trigger is None or len(found) != len(steps):
             continue
         flows[name] = Flow(

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from responder.rules.conditions import Facts, parse_hours
+from responder.rules.conditions import BadValue, Facts, parse_hours
 
 DAY_WORDS = ("lunes", "martes", "miércoles", "jueves", "viernes", "sábado", "domingo")
 CLOSED_WORDS = ("closed", "cerrado")
@@ -117,15 +117,30 @@ def parse_shifts(value: Any) -> tuple[Shift, ...]:
     for item in items:
         start, end = parse_hours(item)
         if start == end:
-            raise ValueError(f"{str(item).strip()!r} is empty; a whole day is 00:00-24:00")
+            raise BadValue(
+                f"{str(item).strip()!r} is empty; a whole day is 00:00-24:00",
+                code="empty_shift",
+                value=str(item).strip(),
+            )
         if start == DAY_MINUTES:
-            raise ValueError(f"{str(item).strip()!r} starts at 24:00; write 00:00")
+            raise BadValue(
+                f"{str(item).strip()!r} starts at 24:00; write 00:00",
+                code="starts_at_24",
+                value=str(item).strip(),
+            )
         shifts.append(Shift(start, end))
     shifts.sort(key=lambda s: s.start)
     for before, after in itertools.pairwise(shifts):
         if before.overnight or after.start < before.end:
-            raise ValueError(f"{value!r}: the ranges overlap")
+            raise BadValue(
+                f"{value!r}: the ranges overlap", code="shifts_overlap", value=_shown(value)
+            )
     return tuple(shifts)
+
+
+def _shown(value: Any) -> str:
+    """A value as its author wrote it, for a message: a list joined by commas."""
+    return ", ".join(map(str, value)) if isinstance(value, list) else str(value)
 
 
 def parse_date(value: Any) -> date:
@@ -136,7 +151,9 @@ def parse_date(value: Any) -> date:
             raise ValueError
         return date.fromisoformat(text)
     except ValueError:
-        raise ValueError(f"closed: {value!r} is not a date like 2026-12-25") from None
+        raise BadValue(
+            f"closed: {value!r} is not a date like 2026-12-25", code="bad_date", value=str(value)
+        ) from None
 
 
 @dataclass(frozen=True)

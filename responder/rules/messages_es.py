@@ -1,5 +1,6 @@
 """Spanish texts of the problems and warnings found in rules.yaml, for the admin. Built from
-each Problem's kind, code and params, never from its English message."""
+each Problem's kind, code and params, never from its English message; the errors' texts are
+responder.rules.errors_es'."""
 
 from __future__ import annotations
 
@@ -8,12 +9,14 @@ from typing import Any
 
 from responder.rules import conditions as cond
 from responder.rules.backtracking import OVERLAP
+from responder.rules.errors_es import ERRORS
 from responder.rules.hours import Closed, Open
 from responder.rules.model import Problem
 
 Params = Mapping[str, Any]
 
-# For errors without a code of their own: the kind, with the English detail after it.
+# For a finding without a text of its own (none that the rules code raises: see
+# tests/test_messages_es.py): the kind, with the English detail after it.
 KIND_NAMES = {
     "syntax": "Error de sintaxis",
     "schema": "Valor no válido",
@@ -103,23 +106,6 @@ MESSAGES: dict[tuple[str, str], Callable[[Params], str]] = {
         "Los patrones ven el mensaje en minúsculas, sin acentos ni ¿¡?!.,;: así que "
         f"«{p['char']}» nunca coincide."
     ),
-    ("schema", "unknown_key"): lambda p: (
-        f"Clave desconocida «{p['key']}» en {p['where']}"
-        + (f"; ¿quiso decir «{p['suggestion']}»?" if p.get("suggestion") else ".")
-    ),
-    ("schema", "no_hours"): lambda p: "when: open / closed necesita el horario en settings.hours.",
-    ("schema", "bad_hours"): lambda p: (
-        f"Horario no válido en «{p['key']}»: use días como mon-fri o lun-vie con "
-        '"08:00-17:00" (o varias franjas "08:00-12:00, 14:00-18:00"), '
-        'closed: ["2026-12-25"] y quiet: "21:00-08:00".'
-    ),
-    ("schema", "duplicate_name"): lambda p: (
-        f"Nombre de regla repetido (la primera está en la línea {p['first_line']})."
-    ),
-    ("schema", "no_name"): lambda p: "La regla no tiene nombre (name:).",
-    ("template", "template_not_found"): lambda p: (
-        f"La plantilla «{p['name']}» no existe en la carpeta de plantillas."
-    ),
 }
 
 
@@ -133,6 +119,7 @@ MESSAGES.update(
         for reason, why in _UNKNOWN_REASONS.items()
     }
 )
+MESSAGES.update(ERRORS)
 
 
 def spanish(problem: Problem) -> str:

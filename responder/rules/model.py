@@ -114,7 +114,7 @@ class Problem:
     rule: str | None = None
     severity: str = "error"  # or "warning"
     kind: str = "schema"
-    code: str = ""  # a finer name than kind, where translations differ: "unknown_key"
+    code: str = ""  # a finer name than kind: "unknown_key"; every error has one
     params: Mapping[str, Any] = field(default_factory=dict, compare=False, hash=False)
 
     def format(self, filename: str) -> str:

@@ -14,13 +14,16 @@ import regex
 
 from responder import budget
 from responder.budget import Overrun, Owner
+from responder.rules.conditions import BadValue
+
+ENGINE_REFUSES = "bad regular expression: the matching engine cannot use it"
 
 
 class Found(Protocol):
     def groupdict(self) -> dict[str, str | None]: ...
 
 
-class BadPattern(ValueError):
+class BadPattern(BadValue):
     """The pattern cannot be used; the message says why."""
 
 
@@ -33,11 +36,17 @@ class Pattern:
         except re.error as err:
             # re's own words only as the detail; where it stopped is ours to say.
             where = "" if err.pos is None else f" at character {err.pos + 1}"
-            raise BadPattern(f"bad regular expression{where}: {err.msg}") from None
+            position = 0 if err.pos is None else err.pos + 1
+            raise BadPattern(
+                f"bad regular expression{where}: {err.msg}",
+                code="bad_regex",
+                position=position,
+                char=source[position - 1] if 0 < position <= len(source) else "",
+            ) from None
         try:
             self._compiled = regex.compile(source)
         except regex.error:
-            raise BadPattern("bad regular expression: the matching engine cannot use it") from None
+            raise BadPattern(ENGINE_REFUSES, code="regex_engine") from None
         self.pattern = source
         self.owner = owner
         self.group_names = tuple(checked.groupindex)  # what `match` holds in its reply

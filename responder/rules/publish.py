@@ -9,6 +9,7 @@ import os
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from responder.rules.model import Problem
 from responder.store.models import RuleVersion
@@ -48,20 +49,25 @@ class RulesRefused(Exception):
         self.problems = problems
 
 
-def draft_problem(message: str) -> Problem:
+def draft_problem(message: str, code: str, **params: Any) -> Problem:
     """A draft refused before it is read at all (too big, templates not texts)."""
-    return Problem(1, message, kind="schema")
+    return Problem(1, message, kind="schema", code=code, params=params)
 
 
 def limits(rules: str, templates: dict[str, str]) -> Problem | None:
     if len(rules.encode("utf-8")) > MAX_RULES_BYTES:
-        return draft_problem(f"the rules are larger than {MAX_RULES_BYTES // 1024} KiB")
+        kib = MAX_RULES_BYTES // 1024
+        return draft_problem(f"the rules are larger than {kib} KiB", "too_large", kib=kib)
     if len(templates) > MAX_TEMPLATES:
-        return draft_problem(f"more than {MAX_TEMPLATES} templates")
+        return draft_problem(
+            f"more than {MAX_TEMPLATES} templates", "too_many_templates", most=MAX_TEMPLATES
+        )
     for name in templates:
         parts = name.split("/")
         if not name or name.startswith("/") or any(p in ("", ".", "..") for p in parts):
-            return draft_problem(f"template name {name!r} is not a plain file name")
+            return draft_problem(
+                f"template name {name!r} is not a plain file name", "bad_template_name", name=name
+            )
     return None
 
 

@@ -14,6 +14,7 @@ from responder import text as sms_text
 from responder.budget import Owner
 from responder.rules import conditions as cond
 from responder.rules.backtracking import backtracking_risk
+from responder.rules.conditions import BadValue
 from responder.rules.hours import Closed, Open, OpeningHours
 from responder.rules.model import MATCH_MODES, Problem, Rule
 from responder.rules.patterns import BadPattern, Pattern
@@ -65,9 +66,11 @@ class Reader:
         message: str,
         rule: str | None = None,
         kind: str = "schema",
-        code: str = "",
+        *,
+        code: str,
         **params: Any,
     ) -> None:
+        """An error; its `code` (and `params`) has a Spanish text in messages_es.MESSAGES."""
         self.problems.append(Problem(line, message, rule, "error", kind, code, params))
 
     def warn(
@@ -97,7 +100,7 @@ class Reader:
         try:
             found = Pattern(source, Owner(rule, line, source))
         except BadPattern as err:
-            self.error(line, str(err), rule, "regex")
+            self.error(line, str(err), rule, "regex", code=err.code, **err.params)
             return None
         if why := backtracking_risk(source):
             self.warn(line, f"pattern {why}", rule, "backtracking", why=why)
@@ -124,15 +127,31 @@ class Reader:
                 f"template '{source}' not found in the templates folder",
                 rule,
                 "template",
-                "template_not_found",
+                code="template_not_found",
                 name=source,
             )
         except TemplateSyntaxError as err:
             where = f"{source}:{err.lineno}: " if is_file else ""
             self.error(
-                line, f"template syntax error: {where}{err.message}", rule, "template", "syntax"
+                line,
+                f"template syntax error: {where}{err.message}",
+                rule,
+                "template",
+                code="syntax",
+                file=source if is_file else "",
+                template_line=err.lineno,
+                unclosed=unclosed_mark(err.source or ("" if is_file else source)),
             )
         return None
+
+
+def unclosed_mark(source: str) -> str:
+    """The first of `{{`, `{%`, `{#` that the template opens more often than it closes: what
+    to tell its author to close (Jinja's own words about it are not ours to match)."""
+    for opening, closing in (("{{", "}}"), ("{%", "%}"), ("{#", "#}")):
+        if source.count(opening) > source.count(closing):
+            return opening
+    return ""
 
 
 def keywords_of(value: Any) -> list[str]:
@@ -159,6 +178,7 @@ def read_condition(
             line,
             "when: expects open, closed or a mapping such as {days: mon-fri, hours: 08:00-17:00}",
             rule,
+            code="bad_when",
         )
         return None
     r.check_keys(value, WHEN_KEYS, "when", rule)
@@ -173,14 +193,23 @@ def read_condition(
                 parts.append(cond.Hours(start, end, str(item)))
             elif key == "first_contact":
                 if not isinstance(item, bool):
-                    raise ValueError("first_contact must be true or false")
+                    raise BadValue(
+                        "first_contact must be true or false", code="not_boolean", key=key
+                    )
                 parts.append(cond.FirstContact(item))
             elif key == "field":
                 if not isinstance(item, dict) or "name" not in item:
-                    raise ValueError("field expects {name: FIELD, equals: VALUE}")
+                    raise BadValue("field expects {name: FIELD, equals: VALUE}", code="bad_field")
                 extra = set(item) - {"name", "equals"}
                 if extra:
-                    raise ValueError(f"field: unknown key '{sorted(extra)[0]}'")
+                    unknown = str(sorted(extra)[0])
+                    raise BadValue(
+                        f"field: unknown key '{unknown}'",
+                        code="unknown_key",
+                        key=unknown,
+                        where="field",
+                        suggestion="",
+                    )
                 equals = item.get("equals")
                 parts.append(cond.Field(str(item["name"]), None if equals is None else str(equals)))
             elif key == "not":
@@ -189,13 +218,15 @@ def read_condition(
                     parts.append(cond.Not(inner))
             elif key in ("all", "any"):
                 if not isinstance(item, list) or not item:
-                    raise ValueError(f"{key} expects a list of conditions")
+                    raise BadValue(
+                        f"{key} expects a list of conditions", code="needs_conditions", key=key
+                    )
                 lines = getattr(item, "item_lines", [at] * len(item))
                 inner_parts = [read_condition(r, c, ln, rule, hours) for c, ln in zip(item, lines)]
                 found = tuple(p for p in inner_parts if p is not None)
                 parts.append(cond.All(found) if key == "all" else cond.AnyOf(found))
-        except ValueError as err:
-            r.error(at, str(err), rule)
+        except BadValue as err:
+            r.error(at, str(err), rule, code=err.code, **err.params)
     if not parts:
         return None
     return parts[0] if len(parts) == 1 else cond.All(tuple(parts))
@@ -205,11 +236,23 @@ def read_match(r: Reader, raw: PosDict, name: str) -> tuple[str, int]:
     """A rule's (or a flow trigger's) `match:` mode and `fuzzy:` typos."""
     mode = str(raw.get("match", "word"))
     if mode not in MATCH_MODES:
-        r.error(raw.line_of("match"), f"match must be one of {', '.join(MATCH_MODES)}", name)
+        r.error(
+            raw.line_of("match"),
+            f"match must be one of {', '.join(MATCH_MODES)}",
+            name,
+            code="bad_match",
+            value=mode,
+        )
         mode = "word"
     fuzzy = raw.get("fuzzy", 0)
     if isinstance(fuzzy, bool) or not isinstance(fuzzy, int) or not 0 <= fuzzy <= 3:
-        r.error(raw.line_of("fuzzy"), "fuzzy must be a number of typos from 0 to 3", name)
+        r.error(
+            raw.line_of("fuzzy"),
+            "fuzzy must be a number of typos from 0 to 3",
+            name,
+            code="bad_fuzzy",
+            value=str(fuzzy),
+        )
         fuzzy = 0
     return mode, fuzzy
 
@@ -219,7 +262,11 @@ def read_rule(
 ) -> Rule | None:
     """One entry of `rules:`."""
     if not isinstance(raw, PosDict):
-        r.error(line, "each rule must be a mapping with at least name and reply")
+        r.error(
+            line,
+            "each rule must be a mapping with at least name and reply",
+            code="rule_not_mapping",
+        )
         return None
     name = str(raw.get("name") or f"#{position + 1}")
     if "name" not in raw:
@@ -228,16 +275,31 @@ def read_rule(
 
     keywords = tuple(sms_text.normalize(k) for k in keywords_of(raw.get("keywords", [])))
     if "keywords" in raw and (not keywords or not all(keywords)):
-        r.error(raw.line_of("keywords"), "keywords must be non-empty words or phrases", name)
+        r.error(
+            raw.line_of("keywords"),
+            "keywords must be non-empty words or phrases",
+            name,
+            code="empty_keyword",
+        )
     mode, fuzzy = read_match(r, raw, name)
     if fuzzy and mode == "contains":
-        r.error(raw.line_of("fuzzy"), "fuzzy cannot be combined with match: contains", name)
+        r.error(
+            raw.line_of("fuzzy"),
+            "fuzzy cannot be combined with match: contains",
+            name,
+            code="fuzzy_contains",
+        )
 
     pattern = None
     if "pattern" in raw:
         pattern = r.regex(str(raw["pattern"]), raw.line_of("pattern"), name)
         if keywords:
-            r.error(raw.line_of("pattern"), "use either keywords or pattern, not both", name)
+            r.error(
+                raw.line_of("pattern"),
+                "use either keywords or pattern, not both",
+                name,
+                code="keywords_and_pattern",
+            )
 
     when = None
     if "when" in raw:
@@ -248,21 +310,43 @@ def read_rule(
         value = raw.get(flag, False)
         if not isinstance(value, bool):
             # `handoff: si` must not silently leave the conversation with the bot.
-            r.error(raw.line_of(flag), f"{flag} must be true or false", name)
+            r.error(
+                raw.line_of(flag),
+                f"{flag} must be true or false",
+                name,
+                code="not_boolean",
+                key=flag,
+            )
         flags[flag] = value is True
     fallback = flags["fallback"]
     if not keywords and "pattern" not in raw and "when" not in raw and not fallback:
-        r.error(raw.line, "rule needs keywords, pattern, when or fallback: true", name)
+        r.error(
+            raw.line,
+            "rule needs keywords, pattern, when or fallback: true",
+            name,
+            code="answers_nothing",
+        )
 
     reply: Template | None = None
     source = ""
     reply_line = raw.line
     if "reply" in raw and "template" in raw:
-        r.error(raw.line_of("template"), "use either reply or template, not both", name)
+        r.error(
+            raw.line_of("template"),
+            "use either reply or template, not both",
+            name,
+            code="reply_and_template",
+        )
     elif raw.get("template", "") is None or raw.get("reply", "") is None:
         # `reply:` left empty is YAML null: without this check customers would get "None".
         key = "template" if "template" in raw else "reply"
-        r.error(raw.line_of(key), f"{key} is empty; write the text in quotes after {key}:", name)
+        r.error(
+            raw.line_of(key),
+            f"{key} is empty; write the text in quotes after {key}:",
+            name,
+            code="empty_reply",
+            key=key,
+        )
     elif "template" in raw:
         source = str(raw["template"])
         reply_line = raw.line_of("template")
@@ -272,11 +356,17 @@ def read_rule(
         reply_line = raw.line_of("reply")
         reply = r.template(source, reply_line, name)
     elif not flags["handoff"]:
-        r.error(raw.line, "rule needs a reply or a template", name)
+        r.error(raw.line, "rule needs a reply or a template", name, code="no_reply")
 
     via = raw.get("via")
     if via is not None and via not in PROVIDERS:
-        r.error(raw.line_of("via"), f"unknown via '{via}'; use {', '.join(PROVIDERS)}", name)
+        r.error(
+            raw.line_of("via"),
+            f"unknown via '{via}'; use {', '.join(PROVIDERS)}",
+            name,
+            code="unknown_via",
+            value=str(via),
+        )
         via = None
     return Rule(
         name=name,

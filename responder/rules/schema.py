@@ -117,23 +117,29 @@ def _collector_paused() -> Iterator[None]:
             gc.enable()
 
 
+def syntax_problem(err: YAMLSyntaxError) -> Problem:
+    return Problem(
+        err.line, f"YAML syntax: {err.message}", kind="syntax", code=err.code, params=err.params
+    )
+
+
 def _compile(reader: Reader, raw_bytes: bytes, version: Version) -> RuleSet:
     try:
         # utf-8-sig: Windows Notepad starts the files it saves with a byte-order mark.
         doc = load(raw_bytes.decode("utf-8-sig"))
     except UnicodeDecodeError:
-        doc, reader.problems = None, [Problem(1, "the file is not UTF-8 text", kind="syntax")]
+        not_utf8 = Problem(1, "the file is not UTF-8 text", kind="syntax", code="not_utf8")
+        doc, reader.problems = None, [not_utf8]
     except YAMLSyntaxError as err:
-        problem = Problem(err.line, f"YAML syntax: {err.message}", kind="syntax")
-        doc, reader.problems = None, [problem]
+        doc, reader.problems = None, [syntax_problem(err)]
     rules: list[Rule] = []
     flows: dict[str, Flow] = {}
     settings = RulesSettings()
     if doc is None and not reader.problems:
         # Also what a poll sees in the middle of an editor's save: never take it as "no rules".
-        reader.error(1, "the file is empty; it needs settings: and rules:")
+        reader.error(1, "the file is empty; it needs settings: and rules:", code="empty_file")
     elif doc is not None and not isinstance(doc, PosDict):
-        reader.error(1, "the file must be a mapping with settings: and rules:")
+        reader.error(1, "the file must be a mapping with settings: and rules:", code="not_mapping")
     elif isinstance(doc, PosDict):
         reader.check_keys(doc, TOP_KEYS, "the file")
         settings = read_settings(reader, doc.get("settings"))
@@ -141,7 +147,9 @@ def _compile(reader: Reader, raw_bytes: bytes, version: Version) -> RuleSet:
         if raw_rules is None and doc.get("flows"):
             pass  # a file of flows alone is fine
         elif not isinstance(raw_rules, PosList):
-            reader.error(doc.line_of("rules"), "rules: must be a list of rules")
+            reader.error(
+                doc.line_of("rules"), "rules: must be a list of rules", code="rules_not_list"
+            )
         else:
             for position, (raw, line) in enumerate(zip(raw_rules, raw_rules.item_lines)):
                 rule = read_rule(reader, raw, line, position, settings.hours)

@@ -12,7 +12,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from responder import text as sms_text
 from responder.phone import validate_region
-from responder.rules.conditions import parse_days, parse_duration, parse_hours
+from responder.rules.conditions import BadValue, parse_days, parse_duration, parse_hours
 from responder.rules.hours import (
     DAY_MINUTES,
     OpeningHours,
@@ -50,7 +50,12 @@ def _timezone(r: Reader, s: PosDict, key: str, default: ZoneInfo) -> ZoneInfo:
     try:
         return ZoneInfo(str(s[key]))
     except (ZoneInfoNotFoundError, ValueError):
-        r.error(s.line_of(key), f"unknown timezone {s[key]!r}")
+        r.error(
+            s.line_of(key),
+            f"unknown timezone {s[key]!r}",
+            code="unknown_timezone",
+            value=str(s[key]),
+        )
         return default
 
 
@@ -59,8 +64,8 @@ def _country(r: Reader, s: PosDict, key: str, default: str) -> str:
         return default
     try:
         return validate_region(str(s[key]))
-    except ValueError as err:
-        r.error(s.line_of(key), str(err))
+    except ValueError as err:  # responder.phone's words
+        r.error(s.line_of(key), str(err), code="unknown_country", value=str(s[key]))
         return default
 
 
@@ -69,8 +74,8 @@ def _duration(r: Reader, s: PosDict, key: str, default: float | None) -> float |
         return default
     try:
         return parse_duration(s[key])
-    except ValueError as err:
-        r.error(s.line_of(key), f"{key}: {err}")
+    except BadValue as err:
+        r.error(s.line_of(key), f"{key}: {err}", code=err.code, setting=key, **err.params)
         return default
 
 
@@ -86,7 +91,7 @@ def _zero_or_duration(r: Reader, s: PosDict, key: str, default: float) -> float:
 def _flag(r: Reader, s: PosDict, key: str, default: bool) -> bool:
     value = s.get(key, default)
     if not isinstance(value, bool):
-        r.error(s.line_of(key), f"{key} must be true or false")
+        r.error(s.line_of(key), f"{key} must be true or false", code="not_boolean", key=key)
         return default
     return value
 
@@ -96,7 +101,9 @@ def _limit(r: Reader, s: PosDict, key: str, default: Limit) -> Limit:
     if value is None:
         return default
     if not isinstance(value, dict) or set(value) != {"count", "per"}:
-        r.error(s.line_of(key), f"{key} must be {{count: N, per: DURATION}}")
+        r.error(
+            s.line_of(key), f"{key} must be {{count: N, per: DURATION}}", code="bad_limit", key=key
+        )
         return default
     try:
         count = int(value["count"])
@@ -104,7 +111,12 @@ def _limit(r: Reader, s: PosDict, key: str, default: Limit) -> Limit:
             raise ValueError
         return Limit(count, parse_duration(value["per"]))
     except (TypeError, ValueError):
-        r.error(s.line_of(key), f"{key}: count must be a positive number and per a duration")
+        r.error(
+            s.line_of(key),
+            f"{key}: count must be a positive number and per a duration",
+            code="bad_limit_values",
+            key=key,
+        )
         return default
 
 
@@ -113,7 +125,12 @@ def _max_reply_sms(r: Reader, s: PosDict, key: str, default: int) -> int:
     if value is None:
         return default
     if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_REPLY_SMS:
-        r.error(s.line_of(key), f"max_reply_sms must be a number from 1 to {MAX_REPLY_SMS}")
+        r.error(
+            s.line_of(key),
+            f"max_reply_sms must be a number from 1 to {MAX_REPLY_SMS}",
+            code="bad_max_reply_sms",
+            most=MAX_REPLY_SMS,
+        )
         return default
     return value
 
@@ -129,7 +146,12 @@ def _keyword_reply(
             value = PosDict()
             value.line, value.key_lines = s.line, {}
         if not isinstance(value, PosDict):
-            r.error(s.line_of(key), f"{key} must be a mapping with keywords and reply")
+            r.error(
+                s.line_of(key),
+                f"{key} must be a mapping with keywords and reply",
+                code="bad_keyword_reply",
+                key=key,
+            )
             value = PosDict()
             value.line, value.key_lines = s.line_of(key), {}
         r.check_keys(value, ("keywords", "reply"), key)
@@ -152,23 +174,30 @@ def _retry(r: Reader, s: PosDict, key: str, default: Retry) -> Retry:
     if value is None:
         return default
     if not isinstance(value, dict) or not set(value) <= {"attempts", "max_age"}:
-        r.error(s.line_of(key), "retry must be {attempts: N, max_age: DURATION}")
+        r.error(s.line_of(key), "retry must be {attempts: N, max_age: DURATION}", code="bad_retry")
         return default
     try:
         attempts = value.get("attempts", default.attempts)
         if isinstance(attempts, bool) or not isinstance(attempts, int) or attempts < 1:
-            raise ValueError("attempts must be a number, 1 or more")
+            raise BadValue("attempts must be a number, 1 or more", code="bad_attempts")
         max_age = value.get("max_age")
         return Retry(attempts, default.max_age if max_age is None else parse_duration(max_age))
-    except ValueError as err:
-        r.error(s.line_of(key), f"retry: {err}")
+    except BadValue as err:
+        r.error(
+            s.line_of(key), f"retry: {err}", code=err.code, setting="retry.max_age", **err.params
+        )
         return default
 
 
 def _delivery(r: Reader, s: PosDict, key: str, default: str) -> str:
     delivery = str(s.get(key, default))
     if delivery not in DELIVERY_MODES:
-        r.error(s.line_of(key), f"delivery must be {' or '.join(DELIVERY_MODES)}")
+        r.error(
+            s.line_of(key),
+            f"delivery must be {' or '.join(DELIVERY_MODES)}",
+            code="bad_delivery",
+            value=delivery,
+        )
         return default
     return delivery
 
@@ -178,14 +207,28 @@ def _send_rate(r: Reader, s: PosDict, key: str, _: Any) -> dict[str, float]:
     if value is None:
         return {}
     if not isinstance(value, dict):
-        r.error(s.line_of(key), "send_rate must be {provider: messages per second}")
+        r.error(
+            s.line_of(key),
+            "send_rate must be {provider: messages per second}",
+            code="bad_send_rate",
+        )
         return {}
     rates = {}
     for provider, rate in value.items():
         if provider not in PROVIDERS:
-            r.error(s.line_of(key), f"send_rate: unknown provider '{provider}'")
+            r.error(
+                s.line_of(key),
+                f"send_rate: unknown provider '{provider}'",
+                code="unknown_provider",
+                provider=str(provider),
+            )
         elif isinstance(rate, bool) or not isinstance(rate, int | float) or rate <= 0:
-            r.error(s.line_of(key), f"send_rate: {provider} needs a positive number")
+            r.error(
+                s.line_of(key),
+                f"send_rate: {provider} needs a positive number",
+                code="bad_rate",
+                provider=provider,
+            )
         else:
             rates[provider] = float(rate)
     return rates
@@ -196,7 +239,7 @@ def _low_credit(r: Reader, s: PosDict, key: str, _: Any) -> float | None:
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
-        r.error(s.line_of(key), "low_credit must be a number of credits")
+        r.error(s.line_of(key), "low_credit must be a number of credits", code="bad_low_credit")
         return None
     return float(value)
 
@@ -210,7 +253,12 @@ def _hours(r: Reader, s: PosDict, key: str, _: Any) -> OpeningHours | None:
     if value is None:
         return None
     if not isinstance(value, PosDict):
-        r.error(s.line_of(key), 'hours must be a mapping such as {mon-fri: "08:00-17:00"}')
+        r.error(
+            s.line_of(key),
+            'hours must be a mapping such as {mon-fri: "08:00-17:00"}',
+            code="bad_hours",
+            key=key,
+        )
         return None
     week: list[tuple[Shift, ...]] = [()] * 7
     named_at: dict[int, int] = {}  # weekday → the line that gave its hours
@@ -229,28 +277,32 @@ def _hours(r: Reader, s: PosDict, key: str, _: Any) -> OpeningHours | None:
                 shifts = parse_shifts(item)
                 for day in sorted(days):
                     if day in named_at:
-                        raise ValueError(
-                            f"hours: {day_key} gives a day that line {named_at[day]} gives too"
+                        raise BadValue(
+                            f"hours: {day_key} gives a day that line {named_at[day]} gives too",
+                            code="day_twice",
+                            first_line=named_at[day],
                         )
                     named_at[day] = at
                     week[day] = shifts
-        except ValueError as err:
+        except BadValue as err:
             message = str(err) if str(err).startswith(("hours", "closed")) else f"hours: {err}"
-            r.error(at, message, code="bad_hours", key=str(day_key))
+            r.error(at, message, code=err.code, key=str(day_key), **err.params)
     frozen_week = tuple(week)
     return OpeningHours(frozen_week, frozenset(closed), quiet, week_text(frozen_week))
 
 
 def _closed_dates(r: Reader, item: Any, line: int) -> set[date]:
     if not isinstance(item, list):
-        raise ValueError('closed: expects a list of dates, e.g. ["2026-12-25"]')
+        raise BadValue(
+            'closed: expects a list of dates, e.g. ["2026-12-25"]', code="closed_not_list"
+        )
     lines = item.item_lines if isinstance(item, PosList) else [line] * len(item)
     found: set[date] = set()
     for date_value, at in zip(item, lines):
         try:
             found.add(parse_date(date_value))
-        except ValueError as err:
-            r.error(at, f"hours: {err}", code="bad_hours", key="closed")
+        except BadValue as err:
+            r.error(at, f"hours: {err}", code=err.code, key="closed", **err.params)
     return found
 
 
@@ -282,7 +334,7 @@ def read_settings(r: Reader, s: Any) -> RulesSettings:
         s = PosDict()
         s.line, s.key_lines = 1, {}
     if not isinstance(s, PosDict):
-        r.error(getattr(s, "line", 1), "settings must be a mapping")
+        r.error(getattr(s, "line", 1), "settings must be a mapping", code="settings_not_mapping")
         return RulesSettings()
     r.check_keys(s, SETTINGS_KEYS, "settings")
     defaults = RulesSettings()

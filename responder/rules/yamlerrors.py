@@ -23,6 +23,8 @@ _SPECIAL_START = frozenset("&*!|>%@`?-")
 _QUOTES = frozenset("'\"")
 _OPENS_A_LEVEL = frozenset("[{-:?")
 TOO_DEEP = "lists and mappings nest too deeply here"
+NOT_YAML = "the file cannot be read as YAML"
+UNREADABLE = "the YAML cannot be read here"
 # The line breaks YAML counts; str.splitlines also splits at \v, \f and \x1c-\x1e.
 _LINE_BREAK = re.compile("\r\n|[\r\n\x85\u2028\u2029]")
 # What YAML allows in a file; the reader stops at anything else.
@@ -30,12 +32,15 @@ _NOT_ALLOWED = re.compile("[^\t\n\r\x20-\x7e\x85\xa0-\ud7ff\ue000-\ufffd\U000100
 
 
 class YAMLSyntaxError(ValueError):
-    """Where the text stops being YAML (a 1-based line) and why, in our words."""
+    """Where the text stops being YAML (a 1-based line) and why, in our words; `code` and
+    `params` name the problem for translation (responder.rules.messages_es)."""
 
-    def __init__(self, line: int, message: str) -> None:
+    def __init__(self, line: int, message: str, *, code: str, **params: Any) -> None:
         super().__init__(message)
         self.line = line
         self.message = message
+        self.code = code
+        self.params = params
 
 
 def explain(err: Exception, text: str, loader: type[Any]) -> YAMLSyntaxError:
@@ -44,26 +49,26 @@ def explain(err: Exception, text: str, loader: type[Any]) -> YAMLSyntaxError:
         return _not_allowed(text)
     if isinstance(err, RecursionError):
         # Older PyYAML, and its Python parser, recurse once per level until Python stops them.
-        return YAMLSyntaxError(_too_deep(text, loader) or 1, TOO_DEEP)
+        return YAMLSyntaxError(_too_deep(text, loader) or 1, TOO_DEEP, code="too_deep")
     if not isinstance(err, yaml.MarkedYAMLError):
-        return YAMLSyntaxError(1, "the file cannot be read as YAML")
+        return YAMLSyntaxError(1, NOT_YAML, code="not_yaml")
     problem, context = err.problem_mark or err.context_mark, err.context_mark
     if problem is None:
-        return YAMLSyntaxError(1, "the file cannot be read as YAML")
+        return YAMLSyntaxError(1, NOT_YAML, code="not_yaml")
     source = _Source(text)
     if isinstance(err, yaml.scanner.ScannerError) and _libyaml_too_deep(source, problem, context):
-        return YAMLSyntaxError(_too_deep(text, loader) or problem.line + 1, TOO_DEEP)
+        return YAMLSyntaxError(
+            _too_deep(text, loader) or problem.line + 1, TOO_DEEP, code="too_deep"
+        )
     if isinstance(err, yaml.scanner.ScannerError):
-        line, message = _scanner(source, problem, context)
-    elif isinstance(err, yaml.parser.ParserError):
-        line, message = _parser(source, problem, context)
-    elif isinstance(err, yaml.composer.ComposerError):
-        line, message = _composer(source, problem, context)
-    elif isinstance(err, yaml.constructor.ConstructorError):
-        line, message = _constructor(source, problem)
-    else:
-        line, message = problem.line + 1, "the YAML cannot be read here"
-    return YAMLSyntaxError(line, message)
+        return _scanner(source, problem, context)
+    if isinstance(err, yaml.parser.ParserError):
+        return _parser(source, problem, context)
+    if isinstance(err, yaml.composer.ComposerError):
+        return _composer(source, problem, context)
+    if isinstance(err, yaml.constructor.ConstructorError):
+        return _constructor(source, problem)
+    return YAMLSyntaxError(problem.line + 1, UNREADABLE, code="unreadable")
 
 
 class _Source:
@@ -109,96 +114,162 @@ def _libyaml_too_deep(source: _Source, problem: yaml.Mark, context: yaml.Mark | 
     )
 
 
-def _scanner(source: _Source, problem: yaml.Mark, context: yaml.Mark | None) -> tuple[int, str]:
+def _quote_it(line: int, start: str) -> YAMLSyntaxError:
+    return YAMLSyntaxError(
+        line, f"a value starting with '{start}' must be put in quotes", code="quote_it", char=start
+    )
+
+
+def _scanner(source: _Source, problem: yaml.Mark, context: yaml.Mark | None) -> YAMLSyntaxError:
     opened = source.at(context)
     if context is not None and opened in _QUOTES:
         if source.ended(problem):
-            return (
+            return YAMLSyntaxError(
                 context.line + 1,
                 f"the quoted text that starts here never ends; close it with {opened}",
+                code="quote_never_ends",
+                quote=opened,
             )
         if opened == '"' and "\\" in source.between(context, problem) + source.at(problem):
-            return problem.line + 1, (
+            return YAMLSyntaxError(
+                problem.line + 1,
                 "in double quotes a backslash starts an escape such as \\n; "
-                "write \\\\ for a backslash, or use single quotes"
+                "write \\\\ for a backslash, or use single quotes",
+                code="backslash",
             )
-        return (
+        return YAMLSyntaxError(
             problem.line + 1,
             f"the quoted text that starts at line {context.line + 1} cannot be read here",
+            code="quoted_unreadable",
+            start_line=context.line + 1,
         )
     found = source.at(problem)
     if found == ":":
-        return problem.line + 1, f"a ': ' is not allowed here; {QUOTE_HINT}"
+        return YAMLSyntaxError(
+            problem.line + 1, f"a ': ' is not allowed here; {QUOTE_HINT}", code="colon"
+        )
     if found == "\t":
-        return problem.line + 1, "a tab here: YAML indents with spaces only"
+        return YAMLSyntaxError(
+            problem.line + 1, "a tab here: YAML indents with spaces only", code="tab"
+        )
     start, line = (opened, context.line + 1) if context is not None else (found, problem.line + 1)
     if start in _SPECIAL_START:
-        return line, f"a value starting with '{start}' must be put in quotes"
+        return _quote_it(line, start)
     if context is not None and context.line < problem.line:
         # A word at the start of a line that was waiting for its ':' when the next line came.
-        return context.line + 1, "a key without ':' after it, or a line indented too far"
-    return problem.line + 1, "the YAML cannot be read here"
+        return YAMLSyntaxError(
+            context.line + 1,
+            "a key without ':' after it, or a line indented too far",
+            code="key_without_colon",
+        )
+    return YAMLSyntaxError(problem.line + 1, UNREADABLE, code="unreadable")
 
 
-def _parser(source: _Source, problem: yaml.Mark, context: yaml.Mark | None) -> tuple[int, str]:
+def _parser(source: _Source, problem: yaml.Mark, context: yaml.Mark | None) -> YAMLSyntaxError:
     opened = source.at(context)
     if context is not None and opened in ("[", "{"):
         close, what = ("]", "list") if opened == "[" else ("}", "mapping")
         if source.ended(problem):
-            return context.line + 1, f"the {what} opened with '{opened}' here is never closed"
+            return YAMLSyntaxError(
+                context.line + 1,
+                f"the {what} opened with '{opened}' here is never closed",
+                code="never_closed",
+                opened=opened,
+                close=close,
+            )
         where = "" if context.line == problem.line else f" at line {context.line + 1}"
-        return problem.line + 1, (
+        return YAMLSyntaxError(
+            problem.line + 1,
             f"expected ',' or '{close}' here, in the {what} opened with '{opened}'{where}; "
-            "quote an item that contains ': ' or ','"
+            "quote an item that contains ': ' or ','",
+            code="expected_comma",
+            opened=opened,
+            close=close,
+            start_line=context.line + 1,
         )
     found = source.at(problem)
     if found in ("]", "}"):
-        return problem.line + 1, f"a '{found}' here closes nothing"
+        return YAMLSyntaxError(
+            problem.line + 1, f"a '{found}' here closes nothing", code="closes_nothing", char=found
+        )
     if found == "-":
-        return problem.line + 1, "a list item where a key was expected; check its indentation"
+        return YAMLSyntaxError(
+            problem.line + 1,
+            "a list item where a key was expected; check its indentation",
+            code="list_item",
+        )
     if source.before(problem).rstrip().endswith(("'", '"')):
-        return problem.line + 1, (
+        return YAMLSyntaxError(
+            problem.line + 1,
             "text after the closing quote; put the whole value inside the quotes "
-            "(inside single quotes, write '' for one ')"
+            "(inside single quotes, write '' for one ')",
+            code="after_quote",
         )
     if context is not None and context.line < problem.line:
-        return problem.line + 1, (
+        return YAMLSyntaxError(
+            problem.line + 1,
             f"this line does not line up with the block that starts at line {context.line + 1}; "
-            "check its indentation"
+            "check its indentation",
+            code="misaligned",
+            start_line=context.line + 1,
         )
-    return problem.line + 1, "the YAML cannot be read here; check the indentation"
+    return YAMLSyntaxError(
+        problem.line + 1,
+        "the YAML cannot be read here; check the indentation",
+        code="check_indentation",
+    )
 
 
-def _composer(source: _Source, problem: yaml.Mark, context: yaml.Mark | None) -> tuple[int, str]:
+def _composer(source: _Source, problem: yaml.Mark, context: yaml.Mark | None) -> YAMLSyntaxError:
     found = source.at(problem)
     if found == "*":
-        return problem.line + 1, "a value starting with '*' must be put in quotes"
+        return _quote_it(problem.line + 1, "*")
     if found == "&" and context is not None:
-        return problem.line + 1, (
+        return YAMLSyntaxError(
+            problem.line + 1,
             f"this anchor repeats the one at line {context.line + 1}; "
-            "a value starting with '&' must be put in quotes"
+            "a value starting with '&' must be put in quotes",
+            code="anchor_repeated",
+            first_line=context.line + 1,
         )
-    return problem.line + 1, "a second YAML document starts here; the file must hold one"
+    return YAMLSyntaxError(
+        problem.line + 1,
+        "a second YAML document starts here; the file must hold one",
+        code="second_document",
+    )
 
 
-def _constructor(source: _Source, problem: yaml.Mark) -> tuple[int, str]:
+def _constructor(source: _Source, problem: yaml.Mark) -> YAMLSyntaxError:
     found = source.at(problem)
     if found == "!":
-        return problem.line + 1, "a value starting with '!' must be put in quotes"
+        return _quote_it(problem.line + 1, "!")
     if found == "<" and source.lines[problem.line][problem.column :].startswith("<<"):
-        return problem.line + 1, "merge keys (<<) are not supported; write the keys out"
-    return problem.line + 1, (
-        "this value cannot be read; rules.yaml holds text, numbers, true/false, lists and mappings"
+        return YAMLSyntaxError(
+            problem.line + 1,
+            "merge keys (<<) are not supported; write the keys out",
+            code="merge_key",
+        )
+    return YAMLSyntaxError(
+        problem.line + 1,
+        "this value cannot be read; rules.yaml holds text, numbers, true/false, lists and mappings",
+        code="unknown_value",
     )
 
 
 def _not_allowed(text: str) -> YAMLSyntaxError:
     found = _NOT_ALLOWED.search(text)
     if found is None:
-        return YAMLSyntaxError(1, "the file holds a character that YAML does not allow")
+        return YAMLSyntaxError(
+            1, "the file holds a character that YAML does not allow", code="bad_character"
+        )
     line = len(_LINE_BREAK.findall(text, 0, found.start())) + 1
-    code = ord(found.group())
-    return YAMLSyntaxError(line, f"the character U+{code:04X} is not allowed in YAML; delete it")
+    code = f"U+{ord(found.group()):04X}"
+    return YAMLSyntaxError(
+        line,
+        f"the character {code} is not allowed in YAML; delete it",
+        code="character_not_allowed",
+        char=code,
+    )
 
 
 def _too_deep(text: str, loader: type[Any]) -> int | None:

@@ -57,6 +57,9 @@ def _mapping(loader: yaml.SafeLoader, node: yaml.Node) -> PosDict:
             raise YAMLSyntaxError(
                 key_node.start_mark.line + 1,
                 f"duplicate key {key!r} (first at line {result.key_lines[key]})",
+                code="duplicate_key",
+                key=key,
+                first_line=result.key_lines[key],
             )
         result[key] = loader.construct_object(value_node, deep=True)
         result.key_lines[key] = key_node.start_mark.line + 1
@@ -84,7 +87,12 @@ def _typed_scalar(loader: yaml.SafeLoader, node: yaml.Node) -> Any:
 
 def _misfit(node: yaml.Node) -> YAMLSyntaxError:
     tag = node.tag.replace("tag:yaml.org,2002:", "!!")
-    return YAMLSyntaxError(node.start_mark.line + 1, f"the tag {tag} does not fit this value")
+    return YAMLSyntaxError(
+        node.start_mark.line + 1,
+        f"the tag {tag} does not fit this value",
+        code="tag_misfit",
+        tag=tag,
+    )
 
 
 def _make_loader(base: type[yaml.SafeLoader]) -> type[yaml.SafeLoader]:
