@@ -333,8 +333,15 @@ def test_pages_fit_a_phone(browser: Browser, shop: RunningApp) -> None:
     phone = context.new_page()
     try:
         sign_in(phone, shop)
-        pages = ("/admin", f"/admin/conversations/{PHONE}", "/admin/rules", "/admin/rules/editor",
-                 "/admin/rules/versions", "/admin/rules/versions/1", "/admin/dashboard")  # fmt: skip
+        pages = (
+            "/admin",
+            f"/admin/conversations/{PHONE}",
+            "/admin/rules",
+            "/admin/rules/editor",
+            "/admin/rules/versions",
+            "/admin/rules/versions/1",
+            "/admin/dashboard",
+        )
         for path in pages:
             phone.goto(shop.url + path)
             overflow = phone.evaluate(

@@ -211,8 +211,8 @@ def test_read_only_files_are_left_alone_and_the_version_still_published(
                 assert answer.status_code == 201, answer.text
                 assert replies(simulate(api, "horario")) == [NEW_HOURS]
             with closing(sign_in_at(server.url)) as staff:  # the pages say where to edit
-                for path in ("/admin/rules", "/admin/rules/editor"):
-                    assert "son de solo lectura: edite las reglas aquí" in staff.get(path).text
+                for page in ("/admin/rules", "/admin/rules/editor"):
+                    assert "son de solo lectura: edite las reglas aquí" in staff.get(page).text
         finally:
             assert server.stop() in (0, -15), server.output()
         assert (folder / "rules.yaml").read_text(encoding="utf-8") == before

@@ -80,7 +80,10 @@ def test_the_yaml_editor_checks_tries_publishes_and_restores(
         "  - name: delivery\n    keywords: [delivery, envio]\n"
         '    reply: "Hacemos delivery en la zona."\n'
     )
-    edited = text.replace('"08:00-17:00"', '"09:00-18:00"', 1) + delivery
+    assert "  - name: otro\n" in text  # the fallback, after the closed-hours rule
+    edited = text.replace('"08:00-17:00"', '"09:00-18:00"', 1).replace(
+        "  - name: otro\n", delivery + "  - name: otro\n"
+    )
     editor.fill(edited)
     expect(page.locator("#findings .warning").filter(has_text="delivery")).to_be_visible()
     expect(page.locator("#findings .problem")).to_have_count(0)
