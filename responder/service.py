@@ -277,13 +277,20 @@ class Service:
             elif self.providers[provider].schedules and send_at - now >= NATIVE_SCHEDULE_AHEAD:
                 due = now
         handoff = origin == "agent"
-        before = await self.store.conversation(phone) if handoff and author else None
+        was_bot = handoff and author is not None and await self._with_bot(phone)
         queued = await self.store.queue_outbound(
             phone, replies, origin, handoff=handoff, send_at=send_at, due=due, author=author
         )
-        if before is not None and before.mode != "human":
+        if was_bot:
             await self.accounts.record(author, "mode_changed", phone, mode="human", by="reply")
         return queued
+
+    async def _with_bot(self, phone: str) -> bool:
+        """Whether the bot answers `phone` now (a number never seen: it would)."""
+        try:
+            return (await self.store.conversation(phone)).mode == "bot"
+        except UnknownContactError:
+            return True
 
     # -- rules: drafts, versions (DESIGN §10) ----------------------------------------------
 
