@@ -194,7 +194,7 @@ def test_staff_answer_a_customer_from_sign_in_to_delivery(
     bubble = thread.locator(".msg.out").last
     expect(bubble).to_contain_text(expected)
     expect(bubble).to_contain_text("enviado")
-    expect(bubble).to_contain_text("agente")
+    expect(bubble.locator(".author")).to_have_text("admin")  # who wrote it
     report = run(fake.report_status(shop.webhook("/status"), sms.id, 1))
     assert report.status_code == 200
     expect(bubble.locator(".status")).to_have_text("entregado")
