@@ -15,7 +15,7 @@ from responder.clock import Clock
 from responder.config import Settings
 from responder.providers.base import Provider
 from responder.service import Service
-from responder.web import admin, admin_rules, api, rule_forms, webhooks
+from responder.web import admin, admin_people, admin_rules, api, rule_forms, webhooks
 
 log = logging.getLogger("responder")
 
@@ -69,6 +69,7 @@ def create_app(
             *webhooks.routes,
             *api.routes,
             *admin_rules.routes,
+            *admin_people.routes,
             *rule_forms.routes,
             *admin.routes,
         ],

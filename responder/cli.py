@@ -1,5 +1,5 @@
 """The `responder` command: serve, check, simulate, send, urls, token, balance, export,
-migrate-to."""
+migrate-to, users."""
 
 from __future__ import annotations
 
@@ -8,7 +8,6 @@ import csv
 import json
 import logging
 import sys
-from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta, tzinfo
 from pathlib import Path
 from typing import Any, TypeVar
@@ -20,7 +19,9 @@ from responder.app import create_app
 from responder.budget import OverrunRecord
 from responder.commands.common import CLOCK
 from responder.commands.common import settings as _settings
+from responder.commands.common import with_service as _with_service
 from responder.commands.migrate_to import migrate_to
+from responder.commands.users import users
 from responder.config import Settings, StartupError
 from responder.moments import SEND_HORIZON, SIMULATE_HORIZON, BadMoment, parse_moment
 from responder.phone import InvalidPhoneNumber, normalize_phone
@@ -32,25 +33,6 @@ from responder.store import is_postgres, make_store
 from responder.store.models import MESSAGE_FIELDS, OptedOutError, StoreUnavailable
 
 T = TypeVar("T")
-
-
-def _with_service(work: Callable[[Service], Awaitable[T]]) -> T:
-    """Runs `work` against the configured database, without the web server."""
-
-    async def run() -> T:
-        service = Service(_settings(), clock=CLOCK)
-        await service.open()
-        try:
-            return await work(service)
-        finally:
-            for provider in service.providers.values():
-                await provider.aclose()
-            await service.close()
-
-    try:
-        return asyncio.run(run())
-    except StartupError as err:
-        raise click.ClickException(str(err)) from None
 
 
 @click.group()
@@ -321,3 +303,4 @@ def export(fmt: str) -> None:
 
 
 main.add_command(migrate_to)
+main.add_command(users)

@@ -15,6 +15,7 @@ from datetime import datetime
 from typing import Any
 
 from responder import budget, engine
+from responder.accounts import Accounts
 from responder.budget import Budget, OverrunRecord
 from responder.clock import Clock, thread_cpu_time
 from responder.config import Settings
@@ -89,6 +90,8 @@ class Service:
         self.webhook_token = ""
         self.admin_token = ""
         self._sessions: Sessions | None = None
+        # People, personal tokens and the audit trail (DESIGN §11).
+        self.accounts = Accounts(self.store, clock, lambda: self.admin_token)
         # The tokens open() created just now (first start): only those may be shown in full.
         self.generated_tokens: set[str] = set()
         self._tasks: list[asyncio.Task[Any]] = []
@@ -251,8 +254,10 @@ class Service:
         via: str | None,
         origin: str,
         send_at: datetime | None = None,
+        author: str | None = None,
     ) -> list[Message]:
-        """Queues a message written by a person; an agent's reply hands the chat to people.
+        """Queues a message written by a person (signed by `author`, their name); an agent's
+        reply hands the chat to people, which the audit trail records as a hand-off.
         With `send_at` it waits in the outbox until then, or, far enough ahead on a provider
         that schedules by itself (MasSMS), goes to the provider's scheduler at once. A text
         with a control character, or nothing visible, raises UnsendableText: a person typed
@@ -271,9 +276,21 @@ class Service:
                 send_at = None
             elif self.providers[provider].schedules and send_at - now >= NATIVE_SCHEDULE_AHEAD:
                 due = now
-        return await self.store.queue_outbound(
-            phone, replies, origin, handoff=origin == "agent", send_at=send_at, due=due
+        handoff = origin == "agent"
+        was_bot = handoff and author is not None and await self._with_bot(phone)
+        queued = await self.store.queue_outbound(
+            phone, replies, origin, handoff=handoff, send_at=send_at, due=due, author=author
         )
+        if was_bot:
+            await self.accounts.record(author, "mode_changed", phone, mode="human", by="reply")
+        return queued
+
+    async def _with_bot(self, phone: str) -> bool:
+        """Whether the bot answers `phone` now (a number never seen: it would)."""
+        try:
+            return (await self.store.conversation(phone)).mode == "bot"
+        except UnknownContactError:
+            return True
 
     # -- rules: drafts, versions (DESIGN §10) ----------------------------------------------
 
@@ -311,13 +328,21 @@ class Service:
         source: RuleSource,
     ) -> tuple[RuleVersion, RulesCheck]:
         """As publish_rules, with the warnings the check found."""
-        return await self.rules.publish(
+        version, check = await self.rules.publish(
             rules, templates, base=base, note=note, author=author, source=source
         )
+        await self.accounts.record(
+            author, "rules_published", str(version.id), source=source, note=note
+        )
+        return version, check
 
     async def restore_rules(self, version_id: int, *, note: str, author: str | None) -> RuleVersion:
         """An older version's content published again as the newest (KeyError: unknown)."""
-        return await self.rules.restore(version_id, note=note, author=author)
+        version = await self.rules.restore(version_id, note=note, author=author)
+        await self.accounts.record(
+            author, "rules_published", str(version.id), source="restore", restored=version_id
+        )
+        return version
 
     async def rule_versions(self, limit: int = 100) -> list[RuleVersion]:
         return await self.store.rule_versions(limit)
@@ -529,8 +554,11 @@ class Service:
     def iter_messages(self) -> AsyncIterator[Message]:
         return self.store.iter_messages()
 
-    async def set_mode(self, phone: str, mode: str) -> Conversation:
-        return await self.store.set_mode(phone, mode)
+    async def set_mode(self, phone: str, mode: str, actor: str | None = None) -> Conversation:
+        """Hands the conversation to people (`human`) or back to the bot, on the record."""
+        conversation = await self.store.set_mode(phone, mode)
+        await self.accounts.record(actor, "mode_changed", conversation.phone, mode=mode)
+        return conversation
 
     async def update_fields(self, phone: str, changes: dict[str, Any]) -> Conversation:
         return await self.store.update_fields(phone, changes)

@@ -42,6 +42,9 @@ TABLES = (
     "sign_in_failures",
     "balances",
     "rule_versions",
+    "users",
+    "api_tokens",
+    "audit_events",
 )
 
 

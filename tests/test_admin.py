@@ -54,7 +54,8 @@ def sign_in(app: RunningApp) -> httpx.Client:
 def sign_in_at(url: str, token: str = ADMIN_TOKEN) -> httpx.Client:
     client = httpx.Client(base_url=url, timeout=10)
     form = client.get("/admin/login")
-    response = client.post("/admin/login", data={"csrf": csrf_of(form.text), "token": token})
+    data = {"csrf": csrf_of(form.text), "name": "admin", "password": token}
+    response = client.post("/admin/login", data=data)
     assert response.status_code == 303, response.text
     return client
 
@@ -93,10 +94,16 @@ def test_sign_in_sets_an_opaque_http_only_cookie(app: RunningApp) -> None:
     with httpx.Client(base_url=app.url) as client:
         form = client.get("/admin/login?next=/admin/rules")
         assert form.status_code == 200
-        assert 'type="password"' in form.text and '<label for="token">' in form.text
+        assert 'type="password"' in form.text and '<label for="password">' in form.text
+        assert '<label for="name">' in form.text
         response = client.post(
             "/admin/login",
-            data={"csrf": csrf_of(form.text), "token": ADMIN_TOKEN, "next": "/admin/rules"},
+            data={
+                "csrf": csrf_of(form.text),
+                "name": "admin",
+                "password": ADMIN_TOKEN,
+                "next": "/admin/rules",
+            },
         )
         assert response.status_code == 303
         assert response.headers["location"] == "/admin/rules"
@@ -133,7 +140,8 @@ def test_sign_in_only_sends_people_inside_the_admin(
 ) -> None:
     with httpx.Client(base_url=app.url) as client:
         form = client.get("/admin/login")
-        data = {"csrf": csrf_of(form.text), "token": ADMIN_TOKEN, "next": wanted}
+        data = {"csrf": csrf_of(form.text), "name": "admin", "password": ADMIN_TOKEN}
+        data["next"] = wanted
         assert client.post("/admin/login", data=data).headers["location"] == landing
 
 
@@ -142,10 +150,17 @@ def test_a_wrong_token_is_refused(app: RunningApp) -> None:
         form = client.get("/admin/login")
         for token in ("wrong-token", "", "ñandú", ADMIN_TOKEN[:-1]):
             response = client.post(
-                "/admin/login", data={"csrf": csrf_of(form.text), "token": token}
+                "/admin/login",
+                data={"csrf": csrf_of(form.text), "name": "admin", "password": token},
             )
             assert response.status_code == 401
-            assert "Clave de acceso incorrecta" in response.text
+            assert "Nombre o contraseña incorrectos" in response.text
+        # The admin token opens nothing under another name.
+        response = client.post(
+            "/admin/login",
+            data={"csrf": csrf_of(form.text), "name": "ana", "password": ADMIN_TOKEN},
+        )
+        assert response.status_code == 401
         assert client.get("/admin").status_code == 303
 
 
@@ -153,10 +168,11 @@ def test_sign_in_attempts_are_limited(app: RunningApp) -> None:
     with httpx.Client(base_url=app.url) as client:
         csrf = csrf_of(client.get("/admin/login").text)
         for _ in range(5):
-            response = client.post("/admin/login", data={"csrf": csrf, "token": "guess"})
-            assert response.status_code == 401
+            guess = {"csrf": csrf, "name": "admin", "password": "guess"}
+            assert client.post("/admin/login", data=guess).status_code == 401
         # Even the right token waits now: guessing must not pay.
-        response = client.post("/admin/login", data={"csrf": csrf, "token": ADMIN_TOKEN})
+        right = {"csrf": csrf, "name": "admin", "password": ADMIN_TOKEN}
+        response = client.post("/admin/login", data=right)
         assert response.status_code == 429
         assert 0 < int(response.headers["retry-after"]) <= 60
         assert "Demasiados intentos" in response.text
@@ -170,7 +186,7 @@ def test_forms_need_the_csrf_token(app: RunningApp, staff: httpx.Client) -> None
         f"/admin/conversations/{PHONE}/mode": {"mode": "human"},
         f"/admin/conversations/{PHONE}/fields": {"new_name": "nombre", "new_value": "x"},
         "/admin/logout": {},
-        "/admin/login": {"token": ADMIN_TOKEN},
+        "/admin/login": {"name": "admin", "password": ADMIN_TOKEN},
     }
     for path, data in actions.items():
         for csrf in (None, "forged-token"):
@@ -376,7 +392,9 @@ def test_reply_goes_out_as_the_agent_and_takes_over(app: RunningApp, staff: http
     assert messages[-1]["text"] == "Hola, soy Ana.\n¿En qué le ayudo?"  # é is GSM-7
     shown = staff.get(response.headers["location"]).text
     assert "Mensaje en cola" in shown
-    assert "agente" in shown and "entregado" in shown and "1 intento" in shown
+    # Signed by the person who wrote it (here the built-in owner), not "agente".
+    assert '<span class="author">admin</span>' in shown
+    assert "entregado" in shown and "1 intento" in shown
     assert "Devolver al bot" in shown
     conversation = httpx.get(f"{app.url}/api/contacts/{PHONE}", headers=auth()).json()
     assert conversation["mode"] == "human"

@@ -118,7 +118,8 @@ def inbound(app: RunningApp, text: str, phone: str = PHONE) -> None:
 
 def sign_in(page: Page, app: RunningApp, path: str = "/admin") -> None:
     page.goto(app.url + path)
-    page.get_by_label("Clave de acceso").fill(ADMIN_TOKEN)
+    page.get_by_label("Nombre").fill("admin")
+    page.get_by_label("Contraseña").fill(ADMIN_TOKEN)
     page.get_by_role("button", name="Entrar").click()
     expect(page).to_have_url(app.url + path)
 
@@ -147,10 +148,11 @@ def test_staff_answer_a_customer_from_sign_in_to_delivery(
     # A stranger is sent to the sign-in form; a wrong token is refused.
     page.goto(shop.url + "/admin")
     expect(page).to_have_url(re.compile(r"/admin/login\?next=%2Fadmin$"))
-    page.get_by_label("Clave de acceso").fill("not-the-token")
+    page.get_by_label("Nombre").fill("admin")
+    page.get_by_label("Contraseña").fill("not-the-token")
     page.get_by_role("button", name="Entrar").click()
-    expect(page.get_by_role("alert")).to_contain_text("Clave de acceso incorrecta")
-    page.get_by_label("Clave de acceso").fill(ADMIN_TOKEN)
+    expect(page.get_by_role("alert")).to_contain_text("Nombre o contraseña incorrectos")
+    page.get_by_label("Contraseña").fill(ADMIN_TOKEN)
     page.get_by_role("button", name="Entrar").click()
     expect(page).to_have_url(shop.url + "/admin")
     expect(page.get_by_role("heading", name="Bandeja")).to_be_visible()
@@ -192,7 +194,7 @@ def test_staff_answer_a_customer_from_sign_in_to_delivery(
     bubble = thread.locator(".msg.out").last
     expect(bubble).to_contain_text(expected)
     expect(bubble).to_contain_text("enviado")
-    expect(bubble).to_contain_text("agente")
+    expect(bubble.locator(".author")).to_have_text("admin")  # who wrote it
     report = run(fake.report_status(shop.webhook("/status"), sms.id, 1))
     assert report.status_code == 200
     expect(bubble.locator(".status")).to_have_text("entregado")
@@ -280,7 +282,7 @@ def test_a_cookie_copied_before_sign_out_opens_nothing_after(
 
         after = open_inbox_elsewhere()
         expect(after).to_have_url(re.compile(r"/admin/login\?next=%2Fadmin$"))
-        expect(after.get_by_label("Clave de acceso")).to_be_visible()
+        expect(after.get_by_label("Contraseña")).to_be_visible()
         before.reload()
         expect(before).to_have_url(re.compile(r"/admin/login\?next=%2Fadmin$"))
     finally:

@@ -214,7 +214,8 @@ def sign_in(app: RunningApp) -> httpx.Client:
     form = client.get("/admin/login")
     csrf = re.search(r'name="csrf" value="([^"]+)"', form.text)
     assert csrf is not None
-    response = client.post("/admin/login", data={"csrf": csrf.group(1), "token": ADMIN_TOKEN})
+    data = {"csrf": csrf.group(1), "name": "admin", "password": ADMIN_TOKEN}
+    response = client.post("/admin/login", data=data)
     assert response.status_code == 303
     return client
 

@@ -194,7 +194,8 @@ def test_a_database_built_by_the_service_is_served_the_same_from_postgresql(
         staff, leaving = (signed_in(sqlite_app) for _ in range(2))
         with httpx.Client(base_url=sqlite_app.url) as stranger:  # a failed sign-in, recorded
             form = stranger.get("/admin/login").text
-            stranger.post("/admin/login", data={"csrf": csrf_of(form), "token": "nope"})
+            data = {"csrf": csrf_of(form), "name": "admin", "password": "nope"}
+            stranger.post("/admin/login", data=data)
         sqlite_app.settle()
 
     first = migrate(database, postgres_url)

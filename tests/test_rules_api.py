@@ -94,7 +94,7 @@ def test_publish_is_in_force_at_once_and_written_back_to_the_files(
     assert answer.status_code == 201, answer.text
     version = answer.json()["version"]
     assert version["active"] is True and version["source"] == "api"
-    assert version["note"] == "nuevo horario" and version["author"] == "api"
+    assert version["note"] == "nuevo horario" and version["author"] == "admin"
     assert replies(simulate(api, "horario")) == [NEW_HOURS]
     assert (workdir / "rules.yaml").read_text(encoding="utf-8") == edited
     # `templates` left out kept the ones in force

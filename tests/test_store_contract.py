@@ -20,6 +20,7 @@ from responder.providers.base import OutboundSMS, Provider, SendResult
 from responder.service import Service
 from responder.store import Store, make_store
 from responder.store.models import (
+    AuditEvent,
     InboundJob,
     InboundResult,
     OptedOutError,
@@ -29,6 +30,9 @@ from responder.store.models import (
     StaleRuleVersion,
     StatusUpdate,
     UnknownContactError,
+    UnknownUserError,
+    User,
+    UserExists,
 )
 from responder.store.overruns import MAX_OVERRUNS
 from responder.store.postgres import PostgresStore
@@ -736,6 +740,122 @@ async def test_sessions_are_kept_touched_ended_and_purged(store: Store, clock: C
     assert await store.session("other") is None
     assert await store.purge_sessions(clock(), start + timedelta(seconds=1)) == 1
     assert await store.session("old") is None
+
+
+# -- the team: people, tokens, audit ---------------------------------------------------------------
+
+
+async def test_people_are_added_changed_and_read_by_every_instance(
+    open_store: OpenStore, clock: Clock
+) -> None:
+    first, second = await open_store(), await open_store()
+    assert await first.users() == [] and await first.user("ana") is None
+    ana = User("ana", "agent", "$argon2id$h1", False, clock())
+    await first.add_user(ana)
+    await first.add_user(User("bea", "owner", "$argon2id$h2", False, clock()))
+    with pytest.raises(UserExists):
+        await second.add_user(User("ana", "owner", "$argon2id$h3", False, clock()))
+    assert await second.user("ana") == ana
+    assert [u.name for u in await second.users()] == ["ana", "bea"]
+    promoted = await second.change_user("ana", role="owner")
+    assert promoted == User("ana", "owner", "$argon2id$h1", False, ana.created_at)
+    assert await first.user("ana") == promoted
+    with pytest.raises(UnknownUserError):
+        await first.change_user("nadie", disabled=True)
+    assert ana.as_json() == {
+        "name": "ana",
+        "role": "agent",
+        "disabled": False,
+        "created_at": "2026-11-23T14:00:00.000000Z",
+    }
+
+
+@pytest.mark.parametrize(
+    ("change", "ends"),
+    [
+        ({"disabled": True}, True),
+        ({"password_hash": "$argon2id$new"}, True),
+        ({"password_hash": "$argon2id$h1"}, False),  # the same password: nothing changed
+        ({"role": "owner"}, False),
+    ],
+)
+async def test_disabling_or_a_new_password_ends_the_persons_sessions_at_once(
+    open_store: OpenStore, clock: Clock, change: dict[str, Any], ends: bool
+) -> None:
+    first, second = await open_store(), await open_store()
+    await first.add_user(User("ana", "agent", "$argon2id$h1", False, clock()))
+    await first.create_session(session_record("ana-1", "ana", clock()), keep=5)
+    await first.create_session(session_record("bea-1", "bea", clock()), keep=5)
+    await second.change_user("ana", **change)
+    assert (await first.session("ana-1") is None) is ends
+    assert await first.session("bea-1") is not None
+
+
+async def test_api_tokens_are_kept_by_hash_touched_and_revoked(
+    open_store: OpenStore, clock: Clock
+) -> None:
+    first, second = await open_store(), await open_store()
+    token = await first.add_api_token("ana", "sha-1")
+    other = await first.add_api_token("ana", "sha-2")
+    assert (token.user, token.created_at, token.last_used_at, token.revoked) == (
+        "ana",
+        clock(),
+        None,
+        False,
+    )
+    assert await second.api_token_by_hash("sha-1") == token
+    assert await second.api_token_by_hash("sha-9") is None
+    clock.advance(60)
+    await second.touch_api_token(token.id, clock())
+    found = await first.api_token(token.id)
+    assert found is not None and found.last_used_at == clock()
+    assert await second.revoke_api_token(token.id)
+    assert not await first.revoke_api_token(token.id)  # once
+    assert not await first.revoke_api_token(10**9)
+    revoked = await first.api_token_by_hash("sha-1")
+    assert revoked is not None and revoked.revoked
+    assert [(t.id, t.revoked) for t in await second.api_tokens("ana")] == [
+        (token.id, True),
+        (other.id, False),
+    ]
+    assert await second.api_tokens("bea") == []
+
+
+async def test_the_audit_trail_lists_the_newest_first(open_store: OpenStore, clock: Clock) -> None:
+    first, second = await open_store(), await open_store()
+    await first.record_audit(AuditEvent(clock(), "admin", "user_created", "ana", {"role": "agent"}))
+    clock.advance(1)
+    await second.record_audit(AuditEvent(clock(), None, "sign_in_failed", "nadie\x00", {}))
+    clock.advance(1)
+    await first.record_audit(
+        AuditEvent(clock(), "ana", "mode_changed", ANA, {"mode": "human", "nota": "ñ"})
+    )
+    events = await second.audit_events()
+    assert [e.action for e in events] == ["mode_changed", "sign_in_failed", "user_created"]
+    assert events[0].detail == {"mode": "human", "nota": "ñ"} and events[0].actor == "ana"
+    assert events[2] == AuditEvent(
+        clock() - timedelta(seconds=2), "admin", "user_created", "ana", {"role": "agent"}
+    )
+    assert [e.action for e in await first.audit_events(limit=1)] == ["mode_changed"]
+    assert events[0].as_json()["at"] == "2026-11-23T14:00:02.000000Z"
+
+
+async def test_a_persons_message_carries_its_author(store: Store, clock: Clock) -> None:
+    await inbound(store, clock, ANA, "hola")
+    [signed] = await store.queue_outbound(
+        ANA, [Reply("le atiende Ana", 1, "sandbox")], "agent", handoff=True, author="ana"
+    )
+    [unsigned] = await store.queue_outbound(ANA, [Reply("desde la consola", 1, "sandbox")], "cli")
+    assert (signed.author, unsigned.author) == ("ana", None)
+    shown = [(m.text, m.author) for m in await store.messages(ANA)]
+    assert shown == [
+        ("hola", None),
+        ("re: hola", None),
+        ("le atiende Ana", "ana"),
+        ("desde la consola", None),
+    ]
+    assert signed.as_json()["author"] == "ana"
+    assert [m.author for m in await store.messages_by_id([signed.id])] == ["ana"]
 
 
 # -- rules versions -------------------------------------------------------------------------------

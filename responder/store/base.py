@@ -14,6 +14,8 @@ from typing import Any, Protocol
 from responder.budget import Overrun, OverrunRecord
 from responder.engine import Contact, Decision, FlowState, Reply
 from responder.store.models import (
+    ApiToken,
+    AuditEvent,
     Conversation,
     InboundJob,
     InboundResult,
@@ -21,11 +23,13 @@ from responder.store.models import (
     OutboxItem,
     PollItem,
     PollResult,
+    Role,
     RuleSource,
     RuleVersion,
     SendOutcome,
     SessionRecord,
     StatusUpdate,
+    User,
 )
 
 
@@ -80,6 +84,7 @@ class Store(Protocol):
         handoff: bool = False,
         send_at: datetime | None = None,
         due: datetime | None = None,
+        author: str | None = None,
     ) -> list[Message]: ...
     async def contacts_in_flows(self) -> list[Contact]: ...
     async def apply_decision(
@@ -150,6 +155,28 @@ class Store(Protocol):
         self, provider: str, credits: float | None, error: str | None
     ) -> None: ...
     async def balances(self) -> dict[str, tuple[float | None, str | None, datetime]]: ...
+
+    # -- the team: people, personal API tokens, the audit trail (DESIGN §11) ------------------
+    async def users(self) -> list[User]: ...
+    async def user(self, name: str) -> User | None: ...
+    async def add_user(self, user: User) -> None: ...
+    # Disabling a person or changing their password ends their sessions in the same commit.
+    async def change_user(
+        self,
+        name: str,
+        *,
+        role: Role | None = None,
+        disabled: bool | None = None,
+        password_hash: str | None = None,
+    ) -> User: ...
+    async def add_api_token(self, user: str, token_hash: str) -> ApiToken: ...
+    async def api_token(self, token_id: int) -> ApiToken | None: ...
+    async def api_token_by_hash(self, token_hash: str) -> ApiToken | None: ...
+    async def api_tokens(self, user: str) -> list[ApiToken]: ...
+    async def touch_api_token(self, token_id: int, at: datetime) -> None: ...
+    async def revoke_api_token(self, token_id: int) -> bool: ...
+    async def record_audit(self, event: AuditEvent) -> None: ...
+    async def audit_events(self, limit: int = 200) -> list[AuditEvent]: ...
 
     # -- rules versions --------------------------------------------------------------------
     async def latest_rule_version_id(self) -> int | None: ...

@@ -86,6 +86,7 @@ TABLES: tuple[Table, ...] = (
             ("failover_from", "text"),
             ("claimed_by", "text"),
             ("lease_until", "moment"),
+            ("author", "text"),
         ),
         key="id",
         append_only=True,
@@ -170,6 +171,42 @@ TABLES: tuple[Table, ...] = (
         ),
         key="id",
         batch=500,  # each holds a whole rules file and its templates
+        append_only=True,
+    ),
+    Table(
+        "users",
+        (
+            ("name", "text"),
+            ("role", "text"),
+            ("password_hash", "text"),
+            ("disabled", "bool"),
+            ("created_at", "moment"),
+        ),
+        key="name",
+    ),
+    Table(
+        "api_tokens",
+        (
+            ("id", "int"),
+            ("user", "text"),
+            ("hash", "text"),
+            ("created_at", "moment"),
+            ("last_used_at", "moment"),
+            ("revoked", "bool"),
+        ),
+        key="id",
+    ),
+    Table(
+        "audit_events",
+        (
+            ("id", "int"),
+            ("at", "moment"),
+            ("actor", "text"),
+            ("action", "text"),
+            ("subject", "text"),
+            ("detail", "json"),
+        ),
+        key="id",
         append_only=True,
     ),
 )

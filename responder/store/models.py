@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, field, fields
 from datetime import UTC, datetime
 from typing import Any, Literal
 
@@ -69,6 +69,7 @@ class Message:
     updated_at: datetime
     send_at: datetime | None
     failover_from: str | None
+    author: str | None = None  # the person who wrote it; None for the bot and the CLI
 
     def as_json(self) -> dict[str, Any]:
         return _json_ready(self)
@@ -210,3 +211,78 @@ class RuleVersion:
     sha256: str
     rules: str
     templates: dict[str, str]
+
+
+Role = Literal["owner", "agent"]
+ROLES: tuple[Role, ...] = ("owner", "agent")
+# What the audit trail records (DESIGN §11).
+AuditAction = Literal[
+    "sign_in",
+    "sign_in_failed",
+    "sign_out",
+    "rules_published",
+    "user_created",
+    "user_changed",
+    "token_created",
+    "mode_changed",
+    "assigned",
+    "broadcast_created",
+    "broadcast_cancelled",
+    "contact_forgotten",
+]
+
+
+class UserExists(ValueError):
+    """A person with that name exists already."""
+
+
+class UnknownUserError(LookupError):
+    """No person with that name."""
+
+
+@dataclass(frozen=True)
+class User:
+    """A person of the staff. `password_hash` is an argon2id hash (responder/accounts.py)."""
+
+    name: str
+    role: Role
+    password_hash: str
+    disabled: bool
+    created_at: datetime
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "role": self.role,
+            "disabled": self.disabled,
+            "created_at": to_iso(self.created_at),
+        }
+
+
+@dataclass(frozen=True)
+class ApiToken:
+    """A personal API token; the store keeps only the SHA-256 of the token itself."""
+
+    id: int
+    user: str
+    created_at: datetime
+    last_used_at: datetime | None
+    revoked: bool
+
+    def as_json(self) -> dict[str, Any]:
+        return _json_ready(self)
+
+
+@dataclass(frozen=True)
+class AuditEvent:
+    """Who did what: `actor` is a person's name (None: the service itself), `subject` what
+    it was done to (a person, a phone number, a rules version), `detail` the rest."""
+
+    at: datetime
+    actor: str | None
+    action: AuditAction
+    subject: str | None = None
+    detail: dict[str, Any] = field(default_factory=dict)
+
+    def as_json(self) -> dict[str, Any]:
+        return _json_ready(self)

@@ -45,9 +45,11 @@ class PgOutbox(PgBase):
         handoff: bool = False,
         send_at: datetime | None = None,
         due: datetime | None = None,
+        author: str | None = None,
     ) -> list[Message]:
-        """Queues messages started by a person (agent or CLI); refuses opted-out numbers. With
-        `send_at` they are 'scheduled', taken by the worker at `due` (default: `send_at`)."""
+        """Queues messages started by a person (agent or CLI), signed by `author`; refuses
+        opted-out numbers. With `send_at` they are 'scheduled', taken by the worker at `due`
+        (default: `send_at`)."""
         now = self.clock()
 
         async def work(conn: Any) -> list[Message]:
@@ -63,6 +65,10 @@ class PgOutbox(PgBase):
                 for i, reply in zip(ids, replies)
             ]
             await insert_messages(conn, rows)
+            if author is not None:
+                await conn.execute(
+                    "UPDATE messages SET author = $1 WHERE id = ANY($2::bigint[])", author, ids
+                )
             contact.last_message_at = contact.last_activity_at = now
             contact.last_text = replies[-1].text if replies else contact.last_text
             contact.unread = 0

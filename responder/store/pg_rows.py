@@ -16,7 +16,7 @@ from responder.store.models import Conversation, Message, OutboxItem, to_iso
 
 MESSAGE_COLUMNS = (
     "id, phone, direction, text, status, origin, rule, provider, provider_id, line, error, "
-    "attempts, created_at, updated_at, send_at, failover_from"
+    "attempts, created_at, updated_at, send_at, failover_from, author"
 )
 CONTACT_COLUMNS = (
     "phone, mode, opted_out, opted_out_at, opt_out_message_id, fields::text, unread, "

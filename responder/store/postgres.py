@@ -39,6 +39,7 @@ from responder.store.pg_outbox import PgOutbox
 from responder.store.pg_reads import PgReads
 from responder.store.pg_rows import clean_text, load_contacts, lock_phones, maybe_clean, to_json
 from responder.store.pg_shared import PgShared
+from responder.store.pg_team import PgTeam
 
 log = logging.getLogger("responder.store")
 
@@ -53,7 +54,7 @@ class _Job:
     future: asyncio.Future[Any]
 
 
-class PostgresStore(PgOutbox, PgShared, PgReads):
+class PostgresStore(PgOutbox, PgShared, PgTeam, PgReads):
     """All persistence on PostgreSQL. Webhook writes arriving together are grouped by one
     writer task into one transaction, and each caller is answered after its commit; other
     writes are short transactions of their own. Any error that says the server cannot be

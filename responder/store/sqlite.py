@@ -45,14 +45,17 @@ from responder.store.models import (
 from responder.store.overruns import OVERRUNS_KEY, merged, records
 from responder.store.recent import RECENT_ROWS, ROW_COLUMNS, Activity, RecentRows
 from responder.store.recent import Known as RecentKnown
+from responder.store.sqlite_team import SQLiteTeam
 from responder.store.sqltime import maybe_moment, moment, stored
 
 log = logging.getLogger("responder.store")
 
-MESSAGE_COLUMNS = (
+WRITTEN_COLUMNS = (
     "id, phone, direction, text, status, origin, rule, provider, provider_id, line, error, "
     "attempts, created_at, updated_at, send_at, failover_from"
 )
+# Read back with the author of a person's message (set apart: the webhook path never has one).
+MESSAGE_COLUMNS = f"{WRITTEN_COLUMNS}, author"
 CONTACT_COLUMNS = (
     "phone, mode, opted_out, opted_out_at, opt_out_message_id, fields, unread, "
     "needs_attention, first_seen_at, last_message_at, last_text, flagged, flow, last_activity_at"
@@ -67,7 +70,7 @@ ON CONFLICT (phone) DO UPDATE SET
     flagged = excluded.flagged, flow = excluded.flow, last_activity_at = excluded.last_activity_at
 """
 INSERT_MESSAGE = f"""
-INSERT INTO messages ({MESSAGE_COLUMNS}, next_attempt_at, claimed_by, lease_until)
+INSERT INTO messages ({WRITTEN_COLUMNS}, next_attempt_at, claimed_by, lease_until)
 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 """
 MAX_BATCH = 512
@@ -257,7 +260,7 @@ def _marks(count: int) -> str:
     return ", ".join("?" * count)
 
 
-class SQLiteStore:
+class SQLiteStore(SQLiteTeam):
     """All persistence. Writes go through one connection, one transaction at a time; webhook
     writes arriving together are grouped into one transaction and each caller is answered only
     after that transaction has committed."""
@@ -1023,9 +1026,11 @@ class SQLiteStore:
         handoff: bool = False,
         send_at: datetime | None = None,
         due: datetime | None = None,
+        author: str | None = None,
     ) -> list[Message]:
-        """Queues messages started by a person (agent or CLI); refuses opted-out numbers. With
-        `send_at` they are 'scheduled', taken by the worker at `due` (default: `send_at`)."""
+        """Queues messages started by a person (agent or CLI), signed by `author`; refuses
+        opted-out numbers. With `send_at` they are 'scheduled', taken by the worker at `due`
+        (default: `send_at`)."""
         now = stored(self.clock())
         scheduled = stored(send_at) if send_at else None
         due_moment = due or send_at
@@ -1044,6 +1049,8 @@ class SQLiteStore:
                 for i, reply in zip(ids, replies)
             ]
             db.executemany(INSERT_MESSAGE, rows)
+            if author is not None:
+                db.execute("UPDATE messages SET author = ? WHERE id >= ?", (author, next_id))
             contact.last_message_at = contact.last_activity_at = now
             contact.last_text = replies[-1].text if replies else contact.last_text
             contact.unread = 0

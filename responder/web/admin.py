@@ -1,7 +1,8 @@
 """The staff web inbox under /admin: sign-in, inbox, conversations, rules and dashboard.
 
-Every page needs a session (signing in takes the admin token; the session lives in the store,
-the cookie holds only its random id); every form carries the session's CSRF token. Pages go
+Every page needs a session (signing in takes a person's name and password, or `admin` and the
+admin token; the session lives in the store, the cookie holds only its random id); every form
+carries the session's CSRF token. Pages under OWNER_ONLY answer 403 to agents. Pages go
 through the same service methods as the JSON API.
 """
 
@@ -24,6 +25,7 @@ from starlette.staticfiles import StaticFiles
 
 from responder import engine
 from responder import text as sms_text
+from responder.accounts import normalized_name
 from responder.phone import InvalidPhoneNumber, inbound_phone
 from responder.store.models import (
     Conversation,
@@ -35,7 +37,7 @@ from responder.web import charts, views
 from responder.web.api import FIELD_NAME_RE
 from responder.web.forms import MAX_BODY as MAX_FORM
 from responder.web.forms import BodyTooLarge, parse_urlencoded, read_body
-from responder.web.sessions import COOKIE_NAME, OWNER, Session, token_matches
+from responder.web.sessions import COOKIE_NAME, Session
 
 if TYPE_CHECKING:
     from responder.service import Service
@@ -74,6 +76,9 @@ STORE_UNAVAILABLE = (
     "No se pudo guardar: la base de datos no admite escrituras ahora (¿disco lleno?). "
     "No se guardó ni se envió nada; intente de nuevo en unos minutos."
 )
+# Pages and actions for owners only (DESIGN §11): an agent gets 403 and no link to them.
+OWNER_ONLY = ("/admin/rules", "/admin/people", "/admin/audit")
+NOT_AN_OWNER = "Esta página es solo para dueños. Pídale a un dueño que lo haga por usted."
 OPTED_OUT_ERROR = (
     "Este número se dio de baja: no se le puede escribir hasta que envíe ALTA por SMS."
 )
@@ -148,6 +153,8 @@ def _render(
     base = {
         "csrf": session.csrf,
         "signed_in": session.authenticated,
+        "me": session.user,
+        "owner": session.owner,
         "section": "",
         "notice": NOTICES.get(request.query_params.get("ok", "")),
         "error": None,
@@ -231,6 +238,11 @@ async def _answer(
     return response
 
 
+def _owner_only(request: Request) -> bool:
+    path = request.url.path
+    return any(path == prefix or path.startswith(prefix + "/") for prefix in OWNER_ONLY)
+
+
 def page(handler: Handler) -> Callable[[Request], Awaitable[Response]]:
     """A page for signed-in staff; others are sent to the sign-in form."""
 
@@ -241,6 +253,8 @@ def page(handler: Handler) -> Callable[[Request], Awaitable[Response]]:
             if not session.authenticated:
                 wanted = request.url.path + (f"?{request.url.query}" if request.url.query else "")
                 return _redirect("/admin/login", next=wanted)
+            if _owner_only(request) and not session.owner:
+                raise Refused(403, NOT_AN_OWNER)
             return await handler(request, session)
 
         return await _answer(request, session, work)
@@ -255,6 +269,10 @@ def partial(handler: Handler) -> Callable[[Request], Awaitable[Response]]:
         session = await _open_session(request)
         if not session.authenticated:
             response: Response = JSONResponse({"error": "sign in again"}, status_code=401)
+            _finish(request, response, session)
+            return response
+        if _owner_only(request) and not session.owner:
+            response = JSONResponse({"error": "owners only"}, status_code=403)
             _finish(request, response, session)
             return response
         return await _answer(request, session, lambda: handler(request, session))
@@ -281,6 +299,8 @@ def action(
                 raise Refused(403, EXPIRED_FORM)
             if signed_in and not session.authenticated:
                 return _redirect("/admin/login")
+            if signed_in and _owner_only(request) and not session.owner:
+                raise Refused(403, NOT_AN_OWNER)
             return await handler(request, session, form)
 
         return await _answer(request, session, work)
@@ -298,37 +318,48 @@ async def login_form(request: Request) -> Response:
     async def work() -> Response:
         if session.authenticated:
             return _redirect(wanted)
-        return _render(request, session, "login.html", next=wanted)
+        return _render(request, session, "login.html", next=wanted, name="")
 
     return await _answer(request, session, work)
 
 
 async def login(request: Request, session: Session, form: dict[str, str]) -> Response:
+    """Name and password; the sign-in limit counts failures per client address and per
+    account name, in the store (so across instances)."""
     service = _service(request)
     limiter = service.sign_in_limiter
     wanted = _safe_next(form.get("next"))
-    keys = [f"client:{_client(request)}"]
+    name = normalized_name(form.get("name", ""))[:64]
+    client = _client(request)
+    keys = [f"client:{client}", f"account:{name}"]
     wait = await limiter.retry_after(keys)
     if wait:
         seconds = math.ceil(wait)
         response = _render(
-            request, session, "login.html", 429, next=wanted,
+            request, session, "login.html", 429, next=wanted, name=name,
             error=f"Demasiados intentos fallidos. Espere {seconds} s y vuelva a intentarlo.",
         )  # fmt: skip
         response.headers["Retry-After"] = str(seconds)
         return response
-    if not token_matches(form.get("token", ""), service.admin_token):
+    identity = await service.accounts.authenticate(name, form.get("password", ""))
+    if identity is None:
         await limiter.failed(keys)
+        await service.accounts.record(None, "sign_in_failed", name, client=client)
         return _render(
-            request, session, "login.html", 401, next=wanted, error="Clave de acceso incorrecta."
-        )
+            request, session, "login.html", 401, next=wanted, name=name,
+            error="Nombre o contraseña incorrectos.",
+        )  # fmt: skip
     await limiter.succeeded(keys)
-    await service.sessions.sign_in(session, OWNER)
+    await service.sessions.sign_in(session, identity.name)
+    await service.accounts.record(identity.name, "sign_in", identity.name, client=client)
     return _redirect(wanted)
 
 
 async def logout(request: Request, session: Session, form: dict[str, str]) -> Response:
-    await _service(request).sessions.sign_out(session)
+    service, who = _service(request), session.user
+    await service.sessions.sign_out(session)
+    if who is not None:
+        await service.accounts.record(who, "sign_out", who)
     return _redirect("/admin/login", ok="bye")
 
 
@@ -444,7 +475,7 @@ async def reply(request: Request, session: Session, form: dict[str, str]) -> Res
         error = f"El proveedor {via} no está configurado."
     else:
         try:
-            await service.send(phone, text, via, "agent")
+            await service.send(phone, text, via, "agent", author=session.user)
         except OptedOutError:
             error, status = OPTED_OUT_ERROR, 409
         except StoreUnavailable:  # the draft stays in the box, to send again later
@@ -476,7 +507,7 @@ async def set_mode(request: Request, session: Session, form: dict[str, str]) -> 
     mode = form.get("mode")
     if mode not in ("bot", "human"):
         raise Refused(400, "Modo desconocido: use bot o human.")
-    conversation = await _service(request).set_mode(_phone(request), mode)
+    conversation = await _service(request).set_mode(_phone(request), mode, session.user)
     return _redirect(f"/admin/conversations/{conversation.phone}", ok=mode)
 
 

@@ -1,8 +1,9 @@
-"""The JSON API under /api, for staff tools and scripts; every call needs the bearer token."""
+"""The JSON API under /api, for staff tools and scripts. Every call needs a bearer token: the
+admin token (the built-in owner) or a person's own token, which acts as that person; an
+agent asking for an owner's action gets 403 (DESIGN §11)."""
 
 from __future__ import annotations
 
-import hmac
 import re
 from collections.abc import Awaitable, Callable
 from datetime import datetime
@@ -12,6 +13,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from responder.accounts import AccountError, Identity
 from responder.moments import SEND_HORIZON, BadMoment, parse_moment
 from responder.phone import InvalidPhoneNumber, inbound_phone, normalize_phone
 from responder.rules.model import Problem
@@ -22,6 +24,8 @@ from responder.store.models import (
     StaleRuleVersion,
     StoreUnavailable,
     UnknownContactError,
+    UnknownUserError,
+    UserExists,
     to_iso,
 )
 from responder.text import UnsendableText
@@ -58,12 +62,18 @@ def _error(status: int, message: str) -> JSONResponse:
     return JSONResponse({"error": message}, status_code=status, headers=headers)
 
 
-def _authorised(request: Request) -> bool:
+async def _caller(request: Request) -> Identity | None:
+    """Who the bearer token stands for; None for a missing, wrong or revoked one."""
     scheme, _, token = request.headers.get("authorization", "").partition(" ")
-    expected = _service(request).admin_token
-    # Bytes: compare_digest refuses non-ASCII str, and a header may carry anything.
-    given = token.strip().encode("utf-8", "surrogateescape")
-    return scheme.lower() == "bearer" and hmac.compare_digest(given, expected.encode())
+    if scheme.lower() != "bearer":
+        return None
+    return await _service(request).accounts.bearer(token)
+
+
+def caller(request: Request) -> Identity:
+    """The identity `_endpoint` found for this request."""
+    identity: Identity = request.state.identity
+    return identity
 
 
 async def _json(request: Request, limit: int = MAX_BODY) -> dict[str, Any]:
@@ -100,10 +110,21 @@ def _phone(request: Request, raw: str | None = None, *, strict: bool = False) ->
 Handler = Callable[[Request], Awaitable[Response]]
 
 
-def _endpoint(handler: Handler) -> Handler:
+def _endpoint(handler: Handler, *, owner: bool = False) -> Handler:
+    """An API call for anyone with a valid token, or (`owner`) for owners only."""
+
     async def endpoint(request: Request) -> Response:
-        if not _authorised(request):
-            return _error(401, "missing or wrong bearer token (RESPONDER_ADMIN_TOKEN)")
+        try:
+            identity = await _caller(request)
+        except StoreUnavailable:
+            return _error(503, STORE_UNAVAILABLE)
+        if identity is None:
+            return _error(
+                401, "missing or wrong bearer token (RESPONDER_ADMIN_TOKEN or a personal token)"
+            )
+        if owner and not identity.owner:
+            return _error(403, "only an owner may do this")
+        request.state.identity = identity
         try:
             result: Response = await handler(request)
             return result
@@ -117,6 +138,12 @@ def _endpoint(handler: Handler) -> Handler:
             return _error(400, f"'send_at': {err}")
         except StoreUnavailable:
             return _error(503, STORE_UNAVAILABLE)
+        except AccountError as err:
+            return _error(400, err.message)
+        except UserExists as err:
+            return _error(409, f"a person named {err.args[0]} exists already")
+        except UnknownUserError as err:
+            return _error(404, f"no person named {err.args[0]}")
         except RulesRefused as err:
             return JSONResponse({"problems": _findings(err.problems)}, status_code=422)
         except StaleRuleVersion as err:
@@ -167,7 +194,9 @@ async def send_message(request: Request) -> Response:
     phone = _phone(request, strict=True)
     await _service(request).conversation(phone)  # an unknown number is a 404
     try:
-        messages = await _service(request).send(phone, text, via, "agent", send_at)
+        messages = await _service(request).send(
+            phone, text, via, "agent", send_at, author=caller(request).name
+        )
     except UnsendableText as err:
         raise ApiError(400, f"'text': {err}") from None
     body = [m.as_json() for m in messages]
@@ -217,7 +246,7 @@ async def set_mode(request: Request) -> Response:
     mode = data.get("mode")
     if mode not in ("bot", "human"):
         raise ApiError(400, "'mode' must be 'bot' or 'human'")
-    conversation = await _service(request).set_mode(_phone(request), mode)
+    conversation = await _service(request).set_mode(_phone(request), mode, caller(request).name)
     return JSONResponse(conversation.as_json())
 
 
@@ -347,7 +376,7 @@ async def publish_rules(request: Request) -> Response:
         raise ApiError(400, "'base' must be the id of the version the draft was made from")
     service = _service(request)
     version, check = await service.publish_rules_checked(
-        rules, templates, base=base, note=_note(data), author="api", source="api"
+        rules, templates, base=base, note=_note(data), author=caller(request).name, source="api"
     )
     shown = _version(version, service.active_rule_version())
     return JSONResponse({"version": shown, "warnings": _findings(check.warnings)}, status_code=201)
@@ -358,7 +387,9 @@ async def restore_rules(request: Request) -> Response:
     service = _service(request)
     version_id = _version_id(request)
     try:
-        version = await service.restore_rules(version_id, note=_note(data), author="api")
+        version = await service.restore_rules(
+            version_id, note=_note(data), author=caller(request).name
+        )
     except KeyError:
         raise ApiError(404, f"no rules version {version_id}") from None
     return JSONResponse(
@@ -408,6 +439,74 @@ async def rules(request: Request) -> Response:
     )
 
 
+# -- the team (DESIGN §11) ----------------------------------------------------------------------
+
+
+async def list_users(request: Request) -> Response:
+    users = await _service(request).accounts.users()
+    return JSONResponse({"users": [u.as_json() for u in users]})
+
+
+def _name(data: dict[str, Any]) -> str:
+    name = data.get("name")
+    if not isinstance(name, str) or not name.strip():
+        raise ApiError(400, "'name' must be a non-empty string")
+    return name
+
+
+async def add_user(request: Request) -> Response:
+    data = await _json(request)
+    user = await _service(request).accounts.add_user(
+        caller(request).name, _name(data), data.get("role"), data.get("password")
+    )
+    return JSONResponse(user.as_json(), status_code=201)
+
+
+async def change_user(request: Request) -> Response:
+    """Any of `role`, `disabled` (true/false) and `password`."""
+    data = await _json(request)
+    unknown = set(data) - {"role", "disabled", "password"}
+    if unknown or not data:
+        raise ApiError(400, "give any of 'role', 'disabled' and 'password'")
+    disabled = data.get("disabled")
+    if disabled is not None and not isinstance(disabled, bool):
+        raise ApiError(400, "'disabled' must be true or false")
+    if "password" in data and data["password"] is None:
+        raise ApiError(400, "'password' must be a text")
+    user = await _service(request).accounts.change_user(
+        caller(request).name,
+        request.path_params["name"],
+        role=data.get("role"),
+        disabled=disabled,
+        password=data.get("password"),
+    )
+    return JSONResponse(user.as_json())
+
+
+async def create_token(request: Request) -> Response:
+    """A personal token for the caller, shown this once."""
+    identity = caller(request)
+    record, token = await _service(request).accounts.create_token(identity.name, identity.name)
+    return JSONResponse({"token": token, "id": record.id}, status_code=201)
+
+
+async def revoke_token(request: Request) -> Response:
+    raw = request.path_params["id"]
+    token_id = int(raw) if raw.isdigit() and int(raw) <= MAX_ROWID else 0
+    if not await _service(request).accounts.revoke_token(caller(request), token_id):
+        raise ApiError(404, f"no valid token {raw} of yours")
+    return Response(status_code=204)
+
+
+async def audit(request: Request) -> Response:
+    try:
+        limit = min(1000, max(1, int(request.query_params.get("limit", "200"))))
+    except ValueError:
+        raise ApiError(400, "limit must be a number") from None
+    events = await _service(request).accounts.audit(limit)
+    return JSONResponse({"events": [e.as_json() for e in events]})
+
+
 routes = [
     Route("/api/conversations", _endpoint(list_conversations), methods=["GET"]),
     Route("/api/conversations/{phone}/messages", _endpoint(list_messages), methods=["GET"]),
@@ -419,9 +518,17 @@ routes = [
     Route("/api/balances", _endpoint(balances), methods=["GET"]),
     Route("/api/simulate", _endpoint(simulate), methods=["POST"]),
     Route("/api/rules", _endpoint(rules), methods=["GET"]),
-    Route("/api/rules/check", _endpoint(check_rules), methods=["POST"]),
+    Route("/api/rules/check", _endpoint(check_rules, owner=True), methods=["POST"]),
     Route("/api/rules/versions", _endpoint(rule_versions), methods=["GET"]),
-    Route("/api/rules/versions", _endpoint(publish_rules), methods=["POST"]),
+    Route("/api/rules/versions", _endpoint(publish_rules, owner=True), methods=["POST"]),
     Route("/api/rules/versions/{id}", _endpoint(rule_version), methods=["GET"]),
-    Route("/api/rules/versions/{id}/restore", _endpoint(restore_rules), methods=["POST"]),
+    Route(
+        "/api/rules/versions/{id}/restore", _endpoint(restore_rules, owner=True), methods=["POST"]
+    ),
+    Route("/api/users", _endpoint(list_users, owner=True), methods=["GET"]),
+    Route("/api/users", _endpoint(add_user, owner=True), methods=["POST"]),
+    Route("/api/users/{name}", _endpoint(change_user, owner=True), methods=["POST"]),
+    Route("/api/tokens", _endpoint(create_token), methods=["POST"]),
+    Route("/api/tokens/{id}", _endpoint(revoke_token), methods=["DELETE"]),
+    Route("/api/audit", _endpoint(audit, owner=True), methods=["GET"]),
 ]

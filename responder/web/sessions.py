@@ -13,7 +13,7 @@ from datetime import timedelta
 from typing import TYPE_CHECKING
 
 from responder.clock import Clock
-from responder.store.models import SessionRecord, StoreUnavailable
+from responder.store.models import Role, SessionRecord, StoreUnavailable
 
 if TYPE_CHECKING:
     from responder.store import Store
@@ -38,18 +38,24 @@ def session_key(cookie_id: str) -> str:
 
 @dataclass
 class Session:
-    """Who is on the other end of one request: `csrf` goes in every form; `user` is set for a
-    signed-in person. `cookie` (with `max_age`) is a new cookie value to send back."""
+    """Who is on the other end of one request: `csrf` goes in every form; `user` (and `role`)
+    is set for a signed-in person. `cookie` (with `max_age`) is a new cookie value to send
+    back."""
 
     csrf: str
     user: str | None = None
     key: str | None = None
     cookie: str | None = None
     max_age: int | None = None
+    role: Role | None = None
 
     @property
     def authenticated(self) -> bool:
         return self.user is not None
+
+    @property
+    def owner(self) -> bool:
+        return self.role == "owner"
 
     def csrf_matches(self, submitted: str | None) -> bool:
         if not submitted:
@@ -59,8 +65,9 @@ class Session:
 
 class Sessions:
     """Opens, checks and ends staff sessions. Every request reads its session from the store
-    (one lookup by primary key), so signing out, a token change or ending a person's sessions
-    holds at once on every instance sharing the database.
+    (one lookup by primary key, and one for the person), so signing out, a token change, a
+    password change or disabling a person holds at once on every instance sharing the
+    database: a session lives only while its credential is still the person's.
 
     A visitor who has not signed in has a random cookie id with no row behind it; their CSRF
     token (for the sign-in form) is an HMAC of that id under the store's secret, so anonymous
@@ -76,23 +83,30 @@ class Sessions:
         digest = hmac.new(self._secret, b"credential:" + credential.encode(), hashlib.sha256)
         return digest.hexdigest()
 
-    def credential(self, user: str) -> str | None:
-        """The fingerprint of what `user` signs in with now; None for nobody we know."""
-        return self._owner_credential if user == OWNER else None
+    async def credential(self, user: str) -> tuple[str, Role] | None:
+        """The fingerprint of what `user` signs in with now (the admin token for the built-in
+        owner, the password hash for a person), and their role; None for nobody, or for a
+        disabled person. Read from the store: a change holds at once on every instance."""
+        if user == OWNER:
+            return self._owner_credential, "owner"
+        person = await self.store.user(user)
+        if person is None or person.disabled:
+            return None
+        return self._fingerprint(person.password_hash), person.role
 
     def _anonymous(self, cookie_id: str, *, new: bool) -> Session:
         digest = hmac.new(self._secret, b"anonymous-csrf:" + cookie_id.encode(), hashlib.sha256)
         return Session(digest.hexdigest(), cookie=cookie_id if new else None)
 
-    def _alive(self, record: SessionRecord) -> bool:
+    async def _role(self, record: SessionRecord) -> Role | None:
+        """The role of the session's person while the session holds; None once it ended."""
         now = self.clock()
-        current = self.credential(record.user)
-        return (
-            now < record.expires_at
-            and now < record.last_seen_at + SESSION_IDLE
-            and current is not None
-            and hmac.compare_digest(record.credential, current)
-        )
+        if now >= record.expires_at or now >= record.last_seen_at + SESSION_IDLE:
+            return None
+        current = await self.credential(record.user)
+        if current is None or not hmac.compare_digest(record.credential, current[0]):
+            return None
+        return current[1]
 
     async def load(self, cookie_id: str | None) -> Session:
         """The session behind a request's cookie; an anonymous one when there is none (with a
@@ -100,21 +114,23 @@ class Sessions:
         if cookie_id is None or not _COOKIE_ID.fullmatch(cookie_id):
             return self._anonymous(new_cookie_id(), new=True)
         record = await self.store.session(session_key(cookie_id))
-        if record is None or not self._alive(record):
+        role = None if record is None else await self._role(record)
+        if record is None or role is None:
             return self._anonymous(cookie_id, new=False)
         now = self.clock()
         if now - record.last_seen_at >= TOUCH_EVERY:
             # A database that cannot write must not keep staff from reading: the mark waits.
             with contextlib.suppress(StoreUnavailable):
                 await self.store.touch_session(record.key, now)
-        return Session(record.csrf, record.user, record.key)
+        return Session(record.csrf, record.user, record.key, role=role)
 
     async def sign_in(self, session: Session, user: str) -> None:
         """Opens a new session for `user` under a new cookie id (an id known before sign-in is
         worth nothing after it) with a new CSRF token."""
-        credential = self.credential(user)
-        if credential is None:
+        current = await self.credential(user)
+        if current is None:
             raise ValueError(f"no such user: {user}")
+        credential, role = current
         if session.key is not None:
             await self.store.delete_session(session.key)
         await self.purge()
@@ -130,6 +146,7 @@ class Sessions:
         )
         await self.store.create_session(record, MAX_SESSIONS_PER_USER)
         session.csrf, session.user, session.key = record.csrf, user, record.key
+        session.role = role
         session.cookie, session.max_age = cookie_id, int(SESSION_MAX_AGE.total_seconds())
 
     async def sign_out(self, session: Session) -> None:
@@ -138,6 +155,7 @@ class Sessions:
             await self.store.delete_session(session.key)
         anonymous = self._anonymous(new_cookie_id(), new=True)
         session.csrf, session.user, session.key = anonymous.csrf, None, None
+        session.role = None
         session.cookie, session.max_age = anonymous.cookie, None
 
     async def end_all(self, user: str) -> int:
