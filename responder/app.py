@@ -7,6 +7,7 @@ import logging
 from collections.abc import AsyncIterator, Callable
 
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
@@ -15,7 +16,8 @@ from responder.clock import Clock
 from responder.config import Settings
 from responder.providers.base import Provider
 from responder.service import Service
-from responder.web import admin, admin_people, admin_rules, api, rule_forms, webhooks
+from responder.web import admin, api, webhooks
+from responder.web.admin.security import AdminSecurityHeaders
 
 log = logging.getLogger("responder")
 
@@ -68,11 +70,9 @@ def create_app(
             Route("/healthz", healthz, methods=["GET"]),
             *webhooks.routes,
             *api.routes,
-            *admin_rules.routes,
-            *admin_people.routes,
-            *rule_forms.routes,
             *admin.routes,
         ],
+        middleware=[Middleware(AdminSecurityHeaders)],
         lifespan=lifespan,
     )
     app.state.service = service

@@ -25,7 +25,7 @@ from playwright.sync_api import (
 
 from responder import engine
 from responder import text as sms_text
-from responder.web import admin
+from responder.web.admin import core as admin
 from tests.conftest import ADMIN_TOKEN, RunningApp, massiva_env
 from tests.fakes.common import SentSms
 from tests.fakes.massiva import FakeMassiva

@@ -31,8 +31,8 @@ from responder.rules.model import MATCH_MODES
 from responder.rules.publish import RulesRefused
 from responder.store.models import StaleRuleVersion
 from responder.web import views
-from responder.web.admin import MAX_REPLY, _redirect, _render, _service, action, page
-from responder.web.admin_rules import STALE, _findings
+from responder.web.admin.core import MAX_REPLY, _redirect, _render, _service, action, page
+from responder.web.admin.rules import STALE, _findings
 from responder.web.sessions import Session
 
 # What a form's change gives: the new rules text, a note for the versions list, and the new

@@ -17,7 +17,7 @@ from responder.rules.messages_es import spanish
 from responder.rules.model import Problem
 from responder.rules.publish import MAX_RULES_BYTES, RulesCheck, RulesRefused
 from responder.store.models import StaleRuleVersion
-from responder.web.admin import (
+from responder.web.admin.core import (
     MAX_REPLY,
     Refused,
     _redirect,

@@ -11,7 +11,7 @@ from starlette.routing import Route
 
 from responder.accounts import AccountError, normalized_name
 from responder.store.models import UnknownUserError, UserExists
-from responder.web.admin import Refused, _redirect, _render, _service, action, page
+from responder.web.admin.core import Refused, _redirect, _render, _service, action, page
 from responder.web.sessions import OWNER, Session
 
 ROLE_LABELS = {"owner": "Dueño", "agent": "Agente"}
