@@ -20,6 +20,7 @@ from responder.budget import Budget, OverrunRecord
 from responder.clock import Clock, thread_cpu_time
 from responder.config import Settings
 from responder.engine import Contact, Decision, InboundMessage
+from responder.inbox import TeamInbox
 from responder.intake import Intake
 from responder.moments import SEND_HORIZON, SIMULATE_HORIZON, within_horizon
 from responder.outage import Outage
@@ -92,6 +93,8 @@ class Service:
         self._sessions: Sessions | None = None
         # People, personal tokens and the audit trail (DESIGN §11).
         self.accounts = Accounts(self.store, clock, lambda: self.admin_token)
+        # Assignment, open/resolved, internal notes, typing (DESIGN §11).
+        self.inbox = TeamInbox(self.store, self.accounts, clock)
         # The tokens open() created just now (first start): only those may be shown in full.
         self.generated_tokens: set[str] = set()
         self._tasks: list[asyncio.Task[Any]] = []
@@ -537,8 +540,9 @@ class Service:
         """The conversation with `phone`; UnknownContactError when there is none."""
         return await self.store.conversation(phone)
 
-    async def conversation_counts(self) -> dict[str, int]:
-        return await self.store.conversation_counts()
+    async def conversation_counts(self, me: str | None = None) -> dict[str, int]:
+        """COUNT_KEYS; "mine": the conversations assigned to `me`."""
+        return await self.store.conversation_counts(me)
 
     async def messages(self, phone: str) -> list[Message]:
         return await self.store.messages(phone)

@@ -20,6 +20,7 @@ from responder.providers.base import OutboundSMS, Provider, SendResult
 from responder.service import Service
 from responder.store import Store, make_store
 from responder.store.models import (
+    UNASSIGNED,
     AuditEvent,
     InboundJob,
     InboundResult,
@@ -946,7 +947,8 @@ async def admin_inbound(
     store: Store, clock: Clock, phone: str, text: str, rule: str | None = "r", **kw: Any
 ) -> None:
     replies = (Reply(f"re: {text}", 1, "sandbox"),) if rule else ()
-    decision = Decision(rule, replies, "test", needs_attention=rule is None, **kw)
+    kw.setdefault("needs_attention", rule is None)
+    decision = Decision(rule, replies, "test", **kw)
     await store.receive_inbound(
         InboundJob(InboundMessage(phone, text, clock()), lambda c: decision)
     )
@@ -1006,6 +1008,9 @@ async def test_conversations_filters_modes_fields_and_read_marks(filled: Store) 
         "needs_attention": 1,
         "opted_out": 0,
         "unread": 3,
+        "unassigned": 3,
+        "resolved": 0,
+        "mine": 0,
     }
     await filled.mark_read(ANA)
     assert (await filled.conversation(ANA)).unread == 0
@@ -1022,6 +1027,99 @@ async def test_conversations_filters_modes_fields_and_read_marks(filled: Store) 
             await unknown
     with pytest.raises(UnknownContactError):
         await filled.update_fields("580000000000", {"a": 1})
+
+
+# -- the team inbox: assignment, status, notes, typing (DESIGN §11) ----------------------------
+
+
+async def test_assignment_filters_and_counts(filled: Store) -> None:
+    assert (await filled.conversation(ANA)).assigned_to is None
+    assigned = await filled.assign(ANA, "luisa")
+    assert (assigned.assigned_to, assigned.as_json()["assigned_to"]) == ("luisa", "luisa")
+    await filled.assign(EVA, "pedro")
+    assert [c.phone for c in await filled.conversations(assigned="luisa")] == [ANA]
+    assert [c.phone for c in await filled.conversations(assigned=UNASSIGNED)] == [LUIS]
+    found = await filled.search_conversations("re", [], assigned="luisa")
+    assert [c.phone for c in found] == [ANA]
+    counts = await filled.conversation_counts("luisa")
+    assert (counts["mine"], counts["unassigned"]) == (1, 1)
+    assert (await filled.conversation_counts())["mine"] == 0
+    assert (await filled.assign(ANA, None)).assigned_to is None
+    with pytest.raises(UnknownContactError):
+        await filled.assign("580000000000", "luisa")
+
+
+async def test_resolving_clears_attention_and_a_message_reopens(
+    filled: Store, clock: Clock
+) -> None:
+    assert (await filled.conversation(EVA)).status == "open"
+    resolved = await filled.set_status(EVA, "resolved")
+    assert (resolved.status, resolved.needs_attention) == ("resolved", False)
+    assert [c.phone for c in await filled.conversations(status="resolved")] == [EVA]
+    assert [c.phone for c in await filled.conversations(status="open")] == [LUIS, ANA]
+    assert (await filled.conversation_counts())["resolved"] == 1
+    await filled.assign(EVA, "luisa")
+    clock.advance(60)
+    await admin_inbound(filled, clock, EVA, "hola otra vez", "saludo")
+    again = await filled.conversation(EVA)
+    # Reopened by the customer, still with the person it was assigned to.
+    assert (again.status, again.assigned_to, again.needs_attention) == ("open", "luisa", False)
+    await filled.set_status(EVA, "resolved")
+    assert (await filled.set_status(EVA, "open")).status == "open"
+    with pytest.raises(UnknownContactError):
+        await filled.set_status("580000000000", "resolved")
+
+
+async def test_attention_stays_until_a_person_replies(filled: Store, clock: Clock) -> None:
+    assert (await filled.conversation(EVA)).needs_attention is True
+    clock.advance(60)
+    await admin_inbound(filled, clock, EVA, "precio", "precio")  # the bot answers this one
+    assert (await filled.conversation(EVA)).needs_attention is True
+    await admin_inbound(filled, clock, ANA, "cerrado?", "cerrado", needs_attention=True)
+    assert (await filled.conversation(ANA)).needs_attention is True
+    await filled.queue_outbound(EVA, [Reply("Hola, soy Ana", 1, "sandbox")], "agent")
+    assert (await filled.conversation(EVA)).needs_attention is False
+
+
+async def test_notes_are_kept_apart_and_never_sent(filled: Store, clock: Clock) -> None:
+    before = await filled.messages(ANA)
+    note = await filled.add_note(ANA, "luisa", "Cliente frecuente: ofrecer envío gratis")
+    assert (note.phone, note.author, note.text, note.created_at) == (
+        ANA,
+        "luisa",
+        "Cliente frecuente: ofrecer envío gratis",
+        clock(),
+    )
+    clock.advance(1)
+    await filled.add_note(ANA, None, "segunda")
+    assert [(n.author, n.text) for n in await filled.notes(ANA)] == [
+        ("luisa", "Cliente frecuente: ofrecer envío gratis"),
+        (None, "segunda"),
+    ]
+    assert await filled.notes(LUIS) == []
+    assert await filled.messages(ANA) == before  # a note is no message
+    clock.advance(3600)
+    assert await filled.claim_outbox(100) != []  # the replies of `filled`, and nothing else
+    assert not await filled.claim_outbox(100)
+    with pytest.raises(UnknownContactError):
+        await filled.add_note("580000000000", "luisa", "x")
+
+
+async def test_typing_expires_and_is_seen_by_every_instance(
+    filled: Store, open_store: OpenStore, clock: Clock
+) -> None:
+    other = await open_store("other")
+    await filled.set_typing(ANA, "luisa", clock() + timedelta(seconds=8))
+    await filled.set_typing(ANA, "ana", clock() + timedelta(seconds=4))
+    await filled.set_typing(LUIS, "pedro", clock() + timedelta(seconds=8))
+    assert await other.typing(ANA) == ["ana", "luisa"]
+    clock.advance(5)
+    assert await other.typing(ANA) == ["luisa"]
+    await other.set_typing(ANA, "luisa", None)
+    assert await filled.typing(ANA) == []
+    assert await filled.typing(LUIS) == ["pedro"]
+    clock.advance(10)
+    assert await filled.typing(LUIS) == []
 
 
 async def test_counts_are_empty_on_a_new_database(store: Store, clock: Clock) -> None:

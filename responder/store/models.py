@@ -17,6 +17,22 @@ MessageStatus = Literal[
 ]
 Origin = Literal["auto", "agent", "cli"] | str  # inbound: the provider's name
 Mode = Literal["bot", "human"]
+# A conversation is open until a person resolves it; an inbound message reopens it.
+ConversationStatus = Literal["open", "resolved"]
+STATUSES: tuple[ConversationStatus, ...] = ("open", "resolved")
+# The `assigned` filter's value for conversations assigned to nobody.
+UNASSIGNED = ""
+# What `conversation_counts` counts: "mine" are those assigned to the person asking.
+COUNT_KEYS = (
+    "all",
+    "human",
+    "needs_attention",
+    "opted_out",
+    "unread",
+    "unassigned",
+    "resolved",
+    "mine",
+)
 OUTBOUND_STATUSES: tuple[MessageStatus, ...] = (
     "queued",
     "sending",
@@ -90,6 +106,23 @@ class Conversation:
     needs_attention: bool
     flagged: bool
     fields: dict[str, Any]
+    assigned_to: str | None = None  # the person handling it; None: nobody yet
+    status: ConversationStatus = "open"
+
+    def as_json(self) -> dict[str, Any]:
+        return _json_ready(self)
+
+
+@dataclass(frozen=True)
+class Note:
+    """An internal note in a conversation's thread: read by the staff, never sent (notes live
+    in their own table, which the outbox never reads)."""
+
+    id: int
+    phone: str
+    author: str | None
+    text: str
+    created_at: datetime
 
     def as_json(self) -> dict[str, Any]:
         return _json_ready(self)

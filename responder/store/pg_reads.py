@@ -8,10 +8,18 @@ from datetime import datetime
 from typing import Any
 
 from responder.engine import Contact
-from responder.store.models import Conversation, Message, UnknownContactError, to_iso
+from responder.store.models import (
+    COUNT_KEYS,
+    UNASSIGNED,
+    Conversation,
+    Message,
+    UnknownContactError,
+    to_iso,
+)
 from responder.store.pg_base import PgBase
 from responder.store.pg_rows import (
     CONTACT_COLUMNS,
+    CONVERSATION_COLUMNS,
     MESSAGE_COLUMNS,
     ContactState,
     conversation,
@@ -20,19 +28,30 @@ from responder.store.pg_rows import (
 
 
 def _state_filters(
-    mode: str | None, needs_attention: bool | None, opted_out: bool | None, first: int
+    mode: str | None,
+    needs_attention: bool | None,
+    opted_out: bool | None,
+    first: int,
+    assigned: str | None = None,
+    status: str | None = None,
 ) -> tuple[list[str], list[Any]]:
     """SQL conditions (always at least one) and parameters (numbered from `first`) selecting
-    conversations by state."""
+    conversations by state; `assigned` is a person's name, or UNASSIGNED for nobody."""
     conditions, params = ["true"], []
     for column, value in (
         ("mode", mode),
         ("needs_attention", needs_attention),
         ("opted_out", opted_out),
+        ("status", status),
     ):
         if value is not None:
             params.append(value)
             conditions.append(f"{column} = ${first + len(params) - 1}")
+    if assigned == UNASSIGNED:
+        conditions.append("assigned_to IS NULL")
+    elif assigned is not None:
+        params.append(assigned)
+        conditions.append(f"assigned_to = ${first + len(params) - 1}")
     return conditions, params
 
 
@@ -46,7 +65,7 @@ class PgReads(PgBase):
 
     async def conversation(self, phone: str) -> Conversation:
         row = await self._fetchrow(
-            f"SELECT {CONTACT_COLUMNS} FROM contacts WHERE phone = $1", phone
+            f"SELECT {CONVERSATION_COLUMNS} FROM contacts WHERE phone = $1", phone
         )
         if row is None:
             raise UnknownContactError(phone)
@@ -108,12 +127,14 @@ class PgReads(PgBase):
         mode: str | None = None,
         needs_attention: bool | None = None,
         opted_out: bool | None = None,
+        assigned: str | None = None,
+        status: str | None = None,
     ) -> list[Conversation]:
         """Conversations newest first, optionally only those in a mode or state."""
-        conditions, params = _state_filters(mode, needs_attention, opted_out, 1)
+        conditions, params = _state_filters(mode, needs_attention, opted_out, 1, assigned, status)
         n = len(params)
         rows = await self._fetch(
-            f"SELECT {CONTACT_COLUMNS} FROM contacts WHERE {' AND '.join(conditions)} "
+            f"SELECT {CONVERSATION_COLUMNS} FROM contacts WHERE {' AND '.join(conditions)} "
             f'ORDER BY last_message_at DESC, phone COLLATE "C" LIMIT ${n + 1} OFFSET ${n + 2}',
             *params,
             limit,
@@ -131,10 +152,12 @@ class PgReads(PgBase):
         mode: str | None = None,
         needs_attention: bool | None = None,
         opted_out: bool | None = None,
+        assigned: str | None = None,
+        status: str | None = None,
     ) -> list[Conversation]:
         """Conversations newest first whose number contains one of `phones`, or whose messages
         or contact fields contain `text` (case-insensitive)."""
-        conditions, params = _state_filters(mode, needs_attention, opted_out, 1)
+        conditions, params = _state_filters(mode, needs_attention, opted_out, 1, assigned, status)
         pattern = "%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
         params.append(pattern.replace("\x00", "\ufffd"))
         at = len(params)
@@ -147,7 +170,7 @@ class PgReads(PgBase):
             matches.append(f"phone LIKE ${len(params)}")
         n = len(params)
         rows = await self._fetch(
-            f"SELECT {CONTACT_COLUMNS} FROM contacts WHERE {' AND '.join(conditions)} "
+            f"SELECT {CONVERSATION_COLUMNS} FROM contacts WHERE {' AND '.join(conditions)} "
             f"AND ({' OR '.join(matches)}) "
             f'ORDER BY last_message_at DESC, phone COLLATE "C" LIMIT ${n + 1} OFFSET ${n + 2}',
             *params,
@@ -156,16 +179,18 @@ class PgReads(PgBase):
         )
         return [conversation(row) for row in rows]
 
-    async def conversation_counts(self) -> dict[str, int]:
+    async def conversation_counts(self, me: str | None = None) -> dict[str, int]:
         """How many conversations there are in all, with people, needing attention, opted out,
-        and with unread messages."""
+        with unread messages, assigned to nobody, resolved, and assigned to `me`."""
         [row] = await self._fetch(
             "SELECT count(*), count(*) FILTER (WHERE mode = 'human'), "
             "count(*) FILTER (WHERE needs_attention), count(*) FILTER (WHERE opted_out), "
-            "count(*) FILTER (WHERE unread > 0) FROM contacts"
+            "count(*) FILTER (WHERE unread > 0), count(*) FILTER (WHERE assigned_to IS NULL), "
+            "count(*) FILTER (WHERE status = 'resolved'), "
+            "count(*) FILTER (WHERE assigned_to = $1) FROM contacts",
+            me,
         )
-        keys = ("all", "human", "needs_attention", "opted_out", "unread")
-        return dict(zip(keys, (int(v) for v in row)))
+        return dict(zip(COUNT_KEYS, (int(v) for v in row)))
 
     async def message_counts_by_hour(self, since: datetime) -> list[tuple[datetime, str, int]]:
         """Messages per UTC hour and direction since `since`, oldest first."""

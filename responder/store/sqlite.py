@@ -25,6 +25,8 @@ from responder.store import health, reports
 from responder.store.checkpoint import RESTING_WAL, WalCheckpointer
 from responder.store.common import LEASE, OPEN_HERE, instance_id, owner_dead, this_host_prefix
 from responder.store.models import (
+    COUNT_KEYS,
+    UNASSIGNED,
     Conversation,
     InboundJob,
     InboundResult,
@@ -45,6 +47,7 @@ from responder.store.models import (
 from responder.store.overruns import OVERRUNS_KEY, merged, records
 from responder.store.recent import RECENT_ROWS, ROW_COLUMNS, Activity, RecentRows
 from responder.store.recent import Known as RecentKnown
+from responder.store.sqlite_inbox import SQLiteInbox
 from responder.store.sqlite_team import SQLiteTeam
 from responder.store.sqltime import maybe_moment, moment, stored
 
@@ -60,6 +63,9 @@ CONTACT_COLUMNS = (
     "phone, mode, opted_out, opted_out_at, opt_out_message_id, fields, unread, "
     "needs_attention, first_seen_at, last_message_at, last_text, flagged, flow, last_activity_at"
 )
+# What a conversation is read with: who handles it and whether it is resolved are changed by
+# people only (store/sqlite_inbox.py), never by the writer's upsert.
+CONVERSATION_COLUMNS = f"{CONTACT_COLUMNS}, assigned_to, status"
 UPSERT_CONTACT = f"""
 INSERT INTO contacts ({CONTACT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 ON CONFLICT (phone) DO UPDATE SET
@@ -227,18 +233,29 @@ def _statements(script: str) -> list[str]:
 
 
 def _state_filters(
-    mode: str | None, needs_attention: bool | None, opted_out: bool | None
+    mode: str | None,
+    needs_attention: bool | None,
+    opted_out: bool | None,
+    assigned: str | None = None,
+    status: str | None = None,
 ) -> tuple[list[str], list[Any]]:
-    """SQL conditions (always at least one) and parameters selecting conversations by state."""
+    """SQL conditions (always at least one) and parameters selecting conversations by state;
+    `assigned` is a person's name, or UNASSIGNED for conversations nobody handles."""
     conditions, params = ["1 = 1"], []
     for column, value in (
         ("mode", mode),
         ("needs_attention", needs_attention),
         ("opted_out", opted_out),
+        ("status", status),
     ):
         if value is not None:
             conditions.append(f"{column} = ?")
             params.append(value if isinstance(value, str) else int(value))
+    if assigned == UNASSIGNED:
+        conditions.append("assigned_to IS NULL")
+    elif assigned is not None:
+        conditions.append("assigned_to = ?")
+        params.append(assigned)
     return conditions, params
 
 
@@ -260,7 +277,7 @@ def _marks(count: int) -> str:
     return ", ".join("?" * count)
 
 
-class SQLiteStore(SQLiteTeam):
+class SQLiteStore(SQLiteInbox, SQLiteTeam):
     """All persistence. Writes go through one connection, one transaction at a time; webhook
     writes arriving together are grouped into one transaction and each caller is answered only
     after that transaction has committed."""
@@ -718,6 +735,11 @@ class SQLiteStore(SQLiteTeam):
         )
         touched = {j.payload.message.phone for j, r in zip(jobs, results) if not r.duplicate}
         db.executemany(UPSERT_CONTACT, [contacts[p].params() for p in sorted(touched)])
+        # A message from the customer reopens a resolved conversation.
+        db.executemany(
+            "UPDATE contacts SET status = 'open' WHERE phone = ? AND status = 'resolved'",
+            [(p,) for p in sorted(touched)],
+        )
         return results
 
     @staticmethod
@@ -760,9 +782,8 @@ class SQLiteStore(SQLiteTeam):
             contact.opted_out = decision.opted_out
             contact.opted_out_at = at if decision.opted_out else None
             contact.opt_out_message_id = in_id if decision.opted_out else None
-        contact.needs_attention = decision.needs_attention or (
-            contact.needs_attention and contact.mode == "bot" and not decision.replies
-        )
+        # Until a person replies or resolves it: a later answer by the bot does not settle it.
+        contact.needs_attention = decision.needs_attention or contact.needs_attention
 
     def _apply_statuses(self, db: sqlite3.Connection, jobs: list[_Job]) -> list[bool]:
         # The order statuses follow, and reports kept for ids not recorded yet: reports.py.
@@ -1099,6 +1120,7 @@ class SQLiteStore(SQLiteTeam):
             if decision.replies:
                 contact.last_message_at = now
                 contact.last_text = decision.replies[-1].text
+            contact.needs_attention = decision.needs_attention or contact.needs_attention
             db.execute(UPSERT_CONTACT, contact.params())
             return [row[0] for row in rows]
 
@@ -1331,11 +1353,13 @@ class SQLiteStore(SQLiteTeam):
         mode: str | None = None,
         needs_attention: bool | None = None,
         opted_out: bool | None = None,
+        assigned: str | None = None,
+        status: str | None = None,
     ) -> list[Conversation]:
         """Conversations newest first, optionally only those in a mode or state."""
-        conditions, params = _state_filters(mode, needs_attention, opted_out)
+        conditions, params = _state_filters(mode, needs_attention, opted_out, assigned, status)
         rows = await self.reader.execute_fetchall(
-            f"SELECT {CONTACT_COLUMNS} FROM contacts WHERE {' AND '.join(conditions)} "
+            f"SELECT {CONVERSATION_COLUMNS} FROM contacts WHERE {' AND '.join(conditions)} "
             "ORDER BY last_message_at DESC, phone LIMIT ? OFFSET ?",
             (*params, limit, offset),
         )
@@ -1363,7 +1387,7 @@ class SQLiteStore(SQLiteTeam):
 
     async def conversation(self, phone: str) -> Conversation:
         rows = await self.reader.execute_fetchall(
-            f"SELECT {CONTACT_COLUMNS} FROM contacts WHERE phone = ?", (phone,)
+            f"SELECT {CONVERSATION_COLUMNS} FROM contacts WHERE phone = ?", (phone,)
         )
         if not rows:
             raise UnknownContactError(phone)
@@ -1382,6 +1406,8 @@ class SQLiteStore(SQLiteTeam):
             needs_attention=bool(row["needs_attention"]),
             flagged=bool(row["flagged"]),
             fields=_fields_from_json(row["fields"]),
+            assigned_to=row["assigned_to"],
+            status=row["status"],
         )
 
     async def messages(self, phone: str) -> list[Message]:
@@ -1433,10 +1459,12 @@ class SQLiteStore(SQLiteTeam):
         mode: str | None = None,
         needs_attention: bool | None = None,
         opted_out: bool | None = None,
+        assigned: str | None = None,
+        status: str | None = None,
     ) -> list[Conversation]:
         """Conversations newest first whose number contains one of `phones`, or whose messages
         or contact fields contain `text` (case-insensitive for ASCII letters)."""
-        conditions, params = _state_filters(mode, needs_attention, opted_out)
+        conditions, params = _state_filters(mode, needs_attention, opted_out, assigned, status)
         pattern = "%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
         matches = [
             "fields LIKE ? ESCAPE '\\'",
@@ -1447,7 +1475,7 @@ class SQLiteStore(SQLiteTeam):
             matches.append("phone LIKE ?")
             params.append(f"%{digits}%")
         rows = await self.reader.execute_fetchall(
-            f"SELECT {CONTACT_COLUMNS} FROM contacts WHERE {' AND '.join(conditions)} "
+            f"SELECT {CONVERSATION_COLUMNS} FROM contacts WHERE {' AND '.join(conditions)} "
             f"AND ({' OR '.join(matches)}) "
             "ORDER BY last_message_at DESC, phone LIMIT ? OFFSET ?",
             (*params, limit, offset),
@@ -1462,15 +1490,18 @@ class SQLiteStore(SQLiteTeam):
 
         await self._transaction(work)
 
-    async def conversation_counts(self) -> dict[str, int]:
+    async def conversation_counts(self, me: str | None = None) -> dict[str, int]:
         """How many conversations there are in all, with people, needing attention, opted out,
-        and with unread messages."""
+        with unread messages, assigned to nobody, resolved, and assigned to `me`."""
         rows = await self.reader.execute_fetchall(
             "SELECT COUNT(*), "
             "COALESCE(SUM(mode = 'human'), 0), COALESCE(SUM(needs_attention), 0), "
-            "COALESCE(SUM(opted_out), 0), COALESCE(SUM(unread > 0), 0) FROM contacts"
+            "COALESCE(SUM(opted_out), 0), COALESCE(SUM(unread > 0), 0), "
+            "COALESCE(SUM(assigned_to IS NULL), 0), COALESCE(SUM(status = 'resolved'), 0), "
+            "COALESCE(SUM(assigned_to = ?), 0) FROM contacts",
+            (me,),
         )
-        keys = ("all", "human", "needs_attention", "opted_out", "unread")
+        keys = COUNT_KEYS
         row = next(iter(rows), None)
         return dict(zip(keys, (int(v) for v in row))) if row else dict.fromkeys(keys, 0)
 
