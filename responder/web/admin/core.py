@@ -17,6 +17,8 @@ from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Re
 
 from responder import text as sms_text
 from responder.store.models import (
+    UNASSIGNED,
+    Note,
     StoreUnavailable,
     UnknownContactError,
 )
@@ -33,10 +35,15 @@ POLL_INTERVAL = 3.0  # seconds between two looks for new messages on an open pag
 PAGE_SIZE = 50
 MAX_REPLY = 1600  # characters: ten SMS; longer is a paste gone wrong
 DASHBOARD_DAYS = 14
+# "mine" is filled in with the person looking (responder/web/admin/inbox.py).
 FILTERS: dict[str, tuple[str, str, dict[str, Any]]] = {
     "all": ("Todas", "all", {}),
+    "mine": ("Mías", "mine", {}),
+    "unassigned": ("Sin asignar", "unassigned", {"assigned": UNASSIGNED}),
     "human": ("Con personas", "human", {"mode": "human"}),
     "attention": ("Requieren atención", "needs_attention", {"needs_attention": True}),
+    "open": ("Abiertas", "open", {"status": "open"}),
+    "resolved": ("Resueltas", "resolved", {"status": "resolved"}),
     "opted_out": ("Dadas de baja", "opted_out", {"opted_out": True}),
 }
 NOTICES = {
@@ -44,6 +51,11 @@ NOTICES = {
     "bot": "La conversación volvió al bot: responderá de nuevo con las reglas.",
     "human": "Usted atiende esta conversación: el bot no responderá.",
     "fields": "Datos del contacto guardados.",
+    "assigned": "Conversación asignada.",
+    "unassigned": "La conversación quedó sin asignar.",
+    "resolved": "Conversación resuelta. Si el cliente escribe de nuevo, se reabre sola.",
+    "open": "Conversación reabierta.",
+    "note": "Nota interna guardada: el cliente no la ve.",
     "bye": "Sesión cerrada.",
 }
 EXPIRED_FORM = (
@@ -103,6 +115,7 @@ def _environment() -> jinja2.Environment:
         when=_when,
     )
     env.globals.update(origin=views.origin_label, rule_label=views.RULE_LABELS.get)
+    env.tests["note"] = lambda value: isinstance(value, Note)
     return env
 
 

@@ -24,7 +24,7 @@ if TYPE_CHECKING:
 # -- inbox --------------------------------------------------------------------------------------
 
 
-async def _inbox(request: Request) -> dict[str, Any]:
+async def _inbox(request: Request, session: Session) -> dict[str, Any]:
     service = _service(request)
     params = request.query_params
     chosen = params.get("f", "all")
@@ -36,13 +36,16 @@ async def _inbox(request: Request) -> dict[str, Any]:
     except ValueError:
         shown = PAGE_SIZE
     filters: dict[str, Any] = FILTERS[chosen][2]
+    if chosen == "mine":
+        filters = {"assigned": session.user}
     if query:
         country = service.rules.current.settings.country
         fragments = views.phone_fragments(query, country)
         found = await service.search_conversations(query, fragments, shown + 1, 0, **filters)
     else:
         found = await service.conversations(shown + 1, 0, **filters)
-    counts = await service.conversation_counts()
+    counts = await service.conversation_counts(session.user)
+    counts["open"] = counts["all"] - counts["resolved"]
     links = [
         (key, label, counts[count_key], _link("/admin", f=key, q=query))
         for key, (label, count_key, _) in FILTERS.items()
@@ -67,8 +70,8 @@ def _link(path: str, **query: str) -> str:
 
 
 async def inbox(request: Request, session: Session) -> Response:
-    return _render(request, session, "inbox.html", **await _inbox(request))
+    return _render(request, session, "inbox.html", **await _inbox(request, session))
 
 
 async def inbox_partial(request: Request, session: Session) -> Response:
-    return _render(request, session, "_inbox_live.html", **await _inbox(request))
+    return _render(request, session, "_inbox_live.html", **await _inbox(request, session))

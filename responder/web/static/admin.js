@@ -21,6 +21,7 @@
       var keep = old.scrollTop;
       old.replaceWith(fresh);
       if (stick) toBottom(fresh); else fresh.scrollTop = keep;
+      document.dispatchEvent(new CustomEvent("live-swapped", { detail: fresh }));
     });
   }
 
@@ -140,7 +141,36 @@
     update();
   }
 
+  // -- the team: "Ana está escribiendo…" for the others, and what the person has seen ---------
+  var TYPING_EVERY = 3000; // ms between two "still typing" posts (the server keeps 8 s)
+
+  function startTyping(box) {
+    var url = box.getAttribute("data-typing-url");
+    var csrf = box.form && box.form.querySelector("input[name=csrf]");
+    var last = 0;
+    if (!url || !csrf) return;
+    box.addEventListener("input", function () {
+      var now = Date.now();
+      if (now - last < TYPING_EVERY || !box.value.trim()) return;
+      last = now;
+      fetch(url, {
+        method: "POST",
+        credentials: "same-origin",
+        headers: { "Content-Type": "application/x-www-form-urlencoded" },
+        body: "csrf=" + encodeURIComponent(csrf.value)
+      }).catch(function () { /* a hint for others; replying works without it */ });
+    });
+  }
+
+  // The reply carries the newest message the person had on screen: a reply someone else sent
+  // after it makes the server ask before sending.
+  document.addEventListener("live-swapped", function (e) {
+    var seen = document.querySelector("#reply input[name=seen]");
+    if (seen && e.detail.id === "thread") seen.value = e.detail.getAttribute("data-seen") || seen.value;
+  });
+
   document.addEventListener("DOMContentLoaded", function () {
+    document.querySelectorAll("textarea[data-typing-url]").forEach(startTyping);
     var root = document.querySelector("[data-poll-url]");
     if (root) startPolling(root);
     document.querySelectorAll("[data-stick]").forEach(toBottom);
