@@ -44,6 +44,14 @@ def _saved(row: Any) -> SavedReply:
     return SavedReply(row[0], row[1], row[2], row[3], moment(row[4]))
 
 
+def _read(db: sqlite3.Connection, message_id: int) -> Message:
+    """The message as this transaction sees it (the worker may claim it right after)."""
+    from responder.store.sqlite import MESSAGE_COLUMNS, _message  # sqlite.py imports this module
+
+    cursor = db.execute(f"SELECT {MESSAGE_COLUMNS} FROM messages WHERE id = ?", (message_id,))
+    return _message(cursor.fetchone())
+
+
 def _status_of(db: sqlite3.Connection, message_id: int) -> tuple[str, str, str | None, str]:
     """(status, phone, provider_id, rule) of an outbound message; UnknownMessageError if none."""
     row = db.execute(
@@ -68,14 +76,12 @@ class SQLiteInbox:
 
         async def _transaction(self, work: Callable[[sqlite3.Connection], T]) -> T: ...
 
-        async def messages_by_id(self, ids: Sequence[int]) -> list[Message]: ...
-
     async def retry_message(self, message_id: int, actor: str) -> Message:
         """Queues a failed message again, due now, as a new attempt on the record; the number
         must not have opted out since (the opt-out confirmation itself may go)."""
         now = stored(self.clock())
 
-        def work(db: sqlite3.Connection) -> None:
+        def work(db: sqlite3.Connection) -> Message:
             status, phone, _, rule = _status_of(db, message_id)
             if status not in RETRIABLE:
                 raise MessageStateError(message_id, status, f"message {message_id} is {status}")
@@ -96,10 +102,11 @@ class SQLiteInbox:
                 "SELECT id, ?, COALESCE(provider, ''), 'requeued', ? FROM messages WHERE id = ?",
                 (now, f"retried by {actor}", message_id),
             )
+            return _read(db, message_id)
 
-        await self._transaction(work)
+        retried: Message = await self._transaction(work)
         self.on_outbox()
-        return (await self.messages_by_id([message_id]))[0]
+        return retried
 
     async def cancel_message(self, message_id: int, actor: str) -> Message:
         """A queued or scheduled message that no provider holds yet is never sent: it fails
@@ -107,7 +114,7 @@ class SQLiteInbox:
         now = stored(self.clock())
         error = f"{CANCELLED_BY}{actor}"
 
-        def work(db: sqlite3.Connection) -> None:
+        def work(db: sqlite3.Connection) -> Message:
             status, _, provider_id, _ = _status_of(db, message_id)
             if status not in CANCELLABLE:
                 raise MessageStateError(message_id, status, f"message {message_id} is {status}")
@@ -125,9 +132,10 @@ class SQLiteInbox:
                 "SELECT id, ?, COALESCE(provider, ''), 'cancelled', ? FROM messages WHERE id = ?",
                 (now, error, message_id),
             )
+            return _read(db, message_id)
 
-        await self._transaction(work)
-        return (await self.messages_by_id([message_id]))[0]
+        cancelled: Message = await self._transaction(work)
+        return cancelled
 
     async def failed_phones(self, phones: Sequence[str]) -> set[str]:
         """Which of `phones` have a failed outbound message nobody retried or cancelled, with

@@ -56,6 +56,7 @@ async def _conversation(request: Request, phone: str) -> dict[str, Any]:
             conversation = replace(conversation, unread=0)
     return {
         "section": "inbox",
+        "failed_phones": await service.failed_phones([phone]),
         "c": conversation,
         "messages": await service.messages(phone),
         "providers": list(service.providers),
