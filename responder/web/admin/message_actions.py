@@ -32,14 +32,17 @@ def _message_id(request: Request) -> int:
 
 async def _act(request: Request, session: Session, retry: bool) -> Response:
     service, message_id = _service(request), _message_id(request)
+    actor = session.user
+    if actor is None:  # `action` lets only signed-in people this far
+        raise Refused(403, "Entre de nuevo para hacer esto.")
     found, _ = await service.message_with_attempts(message_id)
     if found is None or found.direction != "out":
         raise Refused(404, NO_MESSAGE)
     try:
         if retry:
-            await service.retry_message(message_id, session.user)
+            await service.retry_message(message_id, actor)
         else:
-            await service.cancel_message(message_id, session.user)
+            await service.cancel_message(message_id, actor)
     except UnknownMessageError:
         raise Refused(404, NO_MESSAGE) from None
     except OptedOutError:
