@@ -29,6 +29,7 @@ from responder.providers import build_providers
 from responder.providers.base import Provider
 from responder.rules.publish import FileDiff, RulesCheck, RulesRefused, diff
 from responder.rules.reload import RulesHolder
+from responder.saved_replies import SavedReplies
 from responder.store import Store, make_store
 from responder.store.models import (
     Conversation,
@@ -95,6 +96,7 @@ class Service:
         self.accounts = Accounts(self.store, clock, lambda: self.admin_token)
         # Assignment, open/resolved, internal notes, typing (DESIGN §11).
         self.inbox = TeamInbox(self.store, self.accounts, clock)
+        self.saved_replies = SavedReplies(self.store, self.accounts, self.rules, clock)
         # The tokens open() created just now (first start): only those may be shown in full.
         self.generated_tokens: set[str] = set()
         self._tasks: list[asyncio.Task[Any]] = []
@@ -554,6 +556,24 @@ class Service:
         attempts = await self.store.message_attempts(message_id)
         found = await self.store.messages_by_id([message_id])
         return (found[0] if found else None), attempts
+
+    async def retry_message(self, message_id: int, actor: str) -> Message:
+        """Queues a failed message again (MessageStateError for any other status, OptedOutError
+        when the number opted out), on the audit trail."""
+        message = await self.store.retry_message(message_id, actor)
+        await self.accounts.record(actor, "message_retried", message.phone, message=message_id)
+        return message
+
+    async def cancel_message(self, message_id: int, actor: str) -> Message:
+        """A queued or scheduled message is never sent (MessageStateError once it is on its
+        way), on the audit trail."""
+        message = await self.store.cancel_message(message_id, actor)
+        await self.accounts.record(actor, "message_cancelled", message.phone, message=message_id)
+        return message
+
+    async def failed_phones(self, phones: Sequence[str]) -> set[str]:
+        """Which of `phones` have a failure nobody retried, with nothing sent since."""
+        return await self.store.failed_phones(phones)
 
     def iter_messages(self) -> AsyncIterator[Message]:
         return self.store.iter_messages()

@@ -47,6 +47,7 @@ TABLES = (
     "users",
     "api_tokens",
     "audit_events",
+    "saved_replies",
 )
 
 

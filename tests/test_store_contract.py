@@ -24,13 +24,16 @@ from responder.store.models import (
     AuditEvent,
     InboundJob,
     InboundResult,
+    MessageStateError,
     OptedOutError,
     PollResult,
+    SavedReplyExists,
     SendOutcome,
     SessionRecord,
     StaleRuleVersion,
     StatusUpdate,
     UnknownContactError,
+    UnknownMessageError,
     UnknownUserError,
     User,
     UserExists,
@@ -857,6 +860,137 @@ async def test_a_persons_message_carries_its_author(store: Store, clock: Clock) 
     ]
     assert signed.as_json()["author"] == "ana"
     assert [m.author for m in await store.messages_by_id([signed.id])] == ["ana"]
+
+
+# -- the inbox: retries, cancellations, failures, saved replies ---------------------------------
+
+
+async def fail(store: Store, message_id: int, error: str = "massiva: rejected (x)") -> None:
+    [claimed] = [i for i in await store.claim_outbox(10) if i.id == message_id]
+    await store.record_outcomes([SendOutcome(claimed.id, claimed.provider, "failed", error=error)])
+
+
+async def test_a_failed_message_is_queued_again_as_a_new_attempt(
+    open_store: OpenStore, clock: Clock
+) -> None:
+    store, other = await open_store(), await open_store()
+    await inbound(store, clock, ANA, "hola", answer(None))
+    [sent] = await store.queue_outbound(ANA, [Reply("le escribo", 1, "sandbox")], "agent")
+    await fail(store, sent.id)
+    assert await other.failed_phones([ANA, LUIS]) == {ANA}
+    clock.advance(3600)
+    retried = await other.retry_message(sent.id, "ana")
+    assert (retried.status, retried.error, retried.text) == ("queued", None, "le escribo")
+    assert retried.send_at == clock() and retried.updated_at == clock()
+    assert await store.failed_phones([ANA]) == set()
+    [claimed] = await store.claim_outbox(10)
+    assert (claimed.id, claimed.attempts, claimed.send_at) == (sent.id, 2, clock())
+    attempts = await store.message_attempts(sent.id)
+    assert [(a["outcome"], a["error"]) for a in attempts] == [
+        ("failed", "massiva: rejected (x)"),
+        ("requeued", "retried by ana"),
+    ]
+    for status in ("sending", "queued"):  # only a failed message is retried
+        with pytest.raises(MessageStateError) as refused:
+            await store.retry_message(sent.id, "ana")
+        assert refused.value.status == status
+        if status == "sending":
+            await store.record_outcomes([SendOutcome(sent.id, "sandbox", "queued")])
+    with pytest.raises(UnknownMessageError):
+        await store.retry_message(999_999, "ana")
+    [inbound_id] = [m.id for m in await store.messages(ANA) if m.direction == "in"]
+    with pytest.raises(UnknownMessageError):  # an inbound message is not anyone's to resend
+        await store.retry_message(inbound_id, "ana")
+
+
+async def test_a_retry_to_a_number_that_opted_out_is_refused(store: Store, clock: Clock) -> None:
+    await inbound(store, clock, ANA, "hola", answer(None))
+    [sent] = await store.queue_outbound(ANA, [Reply("oferta", 1, "sandbox")], "agent")
+    await fail(store, sent.id)
+    result = await inbound(store, clock, ANA, "BAJA", answer("Listo", "opt_out", opted_out=True))
+    with pytest.raises(OptedOutError):
+        await store.retry_message(sent.id, "ana")
+    assert (await store.messages_by_id([sent.id]))[0].status == "failed"
+    # The confirmation of the opt-out itself may be sent again.
+    [confirmation] = result.reply_ids
+    await fail(store, confirmation)
+    assert (await store.retry_message(confirmation, "ana")).status == "queued"
+
+
+async def test_a_queued_message_is_cancelled_and_never_sent(store: Store, clock: Clock) -> None:
+    await inbound(store, clock, ANA, "hola", answer(None))
+    [waiting] = await store.queue_outbound(ANA, [Reply("ya va", 1, "sandbox")], "agent")
+    [later] = await store.queue_outbound(
+        ANA, [Reply("mañana", 1, "sandbox")], "cli", send_at=clock() + timedelta(days=1)
+    )
+    for message in (waiting, later):
+        cancelled = await store.cancel_message(message.id, "bea")
+        assert (cancelled.status, cancelled.error) == ("failed", "cancelled by bea")
+    clock.advance(2 * 86400)
+    assert await store.claim_outbox(10) == []
+    # A cancelled message is not a failure to flag; it can still be sent after all.
+    assert await store.failed_phones([ANA]) == set()
+    assert [a["outcome"] for a in await store.message_attempts(waiting.id)] == ["cancelled"]
+    with pytest.raises(MessageStateError) as refused:
+        await store.cancel_message(waiting.id, "bea")
+    assert refused.value.status == "failed"
+    assert (await store.retry_message(waiting.id, "ana")).status == "queued"
+    [claimed] = await store.claim_outbox(10)
+    with pytest.raises(MessageStateError) as sending:
+        await store.cancel_message(claimed.id, "bea")
+    assert sending.value.status == "sending"
+
+
+async def test_a_message_in_the_provider_s_scheduler_is_not_cancelled(
+    store: Store, clock: Clock
+) -> None:
+    await inbound(store, clock, ANA, "hola", answer(None))
+    [later] = await store.queue_outbound(
+        ANA,
+        [Reply("mañana", 1, "sandbox")],
+        "cli",
+        send_at=clock() + timedelta(days=1),
+        due=clock(),
+    )
+    [claimed] = await store.claim_outbox(10)
+    await store.record_outcomes([SendOutcome(claimed.id, "sandbox", "scheduled", "p-1")])
+    assert (await store.messages_by_id([later.id]))[0].status == "scheduled"
+    with pytest.raises(MessageStateError):
+        await store.cancel_message(later.id, "bea")
+
+
+async def test_a_failure_is_flagged_until_something_gets_through(
+    store: Store, clock: Clock
+) -> None:
+    for phone in (ANA, LUIS):
+        await inbound(store, clock, phone, "hola", answer(None))
+    [first] = await store.queue_outbound(ANA, [Reply("uno", 1, "sandbox")], "agent")
+    await fail(store, first.id, "expired: the message waited too long to be sent")
+    [lost] = await store.queue_outbound(LUIS, [Reply("dos", 1, "sandbox")], "agent")
+    await fail(store, lost.id)
+    assert await store.failed_phones([ANA, LUIS, EVA]) == {ANA, LUIS}
+    clock.advance(1)
+    await store.queue_outbound(ANA, [Reply("tres", 1, "sandbox")], "agent")
+    [claimed] = await store.claim_outbox(10)
+    await store.record_outcomes([SendOutcome(claimed.id, "sandbox", "sent", "p-3")])
+    assert await store.failed_phones([ANA, LUIS]) == {LUIS}
+    assert await store.failed_phones([]) == set()
+
+
+async def test_saved_replies_are_kept_by_name_for_every_instance(
+    open_store: OpenStore, clock: Clock
+) -> None:
+    first, second = await open_store(), await open_store()
+    hours = await first.add_saved_reply("horario", "Abrimos de 8 a 5, {{ contact.nombre }}", "ana")
+    assert (hours.name, hours.author, hours.created_at) == ("horario", "ana", clock())
+    price = await second.add_saved_reply("precios", "Vea la lista", None)
+    with pytest.raises(SavedReplyExists):
+        await second.add_saved_reply("horario", "otro", "bea")
+    assert await first.saved_replies() == [hours, price]
+    assert hours.as_json()["created_at"] == "2026-11-23T14:00:00.000000Z"
+    assert await second.delete_saved_reply(hours.id) == hours
+    assert await first.delete_saved_reply(hours.id) is None
+    assert [r.name for r in await first.saved_replies()] == ["precios"]
 
 
 # -- rules versions -------------------------------------------------------------------------------

@@ -228,6 +228,17 @@ TABLES: tuple[Table, ...] = (
         key="id",
         append_only=True,
     ),
+    Table(
+        "saved_replies",
+        (
+            ("id", "int"),
+            ("name", "text"),
+            ("text", "text"),
+            ("author", "text"),
+            ("created_at", "moment"),
+        ),
+        key="id",
+    ),
 )
 # Tables whose ids come from an identity sequence on PostgreSQL.
 WITH_SEQUENCES = tuple(t.name for t in TABLES if t.key == "id")

@@ -67,6 +67,25 @@ class UnknownContactError(LookupError):
     """No conversation with that number."""
 
 
+class UnknownMessageError(LookupError):
+    """No outbound message with that id."""
+
+
+class MessageStateError(ValueError):
+    """The message's status does not allow what was asked (a retry of a delivered message,
+    cancelling one already sending); `status` is its status now."""
+
+    def __init__(self, message_id: int, status: str, why: str) -> None:
+        super().__init__(why)
+        self.message_id = message_id
+        self.status = status
+
+
+# A queued message a person cancelled fails with this error, followed by their name: never
+# sent, and not a failure the inbox flags (the CHECK on `status` stays as it is).
+CANCELLED_BY = "cancelled by "
+
+
 @dataclass(frozen=True)
 class Message:
     id: int
@@ -262,6 +281,10 @@ AuditAction = Literal[
     "broadcast_created",
     "broadcast_cancelled",
     "contact_forgotten",
+    "message_retried",
+    "message_cancelled",
+    "saved_reply_created",
+    "saved_reply_deleted",
 ]
 
 
@@ -316,6 +339,25 @@ class AuditEvent:
     action: AuditAction
     subject: str | None = None
     detail: dict[str, Any] = field(default_factory=dict)
+
+    def as_json(self) -> dict[str, Any]:
+        return _json_ready(self)
+
+
+class SavedReplyExists(ValueError):
+    """A saved reply with that name exists already."""
+
+
+@dataclass(frozen=True)
+class SavedReply:
+    """A reply the owners saved for the team: `name` is what an agent types after `/`, `text`
+    a template filled in with the contact's fields (responder/saved_replies.py)."""
+
+    id: int
+    name: str
+    text: str
+    author: str | None
+    created_at: datetime
 
     def as_json(self) -> dict[str, Any]:
         return _json_ready(self)

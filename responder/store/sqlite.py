@@ -47,6 +47,7 @@ from responder.store.models import (
 from responder.store.overruns import OVERRUNS_KEY, merged, records
 from responder.store.recent import RECENT_ROWS, ROW_COLUMNS, Activity, RecentRows
 from responder.store.recent import Known as RecentKnown
+from responder.store.sqlite_care import SQLiteMessageCare
 from responder.store.sqlite_inbox import SQLiteInbox
 from responder.store.sqlite_team import SQLiteTeam
 from responder.store.sqltime import maybe_moment, moment, stored
@@ -277,7 +278,7 @@ def _marks(count: int) -> str:
     return ", ".join("?" * count)
 
 
-class SQLiteStore(SQLiteInbox, SQLiteTeam):
+class SQLiteStore(SQLiteInbox, SQLiteMessageCare, SQLiteTeam):
     """All persistence. Writes go through one connection, one transaction at a time; webhook
     writes arriving together are grouped into one transaction and each caller is answered only
     after that transaction has committed."""

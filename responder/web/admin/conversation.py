@@ -61,6 +61,7 @@ async def _conversation(request: Request, phone: str, session: Session) -> dict[
     notes = await service.inbox.notes(phone)
     return {
         "section": "inbox",
+        "failed_phones": await service.failed_phones([phone]),
         "c": conversation,
         "messages": messages,
         # Messages and internal notes in the order they were written.

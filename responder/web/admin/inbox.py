@@ -50,8 +50,10 @@ async def _inbox(request: Request, session: Session) -> dict[str, Any]:
         (key, label, counts[count_key], _link("/admin", f=key, q=query))
         for key, (label, count_key, _) in FILTERS.items()
     ]
+    failed = await service.failed_phones([c.phone for c in found[:shown]])
     return {
         "section": "inbox",
+        "failed_phones": failed,
         "conversations": found[:shown],
         "more": _link("/admin", f=chosen, q=query, n=str(shown + PAGE_SIZE))
         if len(found) > shown
