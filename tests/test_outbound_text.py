@@ -9,12 +9,12 @@ from collections.abc import Callable
 from contextlib import closing
 from pathlib import Path
 
-import httpx
 import pytest
 from click.testing import CliRunner
 
 from responder import text as sms_text
 from responder.cli import main
+from tests import loopback
 from tests.conftest import ADMIN_TOKEN, WEBHOOK_TOKEN, Clock, RunningApp, massiva_env
 from tests.fakes.massiva import FakeMassiva
 from tests.test_admin import csrf_of, sign_in
@@ -45,7 +45,7 @@ def rules(workdir: Path) -> Path:
 
 
 def inbound(app: RunningApp, text: str, phone: str = PHONE) -> None:
-    response = httpx.post(app.webhook(), data={"msg": text, "phone": phone})
+    response = loopback.post(app.webhook(), data={"msg": text, "phone": phone})
     assert (response.status_code, response.text) == (200, "OK")
 
 

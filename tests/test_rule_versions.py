@@ -11,11 +11,11 @@ from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any, TypeVar
 
-import httpx
 import pytest
 
 from responder.rules.reload import read_files, version_sha
 from responder.store.models import StaleRuleVersion
+from tests import loopback
 from tests.conftest import RunningApp
 
 PHONE = "584121234567"
@@ -29,7 +29,7 @@ def versions(app: RunningApp) -> list[tuple[int, str, str]]:
 
 def answer(app: RunningApp, text: str, phone: str = PHONE) -> str:
     """The auto-reply `text` from `phone` gets (the number's first message in the test)."""
-    response = httpx.get(app.webhook(), params={"msg": text, "phone": phone})
+    response = loopback.get(app.webhook(), params={"msg": text, "phone": phone})
     assert response.status_code == 200
     replies = [m["text"] for m in app.messages(phone) if m["direction"] == "out"]
     assert len(replies) == 1
