@@ -279,6 +279,7 @@ def test_a_record_that_cannot_be_stored_is_set_aside_and_the_rest_go_on(
     ]
     (slot / "0000000001.jsonl").write_text("".join(line + "\n" for line in lines))
     app = instances().app
+    quick(app)
     eventually(lambda: app.service.spool.pending == 0, timeout=20)
     assert conversation(app, ANA) == [("in", "horario"), ("out", HOURS)]
     assert conversation(app, BETO) == [("in", "horario"), ("out", HOURS)]
