@@ -49,11 +49,11 @@ def spooled(folder: Path) -> list[tuple[str, str]]:
 
 
 def test_postgres_cut_off_webhooks_are_spooled_and_stored_when_it_answers_again(
+    proxy: TcpProxy,  # first: it closes after the app, which stops on a reachable server
     start_app: Callable[..., RunningApp],
     workdir: Path,
     clock: Clock,
     postgres_url: str,
-    proxy: TcpProxy,
     massiva: tuple[FakeMassiva, str],
     caplog: pytest.LogCaptureFixture,
 ) -> None:
