@@ -10,9 +10,9 @@ from collections.abc import Callable
 from contextlib import closing
 from typing import Any
 
-import httpx
 import pytest
 
+from tests import loopback
 from tests.conftest import RunningApp, massiva_env
 from tests.fakes.massiva import FakeMassiva
 from tests.test_admin import csrf_of, inbound, sign_in
@@ -216,5 +216,5 @@ def test_agents_retry_and_cancel_too(app: RunningApp, fake: FakeMassiva) -> None
 
 
 def test_strangers_cannot_retry(app: RunningApp) -> None:
-    assert httpx.post(f"{app.url}/api/messages/1/retry").status_code == 401
-    assert httpx.post(f"{app.url}/api/messages/1/cancel").status_code == 401
+    assert loopback.post(f"{app.url}/api/messages/1/retry").status_code == 401
+    assert loopback.post(f"{app.url}/api/messages/1/cancel").status_code == 401

@@ -8,9 +8,9 @@ import re
 from collections.abc import Callable
 from contextlib import closing
 
-import httpx
 import pytest
 
+from tests import loopback
 from tests.conftest import RunningApp
 from tests.test_admin import csrf_of, inbound, sign_in
 from tests.test_team import add_person, bearer, sign_in_as, token_of
@@ -107,7 +107,7 @@ def test_agents_pick_saved_replies_in_the_reply_box(app: RunningApp) -> None:
             "/admin/saved-replies", data={"csrf": csrf_of(thread), "name": "x", "text": "y"}
         )
         assert add.status_code == 403
-    stranger = httpx.get(f"{app.url}/admin/partials/conversations/{PHONE}/saved-replies")
+    stranger = loopback.get(f"{app.url}/admin/partials/conversations/{PHONE}/saved-replies")
     assert stranger.status_code == 401
 
 

@@ -9,10 +9,10 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 from playwright.sync_api import Browser, BrowserContext, Page, expect
 
+from tests import loopback
 from tests.conftest import ADMIN_TOKEN, RunningApp, massiva_env
 from tests.fakes.massiva import FakeMassiva
 from tests.test_admin_browser import browser, quick_polling, screenshots
@@ -29,7 +29,7 @@ def team_shop(start_app: Callable[..., RunningApp], massiva: tuple[FakeMassiva, 
     app = start_app(**massiva_env(url, fake))
     headers = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
     for name, role in (("ana", "owner"), ("beto", "agent")):
-        made = httpx.post(
+        made = loopback.post(
             f"{app.url}/api/users",
             json={"name": name, "role": role, "password": PASSWORD},
             headers=headers,
@@ -62,7 +62,7 @@ def sign_in_as(page: Page, app: RunningApp, name: str, path: str = "/admin") -> 
 
 
 def inbound(app: RunningApp, text: str, phone: str = CUSTOMER) -> None:
-    response = httpx.get(app.webhook(), params={"msg": text, "phone": phone})
+    response = loopback.get(app.webhook(), params={"msg": text, "phone": phone})
     assert response.status_code == 200
 
 
@@ -133,5 +133,5 @@ def test_two_people_share_the_inbox(
     beto.get_by_role("button", name="Salir").click()
     expect(beto).to_have_url(team_shop.url + "/admin/login?ok=bye")
     copied = {c["name"]: c["value"] for c in cookies}
-    again = httpx.get(f"{team_shop.url}/admin", cookies=copied, follow_redirects=False)
+    again = loopback.get(f"{team_shop.url}/admin", cookies=copied, follow_redirects=False)
     assert again.status_code == 303 and "/admin/login" in again.headers["location"]
