@@ -182,6 +182,8 @@ def test_unconfirmed_is_shown_in_the_api_and_the_inbox(
     with closing(sign_in(app)) as staff:
         page = " ".join(staff.get(f"/admin/conversations/{A}").text.split())
         dashboard = " ".join(staff.get("/admin/dashboard").text.split())
-    assert f"sin confirmar: {escape(reply['error'])}" in page
+    # the reason in Spanish, the provider's raw answer on hover
+    assert "sin confirmar</span>: <span class=\"reason\"" in page
+    assert f'title="{escape(reply["error"])}">Respuesta ilegible del proveedor' in page
     assert "sin confirmar 1" in dashboard
     assert send_requests(fake) == 1 and len(fake.sent) == 1
