@@ -22,6 +22,11 @@ from responder.store.search import folded_pattern, like_pattern
 
 # Conversations a person must answer that have news (the tab title, notifications).
 WAITING = "unread > 0 AND (mode = 'human' OR needs_attention)"
+# A new message moves its conversation to the top: the newest inbound message among those
+# waiting is among the most recent few, and only their messages need to be read.
+NEWEST_WAITING = (
+    f"SELECT phone FROM contacts WHERE {WAITING} ORDER BY last_message_at DESC LIMIT 20"
+)
 
 
 def _state_filters(
@@ -204,7 +209,7 @@ class PgReads(PgBase):
             return Waiting(0, None)
         row = await self._fetchrow(
             f"SELECT {MESSAGE_COLUMNS} FROM messages WHERE id = (SELECT max(id) FROM messages "
-            f"WHERE direction = 'in' AND phone IN (SELECT phone FROM contacts WHERE {WAITING}))"
+            f"WHERE direction = 'in' AND phone IN ({NEWEST_WAITING}))"
         )
         return Waiting(count, None if row is None else message(row))
 

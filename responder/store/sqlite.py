@@ -80,6 +80,11 @@ VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?
 """
 # Conversations a person must answer that have news (the tab title, notifications).
 WAITING = "unread > 0 AND (mode = 'human' OR needs_attention)"
+# A new message moves its conversation to the top: the newest inbound message among those
+# waiting is among the most recent few, and only their messages need to be read.
+NEWEST_WAITING = (
+    f"SELECT phone FROM contacts WHERE {WAITING} ORDER BY last_message_at DESC LIMIT 20"
+)
 MAX_BATCH = 512
 PRAGMAS = (
     # WAL + synchronous=NORMAL: a process crash loses no committed row (see README).
@@ -1507,7 +1512,7 @@ class SQLiteStore(SQLiteTeam):
             return Waiting(0, None)
         newest = await self.reader.execute_fetchall(
             f"SELECT {MESSAGE_COLUMNS} FROM messages WHERE id = (SELECT MAX(id) FROM messages "
-            f"WHERE direction = 'in' AND phone IN (SELECT phone FROM contacts WHERE {WAITING}))"
+            f"WHERE direction = 'in' AND phone IN ({NEWEST_WAITING}))"
         )
         return Waiting(count, next((_message(row) for row in newest), None))
 
