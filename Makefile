@@ -79,24 +79,27 @@ faketime:
 		|| { echo "make test-dates needs Debian's faketime: apt-get install faketime (as root)"; exit 1; }
 
 # Two workers, one per core: in one process the app, the fakes and the tests share one GIL.
-PYTEST := $(BIN)/pytest -q -n 2
+# worksteal: a worker done with its share takes tests still queued at the other, so a few slow
+# process tests near the end do not leave one core idle.
+PYTEST := $(BIN)/pytest -q -n 2 --dist worksteal
 
 test: $(STAMP) lint browser postgres faketime
 	$(PYTEST)
 	$(MAKE) --no-print-directory test-dates
 
-# The tests where the date can matter, run again with the machine's date a year ahead and a
-# year behind (relative offsets: time keeps ticking, and the weekday moves too): the clock
-# itself, dates people type, the CLI (the real clock), and what keeps or compares times
-# (sessions, the engine's hours and limits, outbox expiry/retries/leases, delivery reports,
-# polling, flows, conversation limits, rules versions). Left out, to keep `make test` within
-# CI's time on two cores: code that never reads the time, the tests that reach the same code
-# with the test clock (store contract, admin pages, API shapes), the browser tests (Chromium
-# under libfaketime is not their subject) and the costly process and load tests.
+# The tests where the date can matter, run again with the machine's date a year ahead and a year
+# behind (relative offsets: time keeps ticking, and the weekday moves too): the clock itself, dates
+# people type, the CLI (the real clock), and what keeps or compares times (sessions, the engine's
+# hours and limits, opening hours and closed dates, outbox expiry/retries/leases, delivery reports,
+# polling, flows, conversation limits). Left out, to keep `make test` within CI's time on two cores:
+# code that never reads the time, the tests that reach the same code with the test clock (store
+# contract, admin pages, API shapes, rules versions: their times are the test clock's, and the rules
+# watcher compares the files' mtimes only with each other), the browser tests (Chromium under
+# libfaketime is not their subject) and the costly process and load tests.
 # A new test of time-keeping belongs in this list.
 DATE_TESTS := tests/test_clock.py tests/test_moments.py tests/test_cli.py tests/test_sessions.py \
 	tests/test_engine.py tests/test_outbox.py tests/test_delivery.py tests/test_reports.py \
-	tests/test_poller.py tests/test_flows.py tests/test_conversations.py tests/test_rule_versions.py
+	tests/test_poller.py tests/test_flows.py tests/test_conversations.py tests/test_hours.py
 # libfaketime 0.9.10 settings, each needed:
 # - --exclude-monotonic (FAKETIME_DONT_FAKE_MONOTONIC=1): timeouts, asyncio and threads run on
 #   the monotonic clock; faked, every timed wait in Python hangs or returns at once.

@@ -136,7 +136,7 @@ async def measure_search(store: Store, query: str, rounds: int) -> list[tuple[st
         ),
         (
             f"search «{query}»: the counts",
-            await timed(lambda: store.conversation_counts(query, fragments), rounds),
+            await timed(lambda: store.conversation_counts(None, query, fragments), rounds),
         ),
         (
             f"search «{query}»: the lines of 50",

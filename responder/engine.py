@@ -69,7 +69,9 @@ class Decision:
     explanation: str
     mode: str | None = None  # a new conversation mode, when it changes
     opted_out: bool | None = None  # a new opt-out state, when it changes
-    needs_attention: bool = False  # nothing answered it and no person is on it
+    # A person should look: no rule answered, or the fallback, a `when: closed` rule, a rule
+    # with `attention: true`, or a flow that gave up did.
+    needs_attention: bool = False
     error: str | None = None
     fields: dict[str, Any] = field(default_factory=dict)  # contact fields to save
     flow: FlowState | None = None  # the flow state afterwards, when flow_changed
@@ -226,19 +228,28 @@ def _answer(
         return Decision(None, (), "no rule matched", needs_attention=True)
     rule = match.rule
     mode = "human" if rule.handoff else None
+    attention = rule.attention
     if rule.reply is None:
-        return Decision(rule.name, (), match.how, mode=mode)
+        return Decision(rule.name, (), match.how, mode=mode, needs_attention=attention)
     try:
         body = rule.plain_text
         if body is None:
             body = render(rule.reply, _context(msg, contact, local_now, settings.hours, match))
     except TemplateError as err:
-        return Decision(rule.name, (), match.how, mode=mode, error=f"rule {rule.name}: {err}")
+        error = f"rule {rule.name}: {err}"
+        return Decision(rule.name, (), match.how, mode=mode, needs_attention=True, error=error)
     warnings: list[str] = []
     replies = _prepare(body, settings, warnings) if body else ()
     if rule.via:
         replies = tuple(Reply(r.text, r.segments, rule.via) for r in replies)
-    return Decision(rule.name, replies, match.how, mode=mode, warnings=tuple(warnings))
+    return Decision(
+        rule.name,
+        replies,
+        match.how,
+        mode=mode,
+        needs_attention=attention,
+        warnings=tuple(warnings),
+    )
 
 
 def _run_steps(
@@ -313,7 +324,7 @@ def _in_flow(
         if step.accept is not None and not step.accept.search(normalised):
             if state.retries >= flow.max_retries:
                 why = f"flow {flow.name}: no valid answer after {state.retries + 1} tries, ended"
-                return _flow_decision(flow.name, (), why, flow=None)
+                return _flow_decision(flow.name, (), why, flow=None, needs_attention=True)
             ctx = _context(msg, contact, facts.now, settings.hours)
             replies = _prepare(render(step.retry or step.text, ctx), settings, warnings)
             retry = FlowState(flow.name, state.step, state.retries + 1, now)
@@ -330,7 +341,8 @@ def _in_flow(
         )
     except TemplateError as err:
         name = flow.name if flow else "?"
-        return _flow_decision(name, (), "flow failed", error=f"flow {name}: {err}", flow=None)
+        error = f"flow {name}: {err}"
+        return _flow_decision(name, (), "flow failed", error=error, flow=None, needs_attention=True)
 
 
 def _stale(flow: Flow, state: FlowState, now: datetime) -> bool:

@@ -20,6 +20,7 @@ from responder.budget import Budget, OverrunRecord
 from responder.clock import Clock, thread_cpu_time
 from responder.config import Settings
 from responder.engine import Contact, Decision, InboundMessage
+from responder.inbox import TeamInbox
 from responder.intake import Intake
 from responder.moments import SEND_HORIZON, SIMULATE_HORIZON, within_horizon
 from responder.outage import Outage
@@ -28,6 +29,7 @@ from responder.providers import build_providers
 from responder.providers.base import Provider
 from responder.rules.publish import FileDiff, RulesCheck, RulesRefused, diff
 from responder.rules.reload import RulesHolder
+from responder.saved_replies import SavedReplies
 from responder.store import Store, make_store
 from responder.store.models import (
     Conversation,
@@ -93,6 +95,9 @@ class Service:
         self._sessions: Sessions | None = None
         # People, personal tokens and the audit trail (DESIGN §11).
         self.accounts = Accounts(self.store, clock, lambda: self.admin_token)
+        # Assignment, open/resolved, internal notes, typing (DESIGN §11).
+        self.inbox = TeamInbox(self.store, self.accounts, clock)
+        self.saved_replies = SavedReplies(self.store, self.accounts, self.rules, clock)
         # The tokens open() created just now (first start): only those may be shown in full.
         self.generated_tokens: set[str] = set()
         self._tasks: list[asyncio.Task[Any]] = []
@@ -539,10 +544,11 @@ class Service:
         return await self.store.conversation(phone)
 
     async def conversation_counts(
-        self, text: str | None = None, phones: Sequence[str] = ()
+        self, me: str | None = None, text: str | None = None, phones: Sequence[str] = ()
     ) -> dict[str, int]:
-        """Conversations by state; only those a search for `text` finds, when given."""
-        return await self.store.conversation_counts(text, phones)
+        """COUNT_KEYS; "mine": the conversations assigned to `me`; only those a search for
+        `text` finds, when given."""
+        return await self.store.conversation_counts(me, text, phones)
 
     async def search_matches(self, text: str, phones: Sequence[str]) -> dict[str, Message]:
         """Each conversation's newest message a search for `text` found (the inbox shows it)."""
@@ -566,6 +572,24 @@ class Service:
         attempts = await self.store.message_attempts(message_id)
         found = await self.store.messages_by_id([message_id])
         return (found[0] if found else None), attempts
+
+    async def retry_message(self, message_id: int, actor: str) -> Message:
+        """Queues a failed message again (MessageStateError for any other status, OptedOutError
+        when the number opted out), on the audit trail."""
+        message = await self.store.retry_message(message_id, actor)
+        await self.accounts.record(actor, "message_retried", message.phone, message=message_id)
+        return message
+
+    async def cancel_message(self, message_id: int, actor: str) -> Message:
+        """A queued or scheduled message is never sent (MessageStateError once it is on its
+        way), on the audit trail."""
+        message = await self.store.cancel_message(message_id, actor)
+        await self.accounts.record(actor, "message_cancelled", message.phone, message=message_id)
+        return message
+
+    async def failed_phones(self, phones: Sequence[str]) -> set[str]:
+        """Which of `phones` have a failure nobody retried, with nothing sent since."""
+        return await self.store.failed_phones(phones)
 
     def iter_messages(self) -> AsyncIterator[Message]:
         return self.store.iter_messages()

@@ -22,6 +22,7 @@ from responder.service import Service
 from responder.store import Store
 from responder.workers.outbox import OutboxWorker
 from responder.workers.poller import StatusPoller
+from tests import loopback
 from tests.fakes.massiva import FakeMassiva
 from tests.fakes.massms import FakeMasSMS
 from tests.fakes.server import FakeServer, SwappableApp
@@ -163,7 +164,7 @@ class RunningApp:
 
     def api(self) -> httpx.Client:
         headers = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
-        return httpx.Client(base_url=self.url, headers=headers, timeout=10)
+        return loopback.Client(base_url=self.url, headers=headers, timeout=10)
 
     def messages(self, phone: str) -> list[dict[str, Any]]:
         with self.api() as api:

@@ -30,6 +30,8 @@ HOW_TO_START = (
 )
 # Every table but schema_migrations (what a test may leave behind), referring ones first.
 TABLES = (
+    "notes",
+    "typing",
     "attempts",
     "early_reports",
     "messages",
@@ -45,6 +47,7 @@ TABLES = (
     "users",
     "api_tokens",
     "audit_events",
+    "saved_replies",
 )
 
 

@@ -14,6 +14,8 @@ from pathlib import Path
 
 import httpx
 
+from tests import loopback
+
 START_TIMEOUT = 15.0
 
 
@@ -59,7 +61,7 @@ class ServeProcess:
         deadline = time.monotonic() + START_TIMEOUT
         while time.monotonic() < deadline and self.process.poll() is None:
             try:
-                if httpx.get(f"{self.url}/healthz", timeout=0.5).status_code == 200:
+                if loopback.get(f"{self.url}/healthz", timeout=0.5).status_code == 200:
                     return
             except httpx.HTTPError:
                 time.sleep(0.05)

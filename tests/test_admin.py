@@ -18,6 +18,7 @@ from responder import text as sms_text
 from responder.app import create_app
 from responder.config import Settings
 from responder.web.admin import OPTED_OUT_ERROR
+from tests import loopback
 from tests.conftest import ADMIN_TOKEN, Clock, RunningApp, massiva_env
 from tests.fakes.massiva import FakeMassiva
 from tests.fakes.server import FakeServer
@@ -32,7 +33,7 @@ def app(start_app: Callable[..., RunningApp]) -> RunningApp:
 
 
 def inbound(app: RunningApp, text: str, phone: str = PHONE) -> None:
-    response = httpx.get(app.webhook(), params={"msg": text, "phone": phone})
+    response = loopback.get(app.webhook(), params={"msg": text, "phone": phone})
     assert response.status_code == 200
 
 
@@ -52,7 +53,7 @@ def sign_in(app: RunningApp) -> httpx.Client:
 
 
 def sign_in_at(url: str, token: str = ADMIN_TOKEN) -> httpx.Client:
-    client = httpx.Client(base_url=url, timeout=10)
+    client = loopback.Client(base_url=url, timeout=10)
     form = client.get("/admin/login")
     data = {"csrf": csrf_of(form.text), "name": "admin", "password": token}
     response = client.post("/admin/login", data=data)
@@ -78,7 +79,7 @@ PARTIALS = ["/admin/partials/inbox", f"/admin/partials/conversations/{PHONE}", "
 
 @pytest.mark.parametrize("path", PAGES)
 def test_pages_send_strangers_to_the_sign_in_form(app: RunningApp, path: str) -> None:
-    response = httpx.get(f"{app.url}{path}?f=human")
+    response = loopback.get(f"{app.url}{path}?f=human")
     assert response.status_code == 303
     location = urlsplit(response.headers["location"])
     assert location.path == "/admin/login"
@@ -87,11 +88,11 @@ def test_pages_send_strangers_to_the_sign_in_form(app: RunningApp, path: str) ->
 
 @pytest.mark.parametrize("path", PARTIALS)
 def test_fragments_answer_401_to_strangers(app: RunningApp, path: str) -> None:
-    assert httpx.get(f"{app.url}{path}").status_code == 401
+    assert loopback.get(f"{app.url}{path}").status_code == 401
 
 
 def test_sign_in_sets_an_opaque_http_only_cookie(app: RunningApp) -> None:
-    with httpx.Client(base_url=app.url) as client:
+    with loopback.Client(base_url=app.url) as client:
         form = client.get("/admin/login?next=/admin/rules")
         assert form.status_code == 200
         assert 'type="password"' in form.text and '<label for="password">' in form.text
@@ -138,7 +139,7 @@ def test_sign_in_sets_an_opaque_http_only_cookie(app: RunningApp) -> None:
 def test_sign_in_only_sends_people_inside_the_admin(
     app: RunningApp, wanted: str, landing: str
 ) -> None:
-    with httpx.Client(base_url=app.url) as client:
+    with loopback.Client(base_url=app.url) as client:
         form = client.get("/admin/login")
         data = {"csrf": csrf_of(form.text), "name": "admin", "password": ADMIN_TOKEN}
         data["next"] = wanted
@@ -146,7 +147,7 @@ def test_sign_in_only_sends_people_inside_the_admin(
 
 
 def test_a_wrong_token_is_refused(app: RunningApp) -> None:
-    with httpx.Client(base_url=app.url) as client:
+    with loopback.Client(base_url=app.url) as client:
         form = client.get("/admin/login")
         for token in ("wrong-token", "", "ñandú", ADMIN_TOKEN[:-1]):
             response = client.post(
@@ -165,7 +166,7 @@ def test_a_wrong_token_is_refused(app: RunningApp) -> None:
 
 
 def test_sign_in_attempts_are_limited(app: RunningApp) -> None:
-    with httpx.Client(base_url=app.url) as client:
+    with loopback.Client(base_url=app.url) as client:
         csrf = csrf_of(client.get("/admin/login").text)
         for _ in range(5):
             guess = {"csrf": csrf, "name": "admin", "password": "guess"}
@@ -195,7 +196,7 @@ def test_forms_need_the_csrf_token(app: RunningApp, staff: httpx.Client) -> None
             assert response.status_code == 403, path
             assert "Formulario rechazado" in response.text
     assert [m["direction"] for m in app.messages(PHONE)] == ["in", "out"]  # no agent reply
-    contact = httpx.get(f"{app.url}/api/contacts/{PHONE}", headers=auth()).json()
+    contact = loopback.get(f"{app.url}/api/contacts/{PHONE}", headers=auth()).json()
     assert contact["fields"] == {} and contact["mode"] == "bot"
     assert staff.get("/admin").status_code == 200  # still signed in
 
@@ -222,11 +223,11 @@ def test_forms_from_another_origin_are_refused(app: RunningApp, staff: httpx.Cli
 
 def test_a_forged_cookie_is_nobody(app: RunningApp, staff: httpx.Client) -> None:
     value = staff.cookies["responder_admin"]
-    assert httpx.get(f"{app.url}/admin", cookies={"responder_admin": value}).status_code == 200
+    assert loopback.get(f"{app.url}/admin", cookies={"responder_admin": value}).status_code == 200
     flipped = ("B" if value[0] == "A" else "A") + value[1:]
     guessed = secrets.token_urlsafe(32)
     for forged in (flipped, guessed, value + "x", value[:-1]):
-        response = httpx.get(f"{app.url}/admin", cookies={"responder_admin": forged})
+        response = loopback.get(f"{app.url}/admin", cookies={"responder_admin": forged})
         assert response.status_code == 303, forged
 
 
@@ -237,7 +238,7 @@ def test_a_cookie_copied_before_sign_out_opens_nothing_after(
     page = f"/admin/conversations/{PHONE}"
     copied = {"responder_admin": staff.cookies["responder_admin"]}
     csrf = csrf_of(staff.get(page).text)
-    with httpx.Client(base_url=app.url, cookies=copied, timeout=10) as thief:
+    with loopback.Client(base_url=app.url, cookies=copied, timeout=10) as thief:
         assert thief.get("/admin").status_code == 200  # the copy works while signed in
         assert post(staff, "/admin/logout", page).status_code == 303  # Salir
         assert thief.get("/admin").status_code == 303
@@ -258,10 +259,10 @@ def test_sign_out_holds_on_every_instance(start_app: Callable[..., RunningApp]) 
     first, second = start_app(), start_app()  # two processes on one database
     with closing(sign_in(first)) as staff:
         cookie = {"responder_admin": staff.cookies["responder_admin"]}
-        elsewhere = httpx.get(f"{second.url}/admin", cookies=cookie)
+        elsewhere = loopback.get(f"{second.url}/admin", cookies=cookie)
         assert elsewhere.status_code == 200
         assert post(staff, "/admin/logout", "/admin").status_code == 303
-    assert httpx.get(f"{second.url}/admin", cookies=cookie).status_code == 303
+    assert loopback.get(f"{second.url}/admin", cookies=cookie).status_code == 303
 
 
 def test_sessions_expire_on_the_service_clock(app: RunningApp, staff: httpx.Client) -> None:
@@ -289,14 +290,14 @@ def test_a_new_admin_token_ends_every_session(
     database = make_settings().database
     with serve(ADMIN_TOKEN) as server, closing(sign_in_at(server.url)) as staff:
         cookie = {"responder_admin": staff.cookies["responder_admin"]}
-        assert httpx.get(f"{server.url}/admin", cookies=cookie).status_code == 200
+        assert loopback.get(f"{server.url}/admin", cookies=cookie).status_code == 200
     with sqlite3.connect(database) as db:
         assert db.execute("SELECT COUNT(*) FROM sessions").fetchone() == (1,)
     new_token = "a-new-admin-token-9876543210"
     with serve(new_token) as server:
         with sqlite3.connect(database) as db:  # the start ended it
             assert db.execute("SELECT COUNT(*) FROM sessions").fetchone() == (0,)
-        assert httpx.get(f"{server.url}/admin", cookies=cookie).status_code == 303
+        assert loopback.get(f"{server.url}/admin", cookies=cookie).status_code == 303
         with closing(sign_in_at(server.url, new_token)) as staff:
             assert staff.get("/admin").status_code == 200
 
@@ -396,7 +397,7 @@ def test_reply_goes_out_as_the_agent_and_takes_over(app: RunningApp, staff: http
     assert '<span class="author">admin</span>' in shown
     assert "entregado" in shown and "1 intento" in shown
     assert "Devolver al bot" in shown
-    conversation = httpx.get(f"{app.url}/api/contacts/{PHONE}", headers=auth()).json()
+    conversation = loopback.get(f"{app.url}/api/contacts/{PHONE}", headers=auth()).json()
     assert conversation["mode"] == "human"
 
 
@@ -461,7 +462,7 @@ def test_contact_fields_are_edited(app: RunningApp, staff: httpx.Client) -> None
     action = f"{page}/fields"
 
     def fields() -> dict[str, str]:
-        body = httpx.get(f"{app.url}/api/contacts/{PHONE}", headers=auth()).json()
+        body = loopback.get(f"{app.url}/api/contacts/{PHONE}", headers=auth()).json()
         result: dict[str, str] = body["fields"]
         return result
 
@@ -496,7 +497,7 @@ def test_rules_page_and_trying_a_message(app: RunningApp, staff: httpx.Client) -
     assert bad_phone.status_code == 200
     assert "Ese número de teléfono no es válido." in bad_phone.text
     assert "El precio de cafe" not in bad_phone.text
-    assert httpx.get(f"{app.url}/api/conversations", headers=auth()).json() == {
+    assert loopback.get(f"{app.url}/api/conversations", headers=auth()).json() == {
         "conversations": []
     }  # trying stores nothing
 
@@ -559,8 +560,8 @@ def test_sms_alphabet_is_the_servers(staff: httpx.Client) -> None:
 
 
 def test_static_files(app: RunningApp) -> None:
-    css = httpx.get(f"{app.url}/admin/static/admin.css")
-    js = httpx.get(f"{app.url}/admin/static/admin.js")
+    css = loopback.get(f"{app.url}/admin/static/admin.css")
+    js = loopback.get(f"{app.url}/admin/static/admin.js")
     assert css.status_code == 200 and css.headers["content-type"].startswith("text/css")
     assert js.status_code == 200 and "javascript" in js.headers["content-type"]
-    assert httpx.get(f"{app.url}/admin/static/../app.py").status_code == 404
+    assert loopback.get(f"{app.url}/admin/static/../app.py").status_code == 404

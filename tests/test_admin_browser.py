@@ -12,7 +12,6 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
 
-import httpx
 import pytest
 from playwright.sync_api import (
     Browser,
@@ -26,6 +25,7 @@ from playwright.sync_api import (
 from responder import engine
 from responder import text as sms_text
 from responder.web.admin import core as admin
+from tests import loopback
 from tests.conftest import ADMIN_TOKEN, RunningApp, massiva_env
 from tests.fakes.common import SentSms
 from tests.fakes.massiva import FakeMassiva
@@ -112,7 +112,7 @@ def run(coroutine: Coroutine[Any, Any, T]) -> T:
 
 
 def inbound(app: RunningApp, text: str, phone: str = PHONE) -> None:
-    response = httpx.get(app.webhook(), params={"msg": text, "phone": phone, "linea": "58414"})
+    response = loopback.get(app.webhook(), params={"msg": text, "phone": phone, "linea": "58414"})
     assert response.status_code == 200
 
 

@@ -12,6 +12,7 @@ import httpx
 import pytest
 
 from responder.rules import edit
+from tests import loopback
 from tests.conftest import RunningApp
 from tests.test_admin import PHONE, csrf_of, flat, inbound, sign_in
 
@@ -311,7 +312,7 @@ def test_the_forms_need_the_csrf_token_and_the_same_origin(
     )
     assert response.status_code == 403
     assert len(versions(app)) == 1
-    with httpx.Client(base_url=app.url) as stranger:
+    with loopback.Client(base_url=app.url) as stranger:
         response = stranger.post("/admin/rules/delete", data={"name": "horario"})
         assert response.status_code == 403
 

@@ -12,6 +12,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests import loopback
 from tests.conftest import RunningApp
 from tests.test_admin import csrf_of, sign_in
 
@@ -129,7 +130,7 @@ def test_the_check_endpoint_needs_the_form_token_and_answers_in_spanish(
     )
     assert checked.status_code == 200
     assert checked.json()["ok"] is False and checked.json()["problems"][0]["line"] >= 1
-    anonymous = httpx.post(f"{app.url}/admin/rules/check", json={"rules": rules})
+    anonymous = loopback.post(f"{app.url}/admin/rules/check", json={"rules": rules})
     assert anonymous.status_code == 401
 
 

@@ -6,9 +6,9 @@ import hashlib
 from collections.abc import Callable
 from pathlib import Path
 
-import httpx
 import pytest
 
+from tests import loopback
 from tests.conftest import ADMIN_TOKEN, RunningApp
 
 PHONE = "584121234567"
@@ -20,7 +20,7 @@ def app(start_app: Callable[..., RunningApp]) -> RunningApp:
 
 
 def inbound(app: RunningApp, text: str, phone: str = PHONE) -> None:
-    response = httpx.get(app.webhook(), params={"msg": text, "phone": phone})
+    response = loopback.get(app.webhook(), params={"msg": text, "phone": phone})
     assert response.status_code == 200
 
 
@@ -44,7 +44,7 @@ def test_every_endpoint_needs_the_bearer_token(
 ) -> None:
     # A non-ASCII token (bytes on the wire) must be refused like any other wrong one.
     headers = {b"Authorization": authorization.encode()} if authorization else {}
-    response = httpx.request(method, f"{app.url}{path}", headers=headers, json={"text": "x"})
+    response = loopback.request(method, f"{app.url}{path}", headers=headers, json={"text": "x"})
     assert response.status_code == 401
     assert response.headers["www-authenticate"] == "Bearer"
     assert "error" in response.json()

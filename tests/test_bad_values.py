@@ -21,6 +21,7 @@ from responder.moments import BadMoment
 from responder.store.sqlite import SQLiteStore
 from responder.web.admin import STORE_UNAVAILABLE
 from responder.web.sessions import TOUCH_EVERY
+from tests import loopback
 from tests.conftest import ADMIN_TOKEN, MONDAY_10AM, WEBHOOK_TOKEN, Clock, RunningApp
 
 PHONE = "584121234567"
@@ -30,7 +31,7 @@ AUTH = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 @pytest.fixture
 def app(start_app: Callable[..., RunningApp]) -> RunningApp:
     app = start_app()
-    response = httpx.get(app.webhook(), params={"msg": "hola", "phone": PHONE})
+    response = loopback.get(app.webhook(), params={"msg": "hola", "phone": PHONE})
     assert response.status_code == 200  # a conversation to write to
     return app
 
@@ -42,7 +43,7 @@ def rows(app: RunningApp, sql: str) -> list[tuple[object, ...]]:
 
 def call(app: RunningApp, method: str, path: str, body: bytes) -> httpx.Response:
     headers = {**AUTH, "Content-Type": "application/json"}
-    return httpx.request(method, f"{app.url}{path}", content=body, headers=headers)
+    return loopback.request(method, f"{app.url}{path}", content=body, headers=headers)
 
 
 # -- NaN and Infinity -----------------------------------------------------------------------
@@ -56,9 +57,9 @@ def test_nan_and_infinity_in_contact_fields_are_400_and_not_stored(
     response = call(app, "PATCH", f"/api/contacts/{PHONE}", body)
     assert response.status_code == 400
     assert response.json()["error"].startswith(number)
-    contact = httpx.get(f"{app.url}/api/contacts/{PHONE}", headers=AUTH)
+    contact = loopback.get(f"{app.url}/api/contacts/{PHONE}", headers=AUTH)
     assert (contact.status_code, contact.json()["fields"]) == (200, {})
-    listed = httpx.get(f"{app.url}/api/conversations", headers=AUTH)
+    listed = loopback.get(f"{app.url}/api/conversations", headers=AUTH)
     assert listed.status_code == 200
 
 
@@ -87,7 +88,7 @@ def test_every_json_endpoint_refuses_nan(
 def test_a_json_webhook_with_nan_is_rejected_and_kept(app: RunningApp) -> None:
     body = f'{{"phone": "{PHONE}", "msg": "horario", "n": NaN}}'.encode()
     headers = {"Content-Type": "application/json"}
-    response = httpx.post(app.webhook(), content=body, headers=headers)
+    response = loopback.post(app.webhook(), content=body, headers=headers)
     assert response.status_code == 400
     assert rows(app, "SELECT body FROM rejected_webhooks") == [(body,)]
     assert rows(app, "SELECT COUNT(*) FROM messages") == [(2,)]
@@ -96,9 +97,9 @@ def test_a_json_webhook_with_nan_is_rejected_and_kept(app: RunningApp) -> None:
 def test_a_nan_an_older_version_stored_reads_as_null(app: RunningApp) -> None:
     with sqlite3.connect(app.service.settings.database) as db:
         db.execute('UPDATE contacts SET fields = \'{"score": NaN, "n": Infinity}\'')
-    contact = httpx.get(f"{app.url}/api/contacts/{PHONE}", headers=AUTH)
+    contact = loopback.get(f"{app.url}/api/contacts/{PHONE}", headers=AUTH)
     assert (contact.status_code, contact.json()["fields"]) == (200, {"score": None, "n": None})
-    assert httpx.get(f"{app.url}/api/conversations", headers=AUTH).status_code == 200
+    assert loopback.get(f"{app.url}/api/conversations", headers=AUTH).status_code == 200
 
 
 # -- dates off the calendar -----------------------------------------------------------------
@@ -189,7 +190,7 @@ def fill_up(app: RunningApp) -> int:
     on_writer(app, "PRAGMA max_page_count = 1")  # SQLite keeps it at the current size
     for stored in range(500):
         params = {"msg": f"mensaje {stored} " + "x" * 200, "phone": f"58412{stored:07d}"}
-        response = httpx.get(app.webhook(), params=params)
+        response = loopback.get(app.webhook(), params=params)
         assert (response.status_code, response.text) == (200, "OK")
         if app.service.spool.pending:
             return stored
@@ -201,7 +202,7 @@ def healthy_again(app: RunningApp) -> None:
     is shortened: how long it waits is not what these tests are about)."""
     app.service.replayer.outage.first = app.service.replayer.outage.cap = 0.05
     deadline = time.monotonic() + 10
-    while httpx.get(f"{app.url}/healthz").status_code != 200:
+    while loopback.get(f"{app.url}/healthz").status_code != 200:
         assert time.monotonic() < deadline, "not healthy again within 10 s"
         time.sleep(0.02)
     while app.service.spool.pending:
@@ -210,7 +211,7 @@ def healthy_again(app: RunningApp) -> None:
 
 
 def sign_in(app: RunningApp) -> httpx.Client:
-    client = httpx.Client(base_url=app.url, timeout=10)
+    client = loopback.Client(base_url=app.url, timeout=10)
     form = client.get("/admin/login")
     csrf = re.search(r'name="csrf" value="([^"]+)"', form.text)
     assert csrf is not None
@@ -227,11 +228,11 @@ def test_a_database_that_cannot_write_is_503_for_writes_and_webhooks_wait_in_the
     page = staff.get(f"/admin/conversations/{PHONE}")
     csrf = re.search(r'name="csrf" value="([^"]+)"', page.text)
     assert csrf is not None
-    assert httpx.get(f"{app.url}/healthz").status_code == 200
+    assert loopback.get(f"{app.url}/healthz").status_code == 200
     stored = fill_up(app)
     messages_before = rows(app, "SELECT COUNT(*) FROM messages")
 
-    health = httpx.get(f"{app.url}/healthz")
+    health = loopback.get(f"{app.url}/healthz")
     assert health.status_code == 503
     assert health.json()["status"] == "database cannot write"
     assert health.json()["error"].startswith("the database is full")
@@ -249,7 +250,7 @@ def test_a_database_that_cannot_write_is_503_for_writes_and_webhooks_wait_in_the
     assert STORE_UNAVAILABLE in reply.text and "y" * 1500 in reply.text  # the draft is kept
 
     # Webhooks are kept on disk and acknowledged (tests/test_unreachable.py for the rest).
-    inbound = httpx.get(app.webhook(), params={"msg": "z" * 1500, "phone": "584249999999"})
+    inbound = loopback.get(app.webhook(), params={"msg": "z" * 1500, "phone": "584249999999"})
     assert (inbound.status_code, inbound.text) == (200, "OK")
     assert app.service.spool.pending == 2
     assert rows(app, "SELECT COUNT(*) FROM messages") == messages_before
@@ -281,12 +282,12 @@ def test_a_read_only_database_is_503_until_a_write_succeeds(app: RunningApp, clo
     with app.api() as api:
         sent = api.post(f"/api/conversations/{PHONE}/messages", json={"text": "hola"})
     assert sent.status_code == 503
-    inbound = httpx.get(app.webhook(), params={"msg": "horario", "phone": "584249999999"})
+    inbound = loopback.get(app.webhook(), params={"msg": "horario", "phone": "584249999999"})
     assert (inbound.status_code, inbound.text) == (200, "OK")  # kept in the spool
-    rejected = httpx.get(app.webhook(), params={"msg": "sin número"})  # even keeping it fails
+    rejected = loopback.get(app.webhook(), params={"msg": "sin número"})  # even keeping it fails
     assert (rejected.status_code, rejected.text) == (503, "temporarily unable to store; retry")
     for _ in range(2):  # the probe write fails too: still 503 a second later
-        health = httpx.get(f"{app.url}/healthz")
+        health = loopback.get(f"{app.url}/healthz")
         assert health.status_code == 503
         assert health.json()["error"].startswith("the last write failed: ")
         assert health.json()["spooled"] == 1
@@ -307,13 +308,13 @@ def test_head_on_a_webhook_has_no_effect(app: RunningApp, suffix: str) -> None:
     params = {"msg": "horario", "phone": "584249999999", "id": "1", "estatus": "1"}
     if suffix == "/status":
         params = {"id": "1", "estatus": "1"}
-    response = httpx.head(app.webhook(suffix), params=params)
+    response = loopback.head(app.webhook(suffix), params=params)
     assert response.status_code == 405
     assert response.headers["allow"] == "GET, POST"
     assert rows(app, "SELECT COUNT(*) FROM messages") == [(2,)]
     assert rows(app, "SELECT COUNT(*) FROM early_reports") == [(0,)]
     assert rows(app, "SELECT COUNT(*) FROM rejected_webhooks") == [(0,)]
-    wrong = httpx.head(app.webhook(suffix, token="wrong"), params=params)
+    wrong = loopback.head(app.webhook(suffix, token="wrong"), params=params)
     assert wrong.status_code == 404
 
 
@@ -324,7 +325,7 @@ def test_head_on_a_webhook_has_no_effect(app: RunningApp, suffix: str) -> None:
 def test_a_phone_field_with_letters_or_too_few_digits_is_rejected(
     app: RunningApp, phone: str
 ) -> None:
-    response = httpx.get(app.webhook(), params={"msg": "horario", "phone": phone})
+    response = loopback.get(app.webhook(), params={"msg": "horario", "phone": phone})
     assert response.status_code == 400
     assert response.text.startswith("phone: ")
     [(reason, query)] = rows(app, "SELECT reason, query FROM rejected_webhooks")
@@ -333,7 +334,7 @@ def test_a_phone_field_with_letters_or_too_few_digits_is_rejected(
     # Separators and short codes are still taken.
     tolerated = [("+58 (412) 123-45.67", PHONE), ("0412.123.45.67", PHONE), ("2020", "2020")]
     for typed, stored in tolerated:
-        response = httpx.get(app.webhook(), params={"msg": typed, "phone": typed})
+        response = loopback.get(app.webhook(), params={"msg": typed, "phone": typed})
         assert (response.status_code, response.text) == (200, "OK")
         inbound = [m["text"] for m in app.messages(stored) if m["direction"] == "in"]
         assert inbound[-1] == typed

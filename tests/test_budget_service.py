@@ -12,6 +12,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests import loopback
 from tests.conftest import ADMIN_TOKEN, RunningApp
 from tests.test_admin import sign_in
 
@@ -55,7 +56,7 @@ def serve(start_app: Callable[..., RunningApp], workdir: Path) -> Callable[[str]
         rules = RULES.replace("RUNAWAY", RUNAWAY).replace("PATTERN", pattern)
         (workdir / "rules.yaml").write_text(rules, encoding="utf-8")
         running = start_app()
-        with httpx.Client(timeout=30) as client:  # warm up: the first request pays for imports
+        with loopback.Client(timeout=30) as client:  # warm up: the first request pays for imports
             client.get(running.webhook(), params={"msg": "horario", "phone": "584120000000"})
             client.get(f"{running.url}/healthz")
         return running
@@ -74,7 +75,7 @@ def _while_running(app: RunningApp, attack: Callable[[httpx.Client, int], None])
     errors: list[BaseException] = []
 
     def run_attack() -> None:
-        with httpx.Client(timeout=120) as client:
+        with loopback.Client(timeout=120) as client:
             for round_ in range(5):
                 try:
                     attack(client, round_)
@@ -83,7 +84,7 @@ def _while_running(app: RunningApp, attack: Callable[[httpx.Client, int], None])
                 time.sleep(0.2)
 
     attacker = threading.Thread(target=run_attack)
-    with httpx.Client(timeout=120) as client:
+    with loopback.Client(timeout=120) as client:
         attacker.start()
         time.sleep(0.005)  # the first crafted request is on its way
         for i in range(OTHERS):

@@ -6,9 +6,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-import httpx
 import pytest
 
+from tests import loopback
 from tests.conftest import Clock, RunningApp
 
 PHONE = "584121234567"
@@ -44,7 +44,7 @@ def app(start_app: Callable[..., RunningApp], workdir: Path) -> RunningApp:
 def send(app: RunningApp, text: str) -> list[str]:
     """Texts `text` from PHONE; returns the auto-reply texts it caused."""
     before = len(app.messages(PHONE)) if conversation_exists(app) else 0
-    response = httpx.get(app.webhook(), params={"msg": text, "phone": PHONE})
+    response = loopback.get(app.webhook(), params={"msg": text, "phone": PHONE})
     assert response.status_code == 200
     return [m["text"] for m in app.messages(PHONE)[before:] if m["direction"] == "out"]
 

@@ -16,6 +16,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests import loopback
 from tests.conftest import ADMIN_TOKEN, WEBHOOK_TOKEN, massiva_env
 from tests.fakes.massiva import FakeMassiva
 
@@ -45,7 +46,7 @@ class Server:
         deadline = time.monotonic() + 15
         while time.monotonic() < deadline:
             try:
-                if httpx.get(f"{self.url}/healthz", timeout=0.5).status_code == 200:
+                if loopback.get(f"{self.url}/healthz", timeout=0.5).status_code == 200:
                     return
             except httpx.HTTPError:
                 time.sleep(0.05)
@@ -54,7 +55,7 @@ class Server:
 
     def inbound(self, phone: str, text: str) -> int:
         url = f"{self.url}/webhooks/massiva/{WEBHOOK_TOKEN}/inbound"
-        return httpx.get(url, params={"msg": text, "phone": phone}, timeout=5).status_code
+        return loopback.get(url, params={"msg": text, "phone": phone}, timeout=5).status_code
 
 
 def statuses(database: Path) -> dict[str, int]:

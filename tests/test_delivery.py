@@ -9,7 +9,6 @@ import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
-import httpx
 import pytest
 
 from responder.config import MassivaSettings, MasSMSSettings
@@ -19,6 +18,7 @@ from responder.providers.massms import MasSMSClient
 from responder.rules.model import Retry, RulesSettings
 from responder.store.sqlite import SQLiteStore
 from responder.workers.outbox import OutboxWorker
+from tests import loopback
 from tests.conftest import Clock, RunningApp, massiva_env, massms_env
 from tests.fakes.massiva import FakeMassiva
 from tests.fakes.massms import FakeMasSMS
@@ -44,7 +44,7 @@ def massms_client(url: str, fake: FakeMasSMS) -> MasSMSClient:
 
 def start_conversation(app: RunningApp) -> None:
     """The customer writes first: staff can only answer an existing conversation."""
-    response = httpx.get(app.webhook(), params={"msg": "hola", "phone": PHONE})
+    response = loopback.get(app.webhook(), params={"msg": "hola", "phone": PHONE})
     assert response.status_code == 200
 
 
@@ -223,7 +223,7 @@ def test_low_credit_is_reported(
         balances = api.get("/api/balances?refresh=true").json()["balances"]
     assert balances["massiva"]["credits"] == 5
     assert balances["massiva"]["low"] is True
-    health = httpx.get(f"{app.url}/healthz")
+    health = loopback.get(f"{app.url}/healthz")
     assert health.status_code == 200
     assert health.json()["low_credit"] == ["massiva"]
 

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-import httpx
-
+from tests import loopback
 from tests.conftest import RunningApp, massiva_env
 from tests.fakes.massiva import FakeMassiva
 
@@ -15,7 +14,7 @@ def test_inbound_keyword_reply_goes_out_through_massiva(
 ) -> None:
     fake, url = massiva
     app = start_app(**massiva_env(url, fake))
-    response = httpx.get(
+    response = loopback.get(
         app.webhook(),
         params={"msg": "¿A QUÉ HORA abren?", "phone": "584121234567", "linea": "584141234567"},
     )

@@ -220,6 +220,60 @@ def test_nothing_matched_needs_attention(tmp_path: Path) -> None:
     assert decision == Decision(None, (), "no rule matched", needs_attention=True)
 
 
+ATTENTION_RULES = """\
+settings:
+  timezone: America/Caracas
+  hours: {mon-fri: "08:00-17:00"}
+rules:
+  - {name: cerrado, keywords: [hola], when: closed, reply: "Abrimos a las 8."}
+  - {name: cerrado_tranquilo, keywords: [horario], when: closed, reply: "8 a 17.", attention: false}
+  - {name: hola, keywords: [hola], reply: "Hola."}
+  - {name: reclamo, keywords: [reclamo], reply: "Lo sentimos.", attention: true}
+  - {name: asesor, keywords: [asesor], handoff: true, attention: true}
+  - {name: precio, keywords: [precio], reply: "5 USD."}
+  - {name: otro, fallback: true, reply: "No entendí."}
+flows:
+  pedido:
+    trigger: {keywords: [pedido]}
+    max_retries: 1
+    steps:
+      - {ask: "¿Cuántos?", accept: '^[0-9]+$', save: cantidad}
+      - say: "Listo."
+"""
+SUNDAY = NOW + timedelta(days=6)  # closed all day
+
+
+@pytest.mark.parametrize(
+    ("text", "now", "rule", "attention"),
+    [
+        ("hola", SUNDAY, "cerrado", True),  # a `when: closed` rule answered
+        ("horario", SUNDAY, "cerrado_tranquilo", False),  # ... unless it says attention: false
+        ("hola", NOW, "hola", False),
+        ("reclamo", NOW, "reclamo", True),
+        ("asesor", NOW, "asesor", True),
+        ("precio", NOW, "precio", False),
+        ("xyz", NOW, "otro", True),  # the fallback answered
+    ],
+    ids=["closed", "closed-quiet", "open", "attention-true", "handoff", "plain", "fallback"],
+)
+def test_what_needs_attention(
+    tmp_path: Path, text: str, now: datetime, rule: str, attention: bool
+) -> None:
+    ruleset = write(tmp_path, ATTENTION_RULES, {})
+    decision = decide(ruleset, text, now)
+    assert (decision.rule, decision.needs_attention) == (rule, attention)
+
+
+def test_a_flow_that_gives_up_needs_attention(tmp_path: Path) -> None:
+    ruleset = write(tmp_path, ATTENTION_RULES, {})
+    started = decide(ruleset, "pedido")
+    assert (started.rule, started.needs_attention) == ("flow:pedido", False)
+    asked = decide(ruleset, "muchos", flow=started.flow)
+    assert (asked.flow is not None, asked.needs_attention) == (True, False)
+    gave_up = decide(ruleset, "no sé", flow=asked.flow)
+    assert (gave_up.flow, gave_up.replies, gave_up.needs_attention) == (None, (), True)
+
+
 # --- templates ----------------------------------------------------------------------------
 
 

@@ -15,6 +15,7 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse
 from starlette.routing import Route
 
+from tests import loopback
 from tests.fakes.common import GARBAGE, Recorded, SentSms
 from tests.fakes.massiva import FakeMassiva
 from tests.fakes.massms import FakeMasSMS
@@ -29,7 +30,7 @@ def massiva() -> Iterator[tuple[FakeMassiva, httpx.Client]]:
     fake = FakeMassiva(credits=10)
     with (
         FakeServer(fake.app) as server,
-        httpx.Client(base_url=f"{server.url}/webservices") as client,
+        loopback.Client(base_url=f"{server.url}/webservices") as client,
     ):
         yield fake, client
 
@@ -39,7 +40,7 @@ def massms() -> Iterator[tuple[FakeMasSMS, httpx.Client]]:
     fake = FakeMasSMS(balance=10)
     with (
         FakeServer(fake.app) as server,
-        httpx.Client(base_url=f"{server.url}/massms/api") as client,
+        loopback.Client(base_url=f"{server.url}/massms/api") as client,
     ):
         yield fake, client
 
@@ -178,7 +179,7 @@ async def test_hang_until_released() -> None:
     fake = FakeMasSMS()
     fake.fail_next("hang")
     with FakeServer(fake.app) as server:
-        async with httpx.AsyncClient(base_url=f"{server.url}/massms/api") as client:
+        async with loopback.AsyncClient(base_url=f"{server.url}/massms/api") as client:
             hanging = asyncio.create_task(client.get("/getbalance.php", params=MS_AUTH))
             for _ in range(500):  # until the fake has the request: at most 5 s
                 if fake.requests:

@@ -7,11 +7,11 @@ import asyncio
 from collections.abc import Callable
 from pathlib import Path
 
-import httpx
 import pytest
 
 from responder import engine
 from responder.rules.schema import load_rules
+from tests import loopback
 from tests.conftest import MONDAY_10AM, Clock, RunningApp
 
 PHONE = "584121234567"
@@ -77,7 +77,7 @@ def app(start_app: Callable[..., RunningApp], workdir: Path) -> RunningApp:
 def send(app: RunningApp, text: str) -> list[str]:
     """Texts `text` from PHONE; returns the auto-reply texts it caused."""
     before = len(app.messages(PHONE)) if fields_of(app) is not None else 0
-    response = httpx.get(app.webhook(), params={"msg": text, "phone": PHONE})
+    response = loopback.get(app.webhook(), params={"msg": text, "phone": PHONE})
     assert response.status_code == 200
     return [m["text"] for m in app.messages(PHONE)[before:] if m["direction"] == "out"]
 

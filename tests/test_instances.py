@@ -19,6 +19,7 @@ import asyncpg
 import httpx
 import pytest
 
+from tests import loopback
 from tests.conftest import ADMIN_TOKEN, WEBHOOK_TOKEN, massiva_env
 from tests.fakes.common import Recorded
 from tests.fakes.massiva import FakeMassiva
@@ -146,7 +147,7 @@ def test_a_killed_instance_loses_nothing_and_sends_nothing_twice(
                 continue
             url = f"{server.url}/webhooks/massiva/{WEBHOOK_TOKEN}/inbound"
             try:
-                response = httpx.get(url, params={"msg": "horario", "phone": PHONES[index]})
+                response = loopback.get(url, params={"msg": "horario", "phone": PHONES[index]})
             except httpx.HTTPError:
                 continue
             if response.status_code == 200:
@@ -196,7 +197,7 @@ def test_an_overlapping_deploy_sends_nothing_twice(
     phones = PHONES[:COUNT]
     for phone in phones:
         url = f"{old.url}/webhooks/massiva/{WEBHOOK_TOKEN}/inbound"
-        assert httpx.get(url, params={"msg": "horario", "phone": phone}).status_code == 200
+        assert loopback.get(url, params={"msg": "horario", "phone": phone}).status_code == 200
     assert wait(lambda: any(r.path.endswith("SendSms") for r in fake.requests), timeout=15)
     new = instances("new")
     time.sleep(1.5)  # the new instance's start-up and first outbox passes
@@ -247,7 +248,7 @@ def test_dedupe_reply_limit_and_rules_hold_across_instances(
 
     def inbound(server: ServeProcess, phone: str, text: str) -> None:
         url = f"{server.url}/webhooks/massiva/{WEBHOOK_TOKEN}/inbound"
-        assert httpx.get(url, params={"msg": text, "phone": phone}).status_code == 200
+        assert loopback.get(url, params={"msg": text, "phone": phone}).status_code == 200
 
     def sent_to(phone: str) -> list[str]:
         return [s.text for s in fake.sent if s.phone == phone]

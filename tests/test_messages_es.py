@@ -144,6 +144,7 @@ SAMPLES: list[tuple[str, str | bytes | Callable[[], Problem], str, str]] = [
     ("no-reply", "rules:\n  - {name: a, keywords: [a]}\n", "schema", "no_reply"),
     ("unknown-via", rule("via: whatsapp"), "schema", "unknown_via"),
     ("handoff-word", rule("handoff: si"), "schema", "not_boolean"),
+    ("attention-word", rule("attention: si"), "schema", "not_boolean"),
     # --- conditions -------------------------------------------------------------------------
     ("bad-when", when("siempre"), "schema", "bad_when"),
     ("no-hours", when("open"), "schema", "no_hours"),

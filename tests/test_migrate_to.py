@@ -28,6 +28,7 @@ from responder.store.copy_tables import TABLES
 from responder.store.migrate import Copied, copy_to_postgres
 from responder.store.postgres import PostgresStore
 from responder.store.sqlite import SQLiteStore
+from tests import loopback
 from tests.conftest import Clock, massiva_env
 from tests.fakes.massiva import DELIVERED_LINE, FakeMassiva
 from tests.fakes.server import FakeServer
@@ -50,11 +51,11 @@ class Served:
 
     def api(self) -> httpx.Client:
         headers = {"Authorization": f"Bearer {self.service.admin_token}"}
-        return httpx.Client(base_url=self.url, headers=headers, timeout=10)
+        return loopback.Client(base_url=self.url, headers=headers, timeout=10)
 
     def text_in(self, phone: str, text: str) -> None:
         params = {"msg": text, "phone": phone, "linea": "584141234567"}
-        response = httpx.get(self.webhook(), params=params)
+        response = loopback.get(self.webhook(), params=params)
         assert response.status_code == 200, response.text
 
     def settle(self) -> None:
@@ -165,9 +166,9 @@ def test_a_database_built_by_the_service_is_served_the_same_from_postgresql(
         sqlite_app.text_in(ANA, "horario")
         sqlite_app.settle()
         report = {"id": fake.sent[0].id, "estatus": "1", "detalle": DELIVERED_LINE}
-        assert httpx.get(sqlite_app.webhook("/status"), params=report).text == "OK"
+        assert loopback.get(sqlite_app.webhook("/status"), params=report).text == "OK"
         early = {"id": "not-yet-known", "estatus": "1", "detalle": DELIVERED_LINE}
-        assert httpx.get(sqlite_app.webhook("/status"), params=early).text == "OK"
+        assert loopback.get(sqlite_app.webhook("/status"), params=early).text == "OK"
         clock.advance(60)
         sqlite_app.text_in(LUIS, "asesor")  # to people: human mode, needs attention
         with sqlite_app.api() as client:
@@ -182,7 +183,7 @@ def test_a_database_built_by_the_service_is_served_the_same_from_postgresql(
             assert client.patch(f"/api/contacts/{ANA}", json=fields).status_code == 200
         clock.advance(60)
         sqlite_app.text_in(EVA, "baja")  # opted out
-        bad = httpx.post(sqlite_app.webhook(), content=b"\xff\x00binary", timeout=5)
+        bad = loopback.post(sqlite_app.webhook(), content=b"\xff\x00binary", timeout=5)
         assert bad.status_code == 400  # kept raw in rejected_webhooks
         rules = workdir / "rules.yaml"
         rules.write_text(rules.read_text().replace("8:00 a 17:00", "9:00 a 18:00"), "utf-8")
@@ -192,7 +193,7 @@ def test_a_database_built_by_the_service_is_served_the_same_from_postgresql(
             time.sleep(0.05)
         assert sqlite_app.service.rules.version_id == 2
         staff, leaving = (signed_in(sqlite_app) for _ in range(2))
-        with httpx.Client(base_url=sqlite_app.url) as stranger:  # a failed sign-in, recorded
+        with loopback.Client(base_url=sqlite_app.url) as stranger:  # a failed sign-in, recorded
             form = stranger.get("/admin/login").text
             data = {"csrf": csrf_of(form), "name": "admin", "password": "nope"}
             stranger.post("/admin/login", data=data)
@@ -210,7 +211,7 @@ def test_a_database_built_by_the_service_is_served_the_same_from_postgresql(
     with serving(make_settings(**env), clock) as sqlite_app:
         sqlite_app.text_in(RITA, "horario")
         sqlite_app.settle()
-        with httpx.Client(base_url=sqlite_app.url, cookies=leaving) as client:
+        with loopback.Client(base_url=sqlite_app.url, cookies=leaving) as client:
             assert post(client, "/admin/logout", "/admin").status_code == 303
         expected = snapshot(sqlite_app)
     catch_up = migrate(database, postgres_url)
@@ -228,8 +229,8 @@ def test_a_database_built_by_the_service_is_served_the_same_from_postgresql(
         # The same webhook URLs to register, the same API token and inbox key.
         assert (pg_app.service.webhook_token, pg_app.service.admin_token) == tokens
         assert snapshot(pg_app) == expected
-        assert httpx.get(f"{pg_app.url}/admin", cookies=staff).status_code == 200
-        assert httpx.get(f"{pg_app.url}/admin", cookies=leaving).status_code == 303
+        assert loopback.get(f"{pg_app.url}/admin", cookies=staff).status_code == 200
+        assert loopback.get(f"{pg_app.url}/admin", cookies=leaving).status_code == 303
         highest = max(
             m["message"]["id"] for p in (ANA, LUIS, EVA, RITA) for m in expected[p]["messages"]
         )

@@ -7,7 +7,6 @@ import sqlite3
 from collections.abc import AsyncIterator, Callable, Sequence
 from pathlib import Path
 
-import httpx
 import pytest
 
 from responder.config import MassivaSettings, MasSMSSettings
@@ -21,6 +20,7 @@ from responder.store.models import OutboxItem
 from responder.store.sqlite import SQLiteStore
 from responder.workers.outbox import OutboxWorker, batches
 from responder.workers.poller import StatusPoller
+from tests import loopback
 from tests.conftest import MONDAY_10AM, Clock, RunningApp, massms_env
 from tests.fakes.massiva import FakeMassiva
 from tests.fakes.massms import FakeMasSMS
@@ -270,7 +270,7 @@ def test_massms_end_to_end_with_status_polling(
 ) -> None:
     fake, url = massms
     app = start_app(**massms_env(url, fake))
-    httpx.get(app.webhook(), params={"msg": "horario", "phone": "584121234567"})
+    loopback.get(app.webhook(), params={"msg": "horario", "phone": "584121234567"})
     phone = "584121234567"
     messages = app.wait_for(phone, lambda m: m[-1]["status"] == "sent")
     assert messages[-1]["provider"] == "massms"

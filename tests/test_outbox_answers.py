@@ -10,7 +10,6 @@ from contextlib import closing
 from html import escape
 from pathlib import Path
 
-import httpx
 import pytest
 
 from responder.config import MassivaSettings, MasSMSSettings
@@ -22,6 +21,7 @@ from responder.providers.transport import HttpTransport
 from responder.store.models import Message
 from responder.store.sqlite import SQLiteStore
 from responder.workers.outbox import OutboxWorker
+from tests import loopback
 from tests.conftest import Clock, RunningApp, massiva_env
 from tests.fakes.common import FakeProvider
 from tests.fakes.massiva import FakeMassiva
@@ -173,7 +173,7 @@ def test_unconfirmed_is_shown_in_the_api_and_the_inbox(
     while not fake.requests and time.monotonic() < deadline:  # the balance asked at start
         time.sleep(0.01)
     fake.fail_next("garbage-after-sending")
-    httpx.get(app.webhook(), params={"msg": "horario", "phone": A}).raise_for_status()
+    loopback.get(app.webhook(), params={"msg": "horario", "phone": A}).raise_for_status()
     messages = app.wait_for(A, lambda m: m[-1]["status"] not in ("queued", "sending"))
     reply = messages[-1]
     assert reply["status"] == "unconfirmed"

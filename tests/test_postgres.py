@@ -25,7 +25,7 @@ from responder.store.postgres import PostgresStore
 from responder.store.sqlite import SQLiteStore
 from tests.conftest import WEBHOOK_TOKEN, Clock
 from tests.fakes.tcpproxy import TcpProxy
-from tests.postgres import run_async, server_url, with_database
+from tests.postgres import TABLES, run_async, server_url, with_database
 
 ANA = "584121234567"
 PG_MIGRATIONS = Path(__file__).resolve().parent.parent / "responder" / "store" / "pg_migrations"
@@ -120,6 +120,9 @@ async def test_instances_starting_together_migrate_once_to_sqlite_s_tables(
     for row in found:
         postgres.setdefault(row["table_name"], set()).add(row["column_name"])
     assert postgres == await columns_sqlite(tmp_path / "same.db", clock)
+    # Every table is emptied between tests (tests/postgres.py), or one test's rows would
+    # leak into the next one's counts.
+    assert set(postgres) == set(TABLES)
 
 
 async def test_the_status_check_accepts_every_status_and_refuses_others(

@@ -9,11 +9,11 @@ from collections.abc import Callable
 from contextlib import closing
 from pathlib import Path
 
-import httpx
 from click.testing import CliRunner
 
 from responder.cli import main
 from responder.store.postgres import PostgresStore
+from tests import loopback
 from tests.conftest import ADMIN_TOKEN, WEBHOOK_TOKEN, RunningApp, massiva_env
 from tests.fakes.massiva import DELIVERED_LINE, FakeMassiva
 from tests.test_admin import post, sign_in
@@ -28,7 +28,7 @@ def test_a_webhook_is_answered_through_massiva_and_its_report_recorded(
     app = start_app(backend="postgres", **massiva_env(url, fake))
     assert isinstance(app.service.store, PostgresStore)
     params = {"msg": "¿A qué hora abren?", "phone": PHONE, "linea": "584141234567"}
-    response = httpx.get(app.webhook(), params=params)
+    response = loopback.get(app.webhook(), params=params)
     assert (response.status_code, response.text) == (200, "OK")
     messages = app.wait_for(PHONE, lambda m: len(m) == 2 and m[1]["status"] == "sent")
     assert [(m["direction"], m["rule"]) for m in messages] == [
@@ -39,18 +39,18 @@ def test_a_webhook_is_answered_through_massiva_and_its_report_recorded(
     assert messages[1]["provider_id"] == fake.sent[0].id
     assert messages[0]["created_at"] == "2026-11-23T14:00:00.000000Z"
     report = {"id": fake.sent[0].id, "estatus": "1", "detalle": DELIVERED_LINE}
-    assert httpx.get(app.webhook("/status"), params=report).text == "OK"
+    assert loopback.get(app.webhook("/status"), params=report).text == "OK"
     delivered = app.wait_for(PHONE, lambda m: m[1]["status"] == "delivered")
     assert delivered[1]["line"] == DELIVERED_LINE
-    assert httpx.get(app.webhook(), params=params).status_code == 200  # a retry: answered once
+    assert loopback.get(app.webhook(), params=params).status_code == 200  # a retry: answered once
     assert len(app.messages(PHONE)) == 2
-    health = httpx.get(f"{app.url}/healthz")
+    health = loopback.get(f"{app.url}/healthz")
     assert (health.status_code, health.json()["status"]) == (200, "ok")
 
 
 def test_the_api_and_an_admin_reply(start_app: Callable[..., RunningApp]) -> None:
     app = start_app(backend="postgres")
-    assert httpx.get(app.webhook(), params={"msg": "asesor", "phone": PHONE}).status_code == 200
+    assert loopback.get(app.webhook(), params={"msg": "asesor", "phone": PHONE}).status_code == 200
     with app.api() as api:
         [conversation] = api.get("/api/conversations").json()["conversations"]
         assert (conversation["phone"], conversation["mode"]) == (PHONE, "human")
@@ -103,10 +103,10 @@ def test_two_instances_share_the_database(
     first = start_app(backend="postgres", **massiva_env(url, fake))
     second = start_app(backend="postgres", **massiva_env(url, fake))
     params = {"msg": "horario", "phone": PHONE}
-    assert httpx.get(first.webhook(), params=params).status_code == 200
-    assert httpx.get(second.webhook(), params=params).status_code == 200  # the provider's retry
+    assert loopback.get(first.webhook(), params=params).status_code == 200
+    assert loopback.get(second.webhook(), params=params).status_code == 200  # the provider's retry
     second.wait_for(PHONE, lambda m: m[-1]["status"] == "sent")
     assert len(fake.sent) == 1 and len(first.messages(PHONE)) == 2
     with closing(sign_in(first)) as staff:  # a session opened on one instance holds on both
         cookie = {"responder_admin": staff.cookies["responder_admin"]}
-        assert httpx.get(f"{second.url}/admin", cookies=cookie).status_code == 200
+        assert loopback.get(f"{second.url}/admin", cookies=cookie).status_code == 200

@@ -11,11 +11,11 @@ from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any, TypeVar
 
-import httpx
 import pytest
 
 from responder.rules.reload import read_files, version_sha
 from responder.store.models import StaleRuleVersion
+from tests import loopback
 from tests.conftest import RunningApp
 
 PHONE = "584121234567"
@@ -29,7 +29,7 @@ def versions(app: RunningApp) -> list[tuple[int, str, str]]:
 
 def answer(app: RunningApp, text: str, phone: str = PHONE) -> str:
     """The auto-reply `text` from `phone` gets (the number's first message in the test)."""
-    response = httpx.get(app.webhook(), params={"msg": text, "phone": phone})
+    response = loopback.get(app.webhook(), params={"msg": text, "phone": phone})
     assert response.status_code == 200
     replies = [m["text"] for m in app.messages(phone) if m["direction"] == "out"]
     assert len(replies) == 1
@@ -84,11 +84,14 @@ def test_a_file_edit_on_one_instance_is_answered_by_the_other_within_two_seconds
     assert answer(other, "precio cafe", "584121234569") == "Cuesta 7 USD."
 
 
-def test_a_broken_edit_is_not_imported(start_app: Callable[..., RunningApp], workdir: Path) -> None:
+def test_a_broken_edit_is_not_imported(
+    start_app: Callable[..., RunningApp], workdir: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     app = start_app()
     rules = workdir / "rules.yaml"
     rules.write_text(rules.read_text() + "  - name: roto\n    pattern: '(\n", encoding="utf-8")
-    time.sleep(1.5)  # the watcher has looked at least once
+    # The watcher has looked, and refused it (said at the end of its look, after any import).
+    wait_for(lambda: "rules not imported, the version in force stays" in caplog.text, 10)
     assert versions(app) == [(1, "file", "imported from rules.yaml")]
     assert app.service.rules.last_problems  # and says why
     assert answer(app, "horario") == "Abrimos de lunes a viernes, 8:00 a 17:00."

@@ -9,10 +9,10 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-import httpx
 import pytest
 from playwright.sync_api import Page, expect
 
+from tests import loopback
 from tests.conftest import RunningApp, massiva_env
 from tests.fakes.massiva import FakeMassiva
 from tests.test_admin_browser import browser, page, quick_polling, screenshots, sign_in
@@ -40,7 +40,7 @@ def customer_gets(
 ) -> str:
     """What the customer's SMS `text` is answered, waiting at most `within` seconds."""
     before = len(fake.sent)
-    response = httpx.get(shop.webhook(), params={"msg": text, "phone": phone})
+    response = loopback.get(shop.webhook(), params={"msg": text, "phone": phone})
     assert response.status_code == 200
     deadline = time.monotonic() + within
     while time.monotonic() < deadline:

@@ -12,9 +12,9 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-import httpx
 import pytest
 
+from tests import loopback
 from tests.conftest import ADMIN_TOKEN, WEBHOOK_TOKEN, massiva_env
 from tests.fakes.massiva import FakeMassiva
 from tests.served import ServeProcess
@@ -57,7 +57,7 @@ def spooled(workdir: Path) -> list[tuple[str, str]]:
 def conversation(server: ServeProcess, phone: str) -> list[tuple[str, str]]:
     headers = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
     url = f"{server.url}/api/conversations/{phone}/messages"
-    response = httpx.get(url, headers=headers, timeout=10)
+    response = loopback.get(url, headers=headers, timeout=10)
     if response.status_code == 404:
         return []
     return [(m["direction"], m["text"]) for m in response.json()["messages"]]
@@ -83,7 +83,7 @@ def test_sigkill_while_webhooks_wait_in_the_spool_loses_none(
 
     def send(message: tuple[str, str]) -> tuple[int, str]:
         phone, text = message
-        response = httpx.get(webhook, params={"msg": text, "phone": phone}, timeout=60)
+        response = loopback.get(webhook, params={"msg": text, "phone": phone}, timeout=60)
         return response.status_code, response.text
 
     # The server may no longer write past the first 4 KiB of any file (RLIMIT_FSIZE, set from
@@ -96,7 +96,7 @@ def test_sigkill_while_webhooks_wait_in_the_spool_loses_none(
         assert list(pool.map(send, later)) == [(200, "OK")] * len(later)
     kept = spooled(workdir)
     assert kept[0] == (ANA, "asesor") and sorted(kept[1:]) == sorted(later)
-    health = httpx.get(f"{server.url}/healthz", timeout=10)
+    health = loopback.get(f"{server.url}/healthz", timeout=10)
     assert (health.status_code, health.json()["spooled"]) == (503, 4)
     server.process.send_signal(signal.SIGKILL)
     server.process.wait(timeout=10)

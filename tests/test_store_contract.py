@@ -20,16 +20,20 @@ from responder.providers.base import OutboundSMS, Provider, SendResult
 from responder.service import Service
 from responder.store import Store, make_store
 from responder.store.models import (
+    UNASSIGNED,
     AuditEvent,
     InboundJob,
     InboundResult,
+    MessageStateError,
     OptedOutError,
     PollResult,
+    SavedReplyExists,
     SendOutcome,
     SessionRecord,
     StaleRuleVersion,
     StatusUpdate,
     UnknownContactError,
+    UnknownMessageError,
     UnknownUserError,
     User,
     UserExists,
@@ -858,6 +862,137 @@ async def test_a_persons_message_carries_its_author(store: Store, clock: Clock) 
     assert [m.author for m in await store.messages_by_id([signed.id])] == ["ana"]
 
 
+# -- the inbox: retries, cancellations, failures, saved replies ---------------------------------
+
+
+async def fail(store: Store, message_id: int, error: str = "massiva: rejected (x)") -> None:
+    [claimed] = [i for i in await store.claim_outbox(10) if i.id == message_id]
+    await store.record_outcomes([SendOutcome(claimed.id, claimed.provider, "failed", error=error)])
+
+
+async def test_a_failed_message_is_queued_again_as_a_new_attempt(
+    open_store: OpenStore, clock: Clock
+) -> None:
+    store, other = await open_store(), await open_store()
+    await inbound(store, clock, ANA, "hola", answer(None))
+    [sent] = await store.queue_outbound(ANA, [Reply("le escribo", 1, "sandbox")], "agent")
+    await fail(store, sent.id)
+    assert await other.failed_phones([ANA, LUIS]) == {ANA}
+    clock.advance(3600)
+    retried = await other.retry_message(sent.id, "ana")
+    assert (retried.status, retried.error, retried.text) == ("queued", None, "le escribo")
+    assert retried.send_at == clock() and retried.updated_at == clock()
+    assert await store.failed_phones([ANA]) == set()
+    [claimed] = await store.claim_outbox(10)
+    assert (claimed.id, claimed.attempts, claimed.send_at) == (sent.id, 2, clock())
+    attempts = await store.message_attempts(sent.id)
+    assert [(a["outcome"], a["error"]) for a in attempts] == [
+        ("failed", "massiva: rejected (x)"),
+        ("requeued", "retried by ana"),
+    ]
+    for status in ("sending", "queued"):  # only a failed message is retried
+        with pytest.raises(MessageStateError) as refused:
+            await store.retry_message(sent.id, "ana")
+        assert refused.value.status == status
+        if status == "sending":
+            await store.record_outcomes([SendOutcome(sent.id, "sandbox", "queued")])
+    with pytest.raises(UnknownMessageError):
+        await store.retry_message(999_999, "ana")
+    [inbound_id] = [m.id for m in await store.messages(ANA) if m.direction == "in"]
+    with pytest.raises(UnknownMessageError):  # an inbound message is not anyone's to resend
+        await store.retry_message(inbound_id, "ana")
+
+
+async def test_a_retry_to_a_number_that_opted_out_is_refused(store: Store, clock: Clock) -> None:
+    await inbound(store, clock, ANA, "hola", answer(None))
+    [sent] = await store.queue_outbound(ANA, [Reply("oferta", 1, "sandbox")], "agent")
+    await fail(store, sent.id)
+    result = await inbound(store, clock, ANA, "BAJA", answer("Listo", "opt_out", opted_out=True))
+    with pytest.raises(OptedOutError):
+        await store.retry_message(sent.id, "ana")
+    assert (await store.messages_by_id([sent.id]))[0].status == "failed"
+    # The confirmation of the opt-out itself may be sent again.
+    [confirmation] = result.reply_ids
+    await fail(store, confirmation)
+    assert (await store.retry_message(confirmation, "ana")).status == "queued"
+
+
+async def test_a_queued_message_is_cancelled_and_never_sent(store: Store, clock: Clock) -> None:
+    await inbound(store, clock, ANA, "hola", answer(None))
+    [waiting] = await store.queue_outbound(ANA, [Reply("ya va", 1, "sandbox")], "agent")
+    [later] = await store.queue_outbound(
+        ANA, [Reply("mañana", 1, "sandbox")], "cli", send_at=clock() + timedelta(days=1)
+    )
+    for message in (waiting, later):
+        cancelled = await store.cancel_message(message.id, "bea")
+        assert (cancelled.status, cancelled.error) == ("failed", "cancelled by bea")
+    clock.advance(2 * 86400)
+    assert await store.claim_outbox(10) == []
+    # A cancelled message is not a failure to flag; it can still be sent after all.
+    assert await store.failed_phones([ANA]) == set()
+    assert [a["outcome"] for a in await store.message_attempts(waiting.id)] == ["cancelled"]
+    with pytest.raises(MessageStateError) as refused:
+        await store.cancel_message(waiting.id, "bea")
+    assert refused.value.status == "failed"
+    assert (await store.retry_message(waiting.id, "ana")).status == "queued"
+    [claimed] = await store.claim_outbox(10)
+    with pytest.raises(MessageStateError) as sending:
+        await store.cancel_message(claimed.id, "bea")
+    assert sending.value.status == "sending"
+
+
+async def test_a_message_in_the_provider_s_scheduler_is_not_cancelled(
+    store: Store, clock: Clock
+) -> None:
+    await inbound(store, clock, ANA, "hola", answer(None))
+    [later] = await store.queue_outbound(
+        ANA,
+        [Reply("mañana", 1, "sandbox")],
+        "cli",
+        send_at=clock() + timedelta(days=1),
+        due=clock(),
+    )
+    [claimed] = await store.claim_outbox(10)
+    await store.record_outcomes([SendOutcome(claimed.id, "sandbox", "scheduled", "p-1")])
+    assert (await store.messages_by_id([later.id]))[0].status == "scheduled"
+    with pytest.raises(MessageStateError):
+        await store.cancel_message(later.id, "bea")
+
+
+async def test_a_failure_is_flagged_until_something_gets_through(
+    store: Store, clock: Clock
+) -> None:
+    for phone in (ANA, LUIS):
+        await inbound(store, clock, phone, "hola", answer(None))
+    [first] = await store.queue_outbound(ANA, [Reply("uno", 1, "sandbox")], "agent")
+    await fail(store, first.id, "expired: the message waited too long to be sent")
+    [lost] = await store.queue_outbound(LUIS, [Reply("dos", 1, "sandbox")], "agent")
+    await fail(store, lost.id)
+    assert await store.failed_phones([ANA, LUIS, EVA]) == {ANA, LUIS}
+    clock.advance(1)
+    await store.queue_outbound(ANA, [Reply("tres", 1, "sandbox")], "agent")
+    [claimed] = await store.claim_outbox(10)
+    await store.record_outcomes([SendOutcome(claimed.id, "sandbox", "sent", "p-3")])
+    assert await store.failed_phones([ANA, LUIS]) == {LUIS}
+    assert await store.failed_phones([]) == set()
+
+
+async def test_saved_replies_are_kept_by_name_for_every_instance(
+    open_store: OpenStore, clock: Clock
+) -> None:
+    first, second = await open_store(), await open_store()
+    hours = await first.add_saved_reply("horario", "Abrimos de 8 a 5, {{ contact.nombre }}", "ana")
+    assert (hours.name, hours.author, hours.created_at) == ("horario", "ana", clock())
+    price = await second.add_saved_reply("precios", "Vea la lista", None)
+    with pytest.raises(SavedReplyExists):
+        await second.add_saved_reply("horario", "otro", "bea")
+    assert await first.saved_replies() == [hours, price]
+    assert hours.as_json()["created_at"] == "2026-11-23T14:00:00.000000Z"
+    assert await second.delete_saved_reply(hours.id) == hours
+    assert await first.delete_saved_reply(hours.id) is None
+    assert [r.name for r in await first.saved_replies()] == ["precios"]
+
+
 # -- rules versions -------------------------------------------------------------------------------
 
 
@@ -946,7 +1081,8 @@ async def admin_inbound(
     store: Store, clock: Clock, phone: str, text: str, rule: str | None = "r", **kw: Any
 ) -> None:
     replies = (Reply(f"re: {text}", 1, "sandbox"),) if rule else ()
-    decision = Decision(rule, replies, "test", needs_attention=rule is None, **kw)
+    kw.setdefault("needs_attention", rule is None)
+    decision = Decision(rule, replies, "test", **kw)
     await store.receive_inbound(
         InboundJob(InboundMessage(phone, text, clock()), lambda c: decision)
     )
@@ -1016,16 +1152,20 @@ async def test_search_matches_are_each_numbers_newest_matching_message(
 
 
 async def test_counts_follow_the_search(filled: Store) -> None:
-    assert await filled.conversation_counts("QUIERO", []) == {
+    await filled.assign(LUIS, "ana")
+    assert await filled.conversation_counts("ana", "QUIERO", []) == {
         "all": 1,
         "human": 1,
         "needs_attention": 0,
         "opted_out": 0,
         "unread": 1,
+        "unassigned": 0,
+        "resolved": 0,
+        "mine": 1,
     }
-    assert (await filled.conversation_counts("zzz", ["1112233"]))["needs_attention"] == 1
-    assert (await filled.conversation_counts("0424", ["0424", "424"]))["all"] == 1
-    assert set((await filled.conversation_counts("nada de esto", [])).values()) == {0}
+    assert (await filled.conversation_counts(None, "zzz", ["1112233"]))["needs_attention"] == 1
+    assert (await filled.conversation_counts(None, "0424", ["0424", "424"]))["all"] == 1
+    assert set((await filled.conversation_counts("ana", "nada de esto", [])).values()) == {0}
     assert (await filled.conversation_counts())["all"] == 3
 
 
@@ -1067,6 +1207,9 @@ async def test_conversations_filters_modes_fields_and_read_marks(filled: Store) 
         "needs_attention": 1,
         "opted_out": 0,
         "unread": 3,
+        "unassigned": 3,
+        "resolved": 0,
+        "mine": 0,
     }
     await filled.mark_read(ANA)
     assert (await filled.conversation(ANA)).unread == 0
@@ -1083,6 +1226,99 @@ async def test_conversations_filters_modes_fields_and_read_marks(filled: Store) 
             await unknown
     with pytest.raises(UnknownContactError):
         await filled.update_fields("580000000000", {"a": 1})
+
+
+# -- the team inbox: assignment, status, notes, typing (DESIGN §11) ----------------------------
+
+
+async def test_assignment_filters_and_counts(filled: Store) -> None:
+    assert (await filled.conversation(ANA)).assigned_to is None
+    assigned = await filled.assign(ANA, "luisa")
+    assert (assigned.assigned_to, assigned.as_json()["assigned_to"]) == ("luisa", "luisa")
+    await filled.assign(EVA, "pedro")
+    assert [c.phone for c in await filled.conversations(assigned="luisa")] == [ANA]
+    assert [c.phone for c in await filled.conversations(assigned=UNASSIGNED)] == [LUIS]
+    found = await filled.search_conversations("re", [], assigned="luisa")
+    assert [c.phone for c in found] == [ANA]
+    counts = await filled.conversation_counts("luisa")
+    assert (counts["mine"], counts["unassigned"]) == (1, 1)
+    assert (await filled.conversation_counts())["mine"] == 0
+    assert (await filled.assign(ANA, None)).assigned_to is None
+    with pytest.raises(UnknownContactError):
+        await filled.assign("580000000000", "luisa")
+
+
+async def test_resolving_clears_attention_and_a_message_reopens(
+    filled: Store, clock: Clock
+) -> None:
+    assert (await filled.conversation(EVA)).status == "open"
+    resolved = await filled.set_status(EVA, "resolved")
+    assert (resolved.status, resolved.needs_attention) == ("resolved", False)
+    assert [c.phone for c in await filled.conversations(status="resolved")] == [EVA]
+    assert [c.phone for c in await filled.conversations(status="open")] == [LUIS, ANA]
+    assert (await filled.conversation_counts())["resolved"] == 1
+    await filled.assign(EVA, "luisa")
+    clock.advance(60)
+    await admin_inbound(filled, clock, EVA, "hola otra vez", "saludo")
+    again = await filled.conversation(EVA)
+    # Reopened by the customer, still with the person it was assigned to.
+    assert (again.status, again.assigned_to, again.needs_attention) == ("open", "luisa", False)
+    await filled.set_status(EVA, "resolved")
+    assert (await filled.set_status(EVA, "open")).status == "open"
+    with pytest.raises(UnknownContactError):
+        await filled.set_status("580000000000", "resolved")
+
+
+async def test_attention_stays_until_a_person_replies(filled: Store, clock: Clock) -> None:
+    assert (await filled.conversation(EVA)).needs_attention is True
+    clock.advance(60)
+    await admin_inbound(filled, clock, EVA, "precio", "precio")  # the bot answers this one
+    assert (await filled.conversation(EVA)).needs_attention is True
+    await admin_inbound(filled, clock, ANA, "cerrado?", "cerrado", needs_attention=True)
+    assert (await filled.conversation(ANA)).needs_attention is True
+    await filled.queue_outbound(EVA, [Reply("Hola, soy Ana", 1, "sandbox")], "agent")
+    assert (await filled.conversation(EVA)).needs_attention is False
+
+
+async def test_notes_are_kept_apart_and_never_sent(filled: Store, clock: Clock) -> None:
+    before = await filled.messages(ANA)
+    note = await filled.add_note(ANA, "luisa", "Cliente frecuente: ofrecer envío gratis")
+    assert (note.phone, note.author, note.text, note.created_at) == (
+        ANA,
+        "luisa",
+        "Cliente frecuente: ofrecer envío gratis",
+        clock(),
+    )
+    clock.advance(1)
+    await filled.add_note(ANA, None, "segunda")
+    assert [(n.author, n.text) for n in await filled.notes(ANA)] == [
+        ("luisa", "Cliente frecuente: ofrecer envío gratis"),
+        (None, "segunda"),
+    ]
+    assert await filled.notes(LUIS) == []
+    assert await filled.messages(ANA) == before  # a note is no message
+    clock.advance(3600)
+    assert await filled.claim_outbox(100) != []  # the replies of `filled`, and nothing else
+    assert not await filled.claim_outbox(100)
+    with pytest.raises(UnknownContactError):
+        await filled.add_note("580000000000", "luisa", "x")
+
+
+async def test_typing_expires_and_is_seen_by_every_instance(
+    filled: Store, open_store: OpenStore, clock: Clock
+) -> None:
+    other = await open_store("other")
+    await filled.set_typing(ANA, "luisa", clock() + timedelta(seconds=8))
+    await filled.set_typing(ANA, "ana", clock() + timedelta(seconds=4))
+    await filled.set_typing(LUIS, "pedro", clock() + timedelta(seconds=8))
+    assert await other.typing(ANA) == ["ana", "luisa"]
+    clock.advance(5)
+    assert await other.typing(ANA) == ["luisa"]
+    await other.set_typing(ANA, "luisa", None)
+    assert await filled.typing(ANA) == []
+    assert await filled.typing(LUIS) == ["pedro"]
+    clock.advance(10)
+    assert await filled.typing(LUIS) == []
 
 
 async def test_counts_are_empty_on_a_new_database(store: Store, clock: Clock) -> None:

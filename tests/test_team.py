@@ -11,6 +11,7 @@ from contextlib import closing
 import httpx
 import pytest
 
+from tests import loopback
 from tests.conftest import ADMIN_TOKEN, RunningApp
 from tests.test_admin import csrf_of, flat, inbound, post
 
@@ -29,7 +30,9 @@ def owner_api(app: RunningApp) -> httpx.Client:
 
 
 def bearer(app: RunningApp, token: str) -> httpx.Client:
-    return httpx.Client(base_url=app.url, headers={"Authorization": f"Bearer {token}"}, timeout=10)
+    return loopback.Client(
+        base_url=app.url, headers={"Authorization": f"Bearer {token}"}, timeout=10
+    )
 
 
 def add_person(app: RunningApp, name: str, role: str, password: str) -> None:
@@ -52,7 +55,7 @@ def sign_in_as(
     app: RunningApp, name: str, password: str, *, address: str | None = None
 ) -> httpx.Client:
     transport = httpx.HTTPTransport(local_address=address) if address else None
-    client = httpx.Client(base_url=app.url, timeout=10, transport=transport)
+    client = loopback.Client(base_url=app.url, timeout=10, transport=transport)
     form = client.get("/admin/login")
     response = client.post(
         "/admin/login", data={"csrf": csrf_of(form.text), "name": name, "password": password}
@@ -212,7 +215,7 @@ def test_people_sign_in_with_their_own_name_and_password(app: RunningApp) -> Non
     add_person(app, "ana", "agent", ANA_PASSWORD)
     with closing(sign_in_as(app, "ANA", ANA_PASSWORD)) as ana:  # names are read in lower case
         assert "ana" in flat(ana.get("/admin"))
-    with httpx.Client(base_url=app.url) as stranger:
+    with loopback.Client(base_url=app.url) as stranger:
         assert try_sign_in(stranger, "ana", BEA_PASSWORD).status_code == 401
         assert try_sign_in(stranger, "nadie", ANA_PASSWORD).status_code == 401
         assert try_sign_in(stranger, "ana", ADMIN_TOKEN).status_code == 401
@@ -310,7 +313,7 @@ def test_disabling_or_a_new_password_ends_sessions_on_every_instance(
     first, second = start_app(), start_app()  # two instances on one database
     add_person(first, "ana", "agent", ANA_PASSWORD)
     ana = sign_in_as(first, "ana", ANA_PASSWORD)
-    copied = httpx.Client(base_url=second.url, cookies=dict(ana.cookies), timeout=10)
+    copied = loopback.Client(base_url=second.url, cookies=dict(ana.cookies), timeout=10)
     assert copied.get("/admin").status_code == 200
     with owner_api(second) as api:
         assert api.post("/api/users/ana", json=change).status_code == 200
@@ -327,7 +330,7 @@ def test_disabling_or_a_new_password_ends_sessions_on_every_instance(
 def test_sign_out_ends_the_session_and_a_copied_cookie_stops_working(app: RunningApp) -> None:
     add_person(app, "ana", "agent", ANA_PASSWORD)
     ana = sign_in_as(app, "ana", ANA_PASSWORD)
-    copied = httpx.Client(base_url=app.url, cookies=dict(ana.cookies), timeout=10)
+    copied = loopback.Client(base_url=app.url, cookies=dict(ana.cookies), timeout=10)
     assert copied.get("/admin").status_code == 200
     assert post(ana, "/admin/logout", "/admin").status_code == 303
     assert copied.get("/admin").status_code == 303
@@ -338,13 +341,13 @@ def test_sign_out_ends_the_session_and_a_copied_cookie_stops_working(app: Runnin
 def test_the_sign_in_limit_counts_per_account_and_per_address(app: RunningApp) -> None:
     add_person(app, "ana", "agent", ANA_PASSWORD)
     add_person(app, "bea", "agent", BEA_PASSWORD)
-    guesser = httpx.Client(
+    guesser = loopback.Client(
         base_url=app.url, transport=httpx.HTTPTransport(local_address="127.0.0.2"), timeout=10
     )
     for _ in range(5):
         assert try_sign_in(guesser, "ana", "adivina-123").status_code == 401
     # Ana's account waits, wherever she signs in from...
-    elsewhere = httpx.Client(
+    elsewhere = loopback.Client(
         base_url=app.url, transport=httpx.HTTPTransport(local_address="127.0.0.3"), timeout=10
     )
     blocked = try_sign_in(elsewhere, "ana", ANA_PASSWORD)
@@ -366,7 +369,7 @@ def test_the_sign_in_limit_counts_per_account_and_per_address(app: RunningApp) -
 def test_the_audit_trail_records_who_did_what_newest_first(app: RunningApp) -> None:
     inbound(app, "hola")
     add_person(app, "ana", "agent", ANA_PASSWORD)
-    with httpx.Client(base_url=app.url) as stranger:
+    with loopback.Client(base_url=app.url) as stranger:
         assert try_sign_in(stranger, "ana", "adivina-123").status_code == 401
     ana = sign_in_as(app, "ana", ANA_PASSWORD)
     page = f"/admin/conversations/{PHONE}"

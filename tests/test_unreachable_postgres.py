@@ -12,9 +12,9 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from urllib.parse import urlsplit
 
-import httpx
 import pytest
 
+from tests import loopback
 from tests.conftest import Clock, RunningApp, massiva_env
 from tests.fakes.massiva import FakeMassiva
 from tests.fakes.tcpproxy import TcpProxy
@@ -49,11 +49,11 @@ def spooled(folder: Path) -> list[tuple[str, str]]:
 
 
 def test_postgres_cut_off_webhooks_are_spooled_and_stored_when_it_answers_again(
+    proxy: TcpProxy,  # first: it closes after the app, which stops on a reachable server
     start_app: Callable[..., RunningApp],
     workdir: Path,
     clock: Clock,
     postgres_url: str,
-    proxy: TcpProxy,
     massiva: tuple[FakeMassiva, str],
     caplog: pytest.LogCaptureFixture,
 ) -> None:
@@ -66,7 +66,7 @@ def test_postgres_cut_off_webhooks_are_spooled_and_stored_when_it_answers_again(
     )
     app.service.replayer.outage.first = app.service.replayer.outage.cap = 0.2
     inbound = app.webhook()
-    assert httpx.get(inbound, params={"msg": "horario", "phone": BETO}).text == "OK"
+    assert loopback.get(inbound, params={"msg": "horario", "phone": BETO}).text == "OK"
     eventually(lambda: len(fake.sent) == 1)
 
     with caplog.at_level(logging.INFO, logger="responder"):
@@ -74,7 +74,7 @@ def test_postgres_cut_off_webhooks_are_spooled_and_stored_when_it_answers_again(
         clock.advance(60)
         sent = [(ANA, "asesor"), (CARLA, "precio pan"), (ANA, "horario"), (BETO, "horario")]
         for phone, text in sent:
-            response = httpx.get(inbound, params={"msg": text, "phone": phone}, timeout=30)
+            response = loopback.get(inbound, params={"msg": text, "phone": phone}, timeout=30)
             assert (response.status_code, response.text) == (200, "OK")
             clock.advance(1)
         assert spooled(spool) == sent

@@ -12,6 +12,7 @@ import httpx
 import pytest
 
 from responder.store.sqlite import SQLiteStore
+from tests import loopback
 from tests.conftest import RunningApp, massiva_env
 from tests.fakes.massiva import FakeMassiva
 
@@ -33,9 +34,9 @@ def app(start_app: Callable[..., RunningApp]) -> RunningApp:
 def test_inbound_is_stored_and_answered(app: RunningApp, method: str, suffix: str) -> None:
     fields = {"msg": "horario", "phone": PHONE, "linea": "584141234567", "email": "a@b.c"}
     if method == "GET":
-        response = httpx.get(app.webhook(suffix), params=fields)
+        response = loopback.get(app.webhook(suffix), params=fields)
     else:
-        response = httpx.post(app.webhook(suffix), data=fields)
+        response = loopback.post(app.webhook(suffix), data=fields)
     assert (response.status_code, response.text) == (200, "OK")
     messages = app.messages(PHONE)
     assert messages[0]["direction"] == "in"
@@ -57,7 +58,7 @@ def test_inbound_is_stored_and_answered(app: RunningApp, method: str, suffix: st
     ids=["latin1", "utf8", "latin1-question", "cp1252-quotes", "empty"],
 )
 def test_text_decoding(app: RunningApp, raw_query: str, expected_text: str) -> None:
-    response = httpx.get(f"{app.webhook()}?{raw_query}")
+    response = loopback.get(f"{app.webhook()}?{raw_query}")
     assert response.status_code == 200
     assert app.messages(PHONE)[0]["text"] == expected_text
 
@@ -67,14 +68,14 @@ def test_text_decoding(app: RunningApp, raw_query: str, expected_text: str) -> N
     ["+584121234567", " 584121234567", "04121234567", "+58 412-123.45.67", "4121234567"],
 )
 def test_phone_forms_are_normalised(app: RunningApp, phone: str) -> None:
-    response = httpx.get(app.webhook(), params={"msg": "hola", "phone": phone})
+    response = loopback.get(app.webhook(), params={"msg": "hola", "phone": phone})
     assert response.status_code == 200
     assert app.messages(PHONE)[0]["phone"] == PHONE
 
 
 def test_plus_in_raw_query_is_tolerated(app: RunningApp) -> None:
     # An unencoded `+` arrives as a space after form decoding.
-    response = httpx.get(f"{app.webhook()}?msg=hola&phone=+584121234567")
+    response = loopback.get(f"{app.webhook()}?msg=hola&phone=+584121234567")
     assert response.status_code == 200
     assert len(app.messages(PHONE)) == 2
 
@@ -82,7 +83,7 @@ def test_plus_in_raw_query_is_tolerated(app: RunningApp) -> None:
 @pytest.mark.parametrize("token", ["wrong-token-0123456789abc", "se%C3%B1al"])
 def test_wrong_token_is_404_and_stores_nothing(app: RunningApp, token: str) -> None:
     url = app.webhook(token=token)
-    response = httpx.get(url, params={"msg": "horario", "phone": PHONE})
+    response = loopback.get(url, params={"msg": "horario", "phone": PHONE})
     assert response.status_code == 404
     assert rows(app, "SELECT COUNT(*) FROM messages") == [(0,)]
     assert rows(app, "SELECT COUNT(*) FROM rejected_webhooks") == [(0,)]
@@ -103,7 +104,7 @@ def test_wrong_token_is_404_and_stores_nothing(app: RunningApp, token: str) -> N
 def test_bad_requests_are_400_and_kept_raw(
     app: RunningApp, suffix: str, params: dict[str, str], reason: str
 ) -> None:
-    response = httpx.get(app.webhook(suffix), params=params)
+    response = loopback.get(app.webhook(suffix), params=params)
     assert response.status_code == 400
     assert reason in response.text
     assert "\n" not in response.text.strip()
@@ -118,7 +119,7 @@ def test_bad_requests_are_400_and_kept_raw(
 
 
 def test_body_over_64_kib_is_413_and_changes_nothing(app: RunningApp) -> None:
-    response = httpx.post(app.webhook(), data={"msg": "x" * 70_000, "phone": PHONE})
+    response = loopback.post(app.webhook(), data={"msg": "x" * 70_000, "phone": PHONE})
     assert response.status_code == 413
     assert rows(app, "SELECT COUNT(*) FROM messages") == [(0,)]
 
@@ -132,7 +133,7 @@ def massiva_app(
 
 
 def _sent_reply(app: RunningApp) -> dict[str, object]:
-    httpx.get(app.webhook(), params={"msg": "horario", "phone": PHONE})
+    loopback.get(app.webhook(), params={"msg": "horario", "phone": PHONE})
     return app.wait_for(PHONE, lambda m: m[-1]["status"] == "sent")[-1]
 
 
@@ -164,14 +165,14 @@ def test_status_report_updates_the_message(
         "usuario": "demo@example.com",
         "detalle": detalle,
     }
-    response = httpx.get(app.webhook(suffix), params=params)
+    response = loopback.get(app.webhook(suffix), params=params)
     assert (response.status_code, response.text) == (200, "OK")
     updated = app.messages(PHONE)[-1]
     assert (updated["status"], updated["error"], updated["line"]) == (status, error, line)
 
 
 def test_status_for_unknown_id_is_acknowledged_and_kept(app: RunningApp) -> None:
-    response = httpx.get(app.webhook("/status"), params={"id": "999999", "estatus": "1"})
+    response = loopback.get(app.webhook("/status"), params={"id": "999999", "estatus": "1"})
     assert (response.status_code, response.text) == (200, "OK")
     assert rows(app, "SELECT COUNT(*) FROM rejected_webhooks") == [(0,)]
     # It may have overtaken the send's answer: kept until that records the id (48 h at most).
@@ -179,17 +180,17 @@ def test_status_for_unknown_id_is_acknowledged_and_kept(app: RunningApp) -> None
 
 
 def test_multipart_and_json_bodies(app: RunningApp, tmp_path: Path) -> None:
-    multipart = httpx.post(
+    multipart = loopback.post(
         app.webhook(), data={"msg": "horario", "phone": PHONE}, files={"x": ("a", b"b")}
     )
-    as_json = httpx.post(app.webhook(), json={"msg": "precio cafe", "phone": PHONE})
+    as_json = loopback.post(app.webhook(), json={"msg": "precio cafe", "phone": PHONE})
     assert multipart.status_code == as_json.status_code == 200
     texts = [m["text"] for m in app.messages(PHONE) if m["direction"] == "in"]
     assert texts == ["horario", "precio cafe"]
 
 
 def test_healthz(app: RunningApp) -> None:
-    response = httpx.get(f"{app.url}/healthz")
+    response = loopback.get(f"{app.url}/healthz")
     assert response.status_code == 200
     assert response.json() == {"status": "ok", "low_credit": [], "spooled": 0}
 
@@ -197,16 +198,16 @@ def test_healthz(app: RunningApp) -> None:
 def test_provider_retries_are_stored_and_answered_once(app: RunningApp) -> None:
     params = {"msg": "horario", "phone": PHONE, "linea": "584141234567"}
     for _ in range(3):
-        response = httpx.get(app.webhook(), params=params)
+        response = loopback.get(app.webhook(), params=params)
         assert (response.status_code, response.text) == (200, "OK")
     assert [m["direction"] for m in app.messages(PHONE)] == ["in", "out"]
     # Another line, or another text, is another message.
-    httpx.get(app.webhook(), params={**params, "linea": "584149999999"})
-    httpx.get(app.webhook(), params={**params, "msg": "horario?"})
+    loopback.get(app.webhook(), params={**params, "linea": "584149999999"})
+    loopback.get(app.webhook(), params={**params, "msg": "horario?"})
     assert [m["direction"] for m in app.messages(PHONE)] == ["in", "out"] * 3
     # After the window (10 s by default) the same word is answered again.
     app.service.clock.advance(11)  # type: ignore[attr-defined]
-    httpx.get(app.webhook(), params=params)
+    loopback.get(app.webhook(), params=params)
     assert [m["direction"] for m in app.messages(PHONE)] == ["in", "out"] * 4
 
 
@@ -221,11 +222,11 @@ def test_a_write_that_cannot_be_committed_is_spooled_and_stored_once_it_can(
         "BEGIN SELECT RAISE(FAIL, 'database or disk is full'); END"
     )
     app.service.loop.call_soon_threadsafe(store.db.execute, sql)
-    response = httpx.get(app.webhook(), params={"msg": "horario", "phone": PHONE})
+    response = loopback.get(app.webhook(), params={"msg": "horario", "phone": PHONE})
     assert (response.status_code, response.text) == (200, "OK")  # kept in the spool on disk
     assert app.service.spool.pending == 1
     app.service.loop.call_soon_threadsafe(store.db.execute, "DROP TRIGGER fail")
-    response = httpx.get(app.webhook(), params={"msg": "hola", "phone": PHONE})
+    response = loopback.get(app.webhook(), params={"msg": "hola", "phone": PHONE})
     assert response.status_code == 200  # behind the spooled one, whose answer comes first
     deadline = time.monotonic() + 10
     while app.service.spool.pending:  # stored by the replayer within its next try
@@ -241,6 +242,8 @@ def test_a_write_that_cannot_be_committed_is_spooled_and_stored_once_it_can(
 
 def test_json_with_a_lone_surrogate_is_stored_not_a_500(app: RunningApp) -> None:
     body = b'{"phone": "584121234567", "msg": "hola \\ud800"}'
-    response = httpx.post(app.webhook(), content=body, headers={"Content-Type": "application/json"})
+    response = loopback.post(
+        app.webhook(), content=body, headers={"Content-Type": "application/json"}
+    )
     assert (response.status_code, response.text) == (200, "OK")
     assert app.messages(PHONE)[0]["text"] == "hola \ufffd"

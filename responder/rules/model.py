@@ -96,6 +96,9 @@ class Rule:
     via: str | None = None
     handoff: bool = False
     fallback: bool = False
+    # Its answer leaves the conversation needing a person's attention: `attention:` as
+    # written, else true for a fallback and a `when: closed` rule.
+    attention: bool = False
     reply_line: int = 0  # the line of `reply:` or `template:`
 
     @property

@@ -34,6 +34,7 @@ RULE_KEYS = (
     "via",
     "handoff",
     "fallback",
+    "attention",
     "description",
 )
 WHEN_KEYS = ("days", "hours", "first_contact", "field", "not", "all", "any")
@@ -306,7 +307,7 @@ def read_rule(
         when = read_condition(r, raw["when"], raw.line_of("when"), name, hours)
 
     flags = {}
-    for flag in ("handoff", "fallback"):
+    for flag in ("handoff", "fallback", "attention"):
         value = raw.get(flag, False)
         if not isinstance(value, bool):
             # `handoff: si` must not silently leave the conversation with the bot.
@@ -384,6 +385,9 @@ def read_rule(
         via=via,
         handoff=flags["handoff"],
         fallback=fallback,
+        attention=flags["attention"]
+        if "attention" in raw
+        else fallback or isinstance(when, Closed),
         reply_line=reply_line,
     )
 

@@ -59,8 +59,27 @@ TABLES: tuple[Table, ...] = (
             ("flagged", "bool"),
             ("flow", "json"),
             ("last_activity_at", "moment"),
+            ("assigned_to", "text"),
+            ("status", "text"),
         ),
         key="phone",
+    ),
+    Table(
+        "notes",
+        (
+            ("id", "int"),
+            ("phone", "text"),
+            ("author", "text"),
+            ("text", "text"),
+            ("created_at", "moment"),
+        ),
+        key="id",
+        append_only=True,
+    ),
+    Table(
+        "typing",
+        (("phone", "text"), ("user", "text"), ("until", "moment")),
+        key=None,
     ),
     Table(
         "messages",
@@ -209,6 +228,17 @@ TABLES: tuple[Table, ...] = (
         ),
         key="id",
         append_only=True,
+    ),
+    Table(
+        "saved_replies",
+        (
+            ("id", "int"),
+            ("name", "text"),
+            ("text", "text"),
+            ("author", "text"),
+            ("created_at", "moment"),
+        ),
+        key="id",
     ),
 )
 # Tables whose ids come from an identity sequence on PostgreSQL.

@@ -17,6 +17,22 @@ MessageStatus = Literal[
 ]
 Origin = Literal["auto", "agent", "cli"] | str  # inbound: the provider's name
 Mode = Literal["bot", "human"]
+# A conversation is open until a person resolves it; an inbound message reopens it.
+ConversationStatus = Literal["open", "resolved"]
+STATUSES: tuple[ConversationStatus, ...] = ("open", "resolved")
+# The `assigned` filter's value for conversations assigned to nobody.
+UNASSIGNED = ""
+# What `conversation_counts` counts: "mine" are those assigned to the person asking.
+COUNT_KEYS = (
+    "all",
+    "human",
+    "needs_attention",
+    "opted_out",
+    "unread",
+    "unassigned",
+    "resolved",
+    "mine",
+)
 OUTBOUND_STATUSES: tuple[MessageStatus, ...] = (
     "queued",
     "sending",
@@ -49,6 +65,25 @@ class StoreUnavailable(Exception):
 
 class UnknownContactError(LookupError):
     """No conversation with that number."""
+
+
+class UnknownMessageError(LookupError):
+    """No outbound message with that id."""
+
+
+class MessageStateError(ValueError):
+    """The message's status does not allow what was asked (a retry of a delivered message,
+    cancelling one already sending); `status` is its status now."""
+
+    def __init__(self, message_id: int, status: str, why: str) -> None:
+        super().__init__(why)
+        self.message_id = message_id
+        self.status = status
+
+
+# A queued message a person cancelled fails with this error, followed by their name: never
+# sent, and not a failure the inbox flags (the CHECK on `status` stays as it is).
+CANCELLED_BY = "cancelled by "
 
 
 @dataclass(frozen=True)
@@ -90,6 +125,23 @@ class Conversation:
     needs_attention: bool
     flagged: bool
     fields: dict[str, Any]
+    assigned_to: str | None = None  # the person handling it; None: nobody yet
+    status: ConversationStatus = "open"
+
+    def as_json(self) -> dict[str, Any]:
+        return _json_ready(self)
+
+
+@dataclass(frozen=True)
+class Note:
+    """An internal note in a conversation's thread: read by the staff, never sent (notes live
+    in their own table, which the outbox never reads)."""
+
+    id: int
+    phone: str
+    author: str | None
+    text: str
+    created_at: datetime
 
     def as_json(self) -> dict[str, Any]:
         return _json_ready(self)
@@ -229,6 +281,10 @@ AuditAction = Literal[
     "broadcast_created",
     "broadcast_cancelled",
     "contact_forgotten",
+    "message_retried",
+    "message_cancelled",
+    "saved_reply_created",
+    "saved_reply_deleted",
 ]
 
 
@@ -283,6 +339,25 @@ class AuditEvent:
     action: AuditAction
     subject: str | None = None
     detail: dict[str, Any] = field(default_factory=dict)
+
+    def as_json(self) -> dict[str, Any]:
+        return _json_ready(self)
+
+
+class SavedReplyExists(ValueError):
+    """A saved reply with that name exists already."""
+
+
+@dataclass(frozen=True)
+class SavedReply:
+    """A reply the owners saved for the team: `name` is what an agent types after `/`, `text`
+    a template filled in with the contact's fields (responder/saved_replies.py)."""
+
+    id: int
+    name: str
+    text: str
+    author: str | None
+    created_at: datetime
 
     def as_json(self) -> dict[str, Any]:
         return _json_ready(self)

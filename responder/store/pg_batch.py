@@ -181,6 +181,11 @@ async def apply_inbound(
         if stand_in is not None and stand_in < 0:
             contacts[phone].opt_out_message_id = ids[-1 - stand_in]
     await upsert(conn, [contacts[p] for p in sorted(touched)])
+    # A message from the customer reopens a resolved conversation.
+    await conn.execute(
+        "UPDATE contacts SET status = 'open' WHERE phone = ANY($1::text[]) AND status = 'resolved'",
+        sorted(touched),
+    )
     return results
 
 

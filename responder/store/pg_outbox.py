@@ -115,6 +115,7 @@ class PgOutbox(PgBase):
                 contact.last_message_at = now
                 contact.last_text = decision.replies[-1].text
                 await self._notify(conn, OUTBOX_CHANNEL)
+            contact.needs_attention = decision.needs_attention or contact.needs_attention
             await upsert_contacts(conn, [contact])
             return ids
 

@@ -8,10 +8,19 @@ from datetime import datetime
 from typing import Any
 
 from responder.engine import Contact
-from responder.store.models import Conversation, Message, UnknownContactError, Waiting, to_iso
+from responder.store.models import (
+    COUNT_KEYS,
+    UNASSIGNED,
+    Conversation,
+    Message,
+    UnknownContactError,
+    Waiting,
+    to_iso,
+)
 from responder.store.pg_base import PgBase
 from responder.store.pg_rows import (
     CONTACT_COLUMNS,
+    CONVERSATION_COLUMNS,
     MESSAGE_COLUMNS,
     ContactState,
     clean_text,
@@ -21,7 +30,7 @@ from responder.store.pg_rows import (
 from responder.store.search import folded_pattern, like_pattern
 
 # Conversations a person must answer that have news (the tab title, notifications).
-WAITING = "unread > 0 AND (mode = 'human' OR needs_attention)"
+WAITING = "unread > 0 AND status <> 'resolved' AND (mode = 'human' OR needs_attention)"
 # A new message moves its conversation to the top: the newest inbound message among those
 # waiting is among the most recent few, and only their messages need to be read.
 NEWEST_WAITING = (
@@ -30,19 +39,30 @@ NEWEST_WAITING = (
 
 
 def _state_filters(
-    mode: str | None, needs_attention: bool | None, opted_out: bool | None, first: int
+    mode: str | None,
+    needs_attention: bool | None,
+    opted_out: bool | None,
+    first: int,
+    assigned: str | None = None,
+    status: str | None = None,
 ) -> tuple[list[str], list[Any]]:
     """SQL conditions (always at least one) and parameters (numbered from `first`) selecting
-    conversations by state."""
+    conversations by state; `assigned` is a person's name, or UNASSIGNED for nobody."""
     conditions, params = ["true"], []
     for column, value in (
         ("mode", mode),
         ("needs_attention", needs_attention),
         ("opted_out", opted_out),
+        ("status", status),
     ):
         if value is not None:
             params.append(value)
             conditions.append(f"{column} = ${first + len(params) - 1}")
+    if assigned == UNASSIGNED:
+        conditions.append("assigned_to IS NULL")
+    elif assigned is not None:
+        params.append(assigned)
+        conditions.append(f"assigned_to = ${first + len(params) - 1}")
     return conditions, params
 
 
@@ -73,7 +93,7 @@ class PgReads(PgBase):
 
     async def conversation(self, phone: str) -> Conversation:
         row = await self._fetchrow(
-            f"SELECT {CONTACT_COLUMNS} FROM contacts WHERE phone = $1", phone
+            f"SELECT {CONVERSATION_COLUMNS} FROM contacts WHERE phone = $1", phone
         )
         if row is None:
             raise UnknownContactError(phone)
@@ -135,12 +155,14 @@ class PgReads(PgBase):
         mode: str | None = None,
         needs_attention: bool | None = None,
         opted_out: bool | None = None,
+        assigned: str | None = None,
+        status: str | None = None,
     ) -> list[Conversation]:
         """Conversations newest first, optionally only those in a mode or state."""
-        conditions, params = _state_filters(mode, needs_attention, opted_out, 1)
+        conditions, params = _state_filters(mode, needs_attention, opted_out, 1, assigned, status)
         n = len(params)
         rows = await self._fetch(
-            f"SELECT {CONTACT_COLUMNS} FROM contacts WHERE {' AND '.join(conditions)} "
+            f"SELECT {CONVERSATION_COLUMNS} FROM contacts WHERE {' AND '.join(conditions)} "
             f'ORDER BY last_message_at DESC, phone COLLATE "C" LIMIT ${n + 1} OFFSET ${n + 2}',
             *params,
             limit,
@@ -158,16 +180,18 @@ class PgReads(PgBase):
         mode: str | None = None,
         needs_attention: bool | None = None,
         opted_out: bool | None = None,
+        assigned: str | None = None,
+        status: str | None = None,
     ) -> list[Conversation]:
         """Conversations newest first whose number contains one of `phones`, whose messages
         contain `text` with accents, case and punctuation folded as the matcher folds them, or
         whose contact fields contain `text` (case-insensitive)."""
-        conditions, params = _state_filters(mode, needs_attention, opted_out, 1)
+        conditions, params = _state_filters(mode, needs_attention, opted_out, 1, assigned, status)
         match, match_params = _search_match(text, phones, len(params) + 1)
         params += match_params
         n = len(params)
         rows = await self._fetch(
-            f"SELECT {CONTACT_COLUMNS} FROM contacts WHERE {' AND '.join(conditions)} "
+            f"SELECT {CONVERSATION_COLUMNS} FROM contacts WHERE {' AND '.join(conditions)} "
             f"AND {match} "
             f'ORDER BY last_message_at DESC, phone COLLATE "C" LIMIT ${n + 1} OFFSET ${n + 2}',
             *params,
@@ -214,19 +238,22 @@ class PgReads(PgBase):
         return Waiting(count, None if row is None else message(row))
 
     async def conversation_counts(
-        self, text: str | None = None, phones: Sequence[str] = ()
+        self, me: str | None = None, text: str | None = None, phones: Sequence[str] = ()
     ) -> dict[str, int]:
         """How many conversations there are in all, with people, needing attention, opted out,
-        and with unread messages; only those a search finds when `text` is given."""
-        match, params = _search_match(text, phones, 1) if text is not None else ("true", [])
+        with unread messages, assigned to nobody, resolved, and assigned to `me`; only those a
+        search finds when `text` is given."""
+        match, params = _search_match(text, phones, 2) if text is not None else ("true", [])
         [row] = await self._fetch(
             "SELECT count(*), count(*) FILTER (WHERE mode = 'human'), "
             "count(*) FILTER (WHERE needs_attention), count(*) FILTER (WHERE opted_out), "
-            f"count(*) FILTER (WHERE unread > 0) FROM contacts WHERE {match}",
+            "count(*) FILTER (WHERE unread > 0), count(*) FILTER (WHERE assigned_to IS NULL), "
+            "count(*) FILTER (WHERE status = 'resolved'), "
+            f"count(*) FILTER (WHERE assigned_to = $1) FROM contacts WHERE {match}",
+            me,
             *params,
         )
-        keys = ("all", "human", "needs_attention", "opted_out", "unread")
-        return dict(zip(keys, (int(v) for v in row)))
+        return dict(zip(COUNT_KEYS, (int(v) for v in row)))
 
     async def message_counts_by_hour(self, since: datetime) -> list[tuple[datetime, str, int]]:
         """Messages per UTC hour and direction since `since`, oldest first."""

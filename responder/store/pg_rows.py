@@ -24,6 +24,9 @@ CONTACT_COLUMNS = (
     "needs_attention, first_seen_at, last_message_at, last_text, flagged, flow::text, "
     "last_activity_at"
 )
+# What a conversation is read with: who handles it and whether it is resolved are changed by
+# people only (store/pg_inbox.py), never by the writer's upsert.
+CONVERSATION_COLUMNS = f"{CONTACT_COLUMNS}, assigned_to, status"
 # Messages are written from columns of values (one array per column): one statement per batch.
 INSERT_MESSAGES = """
 INSERT INTO messages (id, phone, direction, text, status, origin, rule, provider, provider_id,
@@ -227,9 +230,8 @@ class ContactState:
             self.opted_out = decision.opted_out
             self.opted_out_at = at if decision.opted_out else None
             self.opt_out_message_id = in_id if decision.opted_out else None
-        self.needs_attention = decision.needs_attention or (
-            self.needs_attention and self.mode == "bot" and not decision.replies
-        )
+        # Until a person replies or resolves it: a later answer by the bot does not settle it.
+        self.needs_attention = decision.needs_attention or self.needs_attention
 
 
 def fields_from_json(value: str) -> dict[str, Any]:
@@ -355,4 +357,6 @@ def conversation(row: Any) -> Conversation:
         needs_attention=row[7],
         flagged=row[11],
         fields=fields_from_json(row[5]),
+        assigned_to=row[14],
+        status=row[15],
     )

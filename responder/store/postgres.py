@@ -34,6 +34,8 @@ from responder.store.pg_base import (
     OUTBOX_CHANNEL,
     RULES_CHANNEL,
 )
+from responder.store.pg_care import PgMessageCare
+from responder.store.pg_inbox import PgInbox
 from responder.store.pg_listen import Listener
 from responder.store.pg_outbox import PgOutbox
 from responder.store.pg_reads import PgReads
@@ -54,7 +56,7 @@ class _Job:
     future: asyncio.Future[Any]
 
 
-class PostgresStore(PgOutbox, PgShared, PgTeam, PgReads):
+class PostgresStore(PgOutbox, PgShared, PgTeam, PgInbox, PgMessageCare, PgReads):
     """All persistence on PostgreSQL. Webhook writes arriving together are grouped by one
     writer task into one transaction, and each caller is answered after its commit; other
     writes are short transactions of their own. Any error that says the server cannot be

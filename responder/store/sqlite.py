@@ -25,6 +25,8 @@ from responder.store import health, reports
 from responder.store.checkpoint import RESTING_WAL, WalCheckpointer
 from responder.store.common import LEASE, OPEN_HERE, instance_id, owner_dead, this_host_prefix
 from responder.store.models import (
+    COUNT_KEYS,
+    UNASSIGNED,
     Conversation,
     InboundJob,
     InboundResult,
@@ -47,6 +49,8 @@ from responder.store.overruns import OVERRUNS_KEY, merged, records
 from responder.store.recent import RECENT_ROWS, ROW_COLUMNS, Activity, RecentRows
 from responder.store.recent import Known as RecentKnown
 from responder.store.search import folded_pattern, like_pattern
+from responder.store.sqlite_care import SQLiteMessageCare
+from responder.store.sqlite_inbox import SQLiteInbox
 from responder.store.sqlite_team import SQLiteTeam
 from responder.store.sqltime import maybe_moment, moment, stored
 from responder.text import normalize
@@ -63,6 +67,9 @@ CONTACT_COLUMNS = (
     "phone, mode, opted_out, opted_out_at, opt_out_message_id, fields, unread, "
     "needs_attention, first_seen_at, last_message_at, last_text, flagged, flow, last_activity_at"
 )
+# What a conversation is read with: who handles it and whether it is resolved are changed by
+# people only (store/sqlite_inbox.py), never by the writer's upsert.
+CONVERSATION_COLUMNS = f"{CONTACT_COLUMNS}, assigned_to, status"
 UPSERT_CONTACT = f"""
 INSERT INTO contacts ({CONTACT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 ON CONFLICT (phone) DO UPDATE SET
@@ -79,7 +86,7 @@ VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?
     fold(?4))
 """
 # Conversations a person must answer that have news (the tab title, notifications).
-WAITING = "unread > 0 AND (mode = 'human' OR needs_attention)"
+WAITING = "unread > 0 AND status <> 'resolved' AND (mode = 'human' OR needs_attention)"
 # A new message moves its conversation to the top: the newest inbound message among those
 # waiting is among the most recent few, and only their messages need to be read.
 NEWEST_WAITING = (
@@ -239,18 +246,29 @@ def _statements(script: str) -> list[str]:
 
 
 def _state_filters(
-    mode: str | None, needs_attention: bool | None, opted_out: bool | None
+    mode: str | None,
+    needs_attention: bool | None,
+    opted_out: bool | None,
+    assigned: str | None = None,
+    status: str | None = None,
 ) -> tuple[list[str], list[Any]]:
-    """SQL conditions (always at least one) and parameters selecting conversations by state."""
+    """SQL conditions (always at least one) and parameters selecting conversations by state;
+    `assigned` is a person's name, or UNASSIGNED for conversations nobody handles."""
     conditions, params = ["1 = 1"], []
     for column, value in (
         ("mode", mode),
         ("needs_attention", needs_attention),
         ("opted_out", opted_out),
+        ("status", status),
     ):
         if value is not None:
             conditions.append(f"{column} = ?")
             params.append(value if isinstance(value, str) else int(value))
+    if assigned == UNASSIGNED:
+        conditions.append("assigned_to IS NULL")
+    elif assigned is not None:
+        conditions.append("assigned_to = ?")
+        params.append(assigned)
     return conditions, params
 
 
@@ -286,7 +304,7 @@ def _marks(count: int) -> str:
     return ", ".join("?" * count)
 
 
-class SQLiteStore(SQLiteTeam):
+class SQLiteStore(SQLiteInbox, SQLiteMessageCare, SQLiteTeam):
     """All persistence. Writes go through one connection, one transaction at a time; webhook
     writes arriving together are grouped into one transaction and each caller is answered only
     after that transaction has committed."""
@@ -745,6 +763,11 @@ class SQLiteStore(SQLiteTeam):
         )
         touched = {j.payload.message.phone for j, r in zip(jobs, results) if not r.duplicate}
         db.executemany(UPSERT_CONTACT, [contacts[p].params() for p in sorted(touched)])
+        # A message from the customer reopens a resolved conversation.
+        db.executemany(
+            "UPDATE contacts SET status = 'open' WHERE phone = ? AND status = 'resolved'",
+            [(p,) for p in sorted(touched)],
+        )
         return results
 
     @staticmethod
@@ -787,9 +810,8 @@ class SQLiteStore(SQLiteTeam):
             contact.opted_out = decision.opted_out
             contact.opted_out_at = at if decision.opted_out else None
             contact.opt_out_message_id = in_id if decision.opted_out else None
-        contact.needs_attention = decision.needs_attention or (
-            contact.needs_attention and contact.mode == "bot" and not decision.replies
-        )
+        # Until a person replies or resolves it: a later answer by the bot does not settle it.
+        contact.needs_attention = decision.needs_attention or contact.needs_attention
 
     def _apply_statuses(self, db: sqlite3.Connection, jobs: list[_Job]) -> list[bool]:
         # The order statuses follow, and reports kept for ids not recorded yet: reports.py.
@@ -1126,6 +1148,7 @@ class SQLiteStore(SQLiteTeam):
             if decision.replies:
                 contact.last_message_at = now
                 contact.last_text = decision.replies[-1].text
+            contact.needs_attention = decision.needs_attention or contact.needs_attention
             db.execute(UPSERT_CONTACT, contact.params())
             return [row[0] for row in rows]
 
@@ -1358,11 +1381,13 @@ class SQLiteStore(SQLiteTeam):
         mode: str | None = None,
         needs_attention: bool | None = None,
         opted_out: bool | None = None,
+        assigned: str | None = None,
+        status: str | None = None,
     ) -> list[Conversation]:
         """Conversations newest first, optionally only those in a mode or state."""
-        conditions, params = _state_filters(mode, needs_attention, opted_out)
+        conditions, params = _state_filters(mode, needs_attention, opted_out, assigned, status)
         rows = await self.reader.execute_fetchall(
-            f"SELECT {CONTACT_COLUMNS} FROM contacts WHERE {' AND '.join(conditions)} "
+            f"SELECT {CONVERSATION_COLUMNS} FROM contacts WHERE {' AND '.join(conditions)} "
             "ORDER BY last_message_at DESC, phone LIMIT ? OFFSET ?",
             (*params, limit, offset),
         )
@@ -1390,7 +1415,7 @@ class SQLiteStore(SQLiteTeam):
 
     async def conversation(self, phone: str) -> Conversation:
         rows = await self.reader.execute_fetchall(
-            f"SELECT {CONTACT_COLUMNS} FROM contacts WHERE phone = ?", (phone,)
+            f"SELECT {CONVERSATION_COLUMNS} FROM contacts WHERE phone = ?", (phone,)
         )
         if not rows:
             raise UnknownContactError(phone)
@@ -1409,6 +1434,8 @@ class SQLiteStore(SQLiteTeam):
             needs_attention=bool(row["needs_attention"]),
             flagged=bool(row["flagged"]),
             fields=_fields_from_json(row["fields"]),
+            assigned_to=row["assigned_to"],
+            status=row["status"],
         )
 
     async def messages(self, phone: str) -> list[Message]:
@@ -1460,14 +1487,16 @@ class SQLiteStore(SQLiteTeam):
         mode: str | None = None,
         needs_attention: bool | None = None,
         opted_out: bool | None = None,
+        assigned: str | None = None,
+        status: str | None = None,
     ) -> list[Conversation]:
         """Conversations newest first whose number contains one of `phones`, whose messages
         contain `text` with accents, case and punctuation folded as the matcher folds them, or
         whose contact fields contain `text` (case-insensitive for ASCII letters)."""
-        conditions, params = _state_filters(mode, needs_attention, opted_out)
+        conditions, params = _state_filters(mode, needs_attention, opted_out, assigned, status)
         match, match_params = _search_match(text, phones)
         rows = await self.reader.execute_fetchall(
-            f"SELECT {CONTACT_COLUMNS} FROM contacts WHERE {' AND '.join(conditions)} "
+            f"SELECT {CONVERSATION_COLUMNS} FROM contacts WHERE {' AND '.join(conditions)} "
             f"AND {match} ORDER BY last_message_at DESC, phone LIMIT ? OFFSET ?",
             (*params, *match_params, limit, offset),
         )
@@ -1525,19 +1554,21 @@ class SQLiteStore(SQLiteTeam):
         await self._transaction(work)
 
     async def conversation_counts(
-        self, text: str | None = None, phones: Sequence[str] = ()
+        self, me: str | None = None, text: str | None = None, phones: Sequence[str] = ()
     ) -> dict[str, int]:
         """How many conversations there are in all, with people, needing attention, opted out,
-        and with unread messages; only those a search finds when `text` is given."""
+        with unread messages, assigned to nobody, resolved, and assigned to `me`; only those a
+        search finds when `text` is given."""
         match, params = _search_match(text, phones) if text is not None else ("1", [])
         rows = await self.reader.execute_fetchall(
             "SELECT COUNT(*), "
             "COALESCE(SUM(mode = 'human'), 0), COALESCE(SUM(needs_attention), 0), "
-            "COALESCE(SUM(opted_out), 0), COALESCE(SUM(unread > 0), 0) FROM contacts "
-            f"WHERE {match}",
-            params,
+            "COALESCE(SUM(opted_out), 0), COALESCE(SUM(unread > 0), 0), "
+            "COALESCE(SUM(assigned_to IS NULL), 0), COALESCE(SUM(status = 'resolved'), 0), "
+            f"COALESCE(SUM(assigned_to = ?), 0) FROM contacts WHERE {match}",
+            (me, *params),
         )
-        keys = ("all", "human", "needs_attention", "opted_out", "unread")
+        keys = COUNT_KEYS
         row = next(iter(rows), None)
         return dict(zip(keys, (int(v) for v in row))) if row else dict.fromkeys(keys, 0)
 

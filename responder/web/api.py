@@ -13,12 +13,15 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from responder.accounts import AccountError, Identity
+from responder.accounts import AccountError, Identity, normalized_name
+from responder.inbox import NoteRefused
 from responder.moments import SEND_HORIZON, BadMoment, parse_moment
 from responder.phone import InvalidPhoneNumber, inbound_phone, normalize_phone
 from responder.rules.model import Problem
 from responder.rules.publish import MAX_RULES_BYTES, RulesRefused
 from responder.store.models import (
+    STATUSES,
+    UNASSIGNED,
     OptedOutError,
     RuleVersion,
     StaleRuleVersion,
@@ -171,6 +174,16 @@ async def list_conversations(request: Request) -> Response:
             if value not in ("true", "false"):
                 raise ApiError(400, f"{name} must be true or false")
             filters[name] = value == "true"
+    status = request.query_params.get("status")
+    if status is not None:
+        if status not in STATUSES:
+            raise ApiError(400, "status must be 'open' or 'resolved'")
+        filters["status"] = status
+    assigned = request.query_params.get("assigned")
+    if assigned is not None:
+        # Empty or `none`: the conversations nobody handles.
+        unassigned = assigned.strip().lower() in ("", "none")
+        filters["assigned"] = UNASSIGNED if unassigned else normalized_name(assigned)
     rows = await _service(request).conversations(limit, offset, **filters)
     return JSONResponse({"conversations": [c.as_json() for c in rows]})
 
@@ -248,6 +261,50 @@ async def set_mode(request: Request) -> Response:
         raise ApiError(400, "'mode' must be 'bot' or 'human'")
     conversation = await _service(request).set_mode(_phone(request), mode, caller(request).name)
     return JSONResponse(conversation.as_json())
+
+
+# -- the team inbox: assignment, status, internal notes (DESIGN §11) ------------------------------
+
+
+async def assign(request: Request) -> Response:
+    """`{"user": name}` hands the conversation to that person; `{"user": null}` to nobody."""
+    data = await _json(request)
+    if "user" not in data or not (data["user"] is None or isinstance(data["user"], str)):
+        raise ApiError(400, "'user' must be a person's name, or null for nobody")
+    user = data["user"]
+    conversation = await _service(request).inbox.assign(
+        _phone(request), user if user and user.strip() else None, caller(request).name
+    )
+    return JSONResponse(conversation.as_json())
+
+
+async def set_status(request: Request) -> Response:
+    data = await _json(request)
+    status = data.get("status")
+    if status not in STATUSES:
+        raise ApiError(400, "'status' must be 'open' or 'resolved'")
+    conversation = await _service(request).inbox.set_status(_phone(request), status)
+    return JSONResponse(conversation.as_json())
+
+
+async def add_note(request: Request) -> Response:
+    """An internal note in the thread: the staff read it, the customer never gets it."""
+    data = await _json(request)
+    text = data.get("text")
+    if not isinstance(text, str):
+        raise ApiError(400, "'text' must be a string")
+    try:
+        note = await _service(request).inbox.add_note(_phone(request), caller(request).name, text)
+    except NoteRefused as err:
+        raise ApiError(400, f"'text': {err}") from None
+    return JSONResponse({"note": note.as_json()}, status_code=201)
+
+
+async def list_notes(request: Request) -> Response:
+    service = _service(request)
+    phone = _phone(request)
+    await service.conversation(phone)  # 404 for an unknown number
+    return JSONResponse({"notes": [n.as_json() for n in await service.inbox.notes(phone)]})
 
 
 FIELD_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
@@ -512,6 +569,10 @@ routes = [
     Route("/api/conversations/{phone}/messages", _endpoint(list_messages), methods=["GET"]),
     Route("/api/conversations/{phone}/messages", _endpoint(send_message), methods=["POST"]),
     Route("/api/conversations/{phone}/mode", _endpoint(set_mode), methods=["POST"]),
+    Route("/api/conversations/{phone}/assign", _endpoint(assign), methods=["POST"]),
+    Route("/api/conversations/{phone}/status", _endpoint(set_status), methods=["POST"]),
+    Route("/api/conversations/{phone}/notes", _endpoint(add_note), methods=["POST"]),
+    Route("/api/conversations/{phone}/notes", _endpoint(list_notes), methods=["GET"]),
     Route("/api/contacts/{phone}", _endpoint(get_contact), methods=["GET"]),
     Route("/api/contacts/{phone}", _endpoint(patch_contact), methods=["PATCH"]),
     Route("/api/messages/{id}", _endpoint(message_detail), methods=["GET"]),

@@ -16,6 +16,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from tests import loopback
+
 FAULT_KINDS = ("http500", "html", "empty", "garbage", "garbage-after-sending", "hang")
 
 ERROR_PAGE = (
@@ -91,7 +93,7 @@ async def call_webhook(
     `encoding` is the charset used to percent-encode the values (`latin-1` sends `Ma%F1ana`).
     """
     data = urlencode(params, encoding=encoding)
-    async with httpx.AsyncClient(timeout=10) as client:
+    async with loopback.AsyncClient(timeout=10) as client:
         if method.upper() == "GET":
             separator = "&" if "?" in url else "?"
             return await client.get(f"{url}{separator}{data}")

@@ -16,13 +16,37 @@ STARTUP_TIMEOUT = 5.0
 
 
 class _Server(uvicorn.Server):
-    """uvicorn server that notices `should_exit` within 10 ms instead of 100 ms."""
+    """uvicorn server that notices `should_exit` within 10 ms instead of 100 ms, and shuts down
+    as soon as its connections and requests are done instead of waiting 0.1 s in any case
+    (uvicorn's own shutdown, otherwise unchanged: over a test run, that wait was minutes)."""
 
     async def main_loop(self) -> None:
         counter = 0
         while not await self.on_tick(counter):
             counter += 1
             await asyncio.sleep(0.01)
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        for server in self.servers:
+            server.close()
+        for sock in sockets or []:
+            sock.close()
+        for connection in list(self.server_state.connections):
+            connection.shutdown()  # idle ones close now, busy ones after their response
+        try:
+            await asyncio.wait_for(self._finished(), self.config.timeout_graceful_shutdown)
+        except TimeoutError:
+            for task in self.server_state.tasks:
+                task.cancel(msg="Task cancelled, timeout graceful shutdown exceeded")
+        if not self.force_exit:
+            await self.lifespan.shutdown()
+
+    async def _finished(self) -> None:
+        state = self.server_state
+        while (state.connections or state.tasks) and not self.force_exit:
+            await asyncio.sleep(0.002)
+        for server in self.servers:
+            await server.wait_closed()
 
 
 class FakeServer:

@@ -41,6 +41,8 @@ class TcpProxy:
     ) -> None:
         self._closed = True
         self.cut()
+        with contextlib.suppress(OSError):  # wakes the accept() (close alone would not)
+            self._listener.shutdown(socket.SHUT_RDWR)
         self._listener.close()
         self._thread.join(timeout=2)
 

@@ -11,7 +11,17 @@ from __future__ import annotations
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from responder.web.admin import auth, conversation, dashboard, inbox, people, rule_forms, rules
+from responder.web.admin import (
+    auth,
+    conversation,
+    dashboard,
+    inbox,
+    message_actions,
+    people,
+    rule_forms,
+    rules,
+    saved_replies,
+)
 from responder.web.admin.core import OPTED_OUT_ERROR, STORE_UNAVAILABLE, action, page, partial
 
 __all__ = ["OPTED_OUT_ERROR", "STORE_UNAVAILABLE", "routes"]
@@ -25,6 +35,8 @@ routes = [
     *rules.routes,
     *people.routes,
     *rule_forms.routes,
+    *message_actions.routes,
+    *saved_replies.routes,
     Route("/admin", page(inbox.inbox), methods=["GET"]),
     Route("/admin/login", auth.login_form, methods=["GET"]),
     Route("/admin/login", action(auth.login, signed_in=False), methods=["POST"]),
@@ -40,6 +52,10 @@ routes = [
     Route("/admin/conversations/{phone}/reply", action(conversation.reply), methods=["POST"]),
     Route("/admin/conversations/{phone}/mode", action(conversation.set_mode), methods=["POST"]),
     Route("/admin/conversations/{phone}/fields", action(conversation.set_fields), methods=["POST"]),
+    Route("/admin/conversations/{phone}/assign", action(conversation.assign), methods=["POST"]),
+    Route("/admin/conversations/{phone}/status", action(conversation.set_status), methods=["POST"]),
+    Route("/admin/conversations/{phone}/notes", action(conversation.add_note), methods=["POST"]),
+    Route("/admin/conversations/{phone}/typing", action(conversation.typing), methods=["POST"]),
     Route("/admin/dashboard", page(dashboard.dashboard), methods=["GET"]),
     Route("/admin/sms.json", partial(conversation.sms_alphabet), methods=["GET"]),
     Mount("/admin/static", app=_static(), name="admin-static"),

@@ -11,11 +11,14 @@ from starlette.responses import JSONResponse, Response
 
 from responder import engine
 from responder import text as sms_text
+from responder.inbox import MAX_NOTE, NoteRefused
 from responder.phone import InvalidPhoneNumber, inbound_phone
 from responder.store.models import (
+    STATUSES,
     Conversation,
     OptedOutError,
     StoreUnavailable,
+    UnknownUserError,
 )
 from responder.web.admin.core import (
     MAX_REPLY,
@@ -46,7 +49,7 @@ def _phone(request: Request) -> str:
         raise Refused(404, "Ese número de teléfono no es válido.") from None
 
 
-async def _conversation(request: Request, phone: str) -> dict[str, Any]:
+async def _conversation(request: Request, phone: str, session: Session) -> dict[str, Any]:
     service = _service(request)
     conversation = await service.conversation(phone)
     if conversation.unread:
@@ -54,10 +57,21 @@ async def _conversation(request: Request, phone: str) -> dict[str, Any]:
         with contextlib.suppress(StoreUnavailable):
             await service.mark_read(phone)
             conversation = replace(conversation, unread=0)
+    messages = await service.messages(phone)
+    notes = await service.inbox.notes(phone)
     return {
         "section": "inbox",
+        "failed_phones": await service.failed_phones([phone]),
         "c": conversation,
-        "messages": await service.messages(phone),
+        "messages": messages,
+        # Messages and internal notes in the order they were written.
+        "thread": sorted([*messages, *notes], key=lambda item: item.created_at),
+        "seen": messages[-1].id if messages else 0,
+        "typing": await service.inbox.typists(phone, besides=session.user),
+        "people": await _people(request, conversation, session),
+        "meanwhile": None,
+        "note_error": None,
+        "note_draft": "",
         "providers": list(service.providers),
         "default_provider": service.default_provider,
         "smart_encoding": service.rules.current.settings.smart_encoding,
@@ -67,13 +81,21 @@ async def _conversation(request: Request, phone: str) -> dict[str, Any]:
     }
 
 
+async def _people(request: Request, conversation: Conversation, session: Session) -> list[str]:
+    """Whom the conversation may be assigned to: the people who may sign in, the person
+    looking, and whoever has it now."""
+    names = {u.name for u in await _service(request).accounts.users() if not u.disabled}
+    names.update(n for n in (session.user, conversation.assigned_to) if n)
+    return sorted(names)
+
+
 async def conversation_page(request: Request, session: Session) -> Response:
-    context = await _conversation(request, _phone(request))
+    context = await _conversation(request, _phone(request), session)
     return _render(request, session, "conversation.html", **context)
 
 
 async def conversation_partial(request: Request, session: Session) -> Response:
-    context = await _conversation(request, _phone(request))
+    context = await _conversation(request, _phone(request), session)
     return _render(request, session, "_conversation_live.html", **context)
 
 
@@ -84,6 +106,15 @@ async def reply(request: Request, session: Session, form: dict[str, str]) -> Res
     text = form.get("text", "").replace("\r\n", "\n").replace("\r", "\n")
     via = form.get("via") or None
     error, status = None, 400
+    seen = int(form["seen"]) if form.get("seen", "").isdigit() else None
+    meanwhile = None
+    if seen is not None and form.get("confirm") != "1":
+        meanwhile = await service.inbox.replied_meanwhile(phone, seen, session.user)
+    if meanwhile is not None:
+        # No silent double answer: the person reads what was sent, then sends or not.
+        context = await _conversation(request, phone, session)
+        context.update(draft=text, meanwhile=meanwhile)
+        return _render(request, session, "conversation.html", 409, **context)
     if not text.strip():
         error = "Escriba un mensaje antes de enviar."
     elif len(text) > MAX_REPLY:
@@ -102,8 +133,11 @@ async def reply(request: Request, session: Session, form: dict[str, str]) -> Res
         except sms_text.UnsendableText as err:
             error = _unsendable(err)
         else:
+            if session.user is not None:
+                with contextlib.suppress(StoreUnavailable):  # it vanishes in seconds anyway
+                    await service.inbox.stopped_typing(phone, session.user)
             return _redirect(f"/admin/conversations/{phone}", ok="sent")
-    context = await _conversation(request, phone)
+    context = await _conversation(request, phone, session)
     context.update(error=error, draft=text)
     return _render(request, session, "conversation.html", status, **context)
 
@@ -157,12 +191,53 @@ async def set_fields(request: Request, session: Session, form: dict[str, str]) -
     try:
         changes = _field_changes(conversation, form)
     except ValueError as err:
-        context = await _conversation(request, phone)
+        context = await _conversation(request, phone, session)
         context["field_error"] = str(err)
         return _render(request, session, "conversation.html", 400, **context)
     if changes:
         await service.update_fields(phone, changes)
     return _redirect(f"/admin/conversations/{phone}", ok="fields")
+
+
+# -- the team inbox: assignment, status, internal notes, typing ---------------------------------
+
+
+async def assign(request: Request, session: Session, form: dict[str, str]) -> Response:
+    """`user`: a person's name, or empty for nobody."""
+    user = form.get("user", "").strip() or None
+    try:
+        conversation = await _service(request).inbox.assign(_phone(request), user, session.user)
+    except UnknownUserError:
+        raise Refused(400, f"No hay ninguna persona activa llamada {user}.") from None
+    done = "assigned" if conversation.assigned_to else "unassigned"
+    return _redirect(f"/admin/conversations/{conversation.phone}", ok=done)
+
+
+async def set_status(request: Request, session: Session, form: dict[str, str]) -> Response:
+    status = form.get("status")
+    if status not in STATUSES:
+        raise Refused(400, "Estado desconocido: use open o resolved.")
+    conversation = await _service(request).inbox.set_status(_phone(request), status)
+    return _redirect(f"/admin/conversations/{conversation.phone}", ok=status)
+
+
+async def add_note(request: Request, session: Session, form: dict[str, str]) -> Response:
+    service, phone = _service(request), _phone(request)
+    try:
+        await service.inbox.add_note(phone, session.user, form.get("note", ""))
+    except NoteRefused:
+        context = await _conversation(request, phone, session)
+        context["note_error"] = f"Escriba la nota (hasta {MAX_NOTE} caracteres)."
+        context["note_draft"] = form.get("note", "")[:MAX_NOTE]
+        return _render(request, session, "conversation.html", 400, **context)
+    return _redirect(f"/admin/conversations/{phone}", ok="note")
+
+
+async def typing(request: Request, session: Session, form: dict[str, str]) -> Response:
+    """The reply box says its person is typing (every few seconds while they type)."""
+    if session.user is not None:
+        await _service(request).inbox.typing(_phone(request), session.user)
+    return Response(status_code=204)
 
 
 async def sms_alphabet(request: Request, session: Session) -> Response:

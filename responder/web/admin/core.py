@@ -15,8 +15,11 @@ import jinja2
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 
+from responder import failures
 from responder import text as sms_text
 from responder.store.models import (
+    UNASSIGNED,
+    Note,
     StoreUnavailable,
     UnknownContactError,
 )
@@ -33,10 +36,15 @@ POLL_INTERVAL = 3.0  # seconds between two looks for new messages on an open pag
 PAGE_SIZE = 50
 MAX_REPLY = 1600  # characters: ten SMS; longer is a paste gone wrong
 DASHBOARD_DAYS = 14
+# "mine" is filled in with the person looking (responder/web/admin/inbox.py).
 FILTERS: dict[str, tuple[str, str, dict[str, Any]]] = {
     "all": ("Todas", "all", {}),
+    "mine": ("Mías", "mine", {}),
+    "unassigned": ("Sin asignar", "unassigned", {"assigned": UNASSIGNED}),
     "human": ("Con personas", "human", {"mode": "human"}),
     "attention": ("Requieren atención", "needs_attention", {"needs_attention": True}),
+    "open": ("Abiertas", "open", {"status": "open"}),
+    "resolved": ("Resueltas", "resolved", {"status": "resolved"}),
     "opted_out": ("Dadas de baja", "opted_out", {"opted_out": True}),
 }
 NOTICES = {
@@ -44,7 +52,14 @@ NOTICES = {
     "bot": "La conversación volvió al bot: responderá de nuevo con las reglas.",
     "human": "Usted atiende esta conversación: el bot no responderá.",
     "fields": "Datos del contacto guardados.",
+    "assigned": "Conversación asignada.",
+    "unassigned": "La conversación quedó sin asignar.",
+    "resolved": "Conversación resuelta. Si el cliente escribe de nuevo, se reabre sola.",
+    "open": "Conversación reabierta.",
+    "note": "Nota interna guardada: el cliente no la ve.",
     "bye": "Sesión cerrada.",
+    "retried": "Mensaje en cola otra vez: se reintenta ahora.",
+    "cancelled": "Mensaje cancelado: no se enviará.",
 }
 EXPIRED_FORM = (
     "Formulario rechazado: la página caducó. Vuelva atrás, recárguela e intente de nuevo."
@@ -54,7 +69,7 @@ STORE_UNAVAILABLE = (
     "No se guardó ni se envió nada; intente de nuevo en unos minutos."
 )
 # Pages and actions for owners only (DESIGN §11): an agent gets 403 and no link to them.
-OWNER_ONLY = ("/admin/rules", "/admin/people", "/admin/audit")
+OWNER_ONLY = ("/admin/rules", "/admin/people", "/admin/audit", "/admin/saved-replies")
 NOT_AN_OWNER = "Esta página es solo para dueños. Pídale a un dueño que lo haga por usted."
 OPTED_OUT_ERROR = (
     "Este número se dio de baja: no se le puede escribir hasta que envíe ALTA por SMS."
@@ -101,8 +116,12 @@ def _environment() -> jinja2.Environment:
         preview=views.reply_preview,
         duration=views.duration,
         when=_when,
+        status_help=lambda s: failures.STATUS_HELP.get(s, ""),
     )
-    env.globals.update(origin=views.origin_label, rule_label=views.RULE_LABELS.get)
+    env.globals.update(
+        origin=views.origin_label, rule_label=views.RULE_LABELS.get, failure=failures.reason
+    )
+    env.tests["note"] = lambda value: isinstance(value, Note)
     return env
 
 
@@ -138,6 +157,7 @@ def _render(
         "tz": settings.timezone,
         "now": service.clock(),
         "poll_ms": int(POLL_INTERVAL * 1000),
+        "failed_phones": frozenset(),  # conversations flagged "falló" (inbox, conversation)
     }
     body = _state(request).env.get_template(template).render({**base, **context})
     return HTMLResponse(body, status_code=status)

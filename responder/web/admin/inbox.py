@@ -37,7 +37,7 @@ class Row:
 # -- inbox --------------------------------------------------------------------------------------
 
 
-async def _inbox(request: Request) -> dict[str, Any]:
+async def _inbox(request: Request, session: Session) -> dict[str, Any]:
     service = _service(request)
     params = request.query_params
     chosen = params.get("f", "all")
@@ -49,20 +49,25 @@ async def _inbox(request: Request) -> dict[str, Any]:
     except ValueError:
         shown = PAGE_SIZE
     filters: dict[str, Any] = FILTERS[chosen][2]
+    if chosen == "mine":
+        filters = {"assigned": session.user}
     if query:
         country = service.rules.current.settings.country
         fragments = views.phone_fragments(query, country)
         found = await service.search_conversations(query, fragments, shown + 1, 0, **filters)
-        counts = await service.conversation_counts(query, fragments)  # the counts follow
+        counts = await service.conversation_counts(session.user, query, fragments)  # they follow
     else:
         found = await service.conversations(shown + 1, 0, **filters)
-        counts = await service.conversation_counts()
+        counts = await service.conversation_counts(session.user)
+    counts["open"] = counts["all"] - counts["resolved"]
     links = [
         (key, label, counts[count_key], _link("/admin", f=key, q=query))
         for key, (label, count_key, _) in FILTERS.items()
     ]
+    failed = await service.failed_phones([c.phone for c in found[:shown]])
     return {
         "section": "inbox",
+        "failed_phones": failed,
         "conversations": found[:shown],
         "rows": await _rows(request, found[:shown], query),
         "more": _link("/admin", f=chosen, q=query, n=str(shown + PAGE_SIZE))
@@ -114,18 +119,19 @@ def _fingerprint(request: Request, session: Session, context: dict[str, Any]) ->
         context["counts"],
         context["filters"],
         context["more"],
+        context["failed_phones"],
     )
     return '"' + hashlib.sha256(repr(parts).encode()).hexdigest()[:32] + '"'
 
 
 async def inbox(request: Request, session: Session) -> Response:
-    return _render(request, session, "inbox.html", **await _inbox(request))
+    return _render(request, session, "inbox.html", **await _inbox(request, session))
 
 
 async def inbox_partial(request: Request, session: Session) -> Response:
     """The live part of the inbox; 304 without rendering when nothing shown has changed since
     the ETag the page sent (a poll every few seconds costs the queries, not the page)."""
-    context = await _inbox(request)
+    context = await _inbox(request, session)
     etag = _fingerprint(request, session, context)
     headers = {"ETag": etag, "Cache-Control": "private, no-cache"}
     if request.headers.get("if-none-match") == etag:

@@ -35,6 +35,10 @@ ACTIONS = {
     "broadcast_created": "creó un envío masivo",
     "broadcast_cancelled": "canceló un envío masivo",
     "contact_forgotten": "borró un contacto",
+    "message_retried": "reintentó un mensaje",
+    "message_cancelled": "canceló un mensaje",
+    "saved_reply_created": "guardó una respuesta",
+    "saved_reply_deleted": "borró una respuesta guardada",
 }
 AUDIT_SHOWN = 300
 

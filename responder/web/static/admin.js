@@ -22,6 +22,7 @@
       var keep = old.scrollTop;
       old.replaceWith(fresh);
       if (stick) toBottom(fresh); else fresh.scrollTop = keep;
+      document.dispatchEvent(new CustomEvent("live-swapped", { detail: fresh }));
     });
   }
 
@@ -147,6 +148,34 @@
     box.addEventListener("input", update);
     update();
   }
+
+  // -- the team: "Ana está escribiendo…" for the others, and what the person has seen ---------
+  var TYPING_EVERY = 3000; // ms between two "still typing" posts (the server keeps 8 s)
+
+  function startTyping(box) {
+    var url = box.getAttribute("data-typing-url");
+    var csrf = box.form && box.form.querySelector("input[name=csrf]");
+    var last = 0;
+    if (!url || !csrf) return;
+    box.addEventListener("input", function () {
+      var now = Date.now();
+      if (now - last < TYPING_EVERY || !box.value.trim()) return;
+      last = now;
+      fetch(url, {
+        method: "POST",
+        credentials: "same-origin",
+        headers: { "Content-Type": "application/x-www-form-urlencoded" },
+        body: "csrf=" + encodeURIComponent(csrf.value)
+      }).catch(function () { /* a hint for others; replying works without it */ });
+    });
+  }
+
+  // The reply carries the newest message the person had on screen: a reply someone else sent
+  // after it makes the server ask before sending.
+  document.addEventListener("live-swapped", function (e) {
+    var seen = document.querySelector("#reply input[name=seen]");
+    if (seen && e.detail.id === "thread") seen.value = e.detail.getAttribute("data-seen") || seen.value;
+  });
 
   // -- never missed: what waits for a person, on every page ----------------------------------
   // The tab title counts it; a message newer than the last one seen raises a notification
@@ -296,6 +325,7 @@
   }
 
   document.addEventListener("DOMContentLoaded", function () {
+    document.querySelectorAll("textarea[data-typing-url]").forEach(startTyping);
     var root = document.querySelector("[data-poll-url]");
     if (root) startPolling(root);
     document.querySelectorAll("[data-stick]").forEach(toBottom);
@@ -310,5 +340,121 @@
     if (thread) startConversation(thread);
     var boxes = document.querySelectorAll("textarea[data-sms-counter]");
     if (boxes.length) startCounters(boxes);
+  });
+})();
+
+/* Saved replies: typing "/" and a name in the reply box opens a list of the team's saved
+   replies, already filled in for this conversation (the server renders them); arrows move,
+   Enter or a click picks one, Escape closes. The SMS counter follows through its input event. */
+(function () {
+  "use strict";
+
+  function fold(text) { // case and accents ignored, as the matcher does
+    return text.normalize("NFD").replace(/[\u0300-\u036f]/g, "").toLowerCase();
+  }
+
+  function Picker(box, list) {
+    var url = box.getAttribute("data-saved-replies");
+    var replies = null, loadedAt = 0, shown = [], active = -1, token = null, quiet = false;
+
+    box.setAttribute("role", "combobox");
+    box.setAttribute("aria-autocomplete", "list");
+    box.setAttribute("aria-controls", list.id);
+    box.setAttribute("aria-expanded", "false");
+
+    function load() {
+      if (replies && Date.now() - loadedAt < 30000) return Promise.resolve(replies);
+      return fetch(url, { credentials: "same-origin", headers: { Accept: "application/json" } })
+        .then(function (r) { return r.ok ? r.json() : { saved_replies: [] }; })
+        .then(function (body) { replies = body.saved_replies; loadedAt = Date.now(); return replies; })
+        .catch(function () { return []; });
+    }
+
+    function close() {
+      list.hidden = true;
+      list.textContent = "";
+      shown = []; active = -1; token = null;
+      box.setAttribute("aria-expanded", "false");
+      box.removeAttribute("aria-activedescendant");
+    }
+
+    function highlight(index) {
+      active = index;
+      Array.prototype.forEach.call(list.children, function (li, i) {
+        li.setAttribute("aria-selected", i === index ? "true" : "false");
+      });
+      if (index >= 0 && list.children[index]) {
+        box.setAttribute("aria-activedescendant", list.children[index].id);
+        list.children[index].scrollIntoView({ block: "nearest" });
+      }
+    }
+
+    function render(query) {
+      var q = fold(query);
+      var starts = [], contains = [];
+      replies.forEach(function (r) {
+        var name = fold(r.name);
+        if (name.indexOf(q) === 0) starts.push(r);
+        else if (name.indexOf(q) >= 0 || fold(r.text).indexOf(q) >= 0) contains.push(r);
+      });
+      shown = starts.concat(contains).slice(0, 8);
+      list.textContent = "";
+      if (!shown.length) { close(); return; }
+      shown.forEach(function (r, i) {
+        var li = document.createElement("li");
+        li.id = "saved-reply-option-" + r.id;
+        li.setAttribute("role", "option");
+        var name = document.createElement("strong");
+        name.textContent = "/" + r.name;
+        var text = document.createElement("span");
+        text.textContent = r.error ? " (con un error: revise el texto) " + r.text : " " + r.text;
+        li.appendChild(name); li.appendChild(text);
+        li.addEventListener("mousedown", function (e) { e.preventDefault(); choose(i); });
+        list.appendChild(li);
+      });
+      list.hidden = false;
+      box.setAttribute("aria-expanded", "true");
+      highlight(0);
+    }
+
+    function choose(index) {
+      var reply = shown[index];
+      if (!reply || !token) return;
+      var before = box.value.slice(0, token.start), after = box.value.slice(box.selectionStart);
+      box.value = before + reply.text + after;
+      var caret = before.length + reply.text.length;
+      box.setSelectionRange(caret, caret);
+      close();
+      quiet = true; // the input event below is ours: it updates the counter, not the list
+      box.dispatchEvent(new Event("input", { bubbles: true }));
+      quiet = false;
+      box.focus();
+    }
+
+    box.addEventListener("input", function () {
+      if (quiet) return;
+      var upto = box.value.slice(0, box.selectionStart);
+      var found = /(^|\s)\/([^\s\/]*)$/.exec(upto);
+      if (!found) { close(); return; }
+      token = { start: upto.length - found[2].length - 1 };
+      var query = found[2];
+      load().then(function () { if (token) render(query); });
+    });
+
+    box.addEventListener("keydown", function (e) {
+      if (list.hidden) return;
+      if (e.key === "ArrowDown") { e.preventDefault(); highlight((active + 1) % shown.length); }
+      else if (e.key === "ArrowUp") { e.preventDefault(); highlight((active - 1 + shown.length) % shown.length); }
+      else if (e.key === "Enter" && !e.ctrlKey && !e.metaKey && !e.shiftKey) { e.preventDefault(); choose(active); }
+      else if (e.key === "Escape") { e.preventDefault(); close(); }
+    });
+    box.addEventListener("blur", close);
+  }
+
+  document.addEventListener("DOMContentLoaded", function () {
+    document.querySelectorAll("textarea[data-saved-replies]").forEach(function (box) {
+      var list = document.getElementById("saved-replies-picker");
+      if (list) new Picker(box, list);
+    });
   });
 })();
