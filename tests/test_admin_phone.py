@@ -7,10 +7,10 @@ import re
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 from playwright.sync_api import Browser, BrowserContext, ConsoleMessage, FloatRect, Page, expect
 
+from tests import loopback
 from tests.conftest import ADMIN_TOKEN, RunningApp
 from tests.test_admin_browser import (
     PHONE,
@@ -156,7 +156,7 @@ def test_the_thread_keeps_the_customers_last_message_whole_after_long_answers(
 ) -> None:
     last = a_long_conversation(shop)
     for n in range(4):  # a person answered at length four times after it
-        httpx.post(
+        loopback.post(
             f"{shop.url}/api/conversations/{PHONE}/messages",
             json={"text": f"Respuesta {n}: " + "los envíos a Valencia tardan dos días. " * 3},
             headers={"Authorization": f"Bearer {ADMIN_TOKEN}"},
