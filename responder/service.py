@@ -41,6 +41,7 @@ from responder.store.models import (
     StatusUpdate,
     StoreUnavailable,
     UnknownContactError,
+    Waiting,
     to_iso,
 )
 from responder.text import sendable
@@ -542,9 +543,24 @@ class Service:
         """The conversation with `phone`; UnknownContactError when there is none."""
         return await self.store.conversation(phone)
 
-    async def conversation_counts(self, me: str | None = None) -> dict[str, int]:
-        """COUNT_KEYS; "mine": the conversations assigned to `me`."""
-        return await self.store.conversation_counts(me)
+    async def conversation_counts(
+        self, me: str | None = None, text: str | None = None, phones: Sequence[str] = ()
+    ) -> dict[str, int]:
+        """COUNT_KEYS; "mine": the conversations assigned to `me`; only those a search for
+        `text` finds, when given."""
+        return await self.store.conversation_counts(me, text, phones)
+
+    async def search_matches(self, text: str, phones: Sequence[str]) -> dict[str, Message]:
+        """Each conversation's newest message a search for `text` found (the inbox shows it)."""
+        return await self.store.search_matches(text, phones)
+
+    async def last_messages(self, phones: Sequence[str]) -> list[Message]:
+        """Each number's newest inbound and newest outbound message."""
+        return await self.store.last_messages(phones)
+
+    async def waiting(self) -> Waiting:
+        """What waits for a person: the tab title's count and the notifications' message."""
+        return await self.store.waiting()
 
     async def messages(self, phone: str) -> list[Message]:
         return await self.store.messages(phone)

@@ -12,6 +12,7 @@ __all__ = [
     "GSM7_BASIC",
     "GSM7_EXTENDED",
     "UnsendableText",
+    "find_folded",
     "is_gsm7",
     "normalize",
     "segments",
@@ -47,6 +48,33 @@ def normalize(text: str) -> str:
     # NFKD is NFKC followed by NFD in one pass, so marks end up as separate code points.
     folded = unicodedata.normalize("NFKD", text).casefold()
     return " ".join(folded.translate(_NORMALIZE_TABLE).split())
+
+
+def find_folded(text: str, query: str) -> tuple[int, int] | None:
+    """Where `query` occurs in `text` once both are normalized (the inbox search's match), as
+    a `text[start:end]` span of the original characters; None when it does not occur."""
+    wanted = normalize(query)
+    if not wanted:
+        return None
+    # Each folded character remembers the original one it came from; whitespace runs (and
+    # the punctuation that became spaces) collapse to one space, as normalize does.
+    chars: list[str] = []
+    origin: list[int] = []
+    for index, char in enumerate(text):
+        for folded in unicodedata.normalize("NFKD", char).casefold().translate(_NORMALIZE_TABLE):
+            if folded.isspace():
+                if not chars or chars[-1] == " ":
+                    continue
+                folded = " "
+            chars.append(folded)
+            origin.append(index)
+    if chars and chars[-1] == " ":
+        chars.pop()
+        origin.pop()
+    at = "".join(chars).find(wanted)
+    if at < 0:
+        return None
+    return origin[at], origin[at + len(wanted) - 1] + 1
 
 
 # --- GSM-7 alphabet ------------------------------------------------------------

@@ -1130,6 +1130,71 @@ async def test_search_keeps_filters_and_order(filled: Store) -> None:
     assert [c.phone for c in await filled.search_conversations("re", [], 1, 1)] == [ANA]
 
 
+@pytest.mark.parametrize("text", ["cafe", "CAFÉ", "café", "Cafe con leche", "¿café, con?"])
+async def test_search_folds_accents_case_and_punctuation_like_the_matcher(
+    filled: Store, clock: Clock, text: str
+) -> None:
+    await admin_inbound(filled, clock, EVA, "Un CAFÉ, con leche", None)
+    assert [c.phone for c in await filled.search_conversations(text, [])] == [EVA]
+    assert [m.text for m in (await filled.search_matches(text, [EVA, ANA])).values()] == [
+        "Un CAFÉ, con leche"
+    ]
+
+
+async def test_search_matches_are_each_numbers_newest_matching_message(
+    filled: Store, clock: Clock
+) -> None:
+    await admin_inbound(filled, clock, ANA, "¿Tienen Algodon azul?", None)
+    matches = await filled.search_matches("ALGODÓN", [ANA, LUIS, EVA])
+    assert {p: m.text for p, m in matches.items()} == {ANA: "¿Tienen Algodon azul?"}
+    assert await filled.search_matches("¿?", [ANA]) == {}  # folds to nothing
+    assert await filled.search_matches("algodon", []) == {}
+
+
+async def test_counts_follow_the_search(filled: Store) -> None:
+    await filled.assign(LUIS, "ana")
+    assert await filled.conversation_counts("ana", "QUIERO", []) == {
+        "all": 1,
+        "human": 1,
+        "needs_attention": 0,
+        "opted_out": 0,
+        "unread": 1,
+        "unassigned": 0,
+        "resolved": 0,
+        "mine": 1,
+    }
+    assert (await filled.conversation_counts(None, "zzz", ["1112233"]))["needs_attention"] == 1
+    assert (await filled.conversation_counts(None, "0424", ["0424", "424"]))["all"] == 1
+    assert set((await filled.conversation_counts("ana", "nada de esto", [])).values()) == {0}
+    assert (await filled.conversation_counts())["all"] == 3
+
+
+async def test_last_messages_are_each_numbers_newest_in_and_out(filled: Store) -> None:
+    found = await filled.last_messages([ANA, EVA])
+    assert [(m.phone, m.direction, m.text) for m in found] == [
+        (ANA, "in", "precio del 100% algodón"),
+        (ANA, "out", "re: precio del 100% algodón"),
+        (EVA, "in", "zzz_qq"),
+    ]
+    assert await filled.last_messages([]) == []
+
+
+async def test_waiting_counts_unread_conversations_a_person_must_answer(
+    filled: Store, clock: Clock
+) -> None:
+    waiting = await filled.waiting()  # LUIS was handed over, EVA needs attention; ANA neither
+    assert waiting.count == 2
+    assert waiting.newest is not None
+    assert (waiting.newest.phone, waiting.newest.text) == (EVA, "zzz_qq")
+    await filled.mark_read(EVA)
+    waiting = await filled.waiting()
+    assert waiting.count == 1
+    assert waiting.newest is not None and waiting.newest.phone == LUIS
+    await filled.mark_read(LUIS)
+    assert (await filled.waiting()).count == 0
+    assert (await filled.waiting()).newest is None
+
+
 async def test_conversations_filters_modes_fields_and_read_marks(filled: Store) -> None:
     assert [c.phone for c in await filled.conversations()] == [EVA, LUIS, ANA]
     assert [c.phone for c in await filled.conversations(1, 1)] == [LUIS]

@@ -13,6 +13,7 @@ from responder.text import (
     GSM7_BASIC,
     GSM7_EXTENDED,
     UnsendableText,
+    find_folded,
     is_gsm7,
     normalize,
     segments,
@@ -66,6 +67,34 @@ def test_normalize(raw: str, expected: str) -> None:
 def test_normalize_is_idempotent(raw: str) -> None:
     once = normalize(raw)
     assert normalize(once) == once
+
+
+@pytest.mark.parametrize(
+    ("text", "query", "found"),
+    [
+        ("Un CAFÉ con leche", "cafe", "CAFÉ"),
+        ("Un CAFÉ con leche", "Café CON", "CAFÉ con"),
+        ("¿Cuánto cuesta?  Gracias", "cuesta gracias", "cuesta?  Gracias"),
+        ("Ca\u0301ncion nueva", "cancion", "Ca\u0301ncion"),
+        ("Straße 5", "strasse", "Straße"),
+        ("hola", "adiós", None),
+        ("hola", "¿?", None),
+    ],
+)
+def test_find_folded_spans_the_original_characters(
+    text: str, query: str, found: str | None
+) -> None:
+    span = find_folded(text, query)
+    assert (text[span[0] : span[1]] if span else None) == found
+
+
+@given(any_text, any_text)
+def test_find_folded_agrees_with_normalize(text: str, query: str) -> None:
+    span = find_folded(text, query)
+    wanted = normalize(query)
+    assert (span is not None) == (bool(wanted) and wanted in normalize(text))
+    if span is not None:
+        assert wanted in normalize(text[span[0] : span[1]])
 
 
 @given(any_text)

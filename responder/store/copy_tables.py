@@ -106,6 +106,7 @@ TABLES: tuple[Table, ...] = (
             ("claimed_by", "text"),
             ("lease_until", "moment"),
             ("author", "text"),
+            ("folded", "text"),
         ),
         key="id",
         append_only=True,

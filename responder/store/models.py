@@ -361,3 +361,13 @@ class SavedReply:
 
     def as_json(self) -> dict[str, Any]:
         return _json_ready(self)
+
+
+@dataclass(frozen=True)
+class Waiting:
+    """Conversations with unread messages that a person must answer (handed to a person, or
+    needing attention), and the newest inbound message among them: the tab title's count and
+    the browser's notification."""
+
+    count: int
+    newest: Message | None

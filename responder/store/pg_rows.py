@@ -13,6 +13,7 @@ from typing import Any
 
 from responder.engine import Contact, Decision, FlowState, Reply
 from responder.store.models import Conversation, Message, OutboxItem, to_iso
+from responder.text import normalize
 
 MESSAGE_COLUMNS = (
     "id, phone, direction, text, status, origin, rule, provider, provider_id, line, error, "
@@ -30,11 +31,11 @@ CONVERSATION_COLUMNS = f"{CONTACT_COLUMNS}, assigned_to, status"
 INSERT_MESSAGES = """
 INSERT INTO messages (id, phone, direction, text, status, origin, rule, provider, provider_id,
     line, error, attempts, created_at, updated_at, send_at, failover_from, next_attempt_at,
-    claimed_by, lease_until)
+    claimed_by, lease_until, folded)
 SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[],
     $7::text[], $8::text[], $9::text[], $10::text[], $11::text[], $12::integer[],
     $13::timestamptz[], $14::timestamptz[], $15::timestamptz[], $16::text[],
-    $17::timestamptz[], $18::text[], $19::timestamptz[])
+    $17::timestamptz[], $18::text[], $19::timestamptz[], $20::text[])
 """
 UPSERT_CONTACTS = """
 INSERT INTO contacts (phone, mode, opted_out, opted_out_at, opt_out_message_id, fields, unread,
@@ -334,8 +335,10 @@ def outbound_row(
 
 async def insert_messages(conn: Any, rows: Sequence[MessageRow]) -> None:
     if rows:
-        columns = list(zip(*(r.values() for r in rows)))
-        await conn.execute(INSERT_MESSAGES, *(list(c) for c in columns))
+        columns = [list(c) for c in zip(*(r.values() for r in rows))]
+        # The text as search compares it (the matcher's folding; SQLite folds alike).
+        columns.append([normalize(text) for text in columns[3]])
+        await conn.execute(INSERT_MESSAGES, *columns)
 
 
 def message(row: Any) -> Message:

@@ -5,6 +5,7 @@ so that instances starting together never race."""
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
 from importlib import resources
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -12,6 +13,7 @@ from urllib.parse import urlsplit, urlunsplit
 import asyncpg
 
 from responder.clock import Clock
+from responder.text import normalize
 
 log = logging.getLogger("responder.store")
 
@@ -66,6 +68,26 @@ def unavailable(err: BaseException) -> bool:
     return False
 
 
+async def _fold_messages(conn: Any, batch: int = 5000) -> None:
+    """Fills `messages.folded` (0005) for the rows already there, in Python: the same folding
+    as new messages get, and as SQLite's migration gets through its registered function."""
+    after = 0
+    while rows := await conn.fetch(
+        "SELECT id, text FROM messages WHERE id > $1 ORDER BY id LIMIT $2", after, batch
+    ):
+        await conn.execute(
+            "UPDATE messages SET folded = f.folded FROM unnest($1::bigint[], $2::text[]) "
+            "AS f(id, folded) WHERE messages.id = f.id",
+            [row[0] for row in rows],
+            [normalize(row[1]) for row in rows],
+        )
+        after = rows[-1][0]
+
+
+# Python steps that complete a migration, in its transaction.
+FILL_AFTER: dict[int, Callable[[Any], Awaitable[None]]] = {5: _fold_messages}
+
+
 async def migrate(conn: Any, clock: Clock) -> None:
     """Applies the numbered `pg_migrations/NNNN_*.sql` files not yet applied, each in its own
     transaction, while holding an advisory lock: a second instance starting at the same time
@@ -87,6 +109,8 @@ async def migrate(conn: Any, clock: Clock) -> None:
                 continue
             async with conn.transaction():
                 await conn.execute(script.read_text(encoding="utf-8"))
+                if number in FILL_AFTER:
+                    await FILL_AFTER[number](conn)
                 await conn.execute(
                     "INSERT INTO schema_migrations (version, name, applied_at) VALUES ($1, $2, $3)",
                     number,

@@ -43,14 +43,17 @@ from responder.store.models import (
     StatusUpdate,
     StoreUnavailable,
     UnknownContactError,
+    Waiting,
 )
 from responder.store.overruns import OVERRUNS_KEY, merged, records
 from responder.store.recent import RECENT_ROWS, ROW_COLUMNS, Activity, RecentRows
 from responder.store.recent import Known as RecentKnown
+from responder.store.search import folded_pattern, like_pattern
 from responder.store.sqlite_care import SQLiteMessageCare
 from responder.store.sqlite_inbox import SQLiteInbox
 from responder.store.sqlite_team import SQLiteTeam
 from responder.store.sqltime import maybe_moment, moment, stored
+from responder.text import normalize
 
 log = logging.getLogger("responder.store")
 
@@ -76,10 +79,19 @@ ON CONFLICT (phone) DO UPDATE SET
     last_message_at = excluded.last_message_at, last_text = excluded.last_text,
     flagged = excluded.flagged, flow = excluded.flow, last_activity_at = excluded.last_activity_at
 """
+# `folded` is the text as search compares it (`fold`, registered on the writer, is normalize).
 INSERT_MESSAGE = f"""
-INSERT INTO messages ({WRITTEN_COLUMNS}, next_attempt_at, claimed_by, lease_until)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+INSERT INTO messages ({WRITTEN_COLUMNS}, next_attempt_at, claimed_by, lease_until, folded)
+VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19,
+    fold(?4))
 """
+# Conversations a person must answer that have news (the tab title, notifications).
+WAITING = "unread > 0 AND status <> 'resolved' AND (mode = 'human' OR needs_attention)"
+# A new message moves its conversation to the top: the newest inbound message among those
+# waiting is among the most recent few, and only their messages need to be read.
+NEWEST_WAITING = (
+    f"SELECT phone FROM contacts WHERE {WAITING} ORDER BY last_message_at DESC LIMIT 20"
+)
 MAX_BATCH = 512
 PRAGMAS = (
     # WAL + synchronous=NORMAL: a process crash loses no committed row (see README).
@@ -260,6 +272,20 @@ def _state_filters(
     return conditions, params
 
 
+def _search_match(text: str, phones: Sequence[str]) -> tuple[str, list[Any]]:
+    """The SQL condition (and its parameters) for contacts a search for `text` finds: by
+    folded message text, by contact fields, or by a fragment of the number."""
+    matches, params = ["fields LIKE ? ESCAPE '\\'"], [like_pattern(text)]
+    folded = folded_pattern(text)
+    if folded is not None:
+        matches.append("phone IN (SELECT phone FROM messages WHERE folded LIKE ? ESCAPE '\\')")
+        params.append(folded)
+    for digits in phones:
+        matches.append("phone LIKE ?")
+        params.append(f"%{digits}%")
+    return f"({' OR '.join(matches)})", params
+
+
 def _fetchall(db: sqlite3.Connection, sql: str, params: Any = ()) -> list[sqlite3.Row]:
     return db.execute(sql, params).fetchall()
 
@@ -338,6 +364,7 @@ class SQLiteStore(SQLiteInbox, SQLiteMessageCare, SQLiteTeam):
         except sqlite3.Error as err:
             raise StartupError(f"RESPONDER_DATABASE: cannot open {self.path}: {err}") from None
         conn.row_factory = sqlite3.Row
+        conn.create_function("fold", 1, normalize, deterministic=True)
         try:
             for pragma in (*PRAGMAS, "PRAGMA wal_autocheckpoint = 0"):
                 conn.execute(pragma)
@@ -1463,25 +1490,60 @@ class SQLiteStore(SQLiteInbox, SQLiteMessageCare, SQLiteTeam):
         assigned: str | None = None,
         status: str | None = None,
     ) -> list[Conversation]:
-        """Conversations newest first whose number contains one of `phones`, or whose messages
-        or contact fields contain `text` (case-insensitive for ASCII letters)."""
+        """Conversations newest first whose number contains one of `phones`, whose messages
+        contain `text` with accents, case and punctuation folded as the matcher folds them, or
+        whose contact fields contain `text` (case-insensitive for ASCII letters)."""
         conditions, params = _state_filters(mode, needs_attention, opted_out, assigned, status)
-        pattern = "%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-        matches = [
-            "fields LIKE ? ESCAPE '\\'",
-            "phone IN (SELECT phone FROM messages WHERE text LIKE ? ESCAPE '\\')",
-        ]
-        params += [pattern, pattern]
-        for digits in phones:
-            matches.append("phone LIKE ?")
-            params.append(f"%{digits}%")
+        match, match_params = _search_match(text, phones)
         rows = await self.reader.execute_fetchall(
             f"SELECT {CONVERSATION_COLUMNS} FROM contacts WHERE {' AND '.join(conditions)} "
-            f"AND ({' OR '.join(matches)}) "
-            "ORDER BY last_message_at DESC, phone LIMIT ? OFFSET ?",
-            (*params, limit, offset),
+            f"AND {match} ORDER BY last_message_at DESC, phone LIMIT ? OFFSET ?",
+            (*params, *match_params, limit, offset),
         )
         return [self._conversation(row) for row in rows]
+
+    async def search_matches(self, text: str, phones: Sequence[str]) -> dict[str, Message]:
+        """Of each number in `phones`, its newest message that contains `text` as the search
+        compares (folded); numbers without one are left out."""
+        pattern = folded_pattern(text)
+        if pattern is None or not phones:
+            return {}
+        found: dict[str, Message] = {}
+        for chunk in _chunks(phones):
+            rows = await self.reader.execute_fetchall(
+                f"SELECT {MESSAGE_COLUMNS} FROM messages WHERE id IN (SELECT MAX(id) "
+                f"FROM messages WHERE phone IN ({_marks(len(chunk))}) "
+                "AND folded LIKE ? ESCAPE '\\' GROUP BY phone)",
+                (*chunk, pattern),
+            )
+            found.update((m.phone, m) for m in map(_message, rows))
+        return found
+
+    async def last_messages(self, phones: Sequence[str]) -> list[Message]:
+        """Each number's newest inbound and newest outbound message (the inbox's preview)."""
+        found: list[Message] = []
+        for chunk in _chunks(phones):
+            rows = await self.reader.execute_fetchall(
+                f"SELECT {MESSAGE_COLUMNS} FROM messages WHERE id IN (SELECT MAX(id) "
+                f"FROM messages WHERE phone IN ({_marks(len(chunk))}) GROUP BY phone, direction) "
+                "ORDER BY id",
+                chunk,
+            )
+            found.extend(_message(row) for row in rows)
+        return found
+
+    async def waiting(self) -> Waiting:
+        """Conversations with unread messages that a person must answer (handed to a person,
+        or needing attention), and the newest inbound message among them."""
+        rows = await self.reader.execute_fetchall(f"SELECT COUNT(*) FROM contacts WHERE {WAITING}")
+        count = int(next(iter(rows))[0])
+        if not count:
+            return Waiting(0, None)
+        newest = await self.reader.execute_fetchall(
+            f"SELECT {MESSAGE_COLUMNS} FROM messages WHERE id = (SELECT MAX(id) FROM messages "
+            f"WHERE direction = 'in' AND phone IN ({NEWEST_WAITING}))"
+        )
+        return Waiting(count, next((_message(row) for row in newest), None))
 
     async def mark_read(self, phone: str) -> None:
         """Staff have seen the conversation: its unread count goes back to zero."""
@@ -1491,16 +1553,20 @@ class SQLiteStore(SQLiteInbox, SQLiteMessageCare, SQLiteTeam):
 
         await self._transaction(work)
 
-    async def conversation_counts(self, me: str | None = None) -> dict[str, int]:
+    async def conversation_counts(
+        self, me: str | None = None, text: str | None = None, phones: Sequence[str] = ()
+    ) -> dict[str, int]:
         """How many conversations there are in all, with people, needing attention, opted out,
-        with unread messages, assigned to nobody, resolved, and assigned to `me`."""
+        with unread messages, assigned to nobody, resolved, and assigned to `me`; only those a
+        search finds when `text` is given."""
+        match, params = _search_match(text, phones) if text is not None else ("1", [])
         rows = await self.reader.execute_fetchall(
             "SELECT COUNT(*), "
             "COALESCE(SUM(mode = 'human'), 0), COALESCE(SUM(needs_attention), 0), "
             "COALESCE(SUM(opted_out), 0), COALESCE(SUM(unread > 0), 0), "
             "COALESCE(SUM(assigned_to IS NULL), 0), COALESCE(SUM(status = 'resolved'), 0), "
-            "COALESCE(SUM(assigned_to = ?), 0) FROM contacts",
-            (me,),
+            f"COALESCE(SUM(assigned_to = ?), 0) FROM contacts WHERE {match}",
+            (me, *params),
         )
         keys = COUNT_KEYS
         row = next(iter(rows), None)

@@ -12,6 +12,7 @@ import phonenumbers
 
 from responder.phone import InvalidPhoneNumber, normalize_phone
 from responder.rules.model import Rule
+from responder.text import find_folded
 
 STATUS_LABELS = {
     "received": "recibido",
@@ -142,3 +143,18 @@ def daily_counts(
         if slot is not None:
             slot[0 if direction == "in" else 1] += count
     return [(day.strftime("%d/%m"), totals[day][0], totals[day][1]) for day in days]
+
+
+def match_excerpt(text: str, query: str, around: int = 40) -> tuple[str, str, str] | None:
+    """The part of a message that a search found, as (before, found, after), with about
+    `around` characters before it and twice that after; None when it does not occur."""
+    span = find_folded(text, query)
+    if span is None:
+        return None
+    start, end = span
+    before, after = text[max(0, start - around) : start], text[end : end + 2 * around]
+    if start > around:
+        before = "…" + before.lstrip()
+    if end + 2 * around < len(text):
+        after = after.rstrip() + "…"
+    return before, text[start:end], after

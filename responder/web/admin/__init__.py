@@ -42,6 +42,7 @@ routes = [
     Route("/admin/login", action(auth.login, signed_in=False), methods=["POST"]),
     Route("/admin/logout", action(auth.logout, signed_in=False), methods=["POST"]),
     Route("/admin/partials/inbox", partial(inbox.inbox_partial), methods=["GET"]),
+    Route("/admin/partials/waiting", partial(inbox.waiting), methods=["GET"]),
     Route("/admin/conversations/{phone}", page(conversation.conversation_page), methods=["GET"]),
     Route(
         "/admin/partials/conversations/{phone}",

@@ -1,13 +1,16 @@
-"""The inbox: conversations, filters, search, live updates."""
+"""The inbox: conversations, filters, search, live updates, and what waits for a person."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+import hashlib
+from dataclasses import dataclass
+from typing import Any
 from urllib.parse import urlencode
 
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import JSONResponse, Response
 
+from responder.store.models import Conversation, Message
 from responder.web import views
 from responder.web.admin.core import (
     FILTERS,
@@ -17,8 +20,18 @@ from responder.web.admin.core import (
 )
 from responder.web.sessions import Session
 
-if TYPE_CHECKING:
-    pass
+NOTIFY_TEXT = 140  # characters of a message a notification shows
+
+
+@dataclass(frozen=True)
+class Row:
+    """One conversation in the list: what the customer wrote last, the answer after it (the
+    bot's or a person's), and the part of a message a search found."""
+
+    c: Conversation
+    inbound: Message | None
+    reply: Message | None
+    found: tuple[str, str, str] | None
 
 
 # -- inbox --------------------------------------------------------------------------------------
@@ -42,9 +55,10 @@ async def _inbox(request: Request, session: Session) -> dict[str, Any]:
         country = service.rules.current.settings.country
         fragments = views.phone_fragments(query, country)
         found = await service.search_conversations(query, fragments, shown + 1, 0, **filters)
+        counts = await service.conversation_counts(session.user, query, fragments)  # they follow
     else:
         found = await service.conversations(shown + 1, 0, **filters)
-    counts = await service.conversation_counts(session.user)
+        counts = await service.conversation_counts(session.user)
     counts["open"] = counts["all"] - counts["resolved"]
     links = [
         (key, label, counts[count_key], _link("/admin", f=key, q=query))
@@ -55,6 +69,7 @@ async def _inbox(request: Request, session: Session) -> dict[str, Any]:
         "section": "inbox",
         "failed_phones": failed,
         "conversations": found[:shown],
+        "rows": await _rows(request, found[:shown], query),
         "more": _link("/admin", f=chosen, q=query, n=str(shown + PAGE_SIZE))
         if len(found) > shown
         else None,
@@ -66,9 +81,47 @@ async def _inbox(request: Request, session: Session) -> dict[str, Any]:
     }
 
 
+async def _rows(request: Request, shown: list[Conversation], query: str) -> list[Row]:
+    service = _service(request)
+    phones = [c.phone for c in shown]
+    last: dict[tuple[str, str], Message] = {
+        (m.phone, m.direction): m for m in await service.last_messages(phones)
+    }
+    matches = await service.search_matches(query, phones) if query else {}
+    rows = []
+    for c in shown:
+        inbound, outbound = last.get((c.phone, "in")), last.get((c.phone, "out"))
+        reply = outbound if outbound and (inbound is None or outbound.id > inbound.id) else None
+        match = matches.get(c.phone)
+        found = views.match_excerpt(match.text, query) if match else None
+        rows.append(Row(c, inbound, reply, found))
+    return rows
+
+
 def _link(path: str, **query: str) -> str:
     kept = {k: v for k, v in query.items() if v and not (k == "f" and v == "all")}
     return path + ("?" + urlencode(kept) if kept else "")
+
+
+def _fingerprint(request: Request, session: Session, context: dict[str, Any]) -> str:
+    """An ETag for the list as it would be rendered: the data shown, who asks (and for what),
+    and the shop's date (times read "14:05" today, "23/11 14:05" after). A new version's
+    markup reaches a page when it reloads (its script goes with it)."""
+    settings = _service(request).rules.current.settings
+    today = _service(request).clock().astimezone(settings.timezone).date()
+    parts = (
+        session.user,
+        session.owner,
+        session.csrf,
+        str(request.url.query),
+        today,
+        context["rows"],
+        context["counts"],
+        context["filters"],
+        context["more"],
+        context["failed_phones"],
+    )
+    return '"' + hashlib.sha256(repr(parts).encode()).hexdigest()[:32] + '"'
 
 
 async def inbox(request: Request, session: Session) -> Response:
@@ -76,4 +129,32 @@ async def inbox(request: Request, session: Session) -> Response:
 
 
 async def inbox_partial(request: Request, session: Session) -> Response:
-    return _render(request, session, "_inbox_live.html", **await _inbox(request, session))
+    """The live part of the inbox; 304 without rendering when nothing shown has changed since
+    the ETag the page sent (a poll every few seconds costs the queries, not the page)."""
+    context = await _inbox(request, session)
+    etag = _fingerprint(request, session, context)
+    headers = {"ETag": etag, "Cache-Control": "private, no-cache"}
+    if request.headers.get("if-none-match") == etag:
+        return Response(status_code=304, headers=headers)
+    response = _render(request, session, "_inbox_live.html", **context)
+    response.headers.update(headers)
+    return response
+
+
+async def waiting(request: Request, session: Session) -> Response:
+    """What waits for a person, for every admin page: the tab title's count and the newest
+    inbound message, which the page raises as a notification when it is new."""
+    found = await _service(request).waiting()
+    newest = None
+    if found.newest is not None:
+        m = found.newest
+        conversation = await _service(request).conversation(m.phone)
+        newest = {
+            "id": m.id,
+            "phone": m.phone,
+            "who": views.contact_name(conversation.fields) or views.show_phone(m.phone),
+            "text": m.text[:NOTIFY_TEXT],
+            "href": f"/admin/conversations/{m.phone}",
+        }
+    body = {"count": found.count, "newest": newest}
+    return JSONResponse(body, headers={"Cache-Control": "private, no-store"})

@@ -1,4 +1,5 @@
-/* responder admin: live updates by polling, and the reply box's SMS counter. No libraries. */
+/* responder admin: live updates by polling, notifications, the conversation on a phone, and
+   the reply box's SMS counter. No libraries. */
 (function () {
   "use strict";
 
@@ -30,17 +31,24 @@
   var leaving = false;
   window.addEventListener("submit", function (e) { if (!e.defaultPrevented) leaving = true; });
 
+  // A fragment that answers with an ETag is asked again with it: 304 means nothing changed
+  // (the server did not even render it), and nothing is swapped.
   function startPolling(root) {
     var url = root.getAttribute("data-poll-url");
     var every = parseInt(root.getAttribute("data-poll-ms"), 10) || 3000;
     var busy = false;
+    var etag = null;
     function tick() {
       if (busy || leaving || document.hidden) return;
       busy = true;
-      fetch(url, { credentials: "same-origin", headers: { Accept: "text/html" } })
+      var headers = { Accept: "text/html" };
+      if (etag) headers["If-None-Match"] = etag;
+      fetch(url, { credentials: "same-origin", cache: "no-store", headers: headers })
         .then(function (r) {
           if (r.status === 401) { if (!leaving) window.location.reload(); return null; }
-          return r.ok ? r.text() : null;
+          if (!r.ok) return null; // 304 included: the page already shows it
+          etag = r.headers.get("ETag");
+          return r.text();
         })
         .then(function (html) { if (html) swap(html); })
         .catch(function () { /* offline for a moment: the next tick tries again */ })
@@ -169,11 +177,167 @@
     if (seen && e.detail.id === "thread") seen.value = e.detail.getAttribute("data-seen") || seen.value;
   });
 
+  // -- never missed: what waits for a person, on every page ----------------------------------
+  // The tab title counts it; a message newer than the last one seen raises a notification
+  // (once the person allowed them, with the button: never asked on load) and, when chosen, a
+  // beep. Unlike the fragments, this keeps polling in a hidden tab (browsers slow it down).
+  var SOUND_KEY = "responder.sound";
+  var audio = null;
+
+  function soundOn() {
+    try { return window.localStorage.getItem(SOUND_KEY) === "on"; } catch (e) { return false; }
+  }
+
+  function beep() {
+    var Context = window.AudioContext || window.webkitAudioContext;
+    if (!Context) return;
+    audio = audio || new Context();
+    if (audio.state === "suspended") audio.resume();
+    var tone = audio.createOscillator();
+    var gain = audio.createGain();
+    var now = audio.currentTime;
+    tone.frequency.value = 880;
+    gain.gain.setValueAtTime(0.12, now);
+    gain.gain.exponentialRampToValueAtTime(0.001, now + 0.25);
+    tone.connect(gain);
+    gain.connect(audio.destination);
+    tone.start(now);
+    tone.stop(now + 0.25);
+  }
+
+  function startSoundToggle(button) {
+    function show() {
+      var on = soundOn();
+      button.setAttribute("aria-pressed", on ? "true" : "false");
+      button.textContent = on ? "Sonido: sí" : "Sonido: no";
+    }
+    button.addEventListener("click", function () {
+      var on = !soundOn();
+      try { window.localStorage.setItem(SOUND_KEY, on ? "on" : "off"); } catch (e) { /* private mode */ }
+      if (on) beep(); // the click lets the page play sound from now on
+      show();
+    });
+    button.hidden = false;
+    show();
+  }
+
+  function startNotifyButton(button) {
+    if (!("Notification" in window)) return;
+    function show() { button.hidden = Notification.permission !== "default"; }
+    button.addEventListener("click", function () {
+      var asked = Notification.requestPermission(show);
+      if (asked && asked.then) asked.then(show);
+    });
+    show();
+  }
+
+  function announce(newest, status) {
+    var words = "Mensaje nuevo de " + newest.who + ": " + newest.text;
+    status.textContent = words;
+    status.setAttribute("data-message-id", String(newest.id));
+    if (soundOn()) beep();
+    var here = window.location.pathname === newest.href && !document.hidden;
+    if (here || !("Notification" in window) || Notification.permission !== "granted") return;
+    var note = new Notification("Mensaje de " + newest.who, {
+      body: newest.text, tag: "responder-" + newest.phone, lang: "es"
+    });
+    status.setAttribute("data-notified", String(newest.id));
+    note.addEventListener("show", function () { status.setAttribute("data-shown", String(newest.id)); });
+    note.addEventListener("click", function () {
+      window.focus();
+      window.location.href = newest.href;
+      note.close();
+    });
+  }
+
+  function startWaiting(header) {
+    var url = header.getAttribute("data-waiting-url");
+    var every = parseInt(header.getAttribute("data-poll-ms"), 10) || 3000;
+    var status = document.getElementById("waiting-status");
+    var title = document.title;
+    var seen = null; // the newest message id known; null until the first answer
+    var busy = false;
+    function tick() {
+      if (busy || leaving) return;
+      busy = true;
+      fetch(url, { credentials: "same-origin", cache: "no-store", headers: { Accept: "application/json" } })
+        .then(function (r) { return r.ok ? r.json() : null; })
+        .then(function (waiting) {
+          if (!waiting) return;
+          document.title = waiting.count ? "(" + waiting.count + ") " + title : title;
+          header.setAttribute("data-waiting", String(waiting.count));
+          var newest = waiting.newest;
+          var id = newest ? newest.id : 0;
+          if (seen !== null && id > seen && status) announce(newest, status);
+          if (seen === null || id > seen) seen = id;
+        })
+        .catch(function () { /* offline for a moment: the next tick tries again */ })
+        .then(function () { busy = false; });
+    }
+    tick();
+    setInterval(tick, every);
+  }
+
+  // -- the conversation on a phone: thread and reply box in one screen -------------------------
+  var phone = window.matchMedia ? window.matchMedia("(max-width: 760px)") : null;
+
+  // On a small screen the thread gets the height left between the top of the page and the
+  // reply box, so both are on screen at once without scrolling the page. The height is set on
+  // the chat section (as --thread-height), which live updates do not replace.
+  function fitThread() {
+    var thread = document.getElementById("thread");
+    var reply = document.getElementById("reply");
+    var chat = thread && thread.closest(".chat");
+    if (!chat || !reply) return;
+    if (!phone || !phone.matches) { chat.style.removeProperty("--thread-height"); return; }
+    reply.classList.add("measuring"); // where it sits in the page, not where it sticks
+    var top = thread.getBoundingClientRect().top + window.scrollY;
+    var below = reply.getBoundingClientRect().bottom - thread.getBoundingClientRect().bottom;
+    reply.classList.remove("measuring");
+    var room = window.innerHeight - top - below - 8;
+    chat.style.setProperty("--thread-height", Math.max(160, Math.floor(room)) + "px");
+  }
+
+  // The newest message at the bottom, but never past the customer's last one: when answers
+  // came after it, it is shown whole at the top of the thread.
+  function showLastInbound(thread) {
+    toBottom(thread);
+    var ins = thread.querySelectorAll(".msg.in");
+    var last = ins[ins.length - 1];
+    if (!last) return;
+    var box = thread.getBoundingClientRect(), msg = last.getBoundingClientRect();
+    if (msg.top < box.top) thread.scrollTop -= box.top - msg.top + 8;
+  }
+
+  function startConversation(thread) {
+    var reply = document.getElementById("reply");
+    fitThread();
+    window.addEventListener("resize", fitThread);
+    showLastInbound(thread);
+    var box = reply ? reply.querySelector("textarea[name=text]") : null;
+    if (!box) return;
+    // Ctrl+Enter (Cmd+Enter on a Mac) sends, as in most chat programs.
+    box.addEventListener("keydown", function (e) {
+      if (e.key !== "Enter" || !(e.ctrlKey || e.metaKey)) return;
+      e.preventDefault();
+      if (reply.requestSubmit) reply.requestSubmit(); else reply.submit();
+    });
+  }
+
   document.addEventListener("DOMContentLoaded", function () {
     document.querySelectorAll("textarea[data-typing-url]").forEach(startTyping);
     var root = document.querySelector("[data-poll-url]");
     if (root) startPolling(root);
     document.querySelectorAll("[data-stick]").forEach(toBottom);
+    // The header's buttons first: showing them may make the header taller.
+    var notify = document.getElementById("notify-enable");
+    if (notify) startNotifyButton(notify);
+    var sound = document.getElementById("sound-toggle");
+    if (sound) startSoundToggle(sound);
+    var header = document.querySelector("[data-waiting-url]");
+    if (header) startWaiting(header);
+    var thread = document.getElementById("thread");
+    if (thread) startConversation(thread);
     var boxes = document.querySelectorAll("textarea[data-sms-counter]");
     if (boxes.length) startCounters(boxes);
   });

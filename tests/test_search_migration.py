@@ -1,0 +1,98 @@
+"""Messages stored before the search learned to forgive are folded by the migration that adds
+`messages.folded` (SQLite 0016 through its registered function, PostgreSQL 0005 in Python), and
+found like new ones."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import asyncpg
+
+from responder.engine import Contact, Decision, InboundMessage
+from responder.store.models import InboundJob
+from responder.store.postgres import PostgresStore
+from responder.store.sqlite import SQLiteStore, _statements
+from tests.conftest import ROOT, Clock
+from tests.test_postgres import fresh_database
+
+__all__ = ["fresh_database"]  # a fixture, imported to be used here
+
+SEARCH = 16  # the SQLite migration that adds messages.folded
+PHONE = "584121234567"
+OLD_TEXTS = ["Quiero un CAFÉ, por favor", "¿Tienen pingüinos de peluche?"]
+
+
+def before_search(path: Path) -> None:
+    """A database as an older release left it: every migration before 0016, and messages."""
+    with sqlite3.connect(path, isolation_level=None) as db:
+        for script in sorted((ROOT / "responder" / "store" / "migrations").glob("*.sql")):
+            number = int(script.name[:4])
+            if number >= SEARCH:
+                break
+            for statement in _statements(script.read_text(encoding="utf-8")):
+                db.execute(statement)
+            db.execute(f"PRAGMA user_version = {number}")
+        for n, text in enumerate(OLD_TEXTS, 1):
+            db.execute(
+                "INSERT INTO messages (id, phone, direction, text, status, origin, attempts, "
+                "created_at, updated_at) VALUES (?, ?, 'in', ?, 'received', 'inbound', 0, "
+                "'2026-11-23T14:00:00.000000Z', '2026-11-23T14:00:00.000000Z')",
+                (n, PHONE, text),
+            )
+        db.execute(
+            "INSERT INTO contacts (phone, first_seen_at, last_message_at) "
+            "VALUES (?, '2026-11-23T14:00:00.000000Z', '2026-11-23T14:00:00.000000Z')",
+            (PHONE,),
+        )
+
+
+async def test_sqlite_folds_the_messages_already_stored(tmp_path: Path, clock: Clock) -> None:
+    path = tmp_path / "old.db"
+    before_search(path)
+    store = SQLiteStore(path, clock)
+    await store.open()
+    try:
+        for query, text in [("cafe por favor", OLD_TEXTS[0]), ("PINGUINOS", OLD_TEXTS[1])]:
+            assert [c.phone for c in await store.search_conversations(query)] == [PHONE]
+            assert (await store.search_matches(query, [PHONE]))[PHONE].text == text
+    finally:
+        await store.close()
+    with sqlite3.connect(path) as db:
+        assert db.execute("SELECT folded FROM messages ORDER BY id").fetchall() == [
+            ("quiero un cafe por favor",),
+            ("tienen pinguinos de peluche",),
+        ]
+
+
+async def test_postgres_folds_the_messages_already_stored(
+    fresh_database: str, clock: Clock
+) -> None:
+    store = PostgresStore(fresh_database, clock)
+    await store.open()
+
+    def unanswered(contact: Contact) -> Decision:
+        return Decision(None, (), "t", needs_attention=True)
+
+    for text in OLD_TEXTS:
+        await store.receive_inbound(InboundJob(InboundMessage(PHONE, text, clock()), unanswered))
+    await store.close()
+    # As an older release left it: no folded column, migration 0005 not applied.
+    conn = await asyncpg.connect(fresh_database)
+    try:
+        await conn.execute(
+            "ALTER TABLE messages DROP COLUMN folded; DROP INDEX contacts_unread; "
+            "DELETE FROM schema_migrations WHERE version = 5"
+        )
+    finally:
+        await conn.close()
+    store = PostgresStore(fresh_database, clock)
+    await store.open()
+    try:
+        for query, text in [("cafe por favor", OLD_TEXTS[0]), ("PINGUINOS", OLD_TEXTS[1])]:
+            assert [c.phone for c in await store.search_conversations(query)] == [PHONE]
+            assert (await store.search_matches(query, [PHONE]))[PHONE].text == text
+        rows = await store.pool.fetch("SELECT folded FROM messages ORDER BY id")
+        assert [r[0] for r in rows] == ["quiero un cafe por favor", "tienen pinguinos de peluche"]
+    finally:
+        await store.close()
