@@ -213,7 +213,8 @@ class Service:
         try:
             return await self.store.receive_inbound(job)
         finally:
-            await self._save_overruns()
+            if self.budget.pending:  # seldom: no coroutine for it on every webhook
+                await self._save_overruns()
 
     async def _save_overruns(self) -> None:
         """Remembers in the store the rules that ran over their budget, for /api/rules and
