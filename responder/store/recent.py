@@ -54,9 +54,6 @@ class Activity:
                 old += 1
             del entries[: max(old, len(entries) - RECENT_ROWS)]
 
-    def copy(self) -> Activity:
-        return Activity(list(self.inbound), list(self.replies))
-
 
 @dataclass
 class Known:

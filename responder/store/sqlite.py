@@ -583,9 +583,9 @@ class SQLiteStore:
             # What is older than any window a rule asks for now need not be kept.
             known.prune(inbound_since, replies_since)
             self._recent.put(phone, known)
-            # The batch adds its own messages to a copy: the copy kept learns them from the
-            # database, once committed, like anyone else's.
-            found[phone] = known.activity.copy()
+            # The batch adds the messages it writes to what is kept, as Activity.add would
+            # read them back; a rollback forgets all of it (see _transaction).
+            found[phone] = known.activity
         return found
 
     def _catch_up(self, db: sqlite3.Connection) -> None:
@@ -701,6 +701,9 @@ class SQLiteStore:
             reply_ids = tuple(range(next_id - len(decision.replies), next_id))
             results.append(InboundResult(in_id, reply_ids, decision, claimed=tuple(claimed)))
         db.executemany(INSERT_MESSAGE, message_rows)
+        # Every message up to the batch's own is known now (_catch_up read the rest, under the
+        # same write lock): the next transaction need not read these back.
+        self._recent.watermark = next_id - 1
         # Opt-out wins over what is already waiting: nothing queued before it goes out.
         stopped = [
             (stored(j.payload.message.received_at), j.payload.message.phone, r.message_id)
