@@ -638,6 +638,9 @@ class SQLiteStore:
         contacts = self._load_contacts(db, sorted({j.payload.message.phone for j in jobs}))
         history = self._load_activity(db, jobs)
         next_id = self._next_message_id(db)
+        # Replies handed over are leased from now (a replayed message may be old): one
+        # reading of the clock for the batch, which commits within milliseconds.
+        lease = stored(self.clock() + LEASE)
         message_rows: list[tuple[Any, ...]] = []
         results: list[InboundResult] = []
         for job in jobs:
@@ -687,7 +690,6 @@ class SQLiteStore:
             for reply in decision.replies:
                 row = self._outbound_row(next_id, msg.phone, reply, "auto", decision.rule, received)
                 if self.hand_over is not None:
-                    lease = stored(self.clock() + LEASE)  # a replayed message may be old
                     row = (*row[:4], "sending", *row[5:11], 1, *row[12:17], self.instance, lease)
                     claimed.append(
                         OutboxItem(next_id, msg.phone, reply.text, row[7], 1, msg.received_at)
