@@ -196,8 +196,12 @@ class Service:
         change in its replies (cleaned, cut short) is logged, by rule and never by text."""
         for warning in decision.warnings:
             log.warning("rule %s: %s", decision.rule, warning)
+        if not decision.replies:
+            return decision
         replies = tuple(replace(r, via=self.route(r.via)) for r in decision.replies)
-        return replace(decision, replies=replies)
+        # Not dataclasses.replace: it reads the class's fields again on every call, and this
+        # runs for every webhook (every field of Decision is an __init__ argument).
+        return Decision(**{**vars(decision), "replies": replies})
 
     async def receive(self, message: InboundMessage, *, replayed: bool = False) -> InboundResult:
         """Stores an inbound message and queues its replies, committed together. A message
