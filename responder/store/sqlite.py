@@ -577,12 +577,12 @@ class SQLiteStore:
         self._catch_up(db)
         found: dict[str, Activity] = {}
         for phone in sorted({j.payload.message.phone for j in jobs}):
-            known = self._recent.get(phone, inbound_since, replies_since)
+            known = self._recent.get(phone, inbound_since, replies_since)  # kept: moved last
             if known is None:
                 known = self._read_recent(db, phone, inbound_since, replies_since)
+                self._recent.put(phone, known)
             # What is older than any window a rule asks for now need not be kept.
             known.prune(inbound_since, replies_since)
-            self._recent.put(phone, known)
             # The batch adds the messages it writes to what is kept, as Activity.add would
             # read them back; a rollback forgets all of it (see _transaction).
             found[phone] = known.activity
