@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 import unicodedata
@@ -219,6 +220,9 @@ _UCS2_SINGLE_SEGMENT = 70
 _UCS2_CONCATENATED_SEGMENT = 67
 
 
+# The reply limit counts the segments of a number's recent auto-replies on every message it
+# sends: the same few texts, again and again.
+@functools.lru_cache(maxsize=4096)
 def segments(text: str) -> int:
     """Return how many SMS the text costs, in GSM-7 if possible, otherwise in UCS-2."""
     if is_gsm7(text):

@@ -71,6 +71,8 @@ class Spool:
         """Webhooks kept and not yet stored in the database (this process's and adopted)."""
         if self._own is None:
             return 0
+        if not self.adopted:  # the usual case, asked once per webhook
+            return self._own.pending
         return self._own.pending + sum(s.pending for s in self.adopted)
 
     async def append(self, item: Spooled) -> None:

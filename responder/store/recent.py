@@ -48,14 +48,20 @@ class Activity:
 
     def prune(self, inbound_since: datetime, replies_since: datetime) -> None:
         """Forgets what is older than the windows that need it (and beyond RECENT_ROWS)."""
-        for entries, since in ((self.inbound, inbound_since), (self.replies, replies_since)):
-            old = 0
-            while old < len(entries) and entries[old][0] < since:
-                old += 1
-            del entries[: max(old, len(entries) - RECENT_ROWS)]
+        _drop_older(self.inbound, inbound_since)
+        _drop_older(self.replies, replies_since)
 
-    def copy(self) -> Activity:
-        return Activity(list(self.inbound), list(self.replies))
+
+def _drop_older(entries: list[Any], since: datetime) -> None:
+    """Drops the entries (oldest first, a time first in each) from before `since`, and all but
+    the newest RECENT_ROWS. Runs for each number of every batch: no work when none goes."""
+    count = len(entries)
+    old = 0
+    while old < count and entries[old][0] < since:
+        old += 1
+    old = max(old, count - RECENT_ROWS)
+    if old > 0:
+        del entries[:old]
 
 
 @dataclass
@@ -72,8 +78,10 @@ class Known:
 
     def prune(self, inbound_since: datetime, replies_since: datetime) -> None:
         self.activity.prune(inbound_since, replies_since)
-        self.inbound_since = max(self.inbound_since, inbound_since)
-        self.replies_since = max(self.replies_since, replies_since)
+        if inbound_since > self.inbound_since:
+            self.inbound_since = inbound_since
+        if replies_since > self.replies_since:
+            self.replies_since = replies_since
 
 
 class RecentRows:

@@ -625,15 +625,15 @@ class SQLiteStore(SQLiteInbox, SQLiteMessageCare, SQLiteTeam):
         self._catch_up(db)
         found: dict[str, Activity] = {}
         for phone in sorted({j.payload.message.phone for j in jobs}):
-            known = self._recent.get(phone, inbound_since, replies_since)
+            known = self._recent.get(phone, inbound_since, replies_since)  # kept: moved last
             if known is None:
                 known = self._read_recent(db, phone, inbound_since, replies_since)
+                self._recent.put(phone, known)
             # What is older than any window a rule asks for now need not be kept.
             known.prune(inbound_since, replies_since)
-            self._recent.put(phone, known)
-            # The batch adds its own messages to a copy: the copy kept learns them from the
-            # database, once committed, like anyone else's.
-            found[phone] = known.activity.copy()
+            # The batch adds the messages it writes to what is kept, as Activity.add would
+            # read them back; a rollback forgets all of it (see _transaction).
+            found[phone] = known.activity
         return found
 
     def _catch_up(self, db: sqlite3.Connection) -> None:
@@ -686,6 +686,9 @@ class SQLiteStore(SQLiteInbox, SQLiteMessageCare, SQLiteTeam):
         contacts = self._load_contacts(db, sorted({j.payload.message.phone for j in jobs}))
         history = self._load_activity(db, jobs)
         next_id = self._next_message_id(db)
+        # Replies handed over are leased from now (a replayed message may be old): one
+        # reading of the clock for the batch, which commits within milliseconds.
+        lease = stored(self.clock() + LEASE)
         message_rows: list[tuple[Any, ...]] = []
         results: list[InboundResult] = []
         for job in jobs:
@@ -735,7 +738,6 @@ class SQLiteStore(SQLiteInbox, SQLiteMessageCare, SQLiteTeam):
             for reply in decision.replies:
                 row = self._outbound_row(next_id, msg.phone, reply, "auto", decision.rule, received)
                 if self.hand_over is not None:
-                    lease = stored(self.clock() + LEASE)  # a replayed message may be old
                     row = (*row[:4], "sending", *row[5:11], 1, *row[12:17], self.instance, lease)
                     claimed.append(
                         OutboxItem(next_id, msg.phone, reply.text, row[7], 1, msg.received_at)
@@ -749,6 +751,9 @@ class SQLiteStore(SQLiteInbox, SQLiteMessageCare, SQLiteTeam):
             reply_ids = tuple(range(next_id - len(decision.replies), next_id))
             results.append(InboundResult(in_id, reply_ids, decision, claimed=tuple(claimed)))
         db.executemany(INSERT_MESSAGE, message_rows)
+        # Every message up to the batch's own is known now (_catch_up read the rest, under the
+        # same write lock): the next transaction need not read these back.
+        self._recent.watermark = next_id - 1
         # Opt-out wins over what is already waiting: nothing queued before it goes out.
         stopped = [
             (stored(j.payload.message.received_at), j.payload.message.phone, r.message_id)
