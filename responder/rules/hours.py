@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import itertools
 import re
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -182,8 +183,38 @@ class Closed:
         return "closed"
 
 
-def template_value(hours: OpeningHours | None, now: datetime) -> dict[str, str]:
+class HoursValue(Mapping[str, str]):
+    """What `{{ hours.today }}` and `{{ hours.week }}` show: worked out only when a template
+    shows it (most replies do not; the context is built for every message)."""
+
+    def __init__(self, hours: OpeningHours, now: datetime) -> None:
+        self._hours = hours
+        self._now = now
+
+    @property
+    def today(self) -> str:
+        return self._hours.today_text(self._now)
+
+    @property
+    def week(self) -> str:
+        return self._hours.week_text
+
+    def __getitem__(self, key: str) -> str:
+        if key == "today":
+            return self.today
+        if key == "week":
+            return self.week
+        raise KeyError(key)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(("today", "week"))
+
+    def __len__(self) -> int:
+        return 2
+
+
+def template_value(hours: OpeningHours | None, now: datetime) -> Mapping[str, str]:
     """What `{{ hours.today }}` and `{{ hours.week }}` show; nothing without settings.hours."""
     if hours is None:
         return {}
-    return {"today": hours.today_text(now), "week": hours.week_text}
+    return HoursValue(hours, now)
