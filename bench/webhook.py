@@ -191,7 +191,7 @@ def drop_postgres_database(name: str) -> None:
 def export(ref: str, work: Path) -> Path:
     """The package, rules and templates as committed at `ref`, read-only from git."""
     folder = work / f"src-{ref.replace('/', '_')}"
-    folder.mkdir()
+    folder.mkdir(parents=True)
     archive = subprocess.run(
         ["git", "-C", str(ROOT), "archive", ref, "responder", "rules.yaml", "templates"],
         capture_output=True,
@@ -202,11 +202,19 @@ def export(ref: str, work: Path) -> Path:
 
 
 def start_responder(
-    work: Path, ref: str | None, servers: list[Server], database: str, instances: int = 1
+    work: Path,
+    ref: str | None,
+    servers: list[Server],
+    database: str,
+    instances: int = 1,
+    rules_ref: str | None = None,
 ) -> Responder:
+    """`rules_ref`: the rules and templates as committed there (default: those of `ref`, or
+    the working tree's), so two versions of the code can answer with the same rules."""
     source = export(ref, work) if ref else ROOT
-    shutil.copy(source / "rules.yaml", work / "rules.yaml")
-    shutil.copytree(source / "templates", work / "templates")
+    rules_source = export(rules_ref, work / "rules") if rules_ref else source
+    shutil.copy(rules_source / "rules.yaml", work / "rules.yaml")
+    shutil.copytree(rules_source / "templates", work / "templates")
     webhook_token, admin_token = secrets.token_urlsafe(24), secrets.token_urlsafe(24)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("RESPONDER_", "MASS"))}
     env.update(
@@ -736,6 +744,10 @@ def main() -> int:
         "--instances", type=int, default=1, help="responder processes on the one database"
     )
     parser.add_argument(
+        "--rules-ref",
+        help="answer with rules.yaml and templates/ as committed at this git ref",
+    )
+    parser.add_argument(
         "--ref",
         help="run the responder as committed at this git ref (e.g. HEAD), not the working tree",
     )
@@ -794,7 +806,9 @@ def main() -> int:
                 print(f"PostgreSQL: {with_database(postgres_server(), pg_name)} (dropped after)")
             else:
                 database = str(work / "responder.db")
-            responder = start_responder(work, args.ref, servers, database, args.instances)
+            responder = start_responder(
+                work, args.ref, servers, database, args.instances, args.rules_ref
+            )
             print(f"responder instances: {len(responder.servers)} on {args.database}")
         hook_path = f"/webhooks/massiva/{responder.webhook_token}/inbound" if responder else ""
 
