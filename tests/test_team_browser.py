@@ -1,10 +1,11 @@
 """Two people share the inbox in a real browser (Debian's Chromium, two browser contexts side by
 side): one assigns a conversation and the other sees it; both see who wrote each reply; an agent
 cannot reach the rules; a failed reply is retried from the thread; signing out ends the session
-(a copied cookie stops working)."""
+(a copied cookie stops working); a customer asking for a person raises a notification."""
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -20,6 +21,7 @@ from tests.test_admin_browser import browser, quick_polling, screenshots
 __all__ = ["browser", "quick_polling", "screenshots"]  # fixtures shared with the inbox's
 
 CUSTOMER = "584121234567"
+OTHER = "584241234567"
 PASSWORD = "clave-segura-1"
 
 
@@ -82,11 +84,20 @@ def test_two_people_share_the_inbox(
     fake, _ = massiva
     inbound(team_shop, "quiero hablar con un asesor")
     wait_sent(fake, 1)  # the bot's hand-off answer went out
-    ana = contexts(viewport={"width": 1100, "height": 760}).new_page()
+    ana_context = contexts(viewport={"width": 1100, "height": 760})
+    ana_context.grant_permissions(["notifications"], origin=team_shop.url)
+    ana = ana_context.new_page()
     beto = contexts(viewport={"width": 390, "height": 844}, is_mobile=True).new_page()
     sign_in_as(ana, team_shop, "ana")
     sign_in_as(beto, team_shop, "beto")
     conversation = f"/admin/conversations/{CUSTOMER}"
+
+    # Another customer asks for a person while Ana looks at the inbox: a notification.
+    inbound(team_shop, "necesito un asesor por favor", OTHER)
+    waiting = ana.locator("#waiting-status")
+    expect(waiting).to_contain_text("necesito un asesor")
+    expect(waiting).to_have_attribute("data-shown", re.compile(r"^\d+$"))
+    expect(ana).to_have_title(re.compile(r"^\(2\) "))
 
     # Ana assigns the conversation to Beto; Beto sees it under "Mías".
     ana.goto(team_shop.url + conversation)
