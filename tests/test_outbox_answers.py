@@ -183,7 +183,7 @@ def test_unconfirmed_is_shown_in_the_api_and_the_inbox(
         page = " ".join(staff.get(f"/admin/conversations/{A}").text.split())
         dashboard = " ".join(staff.get("/admin/dashboard").text.split())
     # the reason in Spanish, the provider's raw answer on hover
-    assert "sin confirmar</span>: <span class=\"reason\"" in page
+    assert 'sin confirmar</span>: <span class="reason"' in page
     assert f'title="{escape(reply["error"])}">Respuesta ilegible del proveedor' in page
     assert "sin confirmar 1" in dashboard
     assert send_requests(fake) == 1 and len(fake.sent) == 1
