@@ -179,7 +179,7 @@ def decide(rules: RuleSet, msg: InboundMessage, contact: Contact, now: datetime)
     if len(msg.text) > MAX_MATCHED_TEXT:
         msg = replace(msg, text=msg.text[:MAX_MATCHED_TEXT])
     local_now = now.astimezone(settings.timezone)
-    normalised = sms_text.normalize(msg.text)
+    normalised = sms_text.normalize_cached(msg.text)
     tokens = normalised.split()
     ctx = _context(msg, contact, local_now, settings.hours)
 

@@ -51,6 +51,11 @@ def normalize(text: str) -> str:
     return " ".join(folded.translate(_NORMALIZE_TABLE).split())
 
 
+# A message's text is normalised to be matched, then again to be stored for search (`folded`),
+# and the same auto-replies are stored again and again: the second time is a lookup.
+normalize_cached = functools.lru_cache(maxsize=8192)(normalize)
+
+
 def find_folded(text: str, query: str) -> tuple[int, int] | None:
     """Where `query` occurs in `text` once both are normalized (the inbox search's match), as
     a `text[start:end]` span of the original characters; None when it does not occur."""

@@ -81,7 +81,7 @@ async def test_postgres_folds_the_messages_already_stored(
     conn = await asyncpg.connect(fresh_database)
     try:
         await conn.execute(
-            "ALTER TABLE messages DROP COLUMN folded; DROP INDEX contacts_unread; "
+            "ALTER TABLE messages DROP COLUMN folded; DROP INDEX contacts_waiting; "
             "DELETE FROM schema_migrations WHERE version = 5"
         )
     finally:

@@ -13,7 +13,7 @@ from typing import Any
 
 from responder.engine import Contact, Decision, FlowState, Reply
 from responder.store.models import Conversation, Message, OutboxItem, to_iso
-from responder.text import normalize
+from responder.text import normalize_cached
 
 MESSAGE_COLUMNS = (
     "id, phone, direction, text, status, origin, rule, provider, provider_id, line, error, "
@@ -337,7 +337,7 @@ async def insert_messages(conn: Any, rows: Sequence[MessageRow]) -> None:
     if rows:
         columns = [list(c) for c in zip(*(r.values() for r in rows))]
         # The text as search compares it (the matcher's folding; SQLite folds alike).
-        columns.append([normalize(text) for text in columns[3]])
+        columns.append([normalize_cached(text) for text in columns[3]])
         await conn.execute(INSERT_MESSAGES, *columns)
 
 

@@ -53,7 +53,7 @@ from responder.store.sqlite_care import SQLiteMessageCare
 from responder.store.sqlite_inbox import SQLiteInbox
 from responder.store.sqlite_team import SQLiteTeam
 from responder.store.sqltime import maybe_moment, moment, stored
-from responder.text import normalize
+from responder.text import normalize_cached
 
 log = logging.getLogger("responder.store")
 
@@ -364,7 +364,7 @@ class SQLiteStore(SQLiteInbox, SQLiteMessageCare, SQLiteTeam):
         except sqlite3.Error as err:
             raise StartupError(f"RESPONDER_DATABASE: cannot open {self.path}: {err}") from None
         conn.row_factory = sqlite3.Row
-        conn.create_function("fold", 1, normalize, deterministic=True)
+        conn.create_function("fold", 1, normalize_cached, deterministic=True)
         try:
             for pragma in (*PRAGMAS, "PRAGMA wal_autocheckpoint = 0"):
                 conn.execute(pragma)

@@ -4,7 +4,9 @@
 ALTER TABLE contacts ADD COLUMN assigned_to TEXT;
 ALTER TABLE contacts ADD COLUMN status TEXT NOT NULL DEFAULT 'open'
     CHECK (status IN ('open', 'resolved'));
-CREATE INDEX contacts_by_assignee ON contacts (assigned_to, last_message_at);
+-- Partial: most conversations are nobody's, and every message moves last_message_at.
+CREATE INDEX contacts_by_assignee ON contacts (assigned_to, last_message_at)
+    WHERE assigned_to IS NOT NULL;
 CREATE TABLE notes (
     id INTEGER PRIMARY KEY,
     phone TEXT NOT NULL REFERENCES contacts (phone) ON DELETE CASCADE,
