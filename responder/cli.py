@@ -92,7 +92,7 @@ def banner(service: Service, base_url: str, *, terminal: bool) -> list[str]:
         "Register these webhook URLs at Massiva:",
         f"    inbound SMS:    {urls['inbound']}",
         f"    status updates: {urls['status']}",
-        f"Staff inbox: {base_url}/admin  (access key: the API token below)",
+        f"Staff inbox: {base_url}/admin  (name admin, password: the API token below)",
         f"API token (Authorization: Bearer ...): {admin_token}",
     ]
     if "admin_token" in in_full:
@@ -253,7 +253,8 @@ def urls(base_url: str | None, show_secrets: bool) -> None:
 
 @main.command()
 def token() -> None:
-    """Print the API token (the admin inbox's access key), for `Authorization: Bearer`."""
+    """Print the API token (`Authorization: Bearer`; in the inbox, the password of the
+    built-in `admin`)."""
 
     async def work(service: Service) -> str:
         return service.admin_token
