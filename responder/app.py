@@ -16,7 +16,7 @@ from responder.clock import Clock
 from responder.config import Settings
 from responder.providers.base import Provider
 from responder.service import Service
-from responder.web import admin, api, api_inbox, webhooks
+from responder.web import admin, api, api_inbox, metrics, webhooks
 from responder.web.admin.security import AdminSecurityHeaders
 
 log = logging.getLogger("responder")
@@ -69,6 +69,7 @@ def create_app(
         routes=[
             Route("/healthz", healthz, methods=["GET"]),
             *webhooks.routes,
+            *metrics.routes,
             *api.routes,
             *api_inbox.routes,
             *admin.routes,

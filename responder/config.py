@@ -36,6 +36,11 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("RESPONDER_TEMPLATES", "templates", "reply templates folder"),
     Setting("RESPONDER_WEBHOOK_TOKEN", None, "secret path segment of webhook URLs"),
     Setting("RESPONDER_ADMIN_TOKEN", None, "bearer token of /api"),
+    Setting(
+        "RESPONDER_METRICS_TOKEN",
+        None,
+        "a bearer token for `GET /metrics` only (the admin token and owners' tokens work too)",
+    ),
     Setting("RESPONDER_PROVIDER", None, "default outbound provider"),
     Setting("RESPONDER_PUBLIC_URL", None, "public base URL shown by `responder urls`"),
     Setting("MASSIVA_URL", "https://sistema.massivamovil.com/webservices", "Massiva base URL"),
@@ -86,6 +91,7 @@ class Settings:
     public_url: str | None
     massiva: MassivaSettings | None
     massms: MasSMSSettings | None
+    metrics_token: str | None = None
 
     @property
     def providers(self) -> tuple[str, ...]:
@@ -197,4 +203,5 @@ def load_settings(environ: Mapping[str, str] | None = None, env_file: str = ".en
         public_url=_url("RESPONDER_PUBLIC_URL", public_url) if public_url else None,
         massiva=massiva,
         massms=massms,
+        metrics_token=_token("RESPONDER_METRICS_TOKEN", get("RESPONDER_METRICS_TOKEN")),
     )

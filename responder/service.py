@@ -22,6 +22,7 @@ from responder.config import Settings
 from responder.engine import Contact, Decision, InboundMessage
 from responder.inbox import TeamInbox
 from responder.intake import Intake
+from responder.metrics import Metrics
 from responder.moments import SEND_HORIZON, SIMULATE_HORIZON, within_horizon
 from responder.outage import Outage
 from responder.phone import normalize_phone
@@ -86,8 +87,14 @@ class Service:
             burst=budget.BURST_SECONDS,
             share=budget.SHARE,
         )
+        # What GET /metrics shows: this instance's counts (responder.metrics).
+        self.metrics = Metrics()
         self.worker = OutboxWorker(
-            self.store, self.providers, clock=clock, settings=lambda: self.rules.current.settings
+            self.store,
+            self.providers,
+            clock=clock,
+            settings=lambda: self.rules.current.settings,
+            metrics=self.metrics,
         )
         self.poller = StatusPoller(self.store, self.providers, clock=clock)
         self.store.on_outbox = self.worker.wake
@@ -232,7 +239,10 @@ class Service:
         window = max(settings.dedupe_window, REPLAY_MATCH) if replayed else settings.dedupe_window
         job = InboundJob(message, decide, window, history)
         try:
-            return await self.store.receive_inbound(job)
+            result = await self.store.receive_inbound(job)
+            if not result.duplicate:
+                self.metrics.rule_matched(result.decision.rule)
+            return result
         finally:
             if self.budget.pending:  # seldom: no coroutine for it on every webhook
                 await self._save_overruns()
@@ -538,7 +548,17 @@ class Service:
 
     async def record_status(self, update: StatusUpdate) -> bool:
         """A delivery report; False when no message has that id yet (it is kept for later)."""
-        return await self.store.apply_status(update)
+        applied = await self.store.apply_status(update)
+        if applied and update.status == "delivered":
+            sent_at = await self.store.sent_at(update.provider, update.provider_id)
+            if sent_at is not None:
+                self.metrics.delivered(sent_at, update.at)
+        return applied
+
+    async def metrics_text(self) -> bytes:
+        """GET /metrics: this instance's counts, and the outbox as the database has it."""
+        queued, oldest = await self.store.outbox_backlog()
+        return self.metrics.exposition(queued, oldest, self.clock())
 
     async def conversations(
         self, limit: int = 100, offset: int = 0, **filters: Any

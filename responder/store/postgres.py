@@ -8,7 +8,7 @@ import asyncio
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from functools import partial
 from typing import Any
 
@@ -145,6 +145,27 @@ class PostgresStore(PgOutbox, PgShared, PgTeam, PgInbox, PgMessageCare, PgReads)
         report is then kept, and applied when a send's outcome records the id)."""
         found: bool = await self._submit("status", update)
         return found
+
+    async def sent_at(self, provider: str, provider_id: str) -> datetime | None:
+        """When the message with that provider id was last accepted ('sent')."""
+        row = await self._fetchrow(
+            "SELECT MAX(a.at) FROM messages AS m JOIN attempts AS a ON a.message_id = m.id "
+            "WHERE m.provider = $1 AND m.provider_id = $2 AND a.outcome = 'sent'",
+            provider,
+            provider_id,
+        )
+        at: datetime | None = None if row is None else row[0]
+        return at
+
+    async def outbox_backlog(self) -> tuple[int, datetime | None]:
+        """Messages queued or being sent, and the moment the oldest became due."""
+        row = await self._fetchrow(
+            "SELECT COUNT(*), MIN(COALESCE(send_at, created_at)) FROM messages "
+            "WHERE status IN ('queued', 'sending')"
+        )
+        if row is None:
+            return 0, None
+        return int(row[0]), row[1]
 
     async def record_outcomes(
         self, outcomes: Sequence[SendOutcome], first_poll_after: float = 10.0

@@ -527,6 +527,29 @@ class SQLiteStore(SQLiteInbox, SQLiteMessageCare, SQLiteTeam):
         found: bool = await self._submit("status", update)
         return found
 
+    async def sent_at(self, provider: str, provider_id: str) -> datetime | None:
+        """When the message with that provider id was last accepted ('sent')."""
+        row = await (
+            await self.reader.execute(
+                "SELECT MAX(a.at) FROM messages AS m JOIN attempts AS a ON a.message_id = m.id "
+                "WHERE m.provider = ? AND m.provider_id = ? AND a.outcome = 'sent'",
+                (provider, provider_id),
+            )
+        ).fetchone()
+        return maybe_moment(row[0]) if row is not None else None
+
+    async def outbox_backlog(self) -> tuple[int, datetime | None]:
+        """Messages queued or being sent, and the moment the oldest became due."""
+        row = await (
+            await self.reader.execute(
+                "SELECT COUNT(*), MIN(COALESCE(send_at, created_at)) FROM messages "
+                "WHERE status IN ('queued', 'sending')"
+            )
+        ).fetchone()
+        if row is None:
+            return 0, None
+        return int(row[0]), maybe_moment(row[1])
+
     async def _submit(self, kind: str, payload: Any) -> Any:
         if self._writer_task is None or self._writer_task.done():
             raise RuntimeError("store writer is not running")

@@ -64,6 +64,7 @@ async def _inbound(request: Request, fields: dict[str, str]) -> Response:
     line = fields.get("linea", "").strip() or None
     message = InboundMessage(phone, fields["msg"], service.clock(), line, "massiva")
     await service.take_inbound(message)  # stored, or kept in the spool on disk: either way OK
+    service.metrics.inbound("massiva")
     return PlainTextResponse("OK")
 
 
@@ -94,27 +95,36 @@ def _handler(kind: str | None) -> Callable[[Request], Awaitable[Response]]:
             return PlainTextResponse(
                 "use GET or POST", status_code=405, headers={"Allow": ", ".join(EFFECTIVE_METHODS)}
             )
+        started = service.clock.monotonic()
         try:
-            body = await read_body(request)
-        except BodyTooLarge:
-            return PlainTextResponse("request body too large (64 KiB at most)", status_code=413)
-        try:
-            try:
-                fields = await read_fields(request, body)
-                chosen = kind
-                if chosen is None:  # one URL for both: tell them apart by their fields
-                    chosen = "status" if "estatus" in fields and "msg" not in fields else "inbound"
-                if chosen == "status":
-                    return await _status(request, fields)
-                return await _inbound(request, fields)
-            except (Rejection, BadBody) as err:
-                return await _reject(request, body, str(err))
-        except StoreUnavailable:
-            # Neither stored nor spooled (or a rejection that could not be kept), so not
-            # acknowledged: the provider retries later.
-            return PlainTextResponse("temporarily unable to store; retry", status_code=503)
+            return await _handle(request, kind)
+        finally:
+            service.metrics.webhook_seconds.observe(service.clock.monotonic() - started)
 
     return endpoint
+
+
+async def _handle(request: Request, kind: str | None) -> Response:
+    """A webhook with the right token: read, told apart when `kind` is None, and taken."""
+    try:
+        body = await read_body(request)
+    except BodyTooLarge:
+        return PlainTextResponse("request body too large (64 KiB at most)", status_code=413)
+    try:
+        try:
+            fields = await read_fields(request, body)
+            chosen = kind
+            if chosen is None:  # one URL for both: tell them apart by their fields
+                chosen = "status" if "estatus" in fields and "msg" not in fields else "inbound"
+            if chosen == "status":
+                return await _status(request, fields)
+            return await _inbound(request, fields)
+        except (Rejection, BadBody) as err:
+            return await _reject(request, body, str(err))
+    except StoreUnavailable:
+        # Neither stored nor spooled (or a rejection that could not be kept), so not
+        # acknowledged: the provider retries later.
+        return PlainTextResponse("temporarily unable to store; retry", status_code=503)
 
 
 routes = [

@@ -11,6 +11,7 @@ from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime, timedelta
 
 from responder.clock import Clock
+from responder.metrics import Metrics
 from responder.outage import Outage
 from responder.providers.base import (
     NoCredits,
@@ -23,6 +24,7 @@ from responder.providers.base import (
 from responder.rules.model import RulesSettings
 from responder.store import Store
 from responder.store.models import OutboxItem, SendOutcome, StoreUnavailable
+from responder.text import segments
 
 log = logging.getLogger("responder.outbox")
 
@@ -67,6 +69,7 @@ class OutboxWorker:
         claim_limit: int = 1000,
         concurrency: int = 8,
         poll_interval: float = 1.0,
+        metrics: Metrics | None = None,
     ) -> None:
         self.store = store
         self.providers = providers
@@ -74,6 +77,7 @@ class OutboxWorker:
         self.settings = settings
         self.claim_limit = claim_limit
         self.poll_interval = poll_interval
+        self.metrics = metrics if metrics is not None else Metrics()
         self._slots = asyncio.Semaphore(concurrency)
         self._wake = asyncio.Event()
         self._in_flight: set[asyncio.Task[None]] = set()
@@ -159,6 +163,8 @@ class OutboxWorker:
                 continue
             self._recording.succeeded()
             break
+        for outcome in outcomes:
+            self.metrics.outcome(outcome.failover_from or outcome.provider, outcome.status)
         self.in_flight_ids.difference_update(o.id for o in outcomes)
 
     async def _renew_leases_forever(self, every: float = 10.0) -> None:
@@ -246,6 +252,7 @@ class OutboxWorker:
                 for i in batch
             ]
             no_credits = False
+            started = self.clock.monotonic()
             try:
                 results = await provider.send(sms)
             except ProviderError as err:
@@ -261,7 +268,11 @@ class OutboxWorker:
             except Exception as err:  # a bug must not leave messages stuck in 'sending'
                 log.exception("%s: sending failed unexpectedly", provider.name)
                 results = [SendResult(i.id, None, f"internal error: {err}", True) for i in batch]
+            self.metrics.send_seconds.observe(self.clock.monotonic() - started)
             by_id = {i.id: i for i in batch}
+            accepted = sum(segments(by_id[r.id].text) for r in results if r.accepted)
+            if accepted:
+                self.metrics.segments(provider.name, accepted)
             scheduled = {s.id for s in sms if s.send_at is not None}
             # One pause for the whole batch: the parts of a long reply stay in order.
             retry_at = self.clock() + timedelta(
