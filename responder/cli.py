@@ -1,5 +1,5 @@
 """The `responder` command: serve, check, simulate, send, urls, token, balance, export,
-migrate-to, users."""
+backup, restore, migrate-to, users."""
 
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ import click
 from responder import text as sms_text
 from responder.app import create_app
 from responder.budget import OverrunRecord
+from responder.commands.backup import backup, restore
 from responder.commands.common import CLOCK
 from responder.commands.common import settings as _settings
 from responder.commands.common import with_service as _with_service
@@ -346,5 +347,7 @@ async def export_to(
             break
 
 
+main.add_command(backup)
+main.add_command(restore)
 main.add_command(migrate_to)
 main.add_command(users)
