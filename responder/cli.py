@@ -1,5 +1,5 @@
 """The `responder` command: serve, check, simulate, send, urls, token, balance, export,
-migrate-to, users."""
+backup, restore, migrate-to, users."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import csv
 import json
 import logging
 import sys
+from collections.abc import Callable
 from datetime import datetime, timedelta, tzinfo
 from pathlib import Path
 from typing import Any, TypeVar
@@ -17,6 +18,7 @@ import click
 from responder import text as sms_text
 from responder.app import create_app
 from responder.budget import OverrunRecord
+from responder.commands.backup import backup, restore
 from responder.commands.common import CLOCK
 from responder.commands.common import settings as _settings
 from responder.commands.common import with_service as _with_service
@@ -283,25 +285,69 @@ def balance() -> None:
 @click.option("--format", "fmt", type=click.Choice(["csv", "jsonl"]), default="csv")
 def export(fmt: str) -> None:
     """Every conversation with its messages, to stdout: CSV (a row per message, with the
-    contact's mode, opt-out and fields) or JSON lines (one conversation per line)."""
+    contact's mode, opt-out and fields) or JSON lines (one conversation per line). A progress
+    bar goes to standard error when that is a terminal."""
 
     async def work(service: Service) -> None:
-        # One conversation at a time: memory stays flat whatever the size of the database.
-        writer = csv.writer(sys.stdout)
-        if fmt == "csv":
-            writer.writerow([*MESSAGE_FIELDS, "mode", "opted_out", "contact_fields"])
-        for conversation in await service.conversations(limit=2**62):
-            c = conversation.as_json()
-            messages = [m.as_json() for m in await service.messages(conversation.phone)]
-            if fmt == "jsonl":
-                click.echo(json.dumps({**c, "messages": messages}, ensure_ascii=False))
-                continue
-            fields = json.dumps(c["fields"], ensure_ascii=False)
-            for m in messages:
-                writer.writerow([*m.values(), c["mode"], c["opted_out"], fields])
+        if sys.stdout.isatty() or not sys.stderr.isatty():
+            await export_to(service, fmt, sys.stdout)
+            return
+        # Only when the data goes to a file or a pipe and standard error is a terminal (click
+        # would print its label elsewhere): never into the data, never between its lines.
+        total = await service.store.message_total()
+        with click.progressbar(
+            length=total, label="Exporting", file=sys.stderr, show_pos=True
+        ) as bar:
+            await export_to(service, fmt, sys.stdout, bar.update)
+        sys.stdout.flush()
 
     _with_service(work)
 
 
+EXPORT_PAGE = 500  # conversations, or messages of one conversation, read at a time
+
+
+async def export_to(
+    service: Service, fmt: str, out: Any, progress: Callable[[int], None] = lambda _: None
+) -> None:
+    """Writes the export to `out`, reading keyset pages (conversations by number, a number's
+    messages by id): memory stays flat whatever the size of the database or of one
+    conversation. `progress` hears how many messages each page wrote."""
+    writer = csv.writer(out)
+    if fmt == "csv":
+        writer.writerow([*MESSAGE_FIELDS, "mode", "opted_out", "contact_fields"])
+    last_phone = ""
+    while conversations := await service.store.conversations_after(last_phone, EXPORT_PAGE):
+        for conversation in conversations:
+            c = conversation.as_json()
+            fields = json.dumps(c["fields"], ensure_ascii=False)
+            if fmt == "jsonl":
+                # The line is written a page at a time: '{...conversation, "messages": [' ...
+                head = json.dumps({**c, "messages": []}, ensure_ascii=False)
+                out.write(head[: -len("]}")])
+            first, after = True, 0
+            while page := await service.store.messages_after(
+                conversation.phone, after, EXPORT_PAGE
+            ):
+                for m in page:
+                    values = m.as_json()
+                    if fmt == "jsonl":
+                        out.write(("" if first else ", ") + json.dumps(values, ensure_ascii=False))
+                        first = False
+                    else:
+                        writer.writerow([*values.values(), c["mode"], c["opted_out"], fields])
+                after = page[-1].id
+                progress(len(page))
+                if len(page) < EXPORT_PAGE:
+                    break
+            if fmt == "jsonl":
+                out.write("]}\n")
+        last_phone = conversations[-1].phone
+        if len(conversations) < EXPORT_PAGE:
+            break
+
+
+main.add_command(backup)
+main.add_command(restore)
 main.add_command(migrate_to)
 main.add_command(users)

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+from responder import cli
 from responder.cli import main
 from tests.conftest import WEBHOOK_TOKEN, massiva_env, massms_env
 from tests.fakes.massiva import FakeMassiva
@@ -155,3 +156,26 @@ def test_serve_with_an_unusable_database_is_one_line(
     assert code == 1
     [line] = output.splitlines()
     assert line.startswith(f"Error: RESPONDER_DATABASE: cannot open {workdir / 'no' / 'x.db'}:")
+
+
+def test_export_streams_pages_and_keeps_every_message(
+    run: Callable[..., tuple[int, str]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Pages of 2 (conversations, and one conversation's messages) still give every message
+    once, in order, each conversation on one JSON line; no progress bar off a terminal."""
+    monkeypatch.setattr(cli, "EXPORT_PAGE", 2)
+    phones = ["04121000001", "04121000002", "04121000003"]
+    for n in range(5):
+        assert run("send", phones[0], f"mensaje {n}")[0] == 0
+    for phone in phones[1:]:
+        assert run("send", phone, "hola")[0] == 0
+    code, output = run("export", "--format", "jsonl")
+    assert code == 0, output
+    lines = [json.loads(line) for line in output.splitlines()]
+    assert [c["phone"] for c in lines] == ["584121000001", "584121000002", "584121000003"]
+    assert [m["text"] for m in lines[0]["messages"]] == [f"mensaje {n}" for n in range(5)]
+    assert [len(c["messages"]) for c in lines[1:]] == [1, 1]
+    code, output = run("export")
+    rows = list(csv.reader(io.StringIO(output)))
+    assert len(rows) == 1 + 7
+    assert len({row[0] for row in rows[1:]}) == 7

@@ -140,6 +140,31 @@ class PgReads(PgBase):
                 return
             after = rows[-1][0]
 
+    async def conversations_after(self, phone: str, limit: int) -> list[Conversation]:
+        """Up to `limit` conversations whose number sorts after `phone` ("" for the first),
+        in number order: a keyset page for exports, fast at any depth."""
+        rows = await self._fetch(
+            f"SELECT {CONVERSATION_COLUMNS} FROM contacts WHERE phone > $1 ORDER BY phone LIMIT $2",
+            phone,
+            limit,
+        )
+        return [conversation(row) for row in rows]
+
+    async def messages_after(self, phone: str, after: int, limit: int) -> list[Message]:
+        """Up to `limit` of `phone`'s messages with an id above `after`, oldest first."""
+        rows = await self._fetch(
+            f"SELECT {MESSAGE_COLUMNS} FROM messages WHERE phone = $1 AND id > $2 "
+            "ORDER BY id LIMIT $3",
+            phone,
+            after,
+            limit,
+        )
+        return [message(row) for row in rows]
+
+    async def message_total(self) -> int:
+        row = await self._fetchrow("SELECT count(*) FROM messages")
+        return int(row[0]) if row is not None else 0
+
     async def rejected_webhooks(self) -> list[dict[str, Any]]:
         rows = await self._fetch(
             "SELECT id, received_at, method, path, query, body, content_type, reason "

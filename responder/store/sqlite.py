@@ -1038,6 +1038,28 @@ class SQLiteStore(SQLiteInbox, SQLiteMessageCare, SQLiteTeam):
                 return
             after = rows[-1][0]
 
+    async def conversations_after(self, phone: str, limit: int) -> list[Conversation]:
+        """Up to `limit` conversations whose number sorts after `phone` ("" for the first),
+        in number order: a keyset page for exports, fast at any depth."""
+        rows = await self.reader.execute_fetchall(
+            f"SELECT {CONVERSATION_COLUMNS} FROM contacts WHERE phone > ? ORDER BY phone LIMIT ?",
+            (phone, limit),
+        )
+        return [self._conversation(row) for row in rows]
+
+    async def messages_after(self, phone: str, after: int, limit: int) -> list[Message]:
+        """Up to `limit` of `phone`'s messages with an id above `after`, oldest first."""
+        rows = await self.reader.execute_fetchall(
+            f"SELECT {MESSAGE_COLUMNS} FROM messages WHERE phone = ? AND id > ? "
+            "ORDER BY id LIMIT ?",
+            (phone, after, limit),
+        )
+        return [_message(row) for row in rows]
+
+    async def message_total(self) -> int:
+        rows = list(await self.reader.execute_fetchall("SELECT count(*) FROM messages"))
+        return int(rows[0][0])
+
     async def meta_value(self, key: str, default: Callable[[], str]) -> str:
         """The stored value of `key`, storing `default()` first when there is none."""
 
