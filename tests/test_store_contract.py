@@ -1380,3 +1380,27 @@ async def test_a_text_with_a_nul_character_is_stored(store: Store, clock: Clock)
     [message] = await store.messages(ANA)
     assert message.id == result.message_id
     assert message.text in ("ho\x00la", "ho\ufffdla")  # PostgreSQL's text cannot hold NUL
+
+
+async def test_export_pages_conversations_and_messages_by_key(store: Store, clock: Clock) -> None:
+    """What `responder export` streams: conversations in phone order and each one's messages
+    in id order, a page at a time after the last key seen (never an OFFSET)."""
+    phones = [f"58412{i:07d}" for i in (3, 1, 2)]
+    for phone in phones:
+        for n in range(3):
+            await inbound(store, clock, phone, f"hola {n}", answer(f"respuesta {n}"))
+            clock.advance(1)
+    assert await store.message_total() == 18
+    seen: list[str] = []
+    after = ""
+    while page := await store.conversations_after(after, 2):
+        seen += [c.phone for c in page]
+        after = page[-1].phone
+    assert seen == sorted(phones)
+    texts: list[str] = []
+    last = 0
+    while batch := await store.messages_after(phones[0], last, 4):
+        texts += [m.text for m in batch]
+        assert all(m.phone == phones[0] for m in batch)
+        last = batch[-1].id
+    assert texts == [t for n in range(3) for t in (f"hola {n}", f"respuesta {n}")]
