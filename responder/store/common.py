@@ -44,3 +44,15 @@ def owner_dead(claimed_by: str | None) -> bool:
     except PermissionError:  # alive, owned by another user
         return False
     return False
+
+
+# GET /metrics: messages queued or being sent, and when the oldest became due. Each half reads
+# its partial index (messages_outbox, messages_in_flight; the first condition repeats that
+# index's own, so both engines see it applies), not every message: the plain `status IN
+# ('queued', 'sending')` scanned the table (290 ms at 2M messages).
+OUTBOX_BACKLOG = """SELECT COUNT(*), MIN(due) FROM (
+    SELECT COALESCE(send_at, created_at) AS due FROM messages
+    WHERE status IN ('queued', 'scheduled') AND status = 'queued'
+    UNION ALL
+    SELECT COALESCE(send_at, created_at) FROM messages WHERE status = 'sending'
+) AS backlog"""

@@ -47,6 +47,8 @@ class PgBase:
         self.hand_over: Callable[[list[OutboxItem]], None] | None = None
         # Called when another instance published a rules version.
         self.on_rules_changed: Callable[[], None] = lambda: None
+        # Given every statement the pool's connections run, with its arguments (bench/startup.py).
+        self.trace: Callable[[str, tuple[Any, ...]], None] | None = None
 
     def _connection_options(self) -> dict[str, Any]:
         return {

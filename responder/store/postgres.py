@@ -17,7 +17,7 @@ import asyncpg
 from responder.clock import Clock
 from responder.config import StartupError
 from responder.store import pg_batch, pg_reports, pg_schema
-from responder.store.common import OPEN_HERE
+from responder.store.common import OPEN_HERE, OUTBOX_BACKLOG
 from responder.store.models import (
     Conversation,
     InboundJob,
@@ -87,6 +87,7 @@ class PostgresStore(PgOutbox, PgShared, PgTeam, PgInbox, PgMessageCare, PgReads)
                 self.url,
                 min_size=POOL_SIZE[0],
                 max_size=POOL_SIZE[1],
+                init=self._traced,
                 **self._connection_options(),
             )
             async with self._pool.acquire() as conn:
@@ -105,6 +106,11 @@ class PostgresStore(PgOutbox, PgShared, PgTeam, PgInbox, PgMessageCare, PgReads)
             timeout=self.connect_timeout,
         )
         self._listener_task = asyncio.create_task(self._listener.run(), name="store-listener")
+
+    async def _traced(self, conn: Any) -> None:
+        if self.trace is not None:
+            trace = self.trace
+            conn.add_query_logger(lambda logged: trace(logged.query, tuple(logged.args)))
 
     async def _connect_listener(self) -> Any:
         options = self._connection_options()
@@ -159,10 +165,7 @@ class PostgresStore(PgOutbox, PgShared, PgTeam, PgInbox, PgMessageCare, PgReads)
 
     async def outbox_backlog(self) -> tuple[int, datetime | None]:
         """Messages queued or being sent, and the moment the oldest became due."""
-        row = await self._fetchrow(
-            "SELECT COUNT(*), MIN(COALESCE(send_at, created_at)) FROM messages "
-            "WHERE status IN ('queued', 'sending')"
-        )
+        row = await self._fetchrow(OUTBOX_BACKLOG)
         if row is None:
             return 0, None
         return int(row[0]), row[1]

@@ -23,7 +23,14 @@ from responder.config import StartupError
 from responder.engine import Contact, Decision, FlowState, Reply
 from responder.store import health, reports
 from responder.store.checkpoint import RESTING_WAL, WalCheckpointer
-from responder.store.common import LEASE, OPEN_HERE, instance_id, owner_dead, this_host_prefix
+from responder.store.common import (
+    LEASE,
+    OPEN_HERE,
+    OUTBOX_BACKLOG,
+    instance_id,
+    owner_dead,
+    this_host_prefix,
+)
 from responder.store.models import (
     COUNT_KEYS,
     UNASSIGNED,
@@ -338,6 +345,8 @@ class SQLiteStore(SQLiteInbox, SQLiteMessageCare, SQLiteTeam):
         # they are sent leaves them 'sending': the next start queues them again.
         self.hand_over: Callable[[list[OutboxItem]], None] | None = None
         self.on_rules_changed: Callable[[], None] = lambda: None  # SQLite: found by polling
+        # Given every statement both connections run, with its parameters (bench/startup.py).
+        self.trace: Callable[[str], None] | None = None
 
     # -- life cycle -------------------------------------------------------------------------
 
@@ -365,6 +374,7 @@ class SQLiteStore(SQLiteInbox, SQLiteMessageCare, SQLiteTeam):
             raise StartupError(f"RESPONDER_DATABASE: cannot open {self.path}: {err}") from None
         conn.row_factory = sqlite3.Row
         conn.create_function("fold", 1, normalize_cached, deterministic=True)
+        conn.set_trace_callback(self.trace)
         try:
             for pragma in (*PRAGMAS, "PRAGMA wal_autocheckpoint = 0"):
                 conn.execute(pragma)
@@ -387,6 +397,7 @@ class SQLiteStore(SQLiteInbox, SQLiteMessageCare, SQLiteTeam):
         except sqlite3.Error as err:
             raise StartupError(f"RESPONDER_DATABASE: cannot open {self.path}: {err}") from None
         conn.row_factory = sqlite3.Row
+        await conn.set_trace_callback(self.trace)
         try:
             for pragma in PRAGMAS:
                 await conn.execute(pragma)
@@ -540,12 +551,7 @@ class SQLiteStore(SQLiteInbox, SQLiteMessageCare, SQLiteTeam):
 
     async def outbox_backlog(self) -> tuple[int, datetime | None]:
         """Messages queued or being sent, and the moment the oldest became due."""
-        row = await (
-            await self.reader.execute(
-                "SELECT COUNT(*), MIN(COALESCE(send_at, created_at)) FROM messages "
-                "WHERE status IN ('queued', 'sending')"
-            )
-        ).fetchone()
+        row = await (await self.reader.execute(OUTBOX_BACKLOG)).fetchone()
         if row is None:
             return 0, None
         return int(row[0]), maybe_moment(row[1])
