@@ -374,7 +374,8 @@ class SQLiteStore(SQLiteInbox, SQLiteMessageCare, SQLiteTeam):
             raise StartupError(f"RESPONDER_DATABASE: cannot open {self.path}: {err}") from None
         conn.row_factory = sqlite3.Row
         conn.create_function("fold", 1, normalize_cached, deterministic=True)
-        conn.set_trace_callback(self.trace)
+        if self.trace is not None:
+            conn.set_trace_callback(self.trace)
         try:
             for pragma in (*PRAGMAS, "PRAGMA wal_autocheckpoint = 0"):
                 conn.execute(pragma)
@@ -397,7 +398,8 @@ class SQLiteStore(SQLiteInbox, SQLiteMessageCare, SQLiteTeam):
         except sqlite3.Error as err:
             raise StartupError(f"RESPONDER_DATABASE: cannot open {self.path}: {err}") from None
         conn.row_factory = sqlite3.Row
-        await conn.set_trace_callback(self.trace)
+        if self.trace is not None:
+            await conn.set_trace_callback(self.trace)
         try:
             for pragma in PRAGMAS:
                 await conn.execute(pragma)
