@@ -87,6 +87,14 @@ CANCELLED_BY = "cancelled by "
 
 
 @dataclass(frozen=True)
+class Forgotten:
+    """What `forget_contact` erased: the number's messages, and whether it stays opted out."""
+
+    messages: int
+    kept_opted_out: bool
+
+
+@dataclass(frozen=True)
 class Message:
     id: int
     phone: str
