@@ -1462,7 +1462,7 @@ async def test_a_forgotten_number_s_messages_no_longer_count_in_another_instance
     """Dedupe and the reply limit read each number's recent messages; the SQLite backend keeps
     what it read: an erasure by another process on the same database must drop that."""
     first, second = await open_store(), await open_store()
-    await inbound(second, clock, ANA, "hola", dedupe=60)  # `second` has read this number
+    await inbound(second, clock, ANA, "hola", dedupe=60, history=3600)  # `second` read it
     assert await first.forget_contact(ANA) is not None
     clock.advance(5)
     seen: list[Contact] = []
