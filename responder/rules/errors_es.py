@@ -274,7 +274,7 @@ SCHEMA: dict[str, Callable[[Params], str]] = {
     ),
     "bad_low_credit": lambda p: "low_credit debe ser un número de créditos, 0 o más.",
     "bad_retention": lambda p: "retention debe ser {messages: DURACIÓN}, por ejemplo 730d.",
-    "short_retention": lambda p: "retention: messages debe ser de 1d o más.",
+    "short_retention": lambda p: "retention: {messages: ...} debe ser de 1d o más.",
     # Flows.
     "flows_not_mapping": lambda p: (
         "flows: debe tener cada conversación bajo su nombre, cada una con trigger: y steps:."
