@@ -258,7 +258,9 @@ def _retention(r: Reader, s: PosDict, key: str, _: Any) -> float | None:
         r.error(s.line_of(key), f"retention: {err}", code=err.code, setting=key, **err.params)
         return None
     if kept < 86400:
-        r.error(s.line_of(key), "retention: {messages: ...} must be 1d or more", code="short_retention")
+        r.error(
+            s.line_of(key), "retention: {messages: ...} must be 1d or more", code="short_retention"
+        )
         return None
     return kept
 

@@ -289,6 +289,7 @@ AuditAction = Literal[
     "broadcast_created",
     "broadcast_cancelled",
     "contact_forgotten",
+    "messages_expired",
     "message_retried",
     "message_cancelled",
     "saved_reply_created",

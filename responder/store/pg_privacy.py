@@ -83,8 +83,7 @@ class PgPrivacy(PgBase):
                 )
                 return int(rows[-1]["id"])
             await conn.execute(
-                "UPDATE contacts SET last_text = '' "
-                "WHERE last_message_at < $1 AND last_text <> ''",
+                "UPDATE contacts SET last_text = '' WHERE last_message_at < $1 AND last_text <> ''",
                 before,
             )
             return None

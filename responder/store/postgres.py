@@ -57,9 +57,7 @@ class _Job:
     future: asyncio.Future[Any]
 
 
-class PostgresStore(
-    PgOutbox, PgShared, PgTeam, PgInbox, PgMessageCare, PgPrivacy, PgReads
-):
+class PostgresStore(PgOutbox, PgShared, PgTeam, PgInbox, PgMessageCare, PgPrivacy, PgReads):
     """All persistence on PostgreSQL. Webhook writes arriving together are grouped by one
     writer task into one transaction, and each caller is answered after its commit; other
     writes are short transactions of their own. Any error that says the server cannot be

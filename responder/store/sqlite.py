@@ -638,7 +638,8 @@ class SQLiteStore(SQLiteInbox, SQLiteMessageCare, SQLitePrivacy, SQLiteTeam):
                 found[row["phone"]] = _ContactRow.from_row(row)
         missing = [phone for phone in phones if phone not in found]
         for chunk in _chunks(missing):  # forgotten while opted out: a new contact, opted out
-            sql = f"SELECT phone, opted_out_at FROM kept_opt_outs WHERE phone IN ({_marks(len(chunk))})"
+            marks = _marks(len(chunk))
+            sql = f"SELECT phone, opted_out_at FROM kept_opt_outs WHERE phone IN ({marks})"
             for phone, at in db.execute(sql, chunk).fetchall():
                 found[phone] = _ContactRow(
                     phone, opted_out=True, opted_out_at=at, first_seen_at=at, last_message_at=at
