@@ -23,6 +23,7 @@ from responder.commands.common import CLOCK
 from responder.commands.common import settings as _settings
 from responder.commands.common import with_service as _with_service
 from responder.commands.migrate_to import migrate_to
+from responder.commands.privacy import forget
 from responder.commands.users import users
 from responder.config import Settings, StartupError
 from responder.moments import SEND_HORIZON, SIMULATE_HORIZON, BadMoment, parse_moment
@@ -351,3 +352,4 @@ main.add_command(backup)
 main.add_command(restore)
 main.add_command(migrate_to)
 main.add_command(users)
+main.add_command(forget)

@@ -11,7 +11,7 @@ import math
 import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from responder import budget, engine
@@ -34,6 +34,7 @@ from responder.saved_replies import SavedReplies
 from responder.store import Store, make_store
 from responder.store.models import (
     Conversation,
+    Forgotten,
     InboundJob,
     InboundResult,
     Message,
@@ -59,6 +60,9 @@ log = logging.getLogger("responder")
 REPLAY_MATCH = 0.001
 # Allocations between collections of the youngest generation (Python's default: 700).
 GC_YOUNG = 2000
+# The retention sweep: how often, and how many messages each of its transactions touches.
+RETENTION_EVERY = 86400.0
+RETENTION_BATCH = 500
 
 
 class Service:
@@ -178,6 +182,7 @@ class Service:
             asyncio.create_task(self.rules.watch(), name="rules-watch"),
             asyncio.create_task(self._expire_flows_forever(), name="flow-timeouts"),
             asyncio.create_task(self._check_balances_forever(), name="balances"),
+            asyncio.create_task(self._expire_texts_forever(), name="retention"),
         ]
         # What start-up built lives as long as the process: keep the collector off it.
         gc.collect()
@@ -522,6 +527,56 @@ class Service:
             try:
                 if await self.store.try_lease("flow-timeouts", 3 * interval):
                     await self.expire_flows()
+            except Exception as err:  # a bad moment must not stop the sweeps for good
+                outage.failed(err)
+            else:
+                outage.succeeded()
+
+    # -- privacy (DESIGN §13) -----------------------------------------------------------------
+
+    async def forget(self, phone: str, actor: str | None) -> Forgotten | None:
+        """Erases a person (store.forget_contact), on the record; None: nothing was known."""
+        forgotten = await self.store.forget_contact(phone)
+        if forgotten is not None:
+            await self.accounts.record(
+                actor,
+                "contact_forgotten",
+                phone,
+                messages=forgotten.messages,
+                kept_opted_out=forgotten.kept_opted_out,
+            )
+        return forgotten
+
+    async def expire_texts(self, batch: int = RETENTION_BATCH) -> int:
+        """Erases the texts of messages older than settings.retention, one short transaction
+        per `batch` messages (the writer waits at most one); returns how many batches."""
+        kept = self.rules.current.settings.retention
+        if kept is None:
+            return 0
+        before = self.clock() - timedelta(seconds=kept)
+        after, batches = 0, 0
+        while (going_on := await self.store.clear_old_texts(before, after, batch)) is not None:
+            after, batches = going_on, batches + 1
+            await asyncio.sleep(0)  # webhooks between batches
+        if batches:
+            await self.accounts.record(None, "messages_expired", None, before=before.isoformat())
+        return batches
+
+    async def _expire_texts_forever(self, every: float = 3600.0) -> None:
+        """Once a day, by one instance: the lease holder keeps it (renewed every `every`) and
+        sweeps when its last sweep is a day old; another takes over a day after it stops."""
+        outage = Outage(log, "erasing old message texts", every, every)
+        swept: datetime | None = None
+        while True:
+            await asyncio.sleep(every)
+            if self.rules.current.settings.retention is None:
+                continue
+            try:
+                if not await self.store.try_lease("retention", RETENTION_EVERY):
+                    continue
+                if swept is None or self.clock() - swept >= timedelta(seconds=RETENTION_EVERY):
+                    await self.expire_texts()
+                    swept = self.clock()
             except Exception as err:  # a bad moment must not stop the sweeps for good
                 outage.failed(err)
             else:

@@ -48,6 +48,7 @@ TABLES = (
     "api_tokens",
     "audit_events",
     "saved_replies",
+    "kept_opt_outs",
 )
 
 

@@ -179,3 +179,28 @@ def test_export_streams_pages_and_keeps_every_message(
     rows = list(csv.reader(io.StringIO(output)))
     assert len(rows) == 1 + 7
     assert len({row[0] for row in rows[1:]}) == 7
+
+
+def test_forget_erases_a_person_and_an_opted_out_number_stays_refused(
+    run: Callable[..., tuple[int, str]], env: dict[str, str]
+) -> None:
+    assert run("send", "04121234567", "hola Ana")[0] == 0
+    assert run("send", "04241234567", "hola Luis")[0] == 0
+    code, output = run("forget", "04121234567")
+    assert code == 1 and "--yes" in output
+    code, output = run("forget", "04121234567", "--yes")
+    assert (code, output) == (0, "forgot 584121234567: 1 message(s) erased\n")
+    code, output = run("export", "--format", "jsonl")
+    assert [json.loads(line)["phone"] for line in output.splitlines()] == ["584241234567"]
+    code, output = run("forget", "04121234567", "--yes")
+    assert code == 1 and "nothing is known of 584121234567" in output
+    # Luis opted out (as a BAJA would leave him): forgotten, he stays opted out.
+    with sqlite3.connect(env["RESPONDER_DATABASE"]) as db:
+        db.execute(
+            "UPDATE contacts SET opted_out = 1, opted_out_at = '2026-01-01T00:00:00.000000Z'"
+        )
+    code, output = run("forget", "04241234567", "--yes")
+    assert (code, output) == (0, "forgot 584241234567: 1 message(s) erased; it stays opted out\n")
+    assert run("export", "--format", "jsonl")[1] == ""
+    code, output = run("send", "04241234567", "oferta")
+    assert code == 1 and "opted out" in output

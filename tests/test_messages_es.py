@@ -197,6 +197,8 @@ SAMPLES: list[tuple[str, str | bytes | Callable[[], Problem], str, str]] = [
     ("unknown-provider", setting("send_rate: {twilio: 5}"), "schema", "unknown_provider"),
     ("bad-rate", setting("send_rate: {massiva: 0}"), "schema", "bad_rate"),
     ("bad-low-credit", setting("low_credit: poco"), "schema", "bad_low_credit"),
+    ("bad-retention", setting("retention: 730d"), "schema", "bad_retention"),
+    ("short-retention", setting("retention: {messages: 1h}"), "schema", "short_retention"),
     # --- settings.hours ---------------------------------------------------------------------
     ("hours-not-mapping", setting('hours: "08:00-17:00"'), "schema", "bad_hours"),
     ("hours-unknown-day", hours('lunez: "08:00-17:00"'), "schema", "unknown_day"),

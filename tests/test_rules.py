@@ -99,6 +99,7 @@ def test_settings_default_when_left_out(tmp_path: Path) -> None:
     assert settings.loop_guard == Limit(20, 300)
     assert settings.dedupe_window == 10.0
     assert settings.handoff_timeout is None
+    assert settings.retention is None
     assert settings.opt_out is not None and "baja" in settings.opt_out.keywords
     assert settings.opt_in is not None and "alta" in settings.opt_in.keywords
 
@@ -117,6 +118,7 @@ def test_every_setting_is_read(tmp_path: Path) -> None:
           handoff_timeout: 2h
           opt_out: {keywords: [SALIR, "No más"], reply: "Adiós."}
           opt_in: false
+          retention: {messages: 730d}
         rules:
           - {name: a, keywords: [a], reply: b}
         """,
@@ -135,6 +137,7 @@ def test_every_setting_is_read(tmp_path: Path) -> None:
     assert settings.opt_out.keywords == ("salir", "no mas")
     assert settings.opt_out.source == "Adiós."
     assert settings.opt_in is None
+    assert settings.retention == 730 * 86400
 
 
 @pytest.mark.parametrize(
@@ -625,6 +628,9 @@ SETTINGS_PROBLEMS = [
     ("smart-encoding-word", "  smart_encoding: si  # <--", "smart_encoding must be true"),
     ("opt-out-key", "  opt_out: {keywords: [BAJA], respuesta: x}  # <--", "unknown key"),
     ("opt-out-template", '  opt_out: {keywords: [BAJA], reply: "{{ x"}  # <--', "syntax error"),
+    ("retention-shape", "  retention: 730d  # <--", "retention must be {messages"),
+    ("retention-duration", "  retention: {messages: dos años}  # <--", "retention:"),
+    ("retention-short", "  retention: {messages: 1h}  # <--", "1d or more"),
 ]
 
 

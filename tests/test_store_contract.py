@@ -1404,3 +1404,109 @@ async def test_export_pages_conversations_and_messages_by_key(store: Store, cloc
         assert all(m.phone == phones[0] for m in batch)
         last = batch[-1].id
     assert texts == [t for n in range(3) for t in (f"hola {n}", f"respuesta {n}")]
+
+
+# -- privacy: forgetting a person, retention (DESIGN §13) -----------------------------------------
+
+
+async def test_forgetting_a_person_erases_their_messages_notes_and_fields(
+    store: Store, clock: Clock
+) -> None:
+    await inbound(store, clock, ANA, "hola, soy Ana")
+    await inbound(store, clock, LUIS, "hola")
+    await store.update_fields(ANA, {"nombre": "Ana"})
+    await store.add_note(ANA, "eva", "cliente frecuente")
+    await store.set_typing(ANA, "eva", clock() + timedelta(seconds=5))
+    [sent] = await store.claim_outbox(1)
+    await store.record_outcomes([SendOutcome(sent.id, "sandbox", "sent", "p-1")])
+    forgotten = await store.forget_contact(ANA)
+    assert forgotten is not None and forgotten.messages == 2 and not forgotten.kept_opted_out
+    with pytest.raises(UnknownContactError):
+        await store.conversation(ANA)
+    assert await store.messages(ANA) == []
+    assert await store.notes(ANA) == []
+    assert await store.typing(ANA) == []
+    assert await rows(store, f"SELECT 1 FROM attempts WHERE message_id = {sent.id}") == []
+    assert [m.text for m in await store.messages(LUIS)] == ["hola", "re: hola"]  # untouched
+    assert await store.forget_contact(ANA) is None  # nothing left to forget
+    # Writing again starts a new conversation, nothing of the old one in it.
+    await inbound(store, clock, ANA, "otra vez")
+    assert (await store.conversation(ANA)).fields == {}
+    assert [m.text for m in await store.messages(ANA)] == ["otra vez", "re: otra vez"]
+
+
+async def test_a_forgotten_number_that_had_opted_out_stays_opted_out(
+    store: Store, clock: Clock
+) -> None:
+    await inbound(store, clock, ANA, "BAJA", answer("Listo", "opt_out", opted_out=True))
+    forgotten = await store.forget_contact(ANA)
+    assert forgotten is not None and forgotten.kept_opted_out
+    with pytest.raises(UnknownContactError):
+        await store.conversation(ANA)
+    with pytest.raises(OptedOutError):
+        await store.queue_outbound(ANA, [Reply("oferta", 1, "sandbox")], "cli")
+    again = await store.forget_contact(ANA)  # nothing but the kept opt-out is left
+    assert again is not None and again.kept_opted_out and again.messages == 0
+    # A message from it starts a conversation that is opted out still; ALTA opts back in.
+    await inbound(store, clock, ANA, "hola", answer(None))
+    assert (await store.conversation(ANA)).opted_out
+    await inbound(store, clock, ANA, "ALTA", answer("Bienvenido", "opt_in", opted_out=False))
+    assert not (await store.conversation(ANA)).opted_out
+    assert await store.forget_contact(ANA) is not None
+    assert len(await store.queue_outbound(ANA, [Reply("hola", 1, "sandbox")], "cli")) == 1
+
+
+async def test_a_forgotten_number_s_messages_no_longer_count_in_another_instance(
+    open_store: OpenStore, clock: Clock
+) -> None:
+    """Dedupe and the reply limit read each number's recent messages; the SQLite backend keeps
+    what it read: an erasure by another process on the same database must drop that."""
+    first, second = await open_store(), await open_store()
+    await inbound(second, clock, ANA, "hola", dedupe=60, history=3600)  # `second` read it
+    assert await first.forget_contact(ANA) is not None
+    clock.advance(5)
+    seen: list[Contact] = []
+
+    def remember(contact: Contact) -> Decision:
+        seen.append(contact)
+        return Decision("r", (), "t")
+
+    again = await inbound(second, clock, ANA, "hola", remember, dedupe=60, history=3600)
+    assert not again.duplicate
+    assert seen[0].recent_replies == ()
+
+
+async def sweep(store: Store, before: datetime, batch: int) -> int:
+    """Clears texts older than `before`, batch by batch, as the retention sweep does: how many
+    batches cleared something."""
+    after = 0
+    for batches in range(100):
+        going_on = await store.clear_old_texts(before, after, batch)
+        if going_on is None:
+            return batches
+        after = going_on
+    raise AssertionError("the sweep never ended")
+
+
+async def test_old_message_texts_are_cleared_in_batches_and_the_rows_stay(
+    store: Store, clock: Clock
+) -> None:
+    for text in ("uno", "dos", "tres"):
+        await inbound(store, clock, ANA, text)
+    clock.advance(3600)
+    cutoff = clock()
+    clock.advance(60)
+    await inbound(store, clock, ANA, "nuevo")
+    counts = await store.conversation_counts()
+    assert await sweep(store, cutoff, 2) == 3  # six old messages, two at a time
+    texts = [m.text for m in await store.messages(ANA)]
+    assert texts == ["", "", "", "", "", "", "nuevo", "re: nuevo"]
+    assert await store.search_conversations("uno") == []
+    assert [c.phone for c in await store.search_conversations("nuevo")] == [ANA]
+    assert await store.conversation_counts() == counts
+    assert await store.message_total() == 8
+    # A conversation whose last message is old loses its last text too.
+    await inbound(store, clock, LUIS, "secreto")
+    clock.advance(7200)
+    assert await sweep(store, clock(), 100) == 1
+    assert (await store.conversation(LUIS)).last_text == ""

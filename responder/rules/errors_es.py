@@ -273,6 +273,8 @@ SCHEMA: dict[str, Callable[[Params], str]] = {
         f"send_rate: {p['provider']} necesita un número mayor que 0 (mensajes por segundo)."
     ),
     "bad_low_credit": lambda p: "low_credit debe ser un número de créditos, 0 o más.",
+    "bad_retention": lambda p: "retention debe ser {messages: DURACIÓN}, por ejemplo 730d.",
+    "short_retention": lambda p: "retention: {messages: ...} debe ser de 1d o más.",
     # Flows.
     "flows_not_mapping": lambda p: (
         "flows: debe tener cada conversación bajo su nombre, cada una con trigger: y steps:."

@@ -70,6 +70,7 @@ class RulesSettings:
     failover: bool = False  # a message the provider cannot take may go through another
     send_rate: dict[str, float] = field(default_factory=dict)  # provider → messages/second
     low_credit: float | None = None  # warn below this many credits
+    retention: float | None = None  # seconds message texts are kept (None: for ever)
     hours: OpeningHours | None = None  # opening hours, in `timezone`
 
     @property

@@ -244,6 +244,27 @@ def _low_credit(r: Reader, s: PosDict, key: str, _: Any) -> float | None:
     return float(value)
 
 
+def _retention(r: Reader, s: PosDict, key: str, _: Any) -> float | None:
+    """`{messages: DURATION}`: how long message texts are kept (None: for ever)."""
+    value = s.get(key)
+    if value is None:
+        return None
+    if not isinstance(value, dict) or set(value) != {"messages"}:
+        r.error(s.line_of(key), "retention must be {messages: DURATION}", code="bad_retention")
+        return None
+    try:
+        kept = parse_duration(value["messages"])
+    except BadValue as err:
+        r.error(s.line_of(key), f"retention: {err}", code=err.code, setting=key, **err.params)
+        return None
+    if kept < 86400:
+        r.error(
+            s.line_of(key), "retention: {messages: ...} must be 1d or more", code="short_retention"
+        )
+        return None
+    return kept
+
+
 HOURS_WORDS = ("closed", "quiet")
 
 
@@ -325,6 +346,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("failover", _flag, "send through the other provider when one cannot"),
     Setting("send_rate", _send_rate, "messages per second per provider"),
     Setting("low_credit", _low_credit, "warn below this many credits"),
+    Setting("retention", _retention, "message texts older than this are erased"),
 )
 SETTINGS_KEYS = tuple(setting.name for setting in SETTINGS)
 

@@ -18,6 +18,7 @@ from responder.store.models import (
     AuditEvent,
     Conversation,
     ConversationStatus,
+    Forgotten,
     InboundJob,
     InboundResult,
     Message,
@@ -166,6 +167,12 @@ class Store(Protocol):
     async def notes(self, phone: str) -> list[Note]: ...
     async def set_typing(self, phone: str, user: str, until: datetime | None) -> None: ...
     async def typing(self, phone: str) -> list[str]: ...
+
+    # -- privacy (DESIGN §13) ------------------------------------------------------------------
+    # Erases a person: messages, notes, fields, labels; a number that had opted out stays so.
+    async def forget_contact(self, phone: str) -> Forgotten | None: ...
+    # One bounded batch of the retention sweep; the id to go on after, or None when done.
+    async def clear_old_texts(self, before: datetime, after_id: int, limit: int) -> int | None: ...
 
     # -- dashboard ---------------------------------------------------------------------------
     async def message_counts_by_hour(self, since: datetime) -> list[tuple[datetime, str, int]]: ...

@@ -87,6 +87,14 @@ CANCELLED_BY = "cancelled by "
 
 
 @dataclass(frozen=True)
+class Forgotten:
+    """What `forget_contact` erased: the number's messages, and whether it stays opted out."""
+
+    messages: int
+    kept_opted_out: bool
+
+
+@dataclass(frozen=True)
 class Message:
     id: int
     phone: str
@@ -281,6 +289,7 @@ AuditAction = Literal[
     "broadcast_created",
     "broadcast_cancelled",
     "contact_forgotten",
+    "messages_expired",
     "message_retried",
     "message_cancelled",
     "saved_reply_created",

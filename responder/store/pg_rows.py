@@ -243,7 +243,16 @@ async def load_contacts(conn: Any, phones: Sequence[str]) -> dict[str, ContactSt
     rows = await conn.fetch(
         f"SELECT {CONTACT_COLUMNS} FROM contacts WHERE phone = ANY($1::text[])", list(phones)
     )
-    return {row[0]: ContactState.from_row(row) for row in rows}
+    found = {row[0]: ContactState.from_row(row) for row in rows}
+    missing = [phone for phone in phones if phone not in found]
+    if missing:  # a number forgotten while opted out starts its new contact opted out
+        kept = await conn.fetch(
+            "SELECT phone, opted_out_at FROM kept_opt_outs WHERE phone = ANY($1::text[])",
+            missing,
+        )
+        for phone, at in kept:
+            found[phone] = ContactState(phone, at, at, opted_out=True, opted_out_at=at)
+    return found
 
 
 async def upsert_contacts(conn: Any, contacts: Sequence[ContactState]) -> None:

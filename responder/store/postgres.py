@@ -38,6 +38,7 @@ from responder.store.pg_care import PgMessageCare
 from responder.store.pg_inbox import PgInbox
 from responder.store.pg_listen import Listener
 from responder.store.pg_outbox import PgOutbox
+from responder.store.pg_privacy import PgPrivacy
 from responder.store.pg_reads import PgReads
 from responder.store.pg_rows import clean_text, load_contacts, lock_phones, maybe_clean, to_json
 from responder.store.pg_shared import PgShared
@@ -56,7 +57,7 @@ class _Job:
     future: asyncio.Future[Any]
 
 
-class PostgresStore(PgOutbox, PgShared, PgTeam, PgInbox, PgMessageCare, PgReads):
+class PostgresStore(PgOutbox, PgShared, PgTeam, PgInbox, PgMessageCare, PgPrivacy, PgReads):
     """All persistence on PostgreSQL. Webhook writes arriving together are grouped by one
     writer task into one transaction, and each caller is answered after its commit; other
     writes are short transactions of their own. Any error that says the server cannot be

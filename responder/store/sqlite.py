@@ -58,6 +58,7 @@ from responder.store.recent import Known as RecentKnown
 from responder.store.search import folded_pattern, like_pattern
 from responder.store.sqlite_care import SQLiteMessageCare
 from responder.store.sqlite_inbox import SQLiteInbox
+from responder.store.sqlite_privacy import SQLitePrivacy, read_erasures
 from responder.store.sqlite_team import SQLiteTeam
 from responder.store.sqltime import maybe_moment, moment, stored
 from responder.text import normalize_cached
@@ -311,7 +312,7 @@ def _marks(count: int) -> str:
     return ", ".join("?" * count)
 
 
-class SQLiteStore(SQLiteInbox, SQLiteMessageCare, SQLiteTeam):
+class SQLiteStore(SQLiteInbox, SQLiteMessageCare, SQLitePrivacy, SQLiteTeam):
     """All persistence. Writes go through one connection, one transaction at a time; webhook
     writes arriving together are grouped into one transaction and each caller is answered only
     after that transaction has committed."""
@@ -338,6 +339,7 @@ class SQLiteStore(SQLiteInbox, SQLiteMessageCare, SQLiteTeam):
         # What the writer read of each number's recent messages: the next webhook from it
         # reads only what was written since (by any process), not its last hour again.
         self._recent = RecentRows()
+        self._erasures: str | None = None  # the `meta` counter RecentRows was read under
         # Called after a commit that queued outbound messages; the outbox worker wakes on it.
         self.on_outbox: Callable[[], None] = lambda: None
         # When set, auto-replies are committed already claimed ('sending') and handed over
@@ -642,6 +644,14 @@ class SQLiteStore(SQLiteInbox, SQLiteMessageCare, SQLiteTeam):
             sql = f"SELECT {CONTACT_COLUMNS} FROM contacts WHERE phone IN ({_marks(len(chunk))})"
             for row in _fetchall(db, sql, chunk):
                 found[row["phone"]] = _ContactRow.from_row(row)
+        missing = [phone for phone in phones if phone not in found]
+        for chunk in _chunks(missing):  # forgotten while opted out: a new contact, opted out
+            marks = _marks(len(chunk))
+            sql = f"SELECT phone, opted_out_at FROM kept_opt_outs WHERE phone IN ({marks})"
+            for phone, at in db.execute(sql, chunk).fetchall():
+                found[phone] = _ContactRow(
+                    phone, opted_out=True, opted_out_at=at, first_seen_at=at, last_message_at=at
+                )
         return found
 
     def _load_activity(self, db: sqlite3.Connection, jobs: list[_Job]) -> dict[str, Activity]:
@@ -670,6 +680,10 @@ class SQLiteStore(SQLiteInbox, SQLiteMessageCare, SQLiteTeam):
     def _catch_up(self, db: sqlite3.Connection) -> None:
         """Brings RecentRows up to date with every message written since its watermark."""
         recent = self._recent
+        erasures = read_erasures(db)
+        if erasures != self._erasures:  # messages were erased or changed (sqlite_privacy)
+            recent.forget()
+            self._erasures = erasures
         if recent.watermark is not None:
             cursor = db.cursor()
             cursor.row_factory = None  # plain tuples: a third cheaper than sqlite3.Row

@@ -330,6 +330,21 @@ async def patch_contact(request: Request) -> Response:
     return JSONResponse(conversation.as_json())
 
 
+async def forget_contact(request: Request) -> Response:
+    """Erases the person (DESIGN §13): 200 with what went, 404 when nothing was known."""
+    phone = _phone(request)
+    forgotten = await _service(request).forget(phone, caller(request).name)
+    if forgotten is None:
+        raise UnknownContactError(phone)
+    return JSONResponse(
+        {
+            "phone": phone,
+            "messages": forgotten.messages,
+            "kept_opted_out": forgotten.kept_opted_out,
+        }
+    )
+
+
 async def simulate(request: Request) -> Response:
     """`rules` / `templates` (optional): try a draft instead of the rules in force."""
     data = await _json(request, RULES_BODY)
@@ -575,6 +590,7 @@ routes = [
     Route("/api/conversations/{phone}/notes", _endpoint(list_notes), methods=["GET"]),
     Route("/api/contacts/{phone}", _endpoint(get_contact), methods=["GET"]),
     Route("/api/contacts/{phone}", _endpoint(patch_contact), methods=["PATCH"]),
+    Route("/api/contacts/{phone}", _endpoint(forget_contact, owner=True), methods=["DELETE"]),
     Route("/api/messages/{id}", _endpoint(message_detail), methods=["GET"]),
     Route("/api/balances", _endpoint(balances), methods=["GET"]),
     Route("/api/simulate", _endpoint(simulate), methods=["POST"]),

@@ -52,6 +52,7 @@ routes = [
     Route("/admin/conversations/{phone}/reply", action(conversation.reply), methods=["POST"]),
     Route("/admin/conversations/{phone}/mode", action(conversation.set_mode), methods=["POST"]),
     Route("/admin/conversations/{phone}/fields", action(conversation.set_fields), methods=["POST"]),
+    Route("/admin/conversations/{phone}/forget", action(conversation.forget), methods=["POST"]),
     Route("/admin/conversations/{phone}/assign", action(conversation.assign), methods=["POST"]),
     Route("/admin/conversations/{phone}/status", action(conversation.set_status), methods=["POST"]),
     Route("/admin/conversations/{phone}/notes", action(conversation.add_note), methods=["POST"]),

@@ -18,10 +18,12 @@ from responder.store.models import (
     Conversation,
     OptedOutError,
     StoreUnavailable,
+    UnknownContactError,
     UnknownUserError,
 )
 from responder.web.admin.core import (
     MAX_REPLY,
+    NOT_AN_OWNER,
     OPTED_OUT_ERROR,
     STORE_UNAVAILABLE,
     Refused,
@@ -197,6 +199,18 @@ async def set_fields(request: Request, session: Session, form: dict[str, str]) -
     if changes:
         await service.update_fields(phone, changes)
     return _redirect(f"/admin/conversations/{phone}", ok="fields")
+
+
+async def forget(request: Request, session: Session, form: dict[str, str]) -> Response:
+    """Erases the person (DESIGN §13); owners only, and only when `confirm` names the number."""
+    if not session.owner:
+        raise Refused(403, NOT_AN_OWNER)
+    phone = _phone(request)
+    if form.get("confirm", "").strip() != phone:
+        raise Refused(400, f"Para borrar el contacto escriba su número ({phone}) y confirme.")
+    if await _service(request).forget(phone, session.user) is None:
+        raise UnknownContactError(phone)
+    return _redirect("/admin", ok="forgotten")
 
 
 # -- the team inbox: assignment, status, internal notes, typing ---------------------------------

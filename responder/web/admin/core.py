@@ -52,6 +52,7 @@ NOTICES = {
     "bot": "La conversación volvió al bot: responderá de nuevo con las reglas.",
     "human": "Usted atiende esta conversación: el bot no responderá.",
     "fields": "Datos del contacto guardados.",
+    "forgotten": "Se borró el contacto con todos sus mensajes, notas y datos.",
     "assigned": "Conversación asignada.",
     "unassigned": "La conversación quedó sin asignar.",
     "resolved": "Conversación resuelta. Si el cliente escribe de nuevo, se reabre sola.",

@@ -35,6 +35,7 @@ ACTIONS = {
     "broadcast_created": "creó un envío masivo",
     "broadcast_cancelled": "canceló un envío masivo",
     "contact_forgotten": "borró un contacto",
+    "messages_expired": "borró textos de mensajes viejos",
     "message_retried": "reintentó un mensaje",
     "message_cancelled": "canceló un mensaje",
     "saved_reply_created": "guardó una respuesta",
