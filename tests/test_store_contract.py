@@ -1510,3 +1510,14 @@ async def test_old_message_texts_are_cleared_in_batches_and_the_rows_stay(
     clock.advance(7200)
     assert await sweep(store, clock(), 100) == 1
     assert (await store.conversation(LUIS)).last_text == ""
+
+
+async def test_ids_of_forgotten_messages_are_never_given_again(store: Store, clock: Clock) -> None:
+    """Forgetting the number that holds the newest messages must not hand their ids out again:
+    an outcome or a claim still naming an erased message must never reach a new one."""
+    await inbound(store, clock, ANA, "hola", answer("respuesta"))
+    newest = await inbound(store, clock, LUIS, "hola", answer("respuesta"))
+    highest = max(newest.message_id, *newest.reply_ids)
+    assert await store.forget_contact(LUIS) is not None
+    again = await inbound(store, clock, EVA, "hola", answer("respuesta"))
+    assert again.message_id > highest

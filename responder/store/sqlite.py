@@ -724,7 +724,11 @@ class SQLiteStore(SQLiteInbox, SQLiteMessageCare, SQLitePrivacy, SQLiteTeam):
     def _next_message_id(self, db: sqlite3.Connection) -> int:
         # Safe: ids are assigned inside a BEGIN IMMEDIATE transaction, under the one write lock
         # of every process on the file (RecentRows relies on it: later commits, higher ids).
-        row = (db.execute("SELECT COALESCE(MAX(id), 0) + 1 FROM messages")).fetchone()
+        # Never below an id given before messages were erased (sqlite_privacy.keep_id_high).
+        row = db.execute(
+            "SELECT MAX(COALESCE((SELECT MAX(id) FROM messages), 0), COALESCE((SELECT "
+            "CAST(value AS INTEGER) FROM meta WHERE key = 'message_id_high'), 0)) + 1"
+        ).fetchone()
         return int(row[0]) if row else 1
 
     def _apply_inbound(self, db: sqlite3.Connection, jobs: list[_Job]) -> list[InboundResult]:

@@ -28,6 +28,21 @@ def bump_erasures(db: sqlite3.Connection) -> None:
     )
 
 
+# The highest message id ever given, kept before messages are deleted: SQLite gives
+# MAX(id) + 1, so erasing the newest messages would hand their ids out again (an outcome or
+# a claim still naming an erased message must never reach a new one).
+ID_HIGH_KEY = "message_id_high"
+
+
+def keep_id_high(db: sqlite3.Connection) -> None:
+    db.execute(
+        "INSERT INTO meta (key, value) SELECT ?, CAST(COALESCE(MAX(id), 0) AS TEXT) "
+        "FROM messages WHERE true ON CONFLICT (key) DO UPDATE SET value = "
+        "CAST(MAX(CAST(meta.value AS INTEGER), CAST(excluded.value AS INTEGER)) AS TEXT)",
+        (ID_HIGH_KEY,),
+    )
+
+
 def read_erasures(db: sqlite3.Connection) -> str | None:
     row = db.execute("SELECT value FROM meta WHERE key = ?", (ERASURES_KEY,)).fetchone()
     return str(row[0]) if row else None
@@ -68,6 +83,7 @@ class SQLitePrivacy:
                 "(SELECT id FROM messages WHERE phone = ?)",
                 (phone,),
             )
+            keep_id_high(db)
             db.execute("DELETE FROM messages WHERE phone = ?", (phone,))
             db.execute("DELETE FROM notes WHERE phone = ?", (phone,))
             db.execute("DELETE FROM typing WHERE phone = ?", (phone,))
