@@ -74,6 +74,8 @@ class Decision:
     needs_attention: bool = False
     error: str | None = None
     fields: dict[str, Any] = field(default_factory=dict)  # contact fields to save
+    label: tuple[str, ...] = ()  # contact labels to add (a rule's `label:`)
+    unlabel: tuple[str, ...] = ()  # and to remove, after adding
     flow: FlowState | None = None  # the flow state afterwards, when flow_changed
     flow_changed: bool = False
     flagged: bool = False  # the loop guard stopped a reply
@@ -229,15 +231,18 @@ def _answer(
     rule = match.rule
     mode = "human" if rule.handoff else None
     attention = rule.attention
+    labels = {"label": rule.label, "unlabel": rule.unlabel}
     if rule.reply is None:
-        return Decision(rule.name, (), match.how, mode=mode, needs_attention=attention)
+        return Decision(rule.name, (), match.how, mode=mode, needs_attention=attention, **labels)
     try:
         body = rule.plain_text
         if body is None:
             body = render(rule.reply, _context(msg, contact, local_now, settings.hours, match))
     except TemplateError as err:
         error = f"rule {rule.name}: {err}"
-        return Decision(rule.name, (), match.how, mode=mode, needs_attention=True, error=error)
+        return Decision(
+            rule.name, (), match.how, mode=mode, needs_attention=True, error=error, **labels
+        )
     warnings: list[str] = []
     replies = _prepare(body, settings, warnings) if body else ()
     if rule.via:
@@ -249,6 +254,7 @@ def _answer(
         mode=mode,
         needs_attention=attention,
         warnings=tuple(warnings),
+        **labels,
     )
 
 

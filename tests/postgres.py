@@ -49,6 +49,7 @@ TABLES = (
     "audit_events",
     "saved_replies",
     "kept_opt_outs",
+    "contact_labels",
 )
 
 

@@ -145,6 +145,7 @@ SAMPLES: list[tuple[str, str | bytes | Callable[[], Problem], str, str]] = [
     ("unknown-via", rule("via: whatsapp"), "schema", "unknown_via"),
     ("handoff-word", rule("handoff: si"), "schema", "not_boolean"),
     ("attention-word", rule("attention: si"), "schema", "not_boolean"),
+    ("bad-label", rule("label: 'con espacio'"), "schema", "bad_label"),
     # --- conditions -------------------------------------------------------------------------
     ("bad-when", when("siempre"), "schema", "bad_when"),
     ("no-hours", when("open"), "schema", "no_hours"),

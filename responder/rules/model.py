@@ -101,6 +101,8 @@ class Rule:
     # written, else true for a fallback and a `when: closed` rule.
     attention: bool = False
     reply_line: int = 0  # the line of `reply:` or `template:`
+    label: tuple[str, ...] = ()  # contact labels the rule adds (DESIGN §12)
+    unlabel: tuple[str, ...] = ()  # and removes
 
     @property
     def matches_everything(self) -> bool:

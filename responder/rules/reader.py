@@ -5,6 +5,7 @@ responder.rules.settings'."""
 from __future__ import annotations
 
 import difflib
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -35,8 +36,12 @@ RULE_KEYS = (
     "handoff",
     "fallback",
     "attention",
+    "label",
+    "unlabel",
     "description",
 )
+# A contact label (DESIGN §12): what `label:`/`unlabel:` and the API accept.
+LABEL = re.compile(r"[A-Za-z0-9_-]{1,40}")
 WHEN_KEYS = ("days", "hours", "first_contact", "field", "not", "all", "any")
 # `when: open` / `when: closed` (Spanish too: rule authors write Spanish).
 WHEN_WORDS = {"open": "open", "abierto": "open", "closed": "closed", "cerrado": "closed"}
@@ -356,9 +361,11 @@ def read_rule(
         source = str(raw["reply"])
         reply_line = raw.line_of("reply")
         reply = r.template(source, reply_line, name)
-    elif not flags["handoff"]:
+    elif not flags["handoff"] and "label" not in raw and "unlabel" not in raw:
         r.error(raw.line, "rule needs a reply or a template", name, code="no_reply")
 
+    label = read_labels(r, raw, "label", name)
+    unlabel = read_labels(r, raw, "unlabel", name)
     via = raw.get("via")
     if via is not None and via not in PROVIDERS:
         r.error(
@@ -389,7 +396,31 @@ def read_rule(
         if "attention" in raw
         else fallback or isinstance(when, Closed),
         reply_line=reply_line,
+        label=label,
+        unlabel=unlabel,
     )
+
+
+def read_labels(r: Reader, raw: PosDict, key: str, rule: str) -> tuple[str, ...]:
+    """`label: promo` or `label: [promo, vip]`: the labels a rule adds (or removes)."""
+    if key not in raw:
+        return ()
+    value = raw[key]
+    names = value if isinstance(value, list) else [value]
+    good = []
+    for item in names:
+        if isinstance(item, str) and LABEL.fullmatch(item):
+            good.append(item)
+        else:
+            r.error(
+                raw.line_of(key),
+                f"{key}: '{item}' is not a label (letters, digits, _ or -, at most 40)",
+                rule,
+                code="bad_label",
+                key=key,
+                value=str(item),
+            )
+    return tuple(dict.fromkeys(good))
 
 
 def plain_text(source: str) -> str | None:

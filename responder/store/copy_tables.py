@@ -241,6 +241,7 @@ TABLES: tuple[Table, ...] = (
         key="id",
     ),
     Table("kept_opt_outs", (("phone", "text"), ("opted_out_at", "moment")), key="phone"),
+    Table("contact_labels", (("phone", "text"), ("label", "text")), key=None),
 )
 # Tables whose ids come from an identity sequence on PostgreSQL.
 WITH_SEQUENCES = tuple(t.name for t in TABLES if t.key == "id")

@@ -181,6 +181,19 @@ async def apply_inbound(
         if stand_in is not None and stand_in < 0:
             contacts[phone].opt_out_message_id = ids[-1 - stand_in]
     await upsert(conn, [contacts[p] for p in sorted(touched)])
+    added = [(j.message.phone, label) for j, r in zip(jobs, results) if not r.duplicate
+             for label in r.decision.label]
+    removed = [(j.message.phone, label) for j, r in zip(jobs, results) if not r.duplicate
+               for label in r.decision.unlabel]
+    if added:
+        await conn.executemany(
+            "INSERT INTO contact_labels (phone, label) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+            added,
+        )
+    if removed:  # after adding: within a batch, a later `unlabel:` wins over an earlier `label:`
+        await conn.executemany(
+            "DELETE FROM contact_labels WHERE phone = $1 AND label = $2", removed
+        )
     # A message from the customer reopens a resolved conversation.
     await conn.execute(
         "UPDATE contacts SET status = 'open' WHERE phone = ANY($1::text[]) AND status = 'resolved'",

@@ -42,6 +42,7 @@ class PgPrivacy(PgBase):
                 return Forgotten(0, True) if kept else None
             await conn.execute("DELETE FROM notes WHERE phone = $1", phone)
             await conn.execute("DELETE FROM typing WHERE phone = $1", phone)
+            await conn.execute("DELETE FROM contact_labels WHERE phone = $1", phone)
             await conn.execute("DELETE FROM contacts WHERE phone = $1", phone)
             opted_out = bool(row and row["opted_out"])
             if opted_out:

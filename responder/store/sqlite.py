@@ -817,6 +817,9 @@ class SQLiteStore(SQLiteInbox, SQLiteMessageCare, SQLitePrivacy, SQLiteTeam):
         )
         touched = {j.payload.message.phone for j, r in zip(jobs, results) if not r.duplicate}
         db.executemany(UPSERT_CONTACT, [contacts[p].params() for p in sorted(touched)])
+        for job, result in zip(jobs, results):
+            if not result.duplicate:
+                apply_labels(db, job.payload.message.phone, result.decision)
         # A message from the customer reopens a resolved conversation.
         db.executemany(
             "UPDATE contacts SET status = 'open' WHERE phone = ? AND status = 'resolved'",
@@ -1757,3 +1760,15 @@ class SQLiteStore(SQLiteInbox, SQLiteMessageCare, SQLitePrivacy, SQLiteTeam):
 
         purged: int = await self._transaction(work)
         return purged
+
+
+def apply_labels(db: sqlite3.Connection, phone: str, decision: Decision) -> None:
+    """A decision's label changes (a rule's `label:`, then `unlabel:`), in its transaction."""
+    db.executemany(
+        "INSERT OR IGNORE INTO contact_labels (phone, label) VALUES (?, ?)",
+        [(phone, label) for label in decision.label],
+    )
+    db.executemany(
+        "DELETE FROM contact_labels WHERE phone = ? AND label = ?",
+        [(phone, label) for label in decision.unlabel],
+    )

@@ -87,6 +87,7 @@ class SQLitePrivacy:
             db.execute("DELETE FROM messages WHERE phone = ?", (phone,))
             db.execute("DELETE FROM notes WHERE phone = ?", (phone,))
             db.execute("DELETE FROM typing WHERE phone = ?", (phone,))
+            db.execute("DELETE FROM contact_labels WHERE phone = ?", (phone,))
             db.execute("DELETE FROM contacts WHERE phone = ?", (phone,))
             opted_out = bool(row and row[0])
             if opted_out:

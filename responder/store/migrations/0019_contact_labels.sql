@@ -1,0 +1,8 @@
+-- Contact labels (DESIGN §12): set by a rule's `label:`/`unlabel:` and by the API, in the
+-- same transaction as the message that decided them. `responder forget` deletes them.
+CREATE TABLE contact_labels (
+    phone TEXT NOT NULL,
+    label TEXT NOT NULL,
+    PRIMARY KEY (phone, label)
+) WITHOUT ROWID;
+CREATE INDEX contact_labels_by_label ON contact_labels (label, phone);
