@@ -231,9 +231,16 @@ def _answer(
     rule = match.rule
     mode = "human" if rule.handoff else None
     attention = rule.attention
-    labels = {"label": rule.label, "unlabel": rule.unlabel}
     if rule.reply is None:
-        return Decision(rule.name, (), match.how, mode=mode, needs_attention=attention, **labels)
+        return Decision(
+            rule.name,
+            (),
+            match.how,
+            mode=mode,
+            needs_attention=attention,
+            label=rule.label,
+            unlabel=rule.unlabel,
+        )
     try:
         body = rule.plain_text
         if body is None:
@@ -241,7 +248,14 @@ def _answer(
     except TemplateError as err:
         error = f"rule {rule.name}: {err}"
         return Decision(
-            rule.name, (), match.how, mode=mode, needs_attention=True, error=error, **labels
+            rule.name,
+            (),
+            match.how,
+            mode=mode,
+            needs_attention=True,
+            error=error,
+            label=rule.label,
+            unlabel=rule.unlabel,
         )
     warnings: list[str] = []
     replies = _prepare(body, settings, warnings) if body else ()
@@ -254,7 +268,8 @@ def _answer(
         mode=mode,
         needs_attention=attention,
         warnings=tuple(warnings),
-        **labels,
+        label=rule.label,
+        unlabel=rule.unlabel,
     )
 
 

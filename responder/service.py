@@ -689,6 +689,11 @@ class Service:
     async def update_fields(self, phone: str, changes: dict[str, Any]) -> Conversation:
         return await self.store.update_fields(phone, changes)
 
+    async def update_labels(
+        self, phone: str, add: Sequence[str], remove: Sequence[str], only: bool = False
+    ) -> Conversation:
+        return await self.store.update_labels(phone, add, remove, only)
+
     async def mark_read(self, phone: str) -> None:
         await self.store.mark_read(phone)
 

@@ -191,8 +191,7 @@ SCHEMA: dict[str, Callable[[Params], str]] = {
     "no_reply": lambda p: "La regla necesita reply o template: el texto con el que responde.",
     "unknown_via": lambda p: f"via «{p['value']}» no existe: use {_or(PROVIDERS)}.",
     "bad_label": lambda p: (
-        f"{p['key']}: «{p['value']}» no es una etiqueta válida (letras, números, _ o -, "
-        "hasta 40)."
+        f"{p['key']}: «{p['value']}» no es una etiqueta válida (letras, números, _ o -, hasta 40)."
     ),
     "not_boolean": lambda p: f"{p['key']} debe ser true o false (sin comillas).",
     # Conditions (`when:`) and times.

@@ -135,9 +135,12 @@ class Conversation:
     fields: dict[str, Any]
     assigned_to: str | None = None  # the person handling it; None: nobody yet
     status: ConversationStatus = "open"
+    labels: tuple[str, ...] = ()  # sorted (DESIGN §12)
 
     def as_json(self) -> dict[str, Any]:
-        return _json_ready(self)
+        data = _json_ready(self)
+        data["labels"] = list(self.labels)
+        return data
 
 
 @dataclass(frozen=True)

@@ -181,16 +181,22 @@ async def apply_inbound(
         if stand_in is not None and stand_in < 0:
             contacts[phone].opt_out_message_id = ids[-1 - stand_in]
     await upsert(conn, [contacts[p] for p in sorted(touched)])
-    added = [(j.message.phone, label) for j, r in zip(jobs, results) if not r.duplicate
-             for label in r.decision.label]
-    removed = [(j.message.phone, label) for j, r in zip(jobs, results) if not r.duplicate
-               for label in r.decision.unlabel]
+    # Each label's last change in the batch wins, as when the messages come one by one.
+    labelled: dict[tuple[str, str], bool] = {}
+    for job, result in zip(jobs, results):
+        if not result.duplicate:
+            labelled.update(((job.message.phone, label), True) for label in result.decision.label)
+            labelled.update(
+                ((job.message.phone, label), False) for label in result.decision.unlabel
+            )
+    added = [key for key, on in labelled.items() if on]
+    removed = [key for key, on in labelled.items() if not on]
     if added:
         await conn.executemany(
             "INSERT INTO contact_labels (phone, label) VALUES ($1, $2) ON CONFLICT DO NOTHING",
             added,
         )
-    if removed:  # after adding: within a batch, a later `unlabel:` wins over an earlier `label:`
+    if removed:
         await conn.executemany(
             "DELETE FROM contact_labels WHERE phone = $1 AND label = $2", removed
         )

@@ -26,7 +26,10 @@ CONTACT_COLUMNS = (
 )
 # What a conversation is read with: who handles it and whether it is resolved are changed by
 # people only (store/pg_inbox.py), never by the writer's upsert.
-CONVERSATION_COLUMNS = f"{CONTACT_COLUMNS}, assigned_to, status"
+CONVERSATION_COLUMNS = (
+    f"{CONTACT_COLUMNS}, assigned_to, status, ARRAY(SELECT label FROM contact_labels "
+    'WHERE contact_labels.phone = contacts.phone ORDER BY label COLLATE "C")'
+)
 # Messages are written from columns of values (one array per column): one statement per batch.
 INSERT_MESSAGES = """
 INSERT INTO messages (id, phone, direction, text, status, origin, rule, provider, provider_id,
@@ -368,4 +371,5 @@ def conversation(row: Any) -> Conversation:
         fields=fields_from_json(row[5]),
         assigned_to=row[14],
         status=row[15],
+        labels=tuple(sorted(row[16])),
     )

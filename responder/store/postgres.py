@@ -357,6 +357,32 @@ class PostgresStore(PgOutbox, PgShared, PgTeam, PgInbox, PgMessageCare, PgPrivac
         await self._transaction(work)
         return await self.conversation(phone)
 
+    async def update_labels(
+        self, phone: str, add: Sequence[str], remove: Sequence[str], only: bool = False
+    ) -> Conversation:
+        """Adds the labels `add`, then removes `remove`; `only`: drops every other label."""
+
+        async def work(conn: Any) -> None:
+            await lock_phones(conn, [phone])
+            if await conn.fetchval("SELECT 1 FROM contacts WHERE phone = $1", phone) is None:
+                raise UnknownContactError(phone)
+            if only:
+                await conn.execute("DELETE FROM contact_labels WHERE phone = $1", phone)
+            await conn.execute(
+                "INSERT INTO contact_labels (phone, label) SELECT $1, unnest($2::text[]) "
+                "ON CONFLICT DO NOTHING",
+                phone,
+                list(add),
+            )
+            await conn.execute(
+                "DELETE FROM contact_labels WHERE phone = $1 AND label = ANY($2::text[])",
+                phone,
+                list(remove),
+            )
+
+        await self._transaction(work)
+        return await self.conversation(phone)
+
     async def mark_read(self, phone: str) -> None:
         """Staff have seen the conversation: its unread count goes back to zero."""
 

@@ -77,7 +77,11 @@ CONTACT_COLUMNS = (
 )
 # What a conversation is read with: who handles it and whether it is resolved are changed by
 # people only (store/sqlite_inbox.py), never by the writer's upsert.
-CONVERSATION_COLUMNS = f"{CONTACT_COLUMNS}, assigned_to, status"
+CONVERSATION_COLUMNS = (
+    f"{CONTACT_COLUMNS}, assigned_to, status, (SELECT json_group_array(label) FROM "
+    "(SELECT label FROM contact_labels WHERE contact_labels.phone = contacts.phone "
+    "ORDER BY label)) AS labels"
+)
 UPSERT_CONTACT = f"""
 INSERT INTO contacts ({CONTACT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 ON CONFLICT (phone) DO UPDATE SET
@@ -1492,6 +1496,21 @@ class SQLiteStore(SQLiteInbox, SQLiteMessageCare, SQLitePrivacy, SQLiteTeam):
         await self._transaction(work)
         return await self.conversation(phone)
 
+    async def update_labels(
+        self, phone: str, add: Sequence[str], remove: Sequence[str], only: bool = False
+    ) -> Conversation:
+        """Adds the labels `add`, then removes `remove`; `only`: drops every other label."""
+
+        def work(db: sqlite3.Connection) -> None:
+            if db.execute("SELECT 1 FROM contacts WHERE phone = ?", (phone,)).fetchone() is None:
+                raise UnknownContactError(phone)
+            if only:
+                db.execute("DELETE FROM contact_labels WHERE phone = ?", (phone,))
+            apply_labels(db, phone, Decision(None, (), "", label=tuple(add), unlabel=tuple(remove)))
+
+        await self._transaction(work)
+        return await self.conversation(phone)
+
     async def conversation(self, phone: str) -> Conversation:
         rows = await self.reader.execute_fetchall(
             f"SELECT {CONVERSATION_COLUMNS} FROM contacts WHERE phone = ?", (phone,)
@@ -1515,6 +1534,7 @@ class SQLiteStore(SQLiteInbox, SQLiteMessageCare, SQLitePrivacy, SQLiteTeam):
             fields=_fields_from_json(row["fields"]),
             assigned_to=row["assigned_to"],
             status=row["status"],
+            labels=tuple(sorted(json.loads(row["labels"]))),
         )
 
     async def messages(self, phone: str) -> list[Message]:

@@ -19,6 +19,7 @@ from responder.moments import SEND_HORIZON, BadMoment, parse_moment
 from responder.phone import InvalidPhoneNumber, inbound_phone, normalize_phone
 from responder.rules.model import Problem
 from responder.rules.publish import MAX_RULES_BYTES, RulesRefused
+from responder.rules.reader import LABEL
 from responder.store.models import (
     STATUSES,
     UNASSIGNED,
@@ -316,18 +317,47 @@ async def get_contact(request: Request) -> Response:
 
 
 async def patch_contact(request: Request) -> Response:
-    """Sets contact fields: `{"fields": {"nombre": "Ana", "cliente": null}}` (null removes)."""
+    """Sets contact fields, `{"fields": {"nombre": "Ana", "cliente": null}}` (null removes),
+    and labels: `{"labels": {"add": [...], "remove": [...]}}`, or `{"labels": [...]}` (the
+    whole set)."""
     data = await _json(request)
-    changes = data.get("fields")
-    if not isinstance(changes, dict) or not changes:
+    if "fields" not in data and "labels" not in data:
+        raise ApiError(400, "give 'fields' or 'labels'")
+    changes = data.get("fields", {})
+    if not isinstance(changes, dict) or ("fields" in data and not changes):
         raise ApiError(400, "'fields' must be a non-empty object")
     for name, value in changes.items():
         if not FIELD_NAME_RE.match(name):
             raise ApiError(400, f"field name {name!r}: use letters, digits and _")
         if value is not None and not isinstance(value, str | int | float | bool):
             raise ApiError(400, f"field {name}: use a string, number, boolean or null")
-    conversation = await _service(request).update_fields(_phone(request), changes)
+    labels = _label_changes(data["labels"]) if "labels" in data else None
+    service = _service(request)
+    phone = _phone(request)
+    conversation = await service.conversation(phone)  # 404 before anything changes
+    if changes:
+        conversation = await service.update_fields(phone, changes)
+    if labels is not None:
+        conversation = await service.update_labels(phone, *labels)
     return JSONResponse(conversation.as_json())
+
+
+def _label_changes(value: Any) -> tuple[list[str], list[str], bool]:
+    """`{"add": [...], "remove": [...]}` or a list (the whole set): add, remove, whole."""
+    if isinstance(value, list):
+        return _labels(value, "labels"), [], True
+    if not isinstance(value, dict) or not value or set(value) - {"add", "remove"}:
+        raise ApiError(400, '\'labels\' must be a list or {"add": [...], "remove": [...]}')
+    return _labels(value.get("add", []), "add"), _labels(value.get("remove", []), "remove"), False
+
+
+def _labels(value: Any, key: str) -> list[str]:
+    if not isinstance(value, list):
+        raise ApiError(400, f"'{key}' must be a list of labels")
+    for label in value:
+        if not isinstance(label, str) or not LABEL.fullmatch(label):
+            raise ApiError(400, f"label {label!r}: letters, digits, _ or -, at most 40")
+    return list(dict.fromkeys(value))
 
 
 async def forget_contact(request: Request) -> Response:
