@@ -1228,6 +1228,50 @@ async def test_conversations_filters_modes_fields_and_read_marks(filled: Store) 
         await filled.update_fields("580000000000", {"a": 1})
 
 
+# -- contact labels (DESIGN §12) ------------------------------------------------------------------
+
+
+async def test_a_decision_s_labels_are_stored_with_its_message(store: Store, clock: Clock) -> None:
+    await inbound(store, clock, ANA, "PROMO", answer("Listo", "promo", label=("promo", "vip")))
+    labelled = await store.conversation(ANA)
+    assert labelled.labels == ("promo", "vip")
+    assert labelled.as_json()["labels"] == ["promo", "vip"]
+    await inbound(store, clock, ANA, "PROMO", answer("Listo", "promo", label=("promo",)))
+    assert (await store.conversation(ANA)).labels == ("promo", "vip")  # adding twice: once
+    await inbound(store, clock, ANA, "NO PROMO", answer(None, "x", unlabel=("promo", "otra")))
+    assert (await store.conversation(ANA)).labels == ("vip",)
+    # A retried message (a duplicate) changes nothing.
+    again = answer(None, "y", unlabel=("vip",))
+    await inbound(store, clock, ANA, "NO PROMO", again, dedupe=60)
+    assert (await store.conversation(ANA)).labels == ("vip",)
+    assert [c.labels for c in await store.conversations(limit=5)] == [("vip",)]
+
+
+async def test_labels_in_one_batch_end_as_the_last_message_left_them(
+    store: Store, clock: Clock
+) -> None:
+    changes = [{"label": ("promo",)}, {"unlabel": ("promo",)}, {"label": ("promo", "b")}]
+    changes += [{"unlabel": ("b",)}]
+    jobs = [
+        InboundJob(InboundMessage(ANA, f"m{i}", clock()), answer(None, "r", **change))
+        for i, change in enumerate(changes)
+    ]
+    await asyncio.gather(*(store.receive_inbound(job) for job in jobs))
+    assert (await store.conversation(ANA)).labels == ("promo",)
+
+
+async def test_labels_are_added_removed_or_replaced_by_staff(store: Store, clock: Clock) -> None:
+    await inbound(store, clock, ANA, "hola")
+    added = await store.update_labels(ANA, ["vip", "Promo-2", "vip"], [])
+    assert added.labels == ("Promo-2", "vip")
+    assert (await store.update_labels(ANA, ["a"], ["vip", "nunca"])).labels == ("Promo-2", "a")
+    assert (await store.update_labels(ANA, ["z", "a"], [], only=True)).labels == ("a", "z")
+    assert (await store.update_labels(ANA, [], [], only=True)).labels == ()
+    with pytest.raises(UnknownContactError):
+        await store.update_labels("580000000000", ["a"], [])
+    assert await rows(store, "SELECT * FROM contact_labels") == []
+
+
 # -- the team inbox: assignment, status, notes, typing (DESIGN §11) ----------------------------
 
 
@@ -1415,6 +1459,8 @@ async def test_forgetting_a_person_erases_their_messages_notes_and_fields(
     await inbound(store, clock, ANA, "hola, soy Ana")
     await inbound(store, clock, LUIS, "hola")
     await store.update_fields(ANA, {"nombre": "Ana"})
+    await store.update_labels(ANA, ["promo"], [])
+    await store.update_labels(LUIS, ["promo"], [])
     await store.add_note(ANA, "eva", "cliente frecuente")
     await store.set_typing(ANA, "eva", clock() + timedelta(seconds=5))
     [sent] = await store.claim_outbox(1)
@@ -1428,10 +1474,12 @@ async def test_forgetting_a_person_erases_their_messages_notes_and_fields(
     assert await store.typing(ANA) == []
     assert await rows(store, f"SELECT 1 FROM attempts WHERE message_id = {sent.id}") == []
     assert [m.text for m in await store.messages(LUIS)] == ["hola", "re: hola"]  # untouched
+    assert await rows(store, "SELECT phone, label FROM contact_labels") == [(LUIS, "promo")]
     assert await store.forget_contact(ANA) is None  # nothing left to forget
     # Writing again starts a new conversation, nothing of the old one in it.
     await inbound(store, clock, ANA, "otra vez")
     assert (await store.conversation(ANA)).fields == {}
+    assert (await store.conversation(ANA)).labels == ()
     assert [m.text for m in await store.messages(ANA)] == ["otra vez", "re: otra vez"]
 
 
