@@ -212,6 +212,29 @@ def test_contact_fields_read_and_written(app: RunningApp) -> None:
         assert unknown.status_code == 404
 
 
+def test_contact_labels_read_and_written(app: RunningApp) -> None:
+    inbound(app, "hola")
+    with app.api() as api:
+        assert api.get(f"/api/contacts/{PHONE}").json()["labels"] == []
+        url = f"/api/contacts/{PHONE}"
+        added = api.patch(url, json={"labels": {"add": ["vip", "promo", "vip"]}})
+        assert (added.status_code, added.json()["labels"]) == (200, ["promo", "vip"])
+        changed = api.patch(url, json={"labels": {"add": ["b"], "remove": ["vip"]}})
+        assert changed.json()["labels"] == ["b", "promo"]
+        both = api.patch(url, json={"fields": {"nombre": "Ana"}, "labels": ["z"]})
+        assert (both.json()["fields"], both.json()["labels"]) == ({"nombre": "Ana"}, ["z"])
+        assert api.get(url).json()["labels"] == ["z"]
+        listed = api.get("/api/conversations").json()["conversations"]
+        assert [c["labels"] for c in listed] == [["z"]]
+        for bad in ({"add": ["con espacio"]}, {"add": "vip"}, {"quitar": ["z"]}, "z", {}):
+            assert api.patch(url, json={"labels": bad}).status_code == 400
+        assert api.patch(url, json={"labels": ["a" * 41]}).status_code == 400
+        assert api.patch(url, json={}).status_code == 400
+        assert api.get(url).json()["labels"] == ["z"]  # nothing changed by the refused ones
+        unknown = api.patch("/api/contacts/584249999999", json={"labels": ["a"]})
+        assert unknown.status_code == 404
+
+
 @pytest.mark.parametrize(
     ("method", "path", "body", "status", "answer"),
     [

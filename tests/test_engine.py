@@ -220,6 +220,26 @@ def test_nothing_matched_needs_attention(tmp_path: Path) -> None:
     assert decision == Decision(None, (), "no rule matched", needs_attention=True)
 
 
+def test_a_rule_s_labels_are_in_its_decision(tmp_path: Path) -> None:
+    ruleset = write(
+        tmp_path,
+        "rules:\n"
+        "  - {name: baja, keywords: [no promo], unlabel: promo}\n"
+        "  - {name: promo, keywords: [promo], label: [promo, vip], reply: Suscrito}\n"
+        "  - {name: hola, keywords: [hola], reply: Hola}\n",
+        {},
+    )
+    subscribed = decide(ruleset, "PROMO")
+    assert (texts(subscribed), subscribed.label, subscribed.unlabel) == (
+        ["Suscrito"],
+        ("promo", "vip"),
+        (),
+    )
+    left = decide(ruleset, "no promo")
+    assert (left.rule, texts(left), left.label, left.unlabel) == ("baja", [], (), ("promo",))
+    assert (decide(ruleset, "hola").label, decide(ruleset, "hola").unlabel) == ((), ())
+
+
 ATTENTION_RULES = """\
 settings:
   timezone: America/Caracas

@@ -733,6 +733,29 @@ def test_handoff_without_reply_is_fine(tmp_path: Path) -> None:
     assert ruleset.rules[0].handoff and ruleset.rules[0].reply is None
 
 
+def test_labels_a_rule_adds_and_removes(tmp_path: Path) -> None:
+    ruleset = load_text(
+        tmp_path,
+        "- {name: promo, keywords: [promo], label: promo, reply: Listo}\n"
+        "- {name: baja_promo, keywords: [no promo], unlabel: [promo, vip-2, promo]}\n",
+    )
+    assert ruleset.problems == ()  # a rule that only labels needs no reply
+    assert [(r.label, r.unlabel) for r in ruleset.rules[:2]] == [
+        (("promo",), ()),
+        ((), ("promo", "vip-2")),
+    ]
+
+
+@pytest.mark.parametrize(
+    "value", ["'con espacio'", "''", "'" + "a" * 41 + "'", "[ok, 3]", "{a: b}", "ñandú"]
+)
+def test_a_bad_label_is_an_error(tmp_path: Path, value: str) -> None:
+    ruleset = load_text(
+        tmp_path, f"- {{name: promo, keywords: [promo], label: {value}, reply: Listo}}\n"
+    )
+    assert [p.code for p in ruleset.problems if p.severity == "error"] == ["bad_label"]
+
+
 def test_a_template_file_is_named_on_the_rule(tmp_path: Path) -> None:
     ruleset = load_text(
         tmp_path, "- {name: s, keywords: [hola], template: ok.txt}\n", {"ok.txt": "Hola"}
