@@ -456,6 +456,17 @@ def test_hand_back_to_the_bot(app: RunningApp, staff: httpx.Client) -> None:
     assert post(staff, f"{page}/mode", page, mode="robot").status_code == 400
 
 
+def test_the_contact_panel_shows_labels(app: RunningApp, staff: httpx.Client) -> None:
+    inbound(app, "hola")
+    page = f"/admin/conversations/{PHONE}"
+    assert "Sin etiquetas" in staff.get(page).text
+    with app.api() as api:
+        body = {"labels": ["promo", "vip-2"]}
+        assert api.patch(f"/api/contacts/{PHONE}", json=body).status_code == 200
+    shown = staff.get(page).text
+    assert "<li>promo</li><li>vip-2</li>" in shown and "Sin etiquetas" not in shown
+
+
 def test_contact_fields_are_edited(app: RunningApp, staff: httpx.Client) -> None:
     inbound(app, "hola")
     page = f"/admin/conversations/{PHONE}"

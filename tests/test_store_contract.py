@@ -1250,7 +1250,8 @@ async def test_a_decision_s_labels_are_stored_with_its_message(store: Store, clo
 async def test_labels_in_one_batch_end_as_the_last_message_left_them(
     store: Store, clock: Clock
 ) -> None:
-    changes = [{"label": ("promo",)}, {"unlabel": ("promo",)}, {"label": ("promo", "b")}]
+    changes: list[dict[str, tuple[str, ...]]] = [{"label": ("promo",)}, {"unlabel": ("promo",)}]
+    changes += [{"label": ("promo", "b")}]
     changes += [{"unlabel": ("b",)}]
     jobs = [
         InboundJob(InboundMessage(ANA, f"m{i}", clock()), answer(None, "r", **change))
