@@ -1784,6 +1784,8 @@ class SQLiteStore(SQLiteInbox, SQLiteMessageCare, SQLitePrivacy, SQLiteTeam):
 
 def apply_labels(db: sqlite3.Connection, phone: str, decision: Decision) -> None:
     """A decision's label changes (a rule's `label:`, then `unlabel:`), in its transaction."""
+    if not decision.label and not decision.unlabel:
+        return  # nearly every message: nothing to write
     db.executemany(
         "INSERT OR IGNORE INTO contact_labels (phone, label) VALUES (?, ?)",
         [(phone, label) for label in decision.label],
