@@ -1,5 +1,6 @@
 """`responder backup PATH` and `responder restore PATH` (DESIGN §13): a consistent copy of a
-SQLite database while the service serves, and putting one back when it does not."""
+SQLite database while the service serves, and putting one back when it does not. What touches
+the database is in responder/store/sqlite_backup.py."""
 
 from __future__ import annotations
 
@@ -7,13 +8,10 @@ import contextlib
 import errno
 import fcntl
 import os
-import sqlite3
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import datetime
-from importlib import resources
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
 import click
 
@@ -22,43 +20,8 @@ from responder.commands.common import settings as _settings
 from responder.spool.slot import LOCK_FILE
 from responder.store import is_postgres
 from responder.store.common import owner_dead
-from responder.store.sqltime import stored
-
-PAGES = 256  # copied per step: a step holds the database only for these pages' worth of reads
-
-
-def copy_database(source: Path, target: Path, progress: Callable[[int, int], None]) -> None:
-    """Copies the SQLite database `source` into the new file `target` with the online backup
-    API, a few pages per step. One read transaction spans the copy, so the copy is the
-    database as it was when the backup began (later commits do not restart it), and in WAL
-    mode the writer is never held up: it appends to the WAL meanwhile."""
-    src = sqlite3.connect(source, isolation_level=None)
-    try:
-        dst = sqlite3.connect(target, isolation_level=None)
-        try:
-            src.execute("BEGIN")
-            src.execute("SELECT count(*) FROM sqlite_master").fetchone()  # the snapshot
-            src.backup(
-                dst, pages=PAGES, progress=lambda _, left, total: progress(total - left, total)
-            )
-            src.execute("COMMIT")
-            # One self-contained file (the service turns WAL on again when it opens one).
-            dst.execute("PRAGMA journal_mode = DELETE")
-        finally:
-            dst.close()
-    finally:
-        src.close()
-
-
-def masked_url(url: str) -> str:
-    """`url` with its password replaced by ***."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    user = parts.username or ""
-    host = parts.hostname or ""
-    netloc = f"{user}:***@{host}" + (f":{parts.port}" if parts.port else "")
-    return urlunsplit(parts._replace(netloc=netloc))
+from responder.store.pg_schema import shown_url
+from responder.store.sqlite_backup import BackupFailed, check_backup, copy_database, live_leases
 
 
 @click.command()
@@ -72,7 +35,7 @@ def backup(path: Path, force: bool) -> None:
         click.echo(
             "PostgreSQL: back it up with pg_dump (the password from PGPASSWORD or ~/.pgpass):"
         )
-        click.echo(f"  pg_dump --format=custom --file {path} '{masked_url(database)}'")
+        click.echo(f"  pg_dump --format=custom --file {path} '{shown_url(database)}'")
         sys.exit(2)
     source = Path(database)
     if not source.is_file():
@@ -94,58 +57,12 @@ def backup(path: Path, force: bool) -> None:
         with open(temporary, "rb") as copy:
             os.fsync(copy.fileno())
         os.replace(temporary, path)
-    except (sqlite3.Error, OSError) as err:
+    except (BackupFailed, OSError) as err:
         with contextlib.suppress(FileNotFoundError):
             temporary.unlink()
         raise click.ClickException(f"backup failed: {err}") from None
     report = check_backup(path)
     click.echo(f"backed up {source} to {path}: {report.summary()}")
-
-
-class BackupReport:
-    """What `check_backup` found in a copy."""
-
-    def __init__(self, problems: list[str], version: int, counts: dict[str, int]) -> None:
-        self.problems = problems
-        self.version = version
-        self.counts = counts
-
-    def summary(self) -> str:
-        counts = ", ".join(f"{n} {table}" for table, n in self.counts.items())
-        return f"schema version {self.version}, {counts}"
-
-
-def latest_migration() -> int:
-    folder = resources.files("responder.store") / "migrations"
-    return max(int(p.name.split("_", 1)[0]) for p in folder.iterdir() if p.name.endswith(".sql"))
-
-
-def check_backup(path: Path) -> BackupReport:
-    """Opens the copy read-only: its integrity check, its schema version against this code's
-    migrations, how many contacts and messages it holds."""
-    try:
-        db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
-    except sqlite3.Error as err:
-        return BackupReport([f"cannot open it: {err}"], 0, {})
-    try:
-        problems: list[str] = []
-        try:
-            result = [row[0] for row in db.execute("PRAGMA integrity_check")]
-            version = int(db.execute("PRAGMA user_version").fetchone()[0])
-            counts = {
-                table: int(db.execute(f"SELECT count(*) FROM {table}").fetchone()[0])
-                for table in ("contacts", "messages")
-            }
-        except sqlite3.Error as err:
-            return BackupReport([f"not a responder database: {err}"], 0, {})
-        if result != ["ok"]:
-            problems.append("integrity check failed: " + "; ".join(result[:5]))
-        latest = latest_migration()
-        if version > latest:
-            problems.append(f"its schema version {version} is newer than this code's ({latest})")
-        return BackupReport(problems, version, counts)
-    finally:
-        db.close()
 
 
 @contextlib.contextmanager
@@ -174,20 +91,10 @@ def serving(database: Path, spool: Path, now: datetime) -> str | None:
             with _locked(lock) as free:
                 if not free:
                     return f"a running `responder serve` holds the spool folder {lock.parent}"
-    if database.is_file():
-        db = sqlite3.connect(f"file:{database}?mode=ro", uri=True)
-        try:
-            rows = db.execute(
-                "SELECT name, holder FROM leases WHERE until > ?", (stored(now),)
-            ).fetchall()
-        except sqlite3.Error:
-            rows = []
-        finally:
-            db.close()
-        # A process of this machine that is gone holds nothing any more.
-        for name, holder in rows:
-            if not owner_dead(holder):
-                return f"instance {holder} holds the lease {name!r}"
+    # A process of this machine that is gone holds nothing any more.
+    for name, holder in live_leases(database, now):
+        if not owner_dead(holder):
+            return f"instance {holder} holds the lease {name!r}"
     return None
 
 
@@ -225,7 +132,7 @@ def restore(path: Path, yes: bool) -> None:
             with contextlib.suppress(FileNotFoundError):
                 Path(f"{target}{suffix}").unlink()
         os.replace(temporary, target)
-    except (sqlite3.Error, OSError) as err:
+    except (BackupFailed, OSError) as err:
         with contextlib.suppress(FileNotFoundError):
             temporary.unlink()
         raise click.ClickException(f"restore failed: {err}") from None

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import partial
 from importlib import resources
+from importlib.abc import Traversable
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -312,6 +313,16 @@ def _chunks(items: Sequence[Any], size: int = MAX_PARAMS) -> Iterable[Sequence[A
 CATCH_UP_ROWS = 5_000
 
 
+def migration_scripts() -> list[Traversable]:
+    """The numbered `migrations/NNNN_*.sql` files, in order."""
+    folder = resources.files("responder.store") / "migrations"
+    return sorted((p for p in folder.iterdir() if p.name.endswith(".sql")), key=lambda p: p.name)
+
+
+def migration_number(script: Traversable) -> int:
+    return int(script.name.split("_", 1)[0])
+
+
 def _marks(count: int) -> str:
     return ", ".join("?" * count)
 
@@ -432,17 +443,14 @@ class SQLiteStore(SQLiteInbox, SQLiteMessageCare, SQLitePrivacy, SQLiteTeam):
     def _migrate(self, db: sqlite3.Connection) -> None:
         """Applies numbered `migrations/NNNN_*.sql` files not yet applied, each atomically."""
         version = db.execute("PRAGMA user_version").fetchone()[0]
-        folder = resources.files("responder.store") / "migrations"
-        scripts = sorted(
-            (p for p in folder.iterdir() if p.name.endswith(".sql")), key=lambda p: p.name
-        )
+        scripts = migration_scripts()
         # A table rebuilt to change a constraint (0010) is dropped while others still refer
         # to it: foreign keys are off meanwhile (outside any transaction, as SQLite requires)
         # and checked before each migration commits.
         db.execute("PRAGMA foreign_keys = OFF")
         try:
             for script in scripts:
-                number = int(script.name.split("_", 1)[0])
+                number = migration_number(script)
                 if number <= version:
                     continue
                 db.execute("BEGIN IMMEDIATE")
