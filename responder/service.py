@@ -342,24 +342,9 @@ class Service:
         note: str,
         author: str | None,
         source: RuleSource,
-    ) -> RuleVersion:
-        """A new version in force (RulesRefused, StaleRuleVersion: nothing changed)."""
-        version, _ = await self.publish_rules_checked(
-            rules, templates, base=base, note=note, author=author, source=source
-        )
-        return version
-
-    async def publish_rules_checked(
-        self,
-        rules: str,
-        templates: dict[str, str] | None,
-        *,
-        base: int | None,
-        note: str,
-        author: str | None,
-        source: RuleSource,
     ) -> tuple[RuleVersion, RulesCheck]:
-        """As publish_rules, with the warnings the check found."""
+        """A new version in force, with the warnings its check found (RulesRefused,
+        StaleRuleVersion: nothing changed)."""
         version, check = await self.rules.publish(
             rules, templates, base=base, note=note, author=author, source=source
         )

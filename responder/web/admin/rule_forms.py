@@ -166,7 +166,7 @@ async def _publish(
     if new_text == text and (new_templates is None or new_templates == templates):
         return _redirect("/admin/rules", ok="same")
     try:
-        version = await service.publish_rules(
+        version, _ = await service.publish_rules(
             new_text, new_templates, base=base, note=note, author=session.user, source="admin"
         )
     except RulesRefused as err:

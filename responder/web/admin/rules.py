@@ -171,7 +171,7 @@ async def editor_post(request: Request, session: Session, form: dict[str, str]) 
         )  # fmt: skip
     note = form.get("note", "").strip()[:500] or "editado en el navegador"
     try:
-        version, _ = await service.publish_rules_checked(
+        version, _ = await service.publish_rules(
             rules, templates, base=base, note=note, author=session.user, source="admin"
         )
     except RulesRefused as err:
