@@ -79,10 +79,8 @@ def quick_polling(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(admin, "POLL_INTERVAL", 0.3)
 
 
-@pytest.fixture
-def page(browser: Browser) -> Iterator[Page]:
-    """A fresh browser profile at laptop size; a script error or CSP violation fails the test."""
-    context = browser.new_context(viewport={"width": 1100, "height": 720}, locale="es-VE")
+def watched(context: BrowserContext) -> tuple[Page, list[str]]:
+    """A page whose script errors and CSP violations are collected, to fail the test."""
     opened = context.new_page()
     opened.set_default_timeout(5000)
     problems: list[str] = []
@@ -94,6 +92,14 @@ def page(browser: Browser) -> Iterator[Page]:
 
     opened.on("console", on_console)
     opened.on("pageerror", lambda err: problems.append(str(err)))
+    return opened, problems
+
+
+@pytest.fixture
+def page(browser: Browser) -> Iterator[Page]:
+    """A fresh browser profile at laptop size; a script error or CSP violation fails the test."""
+    context = browser.new_context(viewport={"width": 1100, "height": 720}, locale="es-VE")
+    opened, problems = watched(context)
     yield opened
     context.close()
     assert problems == []

@@ -8,7 +8,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, BrowserContext, ConsoleMessage, FloatRect, Page, expect
+from playwright.sync_api import Browser, BrowserContext, FloatRect, Page, expect
 
 from tests import loopback
 from tests.conftest import ADMIN_TOKEN, RunningApp
@@ -20,6 +20,7 @@ from tests.test_admin_browser import (
     screenshots,
     shop,
     sign_in,
+    watched,
 )
 
 __all__ = ["browser", "quick_polling", "screenshots", "shop"]  # fixtures used here
@@ -29,21 +30,6 @@ TOUCH = 44  # px: the smallest target a thumb hits reliably
 # What a person taps: links, buttons, fields (a hidden or off-screen one, like the skip link
 # until it has focus, is not on screen to tap).
 TARGETS = "header a, header button, main a, main button, main select, main input, main textarea"
-
-
-def watched(context: BrowserContext) -> tuple[Page, list[str]]:
-    """A page whose script errors and CSP violations are collected, to fail the test."""
-    opened = context.new_page()
-    opened.set_default_timeout(5000)
-    problems: list[str] = []
-
-    def on_console(message: ConsoleMessage) -> None:
-        if message.type == "error" and "Failed to load resource" not in message.text:
-            problems.append(message.text)
-
-    opened.on("console", on_console)
-    opened.on("pageerror", lambda err: problems.append(str(err)))
-    return opened, problems
 
 
 @pytest.fixture

@@ -16,7 +16,7 @@ from playwright.sync_api import Browser, BrowserContext, Page, expect
 from tests import loopback
 from tests.conftest import ADMIN_TOKEN, RunningApp, massiva_env
 from tests.fakes.massiva import FakeMassiva
-from tests.test_admin_browser import browser, quick_polling, screenshots
+from tests.test_admin_browser import browser, quick_polling, screenshots, watched
 
 __all__ = ["browser", "quick_polling", "screenshots"]  # fixtures shared with the inbox's
 
@@ -41,21 +41,26 @@ def team_shop(start_app: Callable[..., RunningApp], massiva: tuple[FakeMassiva, 
 
 
 @pytest.fixture
-def contexts(browser: Browser) -> Iterator[Callable[..., BrowserContext]]:
-    opened: list[BrowserContext] = []
+def pages(browser: Browser) -> Iterator[Callable[..., Page]]:
+    """A page in a browser profile of its own (one per person); a script error or CSP
+    violation in any fails the test."""
+    opened: list[tuple[BrowserContext, list[str]]] = []
 
-    def new(**options: object) -> BrowserContext:
+    def new(notifications_for: str | None = None, **options: object) -> Page:
         context = browser.new_context(locale="es-VE", **options)  # type: ignore[arg-type]
-        opened.append(context)
-        return context
+        if notifications_for is not None:
+            context.grant_permissions(["notifications"], origin=notifications_for)
+        page, problems = watched(context)
+        opened.append((context, problems))
+        return page
 
     yield new
-    for context in opened:
+    for context, problems in opened:
         context.close()
+        assert problems == []
 
 
 def sign_in_as(page: Page, app: RunningApp, name: str, path: str = "/admin") -> None:
-    page.set_default_timeout(5000)
     page.goto(app.url + path)
     page.get_by_label("Nombre").fill(name)
     page.get_by_label("Contraseña").fill(PASSWORD)
@@ -76,7 +81,7 @@ def wait_sent(fake: FakeMassiva, count: int, timeout: float = 5.0) -> None:
 
 
 def test_two_people_share_the_inbox(
-    contexts: Callable[..., BrowserContext],
+    pages: Callable[..., Page],
     team_shop: RunningApp,
     massiva: tuple[FakeMassiva, str],
     screenshots: Path,
@@ -84,10 +89,8 @@ def test_two_people_share_the_inbox(
     fake, _ = massiva
     inbound(team_shop, "quiero hablar con un asesor")
     wait_sent(fake, 1)  # the bot's hand-off answer went out
-    ana_context = contexts(viewport={"width": 1100, "height": 760})
-    ana_context.grant_permissions(["notifications"], origin=team_shop.url)
-    ana = ana_context.new_page()
-    beto = contexts(viewport={"width": 390, "height": 844}, is_mobile=True).new_page()
+    ana = pages(team_shop.url, viewport={"width": 1100, "height": 760})
+    beto = pages(viewport={"width": 390, "height": 844}, is_mobile=True)
     sign_in_as(ana, team_shop, "ana")
     sign_in_as(beto, team_shop, "beto")
     conversation = f"/admin/conversations/{CUSTOMER}"
