@@ -152,3 +152,26 @@ def test_restore_brings_an_old_version_back_as_the_newest(
     assert staff.get("/admin/rules/versions/99").status_code == 404
     no_csrf = staff.post("/admin/rules/versions/1/restore", data={})
     assert no_csrf.status_code == 403
+
+
+def test_unreadable_drafts_and_dates_are_refused_with_a_reason(
+    staff: httpx.Client, app: RunningApp
+) -> None:
+    page = staff.get("/admin/rules/editor").text
+    token = {"X-CSRF": csrf_of(page)}
+    for body in ({"rules": 5}, {"rules": "x", "templates": {"a.txt": 1}}):
+        refused = staff.post("/admin/rules/check", json=body, headers=token)
+        assert refused.status_code == 400 and refused.json()["error"] == "borrador ilegible"
+    garbled = staff.post(
+        "/admin/rules/check",
+        content=b"{not json",
+        headers={**token, "Content-Type": "application/json"},
+    )
+    assert garbled.status_code == 400
+    form = editor_form(page)
+    tried = staff.post(
+        "/admin/rules/editor",
+        data={**form, "do": "try", "try_text": "horario", "try_at": "mañana"},
+    )
+    assert tried.status_code == 400 and "no es válida" in tried.text
+    assert app.service.rules_source()[2] == 1

@@ -251,3 +251,17 @@ def test_a_version_published_on_one_instance_answers_on_the_other_within_two_sec
     while written.read_text(encoding="utf-8") != edited:
         assert time.monotonic() - published < 5.0, written.read_text(encoding="utf-8")
         time.sleep(0.05)
+
+
+def test_a_draft_that_is_not_text_is_a_400(api: httpx.Client) -> None:
+    rules, _, base = source(api)
+    for body in (
+        {"rules": ["no"], "base": base},
+        {"rules": rules, "templates": ["x"], "base": base},
+        {"rules": rules, "templates": {"a.txt": 3}, "base": base},
+        {"rules": rules, "base": "1"},
+    ):
+        answer = api.post("/api/rules/versions", json=body)
+        assert answer.status_code == 400, body
+    assert api.post("/api/rules/check", json={}).status_code == 400
+    assert len(api.get("/api/rules/versions").json()["versions"]) == 1
