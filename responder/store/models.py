@@ -84,6 +84,9 @@ class MessageStateError(ValueError):
 # A queued message a person cancelled fails with this error, followed by their name: never
 # sent, and not a failure the inbox flags (the CHECK on `status` stays as it is).
 CANCELLED_BY = "cancelled by "
+# What a person may do to an outbound message, by its status (both stores).
+RETRIABLE = ("failed",)
+CANCELLABLE = ("queued", "scheduled")
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,9 @@ from collections.abc import Sequence
 from typing import Any
 
 from responder.store.models import (
+    CANCELLABLE,
     CANCELLED_BY,
+    RETRIABLE,
     Message,
     MessageStateError,
     OptedOutError,
@@ -29,8 +31,6 @@ AND NOT EXISTS (
     AND n.status IN ('sent', 'delivered') AND n.created_at > f.created_at
 )
 """
-RETRIABLE = ("failed",)
-CANCELLABLE = ("queued", "scheduled")
 _SAVED = "SELECT id, name, text, author, created_at FROM saved_replies"
 
 

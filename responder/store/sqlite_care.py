@@ -8,7 +8,9 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from responder.store.models import (
+    CANCELLABLE,
     CANCELLED_BY,
+    RETRIABLE,
     Message,
     MessageStateError,
     OptedOutError,
@@ -36,8 +38,6 @@ AND NOT EXISTS (
     AND n.status IN ('sent', 'delivered') AND n.created_at > f.created_at
 )
 """
-RETRIABLE = ("failed",)
-CANCELLABLE = ("queued", "scheduled")
 
 
 def _saved(row: Any) -> SavedReply:
