@@ -31,6 +31,7 @@ from responder.providers.base import Provider
 from responder.rules.publish import FileDiff, RulesCheck, RulesRefused, diff
 from responder.rules.reload import RulesHolder
 from responder.saved_replies import SavedReplies
+from responder.search_query import search_query
 from responder.store import Store, make_store
 from responder.store.models import (
     Conversation,
@@ -46,6 +47,7 @@ from responder.store.models import (
     Waiting,
     to_iso,
 )
+from responder.store.search import SearchCounts, SearchPage, SearchQuery
 from responder.text import sendable
 from responder.web.balances import Balance, ask_balances
 from responder.web.sessions import Sessions, SignInLimiter
@@ -605,25 +607,31 @@ class Service:
     ) -> list[Conversation]:
         return await self.store.conversations(limit, offset, **filters)
 
-    async def search_conversations(
-        self, text: str, phones: Sequence[str], limit: int, offset: int = 0, **filters: Any
-    ) -> list[Conversation]:
-        return await self.store.search_conversations(text, phones, limit, offset, **filters)
+    def search_query(self, text: str) -> SearchQuery:
+        """What `text` typed in a search box means (numbers read with the shop's country)."""
+        return search_query(text, self.rules.current.settings.country)
+
+    async def search(
+        self, query: SearchQuery, limit: int, offset: int = 0, **filters: Any
+    ) -> SearchPage:
+        """Conversations found by words, numbers or contact fields (store/search.py)."""
+        return await self.store.search(query, limit, offset, **filters)
+
+    async def search_counts(self, me: str | None, query: SearchQuery) -> SearchCounts:
+        """The counts of the inbox's filters over what a search finds (up to COUNT_LIMIT)."""
+        return await self.store.search_counts(me, query)
 
     async def conversation(self, phone: str) -> Conversation:
         """The conversation with `phone`; UnknownContactError when there is none."""
         return await self.store.conversation(phone)
 
-    async def conversation_counts(
-        self, me: str | None = None, text: str | None = None, phones: Sequence[str] = ()
-    ) -> dict[str, int]:
-        """COUNT_KEYS; "mine": the conversations assigned to `me`; only those a search for
-        `text` finds, when given."""
-        return await self.store.conversation_counts(me, text, phones)
+    async def messages_by_id(self, ids: Sequence[int]) -> list[Message]:
+        """The messages with these ids (those that exist), oldest first."""
+        return await self.store.messages_by_id(ids)
 
-    async def search_matches(self, text: str, phones: Sequence[str]) -> dict[str, Message]:
-        """Each conversation's newest message a search for `text` found (the inbox shows it)."""
-        return await self.store.search_matches(text, phones)
+    async def conversation_counts(self, me: str | None = None) -> dict[str, int]:
+        """COUNT_KEYS; "mine": the conversations assigned to `me`."""
+        return await self.store.conversation_counts(me)
 
     async def last_messages(self, phones: Sequence[str]) -> list[Message]:
         """Each number's newest inbound and newest outbound message."""

@@ -14,6 +14,7 @@ __all__ = [
     "GSM7_EXTENDED",
     "UnsendableText",
     "find_folded",
+    "find_words",
     "is_gsm7",
     "normalize",
     "segments",
@@ -56,14 +57,10 @@ def normalize(text: str) -> str:
 normalize_cached = functools.lru_cache(maxsize=8192)(normalize)
 
 
-def find_folded(text: str, query: str) -> tuple[int, int] | None:
-    """Where `query` occurs in `text` once both are normalized (the inbox search's match), as
-    a `text[start:end]` span of the original characters; None when it does not occur."""
-    wanted = normalize(query)
-    if not wanted:
-        return None
-    # Each folded character remembers the original one it came from; whitespace runs (and
-    # the punctuation that became spaces) collapse to one space, as normalize does.
+def _folded_with_origin(text: str) -> tuple[str, list[int]]:
+    """`normalize(text)`, and for each of its characters the index of the original character
+    it came from (whitespace runs, and the punctuation that became spaces, collapse to one
+    space, as normalize does)."""
     chars: list[str] = []
     origin: list[int] = []
     for index, char in enumerate(text):
@@ -77,10 +74,41 @@ def find_folded(text: str, query: str) -> tuple[int, int] | None:
     if chars and chars[-1] == " ":
         chars.pop()
         origin.pop()
-    at = "".join(chars).find(wanted)
+    return "".join(chars), origin
+
+
+def find_folded(text: str, query: str) -> tuple[int, int] | None:
+    """Where `query` occurs in `text` once both are normalized, as a `text[start:end]` span of
+    the original characters; None when it does not occur."""
+    wanted = normalize(query)
+    if not wanted:
+        return None
+    folded, origin = _folded_with_origin(text)
+    at = folded.find(wanted)
     if at < 0:
         return None
     return origin[at], origin[at + len(wanted) - 1] + 1
+
+
+def find_words(text: str, words: list[str], prefix_from: int = 3) -> list[tuple[int, int]]:
+    """Where the folded `words` (the inbox search's) begin words of `text`, as sorted
+    `text[start:end]` spans of the original characters: a word of `prefix_from` characters or
+    more also begins longer words ("promo" in "Promoción"), a shorter one is a whole word."""
+    folded, origin = _folded_with_origin(text)
+    spans: list[tuple[int, int]] = []
+    for word in words:
+        pattern = rf"(?<![^\W_]){re.escape(word)}" + (
+            "" if len(word) >= prefix_from else r"(?![^\W_])"
+        )
+        for found in re.finditer(pattern, folded):
+            spans.append((origin[found.start()], origin[found.end() - 1] + 1))
+    merged: list[tuple[int, int]] = []
+    for start, end in sorted(spans):
+        if merged and start <= merged[-1][1]:
+            merged[-1] = (merged[-1][0], max(end, merged[-1][1]))
+        else:
+            merged.append((start, end))
+    return merged
 
 
 # --- GSM-7 alphabet ------------------------------------------------------------

@@ -1,6 +1,7 @@
 """Messages stored before the search learned to forgive are folded by the migration that adds
 `messages.folded` (SQLite 0016 through its registered function, PostgreSQL 0005 in Python), and
-found like new ones."""
+found like new ones; the full-text index (SQLite 0023, PostgreSQL 0011) takes them in, and
+contact fields stored before are folded too."""
 
 from __future__ import annotations
 
@@ -10,8 +11,10 @@ from pathlib import Path
 import asyncpg
 
 from responder.engine import Contact, Decision, InboundMessage
+from responder.store.base import Store
 from responder.store.models import InboundJob
 from responder.store.postgres import PostgresStore
+from responder.store.search import SearchQuery
 from responder.store.sqlite import SQLiteStore, _statements
 from tests.conftest import ROOT, Clock
 from tests.test_postgres import fresh_database
@@ -41,10 +44,17 @@ def before_search(path: Path) -> None:
                 (n, PHONE, text),
             )
         db.execute(
-            "INSERT INTO contacts (phone, first_seen_at, last_message_at) "
-            "VALUES (?, '2026-11-23T14:00:00.000000Z', '2026-11-23T14:00:00.000000Z')",
-            (PHONE,),
+            "INSERT INTO contacts (phone, first_seen_at, last_message_at, fields) "
+            "VALUES (?, '2026-11-23T14:00:00.000000Z', '2026-11-23T14:00:00.000000Z', ?)",
+            (PHONE, '{"nombre": "José Pérez"}'),
         )
+
+
+async def found(store: Store, query: str) -> list[tuple[str, str | None]]:
+    """Each conversation found, with the text of its matching message."""
+    page = await store.search(SearchQuery(query))
+    texts = {m.id: m.text for m in await store.messages_by_id(list(page.matched.values()))}
+    return [(c.phone, texts.get(page.matched.get(c.phone, 0))) for c in page.conversations]
 
 
 async def test_sqlite_folds_the_messages_already_stored(tmp_path: Path, clock: Clock) -> None:
@@ -54,8 +64,9 @@ async def test_sqlite_folds_the_messages_already_stored(tmp_path: Path, clock: C
     await store.open()
     try:
         for query, text in [("cafe por favor", OLD_TEXTS[0]), ("PINGUINOS", OLD_TEXTS[1])]:
-            assert [c.phone for c in await store.search_conversations(query)] == [PHONE]
-            assert (await store.search_matches(query, [PHONE]))[PHONE].text == text
+            assert await found(store, query) == [(PHONE, text)]
+        assert await found(store, "jose PEREZ") == [(PHONE, None)]  # the contact's fields
+        assert await found(store, "pingu") == [(PHONE, OLD_TEXTS[1])]  # a prefix, by the index
     finally:
         await store.close()
     with sqlite3.connect(path) as db:
@@ -90,9 +101,44 @@ async def test_postgres_folds_the_messages_already_stored(
     await store.open()
     try:
         for query, text in [("cafe por favor", OLD_TEXTS[0]), ("PINGUINOS", OLD_TEXTS[1])]:
-            assert [c.phone for c in await store.search_conversations(query)] == [PHONE]
-            assert (await store.search_matches(query, [PHONE]))[PHONE].text == text
+            assert await found(store, query) == [(PHONE, text)]
         rows = await store.pool.fetch("SELECT folded FROM messages ORDER BY id")
         assert [r[0] for r in rows] == ["quiero un cafe por favor", "tienen pinguinos de peluche"]
+    finally:
+        await store.close()
+
+
+async def test_postgres_indexes_the_words_and_folds_the_fields_already_stored(
+    fresh_database: str, clock: Clock
+) -> None:
+    store = PostgresStore(fresh_database, clock)
+    await store.open()
+    await store.receive_inbound(
+        InboundJob(
+            InboundMessage(PHONE, OLD_TEXTS[1], clock()),
+            lambda contact: Decision(None, (), "t", needs_attention=True),
+        )
+    )
+    await store.update_fields(PHONE, {"nombre": "José Pérez"})
+    await store.close()
+    # As an older release left it: migration 0011 not applied.
+    conn = await asyncpg.connect(fresh_database)
+    try:
+        await conn.execute(
+            "DROP INDEX messages_words; DROP INDEX contacts_with_fields; "
+            "ALTER TABLE contacts DROP COLUMN folded; "
+            "DELETE FROM schema_migrations WHERE version = 11"
+        )
+    finally:
+        await conn.close()
+    store = PostgresStore(fresh_database, clock)
+    await store.open()
+    try:
+        assert await found(store, "jose PEREZ") == [(PHONE, None)]
+        assert await found(store, "pingu") == [(PHONE, OLD_TEXTS[1])]
+        index = await store.pool.fetchval(
+            "SELECT indexdef FROM pg_indexes WHERE indexname = 'messages_words'"
+        )
+        assert "to_tsvector('simple'::regconfig, regexp_replace(folded" in index
     finally:
         await store.close()

@@ -41,6 +41,7 @@ from responder.store.models import (
 from responder.store.overruns import MAX_OVERRUNS
 from responder.store.postgres import PostgresStore
 from responder.store.reports import EARLY_REPORTS_KEPT
+from responder.store.search import SearchQuery
 from responder.store.sqlite import SQLiteStore
 from responder.web.sessions import SignInLimiter
 from tests.conftest import Clock
@@ -1099,74 +1100,7 @@ async def filled(store: Store, clock: Clock) -> Store:
     return store
 
 
-@pytest.mark.parametrize(
-    ("text", "phones", "found"),
-    [
-        ("algodón", [], [ANA]),
-        ("ASESOR", [], [LUIS]),  # ASCII letters: any case
-        ("re: quiero", [], [LUIS]),  # replies are messages too
-        ("Ana María", [], [ANA]),  # contact fields
-        ("100%", [], [ANA]),
-        ("%", [], [ANA]),  # a literal percent, not a wildcard
-        ("_", [], [EVA]),  # a literal underscore
-        ("0424", ["0424", "424"], [LUIS]),
-        ("1112233", ["1112233"], [EVA]),
-        ("nada de esto", [], []),
-    ],
-)
-async def test_search_by_text_fields_or_number(
-    filled: Store, text: str, phones: list[str], found: list[str]
-) -> None:
-    assert [c.phone for c in await filled.search_conversations(text, phones)] == found
-
-
-async def test_search_keeps_filters_and_order(filled: Store) -> None:
-    everyone = await filled.search_conversations("re", [])
-    assert [c.phone for c in everyone] == [LUIS, ANA]  # newest first; EVA got no reply
-    assert [c.phone for c in await filled.search_conversations("re", [], mode="human")] == [LUIS]
-    attention = await filled.search_conversations("zzz", [], needs_attention=True)
-    assert [c.phone for c in attention] == [EVA]
-    assert await filled.search_conversations("zzz", [], opted_out=True) == []
-    assert [c.phone for c in await filled.search_conversations("re", [], 1, 1)] == [ANA]
-
-
-@pytest.mark.parametrize("text", ["cafe", "CAFÉ", "café", "Cafe con leche", "¿café, con?"])
-async def test_search_folds_accents_case_and_punctuation_like_the_matcher(
-    filled: Store, clock: Clock, text: str
-) -> None:
-    await admin_inbound(filled, clock, EVA, "Un CAFÉ, con leche", None)
-    assert [c.phone for c in await filled.search_conversations(text, [])] == [EVA]
-    assert [m.text for m in (await filled.search_matches(text, [EVA, ANA])).values()] == [
-        "Un CAFÉ, con leche"
-    ]
-
-
-async def test_search_matches_are_each_numbers_newest_matching_message(
-    filled: Store, clock: Clock
-) -> None:
-    await admin_inbound(filled, clock, ANA, "¿Tienen Algodon azul?", None)
-    matches = await filled.search_matches("ALGODÓN", [ANA, LUIS, EVA])
-    assert {p: m.text for p, m in matches.items()} == {ANA: "¿Tienen Algodon azul?"}
-    assert await filled.search_matches("¿?", [ANA]) == {}  # folds to nothing
-    assert await filled.search_matches("algodon", []) == {}
-
-
-async def test_counts_follow_the_search(filled: Store) -> None:
-    await filled.assign(LUIS, "ana")
-    assert await filled.conversation_counts("ana", "QUIERO", []) == {
-        "all": 1,
-        "human": 1,
-        "needs_attention": 0,
-        "opted_out": 0,
-        "unread": 1,
-        "unassigned": 0,
-        "resolved": 0,
-        "mine": 1,
-    }
-    assert (await filled.conversation_counts(None, "zzz", ["1112233"]))["needs_attention"] == 1
-    assert (await filled.conversation_counts(None, "0424", ["0424", "424"]))["all"] == 1
-    assert set((await filled.conversation_counts("ana", "nada de esto", [])).values()) == {0}
-    assert (await filled.conversation_counts())["all"] == 3
+# The search itself: tests/test_search_contract.py.
 
 
 async def test_last_messages_are_each_numbers_newest_in_and_out(filled: Store) -> None:
@@ -1283,8 +1217,8 @@ async def test_assignment_filters_and_counts(filled: Store) -> None:
     await filled.assign(EVA, "pedro")
     assert [c.phone for c in await filled.conversations(assigned="luisa")] == [ANA]
     assert [c.phone for c in await filled.conversations(assigned=UNASSIGNED)] == [LUIS]
-    found = await filled.search_conversations("re", [], assigned="luisa")
-    assert [c.phone for c in found] == [ANA]
+    found = await filled.search(SearchQuery("re"), assigned="luisa")
+    assert [c.phone for c in found.conversations] == [ANA]
     counts = await filled.conversation_counts("luisa")
     assert (counts["mine"], counts["unassigned"]) == (1, 1)
     assert (await filled.conversation_counts())["mine"] == 0
@@ -1550,8 +1484,8 @@ async def test_old_message_texts_are_cleared_in_batches_and_the_rows_stay(
     assert await sweep(store, cutoff, 2) == 3  # six old messages, two at a time
     texts = [m.text for m in await store.messages(ANA)]
     assert texts == ["", "", "", "", "", "", "nuevo", "re: nuevo"]
-    assert await store.search_conversations("uno") == []
-    assert [c.phone for c in await store.search_conversations("nuevo")] == [ANA]
+    assert (await store.search(SearchQuery("uno"))).conversations == []
+    assert [c.phone for c in (await store.search(SearchQuery("nuevo"))).conversations] == [ANA]
     assert await store.conversation_counts() == counts
     assert await store.message_total() == 8
     # A conversation whose last message is old loses its last text too.

@@ -61,6 +61,7 @@ TABLES: tuple[Table, ...] = (
             ("last_activity_at", "moment"),
             ("assigned_to", "text"),
             ("status", "text"),
+            ("folded", "text"),
         ),
         key="phone",
     ),

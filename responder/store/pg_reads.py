@@ -23,11 +23,9 @@ from responder.store.pg_rows import (
     CONVERSATION_COLUMNS,
     MESSAGE_COLUMNS,
     ContactState,
-    clean_text,
     conversation,
     message,
 )
-from responder.store.search import folded_pattern, like_pattern
 
 # Conversations a person must answer that have news (the tab title, notifications).
 WAITING = "unread > 0 AND status <> 'resolved' AND (mode = 'human' OR needs_attention)"
@@ -64,23 +62,6 @@ def _state_filters(
         params.append(assigned)
         conditions.append(f"assigned_to = ${first + len(params) - 1}")
     return conditions, params
-
-
-def _search_match(text: str, phones: Sequence[str], first: int) -> tuple[str, list[Any]]:
-    """The SQL condition (and its parameters, numbered from `first`) for contacts a search for
-    `text` finds: by folded message text, by contact fields, or by a fragment of the number."""
-    params: list[Any] = [clean_text(like_pattern(text))]
-    matches = [f"fields::text ILIKE ${first}"]
-    folded = folded_pattern(text)
-    if folded is not None:
-        params.append(clean_text(folded))
-        matches.append(
-            f"phone IN (SELECT phone FROM messages WHERE folded LIKE ${first + len(params) - 1})"
-        )
-    for digits in phones:
-        params.append(f"%{digits}%")
-        matches.append(f"phone LIKE ${first + len(params) - 1}")
-    return f"({' OR '.join(matches)})", params
 
 
 class PgReads(PgBase):
@@ -195,50 +176,6 @@ class PgReads(PgBase):
         )
         return [conversation(row) for row in rows]
 
-    async def search_conversations(
-        self,
-        text: str,
-        phones: Sequence[str] = (),
-        limit: int = 100,
-        offset: int = 0,
-        *,
-        mode: str | None = None,
-        needs_attention: bool | None = None,
-        opted_out: bool | None = None,
-        assigned: str | None = None,
-        status: str | None = None,
-    ) -> list[Conversation]:
-        """Conversations newest first whose number contains one of `phones`, whose messages
-        contain `text` with accents, case and punctuation folded as the matcher folds them, or
-        whose contact fields contain `text` (case-insensitive)."""
-        conditions, params = _state_filters(mode, needs_attention, opted_out, 1, assigned, status)
-        match, match_params = _search_match(text, phones, len(params) + 1)
-        params += match_params
-        n = len(params)
-        rows = await self._fetch(
-            f"SELECT {CONVERSATION_COLUMNS} FROM contacts WHERE {' AND '.join(conditions)} "
-            f"AND {match} "
-            f'ORDER BY last_message_at DESC, phone COLLATE "C" LIMIT ${n + 1} OFFSET ${n + 2}',
-            *params,
-            limit,
-            offset,
-        )
-        return [conversation(row) for row in rows]
-
-    async def search_matches(self, text: str, phones: Sequence[str]) -> dict[str, Message]:
-        """Of each number in `phones`, its newest message that contains `text` as the search
-        compares (folded); numbers without one are left out."""
-        pattern = folded_pattern(text)
-        if pattern is None or not phones:
-            return {}
-        rows = await self._fetch(
-            f"SELECT {MESSAGE_COLUMNS} FROM messages WHERE id IN (SELECT max(id) FROM messages "
-            "WHERE phone = ANY($1::text[]) AND folded LIKE $2 GROUP BY phone)",
-            list(phones),
-            pattern,
-        )
-        return {m.phone: m for m in map(message, rows)}
-
     async def last_messages(self, phones: Sequence[str]) -> list[Message]:
         """Each number's newest inbound and newest outbound message (the inbox's preview)."""
         if not phones:
@@ -262,21 +199,17 @@ class PgReads(PgBase):
         )
         return Waiting(count, None if row is None else message(row))
 
-    async def conversation_counts(
-        self, me: str | None = None, text: str | None = None, phones: Sequence[str] = ()
-    ) -> dict[str, int]:
+    async def conversation_counts(self, me: str | None = None) -> dict[str, int]:
         """How many conversations there are in all, with people, needing attention, opted out,
-        with unread messages, assigned to nobody, resolved, and assigned to `me`; only those a
-        search finds when `text` is given."""
-        match, params = _search_match(text, phones, 2) if text is not None else ("true", [])
+        with unread messages, assigned to nobody, resolved, and assigned to `me` (a search's
+        counts: search_counts)."""
         [row] = await self._fetch(
             "SELECT count(*), count(*) FILTER (WHERE mode = 'human'), "
             "count(*) FILTER (WHERE needs_attention), count(*) FILTER (WHERE opted_out), "
             "count(*) FILTER (WHERE unread > 0), count(*) FILTER (WHERE assigned_to IS NULL), "
             "count(*) FILTER (WHERE status = 'resolved'), "
-            f"count(*) FILTER (WHERE assigned_to = $1) FROM contacts WHERE {match}",
+            "count(*) FILTER (WHERE assigned_to = $1) FROM contacts",
             me,
-            *params,
         )
         return dict(zip(COUNT_KEYS, (int(v) for v in row)))
 

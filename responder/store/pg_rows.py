@@ -13,6 +13,7 @@ from typing import Any
 
 from responder.engine import Contact, Decision, FlowState, Reply
 from responder.store.models import Conversation, Message, OutboxItem, to_iso
+from responder.store.search import fold_fields_json
 from responder.text import normalize_cached
 
 MESSAGE_COLUMNS = (
@@ -42,16 +43,18 @@ SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::text[
 """
 UPSERT_CONTACTS = """
 INSERT INTO contacts (phone, mode, opted_out, opted_out_at, opt_out_message_id, fields, unread,
-    needs_attention, first_seen_at, last_message_at, last_text, flagged, flow, last_activity_at)
+    needs_attention, first_seen_at, last_message_at, last_text, flagged, flow, last_activity_at,
+    folded)
 SELECT phone, mode, opted_out, opted_out_at, opt_out_message_id, fields::jsonb, unread,
     needs_attention, first_seen_at, last_message_at, last_text, flagged, flow::jsonb,
-    last_activity_at
+    last_activity_at, folded
 FROM unnest($1::text[], $2::text[], $3::boolean[], $4::timestamptz[], $5::bigint[], $6::text[],
     $7::integer[], $8::boolean[], $9::timestamptz[], $10::timestamptz[], $11::text[],
-    $12::boolean[], $13::text[], $14::timestamptz[])
+    $12::boolean[], $13::text[], $14::timestamptz[], $15::text[])
     AS c(phone, mode, opted_out, opted_out_at, opt_out_message_id, fields, unread,
-    needs_attention, first_seen_at, last_message_at, last_text, flagged, flow, last_activity_at)
-ON CONFLICT (phone) DO UPDATE SET
+    needs_attention, first_seen_at, last_message_at, last_text, flagged, flow, last_activity_at,
+    folded)
+ON CONFLICT (phone) DO UPDATE SET folded = excluded.folded,
     mode = excluded.mode, opted_out = excluded.opted_out, opted_out_at = excluded.opted_out_at,
     opt_out_message_id = excluded.opt_out_message_id, fields = excluded.fields,
     unread = excluded.unread, needs_attention = excluded.needs_attention,
@@ -198,13 +201,14 @@ class ContactState:
         )
 
     def values(self) -> tuple[Any, ...]:
+        fields = to_json(self.fields)
         return (
             self.phone,
             self.mode,
             self.opted_out,
             self.opted_out_at,
             self.opt_out_message_id,
-            to_json(self.fields),
+            fields,
             self.unread,
             self.needs_attention,
             self.first_seen_at,
@@ -213,6 +217,7 @@ class ContactState:
             self.flagged,
             flow_to_json(self.flow),
             self.last_activity_at,
+            clean_text(fold_fields_json(fields)),  # as search compares them
         )
 
     def apply(self, decision: Decision, in_id: int, at: datetime, text: str) -> None:

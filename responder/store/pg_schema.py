@@ -13,6 +13,7 @@ from urllib.parse import urlsplit, urlunsplit
 import asyncpg
 
 from responder.clock import Clock
+from responder.store.search import fold_fields_json
 from responder.text import normalize
 
 log = logging.getLogger("responder.store")
@@ -84,8 +85,28 @@ async def _fold_messages(conn: Any, batch: int = 5000) -> None:
         after = rows[-1][0]
 
 
+async def _fold_fields(conn: Any, batch: int = 5000) -> None:
+    """Fills `contacts.folded` (0011) for the contacts that have fields, as the store folds
+    them when it writes them (store/search.py fold_fields)."""
+    after = ""
+    while rows := await conn.fetch(
+        "SELECT phone, fields::text FROM contacts "
+        """WHERE phone COLLATE "C" > $1 AND fields <> '{}'::jsonb """
+        'ORDER BY phone COLLATE "C" LIMIT $2',
+        after,
+        batch,
+    ):
+        await conn.execute(
+            "UPDATE contacts SET folded = f.folded FROM unnest($1::text[], $2::text[]) "
+            "AS f(phone, folded) WHERE contacts.phone = f.phone",
+            [row[0] for row in rows],
+            [fold_fields_json(row[1]) for row in rows],
+        )
+        after = rows[-1][0]
+
+
 # Python steps that complete a migration, in its transaction.
-FILL_AFTER: dict[int, Callable[[Any], Awaitable[None]]] = {5: _fold_messages}
+FILL_AFTER: dict[int, Callable[[Any], Awaitable[None]]] = {5: _fold_messages, 11: _fold_fields}
 
 
 async def migrate(conn: Any, clock: Clock) -> None:

@@ -41,8 +41,10 @@ from responder.store.pg_outbox import PgOutbox
 from responder.store.pg_privacy import PgPrivacy
 from responder.store.pg_reads import PgReads
 from responder.store.pg_rows import clean_text, load_contacts, lock_phones, maybe_clean, to_json
+from responder.store.pg_search import PgSearch
 from responder.store.pg_shared import PgShared
 from responder.store.pg_team import PgTeam
+from responder.store.search import fold_fields_json
 
 log = logging.getLogger("responder.store")
 
@@ -57,7 +59,9 @@ class _Job:
     future: asyncio.Future[Any]
 
 
-class PostgresStore(PgOutbox, PgShared, PgTeam, PgInbox, PgMessageCare, PgPrivacy, PgReads):
+class PostgresStore(
+    PgOutbox, PgShared, PgTeam, PgInbox, PgMessageCare, PgPrivacy, PgSearch, PgReads
+):
     """All persistence on PostgreSQL. Webhook writes arriving together are grouped by one
     writer task into one transaction, and each caller is answered after its commit; other
     writes are short transactions of their own. Any error that says the server cannot be
@@ -348,9 +352,11 @@ class PostgresStore(PgOutbox, PgShared, PgTeam, PgInbox, PgMessageCare, PgPrivac
                     contact.fields.pop(name, None)
                 else:
                     contact.fields[name] = value
+            fields = to_json(contact.fields)
             await conn.execute(
-                "UPDATE contacts SET fields = $1::jsonb WHERE phone = $2",
-                to_json(contact.fields),
+                "UPDATE contacts SET fields = $1::jsonb, folded = $2 WHERE phone = $3",
+                fields,
+                clean_text(fold_fields_json(fields)),
                 phone,
             )
 

@@ -56,10 +56,11 @@ from responder.store.models import (
 from responder.store.overruns import OVERRUNS_KEY, merged, records
 from responder.store.recent import RECENT_ROWS, ROW_COLUMNS, Activity, RecentRows
 from responder.store.recent import Known as RecentKnown
-from responder.store.search import folded_pattern, like_pattern
+from responder.store.search import fold_fields_json
 from responder.store.sqlite_care import SQLiteMessageCare
 from responder.store.sqlite_inbox import SQLiteInbox
 from responder.store.sqlite_privacy import SQLitePrivacy, read_erasures
+from responder.store.sqlite_search import SQLiteSearch
 from responder.store.sqlite_team import SQLiteTeam
 from responder.store.sqltime import maybe_moment, moment, stored
 from responder.text import normalize_cached
@@ -83,9 +84,11 @@ CONVERSATION_COLUMNS = (
     "(SELECT label FROM contact_labels WHERE contact_labels.phone = contacts.phone "
     "ORDER BY label)) AS labels"
 )
+# `folded` is the fields' values as search compares them (`fold_fields`, on the writer).
 UPSERT_CONTACT = f"""
-INSERT INTO contacts ({CONTACT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-ON CONFLICT (phone) DO UPDATE SET
+INSERT INTO contacts ({CONTACT_COLUMNS}, folded)
+VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, fold_fields(?6))
+ON CONFLICT (phone) DO UPDATE SET folded = excluded.folded,
     mode = excluded.mode, opted_out = excluded.opted_out, opted_out_at = excluded.opted_out_at,
     opt_out_message_id = excluded.opt_out_message_id, fields = excluded.fields,
     unread = excluded.unread, needs_attention = excluded.needs_attention,
@@ -285,20 +288,6 @@ def _state_filters(
     return conditions, params
 
 
-def _search_match(text: str, phones: Sequence[str]) -> tuple[str, list[Any]]:
-    """The SQL condition (and its parameters) for contacts a search for `text` finds: by
-    folded message text, by contact fields, or by a fragment of the number."""
-    matches, params = ["fields LIKE ? ESCAPE '\\'"], [like_pattern(text)]
-    folded = folded_pattern(text)
-    if folded is not None:
-        matches.append("phone IN (SELECT phone FROM messages WHERE folded LIKE ? ESCAPE '\\')")
-        params.append(folded)
-    for digits in phones:
-        matches.append("phone LIKE ?")
-        params.append(f"%{digits}%")
-    return f"({' OR '.join(matches)})", params
-
-
 def _fetchall(db: sqlite3.Connection, sql: str, params: Any = ()) -> list[sqlite3.Row]:
     return db.execute(sql, params).fetchall()
 
@@ -327,7 +316,7 @@ def _marks(count: int) -> str:
     return ", ".join("?" * count)
 
 
-class SQLiteStore(SQLiteInbox, SQLiteMessageCare, SQLitePrivacy, SQLiteTeam):
+class SQLiteStore(SQLiteInbox, SQLiteMessageCare, SQLitePrivacy, SQLiteSearch, SQLiteTeam):
     """All persistence. Writes go through one connection, one transaction at a time; webhook
     writes arriving together are grouped into one transaction and each caller is answered only
     after that transaction has committed."""
@@ -391,6 +380,7 @@ class SQLiteStore(SQLiteInbox, SQLiteMessageCare, SQLitePrivacy, SQLiteTeam):
             raise StartupError(f"RESPONDER_DATABASE: cannot open {self.path}: {err}") from None
         conn.row_factory = sqlite3.Row
         conn.create_function("fold", 1, normalize_cached, deterministic=True)
+        conn.create_function("fold_fields", 1, fold_fields_json, deterministic=True)
         if self.trace is not None:
             conn.set_trace_callback(self.trace)
         try:
@@ -1497,7 +1487,7 @@ class SQLiteStore(SQLiteInbox, SQLiteMessageCare, SQLitePrivacy, SQLiteTeam):
                 else:
                     contact.fields[name] = value
             db.execute(
-                "UPDATE contacts SET fields = ? WHERE phone = ?",
+                "UPDATE contacts SET fields = ?1, folded = fold_fields(?1) WHERE phone = ?2",
                 (json.dumps(contact.fields, ensure_ascii=False), phone),
             )
 
@@ -1584,48 +1574,6 @@ class SQLiteStore(SQLiteInbox, SQLiteMessageCare, SQLitePrivacy, SQLiteTeam):
 
     # -- admin web inbox: search, read marks and dashboard aggregates ------------------------
 
-    async def search_conversations(
-        self,
-        text: str,
-        phones: Sequence[str] = (),
-        limit: int = 100,
-        offset: int = 0,
-        *,
-        mode: str | None = None,
-        needs_attention: bool | None = None,
-        opted_out: bool | None = None,
-        assigned: str | None = None,
-        status: str | None = None,
-    ) -> list[Conversation]:
-        """Conversations newest first whose number contains one of `phones`, whose messages
-        contain `text` with accents, case and punctuation folded as the matcher folds them, or
-        whose contact fields contain `text` (case-insensitive for ASCII letters)."""
-        conditions, params = _state_filters(mode, needs_attention, opted_out, assigned, status)
-        match, match_params = _search_match(text, phones)
-        rows = await self.reader.execute_fetchall(
-            f"SELECT {CONVERSATION_COLUMNS} FROM contacts WHERE {' AND '.join(conditions)} "
-            f"AND {match} ORDER BY last_message_at DESC, phone LIMIT ? OFFSET ?",
-            (*params, *match_params, limit, offset),
-        )
-        return [self._conversation(row) for row in rows]
-
-    async def search_matches(self, text: str, phones: Sequence[str]) -> dict[str, Message]:
-        """Of each number in `phones`, its newest message that contains `text` as the search
-        compares (folded); numbers without one are left out."""
-        pattern = folded_pattern(text)
-        if pattern is None or not phones:
-            return {}
-        found: dict[str, Message] = {}
-        for chunk in _chunks(phones):
-            rows = await self.reader.execute_fetchall(
-                f"SELECT {MESSAGE_COLUMNS} FROM messages WHERE id IN (SELECT MAX(id) "
-                f"FROM messages WHERE phone IN ({_marks(len(chunk))}) "
-                "AND folded LIKE ? ESCAPE '\\' GROUP BY phone)",
-                (*chunk, pattern),
-            )
-            found.update((m.phone, m) for m in map(_message, rows))
-        return found
-
     async def last_messages(self, phones: Sequence[str]) -> list[Message]:
         """Each number's newest inbound and newest outbound message (the inbox's preview)."""
         found: list[Message] = []
@@ -1660,20 +1608,17 @@ class SQLiteStore(SQLiteInbox, SQLiteMessageCare, SQLitePrivacy, SQLiteTeam):
 
         await self._transaction(work)
 
-    async def conversation_counts(
-        self, me: str | None = None, text: str | None = None, phones: Sequence[str] = ()
-    ) -> dict[str, int]:
+    async def conversation_counts(self, me: str | None = None) -> dict[str, int]:
         """How many conversations there are in all, with people, needing attention, opted out,
-        with unread messages, assigned to nobody, resolved, and assigned to `me`; only those a
-        search finds when `text` is given."""
-        match, params = _search_match(text, phones) if text is not None else ("1", [])
+        with unread messages, assigned to nobody, resolved, and assigned to `me` (a search's
+        counts: search_counts)."""
         rows = await self.reader.execute_fetchall(
             "SELECT COUNT(*), "
             "COALESCE(SUM(mode = 'human'), 0), COALESCE(SUM(needs_attention), 0), "
             "COALESCE(SUM(opted_out), 0), COALESCE(SUM(unread > 0), 0), "
             "COALESCE(SUM(assigned_to IS NULL), 0), COALESCE(SUM(status = 'resolved'), 0), "
-            f"COALESCE(SUM(assigned_to = ?), 0) FROM contacts WHERE {match}",
-            (me, *params),
+            "COALESCE(SUM(assigned_to = ?), 0) FROM contacts",
+            (me,),
         )
         keys = COUNT_KEYS
         row = next(iter(rows), None)

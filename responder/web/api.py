@@ -40,6 +40,7 @@ if TYPE_CHECKING:
 
 
 MAX_ROWID = 2**63 - 1  # SQLite integers: anything larger cannot name a row
+MAX_SEARCH_OFFSET = 10_000  # a search reads what it skips: deeper pages cost more each
 MAX_TEXT = 1600  # ten SMS: a longer message is almost surely a mistake
 STORE_UNAVAILABLE = (
     "the database cannot store anything right now (disk full or not writable): "
@@ -185,8 +186,28 @@ async def list_conversations(request: Request) -> Response:
         # Empty or `none`: the conversations nobody handles.
         unassigned = assigned.strip().lower() in ("", "none")
         filters["assigned"] = UNASSIGNED if unassigned else normalized_name(assigned)
+    q = request.query_params.get("q", "").strip()
+    if q:
+        return await _search_conversations(request, q, limit, offset, filters)
     rows = await _service(request).conversations(limit, offset, **filters)
     return JSONResponse({"conversations": [c.as_json() for c in rows]})
+
+
+async def _search_conversations(
+    request: Request, q: str, limit: int, offset: int, filters: dict[str, Any]
+) -> Response:
+    """`?q=`: the inbox's search (README "Inbox search"); each conversation carries `match`,
+    its newest message holding the words (null when its number or fields matched)."""
+    if offset > MAX_SEARCH_OFFSET:
+        raise ApiError(400, f"offset must be at most {MAX_SEARCH_OFFSET:,} with q")
+    service = _service(request)
+    page = await service.search(service.search_query(q), limit, offset, **filters)
+    matches = {m.id: m for m in await service.messages_by_id(list(page.matched.values()))}
+    found = []
+    for c in page.conversations:
+        match = matches.get(page.matched.get(c.phone, 0))
+        found.append({**c.as_json(), "match": match.as_json() if match else None})
+    return JSONResponse({"conversations": found})
 
 
 async def list_messages(request: Request) -> Response:

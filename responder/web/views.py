@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-import contextlib
-import re
 from collections.abc import Iterable
 from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import phonenumbers
 
-from responder.phone import InvalidPhoneNumber, normalize_phone
 from responder.rules.model import Rule
-from responder.text import find_folded
+from responder.search_query import phone_fragments as phone_fragments  # lived here first
+from responder.text import find_words
 
 STATUS_LABELS = {
     "received": "recibido",
@@ -34,7 +32,6 @@ MATCH_LABELS = {
 }
 RULE_LABELS = {"opt_out": "baja (BAJA)", "opt_in": "alta (ALTA)"}
 NAME_FIELDS = ("nombre", "name")
-_PHONE_CHARS = re.compile(r"^[\d\s+().-]+$")
 
 
 def local_time(value: datetime | None, tz: ZoneInfo, now: datetime) -> str:
@@ -113,21 +110,6 @@ def reply_preview(rule: Rule, width: int = 120) -> str:
     return text if len(text) <= width else text[: width - 1] + "…"
 
 
-def phone_fragments(query: str, country: str) -> list[str]:
-    """The digits to look for in numbers when a search looks like (part of) a phone number:
-    `0412-123` finds `584121234...`, a full local number finds its international form."""
-    query = query.strip()
-    if not _PHONE_CHARS.match(query):
-        return []
-    digits = re.sub(r"\D", "", query)
-    if len(digits) < 3:
-        return []
-    found = {digits, digits.lstrip("0") or digits}
-    with contextlib.suppress(InvalidPhoneNumber):
-        found.add(normalize_phone(query, country))
-    return sorted(found)
-
-
 def local_days(today: date, count: int) -> list[date]:
     return [today - timedelta(days=n) for n in range(count - 1, -1, -1)]
 
@@ -145,16 +127,26 @@ def daily_counts(
     return [(day.strftime("%d/%m"), totals[day][0], totals[day][1]) for day in days]
 
 
-def match_excerpt(text: str, query: str, around: int = 40) -> tuple[str, str, str] | None:
-    """The part of a message that a search found, as (before, found, after), with about
-    `around` characters before it and twice that after; None when it does not occur."""
-    span = find_folded(text, query)
-    if span is None:
+def match_excerpt(text: str, words: list[str], around: int = 40) -> list[tuple[str, bool]] | None:
+    """The part of a message that a search found, as (text, found) parts: about `around`
+    characters before the first word found and twice that after, every word found in it
+    marked; None when no word occurs (the page escapes each part)."""
+    spans = find_words(text, words)
+    if not spans:
         return None
-    start, end = span
-    before, after = text[max(0, start - around) : start], text[end : end + 2 * around]
-    if start > around:
-        before = "…" + before.lstrip()
-    if end + 2 * around < len(text):
-        after = after.rstrip() + "…"
-    return before, text[start:end], after
+    first, last = spans[0][0], spans[0][1]
+    start, end = max(0, first - around), min(len(text), last + 2 * around)
+    parts: list[tuple[str, bool]] = [("…" if start else "", False)]
+    at = start
+    for span_start, span_end in spans:
+        if span_start >= end:
+            break
+        if span_start > at:
+            parts.append((text[at:span_start], False))
+        parts.append((text[span_start : min(span_end, max(end, span_end))], True))
+        at = span_end
+    if at < end:
+        parts.append((text[at:end], False))
+    if end < len(text):
+        parts.append(("…", False))
+    return [(part, found) for part, found in parts if part]

@@ -31,7 +31,7 @@ class Row:
     c: Conversation
     inbound: Message | None
     reply: Message | None
-    found: tuple[str, str, str] | None
+    found: list[tuple[str, bool]] | None  # (text, whether a searched word) parts
 
 
 # -- inbox --------------------------------------------------------------------------------------
@@ -51,17 +51,24 @@ async def _inbox(request: Request, session: Session) -> dict[str, Any]:
     filters: dict[str, Any] = FILTERS[chosen][2]
     if chosen == "mine":
         filters = {"assigned": session.user}
+    matched: dict[str, int] = {}
+    complete = True
+    words: list[str] = []
     if query:
-        country = service.rules.current.settings.country
-        fragments = views.phone_fragments(query, country)
-        found = await service.search_conversations(query, fragments, shown + 1, 0, **filters)
-        counts = await service.conversation_counts(session.user, query, fragments)  # they follow
+        search = service.search_query(query)
+        words = search.words
+        page = await service.search(search, shown + 1, 0, **filters)
+        found, matched = page.conversations, page.matched
+        searched = await service.search_counts(session.user, search)  # the counts follow it
+        counts, complete = searched.counts, searched.complete
     else:
         found = await service.conversations(shown + 1, 0, **filters)
         counts = await service.conversation_counts(session.user)
     counts["open"] = counts["all"] - counts["resolved"]
+    # A search that found more than COUNT_LIMIT conversations stopped counting: "500+".
+    plus = "" if complete else "+"
     links = [
-        (key, label, counts[count_key], _link("/admin", f=key, q=query))
+        (key, label, f"{counts[count_key]}{plus}", _link("/admin", f=key, q=query))
         for key, (label, count_key, _) in FILTERS.items()
     ]
     failed = await service.failed_phones([c.phone for c in found[:shown]])
@@ -69,7 +76,7 @@ async def _inbox(request: Request, session: Session) -> dict[str, Any]:
         "section": "inbox",
         "failed_phones": failed,
         "conversations": found[:shown],
-        "rows": await _rows(request, found[:shown], query),
+        "rows": await _rows(request, found[:shown], words, matched),
         "more": _link("/admin", f=chosen, q=query, n=str(shown + PAGE_SIZE))
         if len(found) > shown
         else None,
@@ -81,19 +88,22 @@ async def _inbox(request: Request, session: Session) -> dict[str, Any]:
     }
 
 
-async def _rows(request: Request, shown: list[Conversation], query: str) -> list[Row]:
+async def _rows(
+    request: Request, shown: list[Conversation], words: list[str], matched: dict[str, int]
+) -> list[Row]:
     service = _service(request)
     phones = [c.phone for c in shown]
     last: dict[tuple[str, str], Message] = {
         (m.phone, m.direction): m for m in await service.last_messages(phones)
     }
-    matches = await service.search_matches(query, phones) if query else {}
+    ids = [matched[p] for p in phones if p in matched]
+    matches = {m.phone: m for m in await service.messages_by_id(ids)} if ids else {}
     rows = []
     for c in shown:
         inbound, outbound = last.get((c.phone, "in")), last.get((c.phone, "out"))
         reply = outbound if outbound and (inbound is None or outbound.id > inbound.id) else None
         match = matches.get(c.phone)
-        found = views.match_excerpt(match.text, query) if match else None
+        found = views.match_excerpt(match.text, words) if match else None
         rows.append(Row(c, inbound, reply, found))
     return rows
 

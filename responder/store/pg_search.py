@@ -1,0 +1,188 @@
+"""The inbox search on PostgreSQL: words through the GIN index `messages_words` (migration
+0011, `to_tsvector('simple', folded)`), numbers by the contacts' primary key, contact fields
+by the contacts that have some. A part of PostgresStore."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from responder.store.models import COUNT_KEYS, UNASSIGNED
+from responder.store.pg_base import PgBase
+from responder.store.pg_rows import CONVERSATION_COLUMNS, clean_text, conversation
+from responder.store.search import (
+    COUNT_LIMIT,
+    Hit,
+    SearchCounts,
+    SearchPage,
+    SearchQuery,
+    ranked,
+    tsquery,
+)
+
+# The words of a message, as the index messages_words (migration 0011) holds them.
+WORDS = "to_tsvector('simple', regexp_replace(m.folded, '[^[:alnum:]]+', ' ', 'g'))"
+PAGE_ROWS = 256  # matching messages read at a time, newest first
+# Each search is planned for its own words: a plan kept for another word (a common one walks
+# the newest messages, a rare one reads the index) can cost a thousand times more.
+CUSTOM_PLANS = "SET LOCAL plan_cache_mode = force_custom_plan"
+
+
+def _filters(
+    prefix: str,
+    first: int,
+    mode: str | None = None,
+    needs_attention: bool | None = None,
+    opted_out: bool | None = None,
+    assigned: str | None = None,
+    status: str | None = None,
+) -> tuple[str, list[Any]]:
+    """The SQL condition on a conversation's state (columns of `prefix`, an alias with its dot,
+    or "") and its parameters, numbered from `first`."""
+    conditions, params = ["true"], []
+    for column, value in (
+        ("mode", mode),
+        ("needs_attention", needs_attention),
+        ("opted_out", opted_out),
+        ("status", status),
+    ):
+        if value is not None:
+            params.append(value)
+            conditions.append(f"{prefix}{column} = ${first + len(params) - 1}")
+    if assigned == UNASSIGNED:
+        conditions.append(f"{prefix}assigned_to IS NULL")
+    elif assigned is not None:
+        params.append(assigned)
+        conditions.append(f"{prefix}assigned_to = ${first + len(params) - 1}")
+    return " AND ".join(conditions), params
+
+
+class PgSearch(PgBase):
+    """Conversations found by words, numbers or contact fields, newest first."""
+
+    async def search(
+        self, query: SearchQuery, limit: int = 100, offset: int = 0, **filters: Any
+    ) -> SearchPage:
+        """As SQLiteSearch.search: the numbers typed in full first, then newest first."""
+        want = limit + offset
+
+        async def work(conn: Any) -> list[Hit]:
+            async with conn.transaction():
+                await conn.execute(CUSTOM_PLANS)
+                exact = await _exact(conn, query, filters)
+                return ranked(
+                    exact,
+                    await _contact_hits(conn, query, filters, want),
+                    await _message_hits(conn, query, filters, want),
+                )[offset:want]
+
+        hits = await self._read(work)
+        rows = await self._fetch(
+            f"SELECT {CONVERSATION_COLUMNS} FROM contacts WHERE phone = ANY($1::text[])",
+            [h.phone for h in hits],
+        )
+        by_phone = {c.phone: c for c in map(conversation, rows)}
+        return SearchPage(
+            [by_phone[h.phone] for h in hits if h.phone in by_phone],
+            {h.phone: h.message_id for h in hits if h.message_id is not None},
+        )
+
+    async def search_counts(self, me: str | None, query: SearchQuery) -> SearchCounts:
+        """COUNT_KEYS over the conversations `query` finds, up to COUNT_LIMIT of them."""
+
+        async def work(conn: Any) -> list[Hit]:
+            async with conn.transaction():
+                await conn.execute(CUSTOM_PLANS)
+                return ranked(
+                    await _exact(conn, query, {}),
+                    await _contact_hits(conn, query, {}, COUNT_LIMIT + 1),
+                    await _message_hits(conn, query, {}, COUNT_LIMIT + 1),
+                )
+
+        found = await self._read(work)
+        [row] = await self._fetch(
+            "SELECT count(*), count(*) FILTER (WHERE mode = 'human'), "
+            "count(*) FILTER (WHERE needs_attention), count(*) FILTER (WHERE opted_out), "
+            "count(*) FILTER (WHERE unread > 0), count(*) FILTER (WHERE assigned_to IS NULL), "
+            "count(*) FILTER (WHERE status = 'resolved'), "
+            "count(*) FILTER (WHERE assigned_to = $1) FROM contacts "
+            "WHERE phone = ANY($2::text[])",
+            me,
+            [h.phone for h in found[:COUNT_LIMIT]],
+        )
+        counts = dict(zip(COUNT_KEYS, (int(v) for v in row)))
+        return SearchCounts(counts, len(found) <= COUNT_LIMIT)
+
+
+async def _exact(conn: Any, query: SearchQuery, filters: dict[str, Any]) -> list[str]:
+    """The numbers typed in full that are conversations: by primary key."""
+    if not query.phones:
+        return []
+    condition, params = _filters("", 2, **filters)
+    rows = await conn.fetch(
+        f"SELECT phone FROM contacts WHERE phone = ANY($1::text[]) AND {condition}",
+        list(query.phones),
+        *params,
+    )
+    found = {row[0] for row in rows}
+    return [p for p in dict.fromkeys(query.phones) if p in found]
+
+
+async def _contact_hits(
+    conn: Any, query: SearchQuery, filters: dict[str, Any], want: int
+) -> list[Hit]:
+    """The `want` newest conversations whose fields hold every word (only contacts with
+    fields are read) or whose number holds a fragment."""
+    found: list[Hit] = []
+    if query.words:
+        condition, params = _filters("", len(query.words) + 2, **filters)
+        likes = " AND ".join(f"folded LIKE ${n + 2}" for n in range(len(query.words)))
+        rows = await conn.fetch(
+            f"SELECT phone, last_message_at FROM contacts WHERE folded <> '' AND {likes} "
+            f'AND {condition} ORDER BY last_message_at DESC, phone COLLATE "C" LIMIT $1',
+            want,
+            *(clean_text(f"%{w}%") for w in query.words),
+            *params,
+        )
+        found += [Hit(row[0], row[1]) for row in rows]
+    if query.fragments:
+        condition, params = _filters("", len(query.fragments) + 2, **filters)
+        numbers = " OR ".join(f"phone LIKE ${n + 2}" for n in range(len(query.fragments)))
+        rows = await conn.fetch(
+            f"SELECT phone, last_message_at FROM contacts WHERE ({numbers}) AND {condition} "
+            'ORDER BY last_message_at DESC, phone COLLATE "C" LIMIT $1',
+            want,
+            *(f"%{d}%" for d in query.fragments),
+            *params,
+        )
+        found += [Hit(row[0], row[1]) for row in rows]
+    return found
+
+
+async def _message_hits(
+    conn: Any, query: SearchQuery, filters: dict[str, Any], want: int
+) -> list[Hit]:
+    """The `want` conversations with the newest messages holding every word, read a page of
+    matches at a time, newest first, until that many numbers have turned up."""
+    if not query.words:
+        return []
+    condition, params = _filters("c.", 4, **filters)
+    sql = (
+        "SELECT m.id, m.phone, m.created_at FROM messages AS m "
+        "JOIN contacts AS c ON c.phone = m.phone "
+        f"WHERE {WORDS} @@ to_tsquery('simple', $1) AND m.id < $2 "
+        f"AND {condition} ORDER BY m.id DESC LIMIT $3"
+    )
+    words = clean_text(tsquery(query.words))
+    found: dict[str, Hit] = {}
+    before = 2**63 - 1
+    while len(found) < want:
+        rows = await conn.fetch(sql, words, before, PAGE_ROWS, *params)
+        for row in rows:
+            if row[1] not in found:
+                found[row[1]] = Hit(row[1], row[2], row[0])
+                if len(found) == want:
+                    break
+        if len(rows) < PAGE_ROWS:
+            break
+        before = rows[-1][0]
+    return list(found.values())

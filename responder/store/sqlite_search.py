@@ -1,0 +1,180 @@
+"""The inbox search on SQLite: words through the FTS5 index `messages_fts` (migration 0023),
+numbers by the contacts' primary key, contact fields through a partial index. No statement
+reads the table of messages whole (tests/test_search_plans.py). A part of SQLiteStore."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from typing import TYPE_CHECKING, Any
+
+from responder.store.models import COUNT_KEYS, UNASSIGNED, Conversation
+from responder.store.search import (
+    COUNT_LIMIT,
+    Hit,
+    SearchCounts,
+    SearchPage,
+    SearchQuery,
+    fts5_query,
+    ranked,
+)
+
+if TYPE_CHECKING:
+    import aiosqlite
+
+# The conversations of a list of numbers, given as one JSON array (no limit on its length).
+IN_LIST = "phone IN (SELECT value FROM json_each(?))"
+FIRST_ROWS = 64  # rows a streamed search reads at first; then STREAM_ROWS at a time
+STREAM_ROWS = 1024
+
+
+def _filters(
+    prefix: str,
+    mode: str | None = None,
+    needs_attention: bool | None = None,
+    opted_out: bool | None = None,
+    assigned: str | None = None,
+    status: str | None = None,
+) -> tuple[str, list[Any]]:
+    """The SQL condition on a conversation's state (columns of `prefix`, a table's alias with
+    its dot, or "") and its parameters; `assigned` a person's name, or UNASSIGNED."""
+    conditions, params = ["1 = 1"], []
+    for column, value in (
+        ("mode", mode),
+        ("needs_attention", needs_attention),
+        ("opted_out", opted_out),
+        ("status", status),
+    ):
+        if value is not None:
+            conditions.append(f"{prefix}{column} = ?")
+            params.append(value if isinstance(value, str) else int(value))
+    if assigned == UNASSIGNED:
+        conditions.append(f"{prefix}assigned_to IS NULL")
+    elif assigned is not None:
+        conditions.append(f"{prefix}assigned_to = ?")
+        params.append(assigned)
+    return " AND ".join(conditions), params
+
+
+class SQLiteSearch:
+    """Conversations found by words, numbers or contact fields, newest first."""
+
+    if TYPE_CHECKING:
+
+        @property
+        def reader(self) -> aiosqlite.Connection: ...
+
+        @staticmethod
+        def _conversation(row: sqlite3.Row) -> Conversation: ...
+
+    async def search(
+        self, query: SearchQuery, limit: int = 100, offset: int = 0, **filters: Any
+    ) -> SearchPage:
+        """Conversations whose number is one of `query.phones` (first), or contains one of
+        `query.fragments`, whose contact fields hold every word, or that have a message holding
+        every word (prefixes of longer words too); newest first: by the newest matching message,
+        or the last message for a match on fields or number. `filters` as conversations()'."""
+        condition, params = _filters("", **filters)
+        want = limit + offset
+        exact = await self._exact(query, condition, params)
+        hits = ranked(
+            exact,
+            await self._contact_hits(query, condition, params, want),
+            await self._message_hits(query, _filters("c.", **filters), want),
+        )[offset:want]
+        from responder.store.sqlite import CONVERSATION_COLUMNS  # sqlite.py imports this module
+
+        rows = await self.reader.execute_fetchall(
+            f"SELECT {CONVERSATION_COLUMNS} FROM contacts WHERE {IN_LIST}",
+            (json.dumps([h.phone for h in hits]),),
+        )
+        by_phone = {row["phone"]: self._conversation(row) for row in rows}
+        return SearchPage(
+            [by_phone[h.phone] for h in hits if h.phone in by_phone],
+            {h.phone: h.message_id for h in hits if h.message_id is not None},
+        )
+
+    async def search_counts(self, me: str | None, query: SearchQuery) -> SearchCounts:
+        """COUNT_KEYS over the conversations `query` finds, up to COUNT_LIMIT of them."""
+        exact = await self._exact(query, "1 = 1", [])
+        found = ranked(
+            exact,
+            await self._contact_hits(query, "1 = 1", [], COUNT_LIMIT + 1),
+            await self._message_hits(query, ("1 = 1", []), COUNT_LIMIT + 1),
+        )
+        complete = len(found) <= COUNT_LIMIT
+        rows = await self.reader.execute_fetchall(
+            "SELECT COUNT(*), "
+            "COALESCE(SUM(mode = 'human'), 0), COALESCE(SUM(needs_attention), 0), "
+            "COALESCE(SUM(opted_out), 0), COALESCE(SUM(unread > 0), 0), "
+            "COALESCE(SUM(assigned_to IS NULL), 0), COALESCE(SUM(status = 'resolved'), 0), "
+            f"COALESCE(SUM(assigned_to = ?), 0) FROM contacts WHERE {IN_LIST}",
+            (me, json.dumps([h.phone for h in found[:COUNT_LIMIT]])),
+        )
+        row = next(iter(rows))
+        return SearchCounts(dict(zip(COUNT_KEYS, (int(v) for v in row))), complete)
+
+    async def _exact(self, query: SearchQuery, condition: str, params: list[Any]) -> list[str]:
+        """The numbers typed in full that are conversations: by primary key."""
+        if not query.phones:
+            return []
+        rows = await self.reader.execute_fetchall(
+            f"SELECT phone FROM contacts WHERE {IN_LIST} AND {condition}",
+            (json.dumps(list(query.phones)), *params),
+        )
+        found = {row[0] for row in rows}
+        return [p for p in dict.fromkeys(query.phones) if p in found]
+
+    async def _contact_hits(
+        self, query: SearchQuery, condition: str, params: list[Any], want: int
+    ) -> list[Hit]:
+        """The `want` newest conversations whose fields hold every word (the contacts that
+        have fields, through their partial index) or whose number holds a fragment."""
+        found: list[Hit] = []
+        if query.words:
+            likes = " AND ".join("folded LIKE ?" for _ in query.words)
+            rows = await self.reader.execute_fetchall(
+                f"SELECT phone, last_message_at FROM contacts WHERE folded <> '' AND {likes} "
+                f"AND {condition} ORDER BY last_message_at DESC, phone LIMIT ?",
+                (*(f"%{w}%" for w in query.words), *params, want),
+            )
+            found += [Hit(row[0], row[1]) for row in rows]
+        if query.fragments:
+            numbers = " OR ".join("phone LIKE ?" for _ in query.fragments)
+            rows = await self.reader.execute_fetchall(
+                f"SELECT phone, last_message_at FROM contacts WHERE ({numbers}) "
+                f"AND {condition} ORDER BY last_message_at DESC, phone LIMIT ?",
+                (*(f"%{d}%" for d in query.fragments), *params, want),
+            )
+            found += [Hit(row[0], row[1]) for row in rows]
+        return found
+
+    async def _message_hits(
+        self, query: SearchQuery, condition: tuple[str, list[Any]], want: int
+    ) -> list[Hit]:
+        """The `want` conversations with the newest messages holding every word: the index's
+        matches newest first, read until that many numbers have turned up (a common word
+        stops early, a rare one has few matches)."""
+        if not query.words:
+            return []
+        where, params = condition
+        found: dict[str, Hit] = {}
+        async with self.reader.execute(
+            "SELECT m.id, m.phone, m.created_at FROM messages_fts "
+            "JOIN messages AS m ON m.id = messages_fts.rowid "
+            "JOIN contacts AS c ON c.phone = m.phone "
+            f"WHERE messages_fts MATCH ? AND {where} ORDER BY messages_fts.rowid DESC",
+            (fts5_query(query.words), *params),
+        ) as cursor:
+            size = FIRST_ROWS
+            while len(found) < want:
+                rows = list(await cursor.fetchmany(size))
+                for row in rows:
+                    if row[1] not in found:
+                        found[row[1]] = Hit(row[1], row[2], row[0])
+                        if len(found) == want:
+                            break
+                if len(rows) < size:
+                    break
+                size = STREAM_ROWS
+        return list(found.values())
