@@ -99,7 +99,14 @@ async def columns_sqlite(path: Path, clock: Clock) -> dict[str, set[str]]:
     await store.open()
     await store.close()
     with sqlite3.connect(path) as db:
-        tables = [r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
+        # The full-text index's tables (0023) are an index, as PostgreSQL's is.
+        tables = [
+            r[0]
+            for r in db.execute(
+                "SELECT name FROM sqlite_master WHERE type = 'table' "
+                "AND name NOT LIKE 'messages_fts%'"
+            )
+        ]
         return {t: {r[1] for r in db.execute(f"PRAGMA table_info({t})")} for t in tables}
 
 
