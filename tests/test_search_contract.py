@@ -228,3 +228,28 @@ async def test_erased_texts_leave_the_index(store: Store, clock: Clock) -> None:
             db.execute(
                 "INSERT INTO messages_fts (messages_fts, rank) VALUES ('integrity-check', 1)"
             )
+
+
+@pytest.mark.parametrize("estimate", [0.0, 1e9, 1e4])  # the index; a walk; a walk cut short
+async def test_postgres_finds_the_same_by_either_way(
+    filled: Store, clock: Clock, monkeypatch: pytest.MonkeyPatch, estimate: float
+) -> None:
+    if not isinstance(filled, pg_search.PgSearch):
+        pytest.skip("PostgreSQL's choice between its index and a walk")
+    for n, phone in enumerate((EVA, ANA, LUIS, EVA, ANA)):
+        clock.advance(60)
+        await admin_inbound(filled, clock, phone, f"pedido {n}", None)
+
+    async def estimated(conn: object, words: str) -> float:
+        return estimate
+
+    monkeypatch.setattr(pg_search, "_estimated_matches", estimated)
+    monkeypatch.setattr(pg_search, "PAGE_ROWS", 1)  # a walk of one row at a time
+    if estimate == 1e4:
+        monkeypatch.setattr(pg_search, "WALK_MARGIN", 0)  # budget: one page, then the index
+    assert await phones(filled, "pedido") == [ANA, EVA, LUIS]
+    assert await phones(filled, "pedido", 1, 1) == [EVA]
+    assert await phones(filled, "pedido", mode="human") == [LUIS]
+    assert (await matched_texts(filled, "pedido"))[EVA] == "pedido 3"
+    counts = await filled.search_counts(None, SearchQuery("pedido"))
+    assert (counts.counts["all"], counts.complete) == (3, True)

@@ -4,6 +4,7 @@ by the contacts that have some. A part of PostgresStore."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from responder.store.models import COUNT_KEYS, UNASSIGNED
@@ -22,6 +23,22 @@ from responder.store.search import (
 # The words of a message, as the index messages_words (migration 0011) holds them.
 WORDS = "to_tsvector('simple', regexp_replace(m.folded, '[^[:alnum:]]+', ' ', 'g'))"
 PAGE_ROWS = 256  # matching messages read at a time, newest first
+WALK_MARGIN = 4  # a walk reads up to this many times the rows the estimate says it needs
+TOTAL_ROWS = "SELECT reltuples FROM pg_class WHERE oid = 'messages'::regclass"
+# Newest first, a page at a time; $4 the words as LIKE patterns, tested before the words.
+WALK = (
+    "SELECT m.id, m.phone, m.created_at FROM messages AS m "
+    "JOIN contacts AS c ON c.phone = m.phone "
+    f"WHERE m.folded LIKE ALL($4::text[]) AND {WORDS} @@ to_tsquery('simple', $1) "
+    "AND m.id < $2 AND {condition} ORDER BY m.id DESC LIMIT $3"
+)
+# Every match from the index, each conversation's newest, then the newest of those.
+FROM_INDEX = (
+    "SELECT h.id, h.phone, h.created_at FROM (SELECT DISTINCT ON (m.phone) m.id, m.phone, "
+    f"m.created_at FROM messages AS m WHERE {WORDS} @@ to_tsquery('simple', $1) "
+    "AND m.id < $2 ORDER BY m.phone, m.id DESC) AS h "
+    "JOIN contacts AS c ON c.phone = h.phone WHERE {condition} ORDER BY h.id DESC LIMIT $3"
+)
 # Each search is planned for its own words: a plan kept for another word (a common one walks
 # the newest messages, a rare one reads the index) can cost a thousand times more.
 CUSTOM_PLANS = "SET LOCAL plan_cache_mode = force_custom_plan"
@@ -161,28 +178,57 @@ async def _contact_hits(
 async def _message_hits(
     conn: Any, query: SearchQuery, filters: dict[str, Any], want: int
 ) -> list[Hit]:
-    """The `want` conversations with the newest messages holding every word, read a page of
-    matches at a time, newest first, until that many numbers have turned up."""
+    """The `want` conversations with the newest messages holding every word. A GIN index
+    cannot give its matches newest first, so the way depends on how many there are (the
+    planner's estimate): a common word walks the newest messages until that many numbers
+    have turned up (a few hundred rows); a rarer one reads all its matches from the index.
+    A walk that finds too few in the rows it expected to need hands the rest to the index."""
     if not query.words:
         return []
-    condition, params = _filters("c.", 4, **filters)
-    sql = (
-        "SELECT m.id, m.phone, m.created_at FROM messages AS m "
-        "JOIN contacts AS c ON c.phone = m.phone "
-        f"WHERE {WORDS} @@ to_tsquery('simple', $1) AND m.id < $2 "
-        f"AND {condition} ORDER BY m.id DESC LIMIT $3"
-    )
+    condition, params = _filters("c.", 5, **filters)
     words = clean_text(tsquery(query.words))
+    likes = [f"%{w}%" for w in query.words]  # a cheap test first: each word is in the text
     found: dict[str, Hit] = {}
     before = 2**63 - 1
-    while len(found) < want:
-        rows = await conn.fetch(sql, words, before, PAGE_ROWS, *params)
-        for row in rows:
-            if row[1] not in found:
-                found[row[1]] = Hit(row[1], row[2], row[0])
-                if len(found) == want:
-                    break
-        if len(rows) < PAGE_ROWS:
-            break
-        before = rows[-1][0]
+    estimate = await _estimated_matches(conn, words)
+    total = max(1.0, float(await conn.fetchval(TOTAL_ROWS)))
+    if estimate * estimate > want * total:
+        budget = int(WALK_MARGIN * want * total / max(estimate, 1.0)) + PAGE_ROWS
+        await conn.execute("SET LOCAL enable_bitmapscan = off")
+        walked = 0
+        while len(found) < want and walked < budget:
+            rows = await conn.fetch(
+                WALK.format(condition=condition), words, before, PAGE_ROWS, likes, *params
+            )
+            for row in rows:
+                if row[1] not in found:
+                    found[row[1]] = Hit(row[1], row[2], row[0])
+                    if len(found) == want:
+                        break
+            walked += PAGE_ROWS
+            if len(rows) < PAGE_ROWS:
+                return list(found.values())
+            before = rows[-1][0]
+        await conn.execute("SET LOCAL enable_bitmapscan = on")
+        if len(found) >= want:
+            return list(found.values())
+    await conn.execute("SET LOCAL enable_indexscan = off")  # the index, not a walk by id
+    condition, params = _filters("c.", 4, **filters)
+    rows = await conn.fetch(
+        FROM_INDEX.format(condition=condition), words, before, want - len(found), *params
+    )
+    await conn.execute("SET LOCAL enable_indexscan = on")
+    for row in rows:
+        found.setdefault(row[1], Hit(row[1], row[2], row[0]))
     return list(found.values())
+
+
+async def _estimated_matches(conn: Any, words: str) -> float:
+    """How many messages the planner expects to hold the words (from the index's statistics,
+    without running anything)."""
+    plan = await conn.fetchval(
+        f"EXPLAIN (FORMAT JSON) SELECT 1 FROM messages AS m "
+        f"WHERE {WORDS} @@ to_tsquery('simple', $1)",
+        words,
+    )
+    return float(json.loads(plan)[0]["Plan"]["Plan Rows"])

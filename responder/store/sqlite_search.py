@@ -26,6 +26,8 @@ if TYPE_CHECKING:
 IN_LIST = "phone IN (SELECT value FROM json_each(?))"
 FIRST_ROWS = 64  # rows a streamed search reads at first; then STREAM_ROWS at a time
 STREAM_ROWS = 1024
+# Past this many numbers holding the digits typed, the newest conversations are walked instead.
+MANY_NUMBERS = 2000
 
 
 def _filters(
@@ -132,22 +134,43 @@ class SQLiteSearch:
         have fields, through their partial index) or whose number holds a fragment."""
         found: list[Hit] = []
         if query.words:
+            # Only the contacts that have fields: ordered by the last message, SQLite would
+            # rather walk every contact in that order.
             likes = " AND ".join("folded LIKE ?" for _ in query.words)
             rows = await self.reader.execute_fetchall(
-                f"SELECT phone, last_message_at FROM contacts WHERE folded <> '' AND {likes} "
-                f"AND {condition} ORDER BY last_message_at DESC, phone LIMIT ?",
+                "SELECT phone, last_message_at FROM contacts INDEXED BY contacts_with_fields "
+                f"WHERE folded <> '' AND {likes} AND {condition} "
+                "ORDER BY last_message_at DESC, phone LIMIT ?",
                 (*(f"%{w}%" for w in query.words), *params, want),
             )
             found += [Hit(row[0], row[1]) for row in rows]
         if query.fragments:
-            numbers = " OR ".join("phone LIKE ?" for _ in query.fragments)
-            rows = await self.reader.execute_fetchall(
-                f"SELECT phone, last_message_at FROM contacts WHERE ({numbers}) "
-                f"AND {condition} ORDER BY last_message_at DESC, phone LIMIT ?",
-                (*(f"%{d}%" for d in query.fragments), *params, want),
-            )
-            found += [Hit(row[0], row[1]) for row in rows]
+            found += await self._number_hits(query.fragments, condition, params, want)
         return found
+
+    async def _number_hits(
+        self, fragments: tuple[str, ...], condition: str, params: list[Any], want: int
+    ) -> list[Hit]:
+        """The `want` newest conversations whose number holds one of `fragments`. The numbers
+        alone are read first (the primary key's index holds nothing else: the cheapest read of
+        every number); digits that many numbers hold walk the conversations newest first
+        instead, and stop early."""
+        numbers = " OR ".join("phone LIKE ?" for _ in fragments)
+        patterns = [f"%{d}%" for d in fragments]
+        rows = await self.reader.execute_fetchall(
+            f"SELECT phone FROM contacts WHERE {numbers} LIMIT ?", (*patterns, MANY_NUMBERS + 1)
+        )
+        phones = [row[0] for row in rows]
+        if len(phones) <= MANY_NUMBERS:
+            where, args = IN_LIST, [json.dumps(phones)]
+        else:
+            where, args = f"({numbers})", patterns
+        rows = await self.reader.execute_fetchall(
+            f"SELECT phone, last_message_at FROM contacts WHERE {where} AND {condition} "
+            "ORDER BY last_message_at DESC, phone LIMIT ?",
+            (*args, *params, want),
+        )
+        return [Hit(row[0], row[1]) for row in rows]
 
     async def _message_hits(
         self, query: SearchQuery, condition: tuple[str, list[Any]], want: int
