@@ -240,7 +240,7 @@ def main() -> int:
     parser.add_argument("--database", type=Path, help="measure a copy of this SQLite database")
     args = parser.parse_args()
     if args.database:
-        with tempfile.TemporaryDirectory(dir=args.database.parent) as work:
+        with tempfile.TemporaryDirectory() as work:
             copy = Path(work) / "copy.db"
             shutil.copyfile(args.database, copy)
             print(f"\nsqlite: a copy of {args.database}")
