@@ -230,7 +230,7 @@ async def test_erased_texts_leave_the_index(store: Store, clock: Clock) -> None:
             )
 
 
-@pytest.mark.parametrize("estimate", [0.0, 1e9, 1e4])  # the index; a walk; a walk cut short
+@pytest.mark.parametrize("estimate", [0.0, 1.0, 0.5])  # the index; a walk; a walk cut short
 async def test_postgres_finds_the_same_by_either_way(
     filled: Store, clock: Clock, monkeypatch: pytest.MonkeyPatch, estimate: float
 ) -> None:
@@ -240,12 +240,12 @@ async def test_postgres_finds_the_same_by_either_way(
         clock.advance(60)
         await admin_inbound(filled, clock, phone, f"pedido {n}", None)
 
-    async def estimated(conn: object, words: str) -> float:
+    async def estimated(conn: object, words: list[str]) -> float:
         return estimate
 
-    monkeypatch.setattr(pg_search, "_estimated_matches", estimated)
+    monkeypatch.setattr(pg_search, "_estimated_share", estimated)
     monkeypatch.setattr(pg_search, "PAGE_ROWS", 1)  # a walk of one row at a time
-    if estimate == 1e4:
+    if estimate == 0.5:
         monkeypatch.setattr(pg_search, "WALK_MARGIN", 0)  # budget: one page, then the index
     assert await phones(filled, "pedido") == [ANA, EVA, LUIS]
     assert await phones(filled, "pedido", 1, 1) == [EVA]

@@ -5,15 +5,23 @@ of a number read every number (the primary key's index alone: nothing shorter ho
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from bench.startup import sqlite_plans
 from responder.clock import SystemClock
 from responder.engine import Decision, InboundMessage, Reply
 from responder.search_query import search_query
+from responder.store import pg_search
 from responder.store.models import InboundJob
+from responder.store.postgres import PostgresStore
+from responder.store.search import SearchQuery, tsquery
 from responder.store.sqlite import SQLiteStore
+from tests.test_postgres import fresh_database
 from tests.test_startup_plans import full_scans, partial_indexes
+
+__all__ = ["fresh_database"]  # a fixture, imported to be used here
 
 SEARCHES = ["CAFÉ con", "zarzaparrilla", "promo", "José", "+58 412 123 4567", "0412 12", "¿?"]
 NUMBERS_ALONE = "SCAN contacts USING COVERING INDEX sqlite_autoindex_contacts_1"
@@ -50,3 +58,58 @@ async def test_no_statement_of_a_search_scans_messages_or_contacts(tmp_path: Pat
     assert {sql: lines for sql, lines in scans.items() if lines} == {}
     numbers_read = [sql for sql, plan in plans if NUMBERS_ALONE in plan]
     assert numbers_read and all("phone LIKE" in sql for sql in numbers_read)
+
+
+async def test_postgres_walks_for_a_common_word_and_reads_the_index_for_a_rare_one(
+    fresh_database: str,
+) -> None:
+    store = PostgresStore(fresh_database, SystemClock())
+    await store.open()
+    moment = datetime(2026, 1, 1, tzinfo=UTC)
+    rows = [
+        (n, f"58412{n % 2000:07d}", "in", text, "received", "inbound", 0, moment, moment, text)
+        for n in range(1, 40_001)
+        for text in [f"hola cafe pedido {n}" + (" zarzaparrilla" if n % 9_999 == 0 else "")]
+    ]
+    seen: list[str] = []
+    try:
+        async with store.pool.acquire() as conn:
+            await conn.copy_records_to_table(
+                "messages",
+                records=rows,
+                columns=[
+                    *("id", "phone", "direction", "text", "status", "origin", "attempts"),
+                    *("created_at", "updated_at", "folded"),
+                ],
+            )
+            await conn.copy_records_to_table(
+                "contacts",
+                records=[(f"58412{c:07d}", moment, moment) for c in range(2000)],
+                columns=["phone", "first_seen_at", "last_message_at"],
+            )
+            await conn.execute("ANALYZE")
+        plans: dict[str, list[str]] = {}
+        for word in ("cafe", "zarzaparrilla"):
+            words = tsquery([word])
+            share = await store._read(lambda c, w=word: pg_search._estimated_share(c, [w]))
+            walk = (share * 40_000) ** 2 > 51 * 40_000
+            way = pg_search.WALK if walk else pg_search.FROM_INDEX
+            switch = "enable_bitmapscan" if walk else "enable_indexscan"
+            args = [words, 2**62, 51] + ([[f"%{word}%"]] if walk else [])
+
+            async def explain(conn: Any, sql: str = way, off: str = switch, a: list = args) -> Any:
+                async with conn.transaction():
+                    await conn.execute(f"SET LOCAL {off} = off")
+                    return await conn.fetch(f"EXPLAIN {sql.format(condition='true')}", *a)
+
+            plans[word] = [row[0] for row in await store._read(explain)]
+            seen += plans[word]
+        assert any("Index Scan Backward using messages_pkey" in line for line in plans["cafe"])
+        rare = plans["zarzaparrilla"]
+        assert any("Bitmap Index Scan on messages_words" in line for line in rare)
+        assert not [line for line in seen if "Seq Scan on messages" in line]
+        found = await store.search(SearchQuery("ZARZAPARRILLA"), 51)
+        assert len(found.conversations) == 4
+        assert len((await store.search(SearchQuery("café"), 51)).conversations) == 51
+    finally:
+        await store.close()

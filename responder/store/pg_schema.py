@@ -22,6 +22,9 @@ log = logging.getLogger("responder.store")
 MIGRATION_LOCK = 0x7265_7370_6D69_6772  # "respmigr"
 RULES_LOCK = 0x7265_7370_7275_6C65  # "resprule"
 MIGRATION_WAIT = 300.0  # seconds another instance may spend migrating before we give up
+# A migration's script may build an index over every message (0011: minutes at millions of
+# rows); the store's usual 30 s per statement would stop it half way, at every start.
+MIGRATION_STATEMENT = 3600.0
 
 # SQLSTATE classes that say the server cannot serve us now (connection lost or refused, too
 # many connections or no room, shut down or restarting, I/O failure, authorisation or database
@@ -129,7 +132,7 @@ async def migrate(conn: Any, clock: Clock) -> None:
             if number in done:
                 continue
             async with conn.transaction():
-                await conn.execute(script.read_text(encoding="utf-8"))
+                await conn.execute(script.read_text(encoding="utf-8"), timeout=MIGRATION_STATEMENT)
                 if number in FILL_AFTER:
                     await FILL_AFTER[number](conn)
                 await conn.execute(

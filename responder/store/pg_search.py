@@ -4,7 +4,6 @@ by the contacts that have some. A part of PostgresStore."""
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from responder.store.models import COUNT_KEYS, UNASSIGNED
@@ -12,6 +11,7 @@ from responder.store.pg_base import PgBase
 from responder.store.pg_rows import CONVERSATION_COLUMNS, clean_text, conversation
 from responder.store.search import (
     COUNT_LIMIT,
+    PREFIX_FROM,
     Hit,
     SearchCounts,
     SearchPage,
@@ -180,7 +180,7 @@ async def _message_hits(
 ) -> list[Hit]:
     """The `want` conversations with the newest messages holding every word. A GIN index
     cannot give its matches newest first, so the way depends on how many there are (the
-    planner's estimate): a common word walks the newest messages until that many numbers
+    index's statistics): a common word walks the newest messages until that many numbers
     have turned up (a few hundred rows); a rarer one reads all its matches from the index.
     A walk that finds too few in the rows it expected to need hands the rest to the index."""
     if not query.words:
@@ -190,8 +190,8 @@ async def _message_hits(
     likes = [f"%{w}%" for w in query.words]  # a cheap test first: each word is in the text
     found: dict[str, Hit] = {}
     before = 2**63 - 1
-    estimate = await _estimated_matches(conn, words)
     total = max(1.0, float(await conn.fetchval(TOTAL_ROWS)))
+    estimate = total * await _estimated_share(conn, query.words)
     if estimate * estimate > want * total:
         budget = int(WALK_MARGIN * want * total / max(estimate, 1.0)) + PAGE_ROWS
         await conn.execute("SET LOCAL enable_bitmapscan = off")
@@ -223,12 +223,20 @@ async def _message_hits(
     return list(found.values())
 
 
-async def _estimated_matches(conn: Any, words: str) -> float:
-    """How many messages the planner expects to hold the words (from the index's statistics,
-    without running anything)."""
-    plan = await conn.fetchval(
-        f"EXPLAIN (FORMAT JSON) SELECT 1 FROM messages AS m "
-        f"WHERE {WORDS} @@ to_tsquery('simple', $1)",
-        words,
+async def _estimated_share(conn: Any, words: list[str]) -> float:
+    """The share of messages expected to hold every word, from the index's statistics (its
+    most common words and their frequencies; a word of PREFIX_FROM letters or more counts
+    every common word it begins). The planner's own estimate for a prefix is a fixed guess.
+    A word that is not among the common ones counts as rare: 0."""
+    row = await conn.fetchrow(
+        "SELECT most_common_elems::text::text[], most_common_elem_freqs FROM pg_stats "
+        "WHERE schemaname = current_schema() AND tablename = 'messages_words'"
     )
-    return float(json.loads(plan)[0]["Plan"]["Plan Rows"])
+    if row is None or row[0] is None:
+        return 0.0
+    common = list(zip(row[0], row[1]))
+    share = 1.0
+    for word in words:
+        prefix = len(word) >= PREFIX_FROM
+        share *= min(1.0, sum(f for e, f in common if e == word or (prefix and e.startswith(word))))
+    return share
