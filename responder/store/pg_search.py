@@ -23,6 +23,8 @@ from responder.store.search import (
 # The words of a message, as the index messages_words (migration 0011) holds them.
 WORDS = "to_tsvector('simple', regexp_replace(m.folded, '[^[:alnum:]]+', ' ', 'g'))"
 PAGE_ROWS = 256  # matching messages read at a time, newest first
+# Past this many numbers holding the digits typed, the newest conversations are walked instead.
+MANY_NUMBERS = 2000
 WALK_MARGIN = 4  # a walk reads up to this many times the rows the estimate says it needs
 TOTAL_ROWS = "SELECT reltuples FROM pg_class WHERE oid = 'messages'::regclass"
 # Newest first, a page at a time; $4 the words as LIKE patterns, tested before the words.
@@ -39,9 +41,19 @@ FROM_INDEX = (
     "AND m.id < $2 ORDER BY m.phone, m.id DESC) AS h "
     "JOIN contacts AS c ON c.phone = h.phone WHERE {condition} ORDER BY h.id DESC LIMIT $3"
 )
-# Each search is planned for its own words: a plan kept for another word (a common one walks
-# the newest messages, a rare one reads the index) can cost a thousand times more.
-CUSTOM_PLANS = "SET LOCAL plan_cache_mode = force_custom_plan"
+# How a search's transaction is planned. Each search for its own words: a plan kept for
+# another word can cost a thousand times more. Never a whole table read (the planner cannot
+# tell how many messages hold a word, nor how selective a LIKE is), nor a hash join that reads
+# every contact; no parallel workers nor JIT compilation: each costs more to start (about
+# 100 ms, measured) than a search costs.
+PLANNING = [
+    "SET LOCAL plan_cache_mode = force_custom_plan",
+    "SET LOCAL enable_seqscan = off",
+    "SET LOCAL enable_hashjoin = off",
+    "SET LOCAL enable_mergejoin = off",
+    "SET LOCAL max_parallel_workers_per_gather = 0",
+    "SET LOCAL jit = off",
+]
 
 
 def _filters(
@@ -84,7 +96,7 @@ class PgSearch(PgBase):
 
         async def work(conn: Any) -> list[Hit]:
             async with conn.transaction():
-                await conn.execute(CUSTOM_PLANS)
+                await conn.execute(";".join(PLANNING))
                 exact = await _exact(conn, query, filters)
                 return ranked(
                     exact,
@@ -108,7 +120,7 @@ class PgSearch(PgBase):
 
         async def work(conn: Any) -> list[Hit]:
             async with conn.transaction():
-                await conn.execute(CUSTOM_PLANS)
+                await conn.execute(";".join(PLANNING))
                 return ranked(
                     await _exact(conn, query, {}),
                     await _contact_hits(conn, query, {}, COUNT_LIMIT + 1),
@@ -162,17 +174,35 @@ async def _contact_hits(
         )
         found += [Hit(row[0], row[1]) for row in rows]
     if query.fragments:
-        condition, params = _filters("", len(query.fragments) + 2, **filters)
-        numbers = " OR ".join(f"phone LIKE ${n + 2}" for n in range(len(query.fragments)))
-        rows = await conn.fetch(
-            f"SELECT phone, last_message_at FROM contacts WHERE ({numbers}) AND {condition} "
-            'ORDER BY last_message_at DESC, phone COLLATE "C" LIMIT $1',
-            want,
-            *(f"%{d}%" for d in query.fragments),
-            *params,
-        )
-        found += [Hit(row[0], row[1]) for row in rows]
+        found += await _number_hits(conn, query.fragments, filters, want)
     return found
+
+
+async def _number_hits(
+    conn: Any, fragments: tuple[str, ...], filters: dict[str, Any], want: int
+) -> list[Hit]:
+    """The `want` newest conversations whose number holds one of `fragments`: the numbers
+    alone first (the primary key's index), then the state of those that matched; digits that
+    many numbers hold walk the conversations newest first instead, and stop early."""
+    patterns = [f"%{d}%" for d in fragments]
+    rows = await conn.fetch(
+        "SELECT phone FROM contacts WHERE phone LIKE ANY($1::text[]) LIMIT $2",
+        patterns,
+        MANY_NUMBERS + 1,
+    )
+    condition, params = _filters("", 3, **filters)
+    if len(rows) <= MANY_NUMBERS:
+        where, numbers = "phone = ANY($2::text[])", [row[0] for row in rows]
+    else:
+        where, numbers = "phone LIKE ANY($2::text[])", patterns
+    found = await conn.fetch(
+        f"SELECT phone, last_message_at FROM contacts WHERE {where} AND {condition} "
+        'ORDER BY last_message_at DESC, phone COLLATE "C" LIMIT $1',
+        want,
+        numbers,
+        *params,
+    )
+    return [Hit(row[0], row[1]) for row in found]
 
 
 async def _message_hits(
