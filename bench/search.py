@@ -189,6 +189,9 @@ async def measure(store: Store, rounds: int) -> None:
         shown = f"{label} «{text}»"
         print(f"  {shown:<40} {found:>6} {count:>6} " + " ".join(f"{t:6.1f} ms" for t in ms))
     print(f"  {'waiting (every poll)':<54} {await timed(store.waiting, rounds):6.1f} ms")
+    phones = [c.phone for c in await store.conversations(50)]
+    last = await timed(lambda: store.last_messages(phones), rounds)
+    print(f"  {'last messages of 50 (the list)':<54} {last:6.1f} ms")
 
 
 async def run_sqlite(path: Path, rounds: int, build: Callable[[Path], None] | None) -> None:

@@ -92,14 +92,15 @@ def find_folded(text: str, query: str) -> tuple[int, int] | None:
 
 def find_words(text: str, words: list[str], prefix_from: int = 3) -> list[tuple[int, int]]:
     """Where the folded `words` (the inbox search's) begin words of `text`, as sorted
-    `text[start:end]` spans of the original characters: a word of `prefix_from` characters or
-    more also begins longer words ("promo" in "Promoción"), a shorter one is a whole word."""
+    `text[start:end]` spans of the original characters, each a whole word: a word of
+    `prefix_from` characters or more also finds longer words ("promo": "Promoción"), a
+    shorter one only itself."""
     folded, origin = _folded_with_origin(text)
     spans: list[tuple[int, int]] = []
     for word in words:
-        pattern = rf"(?<![^\W_]){re.escape(word)}" + (
-            "" if len(word) >= prefix_from else r"(?![^\W_])"
-        )
+        # A long word marks the whole word it begins; a short one, no letter or digit after.
+        rest = r"[^\W_]*" if len(word) >= prefix_from else r"(?![^\W_])"
+        pattern = rf"(?<![^\W_]){re.escape(word)}{rest}"
         for found in re.finditer(pattern, folded):
             spans.append((origin[found.start()], origin[found.end() - 1] + 1))
     merged: list[tuple[int, int]] = []
