@@ -62,9 +62,7 @@ def test_fields_are_folded_by_their_values() -> None:
         ("hola", ["adios"], []),
     ],
 )
-def test_find_words_marks_where_words_begin(
-    text: str, words: list[str], marked: list[str]
-) -> None:
+def test_find_words_marks_where_words_begin(text: str, words: list[str], marked: list[str]) -> None:
     assert [text[a:b] for a, b in find_words(text, words)] == marked
 
 
