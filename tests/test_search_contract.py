@@ -4,6 +4,7 @@ contacts' key, contact fields folded, newest first, capped counts, hostile input
 
 from __future__ import annotations
 
+import random
 import sqlite3
 from datetime import timedelta
 
@@ -11,8 +12,9 @@ import pytest
 
 from responder.search_query import search_query
 from responder.store import Store, pg_search, sqlite_search
-from responder.store.search import SearchQuery
+from responder.store.search import SearchQuery, holds
 from responder.store.sqlite import SQLiteStore
+from responder.text import normalize
 from tests.conftest import Clock
 from tests.test_store_contract import (
     ANA,
@@ -253,3 +255,29 @@ async def test_postgres_finds_the_same_by_either_way(
     assert (await matched_texts(filled, "pedido"))[EVA] == "pedido 3"
     counts = await filled.search_counts(None, SearchQuery("pedido"))
     assert (counts.counts["all"], counts.complete) == (3, True)
+
+
+ORACLE_WORDS = ["cafe", "cafetería", "promo", "promoción", "pro", "la", "lana", "leche", "con"]
+
+
+@pytest.mark.parametrize("window", [0, 5000])  # SQLite: no whole-words window; the window
+async def test_every_way_finds_what_a_plain_reading_finds(
+    store: Store, clock: Clock, monkeypatch: pytest.MonkeyPatch, window: int
+) -> None:
+    monkeypatch.setattr(sqlite_search, "WINDOW_ROWS", window)
+    rng = random.Random(16)
+    written: list[tuple[str, str]] = []  # (phone, text), oldest first
+    for _ in range(150):
+        phone = f"5841200000{rng.randrange(25):02d}"
+        text = " ".join(rng.choices(ORACLE_WORDS, k=rng.randint(1, 4)))
+        clock.advance(1)
+        await admin_inbound(store, clock, phone, text, None)
+        written.append((phone, text))
+    for typed in ["cafe", "CAFÉ con", "promo", "pro la", "la", "lana leche", "cafeteria"]:
+        words = SearchQuery(typed).words
+        expected: list[str] = []
+        for phone, text in reversed(written):  # newest first, each conversation once
+            if phone not in expected and holds(normalize(text), words):
+                expected.append(phone)
+        for limit in (1, 3, 10, 30):
+            assert await phones(store, typed, limit) == expected[:limit], (typed, limit)

@@ -36,10 +36,22 @@ def search_words(text: str) -> list[str]:
     return list(dict.fromkeys(words))[:MAX_WORDS]
 
 
-def fts5_query(words: list[str]) -> str:
+def holds(folded: str, words: list[str]) -> bool:
+    """Whether a folded text holds every word as the index finds them: a whole word, or (a
+    word of PREFIX_FROM letters or more) the beginning of one."""
+    found = set(_WORD.findall(folded))
+    return all(
+        w in found or (len(w) >= PREFIX_FROM and any(t.startswith(w) for t in found)) for w in words
+    )
+
+
+def fts5_query(words: list[str], prefixes: bool = True) -> str:
     """An FTS5 MATCH expression finding messages with every word (as a prefix when long
-    enough). Each word is a quoted string of letters and digits: never an operator."""
-    return " AND ".join(f'"{w}"' + ("*" if len(w) >= PREFIX_FROM else "") for w in words)
+    enough, unless `prefixes` is False). Each word is a quoted string of letters and digits:
+    never an operator."""
+    return " AND ".join(
+        f'"{w}"' + ("*" if prefixes and len(w) >= PREFIX_FROM else "") for w in words
+    )
 
 
 def tsquery(words: list[str]) -> str:

@@ -11,11 +11,13 @@ from typing import TYPE_CHECKING, Any
 from responder.store.models import COUNT_KEYS, UNASSIGNED, Conversation
 from responder.store.search import (
     COUNT_LIMIT,
+    PREFIX_FROM,
     Hit,
     SearchCounts,
     SearchPage,
     SearchQuery,
     fts5_query,
+    holds,
     ranked,
 )
 
@@ -26,6 +28,8 @@ if TYPE_CHECKING:
 IN_LIST = "phone IN (SELECT value FROM json_each(?))"
 FIRST_ROWS = 64  # rows a streamed search reads at first; then STREAM_ROWS at a time
 STREAM_ROWS = 1024
+# Messages a search for common whole words tests itself rather than merge prefixes (above).
+WINDOW_ROWS = 5000
 # Past this many numbers holding the digits typed, the newest conversations are walked instead.
 MANY_NUMBERS = 2000
 
@@ -172,6 +176,54 @@ class SQLiteSearch:
         )
         return [Hit(row[0], row[1]) for row in rows]
 
+    async def _whole_words_first(
+        self, words: list[str], condition: tuple[str, list[Any]], want: int
+    ) -> list[Hit] | None:
+        """The same as the full query, read faster for common words. FTS5 merges the index
+        entries of every word a prefix begins before it gives the first match (at 5 million
+        messages, over 100 ms for a word a third of them hold), while whole words are read
+        lazily. So: the newest messages holding the whole words, until `want` conversations
+        have turned up; then every message from the oldest of those on (a few hundred rows
+        when the words are common) is tested for the words as prefixes too. None when the
+        whole words are not common enough for that to pay: the caller asks the index."""
+        where, params = condition
+        found: set[str] = set()
+        oldest = None
+        async with self.reader.execute(
+            "SELECT m.id, m.phone FROM messages_fts "
+            "JOIN messages AS m ON m.id = messages_fts.rowid "
+            "JOIN contacts AS c ON c.phone = m.phone "
+            f"WHERE messages_fts MATCH ? AND {where} ORDER BY messages_fts.rowid DESC",
+            (fts5_query(words, prefixes=False), *params),
+        ) as cursor:
+            while len(found) < want:
+                rows = list(await cursor.fetchmany(FIRST_ROWS))
+                for row in rows:
+                    found.add(row[1])
+                    if len(found) == want:
+                        oldest = row[0]
+                        break
+                if len(rows) < FIRST_ROWS:
+                    break
+        if oldest is None:
+            return None
+        window = await self.reader.execute_fetchall(
+            "SELECT m.id, m.phone, m.created_at, m.folded FROM messages AS m "
+            "JOIN contacts AS c ON c.phone = m.phone "
+            f"WHERE m.id >= ? AND {where} ORDER BY m.id DESC LIMIT ?",
+            (oldest, *params, WINDOW_ROWS + 1),
+        )
+        newest = list(window)
+        if len(newest) > WINDOW_ROWS:
+            return None
+        hits: dict[str, Hit] = {}
+        for row in newest:
+            if row[1] not in hits and holds(row[3], words):
+                hits[row[1]] = Hit(row[1], row[2], row[0])
+                if len(hits) == want:
+                    break
+        return list(hits.values())
+
     async def _message_hits(
         self, query: SearchQuery, condition: tuple[str, list[Any]], want: int
     ) -> list[Hit]:
@@ -180,6 +232,10 @@ class SQLiteSearch:
         stops early, a rare one has few matches)."""
         if not query.words:
             return []
+        if any(len(w) >= PREFIX_FROM for w in query.words):
+            quick = await self._whole_words_first(query.words, condition, want)
+            if quick is not None:
+                return quick
         where, params = condition
         found: dict[str, Hit] = {}
         async with self.reader.execute(
