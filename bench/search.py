@@ -149,13 +149,15 @@ async def fill_postgres(
                 *("id", "phone", "direction", "text", "status", "origin", "attempts"),
                 *("created_at", "updated_at", "folded"),
             ],
+            timeout=3600,
         )
         await conn.copy_records_to_table(
             "contacts",
             records=contacts,
             columns=["phone", "first_seen_at", "last_message_at", "unread", "mode", "fields"],
+            timeout=3600,
         )
-        await conn.execute("ANALYZE")
+        await conn.execute("ANALYZE", timeout=3600)
 
 
 async def timed(work: Callable[[], Awaitable[Any]], rounds: int) -> float:
@@ -228,7 +230,7 @@ async def run_postgres(
     print(f"  migration (GIN index of the words, fields folded): {took:.1f} s")
     try:
         async with store.pool.acquire() as conn:  # type: ignore[attr-defined]
-            await conn.execute("ANALYZE")
+            await conn.execute("ANALYZE", timeout=3600)
         await measure(store, rounds)
     finally:
         await store.close()
