@@ -5,7 +5,9 @@
 -- nothing to copy or keep by hand, and erasure (retention blanks `folded`, `responder forget`
 -- deletes the row) takes the words out with the row. store/pg_search.py WORDS is the same
 -- expression, so that the planner uses the index.
-CREATE INDEX messages_words ON messages
+-- IF NOT EXISTS: on a big database it can be built beforehand without stopping writes
+-- (CREATE INDEX CONCURRENTLY, README "Inbox search"); this migration then only checks it.
+CREATE INDEX IF NOT EXISTS messages_words ON messages
     USING gin (to_tsvector('simple', regexp_replace(folded, '[^[:alnum:]]+', ' ', 'g')));
 -- Contact fields folded alike; the rows already there are filled by pg_schema.FILL_AFTER.
 ALTER TABLE contacts ADD COLUMN folded text NOT NULL DEFAULT '';
