@@ -9,6 +9,7 @@ import sqlite3
 from pathlib import Path
 
 import asyncpg
+import pytest
 
 from responder.engine import Contact, Decision, InboundMessage
 from responder.store.base import Store
@@ -108,8 +109,9 @@ async def test_postgres_folds_the_messages_already_stored(
         await store.close()
 
 
+@pytest.mark.parametrize("built_before", [False, True])  # CREATE INDEX CONCURRENTLY first
 async def test_postgres_indexes_the_words_and_folds_the_fields_already_stored(
-    fresh_database: str, clock: Clock
+    fresh_database: str, clock: Clock, built_before: bool
 ) -> None:
     store = PostgresStore(fresh_database, clock)
     await store.open()
@@ -129,6 +131,11 @@ async def test_postgres_indexes_the_words_and_folds_the_fields_already_stored(
             "ALTER TABLE contacts DROP COLUMN folded; "
             "DELETE FROM schema_migrations WHERE version = 11"
         )
+        if built_before:
+            await conn.execute(
+                "CREATE INDEX CONCURRENTLY messages_words ON messages USING gin "
+                "(to_tsvector('simple', regexp_replace(folded, '[^[:alnum:]]+', ' ', 'g')))"
+            )
     finally:
         await conn.close()
     store = PostgresStore(fresh_database, clock)
