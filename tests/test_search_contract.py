@@ -281,3 +281,12 @@ async def test_every_way_finds_what_a_plain_reading_finds(
                 expected.append(phone)
         for limit in (1, 3, 10, 30):
             assert await phones(store, typed, limit) == expected[:limit], (typed, limit)
+        for module in (sqlite_search, pg_search):
+            monkeypatch.setattr(module, "COUNT_LIMIT", 5)
+        counts = await store.search_counts(None, SearchQuery(typed))
+        assert (counts.counts["all"], counts.complete) == (
+            min(5, len(expected)),
+            len(expected) <= 5,
+        ), typed
+        for module in (sqlite_search, pg_search):
+            monkeypatch.setattr(module, "COUNT_LIMIT", 500)

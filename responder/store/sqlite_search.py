@@ -106,7 +106,7 @@ class SQLiteSearch:
         found = ranked(
             exact,
             await self._contact_hits(query, "1 = 1", [], COUNT_LIMIT + 1),
-            await self._message_hits(query, ("1 = 1", []), COUNT_LIMIT + 1),
+            await self._message_hits(query, ("1 = 1", []), COUNT_LIMIT + 1, ordered=False),
         )
         complete = len(found) <= COUNT_LIMIT
         rows = await self.reader.execute_fetchall(
@@ -177,20 +177,22 @@ class SQLiteSearch:
         return [Hit(row[0], row[1]) for row in rows]
 
     async def _whole_words_first(
-        self, words: list[str], condition: tuple[str, list[Any]], want: int
+        self, words: list[str], condition: tuple[str, list[Any]], want: int, ordered: bool
     ) -> list[Hit] | None:
         """The same as the full query, read faster for common words. FTS5 merges the index
         entries of every word a prefix begins before it gives the first match (at 5 million
         messages, over 100 ms for a word a third of them hold), while whole words are read
         lazily. So: the newest messages holding the whole words, until `want` conversations
         have turned up; then every message from the oldest of those on (a few hundred rows
-        when the words are common) is tested for the words as prefixes too. None when the
-        whole words are not common enough for that to pay: the caller asks the index."""
+        when the words are common) is tested for the words as prefixes too. Not `ordered`
+        (the counts: any `want` conversations that match will do), the whole words' are
+        enough. None when the whole words are not common enough for that to pay: the caller
+        asks the index."""
         where, params = condition
-        found: set[str] = set()
+        found: dict[str, Hit] = {}
         oldest = None
         async with self.reader.execute(
-            "SELECT m.id, m.phone FROM messages_fts "
+            "SELECT m.id, m.phone, m.created_at FROM messages_fts "
             "JOIN messages AS m ON m.id = messages_fts.rowid "
             "JOIN contacts AS c ON c.phone = m.phone "
             f"WHERE messages_fts MATCH ? AND {where} ORDER BY messages_fts.rowid DESC",
@@ -199,7 +201,7 @@ class SQLiteSearch:
             while len(found) < want:
                 rows = list(await cursor.fetchmany(FIRST_ROWS))
                 for row in rows:
-                    found.add(row[1])
+                    found.setdefault(row[1], Hit(row[1], row[2], row[0]))
                     if len(found) == want:
                         oldest = row[0]
                         break
@@ -207,6 +209,8 @@ class SQLiteSearch:
                     break
         if oldest is None:
             return None
+        if not ordered:
+            return list(found.values())
         window = await self.reader.execute_fetchall(
             "SELECT m.id, m.phone, m.created_at, m.folded FROM messages AS m "
             "JOIN contacts AS c ON c.phone = m.phone "
@@ -225,7 +229,11 @@ class SQLiteSearch:
         return list(hits.values())
 
     async def _message_hits(
-        self, query: SearchQuery, condition: tuple[str, list[Any]], want: int
+        self,
+        query: SearchQuery,
+        condition: tuple[str, list[Any]],
+        want: int,
+        ordered: bool = True,
     ) -> list[Hit]:
         """The `want` conversations with the newest messages holding every word: the index's
         matches newest first, read until that many numbers have turned up (a common word
@@ -233,7 +241,7 @@ class SQLiteSearch:
         if not query.words:
             return []
         if any(len(w) >= PREFIX_FROM for w in query.words):
-            quick = await self._whole_words_first(query.words, condition, want)
+            quick = await self._whole_words_first(query.words, condition, want, ordered)
             if quick is not None:
                 return quick
         where, params = condition
