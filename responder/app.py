@@ -16,7 +16,7 @@ from responder.clock import Clock
 from responder.config import Settings
 from responder.providers.base import Provider
 from responder.service import Service
-from responder.web import admin, api, api_inbox, metrics, webhooks
+from responder.web import admin, api, api_broadcasts, api_inbox, metrics, webhooks
 from responder.web.admin.security import AdminSecurityHeaders
 
 log = logging.getLogger("responder")
@@ -72,6 +72,7 @@ def create_app(
             *metrics.routes,
             *api.routes,
             *api_inbox.routes,
+            *api_broadcasts.routes,
             *admin.routes,
         ],
         middleware=[Middleware(AdminSecurityHeaders)],

@@ -13,6 +13,15 @@ from typing import Any, Protocol
 
 from responder.budget import Overrun, OverrunRecord
 from responder.engine import Contact, Decision, FlowState, Reply
+from responder.store.broadcast_models import (
+    Broadcast,
+    BroadcastStatus,
+    FeedItem,
+    FeedState,
+    Recipient,
+    Segment,
+    SegmentContact,
+)
 from responder.store.models import (
     ApiToken,
     AuditEvent,
@@ -227,6 +236,45 @@ class Store(Protocol):
     async def saved_replies(self) -> list[SavedReply]: ...
     async def add_saved_reply(self, name: str, text: str, author: str | None) -> SavedReply: ...
     async def delete_saved_reply(self, reply_id: int) -> SavedReply | None: ...
+
+    # -- broadcasts (DESIGN §12): store/sqlite_broadcasts.py, store/pg_broadcasts.py ------------
+    async def segment_contacts(
+        self, segment: Segment, since: datetime | None, sample: int
+    ) -> tuple[int, list[SegmentContact]]: ...
+    async def create_broadcast(
+        self,
+        *,
+        name: str,
+        text: str,
+        segment: Segment,
+        via: str,
+        send_at: datetime | None,
+        status: BroadcastStatus,
+        created_by: str | None,
+        since: datetime | None,
+    ) -> Broadcast: ...
+    async def broadcast(self, broadcast_id: int) -> Broadcast | None: ...
+    async def broadcasts(self, before_id: int | None, limit: int) -> list[Broadcast]: ...
+    async def broadcast_recipients(
+        self, broadcast_id: int, status: str | None, after: str | None, limit: int
+    ) -> list[Recipient]: ...
+    async def broadcast_names(self, phone: str) -> dict[int, tuple[int, str]]: ...
+    # "pause", "resume" or "cancel": BroadcastStateError when the status does not allow it.
+    async def change_broadcast(self, broadcast_id: int, action: str) -> Broadcast: ...
+    async def start_due_broadcasts(self) -> list[int]: ...
+    async def broadcasts_to_feed(self) -> list[FeedState]: ...
+    async def reply_waiting(self) -> bool: ...
+    async def pending_recipients(self, broadcast_id: int, limit: int) -> list[SegmentContact]: ...
+    async def feed_broadcast(
+        self,
+        broadcast_id: int,
+        items: Sequence[FeedItem],
+        *,
+        send_at: datetime | None = None,
+        due: datetime | None = None,
+    ) -> int: ...
+    async def hold_broadcast(self, broadcast_id: int, until: datetime) -> None: ...
+    async def settle_broadcasts(self) -> list[int]: ...
 
     # -- rules versions --------------------------------------------------------------------
     async def latest_rule_version_id(self) -> int | None: ...

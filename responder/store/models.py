@@ -294,6 +294,8 @@ AuditAction = Literal[
     "assigned",
     "broadcast_created",
     "broadcast_cancelled",
+    "broadcast_paused",
+    "broadcast_resumed",
     "contact_forgotten",
     "messages_expired",
     "message_retried",

@@ -245,7 +245,8 @@ class PgReads(PgBase):
             return []
         rows = await self._fetch(
             f"SELECT {MESSAGE_COLUMNS} FROM messages WHERE id IN (SELECT max(id) FROM messages "
-            "WHERE phone = ANY($1::text[]) GROUP BY phone, direction) ORDER BY id",
+            "WHERE phone = ANY($1::text[]) AND broadcast_id IS NULL GROUP BY phone, direction) "
+            "ORDER BY id",
             list(phones),
         )
         return [message(row) for row in rows]

@@ -23,6 +23,7 @@ from responder.clock import Clock
 from responder.config import StartupError
 from responder.engine import Contact, Decision, FlowState, Reply
 from responder.store import health, reports
+from responder.store.broadcast_sql import BROADCAST_CLAIMABLE
 from responder.store.checkpoint import RESTING_WAL, WalCheckpointer
 from responder.store.common import (
     LEASE,
@@ -57,6 +58,7 @@ from responder.store.overruns import OVERRUNS_KEY, merged, records
 from responder.store.recent import RECENT_ROWS, ROW_COLUMNS, Activity, RecentRows
 from responder.store.recent import Known as RecentKnown
 from responder.store.search import folded_pattern, like_pattern
+from responder.store.sqlite_broadcasts import SQLiteBroadcasts
 from responder.store.sqlite_care import SQLiteMessageCare
 from responder.store.sqlite_inbox import SQLiteInbox
 from responder.store.sqlite_privacy import SQLitePrivacy, read_erasures
@@ -327,7 +329,7 @@ def _marks(count: int) -> str:
     return ", ".join("?" * count)
 
 
-class SQLiteStore(SQLiteInbox, SQLiteMessageCare, SQLitePrivacy, SQLiteTeam):
+class SQLiteStore(SQLiteInbox, SQLiteMessageCare, SQLitePrivacy, SQLiteTeam, SQLiteBroadcasts):
     """All persistence. Writes go through one connection, one transaction at a time; webhook
     writes arriving together are grouped into one transaction and each caller is answered only
     after that transaction has committed."""
@@ -1351,7 +1353,9 @@ class SQLiteStore(SQLiteInbox, SQLiteMessageCare, SQLitePrivacy, SQLiteTeam):
                 "WHERE id IN (SELECT id FROM messages AS m WHERE status IN ('queued', 'scheduled') "
                 "AND next_attempt_at <= ? AND (rule IS 'opt_out' OR NOT EXISTS ("
                 "SELECT 1 FROM contacts WHERE contacts.phone = m.phone AND opted_out = 1)) "
-                "ORDER BY origin != 'auto', next_attempt_at, id LIMIT ?) "
+                f"AND {BROADCAST_CLAIMABLE} "
+                "ORDER BY origin != 'auto', broadcast_id IS NOT NULL, next_attempt_at, id "
+                "LIMIT ?) "
                 "RETURNING id, phone, text, provider, attempts, created_at, origin, send_at, "
                 "failover_from",
                 (now, self.instance, lease, now, limit),
@@ -1632,7 +1636,8 @@ class SQLiteStore(SQLiteInbox, SQLiteMessageCare, SQLitePrivacy, SQLiteTeam):
         for chunk in _chunks(phones):
             rows = await self.reader.execute_fetchall(
                 f"SELECT {MESSAGE_COLUMNS} FROM messages WHERE id IN (SELECT MAX(id) "
-                f"FROM messages WHERE phone IN ({_marks(len(chunk))}) GROUP BY phone, direction) "
+                f"FROM messages WHERE phone IN ({_marks(len(chunk))}) AND broadcast_id IS NULL "
+                "GROUP BY phone, direction) "
                 "ORDER BY id",
                 chunk,
             )

@@ -194,7 +194,9 @@ async def list_messages(request: Request) -> Response:
     phone = _phone(request)
     await service.conversation(phone)  # 404 for an unknown number
     rows = await service.messages(phone)
-    return JSONResponse({"messages": [m.as_json() for m in rows]})
+    # A broadcast's message, and a reply to one, name the broadcast (DESIGN §12).
+    named = await service.thread_broadcasts(phone, rows)
+    return JSONResponse({"messages": [{**m.as_json(), **named.get(m.id, {})} for m in rows]})
 
 
 async def send_message(request: Request) -> Response:

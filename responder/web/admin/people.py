@@ -34,6 +34,8 @@ ACTIONS = {
     "assigned": "asignó una conversación",
     "broadcast_created": "creó un envío masivo",
     "broadcast_cancelled": "canceló un envío masivo",
+    "broadcast_paused": "pausó un envío masivo",
+    "broadcast_resumed": "reanudó un envío masivo",
     "contact_forgotten": "borró un contacto",
     "messages_expired": "borró textos de mensajes viejos",
     "message_retried": "reintentó un mensaje",
