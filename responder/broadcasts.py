@@ -55,6 +55,7 @@ from responder.store.broadcast_models import (
     BroadcastStateError,
     BroadcastStatus,
     FeedItem,
+    FeedState,
     Recipient,
     Segment,
     SegmentContact,
@@ -392,11 +393,22 @@ class Broadcasts:
 
     # -- the feeder ------------------------------------------------------------------------------
 
-    def _chunk(self, via: str, settings: RulesSettings) -> int:
+    async def _room(self, via: str, state: FeedState, settings: RulesSettings) -> int:
+        """How many recipients to queue now: the outbox holds about FEED_SECONDS' worth of a
+        broadcast, and with a `send_rate` the feeder takes their budget first (half a second's
+        worth at most per look, never into debt), so the outbox sends them at once and a reply
+        never waits behind a broadcast's batch for budget."""
         rate = settings.send_rate.get(via)
         if rate is None:
-            return DEFAULT_CHUNK
-        return max(1, math.ceil(rate * FEED_SECONDS))
+            return min(DEFAULT_CHUNK - state.outstanding, state.pending)
+        room = min(
+            math.ceil(rate * FEED_SECONDS) - state.outstanding,
+            max(1, int(rate * FEED_EVERY)),
+            state.pending,
+        )
+        if room <= 0 or await self.store.take_send_budget(via, rate, room) > 0:
+            return 0
+        return room
 
     def _item(self, template: Template, contact: SegmentContact, now: datetime) -> FeedItem:
         """What one recipient gets, or why it is skipped."""
@@ -446,13 +458,15 @@ class Broadcasts:
                 if opens is not None:
                     await self.store.hold_broadcast(broadcast.id, opens)
                     continue
-            room = self._chunk(broadcast.via, settings) - state.outstanding
-            if state.pending == 0 or room <= 0:
+            if state.pending == 0:
                 continue
             if reply_waiting is None:
                 reply_waiting = await self.store.reply_waiting()
             if reply_waiting:
                 break
+            room = await self._room(broadcast.via, state, settings)
+            if room <= 0:
+                continue
             try:
                 template = self._template(broadcast.text)
             except BroadcastError as err:  # checked at creation: only a changed sandbox

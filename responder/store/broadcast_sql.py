@@ -55,9 +55,11 @@ SELECT broadcast_id, COUNT(*) FROM (
     SELECT broadcast_id FROM messages WHERE status = 'sending' AND broadcast_id IS NOT NULL
 ) AS o GROUP BY broadcast_id
 """
-# The outbox holds a message that is not a broadcast's, due now ({now}: its placeholder).
+# The outbox holds a message that is not a broadcast's, due now or being sent ({now}: its
+# placeholder): through the outbox's and the in-flight partial indexes, both small.
 REPLY_WAITING = (
     "SELECT 1 FROM messages WHERE status IN ('queued', 'scheduled') AND next_attempt_at <= {now} "
+    "AND broadcast_id IS NULL UNION ALL SELECT 1 FROM messages WHERE status = 'sending' "
     "AND broadcast_id IS NULL LIMIT 1"
 )
 # A recipient's reason, and its message's error: a message never sent is "cancelled by ...",

@@ -248,7 +248,10 @@ class OutboxWorker:
         self, provider: Provider, batch: list[OutboxItem], settings: RulesSettings
     ) -> None:
         try:
-            await self._wait_for_budget(provider.name, len(batch), settings)
+            # A broadcast's messages took their budget when the feeder queued them.
+            paying = sum(1 for i in batch if i.origin != BROADCAST_ORIGIN)
+            if paying:
+                await self._wait_for_budget(provider.name, paying, settings)
             now = self.clock()
             sms = [
                 OutboundSMS(i.id, i.phone, i.text, self._native_time(provider, i, now, settings))
