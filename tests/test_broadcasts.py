@@ -8,12 +8,16 @@ import textwrap
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
 
+from responder.broadcasts import quiet_wait
+from responder.rules.hours import Shift
 from tests import loopback
 from tests.conftest import Clock, RunningApp, massiva_env, massms_env
 from tests.fakes.massiva import FakeMassiva
@@ -462,3 +466,28 @@ def test_a_scheduled_broadcast_via_massms_goes_to_its_scheduler(
         # Too late to call them back: a cancel now counts them as sent, truthfully.
         cancelled = api.post(f"/api/broadcasts/{created['id']}/cancel").json()["broadcast"]
         assert (cancelled["status"], cancelled["counts"]["sent"]) == ("cancelled", 2)
+
+
+@pytest.mark.parametrize(
+    ("window", "local", "opens"),
+    [
+        (None, "03:00", None),
+        ("08:00-20:00", "10:00", None),
+        ("08:00-20:00", "07:59", "2026-11-23T08:00"),
+        ("08:00-20:00", "20:00", "2026-11-24T08:00"),
+        ("21:00-08:00", "23:30", None),
+        ("21:00-08:00", "07:00", None),
+        ("21:00-08:00", "12:00", "2026-11-23T21:00"),
+        ("00:00-24:00", "12:00", None),
+    ],
+)
+def test_the_quiet_window(window: str | None, local: str, opens: str | None) -> None:
+    zone = ZoneInfo("America/Caracas")
+    shift = None
+    if window is not None:
+        start, end = (int(h) * 60 + int(m) for h, m in (p.split(":") for p in window.split("-")))
+        shift = Shift(start % 1440, end)
+    now = datetime.fromisoformat(f"2026-11-23T{local}").replace(tzinfo=zone)
+    found = quiet_wait(shift, now.astimezone(UTC), zone)
+    expected = datetime.fromisoformat(opens).replace(tzinfo=zone) if opens else None
+    assert found == expected
