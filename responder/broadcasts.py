@@ -90,6 +90,9 @@ SAMPLES = 3
 FEED_EVERY = 0.5  # seconds between the feeder's looks
 FEED_LEASE = 5.0  # seconds: a feeder that stops is replaced within this
 FEED_SECONDS = 2.0  # the outbox holds about this many seconds' worth of a broadcast
+# A cancelled broadcast is still looked at this long: a message that was being sent when it
+# was cancelled may come back from a failed try, and is cancelled then.
+STRAYS_FOR = timedelta(hours=1)
 DEFAULT_CHUNK = 100  # without a send_rate for the provider: messages in the outbox at once
 # A broadcast scheduled through a provider with its own scheduler (MasSMS) is handed to it from
 # this long before its time, until NATIVE_SCHEDULE_AHEAD (plus a margin) before it.
@@ -275,7 +278,13 @@ class Broadcasts:
                     f"'text' fails for {contact.phone}: {err}",
                     f"El texto falla para {contact.phone}: {err}",
                 ) from None
-            samples.append((contact.phone, " ".join(self._parts(rendered)) or rendered))
+            parts = self._parts(rendered)
+            if not parts:
+                raise BroadcastError(
+                    f"'text' comes out empty for {contact.phone}",
+                    f"El texto queda vacío para {contact.phone}.",
+                )
+            samples.append((contact.phone, " ".join(parts)))
         if not sample:  # nobody to try it on: render it for an empty contact all the same
             try:
                 self._render(template, SegmentContact("", {}), now)
@@ -486,7 +495,9 @@ class Broadcasts:
                 await asyncio.wait_for(self.wake.wait(), wait)
             self.wake.clear()
             try:
-                if await self.store.try_lease("broadcast-feeder", FEED_LEASE):
+                # Nothing to do (most of the time): one small read, no write, no lease.
+                active = await self.store.broadcasts_active(self.clock() - STRAYS_FOR)
+                if active and await self.store.try_lease("broadcast-feeder", FEED_LEASE):
                     await self.feed_once()
             except Exception as err:  # a locked or unreachable database must not stop it
                 wait = outage.failed(err)

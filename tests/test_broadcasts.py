@@ -19,10 +19,10 @@ import pytest
 from responder.broadcasts import quiet_wait
 from responder.rules.hours import Shift
 from tests import loopback
-from tests.conftest import Clock, RunningApp, massiva_env, massms_env
+from tests.conftest import ADMIN_TOKEN, Clock, RunningApp, massiva_env, massms_env
 from tests.fakes.massiva import FakeMassiva
 from tests.fakes.massms import FakeMasSMS
-from tests.test_team import add_person, bearer, token_of
+from tests.test_team import add_person, bearer, sign_in_as, token_of
 
 RULES = """
 settings:
@@ -192,6 +192,11 @@ def test_segments_templates_and_the_inbox_left_alone(
         reply = app.messages(ANA)[-1]
         assert reply["in_reply_to_broadcast"] == {"id": created["id"], "name": "Promo"}
         assert "in_reply_to_broadcast" not in thread[0]
+        browser = sign_in_as(app, "admin", ADMIN_TOKEN)
+        page = browser.get(f"/admin/conversations/{ANA}").text
+        browser.close()
+        assert "Difusión: Promo" in page
+        assert "Respuesta a la difusión: Promo" in page
         events = api.get("/api/audit").json()["events"]
         assert any(e["action"] == "broadcast_created" for e in events)
 
@@ -386,7 +391,8 @@ def test_api_errors_and_roles(
             ({"text": "x", "send_at": "mañana"}, "'send_at'"),
             ({"text": "x", "segment": {"labels": ["nadie"]}}, "no recipients"),
             ({"text": "x", "otra": 1}, "unknown keys"),
-            ({"text": "{{ ''.__class__ }}"}, "sandbox"),
+            ({"text": "{{ ''.__class__ }}"}, "'text' comes out empty for 584121000001"),
+            ({"text": "{{ 1 / 0 }}"}, "'text' fails for 584121000001: ZeroDivisionError"),
         ]
         for body, error in cases:
             response = api.post("/api/broadcasts", json=body)

@@ -18,10 +18,12 @@ BROADCAST_CLAIMABLE = (
 OUTSTANDING = (
     "(status IN ('queued', 'sending') OR (status = 'scheduled' AND next_attempt_at IS NOT NULL))"
 )
-# A recipient's messages (the parts of its text) ranked: the least advanced part decides.
+# A recipient's messages (the parts of its text) ranked: the least advanced part decides. A
+# message a person cancelled in the thread ("cancelled by NAME") counts as cancelled.
 _RANK = (
-    f"MAX(CASE WHEN {OUTSTANDING} THEN 4 WHEN status = 'failed' THEN 3 "
-    "WHEN status = 'delivered' THEN 1 ELSE 2 END)"
+    f"MAX(CASE WHEN {OUTSTANDING} THEN 5 "
+    f"WHEN status = 'failed' AND error LIKE '{CANCELLED_BY}%' THEN 3 "
+    "WHEN status = 'failed' THEN 4 WHEN status = 'delivered' THEN 1 ELSE 2 END)"
 )
 # One row per recipient: phone, counted status, first message id, error, updated_at.
 RECIPIENT_STATES = f"""
@@ -29,8 +31,9 @@ SELECT r.phone,
     CASE WHEN r.status IN ('skipped', 'cancelled') THEN r.status
         WHEN r.status = 'pending' THEN 'queued'
         WHEN m.rank IS NULL THEN 'skipped'
-        WHEN m.rank = 4 THEN 'queued'
-        WHEN m.rank = 3 THEN 'failed'
+        WHEN m.rank = 5 THEN 'queued'
+        WHEN m.rank = 4 THEN 'failed'
+        WHEN m.rank = 3 THEN 'cancelled'
         WHEN m.rank = 2 THEN 'sent'
         ELSE 'delivered' END AS state,
     m.first_id,

@@ -148,7 +148,7 @@ class PgBroadcasts(PgBase):
         counts.update({r[0]: int(r[1]) for r in rows})
         return counts
 
-    async def _broadcast(self, conn: Any, row: Any) -> Broadcast:
+    async def _broadcast(self, conn: Any, row: Any, counts: bool = True) -> Broadcast:
         return Broadcast(
             id=int(row[0]),
             name=row[1],
@@ -158,7 +158,7 @@ class PgBroadcasts(PgBase):
             send_at=row[5],
             status=row[6],
             recipients=int(row[7]),
-            counts=await self._counts(conn, row[0]),
+            counts=await self._counts(conn, row[0]) if counts else {},
             created_by=row[8],
             created_at=row[9],
             started_at=row[10],
@@ -341,7 +341,7 @@ class PgBroadcasts(PgBase):
                 )
                 states.append(
                     FeedState(
-                        await self._broadcast(conn, row),
+                        await self._broadcast(conn, row, counts=False),
                         int(pending),
                         outstanding.get(int(row[0]), 0),
                     )
@@ -350,6 +350,16 @@ class PgBroadcasts(PgBase):
 
         states: list[FeedState] = await self._read(work)
         return states
+
+    async def broadcasts_active(self, since: datetime) -> bool:
+        """Whether the feeder has anything to look at: a broadcast scheduled, running or paused,
+        or one cancelled since `since` (a message of it may come back from a failed try)."""
+        row = await self._fetchrow(
+            "SELECT 1 FROM broadcasts WHERE status IN ('scheduled', 'running', 'paused') "
+            "OR (status = 'cancelled' AND finished_at >= $1) LIMIT 1",
+            since,
+        )
+        return row is not None
 
     async def reply_waiting(self) -> bool:
         """Whether the outbox holds a message due now that is no broadcast's (a reply, staff)."""

@@ -112,7 +112,7 @@ class SQLiteBroadcasts:
         counts.update({r[0]: int(r[1]) for r in rows})
         return counts
 
-    async def _broadcast(self, row: Any) -> Broadcast:
+    async def _broadcast(self, row: Any, counts: bool = True) -> Broadcast:
         return Broadcast(
             id=row[0],
             name=row[1],
@@ -122,7 +122,7 @@ class SQLiteBroadcasts:
             send_at=maybe_moment(row[5]),
             status=row[6],
             recipients=int(row[7]),
-            counts=await self._counts(row[0]),
+            counts=await self._counts(row[0]) if counts else {},
             created_by=row[8],
             created_at=moment(row[9]),
             started_at=maybe_moment(row[10]),
@@ -293,12 +293,22 @@ class SQLiteBroadcasts:
             )
             states.append(
                 FeedState(
-                    await self._broadcast(row),
+                    await self._broadcast(row, counts=False),
                     int(next(iter(pending))[0]),
                     outstanding.get(int(row[0]), 0),
                 )
             )
         return states
+
+    async def broadcasts_active(self, since: datetime) -> bool:
+        """Whether the feeder has anything to look at: a broadcast scheduled, running or paused,
+        or one cancelled since `since` (a message of it may come back from a failed try)."""
+        rows = await self.reader.execute_fetchall(
+            "SELECT 1 FROM broadcasts WHERE status IN ('scheduled', 'running', 'paused') "
+            "OR (status = 'cancelled' AND finished_at >= ?) LIMIT 1",
+            (stored(since),),
+        )
+        return bool(list(rows))
 
     async def reply_waiting(self) -> bool:
         """Whether the outbox holds a message due now that is no broadcast's (a reply, staff)."""
