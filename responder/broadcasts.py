@@ -278,13 +278,13 @@ class Broadcasts:
                     f"'text' fails for {contact.phone}: {err}",
                     f"El texto falla para {contact.phone}: {err}",
                 ) from None
-            parts = self._parts(rendered)
-            if not parts:
+            texts = self._parts(rendered)
+            if not texts:
                 raise BroadcastError(
                     f"'text' comes out empty for {contact.phone}",
                     f"El texto queda vacío para {contact.phone}.",
                 )
-            samples.append((contact.phone, " ".join(parts)))
+            samples.append((contact.phone, " ".join(texts)))
         if not sample:  # nobody to try it on: render it for an empty contact all the same
             try:
                 self._render(template, SegmentContact("", {}), now)
