@@ -423,10 +423,11 @@ def test_api_errors_and_roles(
 def test_a_scheduled_broadcast_starts_at_its_time(
     start_app: Callable[..., RunningApp],
     workdir: Path,
+    backend: str,
     massiva: tuple[FakeMassiva, str],
     clock: Clock,
 ) -> None:
-    app = start(start_app, workdir, "sqlite", massiva)
+    app = start(start_app, workdir, backend, massiva)
     fake = massiva[0]
     contact(app, ANA, ["vip"])
     with app.api() as api:
@@ -436,6 +437,10 @@ def test_a_scheduled_broadcast_starts_at_its_time(
         time.sleep(1.0)
         assert broadcast(api, created["id"])["status"] == "scheduled"
         assert sent_to(fake, "abrimos") == []
+        # Paused and resumed before its time, it waits for its time again.
+        assert api.post(f"/api/broadcasts/{created['id']}/pause").status_code == 200
+        resumed = api.post(f"/api/broadcasts/{created['id']}/resume").json()["broadcast"]
+        assert (resumed["status"], resumed["started_at"]) == ("scheduled", None)
         clock.advance(2 * 3600)
         wait_until(lambda: broadcast(api, created["id"])["status"] == "done")
         assert sent_to(fake, "abrimos") == [ANA]

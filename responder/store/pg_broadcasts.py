@@ -275,26 +275,30 @@ class PgBroadcasts(PgBase):
         now = self.clock()
 
         async def work(conn: Any) -> None:
-            status = await conn.fetchval(
-                "SELECT status FROM broadcasts WHERE id = $1 FOR UPDATE", broadcast_id
+            row = await conn.fetchrow(
+                "SELECT status, started_at, send_at FROM broadcasts WHERE id = $1 FOR UPDATE",
+                broadcast_id,
             )
-            if status is None:
+            if row is None:
                 raise UnknownBroadcastError(broadcast_id)
-            if status not in allowed:
-                raise BroadcastStateError(broadcast_id, status, action)
+            if row[0] not in allowed:
+                raise BroadcastStateError(broadcast_id, row[0], action)
+            # Resuming one paused before its time: it waits for its time again.
+            late = row[1] is None and row[2] is not None and row[2] > now
+            to = "scheduled" if target == "running" and late else target
             await conn.execute(
                 "UPDATE broadcasts SET status = $1, updated_at = $2, "
                 "started_at = CASE WHEN $1 = 'running' THEN COALESCE(started_at, $2) "
                 "ELSE started_at END, "
                 "finished_at = CASE WHEN $1 = 'cancelled' THEN $2 ELSE finished_at END "
                 "WHERE id = $3",
-                target,
+                to,
                 now,
                 broadcast_id,
             )
-            if target == "cancelled":
+            if to == "cancelled":
                 await _cancel_rest(conn, [broadcast_id], now)
-            if target == "running":
+            if to == "running":
                 await self._notify(conn, OUTBOX_CHANNEL)
 
         await self._transaction(work)

@@ -231,20 +231,23 @@ class SQLiteBroadcasts:
 
         def work(db: sqlite3.Connection) -> None:
             row = db.execute(
-                "SELECT status, started_at FROM broadcasts WHERE id = ?", (broadcast_id,)
+                "SELECT status, started_at, send_at FROM broadcasts WHERE id = ?", (broadcast_id,)
             ).fetchone()
             if row is None:
                 raise UnknownBroadcastError(broadcast_id)
             if row[0] not in allowed:
                 raise BroadcastStateError(broadcast_id, row[0], action)
+            # Resuming one paused before its time: it waits for its time again.
+            late = row[1] is None and row[2] is not None and row[2] > now
+            to = "scheduled" if target == "running" and late else target
             db.execute(
                 "UPDATE broadcasts SET status = ?, updated_at = ?, "
                 "started_at = CASE WHEN ? = 'running' THEN COALESCE(started_at, ?) "
                 "ELSE started_at END, "
                 "finished_at = CASE WHEN ? = 'cancelled' THEN ? ELSE finished_at END WHERE id = ?",
-                (target, now, target, now, target, now, broadcast_id),
+                (to, now, to, now, to, now, broadcast_id),
             )
-            if target == "cancelled":
+            if to == "cancelled":
                 _cancel_rest(db, [broadcast_id], now)
 
         await self._transaction(work)
