@@ -194,8 +194,8 @@ class PgBroadcasts(PgBase):
     ) -> list[Recipient]:
         """Recipients in number order after `after`, only those counted as `status` if given."""
         rows = await self._fetch(
-            f"SELECT * FROM ({q.RECIPIENT_STATES.format(b='$1')}) AS s "
-            'WHERE s.phone COLLATE "C" > $2 AND ($3::text IS NULL OR s.state = $3) '
+            f"SELECT * FROM ({q.RECIPIENT_STATES.format(b='$1', after='$2')}) AS s "
+            "WHERE ($3::text IS NULL OR s.state = $3) "
             'ORDER BY s.phone COLLATE "C" LIMIT $4',
             broadcast_id,
             after or "",

@@ -149,14 +149,10 @@ class SQLiteBroadcasts:
         self, broadcast_id: int, status: str | None, after: str | None, limit: int
     ) -> list[Recipient]:
         """Recipients in number order after `after`, only those counted as `status` if given."""
-        where, params = ["s.phone > ?"], [broadcast_id, broadcast_id, after or ""]
-        if status is not None:
-            where.append("s.state = ?")
-            params.append(status)
         rows = await self.reader.execute_fetchall(
-            f"SELECT * FROM ({q.RECIPIENT_STATES.format(b='?')}) AS s "
-            f"WHERE {' AND '.join(where)} ORDER BY s.phone LIMIT ?",
-            (*params, limit),
+            f"SELECT * FROM ({q.RECIPIENT_STATES.format(b='?1', after='?2')}) AS s "
+            "WHERE (?3 IS NULL OR s.state = ?3) ORDER BY s.phone LIMIT ?4",
+            (broadcast_id, after or "", status, limit),
         )
         return [Recipient(r[0], r[1], r[2], r[3], moment(r[4])) for r in rows]
 
