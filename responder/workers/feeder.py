@@ -65,22 +65,24 @@ class BroadcastFeeder:
         """A broadcast was made or changed: look at once rather than at the next tick."""
         self._wake.set()
 
-    async def _room(self, via: str, state: FeedState, settings: RulesSettings) -> int:
+    def _room(self, via: str, state: FeedState, settings: RulesSettings) -> int:
         """How many recipients to queue now: the outbox holds about FEED_SECONDS' worth of a
-        broadcast, and with a `send_rate` the feeder takes their budget first (half a second's
-        worth at most per look, never into debt), so the outbox sends them at once and a reply
-        never waits behind a broadcast's batch for budget."""
+        broadcast, and half a second's worth at most is queued per look."""
         rate = settings.send_rate.get(via)
         if rate is None:
             return min(DEFAULT_CHUNK - state.outstanding, state.pending)
-        room = min(
+        return min(
             math.ceil(rate * FEED_SECONDS) - state.outstanding,
             max(1, int(rate * FEED_EVERY)),
             state.pending,
         )
-        if room <= 0 or await self.store.take_send_budget(via, rate, room) > 0:
-            return 0
-        return room
+
+    async def _paid(self, via: str, count: int, settings: RulesSettings) -> bool:
+        """With a `send_rate`, the feeder takes its messages' budget before it queues them
+        (never into debt: at most half a second's worth), so the outbox sends them at once and
+        a reply never waits behind a broadcast's batch for budget."""
+        rate = settings.send_rate.get(via)
+        return rate is None or await self.store.take_send_budget(via, rate, count) == 0
 
     def _item(self, template: Template, contact: SegmentContact, now: datetime) -> FeedItem:
         """What one recipient gets, or why it is skipped."""
@@ -136,7 +138,7 @@ class BroadcastFeeder:
                 reply_waiting = await self.store.reply_waiting()
             if reply_waiting:
                 break
-            room = await self._room(broadcast.via, state, settings)
+            room = self._room(broadcast.via, state, settings)
             if room <= 0:
                 continue
             try:
@@ -146,6 +148,9 @@ class BroadcastFeeder:
                 continue
             contacts = await self.store.pending_recipients(broadcast.id, room)
             items = [self._item(template, contact, now) for contact in contacts]
+            paying = sum(1 for item in items if item.skip is None)
+            if paying and not await self._paid(broadcast.via, paying, settings):
+                items = [item for item in items if item.skip is not None]  # those cost nothing
             fed += await self.store.feed_broadcast(broadcast.id, items, send_at=send_at, due=due)
         return fed
 
