@@ -34,7 +34,7 @@ from responder.store.pg_base import (
     OUTBOX_CHANNEL,
     RULES_CHANNEL,
 )
-from responder.store.pg_broadcasts import PgBroadcasts
+from responder.store.pg_broadcast_feed import PgBroadcastFeed
 from responder.store.pg_care import PgMessageCare
 from responder.store.pg_inbox import PgInbox
 from responder.store.pg_listen import Listener
@@ -59,7 +59,7 @@ class _Job:
 
 
 class PostgresStore(
-    PgOutbox, PgShared, PgTeam, PgInbox, PgMessageCare, PgPrivacy, PgReads, PgBroadcasts
+    PgOutbox, PgShared, PgTeam, PgInbox, PgMessageCare, PgPrivacy, PgReads, PgBroadcastFeed
 ):
     """All persistence on PostgreSQL. Webhook writes arriving together are grouped by one
     writer task into one transaction, and each caller is answered after its commit; other

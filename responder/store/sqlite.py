@@ -58,7 +58,7 @@ from responder.store.overruns import OVERRUNS_KEY, merged, records
 from responder.store.recent import RECENT_ROWS, ROW_COLUMNS, Activity, RecentRows
 from responder.store.recent import Known as RecentKnown
 from responder.store.search import folded_pattern, like_pattern
-from responder.store.sqlite_broadcasts import SQLiteBroadcasts
+from responder.store.sqlite_broadcast_feed import SQLiteBroadcastFeed
 from responder.store.sqlite_care import SQLiteMessageCare
 from responder.store.sqlite_inbox import SQLiteInbox
 from responder.store.sqlite_privacy import SQLitePrivacy, read_erasures
@@ -329,7 +329,7 @@ def _marks(count: int) -> str:
     return ", ".join("?" * count)
 
 
-class SQLiteStore(SQLiteInbox, SQLiteMessageCare, SQLitePrivacy, SQLiteTeam, SQLiteBroadcasts):
+class SQLiteStore(SQLiteInbox, SQLiteMessageCare, SQLitePrivacy, SQLiteTeam, SQLiteBroadcastFeed):
     """All persistence. Writes go through one connection, one transaction at a time; webhook
     writes arriving together are grouped into one transaction and each caller is answered only
     after that transaction has committed."""
