@@ -415,6 +415,13 @@ def test_api_errors_and_roles(
         assert [b["id"] for b in listed["broadcasts"]] == [created["id"]]
         bad = api.get(f"/api/broadcasts/{created['id']}/recipients", params={"status": "x"})
         assert bad.status_code == 400
+        # Forgetting a person keeps the broadcast's count, not the number.
+        assert api.delete(f"/api/contacts/{ANA}").status_code in (200, 204)
+        kept = broadcast(api, created["id"])
+        assert (kept["recipients"], kept["counts"]["cancelled"]) == (1, 1)
+        [left] = api.get(f"/api/broadcasts/{created['id']}/recipients").json()["recipients"]
+        assert left["phone"].startswith("forgotten-")
+        assert left["error"] == "the contact was forgotten"
     add_person(app, "ana", "agent", "clave-de-ana-1")
     with bearer(app, token_of(app, "ana")) as agent:
         assert agent.get(f"/api/broadcasts/{created['id']}").status_code == 200
