@@ -81,9 +81,12 @@ class PgBroadcastFeed(PgBroadcasts):
         )
         return row is not None
 
-    async def reply_waiting(self) -> bool:
-        """Whether the outbox holds a message due now that is no broadcast's (a reply, staff)."""
-        row = await self._fetchrow(q.REPLY_WAITING.format(now="$1"), self.clock())
+    async def reply_waiting(self, provider: str | None) -> bool:
+        """Whether the outbox holds a message due now that is no broadcast's (a reply, staff),
+        or one being sent through `provider`."""
+        row = await self._fetchrow(
+            q.REPLY_WAITING.format(now="$1", provider="$2"), self.clock(), provider
+        )
         return row is not None
 
     async def pending_recipients(self, broadcast_id: int, limit: int) -> list[SegmentContact]:

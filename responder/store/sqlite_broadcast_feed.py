@@ -79,10 +79,11 @@ class SQLiteBroadcastFeed(SQLiteBroadcasts):
         )
         return bool(list(rows))
 
-    async def reply_waiting(self) -> bool:
-        """Whether the outbox holds a message due now that is no broadcast's (a reply, staff)."""
+    async def reply_waiting(self, provider: str | None) -> bool:
+        """Whether the outbox holds a message due now that is no broadcast's (a reply, staff),
+        or one being sent through `provider`."""
         rows = await self.reader.execute_fetchall(
-            q.REPLY_WAITING.format(now="?"), (stored(self.clock()),)
+            q.REPLY_WAITING.format(now="?", provider="?"), (stored(self.clock()), provider)
         )
         return bool(list(rows))
 
