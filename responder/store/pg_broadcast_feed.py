@@ -131,38 +131,43 @@ class PgBroadcastFeed(PgBroadcasts):
                     phones,
                 )
             }
-            rows: list[MessageRow] = []
-            fed = 0
-            ids = await allocate_ids(conn, sum(len(item.texts) for item in items))
-            taken = iter(ids)
-            for item in items:
-                skip = item.skip or (q.SKIPPED_OPTED_OUT if item.phone in opted else None)
-                changed = await conn.fetchval(
-                    "UPDATE broadcast_recipients SET status = $1, error = $2, updated_at = $3 "
-                    "WHERE broadcast_id = $4 AND phone = $5 AND status = 'pending' RETURNING 1",
-                    "skipped" if skip else "fed",
-                    skip,
+            skips = {
+                item.phone: item.skip or (q.SKIPPED_OPTED_OUT if item.phone in opted else None)
+                for item in items
+            }
+            # One statement for the lot: only recipients still pending change (a recipient is
+            # queued once, whoever feeds).
+            changed = {
+                r[0]
+                for r in await conn.fetch(
+                    "UPDATE broadcast_recipients AS r SET status = u.status, error = u.error, "
+                    "updated_at = $1 FROM unnest($2::text[], $3::text[], $4::text[]) "
+                    "AS u(phone, status, error) WHERE r.broadcast_id = $5 AND r.phone = u.phone "
+                    "AND r.status = 'pending' RETURNING r.phone",
                     now,
+                    phones,
+                    ["skipped" if skips[p] else "fed" for p in phones],
+                    [skips[p] for p in phones],
                     broadcast_id,
+                )
+            }
+            queued = [i for i in items if i.phone in changed and skips[i.phone] is None]
+            taken = iter(await allocate_ids(conn, sum(len(i.texts) for i in queued)))
+            rows: list[MessageRow] = [
+                outbound_row(
+                    next(taken),
                     item.phone,
+                    Reply(text, segments(text), via=via),
+                    BROADCAST_ORIGIN,
+                    None,
+                    now,
+                    send_at,
+                    due or now,
                 )
-                mine = [next(taken) for _ in item.texts]
-                if changed is None or skip:
-                    continue
-                rows.extend(
-                    outbound_row(
-                        i,
-                        item.phone,
-                        Reply(text, segments(text), via=via),
-                        BROADCAST_ORIGIN,
-                        None,
-                        now,
-                        send_at,
-                        due or now,
-                    )
-                    for i, text in zip(mine, item.texts)
-                )
-                fed += 1
+                for item in queued
+                for text in item.texts
+            ]
+            fed = len(queued)
             await insert_messages(conn, rows)
             if rows:
                 await conn.execute(
