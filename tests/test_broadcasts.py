@@ -4,6 +4,7 @@ that goes down, the inbox left alone, and the counts always adding up."""
 
 from __future__ import annotations
 
+import asyncio
 import textwrap
 import time
 from collections import Counter
@@ -513,3 +514,28 @@ def test_the_quiet_window(window: str | None, local: str, opens: str | None) -> 
     found = quiet_wait(shift, now.astimezone(UTC), zone)
     expected = datetime.fromisoformat(opens).replace(tzinfo=zone) if opens else None
     assert found == expected
+
+
+def test_a_failed_broadcast_message_does_not_flag_the_conversation(
+    start_app: Callable[..., RunningApp],
+    workdir: Path,
+    backend: str,
+    massiva: tuple[FakeMassiva, str],
+) -> None:
+    app = start(start_app, workdir, backend, massiva)
+    fake = massiva[0]
+    contact(app, ANA, ["vip"])
+    fake.company_credits_exhausted = True  # every send fails: no credits
+    with app.api() as api:
+        created = create(api, text="Oferta", segment={"labels": ["vip"]})
+        wait_until(lambda: broadcast(api, created["id"])["status"] == "done")
+        final = broadcast(api, created["id"])
+        assert final["counts"]["failed"] == 1
+        [failed] = api.get(f"/api/broadcasts/{created['id']}/recipients").json()["recipients"]
+        assert failed["status"] == "failed"
+        assert failed["error"].startswith("massiva: no credits")
+    assert app.service.loop is not None
+    flagged = asyncio.run_coroutine_threadsafe(
+        app.service.failed_phones([ANA]), app.service.loop
+    ).result(timeout=10)
+    assert flagged == set()  # the broadcast's page shows it; the inbox is not flooded
