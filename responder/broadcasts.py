@@ -1,5 +1,5 @@
 """Broadcasts (DESIGN §12): one text, a template, to a segment of contacts, sent through the
-outbox behind replies, at the providers' send rate, inside `settings.hours.quiet`.
+outbox behind replies, at the providers' send rate, never inside `settings.hours.quiet`.
 
 The interface other parts build on (names kept stable):
 
@@ -17,12 +17,12 @@ The interface other parts build on (names kept stable):
 - errors: `BroadcastError` (bad input: `message` in English, `spanish` for the admin pages),
   `UnknownBroadcastError` (404), `BroadcastStateError` (409).
 - helpers: `segment_from(dict)` (a segment as the API takes it; BroadcastError if malformed),
-  `quiet_wait(window, now, zone)` (when the quiet window opens; None while inside it).
+  `quiet_wait(window, now, zone)` (when the quiet hours end; None outside them).
 
 How it sends (responder/workers/feeder.py): the recipients are written when the broadcast is
 created. One feeder in the whole
 deployment (the `broadcast-feeder` lease) moves them into the outbox a couple of seconds' worth
-at a time, while the broadcast runs, inside the quiet window, and only while no reply or staff
+at a time, while the broadcast runs, outside the quiet hours, and only while no reply or staff
 message waits; the outbox claims replies first and never claims a paused or cancelled
 broadcast's messages. See README "Broadcasts".
 """
@@ -95,18 +95,19 @@ class BroadcastError(ValueError):
 
 
 def quiet_wait(window: Shift | None, now: datetime, zone: tzinfo) -> datetime | None:
-    """When broadcasts may send again: None while `now` is inside `settings.hours.quiet` (the
-    window broadcasts go out in, local time; no window: always), else the moment it opens."""
+    """When broadcasts may send again: None outside `settings.hours.quiet` (the quiet hours,
+    local time, in which broadcasts wait; no window: never quiet), else the moment it ends."""
     if window is None:
         return None
     local = now.astimezone(zone)
     minute = local.hour * 60 + local.minute
     start, end = window.start, window.end
     inside = (start <= minute < end) if end > start else (minute >= start or minute < end)
-    if inside or (start == 0 and end >= DAY_MINUTES):
+    if not inside:
         return None
-    day = local.date() if minute < start else local.date() + timedelta(days=1)
-    return _local_moment(day, start, zone)
+    ends = end % DAY_MINUTES
+    day = local.date() if minute < ends else local.date() + timedelta(days=1)
+    return _local_moment(day, ends, zone)
 
 
 def _local_moment(day: date, minute: int, zone: tzinfo) -> datetime:

@@ -243,13 +243,13 @@ def test_quiet_hours_hold_then_release_in_one_request(
     massiva: tuple[FakeMassiva, str],
     clock: Clock,
 ) -> None:
-    # Monday 10:00 in Caracas; broadcasts go out from 11:00 to 20:00 only.
+    # Monday 10:00 in Caracas; quiet hours from 20:00 to 11:00: broadcasts wait until 11:00.
     app = start(
         start_app,
         workdir,
         backend,
         massiva,
-        'hours: {mon-fri: "08:00-17:00", quiet: "11:00-20:00"}',
+        'hours: {mon-fri: "08:00-17:00", quiet: "20:00-11:00"}',
     )
     fake = massiva[0]
     contact(app, ANA, ["vip"])
@@ -495,13 +495,15 @@ def test_a_scheduled_broadcast_via_massms_goes_to_its_scheduler(
     ("window", "local", "opens"),
     [
         (None, "03:00", None),
-        ("08:00-20:00", "10:00", None),
-        ("08:00-20:00", "07:59", "2026-11-23T08:00"),
-        ("08:00-20:00", "20:00", "2026-11-24T08:00"),
-        ("21:00-08:00", "23:30", None),
-        ("21:00-08:00", "07:00", None),
-        ("21:00-08:00", "12:00", "2026-11-23T21:00"),
-        ("00:00-24:00", "12:00", None),
+        ("21:00-08:00", "10:00", None),
+        ("21:00-08:00", "20:59", None),
+        ("21:00-08:00", "08:00", None),
+        ("21:00-08:00", "07:59", "2026-11-23T08:00"),
+        ("21:00-08:00", "21:00", "2026-11-24T08:00"),
+        ("21:00-08:00", "23:30", "2026-11-24T08:00"),
+        ("13:00-15:00", "14:00", "2026-11-23T15:00"),
+        ("13:00-15:00", "15:00", None),
+        ("00:00-07:00", "03:00", "2026-11-23T07:00"),
     ],
 )
 def test_the_quiet_window(window: str | None, local: str, opens: str | None) -> None:

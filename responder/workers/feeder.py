@@ -1,6 +1,6 @@
 """The broadcast feeder (DESIGN §12): one holder in the whole deployment (the
 `broadcast-feeder` lease) moves each running broadcast's recipients into the outbox a couple of
-seconds' worth at a time, inside the quiet window, only while no reply or staff message waits,
+seconds' worth at a time, outside the quiet hours, only while no reply or staff message waits,
 taking the provider's send budget first; and keeps the broadcasts' books (scheduled ones
 started, opted-out numbers skipped, finished ones done). README "Broadcasts" tells the why."""
 
