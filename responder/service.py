@@ -19,6 +19,7 @@ from responder.accounts import Accounts
 from responder.budget import Budget, OverrunRecord
 from responder.clock import Clock, thread_cpu_time
 from responder.config import Settings
+from responder.contacts import ContactBook
 from responder.engine import Contact, Decision, InboundMessage
 from responder.inbox import TeamInbox
 from responder.intake import Intake
@@ -111,6 +112,8 @@ class Service:
         # Assignment, open/resolved, internal notes, typing (DESIGN §11).
         self.inbox = TeamInbox(self.store, self.accounts, clock)
         self.saved_replies = SavedReplies(self.store, self.accounts, self.rules, clock)
+        # The Contactos page, its CSV import and export, labels for many (DESIGN §12).
+        self.contacts = ContactBook(self.store, self.accounts, self.rules)
         # The tokens open() created just now (first start): only those may be shown in full.
         self.generated_tokens: set[str] = set()
         self._tasks: list[asyncio.Task[Any]] = []

@@ -32,6 +32,7 @@ from responder.store.common import (
     owner_dead,
     this_host_prefix,
 )
+from responder.store.contact_fold import fold_contact
 from responder.store.models import (
     COUNT_KEYS,
     UNASSIGNED,
@@ -58,6 +59,7 @@ from responder.store.recent import RECENT_ROWS, ROW_COLUMNS, Activity, RecentRow
 from responder.store.recent import Known as RecentKnown
 from responder.store.search import folded_pattern, like_pattern
 from responder.store.sqlite_care import SQLiteMessageCare
+from responder.store.sqlite_contacts import SQLiteContacts
 from responder.store.sqlite_inbox import SQLiteInbox
 from responder.store.sqlite_privacy import SQLitePrivacy, read_erasures
 from responder.store.sqlite_team import SQLiteTeam
@@ -157,7 +159,7 @@ class _ContactRow:
             flagged=bool(row["flagged"]),
             flow=_flow_from_json(row["flow"]),
             last_activity_at=row["last_activity_at"],
-            is_new=False,
+            is_new=row["last_activity_at"] is None,  # imported, never wrote: still new
         )
 
     def as_contact(self) -> Contact:
@@ -266,8 +268,9 @@ def _state_filters(
     status: str | None = None,
 ) -> tuple[list[str], list[Any]]:
     """SQL conditions (always at least one) and parameters selecting conversations by state;
-    `assigned` is a person's name, or UNASSIGNED for conversations nobody handles."""
-    conditions, params = ["1 = 1"], []
+    `assigned` is a person's name, or UNASSIGNED for conversations nobody handles. A contact
+    that never wrote nor was written to (imported) is not a conversation."""
+    conditions, params = ["last_activity_at IS NOT NULL"], []
     for column, value in (
         ("mode", mode),
         ("needs_attention", needs_attention),
@@ -327,7 +330,7 @@ def _marks(count: int) -> str:
     return ", ".join("?" * count)
 
 
-class SQLiteStore(SQLiteInbox, SQLiteMessageCare, SQLitePrivacy, SQLiteTeam):
+class SQLiteStore(SQLiteInbox, SQLiteMessageCare, SQLitePrivacy, SQLiteTeam, SQLiteContacts):
     """All persistence. Writes go through one connection, one transaction at a time; webhook
     writes arriving together are grouped into one transaction and each caller is answered only
     after that transaction has committed."""
@@ -415,6 +418,8 @@ class SQLiteStore(SQLiteInbox, SQLiteMessageCare, SQLitePrivacy, SQLiteTeam):
         except sqlite3.Error as err:
             raise StartupError(f"RESPONDER_DATABASE: cannot open {self.path}: {err}") from None
         conn.row_factory = sqlite3.Row
+        # The contacts search folds fields as it reads them (store/contact_fold.py).
+        await conn.create_function("fold_contact", 1, fold_contact, deterministic=True)
         if self.trace is not None:
             await conn.set_trace_callback(self.trace)
         try:
@@ -1083,7 +1088,8 @@ class SQLiteStore(SQLiteInbox, SQLiteMessageCare, SQLitePrivacy, SQLiteTeam):
         """Up to `limit` conversations whose number sorts after `phone` ("" for the first),
         in number order: a keyset page for exports, fast at any depth."""
         rows = await self.reader.execute_fetchall(
-            f"SELECT {CONVERSATION_COLUMNS} FROM contacts WHERE phone > ? ORDER BY phone LIMIT ?",
+            f"SELECT {CONVERSATION_COLUMNS} FROM contacts WHERE phone > ? "
+            "AND last_activity_at IS NOT NULL ORDER BY phone LIMIT ?",
             (phone, limit),
         )
         return [self._conversation(row) for row in rows]
@@ -1667,6 +1673,7 @@ class SQLiteStore(SQLiteInbox, SQLiteMessageCare, SQLitePrivacy, SQLiteTeam):
         with unread messages, assigned to nobody, resolved, and assigned to `me`; only those a
         search finds when `text` is given."""
         match, params = _search_match(text, phones) if text is not None else ("1", [])
+        match = f"last_activity_at IS NOT NULL AND {match}"  # imported contacts are not counted
         rows = await self.reader.execute_fetchall(
             "SELECT COUNT(*), "
             "COALESCE(SUM(mode = 'human'), 0), COALESCE(SUM(needs_attention), 0), "
