@@ -6,12 +6,14 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from responder import contacts_csv
 from responder.contacts_csv import ImportPlan, Problem
+from responder.phone import InvalidPhoneNumber, normalize_phone
 from responder.store.models import ContactRecord, Conversation, ImportCounts
 
 if TYPE_CHECKING:
@@ -83,9 +85,15 @@ class ContactBook:
         phones: Sequence[str] = (),
         limit: int = PAGE,
     ) -> tuple[list[ContactRecord], str | None]:
-        """One page of contacts in number order and the cursor of the next (None: last)."""
+        """One page of contacts in number order and the cursor of the next (None: last). A
+        search that is a whole number (in any form) looks for that number alone, at once;
+        anything else is looked for in fields, labels and (`phones`) parts of numbers."""
+        number = None
+        if text and phones:
+            with contextlib.suppress(InvalidPhoneNumber):
+                number, text = normalize_phone(text, self.country), ""
         found = await self.store.contacts_page(
-            after, limit + 1, label=label, text=text or None, phones=phones
+            after, limit + 1, label=label, text=text or None, phones=phones, number=number
         )
         more = len(found) > limit
         found = found[:limit]

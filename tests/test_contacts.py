@@ -217,6 +217,7 @@ def test_search_label_filter_and_keyset_pages(app: RunningApp) -> None:
             ("vip", ["584165550001"]),  # a label
             ("cliente 6", ["584125550006"]),
             ("nadie así", []),
+            ("a[b (c) %_\\", []),  # taken literally by LIKE and by the regular expression
         ]:
             assert [c["phone"] for c in listed(api, q=query)] == expected, query
         assert [c["phone"] for c in listed(api, q="cliente", label="par", limit="1")] == [

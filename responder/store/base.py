@@ -167,7 +167,8 @@ class Store(Protocol):
     async def rejected_webhooks(self) -> list[dict[str, Any]]: ...
 
     # -- contacts: the Contactos page, labels for many, CSV import (DESIGN §12) -----------------
-    # A keyset page in number order, after `after` ("" first); `label`, `text`/`phones` narrow.
+    # A keyset page in number order, after `after` ("" first); `label`, `text`/`phones` (a
+    # search: fields, labels, parts of the number) and `number` (that one only) narrow it.
     async def contacts_page(
         self,
         after: str,
@@ -176,6 +177,7 @@ class Store(Protocol):
         label: str | None = None,
         text: str | None = None,
         phones: Sequence[str] = (),
+        number: str | None = None,
     ) -> list[ContactRecord]: ...
     async def contact_record(self, phone: str) -> ContactRecord: ...
     async def contact_field_names(self) -> list[str]: ...

@@ -12,7 +12,7 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-from responder.store.contact_fold import ACCENTED, PLAIN, contact_pattern
+from responder.store.contact_fold import accent_regex
 from responder.store.models import (
     NEVER,
     ContactRecord,
@@ -43,13 +43,14 @@ def _record(row: Any) -> ContactRecord:
 
 
 def search_condition(text: str, phones: Sequence[str], first: int) -> tuple[str, list[Any]]:
-    """Contacts a search for `text` finds (parameters numbered from `first`): in their fields'
-    values, folded as store/contact_fold.py folds them; in a label; in the number."""
+    """Contacts a search for `text` finds (parameters numbered from `first`): in their fields,
+    accents and case ignored (store/contact_fold.py); in a label; in the number."""
     matches = [
-        f"lower(translate(c.fields::text, '{ACCENTED}', '{PLAIN}')) LIKE ${first}",
-        f"c.phone IN (SELECT phone FROM contact_labels WHERE label ILIKE ${first + 1})",
+        f"c.fields::text ~* ${first}",
+        "EXISTS (SELECT 1 FROM contact_labels AS s WHERE s.phone = c.phone "
+        f"AND s.label ILIKE ${first + 1})",
     ]
-    params: list[Any] = [clean_text(contact_pattern(text)), clean_text(like_pattern(text.strip()))]
+    params: list[Any] = [clean_text(accent_regex(text)), clean_text(like_pattern(text.strip()))]
     for digits in phones:
         params.append(f"%{digits}%")
         matches.append(f"c.phone LIKE ${first + len(params) - 1}")
@@ -67,17 +68,22 @@ class PgContacts(PgBase):
         label: str | None = None,
         text: str | None = None,
         phones: Sequence[str] = (),
+        number: str | None = None,
     ) -> list[ContactRecord]:
         """Up to `limit` contacts whose number sorts after `after` ("" for the first), in
-        number order: a keyset page. With `label`, along that label's index."""
+        number order: a keyset page. With `label`, along that label's index (both sides
+        bounded by `after`, or the merge join reads the contacts from the first)."""
         params: list[Any] = [after]
         if label is not None:
             source = "contact_labels AS f JOIN contacts AS c ON c.phone = f.phone"
             params.append(clean_text(label))
-            conditions = ["f.phone > $1", "f.label = $2"]
+            conditions = ["f.phone > $1", "c.phone > $1", "f.label = $2"]
             order = "f.phone"
         else:
             source, conditions, order = "contacts AS c", ["c.phone > $1"], "c.phone"
+        if number is not None:
+            params.append(clean_text(number))
+            conditions.append(f"c.phone = ${len(params)}")
         if text:
             match, match_params = search_condition(text, phones, len(params) + 1)
             conditions.append(match)

@@ -62,7 +62,8 @@ def search_condition(text: str, phones: Sequence[str]) -> tuple[str, list[Any]]:
     contact_fold), in a label, or (`phones`, see views.phone_fragments) in the number."""
     matches = [
         "fold_contact(c.fields) LIKE ? ESCAPE '\\'",
-        "c.phone IN (SELECT phone FROM contact_labels WHERE label LIKE ? ESCAPE '\\')",
+        "EXISTS (SELECT 1 FROM contact_labels AS s WHERE s.phone = c.phone "
+        "AND s.label LIKE ? ESCAPE '\\')",
     ]
     params: list[Any] = [contact_pattern(text), like_pattern(text.strip())]
     for digits in phones:
@@ -90,10 +91,12 @@ class SQLiteContacts:
         label: str | None = None,
         text: str | None = None,
         phones: Sequence[str] = (),
+        number: str | None = None,
     ) -> list[ContactRecord]:
         """Up to `limit` contacts whose number sorts after `after` ("" for the first), in
         number order: a keyset page, as fast at the last page as at the first. With `label`,
-        the walk goes along that label's index instead (CROSS JOIN keeps that order)."""
+        the walk goes along that label's index instead (CROSS JOIN keeps that order);
+        `number`: only that one."""
         conditions: list[str] = []
         params: list[Any] = []
         if label is not None:
@@ -105,6 +108,9 @@ class SQLiteContacts:
             source, order = "contacts AS c", "c.phone"
             conditions.append("c.phone > ?")
             params.append(after)
+        if number is not None:
+            conditions.append("c.phone = ?")
+            params.append(number)
         if text:
             match, match_params = search_condition(text, phones)
             conditions.append(match)
