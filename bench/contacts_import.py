@@ -141,7 +141,7 @@ async def measure_book(store: Any, book: ContactBook, engine: str, size: int) ->
         )
         labelled = (
             "SELECT c.phone FROM contact_labels AS f JOIN contacts AS c ON c.phone = f.phone "
-            "WHERE f.phone > $1 AND f.label = $2 ORDER BY f.phone LIMIT 51",
+            "WHERE f.phone > $1 AND c.phone > $1 AND f.label = $2 ORDER BY f.phone LIMIT 51",
             "584160400000",
             "par",
         )
