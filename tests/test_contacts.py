@@ -21,7 +21,7 @@ from responder.cli import main
 from responder.contacts_csv import escape, parse, unescape
 from tests.conftest import WEBHOOK_TOKEN, RunningApp
 from tests.test_admin import csrf_of, inbound, sign_in
-from tests.test_team import add_person, bearer, token_of
+from tests.test_team import add_person, bearer, sign_in_as, token_of
 
 CLEAN = (
     "phone,labels,nombre,ciudad\n"
@@ -452,3 +452,67 @@ def test_the_cli_imports_checks_and_exports(cli_env: dict[str, str], tmp_path: P
     assert out.splitlines()[1:] == lines[1:]
     code, out = run("import", str(exported))
     assert (code, out.strip()) == (0, "imported 0 new contact(s), updated 3")
+
+
+def test_a_dry_run_counts_and_writes_nothing(app: RunningApp) -> None:
+    with app.api() as api:
+        import_csv(api, "phone\n04125550001\n")
+        dry = import_csv(api, CLEAN.replace("0412-555 0001", "04125550001"), dry_run="1")
+        assert dry.status_code == 200
+        assert dry.json() == {"imported": 2, "updated": 1, "problems": [], "dry_run": True}
+        assert [c["phone"] for c in listed(api)] == ["584125550001"]
+        assert listed(api)[0]["fields"] == {}
+        events = api.get("/api/audit").json()["events"]
+    assert [e["action"] for e in events].count("contacts_imported") == 1
+
+
+def test_a_contact_s_page_edits_its_labels_and_fields(app: RunningApp) -> None:
+    add_person(app, "bea", "agent", AGENT_PASSWORD)
+    with app.api() as api:
+        import_csv(api, CLEAN)
+    with closing(sign_in_as(app, "bea", AGENT_PASSWORD)) as agent:
+        listing = agent.get("/admin/contacts").text
+        assert 'href="/admin/contacts/584125550001"' in listing
+        assert "/admin/contacts/import" not in listing  # owners only
+        assert agent.get("/admin/contacts/export").status_code == 403
+        page = agent.get("/admin/contacts/584125550001")
+        assert page.status_code == 200
+        assert "Nunca escribió" in page.text and 'value="promo vip"' in page.text
+        form = {
+            "csrf": csrf_of(page.text),
+            "labels": "vip, nuevo",
+            "field:nombre": "José P.",
+            "field:ciudad": "",
+            "new_name": "zona",
+            "new_value": "centro",
+        }
+        saved = agent.post("/admin/contacts/584125550001", data=form)
+        assert saved.status_code == 303
+        assert "Contacto guardado" in agent.get(saved.headers["location"]).text
+        bad = agent.post("/admin/contacts/584125550001", data={**form, "labels": "año"})
+        assert bad.status_code == 400 and "Etiqueta «año»" in bad.text
+        assert agent.get("/admin/contacts/584129999999").status_code == 404
+    with app.api() as api:
+        jose = by_phone(api)["584125550001"]
+        events = api.get("/api/audit").json()["events"]
+    assert jose["labels"] == ["nuevo", "vip"]
+    assert jose["fields"] == {"nombre": "José P.", "zona": "centro"}
+    changed = next(e for e in events if e["action"] == "contact_changed")
+    assert (changed["actor"], changed["subject"]) == ("bea", "584125550001")
+    assert changed["detail"] == {
+        "fields": ["ciudad", "nombre", "zona"],
+        "labels_added": ["nuevo"],
+        "labels_removed": ["promo"],
+    }
+
+
+def test_fields_saved_on_the_conversation_s_panel_are_audited(app: RunningApp) -> None:
+    inbound(app, "hola", phone="584125550001")
+    with closing(sign_in(app)) as owner:
+        page = owner.get("/admin/conversations/584125550001").text
+        form = {"csrf": csrf_of(page), "new_name": "nombre", "new_value": "Ana"}
+        assert owner.post("/admin/conversations/584125550001/fields", data=form).status_code == 303
+    with app.api() as api:
+        events = api.get("/api/audit").json()["events"]
+    changed = next(e for e in events if e["action"] == "contact_changed")
+    assert (changed["subject"], changed["detail"]) == ("584125550001", {"fields": ["nombre"]})
