@@ -154,7 +154,7 @@ async def run(engine: str, args: argparse.Namespace, url: str = "") -> None:
     with tempfile.TemporaryDirectory() as work:
         if engine == "sqlite":
             url = str(Path(work) / "bench.db")
-        store = make_store(url, clock)
+        store: Any = make_store(url, clock)  # the engine's own connections, for EXPLAIN
         await store.open()
         rules = RulesHolder(ROOT / "rules.yaml", ROOT / "templates", clock)
         book = book_for(store, rules)
