@@ -35,6 +35,7 @@ from responder.store.common import (
 from responder.store.contact_fold import fold_contact
 from responder.store.models import (
     COUNT_KEYS,
+    NEVER,
     UNASSIGNED,
     Conversation,
     InboundJob,
@@ -107,6 +108,9 @@ WAITING = "unread > 0 AND status <> 'resolved' AND (mode = 'human' OR needs_atte
 NEWEST_WAITING = (
     f"SELECT phone FROM contacts WHERE {WAITING} ORDER BY last_message_at DESC LIMIT 20"
 )
+# Contacts that are conversations: not those only imported (store/sqlite_contacts.py), whose
+# last_message_at is NEVER, so the newest-first index skips them without reading their rows.
+CONVERSATIONS_ONLY = f"last_activity_at IS NOT NULL AND last_message_at > '{stored(NEVER)}'"
 MAX_BATCH = 512
 PRAGMAS = (
     # WAL + synchronous=NORMAL: a process crash loses no committed row (see README).
@@ -270,7 +274,7 @@ def _state_filters(
     """SQL conditions (always at least one) and parameters selecting conversations by state;
     `assigned` is a person's name, or UNASSIGNED for conversations nobody handles. A contact
     that never wrote nor was written to (imported) is not a conversation."""
-    conditions, params = ["last_activity_at IS NOT NULL"], []
+    conditions, params = [CONVERSATIONS_ONLY], []
     for column, value in (
         ("mode", mode),
         ("needs_attention", needs_attention),
@@ -1089,7 +1093,7 @@ class SQLiteStore(SQLiteInbox, SQLiteMessageCare, SQLitePrivacy, SQLiteTeam, SQL
         in number order: a keyset page for exports, fast at any depth."""
         rows = await self.reader.execute_fetchall(
             f"SELECT {CONVERSATION_COLUMNS} FROM contacts WHERE phone > ? "
-            "AND last_activity_at IS NOT NULL ORDER BY phone LIMIT ?",
+            f"AND {CONVERSATIONS_ONLY} ORDER BY phone LIMIT ?",
             (phone, limit),
         )
         return [self._conversation(row) for row in rows]
@@ -1673,7 +1677,7 @@ class SQLiteStore(SQLiteInbox, SQLiteMessageCare, SQLitePrivacy, SQLiteTeam, SQL
         with unread messages, assigned to nobody, resolved, and assigned to `me`; only those a
         search finds when `text` is given."""
         match, params = _search_match(text, phones) if text is not None else ("1", [])
-        match = f"last_activity_at IS NOT NULL AND {match}"  # imported contacts are not counted
+        match = f"{CONVERSATIONS_ONLY} AND {match}"  # imported contacts are not counted
         rows = await self.reader.execute_fetchall(
             "SELECT COUNT(*), "
             "COALESCE(SUM(mode = 'human'), 0), COALESCE(SUM(needs_attention), 0), "
