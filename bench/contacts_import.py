@@ -118,6 +118,11 @@ async def measure_book(store: Any, book: ContactBook, engine: str, size: int) ->
         ("search 'ñandú' (nowhere: a full scan)", lambda: book.page("", text="ñandú")),
         ("search a whole number as typed", lambda: search(book, "0416-001 2345")),
         ("search part of a number (a full scan)", lambda: search(book, "001234")),
+        ("the inbox's counts (imported left out)", lambda: store.conversation_counts()),
+        (
+            "the inbox, resolved (imported left out)",
+            lambda: store.conversations(51, 0, status="resolved"),
+        ),
     ]
     for label, work in cases:
         await work()
