@@ -516,3 +516,29 @@ def test_fields_saved_on_the_conversation_s_panel_are_audited(app: RunningApp) -
         events = api.get("/api/audit").json()["events"]
     changed = next(e for e in events if e["action"] == "contact_changed")
     assert (changed["subject"], changed["detail"]) == ("584125550001", {"fields": ["nombre"]})
+
+
+def test_the_import_form_refuses_what_is_not_its_form(app: RunningApp) -> None:
+    with closing(sign_in(app)) as owner:
+        csrf = csrf_of(owner.get("/admin/contacts").text)
+        plain = owner.post("/admin/contacts/import", data={"csrf": csrf})
+        assert plain.status_code == 400 and "formulario de la página" in plain.text
+        broken = owner.post(
+            "/admin/contacts/import",
+            content=b"--x\r\nno headers",
+            headers={"Content-Type": "multipart/form-data; boundary=x"},
+        )
+        assert broken.status_code in (400, 403)
+        no_file = owner.post(
+            "/admin/contacts/import",
+            data={"csrf": csrf},
+            files={"file": ("", b"", "text/csv")},
+        )
+        assert no_file.status_code == 400 and "Elija un archivo CSV" in no_file.text
+        big = b"phone\n" + b"1" * (16 * 1024 * 1024)
+        too_big = owner.post(
+            "/admin/contacts/import",
+            data={"csrf": csrf},
+            files={"file": ("grande.csv", big, "text/csv")},
+        )
+        assert too_big.status_code == 413 and "demasiado grande" in too_big.text

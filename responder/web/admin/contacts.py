@@ -10,6 +10,8 @@ from typing import Any
 from urllib.parse import urlencode
 
 from starlette.datastructures import UploadFile
+from starlette.exceptions import HTTPException
+from starlette.formparsers import MultiPartException
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
@@ -39,6 +41,7 @@ from responder.web.sessions import Session
 MAX_LABELS = 20  # on one contact, typed in its form
 BAD_LABEL = "Etiqueta «{}»: use letras sin acentos, números, _ o - (hasta 40), sin espacios."
 TOO_LARGE = f"El archivo es demasiado grande: como máximo {MAX_IMPORT_BYTES // (1024 * 1024)} MB."
+UNREADABLE_FORM = "No se pudo leer el formulario: suba el archivo desde la página."
 REFUSED_IMPORT = "No se importó nada: corrija estas líneas y vuelva a subir el archivo."
 
 
@@ -124,9 +127,14 @@ async def _upload(request: Request) -> tuple[dict[str, str], bytes | None]:
     content_type = request.headers.get("content-type", "")
     if not content_type.lower().startswith("multipart/form-data"):
         raise Refused(400, "Suba el archivo con el formulario de la página.")
-    form = await Request(request.scope, replay).form(
-        max_files=1, max_fields=10, max_part_size=MAX_IMPORT_BYTES
-    )
+    try:
+        form = await Request(request.scope, replay).form(
+            max_files=1, max_fields=10, max_part_size=MAX_IMPORT_BYTES + 1
+        )
+    except (HTTPException, MultiPartException):  # a body that is not the page's form
+        raise Refused(
+            400, "No se pudo leer el formulario: suba el archivo desde la página."
+        ) from None
     fields = {k: v for k, v in form.items() if isinstance(v, str)}
     upload = form.get("file")
     data = await upload.read() if isinstance(upload, UploadFile) and upload.filename else None
