@@ -12,6 +12,7 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
+from responder.rules.reader import LABEL
 from responder.store.contact_fold import accent_regex
 from responder.store.models import (
     NEVER,
@@ -22,7 +23,6 @@ from responder.store.models import (
 )
 from responder.store.pg_base import PgBase
 from responder.store.pg_rows import clean_text, to_json
-from responder.store.search import like_pattern
 
 _COLUMNS = (
     "c.phone, c.fields::text, ARRAY(SELECT label FROM contact_labels AS l "
@@ -44,13 +44,15 @@ def _record(row: Any) -> ContactRecord:
 
 def search_condition(text: str, phones: Sequence[str], first: int) -> tuple[str, list[Any]]:
     """Contacts a search for `text` finds (parameters numbered from `first`): in their fields,
-    accents and case ignored (store/contact_fold.py); in a label; in the number."""
-    matches = [
-        f"c.fields::text ~* ${first}",
-        "EXISTS (SELECT 1 FROM contact_labels AS s WHERE s.phone = c.phone "
-        f"AND s.label ILIKE ${first + 1})",
-    ]
-    params: list[Any] = [clean_text(accent_regex(text)), clean_text(like_pattern(text.strip()))]
+    accents and case ignored (store/contact_fold.py); with the label `text` (read along the
+    label's index, once: a lookup per contact would double a search that reads them all);
+    in the number."""
+    matches = [f"c.fields::text ~* ${first}"]
+    params: list[Any] = [clean_text(accent_regex(text))]
+    if LABEL.fullmatch(text.strip()):
+        params.append(text.strip())
+        at = first + len(params) - 1
+        matches.append(f"c.phone IN (SELECT phone FROM contact_labels WHERE label = ${at})")
     for digits in phones:
         params.append(f"%{digits}%")
         matches.append(f"c.phone LIKE ${first + len(params) - 1}")

@@ -13,6 +13,7 @@ import sqlite3
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from responder.rules.reader import LABEL
 from responder.store.contact_fold import contact_pattern
 from responder.store.models import (
     NEVER,
@@ -21,7 +22,6 @@ from responder.store.models import (
     ImportRow,
     UnknownContactError,
 )
-from responder.store.search import like_pattern
 from responder.store.sqltime import maybe_moment, moment, stored
 
 if TYPE_CHECKING:
@@ -59,13 +59,13 @@ def _marks(count: int) -> str:
 
 def search_condition(text: str, phones: Sequence[str]) -> tuple[str, list[Any]]:
     """Contacts a search for `text` finds: in their fields' values (accents and case folded,
-    contact_fold), in a label, or (`phones`, see views.phone_fragments) in the number."""
-    matches = [
-        "fold_contact(c.fields) LIKE ? ESCAPE '\\'",
-        "EXISTS (SELECT 1 FROM contact_labels AS s WHERE s.phone = c.phone "
-        "AND s.label LIKE ? ESCAPE '\\')",
-    ]
-    params: list[Any] = [contact_pattern(text), like_pattern(text.strip())]
+    contact_fold), with the label `text` (read along the label's index, once), or
+    (`phones`, see views.phone_fragments) in the number."""
+    matches = ["fold_contact(c.fields) LIKE ? ESCAPE '\\'"]
+    params: list[Any] = [contact_pattern(text)]
+    if LABEL.fullmatch(text.strip()):
+        matches.append("c.phone IN (SELECT phone FROM contact_labels WHERE label = ?)")
+        params.append(text.strip())
     for digits in phones:
         matches.append("c.phone LIKE ?")
         params.append(f"%{digits}%")
