@@ -208,7 +208,12 @@ def test_search_label_filter_and_keyset_pages(app: RunningApp) -> None:
         assert seen == sorted(seen) and len(seen) == len(set(seen)) == 10
         paired = [c["phone"] for c in listed(api, label="par")]
         assert paired == ["584125550000", "584125550002", "584125550004", "584125550006"]
-        assert len(listed(api, label="par", limit="2")) == 2
+        first = api.get("/api/contacts", params={"label": "par", "limit": "3"}).json()
+        rest = api.get(
+            "/api/contacts", params={"label": "par", "limit": "3", "cursor": first["next"]}
+        ).json()
+        assert [c["phone"] for c in first["contacts"] + rest["contacts"]] == paired
+        assert rest["next"] is None
         for query, expected in [
             ("jose perez", ["584165550001"]),  # accents and case folded
             ("MÉRIDA", ["584165550001"]),
@@ -338,10 +343,14 @@ def test_agents_list_and_label_but_do_not_import_or_export(app: RunningApp) -> N
 def test_the_contacts_page_labels_many_at_once(app: RunningApp) -> None:
     with app.api() as api:
         import_csv(api, CLEAN)
+    inbound(app, "hola", phone="584245550003")
     with closing(sign_in(app)) as owner:
         page = owner.get("/admin/contacts")
         assert page.status_code == 200
         assert "Contactos" in page.text and "José Pérez" in page.text
+        # Only the one that wrote links to a conversation.
+        assert page.text.count('href="/admin/conversations/') == 1
+        assert 'href="/admin/conversations/584245550003"' in page.text
         csrf = csrf_of(page.text)
         form = {
             "csrf": csrf,
