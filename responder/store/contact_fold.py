@@ -1,12 +1,11 @@
 """How the contacts search (DESIGN §12) compares fields, the same on both engines: accents of
-Latin letters and case ignored. SQLite folds each row's fields with `fold_contact` (registered
-on the reading connection) and compares with LIKE; PostgreSQL matches the fields' text with a
-case-insensitive regular expression where each letter stands for its accented forms too
-(`accent_regex`): ten times faster there than folding every row with translate()."""
+Latin letters and case ignored. Each letter of the search becomes the set of its forms
+(`jose` → `j[oOóò…]s[eEéè…]`), matched in the fields' JSON text by the engine itself: SQLite's
+GLOB (`accent_glob`), PostgreSQL's case-insensitive regular expression (`accent_regex`). Both
+are two to ten times faster than folding every row's text (a Python function in SQLite,
+translate() in PostgreSQL)."""
 
 from __future__ import annotations
-
-from responder.store.search import like_pattern
 
 ACCENTED = "áàâäãåéèêëíìîïóòôöõúùûüñçýÿÁÀÂÄÃÅÉÈÊËÍÌÎÏÓÒÔÖÕÚÙÛÜÑÇÝ"
 PLAIN = "aaaaaaeeeeiiiiooooouuuuncyyaaaaaaeeeeiiiiooooouuuuncy"
@@ -14,12 +13,8 @@ _TABLE = str.maketrans(ACCENTED, PLAIN)
 
 
 def fold_contact(text: str | None) -> str:
+    """Accents taken off, lowercase: what a search for `text` looks for."""
     return (text or "").translate(_TABLE).lower()
-
-
-def contact_pattern(text: str) -> str:
-    """The LIKE pattern (backslash escapes) for folded fields containing `text`."""
-    return like_pattern(fold_contact(text.strip()))
 
 
 def _variants() -> dict[str, str]:
@@ -30,6 +25,23 @@ def _variants() -> dict[str, str]:
 
 
 _VARIANTS = _variants()
+
+
+def accent_glob(text: str) -> str:
+    """A SQLite GLOB pattern (case-sensitive, so both cases are listed) that finds `text`
+    anywhere whatever its accents; `*`, `?`, `[` and `]` taken literally."""
+    parts = ["*"]
+    for char in fold_contact(text.strip()):
+        if char in _VARIANTS:
+            parts.append(f"[{_VARIANTS[char]}]")
+        elif char.upper() != char:
+            parts.append(f"[{char}{char.upper()}]")
+        elif char in "*?[]":
+            parts.append(f"[{char}]")
+        else:
+            parts.append(char)
+    parts.append("*")
+    return "".join(parts)
 
 
 def accent_regex(text: str) -> str:

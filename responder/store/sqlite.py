@@ -32,7 +32,6 @@ from responder.store.common import (
     owner_dead,
     this_host_prefix,
 )
-from responder.store.contact_fold import fold_contact
 from responder.store.models import (
     COUNT_KEYS,
     NEVER,
@@ -422,8 +421,6 @@ class SQLiteStore(SQLiteInbox, SQLiteMessageCare, SQLitePrivacy, SQLiteTeam, SQL
         except sqlite3.Error as err:
             raise StartupError(f"RESPONDER_DATABASE: cannot open {self.path}: {err}") from None
         conn.row_factory = sqlite3.Row
-        # The contacts search folds fields as it reads them (store/contact_fold.py).
-        await conn.create_function("fold_contact", 1, fold_contact, deterministic=True)
         if self.trace is not None:
             await conn.set_trace_callback(self.trace)
         try:

@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from responder.rules.reader import LABEL
-from responder.store.contact_fold import contact_pattern
+from responder.store.contact_fold import accent_glob
 from responder.store.models import (
     NEVER,
     ContactRecord,
@@ -58,11 +58,11 @@ def _marks(count: int) -> str:
 
 
 def search_condition(text: str, phones: Sequence[str]) -> tuple[str, list[Any]]:
-    """Contacts a search for `text` finds: in their fields' values (accents and case folded,
-    contact_fold), with the label `text` (read along the label's index, once), or
+    """Contacts a search for `text` finds: in their fields, accents and case ignored
+    (store/contact_fold.py), with the label `text` (read along the label's index, once), or
     (`phones`, see views.phone_fragments) in the number."""
-    matches = ["fold_contact(c.fields) LIKE ? ESCAPE '\\'"]
-    params: list[Any] = [contact_pattern(text)]
+    matches = ["c.fields GLOB ?"]
+    params: list[Any] = [accent_glob(text)]
     if LABEL.fullmatch(text.strip()):
         matches.append("c.phone IN (SELECT phone FROM contact_labels WHERE label = ?)")
         params.append(text.strip())
