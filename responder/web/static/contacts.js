@@ -6,6 +6,7 @@
     var count = document.getElementById("selected-count");
     var form = document.getElementById("contacts-form");
     if (!all || !form) return;
+    all.hidden = false; // without this script it could not mark anything
     function boxes() { return form.querySelectorAll('input[type="checkbox"][name^="sel."]'); }
     function update() {
       var marked = 0;
