@@ -136,6 +136,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/latency.py --rates 50,200 --seconds 30
 	$(BIN)/python bench/wal.py --seconds 60
 	$(BIN)/python bench/search.py
+	$(BIN)/python bench/contacts_import.py --book 500000
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache responder.egg-info

@@ -26,6 +26,7 @@ from responder.broadcasts import (
 from responder.budget import Budget, OverrunRecord
 from responder.clock import Clock, thread_cpu_time
 from responder.config import Settings
+from responder.contacts import ContactBook
 from responder.engine import Contact, Decision, InboundMessage
 from responder.inbox import TeamInbox
 from responder.intake import Intake
@@ -139,6 +140,8 @@ class Service:
             clock=clock,
         )
         self.broadcasts.on_change = self.feeder.wake
+        # The Contactos page, its CSV import and export, labels for many (DESIGN §12).
+        self.contacts = ContactBook(self.store, self.accounts, self.rules)
         # The tokens open() created just now (first start): only those may be shown in full.
         self.generated_tokens: set[str] = set()
         self._tasks: list[asyncio.Task[Any]] = []

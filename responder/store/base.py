@@ -25,9 +25,12 @@ from responder.store.broadcast_models import (
 from responder.store.models import (
     ApiToken,
     AuditEvent,
+    ContactRecord,
     Conversation,
     ConversationStatus,
     Forgotten,
+    ImportCounts,
+    ImportRow,
     InboundJob,
     InboundResult,
     Message,
@@ -171,6 +174,30 @@ class Store(Protocol):
     def iter_messages(self, batch: int = 1000) -> AsyncIterator[Message]: ...
     async def all_messages(self) -> list[Message]: ...
     async def rejected_webhooks(self) -> list[dict[str, Any]]: ...
+
+    # -- contacts: the Contactos page, labels for many, CSV import (DESIGN §12) -----------------
+    # A keyset page in number order, after `after` ("" first); `label`, `text`/`phones` (a
+    # search: fields, labels, parts of the number) and `number` (that one only) narrow it.
+    async def contacts_page(
+        self,
+        after: str,
+        limit: int,
+        *,
+        label: str | None = None,
+        text: str | None = None,
+        phones: Sequence[str] = (),
+        number: str | None = None,
+    ) -> list[ContactRecord]: ...
+    async def contact_record(self, phone: str) -> ContactRecord: ...
+    async def contact_field_names(self) -> list[str]: ...
+    # All rows in one transaction; fields set, labels added, opt-out never changed.
+    async def import_contacts(
+        self, rows: Sequence[ImportRow], *, dry_run: bool = False
+    ) -> ImportCounts: ...
+    # The numbers among `phones` that are contacts, after their labels changed.
+    async def label_contacts(
+        self, phones: Sequence[str], add: Sequence[str], remove: Sequence[str]
+    ) -> list[str]: ...
 
     # -- the team inbox: assignment, status, internal notes, typing (DESIGN §11) -------------
     async def assign(self, phone: str, user: str | None) -> Conversation: ...

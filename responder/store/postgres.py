@@ -36,6 +36,7 @@ from responder.store.pg_base import (
 )
 from responder.store.pg_broadcast_feed import PgBroadcastFeed
 from responder.store.pg_care import PgMessageCare
+from responder.store.pg_contacts import PgContacts
 from responder.store.pg_inbox import PgInbox
 from responder.store.pg_listen import Listener
 from responder.store.pg_outbox import PgOutbox
@@ -59,7 +60,15 @@ class _Job:
 
 
 class PostgresStore(
-    PgOutbox, PgShared, PgTeam, PgInbox, PgMessageCare, PgPrivacy, PgReads, PgBroadcastFeed
+    PgOutbox,
+    PgShared,
+    PgTeam,
+    PgInbox,
+    PgMessageCare,
+    PgPrivacy,
+    PgReads,
+    PgBroadcastFeed,
+    PgContacts,
 ):
     """All persistence on PostgreSQL. Webhook writes arriving together are grouped by one
     writer task into one transaction, and each caller is answered after its commit; other

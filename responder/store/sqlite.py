@@ -35,6 +35,7 @@ from responder.store.common import (
 )
 from responder.store.models import (
     COUNT_KEYS,
+    NEVER,
     UNASSIGNED,
     Conversation,
     InboundJob,
@@ -60,6 +61,7 @@ from responder.store.recent import Known as RecentKnown
 from responder.store.search import folded_pattern, like_pattern
 from responder.store.sqlite_broadcast_feed import SQLiteBroadcastFeed
 from responder.store.sqlite_care import SQLiteMessageCare
+from responder.store.sqlite_contacts import SQLiteContacts
 from responder.store.sqlite_inbox import SQLiteInbox
 from responder.store.sqlite_privacy import SQLitePrivacy, read_erasures
 from responder.store.sqlite_team import SQLiteTeam
@@ -107,6 +109,9 @@ WAITING = "unread > 0 AND status <> 'resolved' AND (mode = 'human' OR needs_atte
 NEWEST_WAITING = (
     f"SELECT phone FROM contacts WHERE {WAITING} ORDER BY last_message_at DESC LIMIT 20"
 )
+# Contacts that are conversations: not those only imported (store/sqlite_contacts.py), whose
+# last_message_at is NEVER, so the newest-first index skips them without reading their rows.
+CONVERSATIONS_ONLY = f"last_activity_at IS NOT NULL AND last_message_at > '{stored(NEVER)}'"
 MAX_BATCH = 512
 PRAGMAS = (
     # WAL + synchronous=NORMAL: a process crash loses no committed row (see README).
@@ -159,7 +164,7 @@ class _ContactRow:
             flagged=bool(row["flagged"]),
             flow=_flow_from_json(row["flow"]),
             last_activity_at=row["last_activity_at"],
-            is_new=False,
+            is_new=row["last_activity_at"] is None,  # imported, never wrote: still new
         )
 
     def as_contact(self) -> Contact:
@@ -268,8 +273,9 @@ def _state_filters(
     status: str | None = None,
 ) -> tuple[list[str], list[Any]]:
     """SQL conditions (always at least one) and parameters selecting conversations by state;
-    `assigned` is a person's name, or UNASSIGNED for conversations nobody handles."""
-    conditions, params = ["1 = 1"], []
+    `assigned` is a person's name, or UNASSIGNED for conversations nobody handles. A contact
+    that never wrote nor was written to (imported) is not a conversation."""
+    conditions, params = [CONVERSATIONS_ONLY], []
     for column, value in (
         ("mode", mode),
         ("needs_attention", needs_attention),
@@ -329,7 +335,14 @@ def _marks(count: int) -> str:
     return ", ".join("?" * count)
 
 
-class SQLiteStore(SQLiteInbox, SQLiteMessageCare, SQLitePrivacy, SQLiteTeam, SQLiteBroadcastFeed):
+class SQLiteStore(
+    SQLiteInbox,
+    SQLiteMessageCare,
+    SQLitePrivacy,
+    SQLiteTeam,
+    SQLiteBroadcastFeed,
+    SQLiteContacts,
+):
     """All persistence. Writes go through one connection, one transaction at a time; webhook
     writes arriving together are grouped into one transaction and each caller is answered only
     after that transaction has committed."""
@@ -1085,7 +1098,8 @@ class SQLiteStore(SQLiteInbox, SQLiteMessageCare, SQLitePrivacy, SQLiteTeam, SQL
         """Up to `limit` conversations whose number sorts after `phone` ("" for the first),
         in number order: a keyset page for exports, fast at any depth."""
         rows = await self.reader.execute_fetchall(
-            f"SELECT {CONVERSATION_COLUMNS} FROM contacts WHERE phone > ? ORDER BY phone LIMIT ?",
+            f"SELECT {CONVERSATION_COLUMNS} FROM contacts WHERE phone > ? "
+            f"AND {CONVERSATIONS_ONLY} ORDER BY phone LIMIT ?",
             (phone, limit),
         )
         return [self._conversation(row) for row in rows]
@@ -1672,6 +1686,7 @@ class SQLiteStore(SQLiteInbox, SQLiteMessageCare, SQLitePrivacy, SQLiteTeam, SQL
         with unread messages, assigned to nobody, resolved, and assigned to `me`; only those a
         search finds when `text` is given."""
         match, params = _search_match(text, phones) if text is not None else ("1", [])
+        match = f"{CONVERSATIONS_ONLY} AND {match}"  # imported contacts are not counted
         rows = await self.reader.execute_fetchall(
             "SELECT COUNT(*), "
             "COALESCE(SUM(mode = 'human'), 0), COALESCE(SUM(needs_attention), 0), "

@@ -334,13 +334,9 @@ async def patch_contact(request: Request) -> Response:
         if value is not None and not isinstance(value, str | int | float | bool):
             raise ApiError(400, f"field {name}: use a string, number, boolean or null")
     labels = _label_changes(data["labels"]) if "labels" in data else None
-    service = _service(request)
-    phone = _phone(request)
-    conversation = await service.conversation(phone)  # 404 before anything changes
-    if changes:
-        conversation = await service.update_fields(phone, changes)
-    if labels is not None:
-        conversation = await service.update_labels(phone, *labels)
+    conversation = await _service(request).contacts.change(
+        caller(request).name, _phone(request), fields=changes, labels=labels
+    )  # on the audit trail; 404 before anything changes
     return JSONResponse(conversation.as_json())
 
 

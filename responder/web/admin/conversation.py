@@ -198,8 +198,8 @@ async def set_fields(request: Request, session: Session, form: dict[str, str]) -
         context = await _conversation(request, phone, session)
         context["field_error"] = str(err)
         return _render(request, session, "conversation.html", 400, **context)
-    if changes:
-        await service.update_fields(phone, changes)
+    if changes:  # on the audit trail
+        await service.contacts.change(session.user, phone, fields=changes)
     return _redirect(f"/admin/conversations/{phone}", ok="fields")
 
 

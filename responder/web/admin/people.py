@@ -42,6 +42,8 @@ ACTIONS = {
     "message_cancelled": "canceló un mensaje",
     "saved_reply_created": "guardó una respuesta",
     "saved_reply_deleted": "borró una respuesta guardada",
+    "contact_changed": "cambió etiquetas o datos de contactos",
+    "contacts_imported": "importó contactos",
 }
 AUDIT_SHOWN = 300
 
