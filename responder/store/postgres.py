@@ -37,6 +37,7 @@ from responder.store.pg_base import (
 from responder.store.pg_broadcasts import PgBroadcasts
 from responder.store.pg_care import PgMessageCare
 from responder.store.pg_inbox import PgInbox
+from responder.store.pg_labels import PgLabels
 from responder.store.pg_listen import Listener
 from responder.store.pg_outbox import PgOutbox
 from responder.store.pg_privacy import PgPrivacy
@@ -59,7 +60,15 @@ class _Job:
 
 
 class PostgresStore(
-    PgOutbox, PgShared, PgTeam, PgInbox, PgMessageCare, PgPrivacy, PgReads, PgBroadcasts
+    PgOutbox,
+    PgShared,
+    PgTeam,
+    PgInbox,
+    PgMessageCare,
+    PgPrivacy,
+    PgReads,
+    PgBroadcasts,
+    PgLabels,
 ):
     """All persistence on PostgreSQL. Webhook writes arriving together are grouped by one
     writer task into one transaction, and each caller is answered after its commit; other

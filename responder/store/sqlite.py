@@ -61,6 +61,7 @@ from responder.store.search import folded_pattern, like_pattern
 from responder.store.sqlite_broadcasts import SQLiteBroadcasts
 from responder.store.sqlite_care import SQLiteMessageCare
 from responder.store.sqlite_inbox import SQLiteInbox
+from responder.store.sqlite_labels import SQLiteLabels
 from responder.store.sqlite_privacy import SQLitePrivacy, read_erasures
 from responder.store.sqlite_team import SQLiteTeam
 from responder.store.sqltime import maybe_moment, moment, stored
@@ -329,7 +330,9 @@ def _marks(count: int) -> str:
     return ", ".join("?" * count)
 
 
-class SQLiteStore(SQLiteInbox, SQLiteMessageCare, SQLitePrivacy, SQLiteTeam, SQLiteBroadcasts):
+class SQLiteStore(
+    SQLiteInbox, SQLiteMessageCare, SQLitePrivacy, SQLiteTeam, SQLiteBroadcasts, SQLiteLabels
+):
     """All persistence. Writes go through one connection, one transaction at a time; webhook
     writes arriving together are grouped into one transaction and each caller is answered only
     after that transaction has committed."""
