@@ -13,6 +13,7 @@ from starlette.staticfiles import StaticFiles
 
 from responder.web.admin import (
     auth,
+    broadcasts,
     conversation,
     dashboard,
     inbox,
@@ -37,6 +38,7 @@ routes = [
     *rule_forms.routes,
     *message_actions.routes,
     *saved_replies.routes,
+    *broadcasts.routes,
     Route("/admin", page(inbox.inbox), methods=["GET"]),
     Route("/admin/login", auth.login_form, methods=["GET"]),
     Route("/admin/login", action(auth.login, signed_in=False), methods=["POST"]),
