@@ -87,6 +87,31 @@
     var url = root.getAttribute("data-progress-url");
     var every = parseInt(root.getAttribute("data-poll-ms"), 10) || 1500;
     var timer = null, busy = false;
+    var KEYS = ["queued", "sent", "delivered", "failed", "skipped", "cancelled"];
+    var shownCounts = root.getAttribute("data-counts"), listedAt = Date.now(), listing = false, dirty = false;
+
+    // The recipients' list (this page as it is, filter and page kept) is fetched again when
+    // the counts changed, at most every LIST_EVERY ms, and once more at the end.
+    var LIST_EVERY = 4000;
+    function refreshList(force) {
+      if (!dirty || listing || (!force && Date.now() - listedAt < LIST_EVERY)) return;
+      if (!document.getElementById("recipients-section")) return;
+      dirty = false;
+      listing = true;
+      listedAt = Date.now();
+      fetch(window.location.href, { credentials: "same-origin", cache: "no-store", headers: { Accept: "text/html" } })
+        .then(function (r) { return r.ok ? r.text() : null; })
+        .then(function (html) {
+          if (!html) return;
+          var fresh = new DOMParser().parseFromString(html, "text/html").getElementById("recipients-section");
+          var current = document.getElementById("recipients-section");
+          if (fresh && current && fresh.innerHTML !== current.innerHTML) {
+            current.replaceWith(document.importNode(fresh, true));
+          }
+        })
+        .catch(function () { /* the next change tries again */ })
+        .then(function () { listing = false; if (dirty) refreshList(true); });
+    }
 
     function text(id, value) {
       var el = document.getElementById(id);
@@ -124,6 +149,10 @@
       });
       var scheduled = document.getElementById("b-scheduled");
       if (scheduled && p.status !== "scheduled") scheduled.hidden = true;
+      var counts = KEYS.map(function (key) { return p.counts[key]; }).join(",");
+      if (counts !== shownCounts) dirty = true;
+      shownCounts = counts;
+      refreshList(p.final);
       if (p.final) {
         root.setAttribute("data-final", "");
         window.clearInterval(timer);
