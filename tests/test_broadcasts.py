@@ -7,16 +7,21 @@ from __future__ import annotations
 import textwrap
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
 
+from responder.broadcasts import quiet_wait
+from responder.rules.hours import Shift
 from tests import loopback
-from tests.conftest import Clock, RunningApp, massiva_env
+from tests.conftest import Clock, RunningApp, massiva_env, massms_env
 from tests.fakes.massiva import FakeMassiva
+from tests.fakes.massms import FakeMasSMS
 from tests.test_team import add_person, bearer, token_of
 
 RULES = """
@@ -63,8 +68,8 @@ def inbound(app: RunningApp, phone: str, text: str = "hola") -> None:
 def contact(
     app: RunningApp,
     phone: str,
-    labels: list[str] = (),
-    **fields: str,  # type: ignore[assignment]
+    labels: Sequence[str] = (),
+    **fields: str,
 ) -> None:
     inbound(app, phone)
     with app.api() as api:
@@ -428,3 +433,61 @@ def test_a_scheduled_broadcast_starts_at_its_time(
         clock.advance(2 * 3600)
         wait_until(lambda: broadcast(api, created["id"])["status"] == "done")
         assert sent_to(fake, "abrimos") == [ANA]
+
+
+def test_a_scheduled_broadcast_via_massms_goes_to_its_scheduler(
+    start_app: Callable[..., RunningApp],
+    workdir: Path,
+    backend: str,
+    massms: tuple[FakeMasSMS, str],
+    clock: Clock,
+) -> None:
+    write_rules(workdir)
+    fake, url = massms
+    app = start_app(backend=backend, **massms_env(url, fake))
+    contact(app, ANA, ["vip"])
+    contact(app, BETO, ["vip"])
+    with app.api() as api:
+        # 10:30 Caracas, half an hour ahead: handed to MasSMS at once, one request, smstype=p.
+        created = create(
+            api,
+            text="Abrimos a las 10:30",
+            segment={"labels": ["vip"]},
+            send_at="2026-11-23T10:30",
+        )
+        wait_until(lambda: len(fake.sent) == 2)
+        assert {(s.phone, s.smstype, s.date_delivery, s.time_delivery) for s in fake.sent} == {
+            (ANA, "p", "2026-11-23", "10:30"),
+            (BETO, "p", "2026-11-23", "10:30"),
+        }
+        handed = wait_until(lambda: broadcast(api, created["id"])["counts"]["sent"] == 2)
+        assert handed
+        assert broadcast(api, created["id"])["status"] == "scheduled"
+        # Too late to call them back: a cancel now counts them as sent, truthfully.
+        cancelled = api.post(f"/api/broadcasts/{created['id']}/cancel").json()["broadcast"]
+        assert (cancelled["status"], cancelled["counts"]["sent"]) == ("cancelled", 2)
+
+
+@pytest.mark.parametrize(
+    ("window", "local", "opens"),
+    [
+        (None, "03:00", None),
+        ("08:00-20:00", "10:00", None),
+        ("08:00-20:00", "07:59", "2026-11-23T08:00"),
+        ("08:00-20:00", "20:00", "2026-11-24T08:00"),
+        ("21:00-08:00", "23:30", None),
+        ("21:00-08:00", "07:00", None),
+        ("21:00-08:00", "12:00", "2026-11-23T21:00"),
+        ("00:00-24:00", "12:00", None),
+    ],
+)
+def test_the_quiet_window(window: str | None, local: str, opens: str | None) -> None:
+    zone = ZoneInfo("America/Caracas")
+    shift = None
+    if window is not None:
+        start, end = (int(h) * 60 + int(m) for h, m in (p.split(":") for p in window.split("-")))
+        shift = Shift(start % 1440, end)
+    now = datetime.fromisoformat(f"2026-11-23T{local}").replace(tzinfo=zone)
+    found = quiet_wait(shift, now.astimezone(UTC), zone)
+    expected = datetime.fromisoformat(opens).replace(tzinfo=zone) if opens else None
+    assert found == expected

@@ -66,5 +66,6 @@ REPLY_WAITING = (
 # which the inbox does not flag as a failure (store/models.py's CANCELLED_BY).
 SKIPPED_OPTED_OUT = "skipped: opted out"
 BROADCAST_CANCELLED = "cancelled with the broadcast"
+FORGOTTEN_RECIPIENT = "the contact was forgotten"
 MESSAGE_SKIPPED = f"{CANCELLED_BY}the broadcast: the number opted out"
 MESSAGE_CANCELLED = f"{CANCELLED_BY}the broadcast's cancellation"
