@@ -213,6 +213,17 @@ def test_an_owner_sends_a_broadcast_to_a_label_watches_it_and_cancels_it(
     expect(rows).to_have_count(1)
     page.screenshot(path=str(screenshots / "broadcast-cancelled.png"), full_page=True)
 
+    # A recipient's conversation names the broadcast, and so does the answer to it.
+    response = loopback.get(shop.webhook(), params={"msg": "me interesa", "phone": PROMO[0]})
+    assert response.status_code == 200
+    page.goto(shop.url + f"/admin/conversations/{PROMO[0]}")
+    links = page.locator("#thread .broadcast-link")
+    expect(links).to_have_count(2)
+    expect(links.first).to_have_text("difusión «Oferta de diciembre»")
+    expect(page.locator("#thread .msg.in").last).to_contain_text("responde a la difusión")
+    links.first.click()
+    expect(page).to_have_url(shop.url + f"/admin/broadcasts/{broadcast_id}")
+
     # The list shows it with its status and progress.
     page.get_by_role("link", name="Difusiones", exact=True).click()
     expect(page.locator(f"#broadcast-{broadcast_id}")).to_contain_text("cancelada")
