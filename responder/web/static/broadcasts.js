@@ -159,8 +159,13 @@
       }
     }
 
+    // Scheduled or paused, it changes rarely: one look in SLOW_EVERY ticks.
+    var SLOW_EVERY = 10, skipped = 0;
     function tick() {
       if (busy || document.hidden) return;
+      var badge = document.getElementById("b-status");
+      var status = badge ? badge.getAttribute("data-status") : "running";
+      if ((status === "scheduled" || status === "paused") && ++skipped % SLOW_EVERY) return;
       busy = true;
       fetch(url, { credentials: "same-origin", cache: "no-store", headers: { Accept: "application/json" } })
         .then(function (r) {
