@@ -16,8 +16,11 @@ The interface other parts build on (names kept stable):
   `pause_broadcast(id, by)`, `resume_broadcast(id, by)`, `cancel_broadcast(id, by)`.
 - errors: `BroadcastError` (bad input: `message` in English, `spanish` for the admin pages),
   `UnknownBroadcastError` (404), `BroadcastStateError` (409).
+- helpers: `segment_from(dict)` (a segment as the API takes it; BroadcastError if malformed),
+  `quiet_wait(window, now, zone)` (when the quiet window opens; None while inside it).
 
-How it sends: the recipients are written when the broadcast is created. One feeder in the whole
+How it sends (responder/workers/feeder.py): the recipients are written when the broadcast is
+created. One feeder in the whole
 deployment (the `broadcast-feeder` lease) moves them into the outbox a couple of seconds' worth
 at a time, while the broadcast runs, inside the quiet window, and only while no reply or staff
 message waits; the outbox claims replies first and never claims a paused or cancelled
@@ -26,10 +29,7 @@ broadcast's messages. See README "Broadcasts".
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
-import math
 from collections.abc import Callable
 from dataclasses import replace
 from datetime import date, datetime, time, timedelta, tzinfo
@@ -41,8 +41,6 @@ from responder import engine
 from responder.accounts import Accounts
 from responder.clock import Clock
 from responder.moments import SEND_HORIZON, within_horizon
-from responder.outage import Outage
-from responder.phone import InvalidPhoneNumber, normalize_phone
 from responder.providers.base import Provider
 from responder.rules.hours import DAY_MINUTES, Shift
 from responder.rules.model import RulesSettings
@@ -54,17 +52,14 @@ from responder.store.broadcast_models import (
     BroadcastPreview,
     BroadcastStateError,
     BroadcastStatus,
-    FeedItem,
-    FeedState,
     Recipient,
     Segment,
     SegmentContact,
     UnknownBroadcastError,
 )
-from responder.store.broadcast_sql import SKIPPED_OPTED_OUT
-from responder.templating import TemplateError, make_environment, render
+from responder.templating import TemplateError, make_environment
+from responder.templating import render as render_template
 from responder.text import UnsendableText, is_gsm7, segments, sendable
-from responder.workers.outbox import NATIVE_SCHEDULE_AHEAD
 
 __all__ = [
     "BROADCAST_STATUSES",
@@ -87,14 +82,6 @@ MAX_NAME = 80
 MAX_LABELS = 20
 MAX_FIELDS = 20
 SAMPLES = 3
-FEED_EVERY = 0.5  # seconds between the feeder's looks
-FEED_LEASE = 5.0  # seconds: a feeder that stops is replaced within this
-FEED_SECONDS = 2.0  # the outbox holds about this many seconds' worth of a broadcast
-DEFAULT_CHUNK = 100  # without a send_rate for the provider: messages in the outbox at once
-# A broadcast scheduled through a provider with its own scheduler (MasSMS) is handed to it from
-# this long before its time, until NATIVE_SCHEDULE_AHEAD (plus a margin) before it.
-NATIVE_LEAD = timedelta(hours=1)
-NATIVE_MARGIN = timedelta(minutes=1)
 
 
 class BroadcastError(ValueError):
@@ -175,7 +162,8 @@ def segment_from(data: Any) -> Segment:
 
 
 class Broadcasts:
-    """Broadcasts made, read and changed by people, and the feeder that sends them."""
+    """Broadcasts made, read and changed by people; their text checked and rendered (for the
+    feeder too, responder/workers/feeder.py, which sends them)."""
 
     def __init__(
         self,
@@ -196,11 +184,12 @@ class Broadcasts:
         self.env = make_environment({})
         # Compiled texts by their source: process-local and safe, a text never changes.
         self._compiled: dict[str, Template] = {}
-        self.wake = asyncio.Event()  # set on a change, so the feeder looks at once
+        # Called after a change, so that the feeder looks at once (responder/workers/feeder.py).
+        self.on_change: Callable[[], None] = lambda: None
 
     # -- the text -------------------------------------------------------------------------------
 
-    def _template(self, text: Any) -> Template:
+    def template(self, text: Any) -> Template:
         if not isinstance(text, str) or not text.strip():
             raise BroadcastError("'text' must be a non-empty string", "Escriba el texto.")
         if len(text) > MAX_TEXT:
@@ -229,15 +218,15 @@ class Broadcasts:
             self._compiled[text] = compiled
         return compiled
 
-    def _render(self, template: Template, contact: SegmentContact, now: datetime) -> str:
+    def render(self, template: Template, contact: SegmentContact, now: datetime) -> str:
         settings = self.settings()
         context = {
             "contact": {**contact.fields, "phone": contact.phone},
             "now": now.astimezone(settings.timezone),
         }
-        return render(template, context)
+        return render_template(template, context)
 
-    def _parts(self, text: str) -> tuple[str, ...]:
+    def parts(self, text: str) -> tuple[str, ...]:
         prepared = engine.prepare(text, self.settings().smart_encoding)
         return tuple(reply.text for reply in prepared.replies)
 
@@ -262,27 +251,33 @@ class Broadcasts:
     async def preview(self, text: Any, segment: Segment, via: Any = None) -> BroadcastPreview:
         """How many would get it now, and the text as the first few would read it; raises
         BroadcastError for a bad text (one that fails for a sample contact too)."""
-        template = self._template(text)
+        template = self.template(text)
         self._via(via)
         count, sample = await self.store.segment_contacts(segment, self._since(segment), SAMPLES)
         now = self.clock()
         samples = []
         for contact in sample:
             try:
-                rendered = self._render(template, contact, now)
+                rendered = self.render(template, contact, now)
             except TemplateError as err:
                 raise BroadcastError(
                     f"'text' fails for {contact.phone}: {err}",
                     f"El texto falla para {contact.phone}: {err}",
                 ) from None
-            samples.append((contact.phone, " ".join(self._parts(rendered)) or rendered))
+            texts = self.parts(rendered)
+            if not texts:
+                raise BroadcastError(
+                    f"'text' comes out empty for {contact.phone}",
+                    f"El texto queda vacío para {contact.phone}.",
+                )
+            samples.append((contact.phone, " ".join(texts)))
         if not sample:  # nobody to try it on: render it for an empty contact all the same
             try:
-                self._render(template, SegmentContact("", {}), now)
+                self.render(template, SegmentContact("", {}), now)
             except TemplateError as err:
                 raise BroadcastError(f"'text': {err}", f"El texto falla: {err}") from None
         parts = max(
-            (sum(segments(p) for p in self._parts(t)) for _, t in samples),
+            (sum(segments(p) for p in self.parts(t)) for _, t in samples),
             default=0,
         )
         encoding: Literal["GSM-7", "UCS-2"] = (
@@ -339,7 +334,7 @@ class Broadcasts:
             name=created.name,
             recipients=created.recipients,
         )
-        self.wake.set()
+        self.on_change()
         return self._shown(created)
 
     async def get(self, broadcast_id: int) -> Broadcast:
@@ -376,7 +371,7 @@ class Broadcasts:
             "cancel": "broadcast_cancelled",
         }[action]
         await self.accounts.record(by, audit, str(broadcast_id), name=changed.name)  # type: ignore[arg-type]
-        self.wake.set()
+        self.on_change()
         return self._shown(changed)
 
     def _shown(self, broadcast: Broadcast) -> Broadcast:
@@ -390,109 +385,6 @@ class Broadcasts:
             return broadcast
         local = opens.astimezone(settings.timezone)
         return replace(broadcast, waiting=f"quiet hours: sends from {local:%Y-%m-%d %H:%M}")
-
-    # -- the feeder ------------------------------------------------------------------------------
-
-    async def _room(self, via: str, state: FeedState, settings: RulesSettings) -> int:
-        """How many recipients to queue now: the outbox holds about FEED_SECONDS' worth of a
-        broadcast, and with a `send_rate` the feeder takes their budget first (half a second's
-        worth at most per look, never into debt), so the outbox sends them at once and a reply
-        never waits behind a broadcast's batch for budget."""
-        rate = settings.send_rate.get(via)
-        if rate is None:
-            return min(DEFAULT_CHUNK - state.outstanding, state.pending)
-        room = min(
-            math.ceil(rate * FEED_SECONDS) - state.outstanding,
-            max(1, int(rate * FEED_EVERY)),
-            state.pending,
-        )
-        if room <= 0 or await self.store.take_send_budget(via, rate, room) > 0:
-            return 0
-        return room
-
-    def _item(self, template: Template, contact: SegmentContact, now: datetime) -> FeedItem:
-        """What one recipient gets, or why it is skipped."""
-        if contact.opted_out:
-            return FeedItem(contact.phone, skip=SKIPPED_OPTED_OUT)
-        try:
-            normalize_phone(contact.phone, self.settings().country)
-        except InvalidPhoneNumber:
-            return FeedItem(contact.phone, skip="skipped: not a valid mobile number")
-        try:
-            parts = self._parts(self._render(template, contact, now))
-        except TemplateError as err:
-            return FeedItem(contact.phone, skip=f"skipped: the text failed for it: {err}")
-        if not parts:
-            return FeedItem(contact.phone, skip="skipped: the text came out empty for it")
-        return FeedItem(contact.phone, parts)
-
-    async def feed_once(self) -> int:
-        """One look: starts scheduled broadcasts whose time came, settles what is final, and
-        moves the next recipients of each running broadcast into the outbox. Answers how many
-        recipients it queued."""
-        settings = self.settings()
-        hours = settings.hours
-        window = hours.quiet if hours else None
-        await self.store.start_due_broadcasts()
-        done = await self.store.settle_broadcasts()
-        for broadcast_id in done:
-            log.info("broadcast %d is done", broadcast_id)
-        fed = 0
-        reply_waiting: bool | None = None
-        for state in await self.store.broadcasts_to_feed():
-            broadcast, now = state.broadcast, self.clock()
-            send_at = due = None
-            if broadcast.status == "scheduled":
-                # Handed ahead to a provider that schedules by itself (MasSMS), within the lead.
-                provider = self.providers.get(broadcast.via)
-                if provider is None or not provider.schedules or broadcast.send_at is None:
-                    continue
-                ahead = broadcast.send_at - now
-                if not NATIVE_SCHEDULE_AHEAD + NATIVE_MARGIN <= ahead <= NATIVE_LEAD:
-                    continue
-                if quiet_wait(window, broadcast.send_at, settings.timezone) is not None:
-                    continue
-                send_at, due = broadcast.send_at, now
-            else:
-                opens = quiet_wait(window, now, settings.timezone)
-                if opens is not None:
-                    await self.store.hold_broadcast(broadcast.id, opens)
-                    continue
-            if state.pending == 0:
-                continue
-            if reply_waiting is None:
-                reply_waiting = await self.store.reply_waiting()
-            if reply_waiting:
-                break
-            room = await self._room(broadcast.via, state, settings)
-            if room <= 0:
-                continue
-            try:
-                template = self._template(broadcast.text)
-            except BroadcastError as err:  # checked at creation: only a changed sandbox
-                log.error("broadcast %d: %s", broadcast.id, err.message)
-                continue
-            contacts = await self.store.pending_recipients(broadcast.id, room)
-            items = [self._item(template, contact, now) for contact in contacts]
-            fed += await self.store.feed_broadcast(broadcast.id, items, send_at=send_at, due=due)
-        return fed
-
-    async def run(self) -> None:
-        """Feeds while this instance holds the feeder's lease (one feeder per deployment)."""
-        outage = Outage(log, "the broadcast feeder", FEED_EVERY, 10.0)
-        wait = FEED_EVERY
-        while True:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self.wake.wait(), wait)
-            self.wake.clear()
-            try:
-                if await self.store.try_lease("broadcast-feeder", FEED_LEASE):
-                    await self.feed_once()
-            except Exception as err:  # a locked or unreachable database must not stop it
-                wait = outage.failed(err)
-            else:
-                outage.succeeded()
-                wait = FEED_EVERY
 
 
 def _default_name(text: str) -> str:

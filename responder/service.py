@@ -56,6 +56,7 @@ from responder.store.models import (
 from responder.text import sendable
 from responder.web.balances import Balance, ask_balances
 from responder.web.sessions import Sessions, SignInLimiter
+from responder.workers.feeder import BroadcastFeeder
 from responder.workers.outbox import NATIVE_SCHEDULE_AHEAD, OutboxWorker
 from responder.workers.poller import StatusPoller
 
@@ -130,6 +131,14 @@ class Service:
             default_provider=lambda: self.default_provider,
             clock=clock,
         )
+        self.feeder = BroadcastFeeder(
+            self.store,
+            self.broadcasts,
+            self.providers,
+            settings=lambda: self.rules.current.settings,
+            clock=clock,
+        )
+        self.broadcasts.on_change = self.feeder.wake
         # The tokens open() created just now (first start): only those may be shown in full.
         self.generated_tokens: set[str] = set()
         self._tasks: list[asyncio.Task[Any]] = []
@@ -202,7 +211,7 @@ class Service:
             asyncio.create_task(self._expire_flows_forever(), name="flow-timeouts"),
             asyncio.create_task(self._check_balances_forever(), name="balances"),
             asyncio.create_task(self._expire_texts_forever(), name="retention"),
-            asyncio.create_task(self.broadcasts.run(), name="broadcast-feeder"),
+            asyncio.create_task(self.feeder.run(), name="broadcast-feeder"),
         ]
         # What start-up built lives as long as the process: keep the collector off it.
         gc.collect()

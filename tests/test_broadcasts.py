@@ -19,10 +19,10 @@ import pytest
 from responder.broadcasts import quiet_wait
 from responder.rules.hours import Shift
 from tests import loopback
-from tests.conftest import Clock, RunningApp, massiva_env, massms_env
+from tests.conftest import ADMIN_TOKEN, Clock, RunningApp, massiva_env, massms_env
 from tests.fakes.massiva import FakeMassiva
 from tests.fakes.massms import FakeMasSMS
-from tests.test_team import add_person, bearer, token_of
+from tests.test_team import add_person, bearer, sign_in_as, token_of
 
 RULES = """
 settings:
@@ -192,6 +192,11 @@ def test_segments_templates_and_the_inbox_left_alone(
         reply = app.messages(ANA)[-1]
         assert reply["in_reply_to_broadcast"] == {"id": created["id"], "name": "Promo"}
         assert "in_reply_to_broadcast" not in thread[0]
+        browser = sign_in_as(app, "admin", ADMIN_TOKEN)
+        page = browser.get(f"/admin/conversations/{ANA}").text
+        browser.close()
+        assert "Difusión: Promo" in page
+        assert "Respuesta a la difusión: Promo" in page
         events = api.get("/api/audit").json()["events"]
         assert any(e["action"] == "broadcast_created" for e in events)
 
@@ -279,6 +284,7 @@ def test_opt_out_midway_is_skipped(
     phones = [f"5841230000{i:02d}" for i in range(6)]
     for phone in phones:
         contact(app, phone, ["vip"])
+    contact(app, "2020", ["vip"])  # a short code wrote: no number to send a broadcast to
     with app.api() as api:
         created = create(api, text="Feliz lunes", segment={"labels": ["vip"]})
         wait_until(lambda: len(sent_to(fake, "Feliz")) == 2)
@@ -288,12 +294,15 @@ def test_opt_out_midway_is_skipped(
             time.sleep(0.5)
         wait_until(lambda: broadcast(api, created["id"])["status"] == "done")
         final = broadcast(api, created["id"])
-        assert (final["counts"]["sent"], final["counts"]["skipped"]) == (5, 1)
+        assert (final["counts"]["sent"], final["counts"]["skipped"]) == (5, 2)
         assert phones[-1] not in sent_to(fake, "Feliz")
         skipped = api.get(
             f"/api/broadcasts/{created['id']}/recipients", params={"status": "skipped"}
         ).json()["recipients"]
-        assert [(r["phone"], r["error"]) for r in skipped] == [(phones[-1], "skipped: opted out")]
+        assert [(r["phone"], r["error"]) for r in skipped] == [
+            ("2020", "skipped: not a valid mobile number"),
+            (phones[-1], "skipped: opted out"),
+        ]
 
 
 def test_pause_resume_cancel_and_bad_transitions(
@@ -386,7 +395,8 @@ def test_api_errors_and_roles(
             ({"text": "x", "send_at": "mañana"}, "'send_at'"),
             ({"text": "x", "segment": {"labels": ["nadie"]}}, "no recipients"),
             ({"text": "x", "otra": 1}, "unknown keys"),
-            ({"text": "{{ ''.__class__ }}"}, "sandbox"),
+            ({"text": "{{ ''.__class__ }}"}, "'text' comes out empty for 584121000001"),
+            ({"text": "{{ 1 / 0 }}"}, "'text' fails for 584121000001: ZeroDivisionError"),
         ]
         for body, error in cases:
             response = api.post("/api/broadcasts", json=body)
@@ -417,10 +427,11 @@ def test_api_errors_and_roles(
 def test_a_scheduled_broadcast_starts_at_its_time(
     start_app: Callable[..., RunningApp],
     workdir: Path,
+    backend: str,
     massiva: tuple[FakeMassiva, str],
     clock: Clock,
 ) -> None:
-    app = start(start_app, workdir, "sqlite", massiva)
+    app = start(start_app, workdir, backend, massiva)
     fake = massiva[0]
     contact(app, ANA, ["vip"])
     with app.api() as api:
@@ -430,6 +441,10 @@ def test_a_scheduled_broadcast_starts_at_its_time(
         time.sleep(1.0)
         assert broadcast(api, created["id"])["status"] == "scheduled"
         assert sent_to(fake, "abrimos") == []
+        # Paused and resumed before its time, it waits for its time again.
+        assert api.post(f"/api/broadcasts/{created['id']}/pause").status_code == 200
+        resumed = api.post(f"/api/broadcasts/{created['id']}/resume").json()["broadcast"]
+        assert (resumed["status"], resumed["started_at"]) == ("scheduled", None)
         clock.advance(2 * 3600)
         wait_until(lambda: broadcast(api, created["id"])["status"] == "done")
         assert sent_to(fake, "abrimos") == [ANA]

@@ -18,33 +18,40 @@ BROADCAST_CLAIMABLE = (
 OUTSTANDING = (
     "(status IN ('queued', 'sending') OR (status = 'scheduled' AND next_attempt_at IS NOT NULL))"
 )
-# A recipient's messages (the parts of its text) ranked: the least advanced part decides.
+# A recipient's messages (the parts of its text) ranked: the least advanced part decides. (A
+# message a person cancels in the thread marks its recipient cancelled: store/*_care.py.)
 _RANK = (
-    f"MAX(CASE WHEN {OUTSTANDING} THEN 4 WHEN status = 'failed' THEN 3 "
+    f"MAX(CASE WHEN {OUTSTANDING} THEN 5 WHEN status = 'failed' THEN 4 "
     "WHEN status = 'delivered' THEN 1 ELSE 2 END)"
 )
-# One row per recipient: phone, counted status, first message id, error, updated_at.
-RECIPIENT_STATES = f"""
-SELECT r.phone,
-    CASE WHEN r.status IN ('skipped', 'cancelled') THEN r.status
+_STATE = """CASE WHEN r.status IN ('skipped', 'cancelled') THEN r.status
         WHEN r.status = 'pending' THEN 'queued'
         WHEN m.rank IS NULL THEN 'skipped'
-        WHEN m.rank = 4 THEN 'queued'
-        WHEN m.rank = 3 THEN 'failed'
+        WHEN m.rank = 5 THEN 'queued'
+        WHEN m.rank = 4 THEN 'failed'
         WHEN m.rank = 2 THEN 'sent'
-        ELSE 'delivered' END AS state,
-    m.first_id,
+        ELSE 'delivered' END"""
+# How many recipients are in each state: read from the messages' covering index alone.
+COUNTS = f"""
+SELECT {_STATE} AS state, COUNT(*) FROM broadcast_recipients AS r LEFT JOIN (
+    SELECT phone, {_RANK} AS rank FROM messages WHERE broadcast_id = {{b}} GROUP BY phone
+) AS m ON m.phone = r.phone
+WHERE r.broadcast_id = {{b}} GROUP BY state
+"""
+# One row per recipient after the number {after}: phone, counted status, first message id,
+# error, updated_at.
+RECIPIENT_STATES = f"""
+SELECT r.phone, {_STATE} AS state, m.first_id,
     COALESCE(r.error, m.error) AS error,
     CASE WHEN m.updated_at IS NOT NULL AND m.updated_at > r.updated_at THEN m.updated_at
         ELSE r.updated_at END AS updated_at
 FROM broadcast_recipients AS r LEFT JOIN (
     SELECT phone, MIN(id) AS first_id, {_RANK} AS rank, MAX(error) AS error,
         MAX(updated_at) AS updated_at
-    FROM messages WHERE broadcast_id = {{b}} GROUP BY phone
+    FROM messages WHERE broadcast_id = {{b}} AND phone > {{after}} GROUP BY phone
 ) AS m ON m.phone = r.phone
-WHERE r.broadcast_id = {{b}}
+WHERE r.broadcast_id = {{b}} AND r.phone > {{after}}
 """
-COUNTS = "SELECT state, COUNT(*) FROM (" + RECIPIENT_STATES + ") AS s GROUP BY state"
 # Running (and scheduled) broadcasts' messages still in the outbox, by broadcast: the queued
 # ones through the outbox's index, those being sent through the in-flight index.
 OUTSTANDING_BY_BROADCAST = """

@@ -148,7 +148,7 @@ class PgBroadcasts(PgBase):
         counts.update({r[0]: int(r[1]) for r in rows})
         return counts
 
-    async def _broadcast(self, conn: Any, row: Any) -> Broadcast:
+    async def _broadcast(self, conn: Any, row: Any, counts: bool = True) -> Broadcast:
         return Broadcast(
             id=int(row[0]),
             name=row[1],
@@ -158,7 +158,7 @@ class PgBroadcasts(PgBase):
             send_at=row[5],
             status=row[6],
             recipients=int(row[7]),
-            counts=await self._counts(conn, row[0]),
+            counts=await self._counts(conn, row[0]) if counts else {},
             created_by=row[8],
             created_at=row[9],
             started_at=row[10],
@@ -194,8 +194,8 @@ class PgBroadcasts(PgBase):
     ) -> list[Recipient]:
         """Recipients in number order after `after`, only those counted as `status` if given."""
         rows = await self._fetch(
-            f"SELECT * FROM ({q.RECIPIENT_STATES.format(b='$1')}) AS s "
-            'WHERE s.phone COLLATE "C" > $2 AND ($3::text IS NULL OR s.state = $3) '
+            f"SELECT * FROM ({q.RECIPIENT_STATES.format(b='$1', after='$2')}) AS s "
+            "WHERE ($3::text IS NULL OR s.state = $3) "
             'ORDER BY s.phone COLLATE "C" LIMIT $4',
             broadcast_id,
             after or "",
@@ -275,26 +275,30 @@ class PgBroadcasts(PgBase):
         now = self.clock()
 
         async def work(conn: Any) -> None:
-            status = await conn.fetchval(
-                "SELECT status FROM broadcasts WHERE id = $1 FOR UPDATE", broadcast_id
+            row = await conn.fetchrow(
+                "SELECT status, started_at, send_at FROM broadcasts WHERE id = $1 FOR UPDATE",
+                broadcast_id,
             )
-            if status is None:
+            if row is None:
                 raise UnknownBroadcastError(broadcast_id)
-            if status not in allowed:
-                raise BroadcastStateError(broadcast_id, status, action)
+            if row[0] not in allowed:
+                raise BroadcastStateError(broadcast_id, row[0], action)
+            # Resuming one paused before its time: it waits for its time again.
+            late = row[1] is None and row[2] is not None and row[2] > now
+            to = "scheduled" if target == "running" and late else target
             await conn.execute(
                 "UPDATE broadcasts SET status = $1, updated_at = $2, "
                 "started_at = CASE WHEN $1 = 'running' THEN COALESCE(started_at, $2) "
                 "ELSE started_at END, "
                 "finished_at = CASE WHEN $1 = 'cancelled' THEN $2 ELSE finished_at END "
                 "WHERE id = $3",
-                target,
+                to,
                 now,
                 broadcast_id,
             )
-            if target == "cancelled":
+            if to == "cancelled":
                 await _cancel_rest(conn, [broadcast_id], now)
-            if target == "running":
+            if to == "running":
                 await self._notify(conn, OUTBOX_CHANNEL)
 
         await self._transaction(work)
@@ -341,7 +345,7 @@ class PgBroadcasts(PgBase):
                 )
                 states.append(
                     FeedState(
-                        await self._broadcast(conn, row),
+                        await self._broadcast(conn, row, counts=False),
                         int(pending),
                         outstanding.get(int(row[0]), 0),
                     )
@@ -350,6 +354,16 @@ class PgBroadcasts(PgBase):
 
         states: list[FeedState] = await self._read(work)
         return states
+
+    async def broadcasts_active(self, since: datetime) -> bool:
+        """Whether the feeder has anything to look at: a broadcast scheduled, running or paused,
+        or one cancelled since `since` (a message of it may come back from a failed try)."""
+        row = await self._fetchrow(
+            "SELECT 1 FROM broadcasts WHERE status IN ('scheduled', 'running', 'paused') "
+            "OR (status = 'cancelled' AND finished_at >= $1) LIMIT 1",
+            since,
+        )
+        return row is not None
 
     async def reply_waiting(self) -> bool:
         """Whether the outbox holds a message due now that is no broadcast's (a reply, staff)."""

@@ -121,6 +121,15 @@ class PgMessageCare(PgBase):
                 now,
                 error,
             )
+            # A broadcast's message: its recipient counts as cancelled (store/broadcast_sql.py).
+            await conn.execute(
+                "UPDATE broadcast_recipients AS r SET status = 'cancelled', error = $2, "
+                "updated_at = $3 FROM messages AS m WHERE m.id = $1 "
+                "AND r.broadcast_id = m.broadcast_id AND r.phone = m.phone AND r.status = 'fed'",
+                message_id,
+                error,
+                now,
+            )
             return message(row)
 
         cancelled: Message = await self._transaction(work)

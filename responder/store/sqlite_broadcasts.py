@@ -112,7 +112,7 @@ class SQLiteBroadcasts:
         counts.update({r[0]: int(r[1]) for r in rows})
         return counts
 
-    async def _broadcast(self, row: Any) -> Broadcast:
+    async def _broadcast(self, row: Any, counts: bool = True) -> Broadcast:
         return Broadcast(
             id=row[0],
             name=row[1],
@@ -122,7 +122,7 @@ class SQLiteBroadcasts:
             send_at=maybe_moment(row[5]),
             status=row[6],
             recipients=int(row[7]),
-            counts=await self._counts(row[0]),
+            counts=await self._counts(row[0]) if counts else {},
             created_by=row[8],
             created_at=moment(row[9]),
             started_at=maybe_moment(row[10]),
@@ -149,14 +149,10 @@ class SQLiteBroadcasts:
         self, broadcast_id: int, status: str | None, after: str | None, limit: int
     ) -> list[Recipient]:
         """Recipients in number order after `after`, only those counted as `status` if given."""
-        where, params = ["s.phone > ?"], [broadcast_id, broadcast_id, after or ""]
-        if status is not None:
-            where.append("s.state = ?")
-            params.append(status)
         rows = await self.reader.execute_fetchall(
-            f"SELECT * FROM ({q.RECIPIENT_STATES.format(b='?')}) AS s "
-            f"WHERE {' AND '.join(where)} ORDER BY s.phone LIMIT ?",
-            (*params, limit),
+            f"SELECT * FROM ({q.RECIPIENT_STATES.format(b='?1', after='?2')}) AS s "
+            "WHERE (?3 IS NULL OR s.state = ?3) ORDER BY s.phone LIMIT ?4",
+            (broadcast_id, after or "", status, limit),
         )
         return [Recipient(r[0], r[1], r[2], r[3], moment(r[4])) for r in rows]
 
@@ -231,20 +227,23 @@ class SQLiteBroadcasts:
 
         def work(db: sqlite3.Connection) -> None:
             row = db.execute(
-                "SELECT status, started_at FROM broadcasts WHERE id = ?", (broadcast_id,)
+                "SELECT status, started_at, send_at FROM broadcasts WHERE id = ?", (broadcast_id,)
             ).fetchone()
             if row is None:
                 raise UnknownBroadcastError(broadcast_id)
             if row[0] not in allowed:
                 raise BroadcastStateError(broadcast_id, row[0], action)
+            # Resuming one paused before its time: it waits for its time again.
+            late = row[1] is None and row[2] is not None and row[2] > now
+            to = "scheduled" if target == "running" and late else target
             db.execute(
                 "UPDATE broadcasts SET status = ?, updated_at = ?, "
                 "started_at = CASE WHEN ? = 'running' THEN COALESCE(started_at, ?) "
                 "ELSE started_at END, "
                 "finished_at = CASE WHEN ? = 'cancelled' THEN ? ELSE finished_at END WHERE id = ?",
-                (target, now, target, now, target, now, broadcast_id),
+                (to, now, to, now, to, now, broadcast_id),
             )
-            if target == "cancelled":
+            if to == "cancelled":
                 _cancel_rest(db, [broadcast_id], now)
 
         await self._transaction(work)
@@ -293,12 +292,22 @@ class SQLiteBroadcasts:
             )
             states.append(
                 FeedState(
-                    await self._broadcast(row),
+                    await self._broadcast(row, counts=False),
                     int(next(iter(pending))[0]),
                     outstanding.get(int(row[0]), 0),
                 )
             )
         return states
+
+    async def broadcasts_active(self, since: datetime) -> bool:
+        """Whether the feeder has anything to look at: a broadcast scheduled, running or paused,
+        or one cancelled since `since` (a message of it may come back from a failed try)."""
+        rows = await self.reader.execute_fetchall(
+            "SELECT 1 FROM broadcasts WHERE status IN ('scheduled', 'running', 'paused') "
+            "OR (status = 'cancelled' AND finished_at >= ?) LIMIT 1",
+            (stored(since),),
+        )
+        return bool(list(rows))
 
     async def reply_waiting(self) -> bool:
         """Whether the outbox holds a message due now that is no broadcast's (a reply, staff)."""

@@ -132,6 +132,13 @@ class SQLiteMessageCare:
                 "SELECT id, ?, COALESCE(provider, ''), 'cancelled', ? FROM messages WHERE id = ?",
                 (now, error, message_id),
             )
+            # A broadcast's message: its recipient counts as cancelled (store/broadcast_sql.py).
+            db.execute(
+                "UPDATE broadcast_recipients SET status = 'cancelled', error = ?, updated_at = ? "
+                "WHERE status = 'fed' AND (broadcast_id, phone) IN "
+                "(SELECT broadcast_id, phone FROM messages WHERE id = ?)",
+                (error, now, message_id),
+            )
             return _read(db, message_id)
 
         cancelled: Message = await self._transaction(work)

@@ -32,4 +32,6 @@ CREATE INDEX broadcast_recipients_pending ON broadcast_recipients (broadcast_id,
     WHERE status = 'pending';
 -- The messages a broadcast queued; NULL for every other message.
 ALTER TABLE messages ADD COLUMN broadcast_id INTEGER;
-CREATE INDEX messages_by_broadcast ON messages (broadcast_id, phone) WHERE broadcast_id IS NOT NULL;
+-- Covering what a broadcast's counts read (store/broadcast_sql.py's COUNTS).
+CREATE INDEX messages_by_broadcast ON messages (broadcast_id, phone, status, next_attempt_at)
+    WHERE broadcast_id IS NOT NULL;

@@ -33,5 +33,6 @@ CREATE INDEX broadcast_recipients_pending ON broadcast_recipients (broadcast_id,
     WHERE status = 'pending';
 
 ALTER TABLE messages ADD COLUMN broadcast_id bigint;
-CREATE INDEX messages_by_broadcast ON messages (broadcast_id, phone)
+-- Covering what a broadcast's counts read (store/broadcast_sql.py's COUNTS).
+CREATE INDEX messages_by_broadcast ON messages (broadcast_id, phone, status, next_attempt_at)
     WHERE broadcast_id IS NOT NULL;

@@ -68,6 +68,8 @@ async def _conversation(request: Request, phone: str, session: Session) -> dict[
         "messages": messages,
         # Messages and internal notes in the order they were written.
         "thread": sorted([*messages, *notes], key=lambda item: item.created_at),
+        # Broadcast messages, and answers to them, name their broadcast (DESIGN §12).
+        "named": await service.thread_broadcasts(phone, messages),
         "seen": messages[-1].id if messages else 0,
         # Broadcast messages, and answers to them, name their broadcast (DESIGN §12).
         "broadcasts": await service.thread_broadcasts(phone, messages),
