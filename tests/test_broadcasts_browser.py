@@ -264,3 +264,19 @@ def test_a_scheduled_broadcast_in_the_shop_s_time_and_bad_input(
     expect(page.locator(".facts")).to_contain_text("nombre = «Carla»")
     expect(page.locator(".facts")).to_contain_text("últimos 7 días")
     assert sent_to(fake, "Mañana") == []
+
+
+def test_the_form_and_its_preview_fit_a_phone(
+    phone_page: Page, shop: RunningApp, screenshots: Path
+) -> None:
+    page = phone_page
+    sign_in(page, shop, "/admin/broadcasts/new")
+    page.get_by_label("Texto").fill("Hola {{ contact.nombre }}, mañana cerramos a las 3.")
+    page.get_by_label("promo").check()
+    expect(page.locator("#estimate")).to_contain_text("10 destinatarios")
+    page.get_by_role("button", name="Vista previa").click()
+    expect(page.locator("#preview-count")).to_have_text("10")
+    expect(page.locator("#samples li").first).to_contain_text("Hola Ana, mañana cerramos")
+    # Nothing wider than the screen: no sideways scrolling.
+    assert page.evaluate("document.documentElement.scrollWidth") <= 390
+    page.screenshot(path=str(screenshots / "broadcast-preview-phone.png"), full_page=True)
