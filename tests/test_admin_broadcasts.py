@@ -13,8 +13,9 @@ import httpx
 import pytest
 
 from responder.web.admin import broadcasts as pages
-from tests.conftest import Clock, RunningApp, massiva_env
+from tests.conftest import Clock, RunningApp, massiva_env, massms_env
 from tests.fakes.massiva import FakeMassiva
+from tests.fakes.massms import FakeMasSMS
 from tests.test_admin import csrf_of, flat, sign_in
 from tests.test_broadcasts import contact, sent_to, wait_until
 from tests.test_team import add_person, sign_in_as
@@ -269,4 +270,28 @@ def test_the_pages_on_postgresql(
     wait_until(lambda: owner.get(path.replace("/admin/", "/admin/partials/")).json()["final"])
     assert "Hola Valencia" in [s.text for s in massiva[0].sent]
     assert "terminada" in flat(owner.get("/admin/broadcasts"))
+    owner.close()
+
+
+def test_the_provider_is_chosen_when_there_are_two(
+    start_app: Callable[..., RunningApp],
+    workdir: Path,
+    massiva: tuple[FakeMassiva, str],
+    massms: tuple[FakeMasSMS, str],
+) -> None:
+    (workdir / "rules.yaml").write_text(RULES.format(extra=""), encoding="utf-8")
+    fake, url = massiva
+    other, other_url = massms
+    shop = start_app(**massiva_env(url, fake), **massms_env(other_url, other))
+    contact(shop, PHONES[0], ["promo"])
+    owner = sign_in(shop)
+    new = flat(owner.get("/admin/broadcasts/new"))
+    assert '<select id="b-via" name="via">' in new
+    assert '<option value="massms">massms</option>' in new
+    created = form(
+        owner, "/admin/broadcasts", text="Por MasSMS", via="massms", **{"label:promo": "1"}
+    )
+    page = flat(owner.get(created.headers["location"]))
+    assert "<dt>Proveedor</dt><dd>massms</dd>" in page
+    wait_until(lambda: [s.phone for s in other.sent if s.text == "Por MasSMS"] == [PHONES[0]])
     owner.close()
