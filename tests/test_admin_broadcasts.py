@@ -295,3 +295,17 @@ def test_the_provider_is_chosen_when_there_are_two(
     assert "<dt>Proveedor</dt><dd>massms</dd>" in page
     wait_until(lambda: [s.phone for s in other.sent if s.text == "Por MasSMS"] == [PHONES[0]])
     owner.close()
+
+
+def test_the_list_pages_newest_first(
+    shop: RunningApp, owner: httpx.Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name in ("Primera", "Segunda", "Tercera"):
+        made = form(owner, "/admin/broadcasts", name=name, text=name, **{"label:vip": "1"})
+        assert made.status_code == 303
+    monkeypatch.setattr(pages, "LIST_SIZE", 2)
+    first = flat(owner.get("/admin/broadcasts"))
+    assert first.index("Tercera") < first.index("Segunda") and "Primera" not in first
+    assert 'href="/admin/broadcasts?before=2"' in first
+    rest = flat(owner.get("/admin/broadcasts", params={"before": "2"}))
+    assert "Primera" in rest and "Segunda" not in rest and "Más recientes" in rest
