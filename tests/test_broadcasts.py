@@ -4,6 +4,7 @@ that goes down, the inbox left alone, and the counts always adding up."""
 
 from __future__ import annotations
 
+import asyncio
 import textwrap
 import time
 from collections import Counter
@@ -415,6 +416,13 @@ def test_api_errors_and_roles(
         assert [b["id"] for b in listed["broadcasts"]] == [created["id"]]
         bad = api.get(f"/api/broadcasts/{created['id']}/recipients", params={"status": "x"})
         assert bad.status_code == 400
+        # Forgetting a person keeps the broadcast's count, not the number.
+        assert api.delete(f"/api/contacts/{ANA}").status_code in (200, 204)
+        kept = broadcast(api, created["id"])
+        assert (kept["recipients"], kept["counts"]["cancelled"]) == (1, 1)
+        [left] = api.get(f"/api/broadcasts/{created['id']}/recipients").json()["recipients"]
+        assert left["phone"].startswith("forgotten-")
+        assert left["error"] == "the contact was forgotten"
     add_person(app, "ana", "agent", "clave-de-ana-1")
     with bearer(app, token_of(app, "ana")) as agent:
         assert agent.get(f"/api/broadcasts/{created['id']}").status_code == 200
@@ -506,3 +514,28 @@ def test_the_quiet_window(window: str | None, local: str, opens: str | None) -> 
     found = quiet_wait(shift, now.astimezone(UTC), zone)
     expected = datetime.fromisoformat(opens).replace(tzinfo=zone) if opens else None
     assert found == expected
+
+
+def test_a_failed_broadcast_message_does_not_flag_the_conversation(
+    start_app: Callable[..., RunningApp],
+    workdir: Path,
+    backend: str,
+    massiva: tuple[FakeMassiva, str],
+) -> None:
+    app = start(start_app, workdir, backend, massiva)
+    fake = massiva[0]
+    contact(app, ANA, ["vip"])
+    fake.company_credits_exhausted = True  # every send fails: no credits
+    with app.api() as api:
+        created = create(api, text="Oferta", segment={"labels": ["vip"]})
+        wait_until(lambda: broadcast(api, created["id"])["status"] == "done")
+        final = broadcast(api, created["id"])
+        assert final["counts"]["failed"] == 1
+        [failed] = api.get(f"/api/broadcasts/{created['id']}/recipients").json()["recipients"]
+        assert failed["status"] == "failed"
+        assert failed["error"].startswith("massiva: no credits")
+    assert app.service.loop is not None
+    flagged = asyncio.run_coroutine_threadsafe(
+        app.service.failed_phones([ANA]), app.service.loop
+    ).result(timeout=10)
+    assert flagged == set()  # the broadcast's page shows it; the inbox is not flooded

@@ -62,12 +62,13 @@ SELECT broadcast_id, COUNT(*) FROM (
     SELECT broadcast_id FROM messages WHERE status = 'sending' AND broadcast_id IS NOT NULL
 ) AS o GROUP BY broadcast_id
 """
-# The outbox holds a message that is not a broadcast's, due now or being sent ({now}: its
-# placeholder): through the outbox's and the in-flight partial indexes, both small.
+# The outbox holds a message that is not a broadcast's due now ({now}: its placeholder), or
+# one being sent through {provider} (when given: it may be waiting for that provider's send
+# budget). Through the outbox's and the in-flight partial indexes, both small.
 REPLY_WAITING = (
     "SELECT 1 FROM messages WHERE status IN ('queued', 'scheduled') AND next_attempt_at <= {now} "
     "AND broadcast_id IS NULL UNION ALL SELECT 1 FROM messages WHERE status = 'sending' "
-    "AND broadcast_id IS NULL LIMIT 1"
+    "AND broadcast_id IS NULL AND provider = {provider} LIMIT 1"
 )
 # A recipient's reason, and its message's error: a message never sent is "cancelled by ...",
 # which the inbox does not flag as a failure (store/models.py's CANCELLED_BY).

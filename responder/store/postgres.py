@@ -34,7 +34,7 @@ from responder.store.pg_base import (
     OUTBOX_CHANNEL,
     RULES_CHANNEL,
 )
-from responder.store.pg_broadcasts import PgBroadcasts
+from responder.store.pg_broadcast_feed import PgBroadcastFeed
 from responder.store.pg_care import PgMessageCare
 from responder.store.pg_inbox import PgInbox
 from responder.store.pg_labels import PgLabels
@@ -67,7 +67,7 @@ class PostgresStore(
     PgMessageCare,
     PgPrivacy,
     PgReads,
-    PgBroadcasts,
+    PgBroadcastFeed,
     PgLabels,
 ):
     """All persistence on PostgreSQL. Webhook writes arriving together are grouped by one

@@ -58,7 +58,7 @@ from responder.store.overruns import OVERRUNS_KEY, merged, records
 from responder.store.recent import RECENT_ROWS, ROW_COLUMNS, Activity, RecentRows
 from responder.store.recent import Known as RecentKnown
 from responder.store.search import folded_pattern, like_pattern
-from responder.store.sqlite_broadcasts import SQLiteBroadcasts
+from responder.store.sqlite_broadcast_feed import SQLiteBroadcastFeed
 from responder.store.sqlite_care import SQLiteMessageCare
 from responder.store.sqlite_inbox import SQLiteInbox
 from responder.store.sqlite_labels import SQLiteLabels
@@ -331,7 +331,7 @@ def _marks(count: int) -> str:
 
 
 class SQLiteStore(
-    SQLiteInbox, SQLiteMessageCare, SQLitePrivacy, SQLiteTeam, SQLiteBroadcasts, SQLiteLabels
+    SQLiteInbox, SQLiteMessageCare, SQLitePrivacy, SQLiteTeam, SQLiteBroadcastFeed, SQLiteLabels
 ):
     """All persistence. Writes go through one connection, one transaction at a time; webhook
     writes arriving together are grouped into one transaction and each caller is answered only

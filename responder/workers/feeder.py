@@ -112,7 +112,7 @@ class BroadcastFeeder:
         for broadcast_id in done:
             log.info("broadcast %d is done", broadcast_id)
         fed = 0
-        reply_waiting: bool | None = None
+        replies_waiting: dict[str | None, bool] = {}
         for state in await self.store.broadcasts_to_feed():
             broadcast, now = state.broadcast, self.clock()
             send_at = due = None
@@ -134,10 +134,13 @@ class BroadcastFeeder:
                     continue
             if state.pending == 0:
                 continue
-            if reply_waiting is None:
-                reply_waiting = await self.store.reply_waiting()
-            if reply_waiting:
-                break
+            # Replies first: with a send rate, also those being sent through the same provider
+            # (they may be waiting for its budget, which the feeder would take).
+            rated = broadcast.via if broadcast.via in settings.send_rate else None
+            if rated not in replies_waiting:
+                replies_waiting[rated] = await self.store.reply_waiting(rated)
+            if replies_waiting[rated]:
+                continue
             room = self._room(broadcast.via, state, settings)
             if room <= 0:
                 continue
