@@ -353,11 +353,11 @@ async def create(request: Request, session: Session, form: dict[str, str]) -> Re
     return _redirect(f"/admin/broadcasts/{created.id}", ok=done)
 
 
-async def estimate(request: Request, session: Session) -> Response:
-    """The form's live estimate: recipients, SMS per message and in all, or the error."""
-    if not session.owner:
-        return JSONResponse({"error": NOT_AN_OWNER}, status_code=403)
-    draft = draft_from(request.query_params)
+async def estimate(request: Request, session: Session, form: dict[str, str]) -> Response:
+    """The form's live estimate: recipients, SMS per message and in all, or the error. A POST
+    with the form's own fields (a text of ten SMS does not fit in a URL), changing nothing."""
+    _owner(session)
+    draft = draft_from(form)
     headers = {"Cache-Control": "no-store"}
     if not draft.text.strip():
         draft.text = "."  # nothing written yet: still count who would get it
@@ -446,7 +446,7 @@ routes = [
     Route("/admin/broadcasts", action(create), methods=["POST"]),
     Route("/admin/broadcasts/new", page(new_page), methods=["GET"]),
     Route("/admin/broadcasts/preview", action(preview_step), methods=["POST"]),
-    Route("/admin/partials/broadcasts/estimate", partial(estimate), methods=["GET"]),
+    Route("/admin/broadcasts/estimate", action(estimate), methods=["POST"]),
     Route("/admin/broadcasts/{id}", page(broadcast_page), methods=["GET"]),
     Route("/admin/partials/broadcasts/{id}", partial(progress_json), methods=["GET"]),
     *(

@@ -13,10 +13,10 @@
     var text = form.querySelector("textarea[name=text]");
     var timer = null, asked = 0;
 
-    function query() {
+    function query(withCsrf) {
       var params = new URLSearchParams();
       Array.prototype.forEach.call(form.elements, function (el) {
-        if (!el.name || el.name === "csrf" || el.disabled) return;
+        if (!el.name || (el.name === "csrf" && !withCsrf) || el.disabled) return;
         if ((el.type === "checkbox" || el.type === "radio") && !el.checked) return;
         params.append(el.name, el.value);
       });
@@ -46,8 +46,16 @@
 
     function estimate() {
       var mine = ++asked;
-      fetch(url + "?" + query(), { credentials: "same-origin", headers: { Accept: "application/json" } })
-        .then(function (r) { return r.ok ? r.json() : null; })
+      fetch(url, {
+        method: "POST",
+        credentials: "same-origin",
+        headers: { Accept: "application/json", "Content-Type": "application/x-www-form-urlencoded" },
+        body: query(true)
+      })
+        .then(function (r) {
+          var json = (r.headers.get("Content-Type") || "").indexOf("application/json") === 0;
+          return r.ok && json ? r.json() : null;
+        })
         .then(function (answer) { if (answer && mine === asked) show(answer); })
         .catch(function () { /* a help only: the preview step counts again */ });
     }
