@@ -58,6 +58,7 @@ from bench.webhook import (  # noqa: E402
     drop_postgres_database,
     finish,
     free_port,
+    machine_busy,
     start,
     wait_ready,
 )
@@ -314,6 +315,7 @@ def _run(
     began = time.time()
     pending = pool.apply_async(_generator_process, (job,))
     time.sleep(args.lead)
+    cpu0 = (responder.server.cpu_seconds(), fake.cpu_seconds(), machine_busy(), time.monotonic())
     created_at = time.time()
     body = {"text": BROADCAST_TEXT, "name": "bench", "segment": {"labels": [LABEL]}}
     created = responder.api("POST", "/api/broadcasts", body)["broadcast"]
@@ -325,6 +327,12 @@ def _run(
         time.sleep(0.5)
         state = responder.api("GET", f"/api/broadcasts/{broadcast_id}")["broadcast"]
     finished = state["status"] == "done"
+    spent = time.monotonic() - cpu0[3]
+    cpu = {
+        "responder": (responder.server.cpu_seconds() - cpu0[0]) / spent,
+        "fake": (fake.cpu_seconds() - cpu0[1]) / spent,
+        "machine": (machine_busy() - cpu0[2]) / spent,
+    }
     try:
         load = pending.get(timeout=args.seconds + args.timeout + 60)
         pool.close()
@@ -425,6 +433,11 @@ def _run(
         f"{b50:.1f}  p99 {b99:.1f} ms; reply p50 {rb50:.1f}  p99 {rb99:.1f} ms"
     )
     print(f"  replies: missing {len(lost)}, duplicated {doubled}")
+    print(
+        f"  CPU while the broadcast ran: responder {cpu['responder']:.0%} of a core, fake "
+        f"{cpu['fake']:.0%}, the whole machine {cpu['machine']:.2f} of {os.cpu_count()} cores "
+        "(the database server and other people's jobs included)"
+    )
     ok = exact and not lost and not doubled and not not_ok and w99 < TARGET_WEBHOOK_P99_MS
     row = {
         "database": kind,
