@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Browser, Page, expect
 
+from responder.web.admin import broadcasts as pages
 from tests import loopback
 from tests.conftest import ADMIN_TOKEN, Clock, RunningApp, massiva_env
 from tests.fakes.massiva import FakeMassiva
@@ -193,6 +194,11 @@ def test_an_owner_sends_a_broadcast_to_a_label_watches_it_and_cancels_it(
     expect(page.get_by_role("status")).to_contain_text("Difusión cancelada")
     expect(page.locator("#b-status")).to_have_text("cancelada")
     expect(page.locator("#progress")).to_have_attribute("data-final", "")
+    # Once it is over the page stops asking (an absence: it can only be waited out).
+    polls: list[str] = []
+    page.on("request", lambda r: polls.append(r.url) if "/partials/broadcasts/" in r.url else None)
+    page.wait_for_timeout(2 * pages.POLL_MS)
+    assert polls == []
     shown = counts_add_up(page, 10)
     assert shown["cancelled"] == 10 - len(sent_to(fake, "descuento")) >= 4
     assert shown["queued"] == 0
