@@ -385,7 +385,11 @@ class Broadcasts:
         if opens is None:
             return broadcast
         local = opens.astimezone(settings.timezone)
-        return replace(broadcast, waiting=f"quiet hours: sends from {local:%Y-%m-%d %H:%M}")
+        return replace(
+            broadcast,
+            waiting=f"quiet hours: sends from {local:%Y-%m-%d %H:%M}",
+            waiting_until=local,
+        )
 
 
 def _default_name(text: str) -> str:

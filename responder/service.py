@@ -711,6 +711,10 @@ class Service:
     ) -> Conversation:
         return await self.store.update_labels(phone, add, remove, only)
 
+    async def label_counts(self) -> list[tuple[str, int]]:
+        """Labels in use (by contacts that may get a broadcast), with how many carry each."""
+        return await self.store.label_counts()
+
     async def mark_read(self, phone: str) -> None:
         await self.store.mark_read(phone)
 

@@ -260,6 +260,7 @@ def test_quiet_hours_hold_then_release_in_one_request(
         held = broadcast(api, created["id"])
         assert held["status"] == "running"
         assert held["waiting"] == "quiet hours: sends from 2026-11-23 11:00"
+        assert held["waiting_until"] == "2026-11-23T15:00:00.000000Z"  # 11:00 in Caracas
         assert held["counts"]["queued"] == 2
         assert sent_to(fake, "Oferta") == []  # held, not dropped
         clock.advance(3600)

@@ -79,8 +79,10 @@ class Broadcast:
     created_at: datetime
     started_at: datetime | None
     finished_at: datetime | None
-    # Why a running broadcast sends nothing now (quiet hours); set by the service, not stored.
+    # Why a running broadcast sends nothing now (quiet hours) and until when (in the shop's
+    # time zone); set by the service, not stored.
     waiting: str | None = None
+    waiting_until: datetime | None = None
 
     def as_json(self) -> dict[str, Any]:
         def iso(value: datetime | None) -> str | None:
@@ -101,6 +103,7 @@ class Broadcast:
             "started_at": iso(self.started_at),
             "finished_at": iso(self.finished_at),
             "waiting": self.waiting,
+            "waiting_until": iso(self.waiting_until),
         }
 
 

@@ -63,6 +63,7 @@ from responder.store.sqlite_broadcast_feed import SQLiteBroadcastFeed
 from responder.store.sqlite_care import SQLiteMessageCare
 from responder.store.sqlite_contacts import SQLiteContacts
 from responder.store.sqlite_inbox import SQLiteInbox
+from responder.store.sqlite_labels import SQLiteLabels
 from responder.store.sqlite_privacy import SQLitePrivacy, read_erasures
 from responder.store.sqlite_team import SQLiteTeam
 from responder.store.sqltime import maybe_moment, moment, stored
@@ -342,6 +343,7 @@ class SQLiteStore(
     SQLiteTeam,
     SQLiteBroadcastFeed,
     SQLiteContacts,
+    SQLiteLabels,
 ):
     """All persistence. Writes go through one connection, one transaction at a time; webhook
     writes arriving together are grouped into one transaction and each caller is answered only

@@ -71,6 +71,8 @@ async def _conversation(request: Request, phone: str, session: Session) -> dict[
         # Broadcast messages, and answers to them, name their broadcast (DESIGN §12).
         "named": await service.thread_broadcasts(phone, messages),
         "seen": messages[-1].id if messages else 0,
+        # Broadcast messages, and answers to them, name their broadcast (DESIGN §12).
+        "broadcasts": await service.thread_broadcasts(phone, messages),
         "typing": await service.inbox.typists(phone, besides=session.user),
         "people": await _people(request, conversation, session),
         "meanwhile": None,
