@@ -123,9 +123,12 @@ def fill_sqlite(path: Path, rows: list[tuple[Any, ...]], contacts: list[tuple[An
             [(n, p, d, t, at.isoformat(), at.isoformat(), f) for n, p, d, t, at, f in rows],
         )
         db.executemany(
-            "INSERT INTO contacts (phone, first_seen_at, last_message_at, unread, mode, fields) "
-            "VALUES (?, ?, ?, ?, ?, ?)",
-            [(p, f.isoformat(), last.isoformat(), u, m, fl) for p, f, last, u, m, fl in contacts],
+            "INSERT INTO contacts (phone, first_seen_at, last_message_at, last_activity_at, "
+            "unread, mode, fields) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            [
+                (p, f.isoformat(), last.isoformat(), last.isoformat(), u, m, fl)
+                for p, f, last, u, m, fl in contacts
+            ],
         )
         db.execute("COMMIT")
         db.execute("ANALYZE")
@@ -153,8 +156,11 @@ async def fill_postgres(
         )
         await conn.copy_records_to_table(
             "contacts",
-            records=contacts,
-            columns=["phone", "first_seen_at", "last_message_at", "unread", "mode", "fields"],
+            records=[(p, f, last, last, u, m, fl) for p, f, last, u, m, fl in contacts],
+            columns=[
+                *("phone", "first_seen_at", "last_message_at", "last_activity_at"),
+                *("unread", "mode", "fields"),
+            ],
             timeout=3600,
         )
         await conn.execute("ANALYZE", timeout=3600)

@@ -84,8 +84,8 @@ async def test_postgres_walks_for_a_common_word_and_reads_the_index_for_a_rare_o
             )
             await conn.copy_records_to_table(
                 "contacts",
-                records=[(f"58412{c:07d}", moment, moment) for c in range(2000)],
-                columns=["phone", "first_seen_at", "last_message_at"],
+                records=[(f"58412{c:07d}", moment, moment, moment) for c in range(2000)],
+                columns=["phone", "first_seen_at", "last_message_at", "last_activity_at"],
             )
             await conn.execute("ANALYZE")
         plans: dict[str, list[str]] = {}

@@ -21,11 +21,11 @@ from responder.store.models import (
 from responder.store.pg_base import OUTBOX_CHANNEL, PgBase
 from responder.store.pg_rows import MESSAGE_COLUMNS, clean_text, lock_phones, message
 
-# As SQLite's FAILED_PHONES: failures not cancelled, with nothing sent since.
+# As SQLite's FAILED_PHONES: failures not cancelled nor a broadcast's, with nothing sent since.
 FAILED_PHONES = f"""
 SELECT DISTINCT f.phone FROM messages AS f
 WHERE f.phone = ANY($1::text[]) AND f.status = 'failed' AND f.direction = 'out'
-AND (f.error IS NULL OR f.error NOT LIKE '{CANCELLED_BY}%')
+AND (f.error IS NULL OR f.error NOT LIKE '{CANCELLED_BY}%') AND f.broadcast_id IS NULL
 AND NOT EXISTS (
     SELECT 1 FROM messages AS n WHERE n.phone = f.phone AND n.direction = 'out'
     AND n.status IN ('sent', 'delivered') AND n.created_at > f.created_at
@@ -120,6 +120,15 @@ class PgMessageCare(PgBase):
                 message_id,
                 now,
                 error,
+            )
+            # A broadcast's message: its recipient counts as cancelled (store/broadcast_sql.py).
+            await conn.execute(
+                "UPDATE broadcast_recipients AS r SET status = 'cancelled', error = $2, "
+                "updated_at = $3 FROM messages AS m WHERE m.id = $1 "
+                "AND r.broadcast_id = m.broadcast_id AND r.phone = m.phone AND r.status = 'fed'",
+                message_id,
+                error,
+                now,
             )
             return message(row)
 

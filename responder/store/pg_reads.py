@@ -35,6 +35,12 @@ NEWEST_WAITING = (
     f"SELECT phone FROM contacts WHERE {WAITING} ORDER BY last_message_at DESC LIMIT 20"
 )
 
+# Contacts that are conversations: not those only imported (store/pg_contacts.py), whose
+# last_message_at is NEVER, so the newest-first index skips them without reading their rows.
+CONVERSATIONS_ONLY = (
+    "last_activity_at IS NOT NULL AND last_message_at > '1970-01-01T00:00:00+00:00'"
+)
+
 
 def _state_filters(
     mode: str | None,
@@ -45,8 +51,9 @@ def _state_filters(
     status: str | None = None,
 ) -> tuple[list[str], list[Any]]:
     """SQL conditions (always at least one) and parameters (numbered from `first`) selecting
-    conversations by state; `assigned` is a person's name, or UNASSIGNED for nobody."""
-    conditions, params = ["true"], []
+    conversations by state; `assigned` is a person's name, or UNASSIGNED for nobody. A contact
+    that never wrote nor was written to (imported) is not a conversation."""
+    conditions, params = [CONVERSATIONS_ONLY], []
     for column, value in (
         ("mode", mode),
         ("needs_attention", needs_attention),
@@ -125,7 +132,8 @@ class PgReads(PgBase):
         """Up to `limit` conversations whose number sorts after `phone` ("" for the first),
         in number order: a keyset page for exports, fast at any depth."""
         rows = await self._fetch(
-            f"SELECT {CONVERSATION_COLUMNS} FROM contacts WHERE phone > $1 ORDER BY phone LIMIT $2",
+            f"SELECT {CONVERSATION_COLUMNS} FROM contacts WHERE phone > $1 "
+            f"AND {CONVERSATIONS_ONLY} ORDER BY phone LIMIT $2",
             phone,
             limit,
         )
@@ -182,7 +190,8 @@ class PgReads(PgBase):
             return []
         rows = await self._fetch(
             f"SELECT {MESSAGE_COLUMNS} FROM messages WHERE id IN (SELECT max(id) FROM messages "
-            "WHERE phone = ANY($1::text[]) GROUP BY phone, direction) ORDER BY id",
+            "WHERE phone = ANY($1::text[]) AND broadcast_id IS NULL GROUP BY phone, direction) "
+            "ORDER BY id",
             list(phones),
         )
         return [message(row) for row in rows]
@@ -208,7 +217,7 @@ class PgReads(PgBase):
             "count(*) FILTER (WHERE needs_attention), count(*) FILTER (WHERE opted_out), "
             "count(*) FILTER (WHERE unread > 0), count(*) FILTER (WHERE assigned_to IS NULL), "
             "count(*) FILTER (WHERE status = 'resolved'), "
-            "count(*) FILTER (WHERE assigned_to = $1) FROM contacts",
+            f"count(*) FILTER (WHERE assigned_to = $1) FROM contacts WHERE {CONVERSATIONS_ONLY}",
             me,
         )
         return dict(zip(COUNT_KEYS, (int(v) for v in row)))

@@ -8,6 +8,7 @@ from typing import Any
 
 from responder.store.models import COUNT_KEYS, UNASSIGNED
 from responder.store.pg_base import PgBase
+from responder.store.pg_reads import CONVERSATIONS_ONLY
 from responder.store.pg_rows import CONVERSATION_COLUMNS, clean_text, conversation
 from responder.store.search import (
     COUNT_LIMIT,
@@ -67,7 +68,7 @@ def _filters(
 ) -> tuple[str, list[Any]]:
     """The SQL condition on a conversation's state (columns of `prefix`, an alias with its dot,
     or "") and its parameters, numbered from `first`."""
-    conditions, params = ["true"], []
+    conditions, params = [CONVERSATIONS_ONLY], []
     for column, value in (
         ("mode", mode),
         ("needs_attention", needs_attention),

@@ -23,6 +23,7 @@ from responder.clock import Clock
 from responder.config import StartupError
 from responder.engine import Contact, Decision, FlowState, Reply
 from responder.store import health, reports
+from responder.store.broadcast_sql import BROADCAST_CLAIMABLE
 from responder.store.checkpoint import RESTING_WAL, WalCheckpointer
 from responder.store.common import (
     LEASE,
@@ -34,6 +35,7 @@ from responder.store.common import (
 )
 from responder.store.models import (
     COUNT_KEYS,
+    NEVER,
     UNASSIGNED,
     Conversation,
     InboundJob,
@@ -57,8 +59,11 @@ from responder.store.overruns import OVERRUNS_KEY, merged, records
 from responder.store.recent import RECENT_ROWS, ROW_COLUMNS, Activity, RecentRows
 from responder.store.recent import Known as RecentKnown
 from responder.store.search import fold_fields_json
+from responder.store.sqlite_broadcast_feed import SQLiteBroadcastFeed
 from responder.store.sqlite_care import SQLiteMessageCare
+from responder.store.sqlite_contacts import SQLiteContacts
 from responder.store.sqlite_inbox import SQLiteInbox
+from responder.store.sqlite_labels import SQLiteLabels
 from responder.store.sqlite_privacy import SQLitePrivacy, read_erasures
 from responder.store.sqlite_search import SQLiteSearch
 from responder.store.sqlite_team import SQLiteTeam
@@ -108,6 +113,9 @@ WAITING = "unread > 0 AND status <> 'resolved' AND (mode = 'human' OR needs_atte
 NEWEST_WAITING = (
     f"SELECT phone FROM contacts WHERE {WAITING} ORDER BY last_message_at DESC LIMIT 20"
 )
+# Contacts that are conversations: not those only imported (store/sqlite_contacts.py), whose
+# last_message_at is NEVER, so the newest-first index skips them without reading their rows.
+CONVERSATIONS_ONLY = f"last_activity_at IS NOT NULL AND last_message_at > '{stored(NEVER)}'"
 MAX_BATCH = 512
 PRAGMAS = (
     # WAL + synchronous=NORMAL: a process crash loses no committed row (see README).
@@ -160,7 +168,7 @@ class _ContactRow:
             flagged=bool(row["flagged"]),
             flow=_flow_from_json(row["flow"]),
             last_activity_at=row["last_activity_at"],
-            is_new=False,
+            is_new=row["last_activity_at"] is None,  # imported, never wrote: still new
         )
 
     def as_contact(self) -> Contact:
@@ -269,8 +277,9 @@ def _state_filters(
     status: str | None = None,
 ) -> tuple[list[str], list[Any]]:
     """SQL conditions (always at least one) and parameters selecting conversations by state;
-    `assigned` is a person's name, or UNASSIGNED for conversations nobody handles."""
-    conditions, params = ["1 = 1"], []
+    `assigned` is a person's name, or UNASSIGNED for conversations nobody handles. A contact
+    that never wrote nor was written to (imported) is not a conversation."""
+    conditions, params = [CONVERSATIONS_ONLY], []
     for column, value in (
         ("mode", mode),
         ("needs_attention", needs_attention),
@@ -316,7 +325,16 @@ def _marks(count: int) -> str:
     return ", ".join("?" * count)
 
 
-class SQLiteStore(SQLiteInbox, SQLiteMessageCare, SQLitePrivacy, SQLiteSearch, SQLiteTeam):
+class SQLiteStore(
+    SQLiteInbox,
+    SQLiteMessageCare,
+    SQLitePrivacy,
+    SQLiteSearch,
+    SQLiteTeam,
+    SQLiteBroadcastFeed,
+    SQLiteContacts,
+    SQLiteLabels,
+):
     """All persistence. Writes go through one connection, one transaction at a time; webhook
     writes arriving together are grouped into one transaction and each caller is answered only
     after that transaction has committed."""
@@ -1073,7 +1091,8 @@ class SQLiteStore(SQLiteInbox, SQLiteMessageCare, SQLitePrivacy, SQLiteSearch, S
         """Up to `limit` conversations whose number sorts after `phone` ("" for the first),
         in number order: a keyset page for exports, fast at any depth."""
         rows = await self.reader.execute_fetchall(
-            f"SELECT {CONVERSATION_COLUMNS} FROM contacts WHERE phone > ? ORDER BY phone LIMIT ?",
+            f"SELECT {CONVERSATION_COLUMNS} FROM contacts WHERE phone > ? "
+            f"AND {CONVERSATIONS_ONLY} ORDER BY phone LIMIT ?",
             (phone, limit),
         )
         return [self._conversation(row) for row in rows]
@@ -1341,7 +1360,9 @@ class SQLiteStore(SQLiteInbox, SQLiteMessageCare, SQLitePrivacy, SQLiteSearch, S
                 "WHERE id IN (SELECT id FROM messages AS m WHERE status IN ('queued', 'scheduled') "
                 "AND next_attempt_at <= ? AND (rule IS 'opt_out' OR NOT EXISTS ("
                 "SELECT 1 FROM contacts WHERE contacts.phone = m.phone AND opted_out = 1)) "
-                "ORDER BY origin != 'auto', next_attempt_at, id LIMIT ?) "
+                f"AND {BROADCAST_CLAIMABLE} "
+                "ORDER BY origin != 'auto', broadcast_id IS NOT NULL, next_attempt_at, id "
+                "LIMIT ?) "
                 "RETURNING id, phone, text, provider, attempts, created_at, origin, send_at, "
                 "failover_from",
                 (now, self.instance, lease, now, limit),
@@ -1580,7 +1601,8 @@ class SQLiteStore(SQLiteInbox, SQLiteMessageCare, SQLitePrivacy, SQLiteSearch, S
         for chunk in _chunks(phones):
             rows = await self.reader.execute_fetchall(
                 f"SELECT {MESSAGE_COLUMNS} FROM messages WHERE id IN (SELECT MAX(id) "
-                f"FROM messages WHERE phone IN ({_marks(len(chunk))}) GROUP BY phone, direction) "
+                f"FROM messages WHERE phone IN ({_marks(len(chunk))}) AND broadcast_id IS NULL "
+                "GROUP BY phone, direction) "
                 "ORDER BY id",
                 chunk,
             )
@@ -1617,7 +1639,7 @@ class SQLiteStore(SQLiteInbox, SQLiteMessageCare, SQLitePrivacy, SQLiteSearch, S
             "COALESCE(SUM(mode = 'human'), 0), COALESCE(SUM(needs_attention), 0), "
             "COALESCE(SUM(opted_out), 0), COALESCE(SUM(unread > 0), 0), "
             "COALESCE(SUM(assigned_to IS NULL), 0), COALESCE(SUM(status = 'resolved'), 0), "
-            "COALESCE(SUM(assigned_to = ?), 0) FROM contacts",
+            f"COALESCE(SUM(assigned_to = ?), 0) FROM contacts WHERE {CONVERSATIONS_ONLY}",
             (me,),
         )
         keys = COUNT_KEYS

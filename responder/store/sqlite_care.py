@@ -27,12 +27,13 @@ if TYPE_CHECKING:
 
 T = TypeVar("T")
 MAX_PARAMS = 500
-# Failed outbound messages that still matter: not cancelled by a person, and not followed by
-# a message that got through (the conversation went on). `?` marks are the phones.
+# Failed outbound messages that still matter: not cancelled by a person, not a broadcast's
+# (its own page shows those), and not followed by a message that got through. `?` marks are
+# the phones.
 FAILED_PHONES = f"""
 SELECT DISTINCT f.phone FROM messages AS f
 WHERE f.phone IN ({{marks}}) AND f.status = 'failed' AND f.direction = 'out'
-AND (f.error IS NULL OR f.error NOT LIKE '{CANCELLED_BY}%')
+AND (f.error IS NULL OR f.error NOT LIKE '{CANCELLED_BY}%') AND f.broadcast_id IS NULL
 AND NOT EXISTS (
     SELECT 1 FROM messages AS n WHERE n.phone = f.phone AND n.direction = 'out'
     AND n.status IN ('sent', 'delivered') AND n.created_at > f.created_at
@@ -131,6 +132,13 @@ class SQLiteMessageCare:
                 "INSERT INTO attempts (message_id, at, provider, outcome, error) "
                 "SELECT id, ?, COALESCE(provider, ''), 'cancelled', ? FROM messages WHERE id = ?",
                 (now, error, message_id),
+            )
+            # A broadcast's message: its recipient counts as cancelled (store/broadcast_sql.py).
+            db.execute(
+                "UPDATE broadcast_recipients SET status = 'cancelled', error = ?, updated_at = ? "
+                "WHERE status = 'fed' AND (broadcast_id, phone) IN "
+                "(SELECT broadcast_id, phone FROM messages WHERE id = ?)",
+                (error, now, message_id),
             )
             return _read(db, message_id)
 

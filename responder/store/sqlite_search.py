@@ -8,7 +8,7 @@ import json
 import sqlite3
 from typing import TYPE_CHECKING, Any
 
-from responder.store.models import COUNT_KEYS, UNASSIGNED, Conversation
+from responder.store.models import COUNT_KEYS, NEVER, UNASSIGNED, Conversation
 from responder.store.search import (
     COUNT_LIMIT,
     PREFIX_FROM,
@@ -20,12 +20,16 @@ from responder.store.search import (
     holds,
     ranked,
 )
+from responder.store.sqltime import stored
 
 if TYPE_CHECKING:
     import aiosqlite
 
 # The conversations of a list of numbers, given as one JSON array (no limit on its length).
 IN_LIST = "phone IN (SELECT value FROM json_each(?))"
+# As store/sqlite.py's: contacts only imported are not conversations (their columns are the
+# contacts' own, never the messages').
+CONVERSATIONS_ONLY = f"last_activity_at IS NOT NULL AND last_message_at > '{stored(NEVER)}'"
 FIRST_ROWS = 64  # rows a streamed search reads at first; then STREAM_ROWS at a time
 STREAM_ROWS = 1024
 # Messages a search for common whole words tests itself rather than merge prefixes (above).
@@ -43,8 +47,9 @@ def _filters(
     status: str | None = None,
 ) -> tuple[str, list[Any]]:
     """The SQL condition on a conversation's state (columns of `prefix`, a table's alias with
-    its dot, or "") and its parameters; `assigned` a person's name, or UNASSIGNED."""
-    conditions, params = ["1 = 1"], []
+    its dot, or "") and its parameters; `assigned` a person's name, or UNASSIGNED. A contact
+    only imported (no message either way) is not a conversation."""
+    conditions, params = [CONVERSATIONS_ONLY], []
     for column, value in (
         ("mode", mode),
         ("needs_attention", needs_attention),
@@ -102,11 +107,11 @@ class SQLiteSearch:
 
     async def search_counts(self, me: str | None, query: SearchQuery) -> SearchCounts:
         """COUNT_KEYS over the conversations `query` finds, up to COUNT_LIMIT of them."""
-        exact = await self._exact(query, "1 = 1", [])
+        condition, params = _filters("")
         found = ranked(
-            exact,
-            await self._contact_hits(query, "1 = 1", [], COUNT_LIMIT + 1),
-            await self._message_hits(query, ("1 = 1", []), COUNT_LIMIT + 1, ordered=False),
+            await self._exact(query, condition, params),
+            await self._contact_hits(query, condition, params, COUNT_LIMIT + 1),
+            await self._message_hits(query, (condition, params), COUNT_LIMIT + 1, ordered=False),
         )
         complete = len(found) <= COUNT_LIMIT
         rows = await self.reader.execute_fetchall(

@@ -68,7 +68,11 @@ async def _conversation(request: Request, phone: str, session: Session) -> dict[
         "messages": messages,
         # Messages and internal notes in the order they were written.
         "thread": sorted([*messages, *notes], key=lambda item: item.created_at),
+        # Broadcast messages, and answers to them, name their broadcast (DESIGN §12).
+        "named": await service.thread_broadcasts(phone, messages),
         "seen": messages[-1].id if messages else 0,
+        # Broadcast messages, and answers to them, name their broadcast (DESIGN §12).
+        "broadcasts": await service.thread_broadcasts(phone, messages),
         "typing": await service.inbox.typists(phone, besides=session.user),
         "people": await _people(request, conversation, session),
         "meanwhile": None,
@@ -196,8 +200,8 @@ async def set_fields(request: Request, session: Session, form: dict[str, str]) -
         context = await _conversation(request, phone, session)
         context["field_error"] = str(err)
         return _render(request, session, "conversation.html", 400, **context)
-    if changes:
-        await service.update_fields(phone, changes)
+    if changes:  # on the audit trail
+        await service.contacts.change(session.user, phone, fields=changes)
     return _redirect(f"/admin/conversations/{phone}", ok="fields")
 
 
