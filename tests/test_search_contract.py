@@ -12,6 +12,7 @@ import pytest
 
 from responder.search_query import search_query
 from responder.store import Store, pg_search, sqlite_search
+from responder.store.models import ImportRow
 from responder.store.search import SearchQuery, holds
 from responder.store.sqlite import SQLiteStore
 from responder.text import normalize
@@ -290,3 +291,21 @@ async def test_every_way_finds_what_a_plain_reading_finds(
         ), typed
         for module in (sqlite_search, pg_search):
             monkeypatch.setattr(module, "COUNT_LIMIT", 500)
+
+
+async def test_imported_fields_are_folded_and_imported_contacts_are_not_conversations(
+    store: Store, clock: Clock
+) -> None:
+    await admin_inbound(store, clock, ANA, "hola", None)
+    await store.import_contacts(
+        [
+            ImportRow(ANA, {"ciudad": "Mérida"}, ()),  # a conversation: its fields change
+            ImportRow(LUIS, {"ciudad": "Mérida"}, ()),  # only imported: not a conversation
+        ]
+    )
+    assert await phones(store, "MERIDA") == [ANA]
+    counts = await store.search_counts(None, SearchQuery("merida"))
+    assert counts.counts["all"] == 1
+    clock.advance(60)
+    await admin_inbound(store, clock, LUIS, "buenas", None)  # now it is one
+    assert await phones(store, "merida") == [LUIS, ANA]
