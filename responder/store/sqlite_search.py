@@ -27,6 +27,9 @@ if TYPE_CHECKING:
 
 # The conversations of a list of numbers, given as one JSON array (no limit on its length).
 IN_LIST = "phone IN (SELECT value FROM json_each(?))"
+# Searches join messages to their contacts with CROSS JOIN: SQLite then keeps the order
+# written (messages first, newest first), where it would rather walk every conversation
+# through CONVERSATIONS_ONLY's range on last_message_at (500 ms at 5 million messages).
 # As store/sqlite.py's: contacts only imported are not conversations (their columns are the
 # contacts' own, never the messages').
 CONVERSATIONS_ONLY = f"last_activity_at IS NOT NULL AND last_message_at > '{stored(NEVER)}'"
@@ -198,8 +201,8 @@ class SQLiteSearch:
         oldest = None
         async with self.reader.execute(
             "SELECT m.id, m.phone, m.created_at FROM messages_fts "
-            "JOIN messages AS m ON m.id = messages_fts.rowid "
-            "JOIN contacts AS c ON c.phone = m.phone "
+            "CROSS JOIN messages AS m ON m.id = messages_fts.rowid "
+            "CROSS JOIN contacts AS c ON c.phone = m.phone "
             f"WHERE messages_fts MATCH ? AND {where} ORDER BY messages_fts.rowid DESC",
             (fts5_query(words, prefixes=False), *params),
         ) as cursor:
@@ -218,7 +221,7 @@ class SQLiteSearch:
             return list(found.values())
         window = await self.reader.execute_fetchall(
             "SELECT m.id, m.phone, m.created_at, m.folded FROM messages AS m "
-            "JOIN contacts AS c ON c.phone = m.phone "
+            "CROSS JOIN contacts AS c ON c.phone = m.phone "
             f"WHERE m.id >= ? AND {where} ORDER BY m.id DESC LIMIT ?",
             (oldest, *params, WINDOW_ROWS + 1),
         )
@@ -253,8 +256,8 @@ class SQLiteSearch:
         found: dict[str, Hit] = {}
         async with self.reader.execute(
             "SELECT m.id, m.phone, m.created_at FROM messages_fts "
-            "JOIN messages AS m ON m.id = messages_fts.rowid "
-            "JOIN contacts AS c ON c.phone = m.phone "
+            "CROSS JOIN messages AS m ON m.id = messages_fts.rowid "
+            "CROSS JOIN contacts AS c ON c.phone = m.phone "
             f"WHERE messages_fts MATCH ? AND {where} ORDER BY messages_fts.rowid DESC",
             (fts5_query(query.words), *params),
         ) as cursor:
