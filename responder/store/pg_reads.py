@@ -279,33 +279,3 @@ class PgReads(PgBase):
             *params,
         )
         return dict(zip(COUNT_KEYS, (int(v) for v in row)))
-
-    async def message_counts_by_hour(self, since: datetime) -> list[tuple[datetime, str, int]]:
-        """Messages per UTC hour and direction since `since`, oldest first."""
-        rows = await self._fetch(
-            "SELECT date_trunc('hour', created_at AT TIME ZONE 'UTC') AT TIME ZONE 'UTC' AS hour, "
-            "direction, count(*) FROM messages WHERE created_at >= $1 "
-            "GROUP BY hour, direction ORDER BY hour, direction",
-            since,
-        )
-        return [(row[0], row[1], int(row[2])) for row in rows]
-
-    async def outbound_status_counts(self, since: datetime) -> dict[str, int]:
-        """Outbound messages created since `since`, by status."""
-        rows = await self._fetch(
-            "SELECT status, count(*) FROM messages WHERE direction = 'out' AND created_at >= $1 "
-            "GROUP BY status",
-            since,
-        )
-        return {row[0]: int(row[1]) for row in rows}
-
-    async def top_rules(self, since: datetime, limit: int = 8) -> list[tuple[str, int]]:
-        """The rules that matched the most inbound messages since `since`, most first."""
-        rows = await self._fetch(
-            "SELECT rule, count(*) AS n FROM messages WHERE direction = 'in' "
-            "AND rule IS NOT NULL AND created_at >= $1 GROUP BY rule "
-            'ORDER BY n DESC, rule COLLATE "C" LIMIT $2',
-            since,
-            limit,
-        )
-        return [(row[0], int(row[1])) for row in rows]

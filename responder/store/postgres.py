@@ -35,6 +35,7 @@ from responder.store.pg_base import (
     RULES_CHANNEL,
 )
 from responder.store.pg_care import PgMessageCare
+from responder.store.pg_counts import PgCounts
 from responder.store.pg_inbox import PgInbox
 from responder.store.pg_listen import Listener
 from responder.store.pg_outbox import PgOutbox
@@ -57,7 +58,9 @@ class _Job:
     future: asyncio.Future[Any]
 
 
-class PostgresStore(PgOutbox, PgShared, PgTeam, PgInbox, PgMessageCare, PgPrivacy, PgReads):
+class PostgresStore(
+    PgOutbox, PgShared, PgTeam, PgInbox, PgMessageCare, PgPrivacy, PgReads, PgCounts
+):
     """All persistence on PostgreSQL. Webhook writes arriving together are grouped by one
     writer task into one transaction, and each caller is answered after its commit; other
     writes are short transactions of their own. Any error that says the server cannot be

@@ -58,6 +58,7 @@ from responder.store.recent import RECENT_ROWS, ROW_COLUMNS, Activity, RecentRow
 from responder.store.recent import Known as RecentKnown
 from responder.store.search import folded_pattern, like_pattern
 from responder.store.sqlite_care import SQLiteMessageCare
+from responder.store.sqlite_counts import SQLiteCounts
 from responder.store.sqlite_inbox import SQLiteInbox
 from responder.store.sqlite_privacy import SQLitePrivacy, read_erasures
 from responder.store.sqlite_team import SQLiteTeam
@@ -327,7 +328,7 @@ def _marks(count: int) -> str:
     return ", ".join("?" * count)
 
 
-class SQLiteStore(SQLiteInbox, SQLiteMessageCare, SQLitePrivacy, SQLiteTeam):
+class SQLiteStore(SQLiteInbox, SQLiteMessageCare, SQLitePrivacy, SQLiteTeam, SQLiteCounts):
     """All persistence. Writes go through one connection, one transaction at a time; webhook
     writes arriving together are grouped into one transaction and each caller is answered only
     after that transaction has committed."""
@@ -1678,34 +1679,6 @@ class SQLiteStore(SQLiteInbox, SQLiteMessageCare, SQLitePrivacy, SQLiteTeam):
         keys = COUNT_KEYS
         row = next(iter(rows), None)
         return dict(zip(keys, (int(v) for v in row))) if row else dict.fromkeys(keys, 0)
-
-    async def message_counts_by_hour(self, since: datetime) -> list[tuple[datetime, str, int]]:
-        """Messages per UTC hour and direction since `since`, oldest first; hours, not days,
-        so the caller can count days in the shop's own time zone."""
-        rows = await self.reader.execute_fetchall(
-            "SELECT substr(created_at, 1, 13) AS hour, direction, COUNT(*) FROM messages "
-            "WHERE created_at >= ? GROUP BY hour, direction ORDER BY hour, direction",
-            (stored(since),),
-        )
-        return [(moment(row[0] + ":00:00+00:00"), row[1], int(row[2])) for row in rows]
-
-    async def outbound_status_counts(self, since: datetime) -> dict[str, int]:
-        """Outbound messages created since `since`, by status."""
-        rows = await self.reader.execute_fetchall(
-            "SELECT status, COUNT(*) FROM messages WHERE direction = 'out' AND created_at >= ? "
-            "GROUP BY status",
-            (stored(since),),
-        )
-        return {row[0]: int(row[1]) for row in rows}
-
-    async def top_rules(self, since: datetime, limit: int = 8) -> list[tuple[str, int]]:
-        """The rules that matched the most inbound messages since `since`, most first."""
-        rows = await self.reader.execute_fetchall(
-            "SELECT rule, COUNT(*) AS n FROM messages WHERE direction = 'in' "
-            "AND rule IS NOT NULL AND created_at >= ? GROUP BY rule ORDER BY n DESC, rule LIMIT ?",
-            (stored(since), limit),
-        )
-        return [(row[0], int(row[1])) for row in rows]
 
     # -- staff sessions -------------------------------------------------------------------------
 

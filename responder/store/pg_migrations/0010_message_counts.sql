@@ -1,0 +1,67 @@
+-- The dashboard's numbers, kept by the writer (DESIGN §13), as SQLite's 0022: messages per UTC
+-- hour of their creation × direction × provider × status × rule ('YYYY-MM-DDTHH' text, as on
+-- SQLite). Kept by a trigger, in the transaction of every statement that writes or changes a
+-- message; erasure (retention, `responder forget`) keeps the counts.
+--
+-- Several instances write at once: had each transaction updated the shared count rows, they
+-- would queue behind one another's row locks (and deadlock when two took the same rows in
+-- different orders). So the trigger only appends +1/-1 rows to message_count_changes, which
+-- locks nothing shared, and a sweep (PostgresStore.fold_counts, every few seconds) moves them
+-- into message_counts. Readers add both, so a count is right the moment its message commits.
+CREATE TABLE message_counts (
+    hour text NOT NULL,
+    direction text NOT NULL,
+    provider text NOT NULL,         -- '' when none
+    status text NOT NULL,
+    rule text NOT NULL,             -- '' when none
+    n bigint NOT NULL,
+    PRIMARY KEY (hour, direction, provider, status, rule)
+);
+CREATE TABLE message_count_changes (
+    hour text NOT NULL,
+    direction text NOT NULL,
+    provider text NOT NULL,
+    status text NOT NULL,
+    rule text NOT NULL,
+    n bigint NOT NULL
+);
+CREATE INDEX message_count_changes_by_hour ON message_count_changes (hour);
+
+CREATE FUNCTION message_counts_hour(at timestamptz) RETURNS text
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE
+    RETURN to_char(at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24');
+
+CREATE FUNCTION message_counts_changed() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF TG_OP = 'UPDATE' THEN
+        IF OLD.status IS NOT DISTINCT FROM NEW.status
+            AND OLD.provider IS NOT DISTINCT FROM NEW.provider
+            AND OLD.rule IS NOT DISTINCT FROM NEW.rule
+            AND OLD.direction IS NOT DISTINCT FROM NEW.direction
+            AND message_counts_hour(OLD.created_at) = message_counts_hour(NEW.created_at) THEN
+            RETURN NULL;
+        END IF;
+        INSERT INTO message_count_changes (hour, direction, provider, status, rule, n)
+        VALUES (message_counts_hour(OLD.created_at), OLD.direction, COALESCE(OLD.provider, ''),
+            OLD.status, COALESCE(OLD.rule, ''), -1),
+            (message_counts_hour(NEW.created_at), NEW.direction, COALESCE(NEW.provider, ''),
+            NEW.status, COALESCE(NEW.rule, ''), 1);
+    ELSE
+        INSERT INTO message_count_changes (hour, direction, provider, status, rule, n)
+        VALUES (message_counts_hour(NEW.created_at), NEW.direction, COALESCE(NEW.provider, ''),
+            NEW.status, COALESCE(NEW.rule, ''), 1);
+    END IF;
+    RETURN NULL;
+END
+$$;
+
+CREATE TRIGGER message_counts_insert AFTER INSERT ON messages
+    FOR EACH ROW EXECUTE FUNCTION message_counts_changed();
+CREATE TRIGGER message_counts_update
+    AFTER UPDATE OF status, provider, rule, direction, created_at ON messages
+    FOR EACH ROW EXECUTE FUNCTION message_counts_changed();
+
+INSERT INTO message_counts (hour, direction, provider, status, rule, n)
+SELECT message_counts_hour(created_at), direction, COALESCE(provider, ''), status,
+    COALESCE(rule, ''), COUNT(*)
+FROM messages GROUP BY 1, 2, 3, 4, 5;
