@@ -652,6 +652,12 @@ class Service:
     async def messages(self, phone: str) -> list[Message]:
         return await self.store.messages(phone)
 
+    async def message_page(
+        self, phone: str, before: int | None = None, limit: int = 200, since_id: int = 0
+    ) -> list[Message]:
+        """The newest `limit` messages below `before` (and from `since_id`), oldest first."""
+        return await self.store.message_page(phone, before, limit, since_id)
+
     async def message_with_attempts(
         self, message_id: int
     ) -> tuple[Message | None, list[dict[str, Any]]]:

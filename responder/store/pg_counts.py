@@ -29,6 +29,20 @@ ON CONFLICT (hour, direction, provider, status, rule)
 DO UPDATE SET n = message_counts.n + excluded.n
 """
 
+FOLD_CONVERSATIONS = """
+WITH moved AS (DELETE FROM conversation_count_changes RETURNING *),
+total AS (SELECT COALESCE(SUM(total), 0) AS total, COALESCE(SUM(human), 0) AS human,
+    COALESCE(SUM(needs_attention), 0) AS needs_attention,
+    COALESCE(SUM(opted_out), 0) AS opted_out, COALESCE(SUM(unread), 0) AS unread,
+    COALESCE(SUM(unassigned), 0) AS unassigned, COALESCE(SUM(resolved), 0) AS resolved
+    FROM moved)
+UPDATE conversation_counts AS c SET total = c.total + t.total, human = c.human + t.human,
+    needs_attention = c.needs_attention + t.needs_attention,
+    opted_out = c.opted_out + t.opted_out, unread = c.unread + t.unread,
+    unassigned = c.unassigned + t.unassigned, resolved = c.resolved + t.resolved
+FROM total AS t WHERE c.id = 1 AND t.total IS NOT NULL
+"""
+
 
 class PgCounts(PgBase):
     """Messages per hour, status and rule for any period."""
@@ -102,6 +116,7 @@ class PgCounts(PgBase):
             if not await conn.fetchval("SELECT pg_try_advisory_xact_lock($1)", FOLD_LOCK):
                 return 0
             status: str = await conn.execute(FOLD)
+            await conn.execute(FOLD_CONVERSATIONS)
             return int(status.split()[-1])
 
         return await self._transaction(work)

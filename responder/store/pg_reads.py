@@ -4,7 +4,6 @@ aggregates, exports."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Sequence
-from datetime import datetime
 from typing import Any
 
 from responder.engine import Contact
@@ -12,6 +11,7 @@ from responder.store.models import (
     COUNT_KEYS,
     UNASSIGNED,
     Conversation,
+    ConversationKey,
     Message,
     UnknownContactError,
     Waiting,
@@ -55,7 +55,13 @@ def _state_filters(
         ("opted_out", opted_out),
         ("status", status),
     ):
-        if value is not None:
+        # Literals, never user text (each value is one of a fixed few): a partial index
+        # (contacts_needing_attention...) serves only a query that names its condition.
+        if isinstance(value, bool):
+            conditions.append(column if value else f"NOT {column}")
+        elif value in LITERAL_STATES:
+            conditions.append(f"{column} = '{value}'")
+        elif value is not None:
             params.append(value)
             conditions.append(f"{column} = ${first + len(params) - 1}")
     if assigned == UNASSIGNED:
@@ -83,6 +89,9 @@ def _search_match(text: str, phones: Sequence[str], first: int) -> tuple[str, li
     return f"({' OR '.join(matches)})", params
 
 
+LITERAL_STATES = frozenset(("bot", "human", "open", "resolved"))  # modes and statuses
+
+
 class PgReads(PgBase):
     """What the inbox, the API, exports and the dashboard read."""
 
@@ -104,6 +113,21 @@ class PgReads(PgBase):
             f"SELECT {MESSAGE_COLUMNS} FROM messages WHERE phone = $1 ORDER BY id", phone
         )
         return [message(row) for row in rows]
+
+    async def message_page(
+        self, phone: str, before: int | None = None, limit: int = 200, since_id: int = 0
+    ) -> list[Message]:
+        """Up to `limit` of `phone`'s newest messages with an id below `before` (None: the
+        newest) and not below `since_id`, oldest first: a keyset page read backwards."""
+        rows = await self._fetch(
+            f"SELECT {MESSAGE_COLUMNS} FROM messages WHERE phone = $1 AND id < $2 AND id >= $3 "
+            "ORDER BY id DESC LIMIT $4",
+            phone,
+            2**63 - 1 if before is None else before,
+            since_id,
+            limit,
+        )
+        return [message(row) for row in reversed(rows)]
 
     async def messages_by_id(self, ids: Sequence[int]) -> list[Message]:
         rows = await self._fetch(
@@ -182,9 +206,18 @@ class PgReads(PgBase):
         opted_out: bool | None = None,
         assigned: str | None = None,
         status: str | None = None,
+        after: ConversationKey | None = None,
     ) -> list[Conversation]:
-        """Conversations newest first, optionally only those in a mode or state."""
+        """Conversations newest first (then by number), optionally only those in a mode or
+        state; `after`: those that come after that conversation (a keyset page)."""
         conditions, params = _state_filters(mode, needs_attention, opted_out, 1, assigned, status)
+        if after is not None:
+            n = len(params)
+            conditions.append(
+                f"last_message_at <= ${n + 1} AND (last_message_at < ${n + 1} "
+                f'OR phone COLLATE "C" > ${n + 2})'
+            )
+            params.extend(after)
         n = len(params)
         rows = await self._fetch(
             f"SELECT {CONVERSATION_COLUMNS} FROM contacts WHERE {' AND '.join(conditions)} "
@@ -243,9 +276,12 @@ class PgReads(PgBase):
         """Each number's newest inbound and newest outbound message (the inbox's preview)."""
         if not phones:
             return []
+        # Each found by walking the number's index back from its newest message (a few rows),
+        # where max(id) GROUP BY direction read every message of a busy number.
         rows = await self._fetch(
-            f"SELECT {MESSAGE_COLUMNS} FROM messages WHERE id IN (SELECT max(id) FROM messages "
-            "WHERE phone = ANY($1::text[]) GROUP BY phone, direction) ORDER BY id",
+            f"SELECT {MESSAGE_COLUMNS} FROM messages WHERE id IN (SELECT (SELECT id FROM "
+            "messages WHERE phone = p AND direction = d ORDER BY id DESC LIMIT 1) FROM "
+            "unnest($1::text[]) AS p, (VALUES ('in'), ('out')) AS directions (d)) ORDER BY id",
             list(phones),
         )
         return [message(row) for row in rows]
@@ -268,6 +304,16 @@ class PgReads(PgBase):
         """How many conversations there are in all, with people, needing attention, opted out,
         with unread messages, assigned to nobody, resolved, and assigned to `me`; only those a
         search finds when `text` is given."""
+        if text is None:  # kept by triggers (pg migration 0010); "mine" on contacts_by_assignee
+            [kept] = await self._fetch(
+                "SELECT sum(total), sum(human), sum(needs_attention), sum(opted_out), "
+                "sum(unread), sum(unassigned), sum(resolved), (SELECT count(*) FROM contacts "
+                "WHERE assigned_to = $1) FROM (SELECT * FROM conversation_counts UNION ALL "
+                "SELECT 1, * FROM conversation_count_changes) AS kept",
+                me,
+            )
+            if kept[0] is not None:
+                return dict(zip(COUNT_KEYS, (int(v) for v in kept)))
         match, params = _search_match(text, phones, 2) if text is not None else ("true", [])
         [row] = await self._fetch(
             "SELECT count(*), count(*) FILTER (WHERE mode = 'human'), "

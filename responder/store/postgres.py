@@ -136,6 +136,7 @@ class PostgresStore(
                 task.cancel()
                 await asyncio.gather(task, return_exceptions=True)
         self._writer_task = self._listener_task = self._listener = None
+        await self._close_health()
         if self._pool is not None:
             pool, self._pool = self._pool, None
             try:

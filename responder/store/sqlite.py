@@ -36,6 +36,7 @@ from responder.store.models import (
     COUNT_KEYS,
     UNASSIGNED,
     Conversation,
+    ConversationKey,
     InboundJob,
     InboundResult,
     Message,
@@ -118,6 +119,8 @@ PRAGMAS = (
 )
 T = TypeVar("T")
 MAX_PARAMS = 500  # per IN (...) list, below SQLite's variable limit
+MAX_ID = 2**63 - 1
+LITERAL_STATES = frozenset(("bot", "human", "open", "resolved"))  # modes and statuses
 
 
 @dataclass
@@ -269,15 +272,23 @@ def _state_filters(
     """SQL conditions (always at least one) and parameters selecting conversations by state;
     `assigned` is a person's name, or UNASSIGNED for conversations nobody handles."""
     conditions, params = ["1 = 1"], []
+    # Written as literals, never user text (each value is one of a fixed few): SQLite picks a
+    # partial index (contacts_needing_attention...) only when the query names its condition.
     for column, value in (
         ("mode", mode),
         ("needs_attention", needs_attention),
         ("opted_out", opted_out),
         ("status", status),
     ):
-        if value is not None:
+        if value is None:
+            continue
+        if isinstance(value, bool):
+            conditions.append(f"{column} = {int(value):d}")
+        elif value in LITERAL_STATES:
+            conditions.append(f"{column} = '{value}'")
+        else:
             conditions.append(f"{column} = ?")
-            params.append(value if isinstance(value, str) else int(value))
+            params.append(value)
     if assigned == UNASSIGNED:
         conditions.append("assigned_to IS NULL")
     elif assigned is not None:
@@ -346,6 +357,9 @@ class SQLiteStore(SQLiteInbox, SQLiteMessageCare, SQLitePrivacy, SQLiteTeam, SQL
         # on every statement. Reads go through aiosqlite on their own connection.
         self._writer: sqlite3.Connection | None = None
         self._reader: aiosqlite.Connection | None = None
+        # /healthz's own connection (and thread): a health check never queues behind a long
+        # read on the reader, such as a report.
+        self._health_reader: aiosqlite.Connection | None = None
         self._checkpoint_task: asyncio.Task[None] | None = None
         self._write_lock = asyncio.Lock()
         self.health = health.WriteHealth()  # how the last write went, for /healthz
@@ -373,6 +387,7 @@ class SQLiteStore(SQLiteInbox, SQLiteMessageCare, SQLitePrivacy, SQLiteTeam, SQL
             self._writer = self._connect_writer()
             self._migrate(self._writer)
             self._reader = await self._connect_reader()
+            self._health_reader = await self._connect_reader()
             self._open_checkpointer()
         except sqlite3.Error as err:  # a migration that cannot run: one line, naming the file
             await self.close()
@@ -434,9 +449,10 @@ class SQLiteStore(SQLiteInbox, SQLiteMessageCare, SQLitePrivacy, SQLiteTeam, SQL
                 await asyncio.gather(task, return_exceptions=True)
         self._writer_task = self._checkpoint_task = None
         await self.checkpointer.close()
-        if self._reader is not None:
-            await self._reader.close()
-            self._reader = None
+        for reader in (self._reader, self._health_reader):
+            if reader is not None:
+                await reader.close()
+        self._reader = self._health_reader = None
         if self._writer is not None:
             self._writer.close()
             self._writer = None
@@ -516,8 +532,14 @@ class SQLiteStore(SQLiteInbox, SQLiteMessageCare, SQLitePrivacy, SQLiteTeam, SQL
             self.health.succeeded()
             return result
 
+    @property
+    def health_reader(self) -> aiosqlite.Connection:
+        if self._health_reader is None:
+            raise RuntimeError("store is not open")
+        return self._health_reader
+
     async def ping(self) -> bool:
-        rows = await self.reader.execute_fetchall("SELECT 1")
+        rows = await self.health_reader.execute_fetchall("SELECT 1")
         return [tuple(row) for row in rows] == [(1,)]
 
     async def write_problem(self) -> str | None:
@@ -1058,7 +1080,7 @@ class SQLiteStore(SQLiteInbox, SQLiteMessageCare, SQLitePrivacy, SQLiteTeam, SQL
         )
 
     async def balances(self) -> dict[str, tuple[float | None, str | None, datetime]]:
-        rows = await self.reader.execute_fetchall(
+        rows = await self.health_reader.execute_fetchall(  # /healthz reads them: as ping
             "SELECT provider, credits, error, checked_at FROM balances ORDER BY provider"
         )
         return {row[0]: (row[1], row[2], moment(row[3])) for row in rows}
@@ -1475,9 +1497,15 @@ class SQLiteStore(SQLiteInbox, SQLiteMessageCare, SQLitePrivacy, SQLiteTeam, SQL
         opted_out: bool | None = None,
         assigned: str | None = None,
         status: str | None = None,
+        after: ConversationKey | None = None,
     ) -> list[Conversation]:
-        """Conversations newest first, optionally only those in a mode or state."""
+        """Conversations newest first (then by number), optionally only those in a mode or
+        state; `after`: those that come after that conversation (a keyset page)."""
         conditions, params = _state_filters(mode, needs_attention, opted_out, assigned, status)
+        if after is not None:
+            at = stored(after[0])
+            conditions.append("last_message_at <= ? AND (last_message_at < ? OR phone > ?)")
+            params.extend((at, at, after[1]))
         rows = await self.reader.execute_fetchall(
             f"SELECT {CONVERSATION_COLUMNS} FROM contacts WHERE {' AND '.join(conditions)} "
             "ORDER BY last_message_at DESC, phone LIMIT ? OFFSET ?",
@@ -1551,6 +1579,19 @@ class SQLiteStore(SQLiteInbox, SQLiteMessageCare, SQLitePrivacy, SQLiteTeam, SQL
             f"SELECT {MESSAGE_COLUMNS} FROM messages WHERE phone = ? ORDER BY id", (phone,)
         )
         return [_message(row) for row in rows]
+
+    async def message_page(
+        self, phone: str, before: int | None = None, limit: int = 200, since_id: int = 0
+    ) -> list[Message]:
+        """Up to `limit` of `phone`'s newest messages with an id below `before` (None: the
+        newest) and not below `since_id`, oldest first: a keyset page read backwards along
+        (phone, id), however long the conversation."""
+        rows = await self.reader.execute_fetchall(
+            f"SELECT {MESSAGE_COLUMNS} FROM messages WHERE phone = ? AND id < ? AND id >= ? "
+            "ORDER BY id DESC LIMIT ?",
+            (phone, MAX_ID if before is None else before, since_id, limit),
+        )
+        return [_message(row) for row in reversed(list(rows))]
 
     async def messages_by_id(self, ids: Sequence[int]) -> list[Message]:
         found: list[Message] = []
@@ -1629,13 +1670,19 @@ class SQLiteStore(SQLiteInbox, SQLiteMessageCare, SQLitePrivacy, SQLiteTeam, SQL
 
     async def last_messages(self, phones: Sequence[str]) -> list[Message]:
         """Each number's newest inbound and newest outbound message (the inbox's preview)."""
+        # Each found by walking the number's (phone, id) index back from its newest message: a
+        # few steps, where MAX(id) GROUP BY direction read every message of a busy number.
         found: list[Message] = []
-        for chunk in _chunks(phones):
+        for chunk in _chunks(phones, 100):  # 200 SELECTs: below SQLite's 500 per compound
+            newest = " UNION ALL ".join(
+                f"SELECT (SELECT id FROM messages WHERE phone = ? AND direction = '{d}' "
+                "ORDER BY id DESC LIMIT 1)"
+                for _ in chunk
+                for d in ("in", "out")
+            )
             rows = await self.reader.execute_fetchall(
-                f"SELECT {MESSAGE_COLUMNS} FROM messages WHERE id IN (SELECT MAX(id) "
-                f"FROM messages WHERE phone IN ({_marks(len(chunk))}) GROUP BY phone, direction) "
-                "ORDER BY id",
-                chunk,
+                f"SELECT {MESSAGE_COLUMNS} FROM messages WHERE id IN ({newest}) ORDER BY id",
+                [phone for phone in chunk for _ in ("in", "out")],
             )
             found.extend(_message(row) for row in rows)
         return found
@@ -1667,6 +1714,15 @@ class SQLiteStore(SQLiteInbox, SQLiteMessageCare, SQLitePrivacy, SQLiteTeam, SQL
         """How many conversations there are in all, with people, needing attention, opted out,
         with unread messages, assigned to nobody, resolved, and assigned to `me`; only those a
         search finds when `text` is given."""
+        if text is None:  # kept by triggers (migration 0022); "mine" on contacts_by_assignee
+            kept = await self.reader.execute_fetchall(
+                "SELECT total, human, needs_attention, opted_out, unread, unassigned, resolved, "
+                "(SELECT COUNT(*) FROM contacts WHERE assigned_to = ?) FROM conversation_counts",
+                (me,),
+            )
+            found = next(iter(kept), None)
+            if found is not None:
+                return dict(zip(COUNT_KEYS, (int(v) for v in found)))
         match, params = _search_match(text, phones) if text is not None else ("1", [])
         rows = await self.reader.execute_fetchall(
             "SELECT COUNT(*), "

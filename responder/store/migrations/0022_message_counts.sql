@@ -51,3 +51,76 @@ BEGIN
         NEW.status, COALESCE(NEW.rule, ''), 1)
     ON CONFLICT DO UPDATE SET n = n + 1;
 END;
+
+-- The inbox's tab counts, kept the same way (one row; a person's own "mine" is read through
+-- contacts_by_assignee): reading them no longer counts every contact on each poll.
+CREATE TABLE conversation_counts (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    total INTEGER NOT NULL,
+    human INTEGER NOT NULL,
+    needs_attention INTEGER NOT NULL,
+    opted_out INTEGER NOT NULL,
+    unread INTEGER NOT NULL,
+    unassigned INTEGER NOT NULL,
+    resolved INTEGER NOT NULL
+);
+-- PostgreSQL's appended changes (see message_count_changes); empty here.
+CREATE TABLE conversation_count_changes (
+    total INTEGER NOT NULL,
+    human INTEGER NOT NULL,
+    needs_attention INTEGER NOT NULL,
+    opted_out INTEGER NOT NULL,
+    unread INTEGER NOT NULL,
+    unassigned INTEGER NOT NULL,
+    resolved INTEGER NOT NULL
+);
+INSERT INTO conversation_counts
+SELECT 1, COUNT(*), COALESCE(SUM(mode = 'human'), 0), COALESCE(SUM(needs_attention <> 0), 0),
+    COALESCE(SUM(opted_out <> 0), 0), COALESCE(SUM(unread > 0), 0),
+    COALESCE(SUM(assigned_to IS NULL), 0), COALESCE(SUM(status = 'resolved'), 0)
+FROM contacts;
+CREATE TRIGGER conversation_counts_insert AFTER INSERT ON contacts
+BEGIN
+    UPDATE conversation_counts SET total = total + 1, human = human + (NEW.mode = 'human'),
+        needs_attention = needs_attention + (NEW.needs_attention <> 0),
+        opted_out = opted_out + (NEW.opted_out <> 0), unread = unread + (NEW.unread > 0),
+        unassigned = unassigned + (NEW.assigned_to IS NULL),
+        resolved = resolved + (NEW.status = 'resolved');
+END;
+CREATE TRIGGER conversation_counts_update
+AFTER UPDATE OF mode, needs_attention, opted_out, unread, assigned_to, status ON contacts
+WHEN (OLD.mode = 'human') IS NOT (NEW.mode = 'human')
+    OR (OLD.needs_attention <> 0) IS NOT (NEW.needs_attention <> 0)
+    OR (OLD.opted_out <> 0) IS NOT (NEW.opted_out <> 0)
+    OR (OLD.unread > 0) IS NOT (NEW.unread > 0)
+    OR (OLD.assigned_to IS NULL) IS NOT (NEW.assigned_to IS NULL)
+    OR (OLD.status = 'resolved') IS NOT (NEW.status = 'resolved')
+BEGIN
+    UPDATE conversation_counts SET human = human - (OLD.mode = 'human') + (NEW.mode = 'human'),
+        needs_attention = needs_attention - (OLD.needs_attention <> 0)
+            + (NEW.needs_attention <> 0),
+        opted_out = opted_out - (OLD.opted_out <> 0) + (NEW.opted_out <> 0),
+        unread = unread - (OLD.unread > 0) + (NEW.unread > 0),
+        unassigned = unassigned - (OLD.assigned_to IS NULL) + (NEW.assigned_to IS NULL),
+        resolved = resolved - (OLD.status = 'resolved') + (NEW.status = 'resolved');
+END;
+CREATE TRIGGER conversation_counts_delete AFTER DELETE ON contacts
+BEGIN
+    UPDATE conversation_counts SET total = total - 1, human = human - (OLD.mode = 'human'),
+        needs_attention = needs_attention - (OLD.needs_attention <> 0),
+        opted_out = opted_out - (OLD.opted_out <> 0), unread = unread - (OLD.unread > 0),
+        unassigned = unassigned - (OLD.assigned_to IS NULL),
+        resolved = resolved - (OLD.status = 'resolved');
+END;
+
+-- Keyset pages of conversations (newest first, then by number) and the few in a state: each
+-- filter of the inbox reads its own short index instead of walking every contact.
+DROP INDEX contacts_by_last_message;
+CREATE INDEX contacts_by_last_message ON contacts (last_message_at DESC, phone);
+CREATE INDEX contacts_needing_attention ON contacts (last_message_at DESC, phone)
+    WHERE needs_attention = 1;
+CREATE INDEX contacts_with_people ON contacts (last_message_at DESC, phone)
+    WHERE mode = 'human';
+CREATE INDEX contacts_opted_out ON contacts (last_message_at DESC, phone) WHERE opted_out = 1;
+CREATE INDEX contacts_resolved ON contacts (last_message_at DESC, phone)
+    WHERE status = 'resolved';

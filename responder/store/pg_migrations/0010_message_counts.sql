@@ -65,3 +65,66 @@ INSERT INTO message_counts (hour, direction, provider, status, rule, n)
 SELECT message_counts_hour(created_at), direction, COALESCE(provider, ''), status,
     COALESCE(rule, ''), COUNT(*)
 FROM messages GROUP BY 1, 2, 3, 4, 5;
+
+-- The inbox's tab counts, kept the same way (SQLite's 0022): one row, and appended changes
+-- folded into it by the same sweep. A person's own "mine" is read through contacts_by_assignee.
+CREATE TABLE conversation_counts (
+    id integer PRIMARY KEY CHECK (id = 1),
+    total bigint NOT NULL,
+    human bigint NOT NULL,
+    needs_attention bigint NOT NULL,
+    opted_out bigint NOT NULL,
+    unread bigint NOT NULL,
+    unassigned bigint NOT NULL,
+    resolved bigint NOT NULL
+);
+CREATE TABLE conversation_count_changes (
+    total bigint NOT NULL,
+    human bigint NOT NULL,
+    needs_attention bigint NOT NULL,
+    opted_out bigint NOT NULL,
+    unread bigint NOT NULL,
+    unassigned bigint NOT NULL,
+    resolved bigint NOT NULL
+);
+INSERT INTO conversation_counts
+SELECT 1, count(*), count(*) FILTER (WHERE mode = 'human'),
+    count(*) FILTER (WHERE needs_attention), count(*) FILTER (WHERE opted_out),
+    count(*) FILTER (WHERE unread > 0), count(*) FILTER (WHERE assigned_to IS NULL),
+    count(*) FILTER (WHERE status = 'resolved')
+FROM contacts;
+
+CREATE FUNCTION conversation_counts_changed() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF TG_OP IN ('UPDATE', 'DELETE') THEN
+        INSERT INTO conversation_count_changes VALUES (-1, -(OLD.mode = 'human')::int,
+            -(OLD.needs_attention)::int, -(OLD.opted_out)::int, -(OLD.unread > 0)::int,
+            -(OLD.assigned_to IS NULL)::int, -(OLD.status = 'resolved')::int);
+    END IF;
+    IF TG_OP IN ('UPDATE', 'INSERT') THEN
+        INSERT INTO conversation_count_changes VALUES (1, (NEW.mode = 'human')::int,
+            (NEW.needs_attention)::int, (NEW.opted_out)::int, (NEW.unread > 0)::int,
+            (NEW.assigned_to IS NULL)::int, (NEW.status = 'resolved')::int);
+    END IF;
+    RETURN NULL;
+END
+$$;
+CREATE TRIGGER conversation_counts_insert_delete AFTER INSERT OR DELETE ON contacts
+    FOR EACH ROW EXECUTE FUNCTION conversation_counts_changed();
+CREATE TRIGGER conversation_counts_update AFTER UPDATE ON contacts FOR EACH ROW
+    WHEN ((OLD.mode = 'human') IS DISTINCT FROM (NEW.mode = 'human')
+        OR OLD.needs_attention IS DISTINCT FROM NEW.needs_attention
+        OR OLD.opted_out IS DISTINCT FROM NEW.opted_out
+        OR (OLD.unread > 0) IS DISTINCT FROM (NEW.unread > 0)
+        OR (OLD.assigned_to IS NULL) IS DISTINCT FROM (NEW.assigned_to IS NULL)
+        OR (OLD.status = 'resolved') IS DISTINCT FROM (NEW.status = 'resolved'))
+    EXECUTE FUNCTION conversation_counts_changed();
+
+-- The few conversations in a state, each filter of the inbox on its own short index.
+CREATE INDEX contacts_needing_attention ON contacts (last_message_at DESC, phone)
+    WHERE needs_attention;
+CREATE INDEX contacts_with_people ON contacts (last_message_at DESC, phone)
+    WHERE mode = 'human';
+CREATE INDEX contacts_opted_out ON contacts (last_message_at DESC, phone) WHERE opted_out;
+CREATE INDEX contacts_resolved ON contacts (last_message_at DESC, phone)
+    WHERE status = 'resolved';
