@@ -652,6 +652,9 @@ class Service:
     async def messages(self, phone: str) -> list[Message]:
         return await self.store.messages(phone)
 
+    async def messages_by_id(self, ids: Sequence[int]) -> list[Message]:
+        return await self.store.messages_by_id(ids)
+
     async def message_page(
         self, phone: str, before: int | None = None, limit: int = 200, since_id: int = 0
     ) -> list[Message]:
