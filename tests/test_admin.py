@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import html
 import hashlib
+import html
 import re
 import secrets
 import sqlite3
@@ -364,10 +364,10 @@ def test_the_inbox_pages_through_many_conversations(app: RunningApp, staff: http
         inbound(app, "hola", f"58412{1000000 + n:07d}")
     first = staff.get("/admin").text
     assert first.count('<a href="/admin/conversations/') == 50
-    more = re.search(r'id="inbox-more" href="(/admin\?cursor=[^"]+)"|href="(/admin\?cursor=[^"]+)" id="inbox-more"', first)
+    more = re.search(r'href="(/admin\?cursor=[^"]+)" id="inbox-more"', first)
     assert more
     # The next page goes on after the last row shown (a keyset cursor): the 3 left, once.
-    second = staff.get(html.unescape(more.group(1) or more.group(2))).text
+    second = staff.get(html.unescape(more.group(1))).text
     shown = re.findall(r'<a href="/admin/conversations/(\d+)"', first + second)
     assert len(shown) == len(set(shown)) == 53
     assert 'id="inbox-more"' not in second and 'id="inbox-first"' in second

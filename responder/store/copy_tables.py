@@ -279,9 +279,7 @@ TABLES: tuple[Table, ...] = (
     Table("conversation_count_changes", COUNTED, key=None),
 )
 # Tables whose ids come from an identity sequence on PostgreSQL.
-WITH_SEQUENCES = tuple(
-    t.name for t in TABLES if t.key == "id" and t.name != "conversation_counts"
-)
+WITH_SEQUENCES = tuple(t.name for t in TABLES if t.key == "id" and t.name != "conversation_counts")
 
 
 def _text(value: Any) -> str:
