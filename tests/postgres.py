@@ -52,6 +52,8 @@ TABLES = (
     "contact_labels",
     # Counts kept by triggers (pg 0010): after the tables whose deletes change them.
     "message_counts",
+    "message_days",
+    "message_hours",
     "message_count_changes",
     "conversation_counts",
     "conversation_count_changes",

@@ -270,6 +270,8 @@ TABLES: tuple[Table, ...] = (
         COUNT_KEY_COLUMNS,
         key=None,
     ),
+    Table("message_days", (("day", "text"), *COUNT_KEY_COLUMNS[1:]), key=None),
+    Table("message_hours", (("hour", "text"), ("direction", "text"), ("n", "int")), key=None),
     Table("conversation_counts", (("id", "int"), *COUNTED), key="id"),
     Table(
         "message_count_changes",

@@ -4,6 +4,7 @@ date by triggers in the writer's transactions. A period is read in whole hours."
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 CountKey = tuple[datetime, str, str, str, str]  # hour, direction, provider, status, rule
@@ -26,3 +27,31 @@ def end_key(until: datetime | None) -> str:
 
 def hour_moment(key: str) -> datetime:
     return datetime.strptime(key, "%Y-%m-%dT%H").replace(tzinfo=UTC)
+
+
+@dataclass(frozen=True)
+class Split:
+    """A period in hours as the tables hold it: whole UTC days in `days` (read from the daily
+    counts), the hours before and after them in `head` and `tail` (from the hourly ones).
+    Every range is [start, end) of the tables' key texts."""
+
+    head: tuple[str, str]
+    days: tuple[str, str]
+    tail: tuple[str, str]
+
+    @property
+    def params(self) -> tuple[str, ...]:
+        return (*self.head, *self.days, *self.tail)
+
+
+def split(since: datetime, until: datetime | None) -> Split:
+    start, end = hour_key(since), end_key(until)
+    first_day = start[:10] if start.endswith("T00") else _next_day(start[:10])
+    last_day = end[:10] if end != "9999" else "9999"
+    if first_day >= last_day:  # no whole day inside: hours only
+        return Split((start, end), ("", ""), ("", ""))
+    return Split((start, f"{first_day}T00"), (first_day, last_day), (f"{last_day}T00", end))
+
+
+def _next_day(day: str) -> str:
+    return (datetime.strptime(day, "%Y-%m-%d") + timedelta(days=1)).strftime("%Y-%m-%d")

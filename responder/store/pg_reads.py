@@ -90,6 +90,7 @@ def _search_match(text: str, phones: Sequence[str], first: int) -> tuple[str, li
 
 
 LITERAL_STATES = frozenset(("bot", "human", "open", "resolved"))  # modes and statuses
+PREVIEW_DEPTH = 200  # messages of a number the inbox looks back through for its preview
 
 
 class PgReads(PgBase):
@@ -276,12 +277,15 @@ class PgReads(PgBase):
         """Each number's newest inbound and newest outbound message (the inbox's preview)."""
         if not phones:
             return []
-        # Each found by walking the number's index back from its newest message (a few rows),
+        # Each found by walking the number's index back from its newest message, at most
+        # PREVIEW_DEPTH rows (a number with thousands of sends and no answer stops there),
         # where max(id) GROUP BY direction read every message of a busy number.
         rows = await self._fetch(
             f"SELECT {MESSAGE_COLUMNS} FROM messages WHERE id IN (SELECT (SELECT id FROM "
-            "messages WHERE phone = p AND direction = d ORDER BY id DESC LIMIT 1) FROM "
-            "unnest($1::text[]) AS p, (VALUES ('in'), ('out')) AS directions (d)) ORDER BY id",
+            "(SELECT id, direction FROM messages WHERE phone = p ORDER BY id DESC "
+            f"LIMIT {PREVIEW_DEPTH:d}) AS recent WHERE direction = d ORDER BY id DESC "
+            "LIMIT 1) FROM unnest($1::text[]) AS p, (VALUES ('in'), ('out')) AS directions (d)) "
+            "ORDER BY id",
             list(phones),
         )
         return [message(row) for row in rows]

@@ -120,6 +120,7 @@ PRAGMAS = (
 T = TypeVar("T")
 MAX_PARAMS = 500  # per IN (...) list, below SQLite's variable limit
 MAX_ID = 2**63 - 1
+PREVIEW_DEPTH = 200  # messages of a number the inbox looks back through for its preview
 LITERAL_STATES = frozenset(("bot", "human", "open", "resolved"))  # modes and statuses
 
 
@@ -1670,13 +1671,14 @@ class SQLiteStore(SQLiteInbox, SQLiteMessageCare, SQLitePrivacy, SQLiteTeam, SQL
 
     async def last_messages(self, phones: Sequence[str]) -> list[Message]:
         """Each number's newest inbound and newest outbound message (the inbox's preview)."""
-        # Each found by walking the number's (phone, id) index back from its newest message: a
-        # few steps, where MAX(id) GROUP BY direction read every message of a busy number.
+        # Each found by walking the number's (phone, id) index back from its newest message,
+        # at most PREVIEW_DEPTH steps (a number with thousands of sends and no answer stops
+        # there), where MAX(id) GROUP BY direction read every message of a busy number.
         found: list[Message] = []
         for chunk in _chunks(phones, 100):  # 200 SELECTs: below SQLite's 500 per compound
             newest = " UNION ALL ".join(
-                f"SELECT (SELECT id FROM messages WHERE phone = ? AND direction = '{d}' "
-                "ORDER BY id DESC LIMIT 1)"
+                "SELECT (SELECT id FROM (SELECT id, direction FROM messages WHERE phone = ? "
+                f"ORDER BY id DESC LIMIT {PREVIEW_DEPTH:d}) WHERE direction = '{d}' LIMIT 1)"
                 for _ in chunk
                 for d in ("in", "out")
             )

@@ -25,15 +25,44 @@ CREATE TABLE message_count_changes (
     rule TEXT NOT NULL,
     n INTEGER NOT NULL
 );
+-- The same counts per UTC day (a long period reads its whole days here, only its first and
+-- last hours from message_counts), and messages per hour and direction (the daily chart).
+CREATE TABLE message_days (
+    day TEXT NOT NULL,              -- 'YYYY-MM-DD', UTC
+    direction TEXT NOT NULL,
+    provider TEXT NOT NULL,
+    status TEXT NOT NULL,
+    rule TEXT NOT NULL,
+    n INTEGER NOT NULL,
+    PRIMARY KEY (day, direction, provider, status, rule)
+) WITHOUT ROWID;
+CREATE TABLE message_hours (
+    hour TEXT NOT NULL,
+    direction TEXT NOT NULL,
+    n INTEGER NOT NULL,
+    PRIMARY KEY (hour, direction)
+) WITHOUT ROWID;
 INSERT INTO message_counts (hour, direction, provider, status, rule, n)
 SELECT substr(created_at, 1, 13), direction, COALESCE(provider, ''), status, COALESCE(rule, ''),
     COUNT(*)
 FROM messages GROUP BY 1, 2, 3, 4, 5;
+INSERT INTO message_days (day, direction, provider, status, rule, n)
+SELECT substr(hour, 1, 10), direction, provider, status, rule, SUM(n)
+FROM message_counts GROUP BY 1, 2, 3, 4, 5;
+INSERT INTO message_hours (hour, direction, n)
+SELECT hour, direction, SUM(n) FROM message_counts GROUP BY 1, 2;
 CREATE TRIGGER message_counts_insert AFTER INSERT ON messages
 BEGIN
     INSERT INTO message_counts (hour, direction, provider, status, rule, n)
     VALUES (substr(NEW.created_at, 1, 13), NEW.direction, COALESCE(NEW.provider, ''),
         NEW.status, COALESCE(NEW.rule, ''), 1)
+    ON CONFLICT DO UPDATE SET n = n + 1;
+    INSERT INTO message_days (day, direction, provider, status, rule, n)
+    VALUES (substr(NEW.created_at, 1, 10), NEW.direction, COALESCE(NEW.provider, ''),
+        NEW.status, COALESCE(NEW.rule, ''), 1)
+    ON CONFLICT DO UPDATE SET n = n + 1;
+    INSERT INTO message_hours (hour, direction, n)
+    VALUES (substr(NEW.created_at, 1, 13), NEW.direction, 1)
     ON CONFLICT DO UPDATE SET n = n + 1;
 END;
 CREATE TRIGGER message_counts_update
@@ -49,6 +78,24 @@ BEGIN
     INSERT INTO message_counts (hour, direction, provider, status, rule, n)
     VALUES (substr(NEW.created_at, 1, 13), NEW.direction, COALESCE(NEW.provider, ''),
         NEW.status, COALESCE(NEW.rule, ''), 1)
+    ON CONFLICT DO UPDATE SET n = n + 1;
+    UPDATE message_days SET n = n - 1
+    WHERE day = substr(OLD.created_at, 1, 10) AND direction = OLD.direction
+        AND provider = COALESCE(OLD.provider, '') AND status = OLD.status
+        AND rule = COALESCE(OLD.rule, '');
+    INSERT INTO message_days (day, direction, provider, status, rule, n)
+    VALUES (substr(NEW.created_at, 1, 10), NEW.direction, COALESCE(NEW.provider, ''),
+        NEW.status, COALESCE(NEW.rule, ''), 1)
+    ON CONFLICT DO UPDATE SET n = n + 1;
+END;
+CREATE TRIGGER message_hours_update AFTER UPDATE OF direction, created_at ON messages
+WHEN OLD.direction IS NOT NEW.direction
+    OR substr(OLD.created_at, 1, 13) IS NOT substr(NEW.created_at, 1, 13)
+BEGIN
+    UPDATE message_hours SET n = n - 1
+    WHERE hour = substr(OLD.created_at, 1, 13) AND direction = OLD.direction;
+    INSERT INTO message_hours (hour, direction, n)
+    VALUES (substr(NEW.created_at, 1, 13), NEW.direction, 1)
     ON CONFLICT DO UPDATE SET n = n + 1;
 END;
 

@@ -26,6 +26,24 @@ CREATE TABLE message_count_changes (
     n bigint NOT NULL
 );
 CREATE INDEX message_count_changes_by_hour ON message_count_changes (hour);
+-- The same counts per UTC day (a long period reads its whole days here, only its first and
+-- last hours from message_counts), and per hour and direction (the daily chart); the sweep
+-- folds the changes into all three.
+CREATE TABLE message_days (
+    day text NOT NULL,
+    direction text NOT NULL,
+    provider text NOT NULL,
+    status text NOT NULL,
+    rule text NOT NULL,
+    n bigint NOT NULL,
+    PRIMARY KEY (day, direction, provider, status, rule)
+);
+CREATE TABLE message_hours (
+    hour text NOT NULL,
+    direction text NOT NULL,
+    n bigint NOT NULL,
+    PRIMARY KEY (hour, direction)
+);
 
 CREATE FUNCTION message_counts_hour(at timestamptz) RETURNS text
     LANGUAGE sql IMMUTABLE PARALLEL SAFE
@@ -65,6 +83,11 @@ INSERT INTO message_counts (hour, direction, provider, status, rule, n)
 SELECT message_counts_hour(created_at), direction, COALESCE(provider, ''), status,
     COALESCE(rule, ''), COUNT(*)
 FROM messages GROUP BY 1, 2, 3, 4, 5;
+INSERT INTO message_days (day, direction, provider, status, rule, n)
+SELECT substr(hour, 1, 10), direction, provider, status, rule, sum(n)
+FROM message_counts GROUP BY 1, 2, 3, 4, 5;
+INSERT INTO message_hours (hour, direction, n)
+SELECT hour, direction, sum(n) FROM message_counts GROUP BY 1, 2;
 
 -- The inbox's tab counts, kept the same way (SQLite's 0022): one row, and appended changes
 -- folded into it by the same sweep. A person's own "mine" is read through contacts_by_assignee.
@@ -128,3 +151,8 @@ CREATE INDEX contacts_with_people ON contacts (last_message_at DESC, phone)
 CREATE INDEX contacts_opted_out ON contacts (last_message_at DESC, phone) WHERE opted_out;
 CREATE INDEX contacts_resolved ON contacts (last_message_at DESC, phone)
     WHERE status = 'resolved';
+
+-- A conversation opens at its newest messages and pages back by id (`before`), as SQLite's
+-- messages_by_phone has always allowed; (phone, created_at) would sort a busy number's
+-- every message for each page.
+CREATE INDEX messages_by_phone ON messages (phone, id);
