@@ -9,20 +9,23 @@ from collections import Counter
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import pytest
+
 from responder.engine import Reply
 from responder.store.base import Store
 from responder.store.counts import CountKey
 from responder.store.models import AuditEvent, SendOutcome, StatusUpdate
 from tests.conftest import Clock
-from tests.test_store_contract import (  # noqa: F401  (fixtures)
-    admin_inbound,
-    answer,
-    backend,
-    database,
-    inbound,
-    open_store,
-    store,
-)
+from tests.test_store_contract import OpenStore, admin_inbound, answer, inbound
+from tests.test_store_contract import backend as backend  # the fixtures: both engines
+from tests.test_store_contract import database as database
+from tests.test_store_contract import open_store as open_store
+
+
+@pytest.fixture
+async def store(open_store: OpenStore) -> Store:
+    return await open_store()
+
 
 ANA, LUIS, EVA = "584121111111", "584122222222", "584123333333"
 
@@ -134,9 +137,7 @@ async def test_a_period_is_read_in_whole_hours(store: Store, clock: Clock) -> No
         assert await store.outbound_status_counts(since, until) == statuses
         assert await store.top_rules(since, until=until) == rules
         hourly = await store.message_counts_by_hour(since, until)
-        assert sum(n for _, _, n in hourly) == sum(statuses.values()) + sum(
-            n for _, n in rules
-        )
+        assert sum(n for _, _, n in hourly) == sum(statuses.values()) + sum(n for _, n in rules)
         providers = await store.provider_counts(since, until)
         assert sum(providers.values()) == sum(n for *_, n in hourly)
     assert await store.message_counts_by_hour(start + timedelta(days=9)) == []
@@ -196,7 +197,7 @@ async def test_a_long_conversation_is_read_newest_first_in_pages(
     assert [m.id for m in oldest + older + newest] == everything
     assert await store.message_page(ANA, oldest[0].id, 100) == []
     since = await store.message_page(ANA, None, 1000, since_id=older[0].id)
-    assert [m.id for m in since] == everything[-200:] + [(await store.messages(ANA))[-1].id]
+    assert [m.id for m in since] == [*everything[-200:], (await store.messages(ANA))[-1].id]
 
 
 async def test_the_audit_trail_pages_back(store: Store, clock: Clock) -> None:
