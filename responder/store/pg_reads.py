@@ -296,9 +296,13 @@ class PgReads(PgBase):
         [[count]] = await self._fetch(f"SELECT count(*) FROM contacts WHERE {WAITING}")
         if not count:
             return Waiting(0, None)
+        # Each number's newest inbound message, found walking back at most PREVIEW_DEPTH of
+        # its messages (max(id) over a busy number's every message was the cost of a poll).
         row = await self._fetchrow(
-            f"SELECT {MESSAGE_COLUMNS} FROM messages WHERE id = (SELECT max(id) FROM messages "
-            f"WHERE direction = 'in' AND phone IN ({NEWEST_WAITING}))"
+            f"SELECT {MESSAGE_COLUMNS} FROM messages WHERE id = (SELECT max((SELECT id FROM "
+            "(SELECT id, direction FROM messages WHERE phone = w.phone ORDER BY id DESC "
+            f"LIMIT {PREVIEW_DEPTH:d}) AS recent WHERE direction = 'in' ORDER BY id DESC "
+            f"LIMIT 1)) FROM ({NEWEST_WAITING}) AS w)"
         )
         return Waiting(count, None if row is None else message(row))
 

@@ -1696,9 +1696,13 @@ class SQLiteStore(SQLiteInbox, SQLiteMessageCare, SQLitePrivacy, SQLiteTeam, SQL
         count = int(next(iter(rows))[0])
         if not count:
             return Waiting(0, None)
+        # Each number's newest inbound message, found walking back at most PREVIEW_DEPTH of
+        # its messages (MAX(id) over a busy number's every message was the cost of a poll).
         newest = await self.reader.execute_fetchall(
-            f"SELECT {MESSAGE_COLUMNS} FROM messages WHERE id = (SELECT MAX(id) FROM messages "
-            f"WHERE direction = 'in' AND phone IN ({NEWEST_WAITING}))"
+            f"SELECT {MESSAGE_COLUMNS} FROM messages WHERE id = (SELECT MAX((SELECT id FROM "
+            "(SELECT id, direction FROM messages WHERE phone = w.phone ORDER BY id DESC "
+            f"LIMIT {PREVIEW_DEPTH:d}) WHERE direction = 'in' LIMIT 1)) FROM ({NEWEST_WAITING}) "
+            "AS w)"
         )
         return Waiting(count, next((_message(row) for row in newest), None))
 
