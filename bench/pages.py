@@ -311,6 +311,7 @@ def main() -> int:
     parser.add_argument("--messages", type=int, default=2_000_000)
     parser.add_argument("--contacts", type=int, default=500_000)
     parser.add_argument("--rounds", type=int, default=15)
+    parser.add_argument("--keep", action="store_true", help="keep the PostgreSQL database")
     args = parser.parse_args()
     if args.build is not None:
         started = time.perf_counter()
@@ -325,7 +326,10 @@ def main() -> int:
             print(f"built PostgreSQL database in {time.perf_counter() - started:.0f} s")
             measure(url, args.rounds)
         finally:
-            drop_postgres_database(name)
+            if args.keep:
+                print(f"kept: {url} (drop it with DROP DATABASE {name})")
+            else:
+                drop_postgres_database(name)
     elif args.database:
         measure(args.database, args.rounds)
     else:

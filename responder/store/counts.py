@@ -26,7 +26,8 @@ def end_key(until: datetime | None) -> str:
 
 
 def hour_moment(key: str) -> datetime:
-    return datetime.strptime(key, "%Y-%m-%dT%H").replace(tzinfo=UTC)
+    # By hand: strptime costs ten times as much, and 90 days are 4,320 of these.
+    return datetime(int(key[:4]), int(key[5:7]), int(key[8:10]), int(key[11:13]), tzinfo=UTC)
 
 
 @dataclass(frozen=True)
