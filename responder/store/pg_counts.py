@@ -86,7 +86,7 @@ class PgCounts(PgBase):
         """Messages per UTC hour and direction from the hour of `since` to `until`, oldest
         first; hours, not days, so the caller can count days in the shop's own time zone."""
         rows = await self._fetch(
-            f"SELECT hour, direction, SUM(n) FROM {HOURS} GROUP BY hour, direction "
+            f"SELECT hour, direction, SUM(n)::bigint FROM {HOURS} GROUP BY hour, direction "
             'HAVING SUM(n) > 0 ORDER BY hour COLLATE "C", direction COLLATE "C"',
             hour_key(since),
             end_key(until),
@@ -98,8 +98,8 @@ class PgCounts(PgBase):
     ) -> dict[str, int]:
         """Outbound messages created in the period, by their status now."""
         rows = await self._period(
-            f"SELECT status, SUM(n) FROM {PERIOD} WHERE direction = 'out' GROUP BY status "
-            "HAVING SUM(n) > 0",
+            f"SELECT status, SUM(n)::bigint FROM {PERIOD} WHERE direction = 'out' "
+            "GROUP BY status HAVING SUM(n) > 0",
             since,
             until,
         )
@@ -111,7 +111,7 @@ class PgCounts(PgBase):
         """Messages created in the period by (direction, provider, status now); provider ''
         when none was chosen."""
         rows = await self._period(
-            f"SELECT direction, provider, status, SUM(n) FROM {PERIOD} "
+            f"SELECT direction, provider, status, SUM(n)::bigint FROM {PERIOD} "
             "GROUP BY direction, provider, status HAVING SUM(n) > 0",
             since,
             until,
@@ -123,7 +123,8 @@ class PgCounts(PgBase):
     ) -> list[tuple[str, int]]:
         """The rules that matched the most inbound messages in the period, most first."""
         rows = await self._period(
-            f"SELECT rule, SUM(n) AS total FROM {PERIOD} WHERE direction = 'in' AND rule <> '' "
+            f"SELECT rule, SUM(n)::bigint AS total FROM {PERIOD} "
+            "WHERE direction = 'in' AND rule <> '' "
             'GROUP BY rule HAVING SUM(n) > 0 ORDER BY total DESC, rule COLLATE "C" LIMIT $9',
             since,
             until,

@@ -314,8 +314,9 @@ class PgReads(PgBase):
         search finds when `text` is given."""
         if text is None:  # kept by triggers (pg migration 0010); "mine" on contacts_by_assignee
             [kept] = await self._fetch(
-                "SELECT sum(total), sum(human), sum(needs_attention), sum(opted_out), "
-                "sum(unread), sum(unassigned), sum(resolved), (SELECT count(*) FROM contacts "
+                "SELECT sum(total)::bigint, sum(human)::bigint, sum(needs_attention)::bigint, "
+                "sum(opted_out)::bigint, sum(unread)::bigint, sum(unassigned)::bigint, "
+                "sum(resolved)::bigint, (SELECT count(*) FROM contacts "
                 "WHERE assigned_to = $1) FROM (SELECT * FROM conversation_counts UNION ALL "
                 "SELECT 1, * FROM conversation_count_changes) AS kept",
                 me,
