@@ -60,6 +60,7 @@ from responder.store.recent import Known as RecentKnown
 from responder.store.search import folded_pattern, like_pattern
 from responder.store.sqlite_care import SQLiteMessageCare
 from responder.store.sqlite_counts import SQLiteCounts
+from responder.store.sqlite_counts import fold as fold_counts
 from responder.store.sqlite_inbox import SQLiteInbox
 from responder.store.sqlite_privacy import SQLitePrivacy, read_erasures
 from responder.store.sqlite_team import SQLiteTeam
@@ -513,6 +514,7 @@ class SQLiteStore(SQLiteInbox, SQLiteMessageCare, SQLitePrivacy, SQLiteTeam, SQL
             db.execute("BEGIN IMMEDIATE")
             try:
                 result = work(db)
+                fold_counts(db)  # the dashboard's counts, in the same transaction
                 db.execute("COMMIT")  # may fail too (a full disk shows up here)
             except BaseException:
                 # What was read inside may include rows this transaction wrote: not true now.

@@ -3,7 +3,8 @@
 -- UTC hours, not shop days: a day in any whole-hour time zone is 24 of them, so a changed
 -- `timezone` setting still counts right. Kept by triggers, so every statement that writes or
 -- changes a message (webhooks, the outbox, reports, retries, broadcasts...) keeps them in its
--- own transaction. Erasure (retention, `responder forget`) keeps the counts: no DELETE trigger.
+-- own transaction (see below). Erasure (retention, `responder forget`) keeps the counts: no
+-- DELETE trigger.
 -- A migration that rebuilds `messages` drops these triggers with it: it must create them again.
 CREATE TABLE message_counts (
     hour TEXT NOT NULL,             -- 'YYYY-MM-DDTHH', UTC: the first 13 characters of created_at
@@ -14,9 +15,7 @@ CREATE TABLE message_counts (
     n INTEGER NOT NULL,
     PRIMARY KEY (hour, direction, provider, status, rule)
 ) WITHOUT ROWID;
--- PostgreSQL's writers append to this one and a sweep folds it into message_counts (no row
--- lock shared by concurrent writers); SQLite has one writer and updates message_counts in
--- place, so here it stays empty. It exists so that both schemas have the same tables.
+-- What the triggers append (below); folded into the tables above before each commit.
 CREATE TABLE message_count_changes (
     hour TEXT NOT NULL,
     direction TEXT NOT NULL,
@@ -51,19 +50,16 @@ SELECT substr(hour, 1, 10), direction, provider, status, rule, SUM(n)
 FROM message_counts GROUP BY 1, 2, 3, 4, 5;
 INSERT INTO message_hours (hour, direction, n)
 SELECT hour, direction, SUM(n) FROM message_counts GROUP BY 1, 2;
+-- The triggers only append +1/-1 rows to message_count_changes (an append to a table with
+-- no index: a fraction of the cost of updating three tables for each message and status
+-- change); every write transaction of the store folds them into the three tables before it
+-- commits (store/sqlite_counts.py: fold), so they are empty between transactions. Readers add
+-- any left there (a write that did not go through the store).
 CREATE TRIGGER message_counts_insert AFTER INSERT ON messages
 BEGIN
-    INSERT INTO message_counts (hour, direction, provider, status, rule, n)
+    INSERT INTO message_count_changes (hour, direction, provider, status, rule, n)
     VALUES (substr(NEW.created_at, 1, 13), NEW.direction, COALESCE(NEW.provider, ''),
-        NEW.status, COALESCE(NEW.rule, ''), 1)
-    ON CONFLICT DO UPDATE SET n = n + 1;
-    INSERT INTO message_days (day, direction, provider, status, rule, n)
-    VALUES (substr(NEW.created_at, 1, 10), NEW.direction, COALESCE(NEW.provider, ''),
-        NEW.status, COALESCE(NEW.rule, ''), 1)
-    ON CONFLICT DO UPDATE SET n = n + 1;
-    INSERT INTO message_hours (hour, direction, n)
-    VALUES (substr(NEW.created_at, 1, 13), NEW.direction, 1)
-    ON CONFLICT DO UPDATE SET n = n + 1;
+        NEW.status, COALESCE(NEW.rule, ''), 1);
 END;
 CREATE TRIGGER message_counts_update
 AFTER UPDATE OF status, provider, rule, direction, created_at ON messages
@@ -71,32 +67,11 @@ WHEN OLD.status IS NOT NEW.status OR OLD.provider IS NOT NEW.provider
     OR OLD.rule IS NOT NEW.rule OR OLD.direction IS NOT NEW.direction
     OR substr(OLD.created_at, 1, 13) IS NOT substr(NEW.created_at, 1, 13)
 BEGIN
-    UPDATE message_counts SET n = n - 1
-    WHERE hour = substr(OLD.created_at, 1, 13) AND direction = OLD.direction
-        AND provider = COALESCE(OLD.provider, '') AND status = OLD.status
-        AND rule = COALESCE(OLD.rule, '');
-    INSERT INTO message_counts (hour, direction, provider, status, rule, n)
-    VALUES (substr(NEW.created_at, 1, 13), NEW.direction, COALESCE(NEW.provider, ''),
-        NEW.status, COALESCE(NEW.rule, ''), 1)
-    ON CONFLICT DO UPDATE SET n = n + 1;
-    UPDATE message_days SET n = n - 1
-    WHERE day = substr(OLD.created_at, 1, 10) AND direction = OLD.direction
-        AND provider = COALESCE(OLD.provider, '') AND status = OLD.status
-        AND rule = COALESCE(OLD.rule, '');
-    INSERT INTO message_days (day, direction, provider, status, rule, n)
-    VALUES (substr(NEW.created_at, 1, 10), NEW.direction, COALESCE(NEW.provider, ''),
-        NEW.status, COALESCE(NEW.rule, ''), 1)
-    ON CONFLICT DO UPDATE SET n = n + 1;
-END;
-CREATE TRIGGER message_hours_update AFTER UPDATE OF direction, created_at ON messages
-WHEN OLD.direction IS NOT NEW.direction
-    OR substr(OLD.created_at, 1, 13) IS NOT substr(NEW.created_at, 1, 13)
-BEGIN
-    UPDATE message_hours SET n = n - 1
-    WHERE hour = substr(OLD.created_at, 1, 13) AND direction = OLD.direction;
-    INSERT INTO message_hours (hour, direction, n)
-    VALUES (substr(NEW.created_at, 1, 13), NEW.direction, 1)
-    ON CONFLICT DO UPDATE SET n = n + 1;
+    INSERT INTO message_count_changes (hour, direction, provider, status, rule, n)
+    VALUES (substr(OLD.created_at, 1, 13), OLD.direction, COALESCE(OLD.provider, ''),
+        OLD.status, COALESCE(OLD.rule, ''), -1),
+        (substr(NEW.created_at, 1, 13), NEW.direction, COALESCE(NEW.provider, ''),
+        NEW.status, COALESCE(NEW.rule, ''), 1);
 END;
 
 -- The inbox's tab counts, kept the same way (one row; a person's own "mine" is read through
