@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections import Counter
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -14,7 +15,9 @@ import pytest
 from responder.engine import Reply
 from responder.store.base import Store
 from responder.store.counts import CountKey
+from responder.store.migrate import copy_to_postgres
 from responder.store.models import AuditEvent, SendOutcome, StatusUpdate
+from responder.store.postgres import PostgresStore
 from responder.store.sqlite import SQLiteStore
 from tests.conftest import Clock
 from tests.test_store_contract import OpenStore, admin_inbound, answer, inbound, rows
@@ -247,3 +250,31 @@ async def test_inbox_counts_are_kept(store: Store, clock: Clock) -> None:
     await same()
     await store.forget_contact(ANA)
     await same()
+
+
+async def test_migrate_to_copies_the_counts_as_kept(
+    tmp_path: Path, clock: Clock, postgres_url: str
+) -> None:
+    source = SQLiteStore(tmp_path / "kept.db", clock)
+    await source.open()
+    try:
+        await admin_inbound(source, clock, ANA, "precio", "precio")
+        await admin_inbound(source, clock, LUIS, "???", None)
+        await source.set_mode(LUIS, "human")
+        await source.forget_contact(ANA)  # its messages go; their counts stay
+        kept, inbox = await source.kept_counts(), await source.conversation_counts()
+    finally:
+        await source.close()
+    assert sum(kept.values()) == 3 and inbox["all"] == 1
+    await copy_to_postgres(tmp_path / "kept.db", postgres_url, clock, lambda *_: None)
+    target = PostgresStore(postgres_url, clock)
+    await target.open()
+    try:
+        assert await target.kept_counts() == kept
+        assert await target.conversation_counts() == inbox
+        await admin_inbound(target, clock, EVA, "hola", "saludo")  # and go on from there
+        await target.fold_counts()
+        assert sum((await target.kept_counts()).values()) == 5
+        assert (await target.conversation_counts())["all"] == 2
+    finally:
+        await target.close()
