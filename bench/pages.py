@@ -198,7 +198,7 @@ def timed(client: httpx.Client, path: str, rounds: int, **options: object) -> tu
     return statistics.median(took), status
 
 
-def measure(database: str, rounds: int) -> None:
+def measure(database: str, rounds: int, busiest: str = BUSIEST) -> None:
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     with tempfile.TemporaryDirectory() as folder:
@@ -235,7 +235,7 @@ def measure(database: str, rounds: int) -> None:
                     break
                 deep = cursor
                 cursor = api.get("/api/conversations", params={"cursor": cursor}).json()["next"]
-            newest = api.get(f"/api/conversations/{BUSIEST}/messages", params={"limit": 200})
+            newest = api.get(f"/api/conversations/{busiest}/messages", params={"limit": 200})
             before = newest.json()["messages"][0]["id"]
             etag = staff.get("/admin/partials/inbox").headers.get("ETag", "")
             rows = [
@@ -253,13 +253,13 @@ def measure(database: str, rounds: int) -> None:
                 (
                     "/admin/partials/conversations/… (poll)",
                     staff,
-                    f"/admin/partials/conversations/{BUSIEST}",
+                    f"/admin/partials/conversations/{busiest}",
                     {},
                 ),
                 ("/admin/dashboard (14 days)", staff, "/admin/dashboard", {}),
                 ("/admin/dashboard?period=today", staff, "/admin/dashboard?period=today", {}),
                 ("/admin/dashboard?period=90", staff, "/admin/dashboard?period=90", {}),
-                (f"/admin/conversations/{BUSIEST}", staff, f"/admin/conversations/{BUSIEST}", {}),
+                (f"/admin/conversations/{busiest}", staff, f"/admin/conversations/{busiest}", {}),
                 ("/admin/audit", staff, "/admin/audit", {}),
                 ("GET /api/conversations", api, "/api/conversations", {}),
                 (
@@ -283,13 +283,13 @@ def measure(database: str, rounds: int) -> None:
                 (
                     "GET .../messages (busiest, newest 200)",
                     api,
-                    f"/api/conversations/{BUSIEST}/messages",
+                    f"/api/conversations/{busiest}/messages",
                     {"params": {"limit": 200}},
                 ),
                 (
                     "GET .../messages?before= (older 200)",
                     api,
-                    f"/api/conversations/{BUSIEST}/messages",
+                    f"/api/conversations/{busiest}/messages",
                     {"params": {"limit": 200, "before": before}},
                 ),
                 ("GET /api/audit", api, "/api/audit", {}),
@@ -312,6 +312,7 @@ def main() -> int:
     parser.add_argument("--contacts", type=int, default=500_000)
     parser.add_argument("--rounds", type=int, default=15)
     parser.add_argument("--keep", action="store_true", help="keep the PostgreSQL database")
+    parser.add_argument("--busiest", default=BUSIEST, help="the conversation to open")
     args = parser.parse_args()
     if args.build is not None:
         started = time.perf_counter()
@@ -331,7 +332,7 @@ def main() -> int:
             else:
                 drop_postgres_database(name)
     elif args.database:
-        measure(args.database, args.rounds)
+        measure(args.database, args.rounds, args.busiest)
     else:
         parser.error("give --database, --build or --build-postgres")
     return 0
