@@ -118,7 +118,7 @@ test-dates: $(STAMP) postgres faketime
 
 # Refreshes the screenshots in docs/ from the browser tests (a plain test run keeps its own).
 screenshots: $(STAMP) browser
-	SCREENSHOTS_DIR=docs/screenshots $(BIN)/pytest -q -p no:cacheprovider tests/test_admin_browser.py tests/test_rules_browser.py tests/test_team_browser.py tests/test_admin_phone.py
+	SCREENSHOTS_DIR=docs/screenshots $(BIN)/pytest -q -p no:cacheprovider tests/test_admin_browser.py tests/test_rules_browser.py tests/test_team_browser.py tests/test_admin_phone.py tests/test_broadcasts_browser.py
 
 # Resolves every dependency again to the newest versions pyproject.toml allows and rewrites the
 # locks, hashes included; review the diff, run `make test`, commit. `make lock UPGRADE=` keeps
@@ -136,6 +136,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/latency.py --rates 50,200 --seconds 30
 	$(BIN)/python bench/wal.py --seconds 60
 	$(BIN)/python bench/search.py
+	$(BIN)/python bench/contacts_import.py --book 500000
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache responder.egg-info

@@ -16,7 +16,7 @@ from responder.clock import Clock
 from responder.config import Settings
 from responder.providers.base import Provider
 from responder.service import Service
-from responder.web import admin, api, api_inbox, metrics, webhooks
+from responder.web import admin, api, api_broadcasts, api_contacts, api_inbox, metrics, webhooks
 from responder.web.admin.security import AdminSecurityHeaders
 
 log = logging.getLogger("responder")
@@ -70,8 +70,10 @@ def create_app(
             Route("/healthz", healthz, methods=["GET"]),
             *webhooks.routes,
             *metrics.routes,
+            *api_contacts.routes,  # before api's /api/contacts/{phone}
             *api.routes,
             *api_inbox.routes,
+            *api_broadcasts.routes,
             *admin.routes,
         ],
         middleware=[Middleware(AdminSecurityHeaders)],

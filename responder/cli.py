@@ -1,5 +1,5 @@
 """The `responder` command: serve, check, simulate, send, urls, token, balance, export,
-backup, restore, migrate-to, users."""
+backup, restore, migrate-to, users, forget, contacts, broadcast."""
 
 from __future__ import annotations
 
@@ -19,9 +19,11 @@ from responder import text as sms_text
 from responder.app import create_app
 from responder.budget import OverrunRecord
 from responder.commands.backup import backup, restore
+from responder.commands.broadcast import broadcast
 from responder.commands.common import CLOCK
 from responder.commands.common import settings as _settings
 from responder.commands.common import with_service as _with_service
+from responder.commands.contacts import contacts
 from responder.commands.migrate_to import migrate_to
 from responder.commands.privacy import forget
 from responder.commands.users import users
@@ -353,3 +355,5 @@ main.add_command(restore)
 main.add_command(migrate_to)
 main.add_command(users)
 main.add_command(forget)
+main.add_command(broadcast)
+main.add_command(contacts)

@@ -16,9 +16,17 @@ from typing import Any
 
 from responder import budget, engine
 from responder.accounts import Accounts
+from responder.broadcasts import (
+    Broadcast,
+    BroadcastPreview,
+    Broadcasts,
+    Recipient,
+    Segment,
+)
 from responder.budget import Budget, OverrunRecord
 from responder.clock import Clock, thread_cpu_time
 from responder.config import Settings
+from responder.contacts import ContactBook
 from responder.engine import Contact, Decision, InboundMessage
 from responder.inbox import TeamInbox
 from responder.intake import Intake
@@ -49,6 +57,7 @@ from responder.store.models import (
 from responder.text import sendable
 from responder.web.balances import Balance, ask_balances
 from responder.web.sessions import Sessions, SignInLimiter
+from responder.workers.feeder import BroadcastFeeder
 from responder.workers.outbox import NATIVE_SCHEDULE_AHEAD, OutboxWorker
 from responder.workers.poller import StatusPoller
 
@@ -64,6 +73,9 @@ GC_YOUNG = 2000
 RETENTION_EVERY = 86400.0
 RETENTION_BATCH = 500
 FOLD_COUNTS_EVERY = 5.0  # seconds between folds of PostgreSQL's dashboard count changes
+# A customer's message answers a broadcast when the number's last outbound message before it
+# was that broadcast's, at most this long before.
+BROADCAST_REPLY_WINDOW = timedelta(days=7)
 
 
 class Service:
@@ -112,6 +124,25 @@ class Service:
         # Assignment, open/resolved, internal notes, typing (DESIGN §11).
         self.inbox = TeamInbox(self.store, self.accounts, clock)
         self.saved_replies = SavedReplies(self.store, self.accounts, self.rules, clock)
+        # Broadcasts and their feeder (DESIGN §12, responder/broadcasts.py).
+        self.broadcasts = Broadcasts(
+            self.store,
+            self.accounts,
+            self.providers,
+            settings=lambda: self.rules.current.settings,
+            default_provider=lambda: self.default_provider,
+            clock=clock,
+        )
+        self.feeder = BroadcastFeeder(
+            self.store,
+            self.broadcasts,
+            self.providers,
+            settings=lambda: self.rules.current.settings,
+            clock=clock,
+        )
+        self.broadcasts.on_change = self.feeder.wake
+        # The Contactos page, its CSV import and export, labels for many (DESIGN §12).
+        self.contacts = ContactBook(self.store, self.accounts, self.rules)
         # The tokens open() created just now (first start): only those may be shown in full.
         self.generated_tokens: set[str] = set()
         self._tasks: list[asyncio.Task[Any]] = []
@@ -185,6 +216,7 @@ class Service:
             asyncio.create_task(self._check_balances_forever(), name="balances"),
             asyncio.create_task(self._expire_texts_forever(), name="retention"),
             asyncio.create_task(self._fold_counts_forever(), name="fold-counts"),
+            asyncio.create_task(self.feeder.run(), name="broadcast-feeder"),
         ]
         # What start-up built lives as long as the process: keep the collector off it.
         gc.collect()
@@ -704,6 +736,10 @@ class Service:
     ) -> Conversation:
         return await self.store.update_labels(phone, add, remove, only)
 
+    async def label_counts(self) -> list[tuple[str, int]]:
+        """Labels in use (by contacts that may get a broadcast), with how many carry each."""
+        return await self.store.label_counts()
+
     async def mark_read(self, phone: str) -> None:
         await self.store.mark_read(phone)
 
@@ -718,6 +754,80 @@ class Service:
             "attention": await self.store.conversations(10, 0, needs_attention=True),
             "counts": await self.store.conversation_counts(),
         }
+
+    # -- broadcasts (DESIGN §12; responder/broadcasts.py) ---------------------------------------
+
+    async def preview_broadcast(
+        self, text: str, segment: Segment, via: str | None = None
+    ) -> BroadcastPreview:
+        return await self.broadcasts.preview(text, segment, via)
+
+    async def create_broadcast(
+        self,
+        text: str,
+        segment: Segment,
+        *,
+        send_at: datetime | None = None,
+        via: str | None = None,
+        name: str | None = None,
+        by: str | None = None,
+    ) -> Broadcast:
+        return await self.broadcasts.create(
+            text, segment, send_at=send_at, via=via, name=name, by=by
+        )
+
+    async def get_broadcast(self, broadcast_id: int) -> Broadcast:
+        return await self.broadcasts.get(broadcast_id)
+
+    async def list_broadcasts(
+        self, before_id: int | None = None, limit: int = 50
+    ) -> list[Broadcast]:
+        return await self.broadcasts.page(before_id, limit)
+
+    async def broadcast_recipients(
+        self,
+        broadcast_id: int,
+        *,
+        status: str | None = None,
+        after: str | None = None,
+        limit: int = 100,
+    ) -> list[Recipient]:
+        return await self.broadcasts.recipients(
+            broadcast_id, status=status, after=after, limit=limit
+        )
+
+    async def pause_broadcast(self, broadcast_id: int, by: str | None) -> Broadcast:
+        return await self.broadcasts.change(broadcast_id, "pause", by)
+
+    async def resume_broadcast(self, broadcast_id: int, by: str | None) -> Broadcast:
+        return await self.broadcasts.change(broadcast_id, "resume", by)
+
+    async def cancel_broadcast(self, broadcast_id: int, by: str | None) -> Broadcast:
+        return await self.broadcasts.change(broadcast_id, "cancel", by)
+
+    async def thread_broadcasts(self, phone: str, messages: Sequence[Message]) -> dict[int, Any]:
+        """What the thread of `phone` shows of broadcasts, by message id: `broadcast` for a
+        broadcast's message, `in_reply_to_broadcast` for an inbound message whose number's last
+        outbound message before it was a broadcast's, sent at most REPLY_WINDOW earlier."""
+        names = await self.store.broadcast_names(phone)
+        if not names:
+            return {}
+        shown: dict[int, Any] = {}
+        last_out: Message | None = None
+        for message in sorted(messages, key=lambda m: m.id):
+            if message.direction == "out":
+                last_out = message
+                if message.id in names:
+                    broadcast_id, name = names[message.id]
+                    shown[message.id] = {"broadcast": {"id": broadcast_id, "name": name}}
+            elif (
+                last_out is not None
+                and last_out.id in names
+                and message.created_at - last_out.created_at <= BROADCAST_REPLY_WINDOW
+            ):
+                broadcast_id, name = names[last_out.id]
+                shown[message.id] = {"in_reply_to_broadcast": {"id": broadcast_id, "name": name}}
+        return shown
 
     def webhook_urls(self, base_url: str, shown_token: str | None = None) -> dict[str, str]:
         """The webhook URLs, with `shown_token` (a masked token) in place of the token."""

@@ -30,6 +30,7 @@ HOW_TO_START = (
 )
 # Every table but schema_migrations (what a test may leave behind), referring ones first.
 TABLES = (
+    "broadcast_recipients",
     "notes",
     "typing",
     "attempts",
@@ -50,6 +51,7 @@ TABLES = (
     "saved_replies",
     "kept_opt_outs",
     "contact_labels",
+    "broadcasts",
     # Counts kept by triggers (pg 0010): after the tables whose deletes change them.
     "message_counts",
     "message_days",

@@ -260,7 +260,7 @@ def test_hours_form(staff: httpx.Client, app: RunningApp) -> None:
     response = submit(
         staff, "hours-form", "/admin/rules/hours",
         **weekdays, sat_from="09:00", sat_to="13:00", holidays="25/12/2026\n2027-01-01",
-        quiet_from="08:00", quiet_to="21:00",
+        quiet_from="22:00", quiet_to="07:30",
         **{f"{d}_closed": "" for d in ("mon", "tue", "wed", "thu", "fri", "sat")},
     )  # fmt: skip
     assert response.status_code == 303, flat(response)
@@ -268,7 +268,7 @@ def test_hours_form(staff: httpx.Client, app: RunningApp) -> None:
         "mon-fri": "08:00-17:00",
         "sat": "09:00-13:00",
         "closed": ["2026-12-25", "2027-01-01"],
-        "quiet": "08:00-21:00",
+        "quiet": "22:00-07:30",
     }
     assert versions(app)[0]["note"] == "horario de atención cambiado"
     page = staff.get("/admin/rules").text

@@ -16,7 +16,7 @@ from responder.engine import Reply
 from responder.store.base import Store
 from responder.store.counts import CountKey
 from responder.store.migrate import copy_to_postgres
-from responder.store.models import AuditEvent, SendOutcome, StatusUpdate
+from responder.store.models import AuditEvent, ImportRow, SendOutcome, StatusUpdate
 from responder.store.postgres import PostgresStore
 from responder.store.sqlite import SQLiteStore
 from tests.conftest import Clock
@@ -236,8 +236,12 @@ async def test_inbox_counts_are_kept(store: Store, clock: Clock) -> None:
         await store.fold_counts()
         assert await store.conversation_counts("ana") == await recounted("ana")
 
+    # Imported contacts that never wrote are not conversations: not counted, until they write.
+    await store.import_contacts([ImportRow(EVA, {"nombre": "Eva"}, ()), ImportRow(ANA, {}, ())])
+    await same()
     await admin_inbound(store, clock, ANA, "hola")
     await admin_inbound(store, clock, LUIS, "???", None)
+    await same()
     await admin_inbound(store, clock, EVA, "asesor", "asesor", mode="human")
     await same()
     await store.assign(ANA, "ana")

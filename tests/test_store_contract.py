@@ -1273,6 +1273,20 @@ async def test_labels_are_added_removed_or_replaced_by_staff(store: Store, clock
     assert await rows(store, "SELECT * FROM contact_labels") == []
 
 
+async def test_labels_in_use_are_counted_without_opted_out_contacts(
+    store: Store, clock: Clock
+) -> None:
+    assert await store.label_counts() == []
+    for phone in (ANA, LUIS, EVA):
+        await inbound(store, clock, phone, "hola")
+    await store.update_labels(ANA, ["promo", "vip"], [])
+    await store.update_labels(LUIS, ["promo", "Zona-b"], [])
+    await store.update_labels(EVA, ["promo", "solo-eva"], [])
+    await inbound(store, clock, EVA, "BAJA", answer("Listo", "opt_out", opted_out=True))
+    assert await store.label_counts() == [("Zona-b", 1), ("promo", 2), ("vip", 1)]
+    assert await store.label_counts(limit=1) == [("Zona-b", 1)]
+
+
 # -- the team inbox: assignment, status, notes, typing (DESIGN §11) ----------------------------
 
 

@@ -47,7 +47,7 @@ class OpeningHours:
 
     week: tuple[tuple[Shift, ...], ...] = ((),) * 7
     closed: frozenset[date] = frozenset()
-    quiet: Shift | None = None  # kept for broadcasts (DESIGN §12); nothing reads it yet
+    quiet: Shift | None = None  # quiet hours: broadcasts wait inside them (responder.broadcasts)
     week_text: str = field(default="", compare=False)
 
     def shifts_on(self, day: date) -> tuple[Shift, ...]:

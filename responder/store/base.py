@@ -13,14 +13,26 @@ from typing import Any, Protocol
 
 from responder.budget import Overrun, OverrunRecord
 from responder.engine import Contact, Decision, FlowState, Reply
+from responder.store.broadcast_models import (
+    Broadcast,
+    BroadcastStatus,
+    FeedItem,
+    FeedState,
+    Recipient,
+    Segment,
+    SegmentContact,
+)
 from responder.store.counts import CountKey
 from responder.store.models import (
     ApiToken,
     AuditEvent,
+    ContactRecord,
     Conversation,
     ConversationKey,
     ConversationStatus,
     Forgotten,
+    ImportCounts,
+    ImportRow,
     InboundJob,
     InboundResult,
     Message,
@@ -170,6 +182,30 @@ class Store(Protocol):
     async def all_messages(self) -> list[Message]: ...
     async def rejected_webhooks(self) -> list[dict[str, Any]]: ...
 
+    # -- contacts: the Contactos page, labels for many, CSV import (DESIGN §12) -----------------
+    # A keyset page in number order, after `after` ("" first); `label`, `text`/`phones` (a
+    # search: fields, labels, parts of the number) and `number` (that one only) narrow it.
+    async def contacts_page(
+        self,
+        after: str,
+        limit: int,
+        *,
+        label: str | None = None,
+        text: str | None = None,
+        phones: Sequence[str] = (),
+        number: str | None = None,
+    ) -> list[ContactRecord]: ...
+    async def contact_record(self, phone: str) -> ContactRecord: ...
+    async def contact_field_names(self) -> list[str]: ...
+    # All rows in one transaction; fields set, labels added, opt-out never changed.
+    async def import_contacts(
+        self, rows: Sequence[ImportRow], *, dry_run: bool = False
+    ) -> ImportCounts: ...
+    # The numbers among `phones` that are contacts, after their labels changed.
+    async def label_contacts(
+        self, phones: Sequence[str], add: Sequence[str], remove: Sequence[str]
+    ) -> list[str]: ...
+
     # -- the team inbox: assignment, status, internal notes, typing (DESIGN §11) -------------
     async def assign(self, phone: str, user: str | None) -> Conversation: ...
     # Resolving clears needs_attention; an inbound message reopens (receive_inbound).
@@ -253,6 +289,49 @@ class Store(Protocol):
     async def saved_replies(self) -> list[SavedReply]: ...
     async def add_saved_reply(self, name: str, text: str, author: str | None) -> SavedReply: ...
     async def delete_saved_reply(self, reply_id: int) -> SavedReply | None: ...
+
+    # -- broadcasts (DESIGN §12): store/sqlite_broadcasts.py, store/pg_broadcasts.py ------------
+    # Labels carried by contacts that have not opted out, by name, with how many (sqlite_labels).
+    async def label_counts(self, limit: int = 500) -> list[tuple[str, int]]: ...
+    async def segment_contacts(
+        self, segment: Segment, since: datetime | None, sample: int
+    ) -> tuple[int, list[SegmentContact]]: ...
+    async def create_broadcast(
+        self,
+        *,
+        name: str,
+        text: str,
+        segment: Segment,
+        via: str,
+        send_at: datetime | None,
+        status: BroadcastStatus,
+        created_by: str | None,
+        since: datetime | None,
+    ) -> Broadcast: ...
+    async def broadcast(self, broadcast_id: int) -> Broadcast | None: ...
+    async def broadcasts(self, before_id: int | None, limit: int) -> list[Broadcast]: ...
+    async def broadcast_recipients(
+        self, broadcast_id: int, status: str | None, after: str | None, limit: int
+    ) -> list[Recipient]: ...
+    async def broadcast_names(self, phone: str) -> dict[int, tuple[int, str]]: ...
+    # "pause", "resume" or "cancel": BroadcastStateError when the status does not allow it.
+    async def change_broadcast(self, broadcast_id: int, action: str) -> Broadcast: ...
+    async def start_due_broadcasts(self) -> list[int]: ...
+    async def broadcasts_to_feed(self) -> list[FeedState]: ...
+    async def broadcasts_active(self, since: datetime) -> bool: ...
+    # A reply or staff message due, or (given a provider) being sent through it.
+    async def reply_waiting(self, provider: str | None) -> bool: ...
+    async def pending_recipients(self, broadcast_id: int, limit: int) -> list[SegmentContact]: ...
+    async def feed_broadcast(
+        self,
+        broadcast_id: int,
+        items: Sequence[FeedItem],
+        *,
+        send_at: datetime | None = None,
+        due: datetime | None = None,
+    ) -> int: ...
+    async def hold_broadcast(self, broadcast_id: int, until: datetime) -> None: ...
+    async def settle_broadcasts(self) -> list[int]: ...
 
     # -- rules versions --------------------------------------------------------------------
     async def latest_rule_version_id(self) -> int | None: ...

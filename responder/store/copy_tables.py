@@ -127,6 +127,7 @@ TABLES: tuple[Table, ...] = (
             ("lease_until", "moment"),
             ("author", "text"),
             ("folded", "text"),
+            ("broadcast_id", "int"),
         ),
         key="id",
         append_only=True,
@@ -262,6 +263,37 @@ TABLES: tuple[Table, ...] = (
     ),
     Table("kept_opt_outs", (("phone", "text"), ("opted_out_at", "moment")), key="phone"),
     Table("contact_labels", (("phone", "text"), ("label", "text")), key=None),
+    Table(
+        "broadcasts",
+        (
+            ("id", "int"),
+            ("name", "text"),
+            ("text", "text"),
+            ("segment", "json"),
+            ("via", "text"),
+            ("send_at", "moment"),
+            ("status", "text"),
+            ("recipients", "int"),
+            ("created_by", "text"),
+            ("created_at", "moment"),
+            ("started_at", "moment"),
+            ("finished_at", "moment"),
+            ("updated_at", "moment"),
+        ),
+        key="id",
+    ),
+    Table(
+        "broadcast_recipients",
+        (
+            ("broadcast_id", "int"),
+            ("phone", "text"),
+            ("status", "text"),
+            ("error", "text"),
+            ("updated_at", "moment"),
+        ),
+        key=None,
+        batch=5000,
+    ),
     # The counts the writer keeps (SQLite 0022, PostgreSQL 0010), copied as they are (the
     # counts of erased messages included) after the messages and contacts whose copies moved
     # the target's triggers; then the changes those left are emptied (the source has none).

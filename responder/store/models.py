@@ -148,6 +148,52 @@ class Conversation:
         return data
 
 
+# Contacts imported (DESIGN §12) that never wrote nor were written to have this as their
+# `last_message_at` (the column is NOT NULL) and no `last_activity_at`: a contact is a
+# conversation, in the inbox, its counts and its search, only once `last_activity_at` is set.
+NEVER = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+@dataclass(frozen=True)
+class ContactRecord:
+    """A contact as the Contactos page and /api/contacts list it (DESIGN §12):
+    `last_activity_at` None means it never wrote nor was written to (imported), so it has no
+    conversation."""
+
+    phone: str
+    fields: dict[str, Any]
+    labels: tuple[str, ...]  # sorted
+    opted_out: bool
+    first_seen_at: datetime
+    last_activity_at: datetime | None
+
+    @property
+    def has_conversation(self) -> bool:
+        return self.last_activity_at is not None
+
+    def as_json(self) -> dict[str, Any]:
+        data = _json_ready(self)
+        data["labels"] = list(self.labels)
+        data["conversation"] = self.has_conversation
+        return data
+
+
+@dataclass(frozen=True)
+class ImportRow:
+    """One clean row of a contacts import: the number as stored, the fields it sets (empty
+    cells left out: they change nothing) and the labels it adds."""
+
+    phone: str
+    fields: dict[str, str]
+    labels: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class ImportCounts:
+    imported: int  # new contacts
+    updated: int  # contacts that were there already
+
+
 @dataclass(frozen=True)
 class Note:
     """An internal note in a conversation's thread: read by the staff, never sent (notes live
@@ -296,12 +342,16 @@ AuditAction = Literal[
     "assigned",
     "broadcast_created",
     "broadcast_cancelled",
+    "broadcast_paused",
+    "broadcast_resumed",
     "contact_forgotten",
     "messages_expired",
     "message_retried",
     "message_cancelled",
     "saved_reply_created",
     "saved_reply_deleted",
+    "contact_changed",
+    "contacts_imported",
 ]
 
 

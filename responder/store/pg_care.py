@@ -21,12 +21,13 @@ from responder.store.models import (
 from responder.store.pg_base import OUTBOX_CHANNEL, PgBase
 from responder.store.pg_rows import MESSAGE_COLUMNS, clean_text, lock_phones, message
 
-# As SQLite's FAILED_PHONES: failures not cancelled, with nothing sent since (after the last).
+# As SQLite's FAILED_PHONES: failures not cancelled nor a broadcast's, with nothing sent since
+# (after the last).
 FAILED_PHONES = f"""
 SELECT f.phone FROM (
     SELECT phone, max(id) AS last FROM messages
     WHERE phone = ANY($1::text[]) AND status = 'failed' AND direction = 'out'
-    AND (error IS NULL OR error NOT LIKE '{CANCELLED_BY}%')
+    AND (error IS NULL OR error NOT LIKE '{CANCELLED_BY}%') AND broadcast_id IS NULL
     GROUP BY phone
 ) AS f
 WHERE NOT EXISTS (
@@ -123,6 +124,15 @@ class PgMessageCare(PgBase):
                 message_id,
                 now,
                 error,
+            )
+            # A broadcast's message: its recipient counts as cancelled (store/broadcast_sql.py).
+            await conn.execute(
+                "UPDATE broadcast_recipients AS r SET status = 'cancelled', error = $2, "
+                "updated_at = $3 FROM messages AS m WHERE m.id = $1 "
+                "AND r.broadcast_id = m.broadcast_id AND r.phone = m.phone AND r.status = 'fed'",
+                message_id,
+                error,
+                now,
             )
             return message(row)
 

@@ -9,6 +9,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from responder.engine import Decision, FlowState, Reply
+from responder.store.broadcast_sql import BROADCAST_CLAIMABLE
 from responder.store.common import LEASE, owner_dead, this_host_prefix
 from responder.store.models import (
     Message,
@@ -220,7 +221,9 @@ class PgOutbox(PgBase):
                 "SELECT id FROM messages AS m WHERE status IN ('queued', 'scheduled') "
                 "AND next_attempt_at <= $1 AND (rule = 'opt_out' OR NOT EXISTS ("
                 "SELECT 1 FROM contacts AS c WHERE c.phone = m.phone AND c.opted_out)) "
-                "ORDER BY origin <> 'auto', next_attempt_at, id LIMIT $2 "
+                f"AND {BROADCAST_CLAIMABLE} "
+                "ORDER BY origin <> 'auto', broadcast_id IS NOT NULL, next_attempt_at, id "
+                "LIMIT $2 "
                 "FOR UPDATE SKIP LOCKED) "
                 "UPDATE messages AS m SET status = 'sending', attempts = m.attempts + 1, "
                 "updated_at = $1, claimed_by = $3, lease_until = $4 FROM due WHERE m.id = due.id "

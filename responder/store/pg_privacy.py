@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from responder.store.broadcast_sql import FORGOTTEN_RECIPIENT
 from responder.store.models import Forgotten
 from responder.store.pg_base import PgBase
 from responder.store.pg_rows import lock_phones
@@ -43,6 +44,14 @@ class PgPrivacy(PgBase):
             await conn.execute("DELETE FROM notes WHERE phone = $1", phone)
             await conn.execute("DELETE FROM typing WHERE phone = $1", phone)
             await conn.execute("DELETE FROM contact_labels WHERE phone = $1", phone)
+            # A broadcast keeps its count, not the number (store/broadcast_sql.py).
+            await conn.execute(
+                "UPDATE broadcast_recipients SET phone = 'forgotten-' || md5(random()::text), "
+                "status = CASE WHEN status = 'pending' THEN 'cancelled' ELSE status END, "
+                "error = $1 WHERE phone = $2",
+                FORGOTTEN_RECIPIENT,
+                phone,
+            )
             await conn.execute("DELETE FROM contacts WHERE phone = $1", phone)
             opted_out = bool(row and row["opted_out"])
             if opted_out:

@@ -37,6 +37,12 @@ NEWEST_WAITING = (
     f"SELECT phone FROM contacts WHERE {WAITING} ORDER BY last_message_at DESC LIMIT 20"
 )
 
+# Contacts that are conversations: not those only imported (store/pg_contacts.py), whose
+# last_message_at is NEVER, so the newest-first index skips them without reading their rows.
+CONVERSATIONS_ONLY = (
+    "last_activity_at IS NOT NULL AND last_message_at > '1970-01-01T00:00:00+00:00'"
+)
+
 
 def _state_filters(
     mode: str | None,
@@ -47,8 +53,9 @@ def _state_filters(
     status: str | None = None,
 ) -> tuple[list[str], list[Any]]:
     """SQL conditions (always at least one) and parameters (numbered from `first`) selecting
-    conversations by state; `assigned` is a person's name, or UNASSIGNED for nobody."""
-    conditions, params = ["true"], []
+    conversations by state; `assigned` is a person's name, or UNASSIGNED for nobody. A contact
+    that never wrote nor was written to (imported) is not a conversation."""
+    conditions, params = [CONVERSATIONS_ONLY], []
     for column, value in (
         ("mode", mode),
         ("needs_attention", needs_attention),
@@ -169,7 +176,8 @@ class PgReads(PgBase):
         """Up to `limit` conversations whose number sorts after `phone` ("" for the first),
         in number order: a keyset page for exports, fast at any depth."""
         rows = await self._fetch(
-            f"SELECT {CONVERSATION_COLUMNS} FROM contacts WHERE phone > $1 ORDER BY phone LIMIT $2",
+            f"SELECT {CONVERSATION_COLUMNS} FROM contacts WHERE phone > $1 "
+            f"AND {CONVERSATIONS_ONLY} ORDER BY phone LIMIT $2",
             phone,
             limit,
         )
@@ -282,7 +290,8 @@ class PgReads(PgBase):
         # where max(id) GROUP BY direction read every message of a busy number.
         rows = await self._fetch(
             f"SELECT {MESSAGE_COLUMNS} FROM messages WHERE id IN (SELECT (SELECT id FROM "
-            "(SELECT id, direction FROM messages WHERE phone = p ORDER BY id DESC "
+            "(SELECT id, direction FROM messages WHERE phone = p AND broadcast_id IS NULL "
+            "ORDER BY id DESC "
             f"LIMIT {PREVIEW_DEPTH:d}) AS recent WHERE direction = d ORDER BY id DESC "
             "LIMIT 1) FROM unnest($1::text[]) AS p, (VALUES ('in'), ('out')) AS directions (d)) "
             "ORDER BY id",
@@ -317,13 +326,15 @@ class PgReads(PgBase):
                 "SELECT sum(total)::bigint, sum(human)::bigint, sum(needs_attention)::bigint, "
                 "sum(opted_out)::bigint, sum(unread)::bigint, sum(unassigned)::bigint, "
                 "sum(resolved)::bigint, (SELECT count(*) FROM contacts "
-                "WHERE assigned_to = $1) FROM (SELECT * FROM conversation_counts UNION ALL "
+                f"WHERE assigned_to = $1 AND {CONVERSATIONS_ONLY}) FROM (SELECT * FROM "
+                "conversation_counts UNION ALL "
                 "SELECT 1, * FROM conversation_count_changes) AS kept",
                 me,
             )
             if kept[0] is not None:
                 return dict(zip(COUNT_KEYS, (int(v) for v in kept)))
         match, params = _search_match(text, phones, 2) if text is not None else ("true", [])
+        match = f"{CONVERSATIONS_ONLY} AND {match}"  # imported contacts are not counted
         [row] = await self._fetch(
             "SELECT count(*), count(*) FILTER (WHERE mode = 'human'), "
             "count(*) FILTER (WHERE needs_attention), count(*) FILTER (WHERE opted_out), "

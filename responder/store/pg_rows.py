@@ -182,7 +182,7 @@ class ContactState:
             flagged=row[11],
             flow=flow_from_json(row[12]),
             last_activity_at=row[13],
-            is_new=False,
+            is_new=row[13] is None,  # imported, never wrote: still new
         )
 
     def as_contact(self) -> Contact:

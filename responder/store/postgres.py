@@ -34,9 +34,12 @@ from responder.store.pg_base import (
     OUTBOX_CHANNEL,
     RULES_CHANNEL,
 )
+from responder.store.pg_broadcast_feed import PgBroadcastFeed
 from responder.store.pg_care import PgMessageCare
+from responder.store.pg_contacts import PgContacts
 from responder.store.pg_counts import PgCounts
 from responder.store.pg_inbox import PgInbox
+from responder.store.pg_labels import PgLabels
 from responder.store.pg_listen import Listener
 from responder.store.pg_outbox import PgOutbox
 from responder.store.pg_privacy import PgPrivacy
@@ -59,7 +62,17 @@ class _Job:
 
 
 class PostgresStore(
-    PgOutbox, PgShared, PgTeam, PgInbox, PgMessageCare, PgPrivacy, PgReads, PgCounts
+    PgOutbox,
+    PgShared,
+    PgTeam,
+    PgInbox,
+    PgMessageCare,
+    PgPrivacy,
+    PgReads,
+    PgBroadcastFeed,
+    PgContacts,
+    PgLabels,
+    PgCounts,
 ):
     """All persistence on PostgreSQL. Webhook writes arriving together are grouped by one
     writer task into one transaction, and each caller is answered after its commit; other

@@ -23,6 +23,7 @@ from responder.clock import Clock
 from responder.config import StartupError
 from responder.engine import Contact, Decision, FlowState, Reply
 from responder.store import health, reports
+from responder.store.broadcast_sql import BROADCAST_CLAIMABLE
 from responder.store.checkpoint import RESTING_WAL, WalCheckpointer
 from responder.store.common import (
     LEASE,
@@ -34,6 +35,7 @@ from responder.store.common import (
 )
 from responder.store.models import (
     COUNT_KEYS,
+    NEVER,
     UNASSIGNED,
     Conversation,
     ConversationKey,
@@ -58,10 +60,13 @@ from responder.store.overruns import OVERRUNS_KEY, merged, records
 from responder.store.recent import RECENT_ROWS, ROW_COLUMNS, Activity, RecentRows
 from responder.store.recent import Known as RecentKnown
 from responder.store.search import folded_pattern, like_pattern
+from responder.store.sqlite_broadcast_feed import SQLiteBroadcastFeed
 from responder.store.sqlite_care import SQLiteMessageCare
+from responder.store.sqlite_contacts import SQLiteContacts
 from responder.store.sqlite_counts import SQLiteCounts
 from responder.store.sqlite_counts import fold as fold_counts
 from responder.store.sqlite_inbox import SQLiteInbox
+from responder.store.sqlite_labels import SQLiteLabels
 from responder.store.sqlite_privacy import SQLitePrivacy, read_erasures
 from responder.store.sqlite_team import SQLiteTeam
 from responder.store.sqltime import maybe_moment, moment, stored
@@ -108,6 +113,9 @@ WAITING = "unread > 0 AND status <> 'resolved' AND (mode = 'human' OR needs_atte
 NEWEST_WAITING = (
     f"SELECT phone FROM contacts WHERE {WAITING} ORDER BY last_message_at DESC LIMIT 20"
 )
+# Contacts that are conversations: not those only imported (store/sqlite_contacts.py), whose
+# last_message_at is NEVER, so the newest-first index skips them without reading their rows.
+CONVERSATIONS_ONLY = f"last_activity_at IS NOT NULL AND last_message_at > '{stored(NEVER)}'"
 MAX_BATCH = 512
 PRAGMAS = (
     # WAL + synchronous=NORMAL: a process crash loses no committed row (see README).
@@ -163,7 +171,7 @@ class _ContactRow:
             flagged=bool(row["flagged"]),
             flow=_flow_from_json(row["flow"]),
             last_activity_at=row["last_activity_at"],
-            is_new=False,
+            is_new=row["last_activity_at"] is None,  # imported, never wrote: still new
         )
 
     def as_contact(self) -> Contact:
@@ -272,8 +280,9 @@ def _state_filters(
     status: str | None = None,
 ) -> tuple[list[str], list[Any]]:
     """SQL conditions (always at least one) and parameters selecting conversations by state;
-    `assigned` is a person's name, or UNASSIGNED for conversations nobody handles."""
-    conditions, params = ["1 = 1"], []
+    `assigned` is a person's name, or UNASSIGNED for conversations nobody handles. A contact
+    that never wrote nor was written to (imported) is not a conversation."""
+    conditions, params = [CONVERSATIONS_ONLY], []
     # Written as literals, never user text (each value is one of a fixed few): SQLite picks a
     # partial index (contacts_needing_attention...) only when the query names its condition.
     for column, value in (
@@ -341,7 +350,16 @@ def _marks(count: int) -> str:
     return ", ".join("?" * count)
 
 
-class SQLiteStore(SQLiteInbox, SQLiteMessageCare, SQLitePrivacy, SQLiteTeam, SQLiteCounts):
+class SQLiteStore(
+    SQLiteInbox,
+    SQLiteMessageCare,
+    SQLitePrivacy,
+    SQLiteTeam,
+    SQLiteBroadcastFeed,
+    SQLiteContacts,
+    SQLiteLabels,
+    SQLiteCounts,
+):
     """All persistence. Writes go through one connection, one transaction at a time; webhook
     writes arriving together are grouped into one transaction and each caller is answered only
     after that transaction has committed."""
@@ -1109,7 +1127,8 @@ class SQLiteStore(SQLiteInbox, SQLiteMessageCare, SQLitePrivacy, SQLiteTeam, SQL
         """Up to `limit` conversations whose number sorts after `phone` ("" for the first),
         in number order: a keyset page for exports, fast at any depth."""
         rows = await self.reader.execute_fetchall(
-            f"SELECT {CONVERSATION_COLUMNS} FROM contacts WHERE phone > ? ORDER BY phone LIMIT ?",
+            f"SELECT {CONVERSATION_COLUMNS} FROM contacts WHERE phone > ? "
+            f"AND {CONVERSATIONS_ONLY} ORDER BY phone LIMIT ?",
             (phone, limit),
         )
         return [self._conversation(row) for row in rows]
@@ -1377,7 +1396,9 @@ class SQLiteStore(SQLiteInbox, SQLiteMessageCare, SQLitePrivacy, SQLiteTeam, SQL
                 "WHERE id IN (SELECT id FROM messages AS m WHERE status IN ('queued', 'scheduled') "
                 "AND next_attempt_at <= ? AND (rule IS 'opt_out' OR NOT EXISTS ("
                 "SELECT 1 FROM contacts WHERE contacts.phone = m.phone AND opted_out = 1)) "
-                "ORDER BY origin != 'auto', next_attempt_at, id LIMIT ?) "
+                f"AND {BROADCAST_CLAIMABLE} "
+                "ORDER BY origin != 'auto', broadcast_id IS NOT NULL, next_attempt_at, id "
+                "LIMIT ?) "
                 "RETURNING id, phone, text, provider, attempts, created_at, origin, send_at, "
                 "failover_from",
                 (now, self.instance, lease, now, limit),
@@ -1680,7 +1701,8 @@ class SQLiteStore(SQLiteInbox, SQLiteMessageCare, SQLitePrivacy, SQLiteTeam, SQL
         for chunk in _chunks(phones, 100):  # 200 SELECTs: below SQLite's 500 per compound
             newest = " UNION ALL ".join(
                 "SELECT (SELECT id FROM (SELECT id, direction FROM messages WHERE phone = ? "
-                f"ORDER BY id DESC LIMIT {PREVIEW_DEPTH:d}) WHERE direction = '{d}' LIMIT 1)"
+                f"AND broadcast_id IS NULL ORDER BY id DESC LIMIT {PREVIEW_DEPTH:d}) "
+                f"WHERE direction = '{d}' LIMIT 1)"
                 for _ in chunk
                 for d in ("in", "out")
             )
@@ -1725,13 +1747,15 @@ class SQLiteStore(SQLiteInbox, SQLiteMessageCare, SQLitePrivacy, SQLiteTeam, SQL
         if text is None:  # kept by triggers (migration 0022); "mine" on contacts_by_assignee
             kept = await self.reader.execute_fetchall(
                 "SELECT total, human, needs_attention, opted_out, unread, unassigned, resolved, "
-                "(SELECT COUNT(*) FROM contacts WHERE assigned_to = ?) FROM conversation_counts",
+                "(SELECT COUNT(*) FROM contacts WHERE assigned_to = ? AND "
+                f"{CONVERSATIONS_ONLY}) FROM conversation_counts",
                 (me,),
             )
             found = next(iter(kept), None)
             if found is not None:
                 return dict(zip(COUNT_KEYS, (int(v) for v in found)))
         match, params = _search_match(text, phones) if text is not None else ("1", [])
+        match = f"{CONVERSATIONS_ONLY} AND {match}"  # imported contacts are not counted
         rows = await self.reader.execute_fetchall(
             "SELECT COUNT(*), "
             "COALESCE(SUM(mode = 'human'), 0), COALESCE(SUM(needs_attention), 0), "

@@ -27,15 +27,16 @@ if TYPE_CHECKING:
 
 T = TypeVar("T")
 MAX_PARAMS = 500
-# Failed outbound messages that still matter: not cancelled by a person, and not followed by
-# a message that got through (the conversation went on). `?` marks are the phones. Only each
-# number's last such failure is compared, with what was written after it (higher ids, along
-# (phone, id)): comparing each failure with every message of a busy number took seconds.
+# Failed outbound messages that still matter: not cancelled by a person, not a broadcast's
+# (its own page shows those), and not followed by a message that got through (the
+# conversation went on). `?` marks are the phones. Only each number's last such failure is
+# compared, with what was written after it (higher ids, along (phone, id)): comparing each
+# failure with every message of a busy number took seconds.
 FAILED_PHONES = f"""
 SELECT f.phone FROM (
     SELECT phone, MAX(id) AS last FROM messages
     WHERE phone IN ({{marks}}) AND status = 'failed' AND direction = 'out'
-    AND (error IS NULL OR error NOT LIKE '{CANCELLED_BY}%')
+    AND (error IS NULL OR error NOT LIKE '{CANCELLED_BY}%') AND broadcast_id IS NULL
     GROUP BY phone
 ) AS f
 WHERE NOT EXISTS (
@@ -136,6 +137,13 @@ class SQLiteMessageCare:
                 "INSERT INTO attempts (message_id, at, provider, outcome, error) "
                 "SELECT id, ?, COALESCE(provider, ''), 'cancelled', ? FROM messages WHERE id = ?",
                 (now, error, message_id),
+            )
+            # A broadcast's message: its recipient counts as cancelled (store/broadcast_sql.py).
+            db.execute(
+                "UPDATE broadcast_recipients SET status = 'cancelled', error = ?, updated_at = ? "
+                "WHERE status = 'fed' AND (broadcast_id, phone) IN "
+                "(SELECT broadcast_id, phone FROM messages WHERE id = ?)",
+                (error, now, message_id),
             )
             return _read(db, message_id)
 

@@ -9,6 +9,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, TypeVar
 
 from responder.clock import Clock
+from responder.store.broadcast_sql import FORGOTTEN_RECIPIENT
 from responder.store.models import Forgotten
 from responder.store.recent import RecentRows
 from responder.store.sqltime import stored
@@ -88,6 +89,14 @@ class SQLitePrivacy:
             db.execute("DELETE FROM notes WHERE phone = ?", (phone,))
             db.execute("DELETE FROM typing WHERE phone = ?", (phone,))
             db.execute("DELETE FROM contact_labels WHERE phone = ?", (phone,))
+            # A broadcast keeps its count, not the number (store/broadcast_sql.py).
+            db.execute(
+                "UPDATE broadcast_recipients "
+                "SET phone = 'forgotten-' || lower(hex(randomblob(8))), "
+                "status = CASE WHEN status = 'pending' THEN 'cancelled' ELSE status END, "
+                "error = ? WHERE phone = ?",
+                (FORGOTTEN_RECIPIENT, phone),
+            )
             db.execute("DELETE FROM contacts WHERE phone = ?", (phone,))
             opted_out = bool(row and row[0])
             if opted_out:

@@ -214,7 +214,10 @@ async def list_messages(request: Request) -> Response:
     await service.conversation(phone)  # 404 for an unknown number
     rows = await service.message_page(phone, below, limit)
     after = rows[0].id if len(rows) == limit else None
-    return JSONResponse({"messages": [m.as_json() for m in rows], "next": after})
+    # A broadcast's message, and a reply to one, name the broadcast (DESIGN §12).
+    named = await service.thread_broadcasts(phone, rows)
+    messages = [{**m.as_json(), **named.get(m.id, {})} for m in rows]
+    return JSONResponse({"messages": messages, "next": after})
 
 
 async def send_message(request: Request) -> Response:
@@ -352,13 +355,9 @@ async def patch_contact(request: Request) -> Response:
         if value is not None and not isinstance(value, str | int | float | bool):
             raise ApiError(400, f"field {name}: use a string, number, boolean or null")
     labels = _label_changes(data["labels"]) if "labels" in data else None
-    service = _service(request)
-    phone = _phone(request)
-    conversation = await service.conversation(phone)  # 404 before anything changes
-    if changes:
-        conversation = await service.update_fields(phone, changes)
-    if labels is not None:
-        conversation = await service.update_labels(phone, *labels)
+    conversation = await _service(request).contacts.change(
+        caller(request).name, _phone(request), fields=changes, labels=labels
+    )  # on the audit trail; 404 before anything changes
     return JSONResponse(conversation.as_json())
 
 

@@ -25,7 +25,7 @@ STATUS_LABELS = {
     # The provider's answer could not be read: it may have gone out; it is not sent again.
     "unconfirmed": "sin confirmar",
 }
-ORIGIN_LABELS = {"auto": "bot", "agent": "agente", "cli": "consola"}
+ORIGIN_LABELS = {"auto": "bot", "agent": "agente", "cli": "consola", "broadcast": "difusión"}
 MATCH_LABELS = {
     "word": "palabra completa",
     "first": "al inicio del mensaje",

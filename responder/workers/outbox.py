@@ -23,6 +23,7 @@ from responder.providers.base import (
 )
 from responder.rules.model import RulesSettings
 from responder.store import Store
+from responder.store.broadcast_models import BROADCAST_ORIGIN
 from responder.store.models import OutboxItem, SendOutcome, StoreUnavailable
 from responder.text import segments
 
@@ -205,6 +206,8 @@ class OutboxWorker:
 
     def _expired(self, item: OutboxItem, settings: RulesSettings, now: datetime) -> bool:
         """An answer an hour late confuses customers: auto-replies have a shorter limit."""
+        if item.origin == BROADCAST_ORIGIN:  # paced and held on purpose (responder.broadcasts)
+            return False
         limit = settings.reply_max_age if item.origin == "auto" else settings.agent_reply_max_age
         start = item.send_at or item.created_at
         return (now - start).total_seconds() > limit
@@ -245,7 +248,10 @@ class OutboxWorker:
         self, provider: Provider, batch: list[OutboxItem], settings: RulesSettings
     ) -> None:
         try:
-            await self._wait_for_budget(provider.name, len(batch), settings)
+            # A broadcast's messages took their budget when the feeder queued them.
+            paying = sum(1 for i in batch if i.origin != BROADCAST_ORIGIN)
+            if paying:
+                await self._wait_for_budget(provider.name, paying, settings)
             now = self.clock()
             sms = [
                 OutboundSMS(i.id, i.phone, i.text, self._native_time(provider, i, now, settings))

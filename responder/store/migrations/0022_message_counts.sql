@@ -75,7 +75,9 @@ BEGIN
 END;
 
 -- The inbox's tab counts, kept the same way (one row; a person's own "mine" is read through
--- contacts_by_assignee): reading them no longer counts every contact on each poll.
+-- contacts_by_assignee): reading them no longer counts every contact on each poll. Only
+-- conversations count: an imported contact that never wrote nor was written to (no
+-- last_activity_at, last_message_at at 1970: migration 0020) is not one.
 CREATE TABLE conversation_counts (
     id INTEGER PRIMARY KEY CHECK (id = 1),
     total INTEGER NOT NULL,
@@ -97,42 +99,43 @@ CREATE TABLE conversation_count_changes (
     resolved INTEGER NOT NULL
 );
 INSERT INTO conversation_counts
-SELECT 1, COUNT(*), COALESCE(SUM(mode = 'human'), 0), COALESCE(SUM(needs_attention <> 0), 0),
-    COALESCE(SUM(opted_out <> 0), 0), COALESCE(SUM(unread > 0), 0),
-    COALESCE(SUM(assigned_to IS NULL), 0), COALESCE(SUM(status = 'resolved'), 0)
+SELECT 1, COALESCE(SUM((last_activity_at IS NOT NULL AND last_message_at > '1970-01-01T00:00:00.000000Z')), 0), COALESCE(SUM(((last_activity_at IS NOT NULL AND last_message_at > '1970-01-01T00:00:00.000000Z') AND mode = 'human')), 0), COALESCE(SUM(((last_activity_at IS NOT NULL AND last_message_at > '1970-01-01T00:00:00.000000Z') AND needs_attention <> 0)), 0), COALESCE(SUM(((last_activity_at IS NOT NULL AND last_message_at > '1970-01-01T00:00:00.000000Z') AND opted_out <> 0)), 0), COALESCE(SUM(((last_activity_at IS NOT NULL AND last_message_at > '1970-01-01T00:00:00.000000Z') AND unread > 0)), 0), COALESCE(SUM(((last_activity_at IS NOT NULL AND last_message_at > '1970-01-01T00:00:00.000000Z') AND assigned_to IS NULL)), 0), COALESCE(SUM(((last_activity_at IS NOT NULL AND last_message_at > '1970-01-01T00:00:00.000000Z') AND status = 'resolved')), 0)
 FROM contacts;
 CREATE TRIGGER conversation_counts_insert AFTER INSERT ON contacts
 BEGIN
-    UPDATE conversation_counts SET total = total + 1, human = human + (NEW.mode = 'human'),
-        needs_attention = needs_attention + (NEW.needs_attention <> 0),
-        opted_out = opted_out + (NEW.opted_out <> 0), unread = unread + (NEW.unread > 0),
-        unassigned = unassigned + (NEW.assigned_to IS NULL),
-        resolved = resolved + (NEW.status = 'resolved');
+    UPDATE conversation_counts SET
+        total = total + (NEW.last_activity_at IS NOT NULL AND NEW.last_message_at > '1970-01-01T00:00:00.000000Z'),
+        human = human + ((NEW.last_activity_at IS NOT NULL AND NEW.last_message_at > '1970-01-01T00:00:00.000000Z') AND NEW.mode = 'human'),
+        needs_attention = needs_attention + ((NEW.last_activity_at IS NOT NULL AND NEW.last_message_at > '1970-01-01T00:00:00.000000Z') AND NEW.needs_attention <> 0),
+        opted_out = opted_out + ((NEW.last_activity_at IS NOT NULL AND NEW.last_message_at > '1970-01-01T00:00:00.000000Z') AND NEW.opted_out <> 0),
+        unread = unread + ((NEW.last_activity_at IS NOT NULL AND NEW.last_message_at > '1970-01-01T00:00:00.000000Z') AND NEW.unread > 0),
+        unassigned = unassigned + ((NEW.last_activity_at IS NOT NULL AND NEW.last_message_at > '1970-01-01T00:00:00.000000Z') AND NEW.assigned_to IS NULL),
+        resolved = resolved + ((NEW.last_activity_at IS NOT NULL AND NEW.last_message_at > '1970-01-01T00:00:00.000000Z') AND NEW.status = 'resolved');
 END;
 CREATE TRIGGER conversation_counts_update
-AFTER UPDATE OF mode, needs_attention, opted_out, unread, assigned_to, status ON contacts
-WHEN (OLD.mode = 'human') IS NOT (NEW.mode = 'human')
-    OR (OLD.needs_attention <> 0) IS NOT (NEW.needs_attention <> 0)
-    OR (OLD.opted_out <> 0) IS NOT (NEW.opted_out <> 0)
-    OR (OLD.unread > 0) IS NOT (NEW.unread > 0)
-    OR (OLD.assigned_to IS NULL) IS NOT (NEW.assigned_to IS NULL)
-    OR (OLD.status = 'resolved') IS NOT (NEW.status = 'resolved')
+AFTER UPDATE OF mode, needs_attention, opted_out, unread, assigned_to, status, last_activity_at,
+    last_message_at ON contacts
+WHEN (OLD.last_activity_at IS NOT NULL AND OLD.last_message_at > '1970-01-01T00:00:00.000000Z') IS NOT (NEW.last_activity_at IS NOT NULL AND NEW.last_message_at > '1970-01-01T00:00:00.000000Z') OR ((OLD.last_activity_at IS NOT NULL AND OLD.last_message_at > '1970-01-01T00:00:00.000000Z') AND OLD.mode = 'human') IS NOT ((NEW.last_activity_at IS NOT NULL AND NEW.last_message_at > '1970-01-01T00:00:00.000000Z') AND NEW.mode = 'human') OR ((OLD.last_activity_at IS NOT NULL AND OLD.last_message_at > '1970-01-01T00:00:00.000000Z') AND OLD.needs_attention <> 0) IS NOT ((NEW.last_activity_at IS NOT NULL AND NEW.last_message_at > '1970-01-01T00:00:00.000000Z') AND NEW.needs_attention <> 0) OR ((OLD.last_activity_at IS NOT NULL AND OLD.last_message_at > '1970-01-01T00:00:00.000000Z') AND OLD.opted_out <> 0) IS NOT ((NEW.last_activity_at IS NOT NULL AND NEW.last_message_at > '1970-01-01T00:00:00.000000Z') AND NEW.opted_out <> 0) OR ((OLD.last_activity_at IS NOT NULL AND OLD.last_message_at > '1970-01-01T00:00:00.000000Z') AND OLD.unread > 0) IS NOT ((NEW.last_activity_at IS NOT NULL AND NEW.last_message_at > '1970-01-01T00:00:00.000000Z') AND NEW.unread > 0) OR ((OLD.last_activity_at IS NOT NULL AND OLD.last_message_at > '1970-01-01T00:00:00.000000Z') AND OLD.assigned_to IS NULL) IS NOT ((NEW.last_activity_at IS NOT NULL AND NEW.last_message_at > '1970-01-01T00:00:00.000000Z') AND NEW.assigned_to IS NULL) OR ((OLD.last_activity_at IS NOT NULL AND OLD.last_message_at > '1970-01-01T00:00:00.000000Z') AND OLD.status = 'resolved') IS NOT ((NEW.last_activity_at IS NOT NULL AND NEW.last_message_at > '1970-01-01T00:00:00.000000Z') AND NEW.status = 'resolved')
 BEGIN
-    UPDATE conversation_counts SET human = human - (OLD.mode = 'human') + (NEW.mode = 'human'),
-        needs_attention = needs_attention - (OLD.needs_attention <> 0)
-            + (NEW.needs_attention <> 0),
-        opted_out = opted_out - (OLD.opted_out <> 0) + (NEW.opted_out <> 0),
-        unread = unread - (OLD.unread > 0) + (NEW.unread > 0),
-        unassigned = unassigned - (OLD.assigned_to IS NULL) + (NEW.assigned_to IS NULL),
-        resolved = resolved - (OLD.status = 'resolved') + (NEW.status = 'resolved');
+    UPDATE conversation_counts SET
+        total = total - (OLD.last_activity_at IS NOT NULL AND OLD.last_message_at > '1970-01-01T00:00:00.000000Z') + (NEW.last_activity_at IS NOT NULL AND NEW.last_message_at > '1970-01-01T00:00:00.000000Z'),
+        human = human - ((OLD.last_activity_at IS NOT NULL AND OLD.last_message_at > '1970-01-01T00:00:00.000000Z') AND OLD.mode = 'human') + ((NEW.last_activity_at IS NOT NULL AND NEW.last_message_at > '1970-01-01T00:00:00.000000Z') AND NEW.mode = 'human'),
+        needs_attention = needs_attention - ((OLD.last_activity_at IS NOT NULL AND OLD.last_message_at > '1970-01-01T00:00:00.000000Z') AND OLD.needs_attention <> 0) + ((NEW.last_activity_at IS NOT NULL AND NEW.last_message_at > '1970-01-01T00:00:00.000000Z') AND NEW.needs_attention <> 0),
+        opted_out = opted_out - ((OLD.last_activity_at IS NOT NULL AND OLD.last_message_at > '1970-01-01T00:00:00.000000Z') AND OLD.opted_out <> 0) + ((NEW.last_activity_at IS NOT NULL AND NEW.last_message_at > '1970-01-01T00:00:00.000000Z') AND NEW.opted_out <> 0),
+        unread = unread - ((OLD.last_activity_at IS NOT NULL AND OLD.last_message_at > '1970-01-01T00:00:00.000000Z') AND OLD.unread > 0) + ((NEW.last_activity_at IS NOT NULL AND NEW.last_message_at > '1970-01-01T00:00:00.000000Z') AND NEW.unread > 0),
+        unassigned = unassigned - ((OLD.last_activity_at IS NOT NULL AND OLD.last_message_at > '1970-01-01T00:00:00.000000Z') AND OLD.assigned_to IS NULL) + ((NEW.last_activity_at IS NOT NULL AND NEW.last_message_at > '1970-01-01T00:00:00.000000Z') AND NEW.assigned_to IS NULL),
+        resolved = resolved - ((OLD.last_activity_at IS NOT NULL AND OLD.last_message_at > '1970-01-01T00:00:00.000000Z') AND OLD.status = 'resolved') + ((NEW.last_activity_at IS NOT NULL AND NEW.last_message_at > '1970-01-01T00:00:00.000000Z') AND NEW.status = 'resolved');
 END;
 CREATE TRIGGER conversation_counts_delete AFTER DELETE ON contacts
 BEGIN
-    UPDATE conversation_counts SET total = total - 1, human = human - (OLD.mode = 'human'),
-        needs_attention = needs_attention - (OLD.needs_attention <> 0),
-        opted_out = opted_out - (OLD.opted_out <> 0), unread = unread - (OLD.unread > 0),
-        unassigned = unassigned - (OLD.assigned_to IS NULL),
-        resolved = resolved - (OLD.status = 'resolved');
+    UPDATE conversation_counts SET
+        total = total - (OLD.last_activity_at IS NOT NULL AND OLD.last_message_at > '1970-01-01T00:00:00.000000Z'),
+        human = human - ((OLD.last_activity_at IS NOT NULL AND OLD.last_message_at > '1970-01-01T00:00:00.000000Z') AND OLD.mode = 'human'),
+        needs_attention = needs_attention - ((OLD.last_activity_at IS NOT NULL AND OLD.last_message_at > '1970-01-01T00:00:00.000000Z') AND OLD.needs_attention <> 0),
+        opted_out = opted_out - ((OLD.last_activity_at IS NOT NULL AND OLD.last_message_at > '1970-01-01T00:00:00.000000Z') AND OLD.opted_out <> 0),
+        unread = unread - ((OLD.last_activity_at IS NOT NULL AND OLD.last_message_at > '1970-01-01T00:00:00.000000Z') AND OLD.unread > 0),
+        unassigned = unassigned - ((OLD.last_activity_at IS NOT NULL AND OLD.last_message_at > '1970-01-01T00:00:00.000000Z') AND OLD.assigned_to IS NULL),
+        resolved = resolved - ((OLD.last_activity_at IS NOT NULL AND OLD.last_message_at > '1970-01-01T00:00:00.000000Z') AND OLD.status = 'resolved');
 END;
 
 -- Keyset pages of conversations (newest first, then by number) and the few in a state: each

@@ -91,6 +91,8 @@ SELECT hour, direction, sum(n) FROM message_counts GROUP BY 1, 2;
 
 -- The inbox's tab counts, kept the same way (SQLite's 0022): one row, and appended changes
 -- folded into it by the same sweep. A person's own "mine" is read through contacts_by_assignee.
+-- Only conversations count: an imported contact that never wrote nor was written to (no
+-- last_activity_at, last_message_at at 1970: migration 0008) is not one.
 CREATE TABLE conversation_counts (
     id integer PRIMARY KEY CHECK (id = 1),
     total bigint NOT NULL,
@@ -111,23 +113,30 @@ CREATE TABLE conversation_count_changes (
     resolved bigint NOT NULL
 );
 INSERT INTO conversation_counts
-SELECT 1, count(*), count(*) FILTER (WHERE mode = 'human'),
-    count(*) FILTER (WHERE needs_attention), count(*) FILTER (WHERE opted_out),
-    count(*) FILTER (WHERE unread > 0), count(*) FILTER (WHERE assigned_to IS NULL),
-    count(*) FILTER (WHERE status = 'resolved')
-FROM contacts;
+SELECT 1, count(*) FILTER (WHERE (c.last_activity_at IS NOT NULL AND c.last_message_at > '1970-01-01T00:00:00+00:00')), count(*) FILTER (WHERE ((c.last_activity_at IS NOT NULL AND c.last_message_at > '1970-01-01T00:00:00+00:00') AND c.mode = 'human')), count(*) FILTER (WHERE ((c.last_activity_at IS NOT NULL AND c.last_message_at > '1970-01-01T00:00:00+00:00') AND c.needs_attention)), count(*) FILTER (WHERE ((c.last_activity_at IS NOT NULL AND c.last_message_at > '1970-01-01T00:00:00+00:00') AND c.opted_out)), count(*) FILTER (WHERE ((c.last_activity_at IS NOT NULL AND c.last_message_at > '1970-01-01T00:00:00+00:00') AND c.unread > 0)), count(*) FILTER (WHERE ((c.last_activity_at IS NOT NULL AND c.last_message_at > '1970-01-01T00:00:00+00:00') AND c.assigned_to IS NULL)), count(*) FILTER (WHERE ((c.last_activity_at IS NOT NULL AND c.last_message_at > '1970-01-01T00:00:00+00:00') AND c.status = 'resolved'))
+FROM contacts AS c;
 
 CREATE FUNCTION conversation_counts_changed() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
     IF TG_OP IN ('UPDATE', 'DELETE') THEN
-        INSERT INTO conversation_count_changes VALUES (-1, -(OLD.mode = 'human')::int,
-            -(OLD.needs_attention)::int, -(OLD.opted_out)::int, -(OLD.unread > 0)::int,
-            -(OLD.assigned_to IS NULL)::int, -(OLD.status = 'resolved')::int);
+        INSERT INTO conversation_count_changes VALUES (
+            -(OLD.last_activity_at IS NOT NULL AND OLD.last_message_at > '1970-01-01T00:00:00+00:00')::int,
+            -((OLD.last_activity_at IS NOT NULL AND OLD.last_message_at > '1970-01-01T00:00:00+00:00') AND OLD.mode = 'human')::int,
+            -((OLD.last_activity_at IS NOT NULL AND OLD.last_message_at > '1970-01-01T00:00:00+00:00') AND OLD.needs_attention)::int,
+            -((OLD.last_activity_at IS NOT NULL AND OLD.last_message_at > '1970-01-01T00:00:00+00:00') AND OLD.opted_out)::int,
+            -((OLD.last_activity_at IS NOT NULL AND OLD.last_message_at > '1970-01-01T00:00:00+00:00') AND OLD.unread > 0)::int,
+            -((OLD.last_activity_at IS NOT NULL AND OLD.last_message_at > '1970-01-01T00:00:00+00:00') AND OLD.assigned_to IS NULL)::int,
+            -((OLD.last_activity_at IS NOT NULL AND OLD.last_message_at > '1970-01-01T00:00:00+00:00') AND OLD.status = 'resolved')::int);
     END IF;
     IF TG_OP IN ('UPDATE', 'INSERT') THEN
-        INSERT INTO conversation_count_changes VALUES (1, (NEW.mode = 'human')::int,
-            (NEW.needs_attention)::int, (NEW.opted_out)::int, (NEW.unread > 0)::int,
-            (NEW.assigned_to IS NULL)::int, (NEW.status = 'resolved')::int);
+        INSERT INTO conversation_count_changes VALUES (
+            (NEW.last_activity_at IS NOT NULL AND NEW.last_message_at > '1970-01-01T00:00:00+00:00')::int,
+            ((NEW.last_activity_at IS NOT NULL AND NEW.last_message_at > '1970-01-01T00:00:00+00:00') AND NEW.mode = 'human')::int,
+            ((NEW.last_activity_at IS NOT NULL AND NEW.last_message_at > '1970-01-01T00:00:00+00:00') AND NEW.needs_attention)::int,
+            ((NEW.last_activity_at IS NOT NULL AND NEW.last_message_at > '1970-01-01T00:00:00+00:00') AND NEW.opted_out)::int,
+            ((NEW.last_activity_at IS NOT NULL AND NEW.last_message_at > '1970-01-01T00:00:00+00:00') AND NEW.unread > 0)::int,
+            ((NEW.last_activity_at IS NOT NULL AND NEW.last_message_at > '1970-01-01T00:00:00+00:00') AND NEW.assigned_to IS NULL)::int,
+            ((NEW.last_activity_at IS NOT NULL AND NEW.last_message_at > '1970-01-01T00:00:00+00:00') AND NEW.status = 'resolved')::int);
     END IF;
     RETURN NULL;
 END
@@ -135,12 +144,13 @@ $$;
 CREATE TRIGGER conversation_counts_insert_delete AFTER INSERT OR DELETE ON contacts
     FOR EACH ROW EXECUTE FUNCTION conversation_counts_changed();
 CREATE TRIGGER conversation_counts_update AFTER UPDATE ON contacts FOR EACH ROW
-    WHEN ((OLD.mode = 'human') IS DISTINCT FROM (NEW.mode = 'human')
-        OR OLD.needs_attention IS DISTINCT FROM NEW.needs_attention
-        OR OLD.opted_out IS DISTINCT FROM NEW.opted_out
-        OR (OLD.unread > 0) IS DISTINCT FROM (NEW.unread > 0)
-        OR (OLD.assigned_to IS NULL) IS DISTINCT FROM (NEW.assigned_to IS NULL)
-        OR (OLD.status = 'resolved') IS DISTINCT FROM (NEW.status = 'resolved'))
+    WHEN ((OLD.last_activity_at IS NOT NULL AND OLD.last_message_at > '1970-01-01T00:00:00+00:00') IS DISTINCT FROM (NEW.last_activity_at IS NOT NULL AND NEW.last_message_at > '1970-01-01T00:00:00+00:00')
+        OR ((OLD.last_activity_at IS NOT NULL AND OLD.last_message_at > '1970-01-01T00:00:00+00:00') AND OLD.mode = 'human') IS DISTINCT FROM ((NEW.last_activity_at IS NOT NULL AND NEW.last_message_at > '1970-01-01T00:00:00+00:00') AND NEW.mode = 'human')
+        OR ((OLD.last_activity_at IS NOT NULL AND OLD.last_message_at > '1970-01-01T00:00:00+00:00') AND OLD.needs_attention) IS DISTINCT FROM ((NEW.last_activity_at IS NOT NULL AND NEW.last_message_at > '1970-01-01T00:00:00+00:00') AND NEW.needs_attention)
+        OR ((OLD.last_activity_at IS NOT NULL AND OLD.last_message_at > '1970-01-01T00:00:00+00:00') AND OLD.opted_out) IS DISTINCT FROM ((NEW.last_activity_at IS NOT NULL AND NEW.last_message_at > '1970-01-01T00:00:00+00:00') AND NEW.opted_out)
+        OR ((OLD.last_activity_at IS NOT NULL AND OLD.last_message_at > '1970-01-01T00:00:00+00:00') AND OLD.unread > 0) IS DISTINCT FROM ((NEW.last_activity_at IS NOT NULL AND NEW.last_message_at > '1970-01-01T00:00:00+00:00') AND NEW.unread > 0)
+        OR ((OLD.last_activity_at IS NOT NULL AND OLD.last_message_at > '1970-01-01T00:00:00+00:00') AND OLD.assigned_to IS NULL) IS DISTINCT FROM ((NEW.last_activity_at IS NOT NULL AND NEW.last_message_at > '1970-01-01T00:00:00+00:00') AND NEW.assigned_to IS NULL)
+        OR ((OLD.last_activity_at IS NOT NULL AND OLD.last_message_at > '1970-01-01T00:00:00+00:00') AND OLD.status = 'resolved') IS DISTINCT FROM ((NEW.last_activity_at IS NOT NULL AND NEW.last_message_at > '1970-01-01T00:00:00+00:00') AND NEW.status = 'resolved'))
     EXECUTE FUNCTION conversation_counts_changed();
 
 -- The few conversations in a state, each filter of the inbox on its own short index.

@@ -13,6 +13,8 @@ from starlette.staticfiles import StaticFiles
 
 from responder.web.admin import (
     auth,
+    broadcasts,
+    contacts,
     conversation,
     dashboard,
     inbox,
@@ -37,6 +39,8 @@ routes = [
     *rule_forms.routes,
     *message_actions.routes,
     *saved_replies.routes,
+    *contacts.routes,
+    *broadcasts.routes,
     Route("/admin", page(inbox.inbox), methods=["GET"]),
     Route("/admin/login", auth.login_form, methods=["GET"]),
     Route("/admin/login", action(auth.login, signed_in=False), methods=["POST"]),

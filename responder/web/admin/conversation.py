@@ -73,6 +73,7 @@ async def _conversation(request: Request, phone: str, session: Session) -> dict[
     else:
         messages = await service.message_page(phone, None, MAX_LOADED, since_id=since)
     older = await _older_link(request, phone, messages)
+    named = await service.thread_broadcasts(phone, messages)
     notes = await service.inbox.notes(phone)
     if older is not None:  # the notes written since the oldest message shown
         notes = [n for n in notes if n.created_at >= messages[0].created_at]
@@ -84,7 +85,11 @@ async def _conversation(request: Request, phone: str, session: Session) -> dict[
         # Messages and internal notes in the order they were written.
         "thread": sorted([*messages, *notes], key=lambda item: item.created_at),
         "older": older,
+        # Broadcast messages, and answers to them, name their broadcast (DESIGN §12).
+        "named": named,
         "seen": messages[-1].id if messages else 0,
+        # Broadcast messages, and answers to them, name their broadcast (DESIGN §12).
+        "broadcasts": named,
         "typing": await service.inbox.typists(phone, besides=session.user),
         "people": await _people(request, conversation, session),
         "meanwhile": None,
@@ -130,6 +135,7 @@ async def conversation_older(request: Request, session: Session) -> Response:
         and (older is None or n.created_at >= messages[0].created_at)
     ]
     thread: list[Message | Note] = sorted([*messages, *notes], key=lambda item: item.created_at)
+    named = await service.thread_broadcasts(phone, messages)
     return _render(
         request,
         session,
@@ -138,6 +144,8 @@ async def conversation_older(request: Request, session: Session) -> Response:
         thread=thread,
         older=older,
         first=messages[0].id if messages else before,
+        named=named,
+        broadcasts=named,
     )
 
 
@@ -254,8 +262,8 @@ async def set_fields(request: Request, session: Session, form: dict[str, str]) -
         context = await _conversation(request, phone, session)
         context["field_error"] = str(err)
         return _render(request, session, "conversation.html", 400, **context)
-    if changes:
-        await service.update_fields(phone, changes)
+    if changes:  # on the audit trail
+        await service.contacts.change(session.user, phone, fields=changes)
     return _redirect(f"/admin/conversations/{phone}", ok="fields")
 
 

@@ -34,12 +34,16 @@ ACTIONS = {
     "assigned": "asignó una conversación",
     "broadcast_created": "creó un envío masivo",
     "broadcast_cancelled": "canceló un envío masivo",
+    "broadcast_paused": "pausó un envío masivo",
+    "broadcast_resumed": "reanudó un envío masivo",
     "contact_forgotten": "borró un contacto",
     "messages_expired": "borró textos de mensajes viejos",
     "message_retried": "reintentó un mensaje",
     "message_cancelled": "canceló un mensaje",
     "saved_reply_created": "guardó una respuesta",
     "saved_reply_deleted": "borró una respuesta guardada",
+    "contact_changed": "cambió etiquetas o datos de contactos",
+    "contacts_imported": "importó contactos",
 }
 AUDIT_SHOWN = 300
 
