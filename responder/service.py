@@ -76,6 +76,7 @@ FOLD_COUNTS_EVERY = 5.0  # seconds between folds of PostgreSQL's dashboard count
 # A customer's message answers a broadcast when the number's last outbound message before it
 # was that broadcast's, at most this long before.
 BROADCAST_REPLY_WINDOW = timedelta(days=7)
+BROADCAST_LOOKBACK = 50  # messages before a page of a thread read for the broadcast it answers
 
 
 class Service:
@@ -809,12 +810,18 @@ class Service:
         """What the thread of `phone` shows of broadcasts, by message id: `broadcast` for a
         broadcast's message, `in_reply_to_broadcast` for an inbound message whose number's last
         outbound message before it was a broadcast's, sent at most REPLY_WINDOW earlier."""
-        names = await self.store.broadcast_names(phone)
+        if not messages:
+            return {}
+        # Only the messages shown, and the last few before them (the outbound message a reply
+        # at the top of the page may answer): a page of a long conversation, not all of it.
+        first = min(m.id for m in messages)
+        before = await self.store.message_page(phone, first, BROADCAST_LOOKBACK)
+        names = await self.store.broadcast_names(phone, before[0].id if before else first)
         if not names:
             return {}
         shown: dict[int, Any] = {}
         last_out: Message | None = None
-        for message in sorted(messages, key=lambda m: m.id):
+        for message in sorted([*before, *messages], key=lambda m: m.id):
             if message.direction == "out":
                 last_out = message
                 if message.id in names:
@@ -827,7 +834,7 @@ class Service:
             ):
                 broadcast_id, name = names[last_out.id]
                 shown[message.id] = {"in_reply_to_broadcast": {"id": broadcast_id, "name": name}}
-        return shown
+        return {k: v for k, v in shown.items() if k >= first}
 
     def webhook_urls(self, base_url: str, shown_token: str | None = None) -> dict[str, str]:
         """The webhook URLs, with `shown_token` (a masked token) in place of the token."""
