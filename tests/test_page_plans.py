@@ -70,6 +70,7 @@ async def page_reads(store: Store) -> None:
     await store.message_page(phones[0], newest[0].id, 200)
     await store.message_page(phones[0], None, 5000, since_id=newest[0].id)
     await store.notes(phones[0])
+    await store.broadcast_names(phones[0], newest[0].id)
     await store.audit_events(300)
     await store.audit_events(300, before=10)
     await store.ping()
