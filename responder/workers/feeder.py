@@ -30,12 +30,16 @@ from responder.workers.outbox import NATIVE_SCHEDULE_AHEAD
 log = logging.getLogger("responder.broadcasts")
 
 FEED_EVERY = 0.5  # seconds between the feeder's looks
+FEED_SOON = 0.1  # seconds to the next look after one that queued messages (keeps up)
 FEED_LEASE = 5.0  # seconds: a feeder that stops is replaced within this
 FEED_SECONDS = 2.0  # the outbox holds about this many seconds' worth of a broadcast
 # A cancelled broadcast is still looked at this long: a message that was being sent when it
 # was cancelled may come back from a failed try, and is cancelled then.
 STRAYS_FOR = timedelta(hours=1)
-DEFAULT_CHUNK = 100  # without a send_rate for the provider: messages in the outbox at once
+# Without a send_rate for the provider: messages in the outbox at once. A reply never waits
+# behind them for a claim (replies are handed to the sender as they are decided); at most it
+# waits for one of the sender's slots, i.e. one provider request.
+DEFAULT_CHUNK = 400
 # A broadcast scheduled through a provider with its own scheduler (MasSMS) is handed to it from
 # this long before its time, until NATIVE_SCHEDULE_AHEAD (plus a margin) before it.
 NATIVE_LEAD = timedelta(hours=1)
@@ -168,10 +172,11 @@ class BroadcastFeeder:
             try:
                 # Nothing to do (most of the time): one small read, no write, no lease.
                 active = await self.store.broadcasts_active(self.clock() - STRAYS_FOR)
+                fed = 0
                 if active and await self.store.try_lease("broadcast-feeder", FEED_LEASE):
-                    await self.feed_once()
+                    fed = await self.feed_once()
             except Exception as err:  # a locked or unreachable database must not stop it
                 wait = outage.failed(err)
             else:
                 outage.succeeded()
-                wait = FEED_EVERY
+                wait = FEED_SOON if fed else FEED_EVERY
