@@ -282,3 +282,24 @@ async def test_migrate_to_copies_the_counts_as_kept(
         assert (await target.conversation_counts())["all"] == 2
     finally:
         await target.close()
+
+
+async def test_a_write_outside_the_store_is_counted_and_folded_later(
+    tmp_path: Path, clock: Clock
+) -> None:
+    store = SQLiteStore(tmp_path / "outside.db", clock)
+    await store.open()
+    try:
+        await admin_inbound(store, clock, ANA, "hola")
+        store.db.execute(  # as a script or an older tool might: no store transaction around it
+            "INSERT INTO messages (phone, direction, text, status, origin, created_at, "
+            "updated_at) VALUES (?, 'in', 'x', 'received', 'massiva', ?, ?)",
+            (LUIS, "2026-11-23T14:30:00.000000Z", "2026-11-23T14:30:00.000000Z"),
+        )
+        assert await store.kept_counts() == await recount(store)  # readers add what waits
+        assert await store.fold_counts() == 1
+        assert await rows(store, "SELECT COUNT(*) FROM message_count_changes") == [(0,)]
+        assert await store.kept_counts() == await recount(store)
+        assert await store.fold_counts() == 0  # nothing left: no write at all
+    finally:
+        await store.close()
