@@ -290,5 +290,6 @@ class Accounts:
     ) -> None:
         await self.store.record_audit(AuditEvent(self.clock(), actor, action, subject, detail))
 
-    async def audit(self, limit: int = 200) -> list[AuditEvent]:
-        return await self.store.audit_events(limit)
+    async def audit(self, limit: int = 200, before: int | None = None) -> list[AuditEvent]:
+        """The newest events first; `before`: older than that event's id (a keyset page)."""
+        return await self.store.audit_events(limit, before)

@@ -74,9 +74,11 @@ GC_YOUNG = 2000
 # The retention sweep: how often, and how many messages each of its transactions touches.
 RETENTION_EVERY = 86400.0
 RETENTION_BATCH = 500
+FOLD_COUNTS_EVERY = 5.0  # seconds between folds of PostgreSQL's dashboard count changes
 # A customer's message answers a broadcast when the number's last outbound message before it
 # was that broadcast's, at most this long before.
 BROADCAST_REPLY_WINDOW = timedelta(days=7)
+BROADCAST_LOOKBACK = 50  # messages before a page of a thread read for the broadcast it answers
 
 
 class Service:
@@ -216,6 +218,7 @@ class Service:
             asyncio.create_task(self._expire_flows_forever(), name="flow-timeouts"),
             asyncio.create_task(self._check_balances_forever(), name="balances"),
             asyncio.create_task(self._expire_texts_forever(), name="retention"),
+            asyncio.create_task(self._fold_counts_forever(), name="fold-counts"),
             asyncio.create_task(self.feeder.run(), name="broadcast-feeder"),
         ]
         # What start-up built lives as long as the process: keep the collector off it.
@@ -551,6 +554,20 @@ class Service:
             else:
                 outage.succeeded()
 
+    async def _fold_counts_forever(self, every: float = FOLD_COUNTS_EVERY) -> None:
+        """PostgreSQL: moves the dashboard's appended count changes into its counts, so that
+        a report reads few of them (readers add both: nothing waits for this). Every instance
+        tries; one folds at a time. SQLite: a no-op (its triggers update counts in place)."""
+        outage = Outage(log, "folding the dashboard's counts", every, every)
+        while True:
+            await asyncio.sleep(every)
+            try:
+                await self.store.fold_counts()
+            except Exception as err:  # a bad moment must not stop the sweeps for good
+                outage.failed(err)
+            else:
+                outage.succeeded()
+
     # -- privacy (DESIGN §13) -----------------------------------------------------------------
 
     async def forget(self, phone: str, actor: str | None) -> Forgotten | None:
@@ -657,10 +674,6 @@ class Service:
         """The conversation with `phone`; UnknownContactError when there is none."""
         return await self.store.conversation(phone)
 
-    async def messages_by_id(self, ids: Sequence[int]) -> list[Message]:
-        """The messages with these ids (those that exist), oldest first."""
-        return await self.store.messages_by_id(ids)
-
     async def conversation_counts(self, me: str | None = None) -> dict[str, int]:
         """COUNT_KEYS; "mine": the conversations assigned to `me`."""
         return await self.store.conversation_counts(me)
@@ -675,6 +688,15 @@ class Service:
 
     async def messages(self, phone: str) -> list[Message]:
         return await self.store.messages(phone)
+
+    async def messages_by_id(self, ids: Sequence[int]) -> list[Message]:
+        return await self.store.messages_by_id(ids)
+
+    async def message_page(
+        self, phone: str, before: int | None = None, limit: int = 200, since_id: int = 0
+    ) -> list[Message]:
+        """The newest `limit` messages below `before` (and from `since_id`), oldest first."""
+        return await self.store.message_page(phone, before, limit, since_id)
 
     async def message_with_attempts(
         self, message_id: int
@@ -726,12 +748,14 @@ class Service:
     async def mark_read(self, phone: str) -> None:
         await self.store.mark_read(phone)
 
-    async def dashboard_numbers(self, since: datetime) -> dict[str, Any]:
-        """What the dashboard shows for the period since `since`."""
+    async def dashboard_numbers(self, since: datetime, until: datetime) -> dict[str, Any]:
+        """What the dashboard shows for the period from `since` to `until` (exclusive): read
+        from the counts the writer keeps, never from the messages themselves."""
         return {
-            "hourly": await self.store.message_counts_by_hour(since),
-            "statuses": await self.store.outbound_status_counts(since),
-            "top_rules": await self.store.top_rules(since),
+            "hourly": await self.store.message_counts_by_hour(since, until),
+            "statuses": await self.store.outbound_status_counts(since, until),
+            "providers": await self.store.provider_counts(since, until),
+            "top_rules": await self.store.top_rules(since, until=until),
             "attention": await self.store.conversations(10, 0, needs_attention=True),
             "counts": await self.store.conversation_counts(),
         }
@@ -790,12 +814,18 @@ class Service:
         """What the thread of `phone` shows of broadcasts, by message id: `broadcast` for a
         broadcast's message, `in_reply_to_broadcast` for an inbound message whose number's last
         outbound message before it was a broadcast's, sent at most REPLY_WINDOW earlier."""
-        names = await self.store.broadcast_names(phone)
+        if not messages:
+            return {}
+        # Only the messages shown, and the last few before them (the outbound message a reply
+        # at the top of the page may answer): a page of a long conversation, not all of it.
+        first = min(m.id for m in messages)
+        before = await self.store.message_page(phone, first, BROADCAST_LOOKBACK)
+        names = await self.store.broadcast_names(phone, before[0].id if before else first)
         if not names:
             return {}
         shown: dict[int, Any] = {}
         last_out: Message | None = None
-        for message in sorted(messages, key=lambda m: m.id):
+        for message in sorted([*before, *messages], key=lambda m: m.id):
             if message.direction == "out":
                 last_out = message
                 if message.id in names:
@@ -808,7 +838,7 @@ class Service:
             ):
                 broadcast_id, name = names[last_out.id]
                 shown[message.id] = {"in_reply_to_broadcast": {"id": broadcast_id, "name": name}}
-        return shown
+        return {k: v for k, v in shown.items() if k >= first}
 
     def webhook_urls(self, base_url: str, shown_token: str | None = None) -> dict[str, str]:
         """The webhook URLs, with `shown_token` (a masked token) in place of the token."""

@@ -162,7 +162,7 @@ def test_simulate_shape_and_no_side_effects(app: RunningApp) -> None:
         assert "pattern" in result["explanation"]
         none = api.post("/api/simulate", json={"phone": PHONE, "text": "zzz"}).json()
         assert none["rule"] == "otro"
-        assert api.get("/api/conversations").json() == {"conversations": []}
+        assert api.get("/api/conversations").json() == {"conversations": [], "next": None}
 
 
 def test_rules_version(app: RunningApp, workdir: Path) -> None:

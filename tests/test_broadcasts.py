@@ -379,6 +379,45 @@ def test_a_gateway_down_halfway_sends_each_number_once(
     assert Counter(sent_to(fake, "Promo")) == Counter(phones)  # each number exactly once
 
 
+def test_a_gateway_that_dies_after_some_sends_resumes_without_repeats(
+    start_app: Callable[..., RunningApp],
+    workdir: Path,
+    backend: str,
+    massiva: tuple[FakeMassiva, str],
+    clock: Clock,
+) -> None:
+    app = start(start_app, workdir, backend, massiva, "send_rate: {massiva: 10}")
+    fake = massiva[0]
+    phones = [f"5841251{i:05d}" for i in range(40)]
+    for phone in phones:
+        contact(app, phone, ["vip"])
+    with app.api() as api:
+        created = create(api, text="Remate", segment={"labels": ["vip"]})
+        wait_until(lambda: len(sent_to(fake, "Remate")) >= 8)
+        fake.fail_next("status:503", times=100_000)  # down, halfway through
+        before = len(sent_to(fake, "Remate"))
+        tries = len(fake.requests)
+        for _ in range(50):  # its tries fail while it is down; nothing more is sent
+            if len(fake.requests) >= tries + 3:
+                break
+            clock.advance(5)
+            time.sleep(0.2)
+        assert len(fake.requests) >= tries + 3
+        assert len(sent_to(fake, "Remate")) == before
+        down = broadcast(api, created["id"])
+        assert down["status"] == "running" and down["counts"]["queued"] > 0
+        fake.recover()
+        for _ in range(80):
+            if broadcast(api, created["id"])["status"] == "done":
+                break
+            clock.advance(5)  # retries become due, the budget fills
+            time.sleep(0.25)
+        final = broadcast(api, created["id"])
+        assert final["status"] == "done"
+        assert final["counts"]["sent"] == len(phones)
+    assert Counter(sent_to(fake, "Remate")) == Counter(phones)  # each number exactly once
+
+
 def test_api_errors_and_roles(
     start_app: Callable[..., RunningApp], workdir: Path, massiva: tuple[FakeMassiva, str]
 ) -> None:

@@ -90,7 +90,8 @@ def test_resolving_in_the_api_and_an_inbound_message_reopens(app: RunningApp) ->
         listed = api.get("/api/conversations", params={"status": "resolved"}).json()
         assert [c["phone"] for c in listed["conversations"]] == [PHONE]
         assert api.get("/api/conversations", params={"status": "open"}).json() == {
-            "conversations": []
+            "conversations": [],
+            "next": None,
         }
         assert api.get("/api/conversations?status=done").status_code == 400
         bad = api.post(f"/api/conversations/{PHONE}/status", json={"status": "closed"})

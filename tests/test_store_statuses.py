@@ -65,12 +65,13 @@ async def test_the_rebuild_keeps_every_column_row_index_and_reference(
     await store.open()
     try:
         columns, indexes, rows = shape(path)
-        # Later migrations may add columns (0013: `author`, 0016: `folded`), at the end: all
-        # else is as before.
+        # Later migrations may add columns (0013: `author`, 0016: `folded`, 0021:
+        # `broadcast_id`), at the end: all else is as before.
         width = len(before[0])
         assert (columns[:width], [row[:width] for row in rows]) == (before[0], before[2])
-        assert [c[0] for c in columns[width:]] == ["author", "folded"]
-        assert indexes - before[1] == {"messages_failed"} and before[1] <= indexes  # 0015
+        assert [c[0] for c in columns[width:]] == ["author", "folded", "broadcast_id"]
+        later = {"messages_failed", "messages_by_broadcast"}  # 0015, 0021
+        assert indexes - before[1] == later and before[1] <= indexes
         await store.record_outcomes([SendOutcome(1, "massiva", "unconfirmed", error="x")])
         [message, _] = await store.all_messages()
         assert (message.status, message.error, message.provider_id) == ("unconfirmed", "x", "m-1")

@@ -387,7 +387,7 @@ def test_the_audit_trail_records_who_did_what_newest_first(app: RunningApp) -> N
         )
         assert published.status_code == 201
         events = api.get("/api/audit").json()["events"]
-    assert set(events[0]) == {"at", "actor", "action", "subject", "detail"}
+    assert set(events[0]) == {"at", "actor", "action", "subject", "detail", "id"}
     assert [(e["actor"], e["action"], e["subject"]) for e in events] == [
         ("admin", "rules_published", str(published.json()["version"]["id"])),
         ("admin", "token_created", "admin"),

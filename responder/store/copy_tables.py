@@ -39,6 +39,26 @@ class Table:
         return dict(self.columns)[self.key] if self.key else "text"
 
 
+COUNT_KEY_COLUMNS: tuple[tuple[str, Kind], ...] = (
+    ("hour", "text"),
+    ("direction", "text"),
+    ("provider", "text"),
+    ("status", "text"),
+    ("rule", "text"),
+    ("n", "int"),
+)
+COUNTED: tuple[tuple[str, Kind], ...] = tuple(
+    (name, "int")
+    for name in (
+        "total",
+        "human",
+        "needs_attention",
+        "opted_out",
+        "unread",
+        "unassigned",
+        "resolved",
+    )
+)
 TABLES: tuple[Table, ...] = (
     # meta first: it carries the source's database id, which marks the target as its copy.
     Table("meta", (("key", "text"), ("value", "text")), key="key"),
@@ -275,9 +295,26 @@ TABLES: tuple[Table, ...] = (
         key=None,
         batch=5000,
     ),
+    # The counts the writer keeps (SQLite 0022, PostgreSQL 0010), copied as they are (the
+    # counts of erased messages included) after the messages and contacts whose copies moved
+    # the target's triggers; then the changes those left are emptied (the source has none).
+    Table(
+        "message_counts",
+        COUNT_KEY_COLUMNS,
+        key=None,
+    ),
+    Table("message_days", (("day", "text"), *COUNT_KEY_COLUMNS[1:]), key=None),
+    Table("message_hours", (("hour", "text"), ("direction", "text"), ("n", "int")), key=None),
+    Table("conversation_counts", (("id", "int"), *COUNTED), key="id"),
+    Table(
+        "message_count_changes",
+        COUNT_KEY_COLUMNS,
+        key=None,
+    ),
+    Table("conversation_count_changes", COUNTED, key=None),
 )
 # Tables whose ids come from an identity sequence on PostgreSQL.
-WITH_SEQUENCES = tuple(t.name for t in TABLES if t.key == "id")
+WITH_SEQUENCES = tuple(t.name for t in TABLES if t.key == "id" and t.name != "conversation_counts")
 
 
 def _text(value: Any) -> str:

@@ -23,6 +23,8 @@ STATUSES: tuple[ConversationStatus, ...] = ("open", "resolved")
 # The `assigned` filter's value for conversations assigned to nobody.
 UNASSIGNED = ""
 # What `conversation_counts` counts: "mine" are those assigned to the person asking.
+# Where a conversation stands in the list (newest first, then by number): a keyset cursor.
+ConversationKey = tuple[datetime, str]
 COUNT_KEYS = (
     "all",
     "human",
@@ -404,6 +406,8 @@ class AuditEvent:
     action: AuditAction
     subject: str | None = None
     detail: dict[str, Any] = field(default_factory=dict)
+    # Its place in the trail, once stored (the `before` of the next older page).
+    id: int | None = field(default=None, compare=False)
 
     def as_json(self) -> dict[str, Any]:
         return _json_ready(self)

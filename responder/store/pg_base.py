@@ -8,6 +8,8 @@ import contextlib
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
+import asyncpg
+
 from responder.clock import Clock
 from responder.store import health, pg_schema
 from responder.store.common import instance_id
@@ -38,6 +40,10 @@ class PgBase:
         self.connect_timeout = connect_timeout
         self.command_timeout = command_timeout
         self._pool: Any = None
+        # /healthz's own connection, outside the pool: a health check never waits behind
+        # reports or a burst of webhooks holding every pooled connection.
+        self._health: Any = None
+        self._health_lock = asyncio.Lock()
         self.health = health.WriteHealth()  # how the last write went, for /healthz
         # Called after a commit that queued outbound messages, here or (heard through NOTIFY)
         # at another instance; the outbox worker wakes on it.
@@ -124,19 +130,34 @@ class PgBase:
         return await self._read(lambda conn: conn.fetchrow(sql, *args))
 
     async def ping(self) -> bool:
-        """The server answers, within PING_TIMEOUT: never hangs."""
+        """The server answers, within PING_TIMEOUT: never hangs. On /healthz's own
+        connection, so it never waits for a pooled one."""
         if self._pool is None:
             return False
-        pool = self._pool
-
-        async def ask() -> bool:
-            async with pool.acquire() as conn:
-                return bool(await conn.fetchval("SELECT 1") == 1)
-
         try:
-            return await asyncio.wait_for(ask(), PING_TIMEOUT)
+            rows = await asyncio.wait_for(self._health_fetch("SELECT 1"), PING_TIMEOUT)
         except Exception:
             return False
+        return [tuple(row) for row in rows] == [(1,)]
+
+    async def _health_fetch(self, sql: str, *args: Any) -> list[Any]:
+        """A small read on the health connection (opened on first use, again after a failure)."""
+        async with self._health_lock:
+            if self._health is None or self._health.is_closed():
+                self._health = await asyncpg.connect(self.url, **self._connection_options())
+            try:
+                rows: list[Any] = await self._health.fetch(sql, *args)
+            except BaseException:
+                conn, self._health = self._health, None
+                conn.terminate()
+                raise
+            return rows
+
+    async def _close_health(self) -> None:
+        async with self._health_lock:
+            conn, self._health = self._health, None
+        if conn is not None:
+            conn.terminate()
 
     async def write_problem(self) -> str | None:
         """Why the database cannot take writes now, or None: a last write that failed with

@@ -196,12 +196,16 @@ class PgBroadcasts(PgBase):
         )
         return [Recipient(r[0], r[1], r[2], r[3], r[4]) for r in rows]
 
-    async def broadcast_names(self, phone: str) -> dict[int, tuple[int, str]]:
-        """The broadcast each of the number's messages belongs to: id -> (broadcast id, name)."""
+    async def broadcast_names(self, phone: str, since_id: int = 0) -> dict[int, tuple[int, str]]:
+        """The broadcast each of the number's messages from `since_id` on belongs to: id ->
+        (broadcast id, name). Read along (phone, id) from `since_id`: a page of a long
+        conversation, not its every message."""
         rows = await self._fetch(
             "SELECT m.id, b.id, b.name FROM messages AS m JOIN broadcasts AS b "
-            "ON b.id = m.broadcast_id WHERE m.phone = $1 AND m.broadcast_id IS NOT NULL",
+            "ON b.id = m.broadcast_id WHERE m.phone = $1 AND m.id >= $2 "
+            "AND m.broadcast_id IS NOT NULL",
             phone,
+            since_id,
         )
         return {int(r[0]): (int(r[1]), r[2]) for r in rows}
 

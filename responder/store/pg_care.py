@@ -21,14 +21,18 @@ from responder.store.models import (
 from responder.store.pg_base import OUTBOX_CHANNEL, PgBase
 from responder.store.pg_rows import MESSAGE_COLUMNS, clean_text, lock_phones, message
 
-# As SQLite's FAILED_PHONES: failures not cancelled nor a broadcast's, with nothing sent since.
+# As SQLite's FAILED_PHONES: failures not cancelled nor a broadcast's, with nothing sent since
+# (after the last).
 FAILED_PHONES = f"""
-SELECT DISTINCT f.phone FROM messages AS f
-WHERE f.phone = ANY($1::text[]) AND f.status = 'failed' AND f.direction = 'out'
-AND (f.error IS NULL OR f.error NOT LIKE '{CANCELLED_BY}%') AND f.broadcast_id IS NULL
-AND NOT EXISTS (
-    SELECT 1 FROM messages AS n WHERE n.phone = f.phone AND n.direction = 'out'
-    AND n.status IN ('sent', 'delivered') AND n.created_at > f.created_at
+SELECT f.phone FROM (
+    SELECT phone, max(id) AS last FROM messages
+    WHERE phone = ANY($1::text[]) AND status = 'failed' AND direction = 'out'
+    AND (error IS NULL OR error NOT LIKE '{CANCELLED_BY}%') AND broadcast_id IS NULL
+    GROUP BY phone
+) AS f
+WHERE NOT EXISTS (
+    SELECT 1 FROM messages AS n WHERE n.phone = f.phone AND n.id > f.last
+    AND n.direction = 'out' AND n.status IN ('sent', 'delivered')
 )
 """
 _SAVED = "SELECT id, name, text, author, created_at FROM saved_replies"

@@ -4,7 +4,6 @@ aggregates, exports."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Sequence
-from datetime import datetime
 from typing import Any
 
 from responder.engine import Contact
@@ -12,6 +11,7 @@ from responder.store.models import (
     COUNT_KEYS,
     UNASSIGNED,
     Conversation,
+    ConversationKey,
     Message,
     UnknownContactError,
     Waiting,
@@ -60,7 +60,13 @@ def _state_filters(
         ("opted_out", opted_out),
         ("status", status),
     ):
-        if value is not None:
+        # Literals, never user text (each value is one of a fixed few): a partial index
+        # (contacts_needing_attention...) serves only a query that names its condition.
+        if isinstance(value, bool):
+            conditions.append(column if value else f"NOT {column}")
+        elif value in LITERAL_STATES:
+            conditions.append(f"{column} = '{value}'")
+        elif value is not None:
             params.append(value)
             conditions.append(f"{column} = ${first + len(params) - 1}")
     if assigned == UNASSIGNED:
@@ -69,6 +75,10 @@ def _state_filters(
         params.append(assigned)
         conditions.append(f"assigned_to = ${first + len(params) - 1}")
     return conditions, params
+
+
+LITERAL_STATES = frozenset(("bot", "human", "open", "resolved"))  # modes and statuses
+PREVIEW_DEPTH = 200  # messages of a number the inbox looks back through for its preview
 
 
 class PgReads(PgBase):
@@ -92,6 +102,21 @@ class PgReads(PgBase):
             f"SELECT {MESSAGE_COLUMNS} FROM messages WHERE phone = $1 ORDER BY id", phone
         )
         return [message(row) for row in rows]
+
+    async def message_page(
+        self, phone: str, before: int | None = None, limit: int = 200, since_id: int = 0
+    ) -> list[Message]:
+        """Up to `limit` of `phone`'s newest messages with an id below `before` (None: the
+        newest) and not below `since_id`, oldest first: a keyset page read backwards."""
+        rows = await self._fetch(
+            f"SELECT {MESSAGE_COLUMNS} FROM messages WHERE phone = $1 AND id < $2 AND id >= $3 "
+            "ORDER BY id DESC LIMIT $4",
+            phone,
+            2**63 - 1 if before is None else before,
+            since_id,
+            limit,
+        )
+        return [message(row) for row in reversed(rows)]
 
     async def messages_by_id(self, ids: Sequence[int]) -> list[Message]:
         rows = await self._fetch(
@@ -171,9 +196,18 @@ class PgReads(PgBase):
         opted_out: bool | None = None,
         assigned: str | None = None,
         status: str | None = None,
+        after: ConversationKey | None = None,
     ) -> list[Conversation]:
-        """Conversations newest first, optionally only those in a mode or state."""
+        """Conversations newest first (then by number), optionally only those in a mode or
+        state; `after`: those that come after that conversation (a keyset page)."""
         conditions, params = _state_filters(mode, needs_attention, opted_out, 1, assigned, status)
+        if after is not None:
+            n = len(params)
+            conditions.append(
+                f"last_message_at <= ${n + 1} AND (last_message_at < ${n + 1} "
+                f'OR phone COLLATE "C" > ${n + 2})'
+            )
+            params.extend(after)
         n = len(params)
         rows = await self._fetch(
             f"SELECT {CONVERSATION_COLUMNS} FROM contacts WHERE {' AND '.join(conditions)} "
@@ -188,9 +222,15 @@ class PgReads(PgBase):
         """Each number's newest inbound and newest outbound message (the inbox's preview)."""
         if not phones:
             return []
+        # Each found by walking the number's index back from its newest message, at most
+        # PREVIEW_DEPTH rows (a number with thousands of sends and no answer stops there),
+        # where max(id) GROUP BY direction read every message of a busy number.
         rows = await self._fetch(
-            f"SELECT {MESSAGE_COLUMNS} FROM messages WHERE id IN (SELECT max(id) FROM messages "
-            "WHERE phone = ANY($1::text[]) AND broadcast_id IS NULL GROUP BY phone, direction) "
+            f"SELECT {MESSAGE_COLUMNS} FROM messages WHERE id IN (SELECT (SELECT id FROM "
+            "(SELECT id, direction FROM messages WHERE phone = p AND broadcast_id IS NULL "
+            "ORDER BY id DESC "
+            f"LIMIT {PREVIEW_DEPTH:d}) AS recent WHERE direction = d ORDER BY id DESC "
+            "LIMIT 1) FROM unnest($1::text[]) AS p, (VALUES ('in'), ('out')) AS directions (d)) "
             "ORDER BY id",
             list(phones),
         )
@@ -202,9 +242,13 @@ class PgReads(PgBase):
         [[count]] = await self._fetch(f"SELECT count(*) FROM contacts WHERE {WAITING}")
         if not count:
             return Waiting(0, None)
+        # Each number's newest inbound message, found walking back at most PREVIEW_DEPTH of
+        # its messages (max(id) over a busy number's every message was the cost of a poll).
         row = await self._fetchrow(
-            f"SELECT {MESSAGE_COLUMNS} FROM messages WHERE id = (SELECT max(id) FROM messages "
-            f"WHERE direction = 'in' AND phone IN ({NEWEST_WAITING}))"
+            f"SELECT {MESSAGE_COLUMNS} FROM messages WHERE id = (SELECT max((SELECT id FROM "
+            "(SELECT id, direction FROM messages WHERE phone = w.phone ORDER BY id DESC "
+            f"LIMIT {PREVIEW_DEPTH:d}) AS recent WHERE direction = 'in' ORDER BY id DESC "
+            f"LIMIT 1)) FROM ({NEWEST_WAITING}) AS w)"
         )
         return Waiting(count, None if row is None else message(row))
 
@@ -212,6 +256,18 @@ class PgReads(PgBase):
         """How many conversations there are in all, with people, needing attention, opted out,
         with unread messages, assigned to nobody, resolved, and assigned to `me` (a search's
         counts: search_counts)."""
+        # Kept by triggers (pg migration 0010); "mine" on contacts_by_assignee.
+        [kept] = await self._fetch(
+            "SELECT sum(total)::bigint, sum(human)::bigint, sum(needs_attention)::bigint, "
+            "sum(opted_out)::bigint, sum(unread)::bigint, sum(unassigned)::bigint, "
+            "sum(resolved)::bigint, (SELECT count(*) FROM contacts "
+            f"WHERE assigned_to = $1 AND {CONVERSATIONS_ONLY}) FROM (SELECT * FROM "
+            "conversation_counts UNION ALL "
+            "SELECT 1, * FROM conversation_count_changes) AS kept",
+            me,
+        )
+        if kept[0] is not None:
+            return dict(zip(COUNT_KEYS, (int(v) for v in kept)))
         [row] = await self._fetch(
             "SELECT count(*), count(*) FILTER (WHERE mode = 'human'), "
             "count(*) FILTER (WHERE needs_attention), count(*) FILTER (WHERE opted_out), "
@@ -221,33 +277,3 @@ class PgReads(PgBase):
             me,
         )
         return dict(zip(COUNT_KEYS, (int(v) for v in row)))
-
-    async def message_counts_by_hour(self, since: datetime) -> list[tuple[datetime, str, int]]:
-        """Messages per UTC hour and direction since `since`, oldest first."""
-        rows = await self._fetch(
-            "SELECT date_trunc('hour', created_at AT TIME ZONE 'UTC') AT TIME ZONE 'UTC' AS hour, "
-            "direction, count(*) FROM messages WHERE created_at >= $1 "
-            "GROUP BY hour, direction ORDER BY hour, direction",
-            since,
-        )
-        return [(row[0], row[1], int(row[2])) for row in rows]
-
-    async def outbound_status_counts(self, since: datetime) -> dict[str, int]:
-        """Outbound messages created since `since`, by status."""
-        rows = await self._fetch(
-            "SELECT status, count(*) FROM messages WHERE direction = 'out' AND created_at >= $1 "
-            "GROUP BY status",
-            since,
-        )
-        return {row[0]: int(row[1]) for row in rows}
-
-    async def top_rules(self, since: datetime, limit: int = 8) -> list[tuple[str, int]]:
-        """The rules that matched the most inbound messages since `since`, most first."""
-        rows = await self._fetch(
-            "SELECT rule, count(*) AS n FROM messages WHERE direction = 'in' "
-            "AND rule IS NOT NULL AND created_at >= $1 GROUP BY rule "
-            'ORDER BY n DESC, rule COLLATE "C" LIMIT $2',
-            since,
-            limit,
-        )
-        return [(row[0], int(row[1])) for row in rows]

@@ -3,16 +3,19 @@ staff sessions, sign-in failures, provider balances and the rules versions."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
+import asyncpg
+
 from responder.budget import Overrun, OverrunRecord
 from responder.store import pg_schema
 from responder.store.models import RuleSource, RuleVersion, SessionRecord, StaleRuleVersion
 from responder.store.overruns import OVERRUNS_KEY, merged, records
-from responder.store.pg_base import RULES_CHANNEL, PgBase
+from responder.store.pg_base import PING_TIMEOUT, RULES_CHANNEL, PgBase
 from responder.store.pg_rows import clean_text, maybe_clean, to_json
 
 _RULE_VERSION_COLUMNS = "id, created_at, author, source, note, sha256, rules, templates::text"
@@ -216,9 +219,16 @@ class PgShared(PgBase):
         return records(None if row is None else row[0])
 
     async def balances(self) -> dict[str, tuple[float | None, str | None, datetime]]:
-        rows = await self._fetch(
-            "SELECT provider, credits, error, checked_at FROM balances ORDER BY provider"
-        )
+        # /healthz reads them: on its own connection, like ping.
+        try:
+            rows = await asyncio.wait_for(
+                self._health_fetch(
+                    "SELECT provider, credits, error, checked_at FROM balances ORDER BY provider"
+                ),
+                PING_TIMEOUT,
+            )
+        except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as err:
+            raise self._unavailable(err) from err
         return {row[0]: (row[1], row[2], row[3]) for row in rows}
 
     async def latest_rule_version_id(self) -> int | None:

@@ -149,11 +149,14 @@ class PgTeam(PgBase):
             )
         )
 
-    async def audit_events(self, limit: int = 200) -> list[AuditEvent]:
-        """The newest events first."""
+    async def audit_events(self, limit: int = 200, before: int | None = None) -> list[AuditEvent]:
+        """The newest events first; `before`: only those older than that event (a page)."""
         rows = await self._fetch(
-            "SELECT at, actor, action, subject, detail::text FROM audit_events "
-            "ORDER BY id DESC LIMIT $1",
+            "SELECT at, actor, action, subject, detail::text, id FROM audit_events "
+            "WHERE id < $2 ORDER BY id DESC LIMIT $1",
             limit,
+            2**63 - 1 if before is None else before,
         )
-        return [AuditEvent(row[0], row[1], row[2], row[3], json.loads(row[4])) for row in rows]
+        return [
+            AuditEvent(row[0], row[1], row[2], row[3], json.loads(row[4]), row[5]) for row in rows
+        ]

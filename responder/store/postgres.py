@@ -37,6 +37,7 @@ from responder.store.pg_base import (
 from responder.store.pg_broadcast_feed import PgBroadcastFeed
 from responder.store.pg_care import PgMessageCare
 from responder.store.pg_contacts import PgContacts
+from responder.store.pg_counts import PgCounts
 from responder.store.pg_inbox import PgInbox
 from responder.store.pg_labels import PgLabels
 from responder.store.pg_listen import Listener
@@ -74,6 +75,7 @@ class PostgresStore(
     PgBroadcastFeed,
     PgContacts,
     PgLabels,
+    PgCounts,
 ):
     """All persistence on PostgreSQL. Webhook writes arriving together are grouped by one
     writer task into one transaction, and each caller is answered after its commit; other
@@ -150,6 +152,7 @@ class PostgresStore(
                 task.cancel()
                 await asyncio.gather(task, return_exceptions=True)
         self._writer_task = self._listener_task = self._listener = None
+        await self._close_health()
         if self._pool is not None:
             pool, self._pool = self._pool, None
             try:

@@ -38,6 +38,7 @@ from responder.store.models import (
     NEVER,
     UNASSIGNED,
     Conversation,
+    ConversationKey,
     InboundJob,
     InboundResult,
     Message,
@@ -62,6 +63,8 @@ from responder.store.search import fold_fields_json
 from responder.store.sqlite_broadcast_feed import SQLiteBroadcastFeed
 from responder.store.sqlite_care import SQLiteMessageCare
 from responder.store.sqlite_contacts import SQLiteContacts
+from responder.store.sqlite_counts import SQLiteCounts
+from responder.store.sqlite_counts import fold as fold_counts
 from responder.store.sqlite_inbox import SQLiteInbox
 from responder.store.sqlite_labels import SQLiteLabels
 from responder.store.sqlite_privacy import SQLitePrivacy, read_erasures
@@ -128,6 +131,9 @@ PRAGMAS = (
 )
 T = TypeVar("T")
 MAX_PARAMS = 500  # per IN (...) list, below SQLite's variable limit
+MAX_ID = 2**63 - 1
+PREVIEW_DEPTH = 200  # messages of a number the inbox looks back through for its preview
+LITERAL_STATES = frozenset(("bot", "human", "open", "resolved"))  # modes and statuses
 
 
 @dataclass
@@ -280,15 +286,23 @@ def _state_filters(
     `assigned` is a person's name, or UNASSIGNED for conversations nobody handles. A contact
     that never wrote nor was written to (imported) is not a conversation."""
     conditions, params = [CONVERSATIONS_ONLY], []
+    # Written as literals, never user text (each value is one of a fixed few): SQLite picks a
+    # partial index (contacts_needing_attention...) only when the query names its condition.
     for column, value in (
         ("mode", mode),
         ("needs_attention", needs_attention),
         ("opted_out", opted_out),
         ("status", status),
     ):
-        if value is not None:
+        if value is None:
+            continue
+        if isinstance(value, bool):
+            conditions.append(f"{column} = {int(value):d}")
+        elif value in LITERAL_STATES:
+            conditions.append(f"{column} = '{value}'")
+        else:
             conditions.append(f"{column} = ?")
-            params.append(value if isinstance(value, str) else int(value))
+            params.append(value)
     if assigned == UNASSIGNED:
         conditions.append("assigned_to IS NULL")
     elif assigned is not None:
@@ -334,6 +348,7 @@ class SQLiteStore(
     SQLiteBroadcastFeed,
     SQLiteContacts,
     SQLiteLabels,
+    SQLiteCounts,
 ):
     """All persistence. Writes go through one connection, one transaction at a time; webhook
     writes arriving together are grouped into one transaction and each caller is answered only
@@ -352,6 +367,9 @@ class SQLiteStore(
         # on every statement. Reads go through aiosqlite on their own connection.
         self._writer: sqlite3.Connection | None = None
         self._reader: aiosqlite.Connection | None = None
+        # /healthz's own connection (and thread): a health check never queues behind a long
+        # read on the reader, such as a report.
+        self._health_reader: aiosqlite.Connection | None = None
         self._checkpoint_task: asyncio.Task[None] | None = None
         self._write_lock = asyncio.Lock()
         self.health = health.WriteHealth()  # how the last write went, for /healthz
@@ -379,6 +397,7 @@ class SQLiteStore(
             self._writer = self._connect_writer()
             self._migrate(self._writer)
             self._reader = await self._connect_reader()
+            self._health_reader = await self._connect_reader()
             self._open_checkpointer()
         except sqlite3.Error as err:  # a migration that cannot run: one line, naming the file
             await self.close()
@@ -441,9 +460,10 @@ class SQLiteStore(
                 await asyncio.gather(task, return_exceptions=True)
         self._writer_task = self._checkpoint_task = None
         await self.checkpointer.close()
-        if self._reader is not None:
-            await self._reader.close()
-            self._reader = None
+        for reader in (self._reader, self._health_reader):
+            if reader is not None:
+                await reader.close()
+        self._reader = self._health_reader = None
         if self._writer is not None:
             self._writer.close()
             self._writer = None
@@ -503,6 +523,7 @@ class SQLiteStore(
             db.execute("BEGIN IMMEDIATE")
             try:
                 result = work(db)
+                fold_counts(db)  # the dashboard's counts, in the same transaction
                 db.execute("COMMIT")  # may fail too (a full disk shows up here)
             except BaseException:
                 # What was read inside may include rows this transaction wrote: not true now.
@@ -523,8 +544,14 @@ class SQLiteStore(
             self.health.succeeded()
             return result
 
+    @property
+    def health_reader(self) -> aiosqlite.Connection:
+        if self._health_reader is None:
+            raise RuntimeError("store is not open")
+        return self._health_reader
+
     async def ping(self) -> bool:
-        rows = await self.reader.execute_fetchall("SELECT 1")
+        rows = await self.health_reader.execute_fetchall("SELECT 1")
         return [tuple(row) for row in rows] == [(1,)]
 
     async def write_problem(self) -> str | None:
@@ -1065,7 +1092,7 @@ class SQLiteStore(
         )
 
     async def balances(self) -> dict[str, tuple[float | None, str | None, datetime]]:
-        rows = await self.reader.execute_fetchall(
+        rows = await self.health_reader.execute_fetchall(  # /healthz reads them: as ping
             "SELECT provider, credits, error, checked_at FROM balances ORDER BY provider"
         )
         return {row[0]: (row[1], row[2], moment(row[3])) for row in rows}
@@ -1485,9 +1512,15 @@ class SQLiteStore(
         opted_out: bool | None = None,
         assigned: str | None = None,
         status: str | None = None,
+        after: ConversationKey | None = None,
     ) -> list[Conversation]:
-        """Conversations newest first, optionally only those in a mode or state."""
+        """Conversations newest first (then by number), optionally only those in a mode or
+        state; `after`: those that come after that conversation (a keyset page)."""
         conditions, params = _state_filters(mode, needs_attention, opted_out, assigned, status)
+        if after is not None:
+            at = stored(after[0])
+            conditions.append("last_message_at <= ? AND (last_message_at < ? OR phone > ?)")
+            params.extend((at, at, after[1]))
         rows = await self.reader.execute_fetchall(
             f"SELECT {CONVERSATION_COLUMNS} FROM contacts WHERE {' AND '.join(conditions)} "
             "ORDER BY last_message_at DESC, phone LIMIT ? OFFSET ?",
@@ -1562,6 +1595,19 @@ class SQLiteStore(
         )
         return [_message(row) for row in rows]
 
+    async def message_page(
+        self, phone: str, before: int | None = None, limit: int = 200, since_id: int = 0
+    ) -> list[Message]:
+        """Up to `limit` of `phone`'s newest messages with an id below `before` (None: the
+        newest) and not below `since_id`, oldest first: a keyset page read backwards along
+        (phone, id), however long the conversation."""
+        rows = await self.reader.execute_fetchall(
+            f"SELECT {MESSAGE_COLUMNS} FROM messages WHERE phone = ? AND id < ? AND id >= ? "
+            "ORDER BY id DESC LIMIT ?",
+            (phone, MAX_ID if before is None else before, since_id, limit),
+        )
+        return [_message(row) for row in reversed(list(rows))]
+
     async def messages_by_id(self, ids: Sequence[int]) -> list[Message]:
         found: list[Message] = []
         for chunk in _chunks(ids):
@@ -1597,14 +1643,21 @@ class SQLiteStore(
 
     async def last_messages(self, phones: Sequence[str]) -> list[Message]:
         """Each number's newest inbound and newest outbound message (the inbox's preview)."""
+        # Each found by walking the number's (phone, id) index back from its newest message,
+        # at most PREVIEW_DEPTH steps (a number with thousands of sends and no answer stops
+        # there), where MAX(id) GROUP BY direction read every message of a busy number.
         found: list[Message] = []
-        for chunk in _chunks(phones):
+        for chunk in _chunks(phones, 100):  # 200 SELECTs: below SQLite's 500 per compound
+            newest = " UNION ALL ".join(
+                "SELECT (SELECT id FROM (SELECT id, direction FROM messages WHERE phone = ? "
+                f"AND broadcast_id IS NULL ORDER BY id DESC LIMIT {PREVIEW_DEPTH:d}) "
+                f"WHERE direction = '{d}' LIMIT 1)"
+                for _ in chunk
+                for d in ("in", "out")
+            )
             rows = await self.reader.execute_fetchall(
-                f"SELECT {MESSAGE_COLUMNS} FROM messages WHERE id IN (SELECT MAX(id) "
-                f"FROM messages WHERE phone IN ({_marks(len(chunk))}) AND broadcast_id IS NULL "
-                "GROUP BY phone, direction) "
-                "ORDER BY id",
-                chunk,
+                f"SELECT {MESSAGE_COLUMNS} FROM messages WHERE id IN ({newest}) ORDER BY id",
+                [phone for phone in chunk for _ in ("in", "out")],
             )
             found.extend(_message(row) for row in rows)
         return found
@@ -1616,9 +1669,13 @@ class SQLiteStore(
         count = int(next(iter(rows))[0])
         if not count:
             return Waiting(0, None)
+        # Each number's newest inbound message, found walking back at most PREVIEW_DEPTH of
+        # its messages (MAX(id) over a busy number's every message was the cost of a poll).
         newest = await self.reader.execute_fetchall(
-            f"SELECT {MESSAGE_COLUMNS} FROM messages WHERE id = (SELECT MAX(id) FROM messages "
-            f"WHERE direction = 'in' AND phone IN ({NEWEST_WAITING}))"
+            f"SELECT {MESSAGE_COLUMNS} FROM messages WHERE id = (SELECT MAX((SELECT id FROM "
+            "(SELECT id, direction FROM messages WHERE phone = w.phone ORDER BY id DESC "
+            f"LIMIT {PREVIEW_DEPTH:d}) WHERE direction = 'in' LIMIT 1)) FROM ({NEWEST_WAITING}) "
+            "AS w)"
         )
         return Waiting(count, next((_message(row) for row in newest), None))
 
@@ -1634,6 +1691,16 @@ class SQLiteStore(
         """How many conversations there are in all, with people, needing attention, opted out,
         with unread messages, assigned to nobody, resolved, and assigned to `me` (a search's
         counts: search_counts)."""
+        # Kept by triggers (migration 0022); "mine" on contacts_by_assignee.
+        kept = await self.reader.execute_fetchall(
+            "SELECT total, human, needs_attention, opted_out, unread, unassigned, resolved, "
+            "(SELECT COUNT(*) FROM contacts WHERE assigned_to = ? AND "
+            f"{CONVERSATIONS_ONLY}) FROM conversation_counts",
+            (me,),
+        )
+        found = next(iter(kept), None)
+        if found is not None:
+            return dict(zip(COUNT_KEYS, (int(v) for v in found)))
         rows = await self.reader.execute_fetchall(
             "SELECT COUNT(*), "
             "COALESCE(SUM(mode = 'human'), 0), COALESCE(SUM(needs_attention), 0), "
@@ -1645,34 +1712,6 @@ class SQLiteStore(
         keys = COUNT_KEYS
         row = next(iter(rows), None)
         return dict(zip(keys, (int(v) for v in row))) if row else dict.fromkeys(keys, 0)
-
-    async def message_counts_by_hour(self, since: datetime) -> list[tuple[datetime, str, int]]:
-        """Messages per UTC hour and direction since `since`, oldest first; hours, not days,
-        so the caller can count days in the shop's own time zone."""
-        rows = await self.reader.execute_fetchall(
-            "SELECT substr(created_at, 1, 13) AS hour, direction, COUNT(*) FROM messages "
-            "WHERE created_at >= ? GROUP BY hour, direction ORDER BY hour, direction",
-            (stored(since),),
-        )
-        return [(moment(row[0] + ":00:00+00:00"), row[1], int(row[2])) for row in rows]
-
-    async def outbound_status_counts(self, since: datetime) -> dict[str, int]:
-        """Outbound messages created since `since`, by status."""
-        rows = await self.reader.execute_fetchall(
-            "SELECT status, COUNT(*) FROM messages WHERE direction = 'out' AND created_at >= ? "
-            "GROUP BY status",
-            (stored(since),),
-        )
-        return {row[0]: int(row[1]) for row in rows}
-
-    async def top_rules(self, since: datetime, limit: int = 8) -> list[tuple[str, int]]:
-        """The rules that matched the most inbound messages since `since`, most first."""
-        rows = await self.reader.execute_fetchall(
-            "SELECT rule, COUNT(*) AS n FROM messages WHERE direction = 'in' "
-            "AND rule IS NOT NULL AND created_at >= ? GROUP BY rule ORDER BY n DESC, rule LIMIT ?",
-            (stored(since), limit),
-        )
-        return [(row[0], int(row[1])) for row in rows]
 
     # -- staff sessions -------------------------------------------------------------------------
 

@@ -28,15 +28,20 @@ if TYPE_CHECKING:
 T = TypeVar("T")
 MAX_PARAMS = 500
 # Failed outbound messages that still matter: not cancelled by a person, not a broadcast's
-# (its own page shows those), and not followed by a message that got through. `?` marks are
-# the phones.
+# (its own page shows those), and not followed by a message that got through (the
+# conversation went on). `?` marks are the phones. Only each number's last such failure is
+# compared, with what was written after it (higher ids, along (phone, id)): comparing each
+# failure with every message of a busy number took seconds.
 FAILED_PHONES = f"""
-SELECT DISTINCT f.phone FROM messages AS f
-WHERE f.phone IN ({{marks}}) AND f.status = 'failed' AND f.direction = 'out'
-AND (f.error IS NULL OR f.error NOT LIKE '{CANCELLED_BY}%') AND f.broadcast_id IS NULL
-AND NOT EXISTS (
-    SELECT 1 FROM messages AS n WHERE n.phone = f.phone AND n.direction = 'out'
-    AND n.status IN ('sent', 'delivered') AND n.created_at > f.created_at
+SELECT f.phone FROM (
+    SELECT phone, MAX(id) AS last FROM messages
+    WHERE phone IN ({{marks}}) AND status = 'failed' AND direction = 'out'
+    AND (error IS NULL OR error NOT LIKE '{CANCELLED_BY}%') AND broadcast_id IS NULL
+    GROUP BY phone
+) AS f
+WHERE NOT EXISTS (
+    SELECT 1 FROM messages AS n WHERE n.phone = f.phone AND n.id > f.last
+    AND n.direction = 'out' AND n.status IN ('sent', 'delivered')
 )
 """
 

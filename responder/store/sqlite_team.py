@@ -185,12 +185,14 @@ class SQLiteTeam:
             )
         )
 
-    async def audit_events(self, limit: int = 200) -> list[AuditEvent]:
-        """The newest events first."""
+    async def audit_events(self, limit: int = 200, before: int | None = None) -> list[AuditEvent]:
+        """The newest events first; `before`: only those older than that event (a page)."""
         rows = await self.reader.execute_fetchall(
-            "SELECT at, actor, action, subject, detail FROM audit_events ORDER BY id DESC LIMIT ?",
-            (limit,),
+            "SELECT at, actor, action, subject, detail, id FROM audit_events WHERE id < ? "
+            "ORDER BY id DESC LIMIT ?",
+            (2**63 - 1 if before is None else before, limit),
         )
         return [
-            AuditEvent(moment(row[0]), row[1], row[2], row[3], json.loads(row[4])) for row in rows
+            AuditEvent(moment(row[0]), row[1], row[2], row[3], json.loads(row[4]), row[5])
+            for row in rows
         ]

@@ -33,6 +33,7 @@ from responder.store.models import (
     to_iso,
 )
 from responder.text import UnsendableText
+from responder.web import cursors
 from responder.web.forms import MAX_BODY, BadBody, BodyTooLarge, json_object, read_body
 
 if TYPE_CHECKING:
@@ -41,6 +42,7 @@ if TYPE_CHECKING:
 
 MAX_ROWID = 2**63 - 1  # SQLite integers: anything larger cannot name a row
 MAX_SEARCH_OFFSET = 10_000  # a search reads what it skips: deeper pages cost more each
+MAX_MESSAGE_PAGE = 1000  # messages per page of a conversation
 MAX_TEXT = 1600  # ten SMS: a longer message is almost surely a mistake
 STORE_UNAVAILABLE = (
     "the database cannot store anything right now (disk full or not writable): "
@@ -189,8 +191,17 @@ async def list_conversations(request: Request) -> Response:
     q = request.query_params.get("q", "").strip()
     if q:
         return await _search_conversations(request, q, limit, offset, filters)
+    cursor = request.query_params.get("cursor")
+    if cursor:
+        try:
+            filters["after"] = cursors.conversation_key(cursor)
+        except cursors.BadCursor:
+            raise ApiError(400, "cursor must be a 'next' value this API returned") from None
     rows = await _service(request).conversations(limit, offset, **filters)
-    return JSONResponse({"conversations": [c.as_json() for c in rows]})
+    # The cursor of the next page (keyset: no conversation twice or skipped while new messages
+    # move others to the top), or null on the last one.
+    after = cursors.conversation_cursor(rows[-1]) if len(rows) == limit else None
+    return JSONResponse({"conversations": [c.as_json() for c in rows], "next": after})
 
 
 async def _search_conversations(
@@ -211,13 +222,23 @@ async def _search_conversations(
 
 
 async def list_messages(request: Request) -> Response:
+    """The newest `limit` (default 200) messages below `before` (an id), oldest first; `next`
+    is the `before` of the page of older ones (null when there are none)."""
     service = _service(request)
     phone = _phone(request)
+    try:
+        limit = min(MAX_MESSAGE_PAGE, max(1, int(request.query_params.get("limit", "200"))))
+        before = request.query_params.get("before")
+        below = None if before is None else min(MAX_ROWID, max(0, int(before)))
+    except ValueError:
+        raise ApiError(400, "limit and before must be numbers") from None
     await service.conversation(phone)  # 404 for an unknown number
-    rows = await service.messages(phone)
+    rows = await service.message_page(phone, below, limit)
+    after = rows[0].id if len(rows) == limit else None
     # A broadcast's message, and a reply to one, name the broadcast (DESIGN §12).
     named = await service.thread_broadcasts(phone, rows)
-    return JSONResponse({"messages": [{**m.as_json(), **named.get(m.id, {})} for m in rows]})
+    messages = [{**m.as_json(), **named.get(m.id, {})} for m in rows]
+    return JSONResponse({"messages": messages, "next": after})
 
 
 async def send_message(request: Request) -> Response:
@@ -622,10 +643,13 @@ async def revoke_token(request: Request) -> Response:
 async def audit(request: Request) -> Response:
     try:
         limit = min(1000, max(1, int(request.query_params.get("limit", "200"))))
+        before = request.query_params.get("before")
+        below = None if before is None else min(MAX_ROWID, max(0, int(before)))
     except ValueError:
-        raise ApiError(400, "limit must be a number") from None
-    events = await _service(request).accounts.audit(limit)
-    return JSONResponse({"events": [e.as_json() for e in events]})
+        raise ApiError(400, "limit and before must be numbers") from None
+    events = await _service(request).accounts.audit(limit, below)
+    after = events[-1].id if len(events) == limit else None
+    return JSONResponse({"events": [e.as_json() for e in events], "next": after})
 
 
 routes = [

@@ -148,6 +148,12 @@ class FakeProvider:
                 self._released.clear()
             self._faults.extend([kind] * times)
 
+    def recover(self) -> None:
+        """Drop every fault still waiting: the gateway is back."""
+        with self._lock:
+            self._faults.clear()
+        self._released.set()
+
     def release(self) -> None:
         """Let hanging requests (and later ones, until the next `fail_next("hang")`) go on."""
         self._released.set()

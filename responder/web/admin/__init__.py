@@ -53,6 +53,11 @@ routes = [
         partial(conversation.conversation_partial),
         methods=["GET"],
     ),
+    Route(
+        "/admin/partials/conversations/{phone}/older",
+        partial(conversation.conversation_older),
+        methods=["GET"],
+    ),
     Route("/admin/conversations/{phone}/reply", action(conversation.reply), methods=["POST"]),
     Route("/admin/conversations/{phone}/mode", action(conversation.set_mode), methods=["POST"]),
     Route("/admin/conversations/{phone}/fields", action(conversation.set_fields), methods=["POST"]),

@@ -16,6 +16,8 @@ from responder.phone import InvalidPhoneNumber, inbound_phone
 from responder.store.models import (
     STATUSES,
     Conversation,
+    Message,
+    Note,
     OptedOutError,
     StoreUnavailable,
     UnknownContactError,
@@ -36,6 +38,10 @@ from responder.web.sessions import Session
 
 if TYPE_CHECKING:
     pass
+
+THREAD_PAGE = 200  # messages a conversation opens with, and per page loaded on scroll
+MAX_LOADED = 5000  # messages a page that scrolled far back still gets on each poll
+MAX_ID = 2**63 - 1
 
 
 # -- one conversation ---------------------------------------------------------------------------
@@ -59,8 +65,18 @@ async def _conversation(request: Request, phone: str, session: Session) -> dict[
         with contextlib.suppress(StoreUnavailable):
             await service.mark_read(phone)
             conversation = replace(conversation, unread=0)
-    messages = await service.messages(phone)
+    # The newest THREAD_PAGE messages; older ones come on scroll (conversation_older). A page
+    # that loaded older ones polls with `from` (the oldest it shows): it gets all of them back.
+    since = _from_id(request)
+    if since is None:
+        messages = await service.message_page(phone, None, THREAD_PAGE)
+    else:
+        messages = await service.message_page(phone, None, MAX_LOADED, since_id=since)
+    older = await _older_link(request, phone, messages)
+    named = await service.thread_broadcasts(phone, messages)
     notes = await service.inbox.notes(phone)
+    if older is not None:  # the notes written since the oldest message shown
+        notes = [n for n in notes if n.created_at >= messages[0].created_at]
     return {
         "section": "inbox",
         "failed_phones": await service.failed_phones([phone]),
@@ -68,11 +84,12 @@ async def _conversation(request: Request, phone: str, session: Session) -> dict[
         "messages": messages,
         # Messages and internal notes in the order they were written.
         "thread": sorted([*messages, *notes], key=lambda item: item.created_at),
+        "older": older,
         # Broadcast messages, and answers to them, name their broadcast (DESIGN §12).
-        "named": await service.thread_broadcasts(phone, messages),
+        "named": named,
         "seen": messages[-1].id if messages else 0,
         # Broadcast messages, and answers to them, name their broadcast (DESIGN §12).
-        "broadcasts": await service.thread_broadcasts(phone, messages),
+        "broadcasts": named,
         "typing": await service.inbox.typists(phone, besides=session.user),
         "people": await _people(request, conversation, session),
         "meanwhile": None,
@@ -85,6 +102,51 @@ async def _conversation(request: Request, phone: str, session: Session) -> dict[
         "draft": "",
         "field_error": None,
     }
+
+
+def _from_id(request: Request) -> int | None:
+    value = request.query_params.get("from", "")
+    return min(int(value), MAX_ID) if value.isdigit() else None
+
+
+async def _older_link(request: Request, phone: str, messages: list[Message]) -> str | None:
+    """Where the messages before the oldest of `messages` come from, or None: there are none."""
+    if not messages or not await _service(request).message_page(phone, messages[0].id, 1):
+        return None
+    return f"/admin/partials/conversations/{phone}/older?before={messages[0].id}"
+
+
+async def conversation_older(request: Request, session: Session) -> Response:
+    """The page of messages (and notes) before `before`, for the thread to put above what it
+    shows as the person scrolls up: a keyset page along the number's (phone, id) index."""
+    service, phone = _service(request), _phone(request)
+    value = request.query_params.get("before", "")
+    if not value.isdigit():
+        raise Refused(400, "Falta el mensaje desde el que cargar los anteriores.")
+    before = min(int(value), MAX_ID)
+    await service.conversation(phone)  # an unknown number is a 404
+    messages = await service.message_page(phone, before, THREAD_PAGE)
+    older = await _older_link(request, phone, messages)
+    upto = await service.messages_by_id([before])
+    notes = [
+        n
+        for n in await service.inbox.notes(phone)
+        if (not upto or n.created_at < upto[0].created_at)
+        and (older is None or n.created_at >= messages[0].created_at)
+    ]
+    thread: list[Message | Note] = sorted([*messages, *notes], key=lambda item: item.created_at)
+    named = await service.thread_broadcasts(phone, messages)
+    return _render(
+        request,
+        session,
+        "_thread_page.html",
+        c=await service.conversation(phone),
+        thread=thread,
+        older=older,
+        first=messages[0].id if messages else before,
+        named=named,
+        broadcasts=named,
+    )
 
 
 async def _people(request: Request, conversation: Conversation, session: Session) -> list[str]:

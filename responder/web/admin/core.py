@@ -35,7 +35,6 @@ if TYPE_CHECKING:
 POLL_INTERVAL = 3.0  # seconds between two looks for new messages on an open page
 PAGE_SIZE = 50
 MAX_REPLY = 1600  # characters: ten SMS; longer is a paste gone wrong
-DASHBOARD_DAYS = 14
 # "mine" is filled in with the person looking (responder/web/admin/inbox.py).
 FILTERS: dict[str, tuple[str, str, dict[str, Any]]] = {
     "all": ("Todas", "all", {}),

@@ -2,18 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import TYPE_CHECKING
 
 from starlette.requests import Request
 from starlette.responses import Response
 
-from responder.web import charts, views
-from responder.web.admin.core import (
-    DASHBOARD_DAYS,
-    _render,
-    _service,
-)
+from responder.web import charts, periods, views
+from responder.web.admin.core import _render, _service
 from responder.web.sessions import Session
 
 if TYPE_CHECKING:
@@ -27,9 +22,10 @@ async def dashboard(request: Request, session: Session) -> Response:
     service = _service(request)
     tz = service.rules.current.settings.timezone
     today = service.clock().astimezone(tz).date()
-    days = views.local_days(today, DASHBOARD_DAYS)
-    since = datetime.combine(days[0], datetime.min.time(), tz)
-    numbers = await service.dashboard_numbers(since)
+    period, problem = periods.chosen(dict(request.query_params), today)
+    since, until = period.bounds(tz)
+    numbers = await service.dashboard_numbers(since, until)
+    days = period.days
     daily = views.daily_counts(numbers["hourly"], tz, days)
     statuses = numbers["statuses"]
     delivered, failed, sent, unconfirmed = (
@@ -49,7 +45,10 @@ async def dashboard(request: Request, session: Session) -> Response:
         session,
         "dashboard.html",
         section="dashboard",
-        days=DASHBOARD_DAYS,
+        period=period,
+        choices=periods.CHOICES,
+        error=problem,
+        providers=sorted(numbers["providers"].items()),
         daily_chart=charts.daily_bars(daily),
         daily=daily,
         totals=(sum(d[1] for d in daily), sum(d[2] for d in daily)),

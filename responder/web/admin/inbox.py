@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 from dataclasses import dataclass
 from typing import Any
@@ -11,7 +12,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from responder.store.models import Conversation, Message
-from responder.web import views
+from responder.web import cursors, views
 from responder.web.admin.core import (
     FILTERS,
     PAGE_SIZE,
@@ -62,6 +63,10 @@ async def _inbox(request: Request, session: Session) -> dict[str, Any]:
         searched = await service.search_counts(session.user, search)  # the counts follow it
         counts, complete = searched.counts, searched.complete
     else:
+        # A keyset page: "Ver más" goes on from the last conversation shown, at any depth.
+        with contextlib.suppress(cursors.BadCursor):
+            if params.get("cursor"):
+                filters = {**filters, "after": cursors.conversation_key(params["cursor"])}
         found = await service.conversations(shown + 1, 0, **filters)
         counts = await service.conversation_counts(session.user)
     counts["open"] = counts["all"] - counts["resolved"]
@@ -77,15 +82,30 @@ async def _inbox(request: Request, session: Session) -> dict[str, Any]:
         "failed_phones": failed,
         "conversations": found[:shown],
         "rows": await _rows(request, found[:shown], words, matched),
-        "more": _link("/admin", f=chosen, q=query, n=str(shown + PAGE_SIZE))
-        if len(found) > shown
-        else None,
+        "more": _more(chosen, query, shown, found),
+        "first": _link("/admin", f=chosen) if "after" in filters else None,
         "filter": chosen,
         "filters": links,
         "q": query,
         "counts": counts,
-        "poll_url": _link("/admin/partials/inbox", f=chosen, q=query, n=str(shown)),
+        "poll_url": _link(
+            "/admin/partials/inbox",
+            f=chosen,
+            q=query,
+            n=str(shown),
+            cursor=params.get("cursor", "") if not query else "",
+        ),
     }
+
+
+def _more(chosen: str, query: str, shown: int, found: list[Conversation]) -> str | None:
+    """The next page: searches show more at once; the list goes on after its last row."""
+    if len(found) <= shown:
+        return None
+    if query:
+        return _link("/admin", f=chosen, q=query, n=str(shown + PAGE_SIZE))
+    cursor = cursors.conversation_cursor(found[shown - 1])
+    return _link("/admin", f=chosen, n=str(shown) if shown != PAGE_SIZE else "", cursor=cursor)
 
 
 async def _rows(

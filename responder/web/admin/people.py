@@ -113,8 +113,20 @@ async def change_person(request: Request, session: Session, form: dict[str, str]
 
 
 async def audit_page(request: Request, session: Session) -> Response:
-    events = await _service(request).accounts.audit(AUDIT_SHOWN)
-    return _render(request, session, "audit.html", section="audit", events=events, actions=ACTIONS)
+    value = request.query_params.get("before", "")
+    before = min(int(value), 2**63 - 1) if value.isdigit() else None
+    events = await _service(request).accounts.audit(AUDIT_SHOWN, before)
+    older = events[-1].id if len(events) == AUDIT_SHOWN else None  # a keyset page
+    return _render(
+        request,
+        session,
+        "audit.html",
+        section="audit",
+        events=events,
+        actions=ACTIONS,
+        older=older,
+        paged=before is not None,
+    )
 
 
 routes = [

@@ -34,13 +34,14 @@
   // A fragment that answers with an ETag is asked again with it: 304 means nothing changed
   // (the server did not even render it), and nothing is swapped.
   function startPolling(root) {
-    var url = root.getAttribute("data-poll-url");
     var every = parseInt(root.getAttribute("data-poll-ms"), 10) || 3000;
     var busy = false;
     var etag = null;
     function tick() {
       if (busy || leaving || document.hidden) return;
       busy = true;
+      // Read each time: a conversation that loaded older messages polls from the oldest.
+      var url = root.getAttribute("data-poll-url");
       var headers = { Accept: "text/html" };
       if (etag) headers["If-None-Match"] = etag;
       fetch(url, { credentials: "same-origin", cache: "no-store", headers: headers })
@@ -308,6 +309,45 @@
     var box = thread.getBoundingClientRect(), msg = last.getBoundingClientRect();
     if (msg.top < box.top) thread.scrollTop -= box.top - msg.top + 8;
   }
+
+  // Older messages: the thread opens with the newest ones; scrolling to its top (or the
+  // button there) puts the page before them above, where the person was reading stays put,
+  // and the poll asks from the oldest message shown on, so a refresh keeps them all.
+  var loadingOlder = false;
+  function loadOlder() {
+    var thread = document.getElementById("thread");
+    var button = thread && thread.querySelector("#older [data-older]");
+    var root = document.querySelector("[data-poll-url]");
+    if (!button || !root || loadingOlder) return;
+    loadingOlder = true;
+    fetch(button.getAttribute("data-older"), {
+      credentials: "same-origin", cache: "no-store", headers: { Accept: "text/html" }
+    })
+      .then(function (r) { return r.ok ? r.text() : null; })
+      .then(function (html) {
+        if (!html) return;
+        var tpl = document.createElement("template");
+        tpl.innerHTML = html;
+        var page = tpl.content.querySelector("ol.thread-page");
+        var current = document.getElementById("thread");
+        var marker = current.querySelector("#older");
+        if (!page || !marker) return;
+        var height = current.scrollHeight, top = current.scrollTop;
+        Array.from(page.children).forEach(function (li) { current.insertBefore(li, marker); });
+        marker.remove();
+        current.scrollTop = top + (current.scrollHeight - height);
+        var base = root.getAttribute("data-poll-url").split("?")[0];
+        root.setAttribute("data-poll-url", base + "?from=" + page.getAttribute("data-first"));
+      })
+      .catch(function () { /* offline for a moment: scrolling up again tries again */ })
+      .then(function () { loadingOlder = false; });
+  }
+  document.addEventListener("click", function (e) {
+    if (e.target.closest && e.target.closest("#older [data-older]")) loadOlder();
+  });
+  document.addEventListener("scroll", function (e) {
+    if (e.target.id === "thread" && e.target.scrollTop < 80) loadOlder();
+  }, true);
 
   function startConversation(thread) {
     var reply = document.getElementById("reply");
