@@ -49,7 +49,6 @@ import math
 import os
 import random
 import re
-import resource
 import shutil
 import signal
 import sqlite3
@@ -61,7 +60,7 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -74,7 +73,7 @@ sys.path.insert(0, str(ROOT))
 from responder.config import Settings  # noqa: E402
 from responder.engine import InboundMessage  # noqa: E402
 from responder.providers.base import OutboundSMS, Provider, SendResult  # noqa: E402
-from responder.store.models import StatusUpdate  # noqa: E402
+from responder.store.models import OptedOutError, StatusUpdate  # noqa: E402
 
 SIZES = {  # messages (inbound + replies, about), contacts
     "tiny": (20_000, 2_000),
@@ -107,12 +106,12 @@ RULE_TEXTS = [
 ]
 FLOW_ANSWERS = ["5", "4", "3", "muy buena atención", "1", "2"]
 WORDS = (
-    "mañana pedido envío información teléfono número dirección ubicación atención "
-    "gracias señor señora cuándo también después pagué transferencia factura canción "
-    "camión jamón piña niño año corazón café azúcar limón está llegó tardó revisión "
-    "quiero necesito pregunta tienda sucursal oferta promoción descuento hoy ayer semana "
-    "producto entrega domicilio llamada mensaje respuesta cuenta tarjeta crédito débito"
-).split()
+    "mañana pedido envío información teléfono número dirección ubicación atención gracias "
+    "señor señora cuándo también después pagué transferencia factura canción camión jamón "
+    "piña niño año corazón café azúcar limón está llegó tardó revisión quiero necesito "
+    "pregunta tienda sucursal oferta promoción descuento hoy ayer semana producto entrega "
+    "domicilio llamada mensaje respuesta cuenta tarjeta crédito débito"
+).split()  # noqa: SIM905 - a paragraph of words reads better
 
 
 def free_text(rng: random.Random) -> str:
@@ -204,7 +203,14 @@ class Builder:
         self.in_flow: set[str] = set()
         self.rare_left = RARE_COUNT
         self.attention: list[str] = []  # needs attention, the bot still on: staff look at some
-        self.stats = {"inbound": 0, "duplicates": 0, "agent": 0, "labels": 0, "reports": 0, "cleared": 0}
+        self.stats = {
+            "inbound": 0,
+            "duplicates": 0,
+            "agent": 0,
+            "labels": 0,
+            "reports": 0,
+            "cleared": 0,
+        }
 
     def phone(self) -> str:
         """A new contact while some are left to meet (more early on), else a known one,
@@ -260,10 +266,7 @@ class Builder:
         for _ in range(bursts):
             day = start + timedelta(days=rng.randrange(span_days))
             # Caracas is UTC-4: 08:00-21:00 there is 12:00-01:00 UTC; a few at night.
-            if rng.random() < 0.9:
-                hour = 12 + rng.random() * 13
-            else:
-                hour = rng.random() * 24
+            hour = 12 + rng.random() * 13 if rng.random() < 0.9 else rng.random() * 24
             starts.append(day + timedelta(hours=hour))
         starts.sort()
         return starts
@@ -363,7 +366,10 @@ class Builder:
             phone = rng.choice(sorted(self.human)) if len(self.human) < 64 else self.human.pop()
             self.human.discard(phone)
             text = f"Hola, le atiende Ana. {free_text(rng)}"
-            await service.send(phone, text, None, "agent", author="Ana")
+            try:
+                await service.send(phone, text, None, "agent", author="Ana")
+            except OptedOutError:  # refused by the store, as it would refuse the agent
+                return
             await service.worker.drain()  # the worker's own claim, as its loop would
             self.stats["agent"] += 1
             if rng.random() < 0.5:
@@ -402,6 +408,351 @@ class Builder:
         self.stats["reports"] += len(updates)
 
 
+# -- measuring ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Named:
+    """One row of the table: a GET as staff (`page`, signed in) or through the API (`api`,
+    bearer token). The path may name {busy}, {phone}, {rare}, {deep} (an offset near the end of
+    the conversations), {deep_cursor} (the same page by keyset, where the API has one)."""
+
+    name: str
+    kind: str
+    path: str
+    cpu: bool = False  # also the server's CPU time per request, from /proc
+
+
+# Change a row when an endpoint's parameters change; add a row for a new way to ask.
+REQUESTS = [
+    Named("admin dashboard", "page", "/admin/dashboard"),
+    Named("inbox search by phone", "page", "/admin?q={phone}"),
+    Named("inbox search by a rare word", "page", "/admin?q={rare}"),
+    Named("GET /api/conversations, deep page", "api", "/api/conversations?limit=100&offset={deep}"),
+    Named("GET /api/conversations?needs_attention=true", "api",
+          "/api/conversations?needs_attention=true&limit=100"),
+    Named("busiest conversation, API", "api", "/api/conversations/{busy}/messages"),
+    Named("busiest conversation, page", "page", "/admin/conversations/{busy}"),
+    Named("one inbox poll", "page", "/admin/partials/inbox", cpu=True),
+    Named("what waits (every page, every few s)", "page", "/admin/partials/waiting", cpu=True),
+]  # fmt: skip
+
+
+def database_facts(database: str) -> dict[str, Any]:
+    """What the paths need: the busiest number, a phone fragment, the deep offset."""
+    if database.startswith("sqlite:"):
+        with sqlite3.connect(f"file:{database[7:]}?mode=ro", uri=True) as db:
+            busy = db.execute(
+                "SELECT phone FROM messages GROUP BY phone ORDER BY COUNT(*) DESC LIMIT 1"
+            ).fetchone()[0]
+            busy_count = db.execute(
+                "SELECT COUNT(*) FROM messages WHERE phone = ?", (busy,)
+            ).fetchone()[0]
+            contacts = db.execute("SELECT COUNT(*) FROM contacts").fetchone()[0]
+            messages = db.execute("SELECT MAX(id) FROM messages").fetchone()[0]
+    else:
+        import asyncpg
+
+        async def read() -> tuple[str, int, int, int]:
+            conn = await asyncpg.connect(database[9:])
+            try:
+                row = await conn.fetchrow(
+                    "SELECT phone, COUNT(*) AS n FROM messages GROUP BY phone "
+                    "ORDER BY n DESC LIMIT 1"
+                )
+                contacts = await conn.fetchval("SELECT COUNT(*) FROM contacts")
+                messages = await conn.fetchval("SELECT MAX(id) FROM messages")
+                return row["phone"], row["n"], contacts, messages
+            finally:
+                await conn.close()
+
+        busy, busy_count, contacts, messages = asyncio.run(read())
+    return {
+        "busy": busy,
+        "busy_count": busy_count,
+        "contacts": contacts,
+        "messages": messages,
+        "phone": "0412 00012",  # a fragment, as staff type it
+        "rare": RARE_WORD,
+        "deep": max(0, contacts - 150),
+    }
+
+
+def serve_env(database: str, work: Path) -> dict[str, str]:
+    shutil.copy(ROOT / "rules.yaml", work / "rules.yaml")
+    if not (work / "templates").exists():
+        shutil.copytree(ROOT / "templates", work / "templates")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("RESPONDER_", "MASS"))}
+    env.update(
+        RESPONDER_DATABASE=database,
+        RESPONDER_RULES=str(work / "rules.yaml"),
+        RESPONDER_TEMPLATES=str(work / "templates"),
+        RESPONDER_WEBHOOK_TOKEN=WEBHOOK_TOKEN,
+        RESPONDER_ADMIN_TOKEN=ADMIN_TOKEN,
+        RESPONDER_SPOOL=str(work / "spool"),
+        PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
+    )
+    return env
+
+
+WEBHOOK_TOKEN = "bench-webhook-token-0123456789"
+ADMIN_TOKEN = "bench-admin-token-0123456789"
+
+
+def responder_command() -> list[str]:
+    script = Path(sys.executable).with_name("responder")
+    return [str(script)] if script.exists() else [sys.executable, "-m", "responder"]
+
+
+@dataclass
+class Served:
+    proc: subprocess.Popen[bytes]
+    port: int
+    log: Path
+    started_in: float  # seconds from launch to the first 200 on /healthz
+
+    @property
+    def base(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def cpu_seconds(self) -> float:
+        fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait(timeout=10)
+
+
+def serve(database: str, work: Path, extra: Sequence[str] = (), timeout: float = 120.0) -> Served:
+    """`responder serve` on `database`, timed from launch to the first 200 on /healthz."""
+    from bench.webhook import free_port
+
+    env = serve_env(database, work)
+    port = free_port()
+    log = work / f"serve-{port}.log"
+    argv = [*responder_command(), "serve", "--host", "127.0.0.1", "--port", str(port), *extra]
+    started = time.monotonic()
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            argv, env=env, cwd=work, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+        )
+    served = Served(proc, port, log, 0.0)
+    deadline = started + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise SystemExit(f"responder serve failed:\n{log.read_text()[-3000:]}")
+        try:
+            with urllib.request.urlopen(f"{served.base}/healthz", timeout=2) as answer:
+                if answer.status == 200:
+                    served.started_in = time.monotonic() - started
+                    return served
+        except OSError:
+            pass
+        time.sleep(0.01)
+    served.stop()
+    raise SystemExit(
+        f"responder serve did not answer in {timeout:.0f} s:\n{log.read_text()[-3000:]}"
+    )
+
+
+def signed_in(base: str) -> Any:
+    import httpx
+
+    client = httpx.Client(base_url=base, timeout=120, follow_redirects=False)
+    form = client.get("/admin/login")
+    found = re.search(r'name="csrf" value="([^"]+)"', form.text)
+    if not found:
+        raise SystemExit("no CSRF field on /admin/login")
+    data = {"csrf": found.group(1), "name": "admin", "password": ADMIN_TOKEN}
+    answer = client.post("/admin/login", data=data)
+    if answer.status_code != 303:
+        raise SystemExit(f"signing in failed: {answer.status_code} {answer.text[:300]}")
+    return client
+
+
+@dataclass
+class Timing:
+    name: str
+    ms: list[float]
+    cpu_ms: float | None
+    status: int
+    size: int
+
+    @property
+    def median(self) -> float:
+        return statistics.median(self.ms)
+
+
+def time_requests(
+    served: Served, facts: dict[str, Any], repeat: int, only: Sequence[str] = ()
+) -> list[Timing]:
+    import httpx
+
+    page = signed_in(served.base)
+    api = httpx.Client(
+        base_url=served.base, timeout=120, headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}
+    )
+    timings = []
+    try:
+        for named in REQUESTS:
+            if only and not any(o in named.name for o in only):
+                continue
+            client = page if named.kind == "page" else api
+            path = named.path.format(**{k: urllib.parse.quote(str(v)) for k, v in facts.items()})
+            times, cpu = [], 0.0
+            status = size = 0
+            for _ in range(repeat):
+                before_cpu = served.cpu_seconds()
+                started = time.perf_counter()
+                answer = client.get(path)
+                times.append((time.perf_counter() - started) * 1000)
+                cpu += served.cpu_seconds() - before_cpu
+                status, size = answer.status_code, len(answer.content)
+            timing = Timing(
+                named.name, times, cpu * 1000 / repeat if named.cpu else None, status, size
+            )
+            timings.append(timing)
+            extra = f", server CPU {timing.cpu_ms:.1f} ms" if timing.cpu_ms is not None else ""
+            print(
+                f"  {named.name:<48} {timing.median:9.1f} ms (max {max(times):.1f}){extra}"
+                f"  [{status}, {size:,} B] {path}",
+                flush=True,
+            )
+    finally:
+        page.close()
+        api.close()
+    return timings
+
+
+def time_export(database: str, work: Path) -> tuple[float, float]:
+    """`responder export --format jsonl` to /dev/null: seconds and peak RSS (MiB)."""
+    env = serve_env(database, work)
+    started = time.monotonic()
+    with open(os.devnull, "wb") as sink:
+        proc = subprocess.Popen(
+            [*responder_command(), "export", "--format", "jsonl"],
+            env=env, cwd=work, stdout=sink, stderr=subprocess.PIPE,
+        )  # fmt: skip
+        _, status, usage = os.wait4(proc.pid, 0)
+    elapsed = time.monotonic() - started
+    if status != 0:
+        raise SystemExit(
+            f"export failed: {proc.stderr.read().decode()[-2000:] if proc.stderr else status}"
+        )
+    return elapsed, usage.ru_maxrss / 1024
+
+
+def measure_main(args: argparse.Namespace) -> int:
+    database = args.database
+    if not database.startswith(("sqlite:", "postgres:")):
+        raise SystemExit("--database is sqlite:/path/to/file or postgres:postgresql://…")
+    work = Path(tempfile.mkdtemp(prefix="scale-measure-"))
+    served: Served | None = None
+    try:
+        if database.startswith("sqlite:"):
+            source = Path(database[7:])
+            if args.in_place:
+                target = source
+            else:
+                target = work / source.name
+                print(f"copying {source} to {target} (--in-place to skip)", flush=True)
+                shutil.copy(source, target)
+            url = str(target)
+            facts = database_facts(f"sqlite:{target}")
+        else:
+            url = database[9:]
+            facts = database_facts(database)
+        print(
+            f"{database}: {facts['messages']:,} messages, {facts['contacts']:,} contacts, "
+            f"busiest {facts['busy']} ({facts['busy_count']:,} messages)",
+            flush=True,
+        )
+        starts = []
+        for _ in range(args.starts):
+            served = serve(url, work)
+            starts.append(served.started_in)
+            served.stop()
+            served = None
+        served = serve(url, work)
+        print(
+            f"  start-up to the first /healthz 200: median {statistics.median(starts):.2f} s "
+            f"of {args.starts} ({', '.join(f'{s:.2f}' for s in starts)})",
+            flush=True,
+        )
+        timings = time_requests(served, facts, args.repeat, args.only)
+        served.stop()
+        served = None
+        export_s = export_rss = None
+        if not args.no_export:
+            export_s, export_rss = time_export(url, work)
+            print(
+                f"  responder export --format jsonl: {export_s:.1f} s, peak RSS "
+                f"{export_rss:.0f} MiB",
+                flush=True,
+            )
+        print("\n| request | median ms | worst ms | server CPU ms |\n| --- | --- | --- | --- |")
+        for t in timings:
+            cpu = f"{t.cpu_ms:.1f}" if t.cpu_ms is not None else ""
+            print(f"| {t.name} | {t.median:.1f} | {max(t.ms):.1f} | {cpu} |")
+        if export_s is not None:
+            print(
+                f"| responder export --format jsonl | {export_s * 1000:.0f} | "
+                f"| peak RSS {export_rss:.0f} MiB |"
+            )
+        print(
+            f"| start-up (to /healthz) | {statistics.median(starts) * 1000:.0f} | "
+            f"{max(starts) * 1000:.0f} | |"
+        )
+        if args.json:
+            Path(args.json).write_text(
+                json.dumps(
+                    {
+                        "database": database,
+                        "facts": facts,
+                        "timings": [t.__dict__ | {"median": t.median} for t in timings],
+                        "export_s": export_s,
+                        "export_rss_mib": export_rss,
+                        "starts": starts,
+                    },
+                    indent=1,
+                )
+            )
+    finally:
+        if served is not None:
+            served.stop()
+        shutil.rmtree(work, ignore_errors=True)
+    return 0
+
+
+def copy_main(args: argparse.Namespace) -> int:
+    """`responder migrate-to` (the product's copy command) from the SQLite file into a new
+    PostgreSQL database."""
+    from bench.webhook import postgres_admin
+
+    name = urllib.parse.urlsplit(args.to).path.lstrip("/")
+    if not re.fullmatch(r"[a-z0-9_]+", name):
+        raise SystemExit(f"database name {name!r}: use lowercase letters, digits, _")
+    work = Path(tempfile.mkdtemp(prefix="scale-copy-"))
+    try:
+        postgres_admin(f'CREATE DATABASE "{name}"')
+    except Exception as err:  # exists already: migrate-to brings it up to date
+        print(f"CREATE DATABASE {name}: {err}")
+    env = serve_env(args.source, work)
+    started = time.monotonic()
+    result = subprocess.run([*responder_command(), "migrate-to", args.to], env=env, cwd=work)
+    print(f"migrate-to took {time.monotonic() - started:,.0f} s")
+    shutil.rmtree(work, ignore_errors=True)
+    return result.returncode
+
+
 # -- command line -----------------------------------------------------------------------------
 
 
@@ -412,8 +763,11 @@ def build_main(args: argparse.Namespace) -> int:
     if args.contacts:
         contacts = args.contacts
     plan = Plan(messages, contacts, args.batch)
-    print(f"building {args.out}: ~{messages:,} messages ({plan.inbound:,} inbound), "
-          f"{contacts:,} contacts, bursts of {plan.batch}", flush=True)
+    print(
+        f"building {args.out}: ~{messages:,} messages ({plan.inbound:,} inbound), "
+        f"{contacts:,} contacts, bursts of {plan.batch}",
+        flush=True,
+    )
     asyncio.run(Builder(plan, Path(args.out)).run())
     return 0
 
@@ -427,9 +781,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     b.add_argument("--contacts", type=int, default=0, help="instead of the size's")
     b.add_argument("--batch", type=int, default=100, help="webhooks per burst")
     b.add_argument("--out", required=True)
+    m = sub.add_parser("measure", help="time the table's requests on a real responder serve")
+    m.add_argument("--database", required=True, help="sqlite:/path or postgres:postgresql://…")
+    m.add_argument("--repeat", type=int, default=5, help="requests of each row (median)")
+    m.add_argument("--starts", type=int, default=3, help="start-ups timed (median)")
+    m.add_argument("--only", action="append", default=[], help="rows whose name has this")
+    m.add_argument("--in-place", action="store_true", help="SQLite: serve the file itself")
+    m.add_argument("--no-export", action="store_true")
+    m.add_argument("--json", help="also write the figures here")
+    c = sub.add_parser("copy", help="responder migrate-to from the SQLite file to PostgreSQL")
+    c.add_argument("--from", dest="source", required=True, help="the SQLite file")
+    c.add_argument("--to", required=True, help="postgresql://…/responder_scale_medium")
     args = parser.parse_args(argv)
     if args.command == "build":
         return build_main(args)
+    if args.command == "measure":
+        return measure_main(args)
+    if args.command == "copy":
+        return copy_main(args)
     return 2
 
 
