@@ -6,8 +6,9 @@ retry reaching another instance is still a duplicate; the reply limit holds acro
 
 from __future__ import annotations
 
+import sys
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -20,6 +21,20 @@ ROW_COLUMNS = "id, phone, direction, line, text, origin, rule, created_at"
 # At most this many of a number's latest messages are read back: bounded work per webhook even
 # for a number that writes thousands of times an hour (the limits count far fewer).
 RECENT_ROWS = 500
+
+# What RecentRows may hold, in bytes as sys.getsizeof counts them (the objects it alone keeps):
+# well under what a process of responder uses besides, and a few thousand busy numbers' worth.
+# A number's texts can be long (a webhook may carry 64 KiB), so entries alone would not bound it.
+MAX_BYTES = 32 * 1024 * 1024
+# What an entry costs besides its text, measured on CPython 3.11 (tests/test_bounded_memory.py
+# checks these against sys.getsizeof and tracemalloc): an inbound entry is a 4-tuple (72), a
+# datetime (48), the line's string (about 61) and the id (28); a reply a 2-tuple (56) and a
+# datetime (48).
+INBOUND_BYTES = 216
+REPLY_BYTES = 112
+# A number's Known and Activity (two objects, their dicts), the two lists, the OrderedDict's
+# entry and the phone's string.
+KNOWN_BYTES = 900
 
 
 @dataclass
@@ -45,6 +60,16 @@ class Activity:
             self.inbound.append((moment(created_at), line or "", text, message_id))
         elif origin == "auto" and rule not in ("opt_out", "opt_in"):
             self.replies.append((moment(created_at), text))
+
+    def size(self) -> int:
+        """Bytes this activity keeps, about (MAX_BYTES' measure): texts counted exactly."""
+        getsizeof = sys.getsizeof
+        return (
+            INBOUND_BYTES * len(self.inbound)
+            + sum(getsizeof(entry[2]) for entry in self.inbound)
+            + REPLY_BYTES * len(self.replies)
+            + sum(getsizeof(entry[1]) for entry in self.replies)
+        )
 
     def prune(self, inbound_since: datetime, replies_since: datetime) -> None:
         """Forgets what is older than the windows that need it (and beyond RECENT_ROWS)."""
@@ -91,12 +116,19 @@ class RecentRows:
     given inside the one write lock (MAX(id) + 1), so a message committed later always has a
     higher id; a message's direction, line, text, rule and time never change once stored, and
     what the copy holds is only what the database said. Bounded: RECENT_ROWS per number, `size`
-    numbers (the least recently used go first)."""
+    numbers and `max_bytes` bytes (the least recently used numbers go first; a number bigger
+    than all of it is not kept, and is read afresh each time)."""
 
-    def __init__(self, size: int = 20_000) -> None:
+    def __init__(self, size: int = 20_000, max_bytes: int = MAX_BYTES) -> None:
         self.size = size
+        self.max_bytes = max_bytes
         self.watermark: int | None = None  # every message up to this id has been seen
         self._known: OrderedDict[str, Known] = OrderedDict()
+        self._sizes: dict[str, int] = {}  # what each number's Known was measured at
+        self.bytes = 0  # their sum: what the copy holds, about
+
+    def __len__(self) -> int:
+        return len(self._known)
 
     def get(self, phone: str, inbound_since: datetime, replies_since: datetime) -> Known | None:
         known = self._known.get(phone)
@@ -108,17 +140,46 @@ class RecentRows:
     def put(self, phone: str, known: Known) -> None:
         self._known[phone] = known
         self._known.move_to_end(phone)
-        while len(self._known) > self.size:
-            self._known.popitem(last=False)
+        self._measure(phone, known)
+        self._evict()
+
+    def settle(self, phones: Iterable[str]) -> None:
+        """After a transaction added to (or pruned) these numbers' activity: measured again,
+        and the least recently used numbers dropped while over the bounds."""
+        for phone in phones:
+            known = self._known.get(phone)
+            if known is not None:
+                self._measure(phone, known)
+        self._evict()
+
+    def _measure(self, phone: str, known: Known) -> None:
+        size = KNOWN_BYTES + known.activity.size()
+        self.bytes += size - self._sizes.get(phone, 0)
+        self._sizes[phone] = size
+
+    def _evict(self) -> None:
+        while self._known and (len(self._known) > self.size or self.bytes > self.max_bytes):
+            phone, _ = self._known.popitem(last=False)
+            self.bytes -= self._sizes.pop(phone, 0)
 
     def add(self, row: Sequence[Any]) -> None:
-        """A message written since the watermark (known numbers only)."""
-        known = self._known.get(row[1])
+        """A message written since the watermark (known numbers only); counted at once, let go
+        at the next `settle`."""
+        phone = row[1]
+        known = self._known.get(phone)
         if known is not None:
+            before = len(known.activity.inbound) + len(known.activity.replies)
             known.activity.add(row)
+            if len(known.activity.inbound) + len(known.activity.replies) != before:
+                cost = INBOUND_BYTES if row[2] == "in" else REPLY_BYTES
+                grown = cost + sys.getsizeof(row[4])
+                self._sizes[phone] = self._sizes.get(phone, 0) + grown
+                self.bytes += grown
 
     def forget(self) -> None:
         """After a transaction rolled back (what it read may have been its own writes), or
         when too much was written elsewhere to catch up: everything is read afresh."""
         self._known.clear()
+        self._sizes.clear()
+        self.bytes = 0
         self.watermark = None

@@ -815,6 +815,7 @@ class SQLiteStore(SQLiteInbox, SQLiteMessageCare, SQLitePrivacy, SQLiteTeam):
         # Every message up to the batch's own is known now (_catch_up read the rest, under the
         # same write lock): the next transaction need not read these back.
         self._recent.watermark = next_id - 1
+        self._recent.settle(history)  # what the batch added counts toward its byte bound
         # Opt-out wins over what is already waiting: nothing queued before it goes out.
         stopped = [
             (stored(j.payload.message.received_at), j.payload.message.phone, r.message_id)
