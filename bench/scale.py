@@ -479,7 +479,7 @@ def database_facts(database: str) -> dict[str, Any]:
     }
 
 
-def serve_env(database: str, work: Path) -> dict[str, str]:
+def serve_env(database: str, work: Path, code: Path = ROOT) -> dict[str, str]:
     shutil.copy(ROOT / "rules.yaml", work / "rules.yaml")
     if not (work / "templates").exists():
         shutil.copytree(ROOT / "templates", work / "templates")
@@ -491,7 +491,8 @@ def serve_env(database: str, work: Path) -> dict[str, str]:
         RESPONDER_WEBHOOK_TOKEN=WEBHOOK_TOKEN,
         RESPONDER_ADMIN_TOKEN=ADMIN_TOKEN,
         RESPONDER_SPOOL=str(work / "spool"),
-        PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
+        # This checkout's code (or `code`, e.g. an older commit), ahead of the installed one.
+        PYTHONPATH=os.pathsep.join(filter(None, [str(code), os.environ.get("PYTHONPATH")])),
     )
     return env
 
@@ -532,11 +533,17 @@ class Served:
                 self.proc.wait(timeout=10)
 
 
-def serve(database: str, work: Path, extra: Sequence[str] = (), timeout: float = 120.0) -> Served:
+def serve(
+    database: str,
+    work: Path,
+    extra: Sequence[str] = (),
+    timeout: float = 120.0,
+    code: Path = ROOT,
+) -> Served:
     """`responder serve` on `database`, timed from launch to the first 200 on /healthz."""
     from bench.webhook import free_port
 
-    env = serve_env(database, work)
+    env = serve_env(database, work, code)
     port = free_port()
     log = work / f"serve-{port}.log"
     argv = [*responder_command(), "serve", "--host", "127.0.0.1", "--port", str(port), *extra]

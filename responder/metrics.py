@@ -118,7 +118,14 @@ class Metrics:
             ["generation"],
             registry=registry,
         )
-        self._gc = GcPauses(self.gc_pause_seconds, self.gc_pause_max_seconds)
+        self.gc_cpu_seconds = Counter(
+            "responder_gc_cpu_seconds",
+            "CPU time the garbage collector's pauses took, by generation (on a busy machine a "
+            "pause also waits for the CPU: this is the collector's own work)",
+            ["generation"],
+            registry=registry,
+        )
+        self._gc = GcPauses(self.gc_pause_seconds, self.gc_pause_max_seconds, self.gc_cpu_seconds)
 
     def watch_gc(self) -> None:
         """Times every garbage collection from now on (until `unwatch_gc`)."""
@@ -157,18 +164,21 @@ class GcPauses:
     generation. Runs on every collection (young ones: thousands a second under load), so it
     only reads a clock and, at the stop, observes into children made once."""
 
-    def __init__(self, pauses: Histogram, longest: Gauge) -> None:
+    def __init__(self, pauses: Histogram, longest: Gauge, cpu: Counter) -> None:
         self._pauses = [pauses.labels(str(g)) for g in range(3)]
         self._longest_gauges = [longest.labels(str(g)) for g in range(3)]
+        self._cpu = [cpu.labels(str(g)) for g in range(3)]
         self.longest = [0.0, 0.0, 0.0]
-        self._started = 0.0
+        self._started = self._started_cpu = 0.0
 
     def callback(self, phase: str, info: dict[str, Any]) -> None:
         if phase == "start":
             self._started = time.perf_counter()
+            self._started_cpu = time.thread_time()
             return
         pause = time.perf_counter() - self._started
         generation = info["generation"]
+        self._cpu[generation].inc(time.thread_time() - self._started_cpu)
         self._pauses[generation].observe(pause)
         if pause > self.longest[generation]:
             self.longest[generation] = pause

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import sys
 from collections import OrderedDict
-from collections.abc import Iterable, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -32,9 +32,9 @@ MAX_BYTES = 32 * 1024 * 1024
 # datetime (48).
 INBOUND_BYTES = 216
 REPLY_BYTES = 112
-# A number's Known and Activity (two objects, their dicts), the two lists, the OrderedDict's
-# entry and the phone's string.
-KNOWN_BYTES = 900
+# A number's kept tuple (5 items), its two tuples of entries, the OrderedDict's entry (its
+# node and a hash table slot), the phone's string and the size's integer.
+KNOWN_BYTES = 400
 
 
 @dataclass
@@ -98,9 +98,6 @@ class Known:
     replies_since: datetime
     activity: Activity
 
-    def covers(self, inbound_since: datetime, replies_since: datetime) -> bool:
-        return self.inbound_since <= inbound_since and self.replies_since <= replies_since
-
     def prune(self, inbound_since: datetime, replies_since: datetime) -> None:
         self.activity.prune(inbound_since, replies_since)
         if inbound_since > self.inbound_since:
@@ -109,77 +106,87 @@ class Known:
             self.replies_since = replies_since
 
 
+# What RecentRows keeps of a number: inbound_since, replies_since, the inbound entries, the
+# reply entries (tuples, oldest first) and their size in bytes. Tuples of times, strings and
+# numbers only: the garbage collector stops tracking them at its first look, so twenty thousand
+# numbers kept add nothing to the full collections' walk (lists and objects would: measured,
+# 80 ms per full collection with 19,000 numbers kept as objects; see README, Performance).
+_Kept = tuple[datetime, datetime, tuple[Any, ...], tuple[Any, ...], int]
+
+
 class RecentRows:
     """The SQLite backend's copy of what it read of each number's recent messages, so that a
     transaction reads only the messages written since the previous one (`id > watermark`), by
     this process or any other, instead of each number's last hour again. On SQLite, ids are
     given inside the one write lock (MAX(id) + 1), so a message committed later always has a
     higher id; a message's direction, line, text, rule and time never change once stored, and
-    what the copy holds is only what the database said. Bounded: RECENT_ROWS per number, `size`
-    numbers and `max_bytes` bytes (the least recently used numbers go first; a number bigger
-    than all of it is not kept, and is read afresh each time)."""
+    what the copy holds is only what the database said.
+
+    `get` hands out a Known of its own (lists to add to); `put` and `settle` keep what it holds
+    then. Bounded: RECENT_ROWS per number, `size` numbers and `max_bytes` bytes (the least
+    recently used numbers go first; a number bigger than all of it is not kept, and is read
+    afresh each time)."""
 
     def __init__(self, size: int = 20_000, max_bytes: int = MAX_BYTES) -> None:
         self.size = size
         self.max_bytes = max_bytes
         self.watermark: int | None = None  # every message up to this id has been seen
-        self._known: OrderedDict[str, Known] = OrderedDict()
-        self._sizes: dict[str, int] = {}  # what each number's Known was measured at
-        self.bytes = 0  # their sum: what the copy holds, about
+        self._known: OrderedDict[str, _Kept] = OrderedDict()
+        self.bytes = 0  # what the copy holds, about: the sum of the kept sizes
 
     def __len__(self) -> int:
         return len(self._known)
 
     def get(self, phone: str, inbound_since: datetime, replies_since: datetime) -> Known | None:
-        known = self._known.get(phone)
-        if known is None or not known.covers(inbound_since, replies_since):
+        kept = self._known.get(phone)
+        if kept is None or kept[0] > inbound_since or kept[1] > replies_since:
             return None  # never read, or not as far back as asked
         self._known.move_to_end(phone)
-        return known
+        return Known(kept[0], kept[1], Activity(list(kept[2]), list(kept[3])))
 
     def put(self, phone: str, known: Known) -> None:
-        self._known[phone] = known
+        self._keep(phone, known)
+        self._evict()
+
+    def settle(self, known: Mapping[str, Known]) -> None:
+        """After a transaction added to (or pruned) these numbers' activity: kept as they are
+        now, and the least recently used numbers dropped while over the bounds."""
+        for phone, each in known.items():
+            self._keep(phone, each)
+        self._evict()
+
+    def _keep(self, phone: str, known: Known) -> None:
+        activity = known.activity
+        size = KNOWN_BYTES + activity.size()
+        old = self._known.get(phone)
+        self.bytes += size - (old[4] if old is not None else 0)
+        self._known[phone] = (
+            known.inbound_since,
+            known.replies_since,
+            tuple(activity.inbound),
+            tuple(activity.replies),
+            size,
+        )
         self._known.move_to_end(phone)
-        self._measure(phone, known)
-        self._evict()
-
-    def settle(self, phones: Iterable[str]) -> None:
-        """After a transaction added to (or pruned) these numbers' activity: measured again,
-        and the least recently used numbers dropped while over the bounds."""
-        for phone in phones:
-            known = self._known.get(phone)
-            if known is not None:
-                self._measure(phone, known)
-        self._evict()
-
-    def _measure(self, phone: str, known: Known) -> None:
-        size = KNOWN_BYTES + known.activity.size()
-        self.bytes += size - self._sizes.get(phone, 0)
-        self._sizes[phone] = size
 
     def _evict(self) -> None:
         while self._known and (len(self._known) > self.size or self.bytes > self.max_bytes):
-            phone, _ = self._known.popitem(last=False)
-            self.bytes -= self._sizes.pop(phone, 0)
+            _, kept = self._known.popitem(last=False)
+            self.bytes -= kept[4]
 
     def add(self, row: Sequence[Any]) -> None:
         """A message written since the watermark (known numbers only); counted at once, let go
-        at the next `settle`."""
+        at the next `settle` when over the bounds."""
         phone = row[1]
-        known = self._known.get(phone)
-        if known is not None:
-            before = len(known.activity.inbound) + len(known.activity.replies)
-            known.activity.add(row)
-            if len(known.activity.inbound) + len(known.activity.replies) != before:
-                cost = INBOUND_BYTES if row[2] == "in" else REPLY_BYTES
-                grown = cost + sys.getsizeof(row[4])
-                self._sizes[phone] = self._sizes.get(phone, 0) + grown
-                self.bytes += grown
+        kept = self._known.get(phone)
+        if kept is not None:
+            activity = Activity(list(kept[2]), list(kept[3]))
+            activity.add(row)
+            self._keep(phone, Known(kept[0], kept[1], activity))
 
     def forget(self) -> None:
         """After a transaction rolled back (what it read may have been its own writes), or
         when too much was written elsewhere to catch up: everything is read afresh."""
         self._known.clear()
-        self._sizes.clear()
         self.bytes = 0
         self.watermark = None
