@@ -35,6 +35,7 @@ import contextlib
 import json
 import math
 import multiprocessing
+import os
 import random
 import re
 import resource
@@ -43,6 +44,7 @@ import statistics
 import sys
 import tempfile
 import urllib.parse
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -58,7 +60,7 @@ from bench.scale import (  # noqa: E402
     free_text,
     serve,
 )
-from bench.webhook import export  # noqa: E402
+from bench.webhook import export, postgres_admin, with_database  # noqa: E402
 
 HOST = "127.0.0.1"
 LINE = "584141000001"
@@ -100,10 +102,20 @@ async def _generate(
         idle.append(await asyncio.open_connection(HOST, port))
         opened += 1
 
-    async def one(i: int) -> None:
+    def reuse() -> tuple[asyncio.StreamReader, asyncio.StreamWriter] | None:
+        while idle:  # the most recently used first; one the server closed is dropped
+            reader, writer = idle.pop()
+            if not (reader.at_eof() or writer.is_closing()):
+                return reader, writer
+            writer.close()
+        return None
+
+    async def one(i: int, retry: bool = True) -> None:
         nonlocal opened
-        conn = idle.pop() if idle else None
-        sent[i] = loop.time()
+        conn = reuse()
+        reused = conn is not None
+        if retry:
+            sent[i] = loop.time()
         try:
             async with asyncio.timeout(TIMEOUT):
                 if conn is None:
@@ -124,11 +136,17 @@ async def _generate(
                 await reader.readexactly(length)
                 answered[i] = loop.time()
                 status[i] = int(head[9:12])
-        except (OSError, TimeoutError, ValueError, asyncio.IncompleteReadError):
-            answered[i] = loop.time()
-            status[i] = -1
+        except (OSError, TimeoutError, ValueError, asyncio.IncompleteReadError) as err:
             if conn is not None:
                 conn[1].close()
+            nothing = isinstance(err, asyncio.IncompleteReadError) and not err.partial
+            if retry and reused and (nothing or isinstance(err, ConnectionResetError)):
+                # A kept-alive connection the server had closed meanwhile (idle too long):
+                # sent again on a new one, still timed from its due moment.
+                await one(i, retry=False)
+                return
+            answered[i] = loop.time()
+            status[i] = -1
             return
         if keep:
             idle.append(conn)
@@ -207,7 +225,7 @@ def generate(port: int, args: argparse.Namespace) -> dict[str, Any]:
 
 # -- the server's GC pauses -----------------------------------------------------------------------
 
-SAMPLE = re.compile(r"^(responder_gc_pause_\w+)\{([^}]*)\} ([0-9.e+-]+|\+Inf|NaN)$", re.M)
+SAMPLE = re.compile(r"^(responder_gc_\w+)\{([^}]*)\} ([0-9.e+-]+|\+Inf|NaN)$", re.M)
 
 
 def gc_figures(text: str) -> dict[str, dict[str, float]]:
@@ -269,6 +287,7 @@ def analyse(result: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]:
     latency = sorted((a - d) * 1000 for d, _, a, st in rows if st == 200)
     lag = sorted((s - d) * 1000 for d, s, _, _ in rows)
     errors = sum(1 for *_, st in rows if st != 200)
+    statuses = Counter(str(st) for *_, st in rows)
     span = (rows[-1][0] - rows[0][0]) if len(rows) > 1 else 1.0
     per_second: dict[int, list[float]] = {}
     for d, _, a, _st in rows:
@@ -276,6 +295,7 @@ def analyse(result: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]:
     worst_second = max((pct(sorted(v), 99) for v in per_second.values()), default=math.nan)
     return {
         "requests": len(rows),
+        "statuses": dict(statuses),
         "errors": errors,
         "rate": len(rows) / span if span else math.nan,
         "p50": pct(latency, 50),
@@ -301,7 +321,11 @@ def main() -> int:
     parser.add_argument("--numbers", type=int, default=200_000, help="distinct senders")
     parser.add_argument("--connections", type=int, default=64, help="opened before the start")
     parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument("--in-place", action="store_true", help="SQLite: serve the file itself")
+    parser.add_argument(
+        "--in-place",
+        action="store_true",
+        help="serve the SQLite file or PostgreSQL database itself, not a copy",
+    )
     parser.add_argument("--json", help="also write the figures here")
     parser.add_argument("--ref", help="serve the code of this commit (git archive) instead")
     args = parser.parse_args()
@@ -310,6 +334,7 @@ def main() -> int:
         raise SystemExit("--database is sqlite:/path/to/file or postgres:postgresql://…")
     work = Path(tempfile.mkdtemp(prefix="steady-"))
     served: Served | None = None
+    copy_name: str | None = None
     try:
         if database.startswith("sqlite:"):
             source = Path(database[7:])
@@ -320,8 +345,17 @@ def main() -> int:
                 print(f"copying {source} to {target}", flush=True)
                 shutil.copy(source, target)
                 url = str(target)
-        else:
+        elif args.in_place:
             url = database[9:]
+        else:
+            # A copy made by PostgreSQL itself (CREATE DATABASE … TEMPLATE): the webhooks'
+            # rows go there, and it is dropped after. Needs no other session on the source.
+            source_url = database[9:]
+            source_name = urllib.parse.urlsplit(source_url).path.lstrip("/")
+            copy_name = f"{source_name}_steady_{os.getpid()}"
+            print(f"copying {source_name} to {copy_name} (CREATE DATABASE … TEMPLATE)", flush=True)
+            postgres_admin(f'CREATE DATABASE "{copy_name}" TEMPLATE "{source_name}"')
+            url = with_database(source_url, copy_name)
         code = export(args.ref, work) if args.ref else ROOT
         served = serve(url, work, code=code)
         print(f"responder serve on {database} answered in {served.started_in:.2f} s", flush=True)
@@ -355,6 +389,11 @@ def main() -> int:
                 f"{row['cpu_ms']:.1f} ms CPU, {row['over_10ms']:.0f} over 10 ms, "
                 f"longest {row['max_ms']:.1f} ms"
             )
+        if figures["errors"]:
+            print(f"answers by status (-1: no answer in {TIMEOUT:g} s): {figures['statuses']}")
+            lines = served.log.read_text(errors="replace").splitlines()
+            problems = [line for line in lines if "WARNING" in line or "ERROR" in line]
+            print("server log, warnings and errors (last 10):\n  " + "\n  ".join(problems[-10:]))
         verdict = "meets" if figures["p99"] < TARGET_P99_MS else "misses"
         print(f"p99 {figures['p99']:.1f} ms {verdict} the {TARGET_P99_MS:g} ms target")
         if args.json:
@@ -362,6 +401,8 @@ def main() -> int:
     finally:
         if served is not None:
             served.stop()
+        if copy_name is not None:
+            postgres_admin(f'DROP DATABASE IF EXISTS "{copy_name}" WITH (FORCE)')
         shutil.rmtree(work, ignore_errors=True)
     return 0
 
