@@ -415,13 +415,14 @@ class Builder:
 @dataclass(frozen=True)
 class Named:
     """One row of the table: a GET as staff (`page`, signed in) or through the API (`api`,
-    bearer token). The path may name {busy}, {phone}, {rare}, {deep} (an offset near the end of
-    the conversations), {deep_cursor} (the same page by keyset, where the API has one)."""
+    bearer token). The path may name {busy} (the busiest number), {phone} (a fragment of a
+    number, as staff type it), {rare} (RARE_WORD), {deep} (an offset 150 conversations from the
+    end) and anything added to `database_facts`. Every row also shows the server process's CPU
+    time per request, read from /proc (the database's own work on PostgreSQL is not in it)."""
 
     name: str
     kind: str
     path: str
-    cpu: bool = False  # also the server's CPU time per request, from /proc
 
 
 # Change a row when an endpoint's parameters change; add a row for a new way to ask.
@@ -434,8 +435,8 @@ REQUESTS = [
           "/api/conversations?needs_attention=true&limit=100"),
     Named("busiest conversation, API", "api", "/api/conversations/{busy}/messages"),
     Named("busiest conversation, page", "page", "/admin/conversations/{busy}"),
-    Named("one inbox poll", "page", "/admin/partials/inbox", cpu=True),
-    Named("what waits (every page, every few s)", "page", "/admin/partials/waiting", cpu=True),
+    Named("one inbox poll", "page", "/admin/partials/inbox"),
+    Named("what waits (every page, every few s)", "page", "/admin/partials/waiting"),
 ]  # fmt: skip
 
 
@@ -624,9 +625,7 @@ def time_requests(
                 times.append((time.perf_counter() - started) * 1000)
                 cpu += served.cpu_seconds() - before_cpu
                 status, size = answer.status_code, len(answer.content)
-            timing = Timing(
-                named.name, times, cpu * 1000 / repeat if named.cpu else None, status, size
-            )
+            timing = Timing(named.name, times, cpu * 1000 / repeat, status, size)
             timings.append(timing)
             extra = f", server CPU {timing.cpu_ms:.1f} ms" if timing.cpu_ms is not None else ""
             print(
