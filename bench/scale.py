@@ -308,6 +308,10 @@ class Builder:
                 await self.burst(service, clock, burst_start)
                 sent += plan.batch
                 await service.worker.wait_idle()
+                # The flow sweep, as the running service does every 30 s: flows whose answer
+                # is overdue end with their timeout reply.
+                await service.expire_flows()
+                await service.worker.wait_idle()
                 await self.staff(service, clock)
                 now = time.monotonic()
                 if now - last_report >= 10 or number == len(starts) - 1:

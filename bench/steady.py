@@ -292,7 +292,8 @@ def analyse(result: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]:
     per_second: dict[int, list[float]] = {}
     for d, _, a, _st in rows:
         per_second.setdefault(int(d - start), []).append((a - d) * 1000)
-    worst_second = max((pct(sorted(v), 99) for v in per_second.values()), default=math.nan)
+    by_second = {second: pct(sorted(v), 99) for second, v in sorted(per_second.items())}
+    worst_second = max(by_second.values(), default=math.nan)
     return {
         "requests": len(rows),
         "statuses": dict(statuses),
@@ -307,6 +308,7 @@ def analyse(result: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]:
         "lag_p99": pct(lag, 99),
         "lag_max": lag[-1] if lag else math.nan,
         "worst_second_p99": worst_second,
+        "p99_by_second": by_second,
         "connections": result["connections"],
         "generator_cpu_s": result["cpu"],
     }
@@ -389,6 +391,9 @@ def main() -> int:
                 f"{row['cpu_ms']:.1f} ms CPU, {row['over_10ms']:.0f} over 10 ms, "
                 f"longest {row['max_ms']:.1f} ms"
             )
+        slow = {s: round(v) for s, v in figures["p99_by_second"].items() if v > TARGET_P99_MS}
+        if slow:
+            print(f"seconds (from the end of the warm-up) whose p99 missed the target: {slow}")
         if figures["errors"]:
             print(f"answers by status (-1: no answer in {TIMEOUT:g} s): {figures['statuses']}")
             lines = served.log.read_text(errors="replace").splitlines()

@@ -501,6 +501,10 @@ class Service:
             if decision is not None:
                 await self.store.apply_decision(contact.phone, self._routed(decision), contact.flow)
                 ended += 1
+            # SQLite's writer runs on the event loop: without a pause here, thousands of flows
+            # ended at once (after a long stop) held every webhook back until the last one
+            # (measured: 3 s for 5,347 flows, bench/steady.py on bench/scale.py's medium).
+            await asyncio.sleep(0)
         await self._save_overruns()
         return ended
 
