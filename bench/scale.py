@@ -693,6 +693,10 @@ def measure_main(args: argparse.Namespace) -> int:
             served.stop()
             served = None
         served = serve(url, work)
+        if args.settle:
+            # The first flow sweep (30 s after start) ends the flows left waiting: not during
+            # the requests.
+            time.sleep(args.settle)
         print(
             f"  start-up to the first /healthz 200: median {statistics.median(starts):.2f} s "
             f"of {args.starts} ({', '.join(f'{s:.2f}' for s in starts)})",
@@ -799,6 +803,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     m.add_argument("--only", action="append", default=[], help="rows whose name has this")
     m.add_argument("--in-place", action="store_true", help="SQLite: serve the file itself")
     m.add_argument("--no-export", action="store_true")
+    m.add_argument("--settle", type=float, default=40.0, help="seconds after start-up, first")
     m.add_argument("--json", help="also write the figures here")
     c = sub.add_parser("copy", help="responder migrate-to from the SQLite file to PostgreSQL")
     c.add_argument("--from", dest="source", required=True, help="the SQLite file")
