@@ -364,7 +364,11 @@ def main() -> int:
             url = with_database(source_url, copy_name)
         code = export(args.ref, work) if args.ref else ROOT
         served = serve(url, work, code=code)
-        print(f"responder serve on {database} answered in {served.started_in:.2f} s", flush=True)
+        print(
+            f"responder serve (pid {served.proc.pid}) on {database} answered in "
+            f"{served.started_in:.2f} s",
+            flush=True,
+        )
         if args.settle:
             # The first flow sweep runs 30 s after start and ends every flow the database left
             # waiting past its timeout (thousands in bench/scale.py's databases): start after.
