@@ -667,6 +667,7 @@ def measure_main(args: argparse.Namespace) -> int:
         raise SystemExit("--database is sqlite:/path/to/file or postgres:postgresql://…")
     work = Path(tempfile.mkdtemp(prefix="scale-measure-"))
     served: Served | None = None
+    copy_name: str | None = None
     try:
         if database.startswith("sqlite:"):
             source = Path(database[7:])
@@ -678,9 +679,20 @@ def measure_main(args: argparse.Namespace) -> int:
                 shutil.copy(source, target)
             url = str(target)
             facts = database_facts(f"sqlite:{target}")
-        else:
+        elif args.in_place:
             url = database[9:]
             facts = database_facts(database)
+        else:
+            # The server's own background work writes (sessions, the flow sweep): on a copy
+            # PostgreSQL makes (CREATE DATABASE … TEMPLATE; no other session on the source).
+            from bench.webhook import postgres_admin, with_database
+
+            source_name = urllib.parse.urlsplit(database[9:]).path.lstrip("/")
+            copy_name = f"{source_name}_measure_{os.getpid()}"
+            print(f"copying {source_name} to {copy_name} (CREATE DATABASE … TEMPLATE)", flush=True)
+            postgres_admin(f'CREATE DATABASE "{copy_name}" TEMPLATE "{source_name}"')
+            url = with_database(database[9:], copy_name)
+            facts = database_facts(f"postgres:{url}")
         print(
             f"{database}: {facts['messages']:,} messages, {facts['contacts']:,} contacts, "
             f"busiest {facts['busy']} ({facts['busy_count']:,} messages)",
@@ -743,6 +755,10 @@ def measure_main(args: argparse.Namespace) -> int:
     finally:
         if served is not None:
             served.stop()
+        if copy_name is not None:
+            from bench.webhook import postgres_admin
+
+            postgres_admin(f'DROP DATABASE IF EXISTS "{copy_name}" WITH (FORCE)')
         shutil.rmtree(work, ignore_errors=True)
     return 0
 
@@ -801,7 +817,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     m.add_argument("--repeat", type=int, default=5, help="requests of each row (median)")
     m.add_argument("--starts", type=int, default=3, help="start-ups timed (median)")
     m.add_argument("--only", action="append", default=[], help="rows whose name has this")
-    m.add_argument("--in-place", action="store_true", help="SQLite: serve the file itself")
+    m.add_argument(
+        "--in-place", action="store_true", help="serve the file or database itself, not a copy"
+    )
     m.add_argument("--no-export", action="store_true")
     m.add_argument("--settle", type=float, default=40.0, help="seconds after start-up, first")
     m.add_argument("--json", help="also write the figures here")
