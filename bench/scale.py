@@ -31,7 +31,7 @@ The shape (fixed seed, so two builds of one size are alike):
     replies, hand-backs, labels.
 
 `measure` starts `responder serve` on the database (SQLite: on a copy in a temporary folder
-unless --in-place; PostgreSQL: on the database itself, read-only requests only) and asks each
+unless --in-place; PostgreSQL: on a copy made with CREATE DATABASE … TEMPLATE) and asks each
 row of REQUESTS `--repeat` times (median, and the worst), one inbox poll with the server's
 CPU time read from /proc, `responder export --format jsonl` (time, peak RSS) and start-up
 (process start to /healthz answering). REQUESTS is a table of named requests: when an
