@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
-from functools import lru_cache
 from typing import Any
 
 from responder import text as sms_text
+from responder.caches import short_lru
 from responder.rules.conditions import Facts
 from responder.rules.flows import MAX_STEPS_PER_MESSAGE, Flow
 from responder.rules.hours import OpeningHours, template_value
@@ -92,7 +92,7 @@ class Prepared:
     warnings: tuple[str, ...] = ()
 
 
-@lru_cache(maxsize=4096)  # most replies are a rule's fixed text
+@short_lru(maxsize=1024, max_chars=480)  # most replies are a rule's fixed text
 def prepare(text: str, smart_encoding: bool, max_sms: int | None = None) -> Prepared:
     """Cleans a reply of control characters, smart-encodes it, cuts it to `max_sms` SMS (at a
     word boundary, with an ellipsis) and splits it into SMS-sized parts at word boundaries."""

@@ -11,7 +11,10 @@ is one dictionary lookup and one `inc()`.
 
 from __future__ import annotations
 
+import gc
+import time
 from datetime import datetime
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
@@ -20,6 +23,9 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, gene
 FAST_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 SEND_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
 DELIVERY_BUCKETS = (1.0, 5.0, 15.0, 30.0, 60.0, 300.0, 900.0, 3600.0, 4 * 3600.0, 24 * 3600.0)
+# A garbage collection stops everything the process does: a webhook waits for it. Pauses of
+# the youngest generation take tens of microseconds, a full collection milliseconds or more.
+GC_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25)
 NO_RULE = "(none)"  # the label of an inbound message that no rule answered
 
 
@@ -99,6 +105,37 @@ class Metrics:
             registry=registry,
         )
 
+        self.gc_pause_seconds = Histogram(
+            "responder_gc_pause_seconds",
+            "Pauses of Python's garbage collector, by generation (2: a full collection)",
+            ["generation"],
+            buckets=GC_BUCKETS,
+            registry=registry,
+        )
+        self.gc_pause_max_seconds = Gauge(
+            "responder_gc_pause_max_seconds",
+            "The longest garbage collector pause since start, by generation",
+            ["generation"],
+            registry=registry,
+        )
+        self.gc_cpu_seconds = Counter(
+            "responder_gc_cpu_seconds",
+            "CPU time the garbage collector's pauses took, by generation (on a busy machine a "
+            "pause also waits for the CPU: this is the collector's own work)",
+            ["generation"],
+            registry=registry,
+        )
+        self._gc = GcPauses(self.gc_pause_seconds, self.gc_pause_max_seconds, self.gc_cpu_seconds)
+
+    def watch_gc(self) -> None:
+        """Times every garbage collection from now on (until `unwatch_gc`)."""
+        if self._gc.callback not in gc.callbacks:
+            gc.callbacks.append(self._gc.callback)
+
+    def unwatch_gc(self) -> None:
+        if self._gc.callback in gc.callbacks:
+            gc.callbacks.remove(self._gc.callback)
+
     def inbound(self, provider: str) -> None:
         self._inbound.get(provider).inc()
 
@@ -120,3 +157,29 @@ class Metrics:
         age = 0.0 if oldest is None else max(0.0, (now - oldest).total_seconds())
         self.outbox_oldest_seconds.set(age)
         return generate_latest(self.registry)
+
+
+class GcPauses:
+    """A `gc.callbacks` hook: the time between a collection's start and its stop, by
+    generation. Runs on every collection (young ones: thousands a second under load), so it
+    only reads a clock and, at the stop, observes into children made once."""
+
+    def __init__(self, pauses: Histogram, longest: Gauge, cpu: Counter) -> None:
+        self._pauses = [pauses.labels(str(g)) for g in range(3)]
+        self._longest_gauges = [longest.labels(str(g)) for g in range(3)]
+        self._cpu = [cpu.labels(str(g)) for g in range(3)]
+        self.longest = [0.0, 0.0, 0.0]
+        self._started = self._started_cpu = 0.0
+
+    def callback(self, phase: str, info: dict[str, Any]) -> None:
+        if phase == "start":
+            self._started = time.perf_counter()
+            self._started_cpu = time.thread_time()
+            return
+        pause = time.perf_counter() - self._started
+        generation = info["generation"]
+        self._cpu[generation].inc(time.thread_time() - self._started_cpu)
+        self._pauses[generation].observe(pause)
+        if pause > self.longest[generation]:
+            self.longest[generation] = pause
+            self._longest_gauges[generation].set(pause)

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import functools
-
 import phonenumbers
+
+from responder.caches import short_lru
 
 __all__ = ["InvalidPhoneNumber", "inbound_phone", "normalize_phone", "validate_region"]
 
@@ -69,7 +69,7 @@ def _parse_digits(digits: str, region: str | None) -> str | None:
     return _international_digits(number)
 
 
-@functools.lru_cache(maxsize=65536)
+@short_lru(maxsize=65536, max_chars=32)  # a phone field may be 64 KiB long: not kept
 def normalize_phone(raw: str, region: str) -> str:
     """Return the number as international digits without "+", e.g. ``"584121234567"``.
 

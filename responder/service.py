@@ -227,8 +227,11 @@ class Service:
         # Fewer young collections: with 50 webhooks in flight, one every 700 allocations
         # mostly walks (and promotes) objects still in use. Measured: 3 to 5% more webhooks.
         gc.set_threshold(GC_YOUNG, *gc.get_threshold()[1:])
+        # Every pause from here on: responder_gc_pause_seconds in GET /metrics.
+        self.metrics.watch_gc()
 
     async def stop(self) -> None:
+        self.metrics.unwatch_gc()
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
@@ -535,6 +538,10 @@ class Service:
             if decision is not None:
                 await self.store.apply_decision(contact.phone, self._routed(decision), contact.flow)
                 ended += 1
+            # SQLite's writer runs on the event loop: without a pause here, thousands of flows
+            # ended at once (after a long stop) held every webhook back until the last one
+            # (measured: 3 s for 5,347 flows, bench/steady.py on bench/scale.py's medium).
+            await asyncio.sleep(0)
         await self._save_overruns()
         return ended
 

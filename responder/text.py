@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-import functools
 import math
 import re
 import unicodedata
 
 import gsm0338
+
+from responder.caches import short_lru
 
 __all__ = [
     "GSM7_BASIC",
@@ -54,7 +55,8 @@ def normalize(text: str) -> str:
 
 # A message's text is normalised to be matched, then again to be stored for search (`folded`),
 # and the same auto-replies are stored again and again: the second time is a lookup.
-normalize_cached = functools.lru_cache(maxsize=8192)(normalize)
+# Only texts of up to two SMS are kept (responder.caches): a cache bounded in bytes.
+normalize_cached = short_lru(maxsize=4096, max_chars=320)(normalize)
 
 
 def _folded_with_origin(text: str) -> tuple[str, list[int]]:
@@ -256,7 +258,7 @@ _UCS2_CONCATENATED_SEGMENT = 67
 
 # The reply limit counts the segments of a number's recent auto-replies on every message it
 # sends: the same few texts, again and again.
-@functools.lru_cache(maxsize=4096)
+@short_lru(maxsize=4096, max_chars=480)
 def segments(text: str) -> int:
     """Return how many SMS the text costs, in GSM-7 if possible, otherwise in UCS-2."""
     if is_gsm7(text):

@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import logging
+from collections import deque
 from collections.abc import Sequence
 
 from responder.providers.base import OutboundSMS, Provider, SendResult
 
 log = logging.getLogger("responder.sandbox")
+
+# The latest sends it remembers (for a look in a debugger or a test); a sandbox that serves for
+# weeks must not keep every one of them.
+KEEP = 1000
 
 
 class SandboxProvider(Provider):
@@ -16,7 +21,7 @@ class SandboxProvider(Provider):
     per_message_texts = True
 
     def __init__(self) -> None:
-        self.sent: list[OutboundSMS] = []
+        self.sent: deque[OutboundSMS] = deque(maxlen=KEEP)
 
     async def send(self, batch: Sequence[OutboundSMS]) -> list[SendResult]:
         self.sent.extend(batch)

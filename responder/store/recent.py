@@ -6,8 +6,9 @@ retry reaching another instance is still a duplicate; the reply limit holds acro
 
 from __future__ import annotations
 
+import sys
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -20,6 +21,20 @@ ROW_COLUMNS = "id, phone, direction, line, text, origin, rule, created_at"
 # At most this many of a number's latest messages are read back: bounded work per webhook even
 # for a number that writes thousands of times an hour (the limits count far fewer).
 RECENT_ROWS = 500
+
+# What RecentRows may hold, in bytes as sys.getsizeof counts them (the objects it alone keeps):
+# well under what a process of responder uses besides, and a few thousand busy numbers' worth.
+# A number's texts can be long (a webhook may carry 64 KiB), so entries alone would not bound it.
+MAX_BYTES = 32 * 1024 * 1024
+# What an entry costs besides its text, measured on CPython 3.11 (tests/test_bounded_memory.py
+# checks these against sys.getsizeof and tracemalloc): an inbound entry is a 4-tuple (72), a
+# datetime (48), the line's string (about 61) and the id (28); a reply a 2-tuple (56) and a
+# datetime (48).
+INBOUND_BYTES = 216
+REPLY_BYTES = 112
+# A number's kept tuple (5 items), its two tuples of entries, the OrderedDict's entry (its
+# node and a hash table slot), the phone's string and the size's integer.
+KNOWN_BYTES = 400
 
 
 @dataclass
@@ -45,6 +60,16 @@ class Activity:
             self.inbound.append((moment(created_at), line or "", text, message_id))
         elif origin == "auto" and rule not in ("opt_out", "opt_in"):
             self.replies.append((moment(created_at), text))
+
+    def size(self) -> int:
+        """Bytes this activity keeps, about (MAX_BYTES' measure): texts counted exactly."""
+        getsizeof = sys.getsizeof
+        return (
+            INBOUND_BYTES * len(self.inbound)
+            + sum(getsizeof(entry[2]) for entry in self.inbound)
+            + REPLY_BYTES * len(self.replies)
+            + sum(getsizeof(entry[1]) for entry in self.replies)
+        )
 
     def prune(self, inbound_since: datetime, replies_since: datetime) -> None:
         """Forgets what is older than the windows that need it (and beyond RECENT_ROWS)."""
@@ -73,9 +98,6 @@ class Known:
     replies_since: datetime
     activity: Activity
 
-    def covers(self, inbound_since: datetime, replies_since: datetime) -> bool:
-        return self.inbound_since <= inbound_since and self.replies_since <= replies_since
-
     def prune(self, inbound_since: datetime, replies_since: datetime) -> None:
         self.activity.prune(inbound_since, replies_since)
         if inbound_since > self.inbound_since:
@@ -84,41 +106,87 @@ class Known:
             self.replies_since = replies_since
 
 
+# What RecentRows keeps of a number: inbound_since, replies_since, the inbound entries, the
+# reply entries (tuples, oldest first) and their size in bytes. Tuples of times, strings and
+# numbers only: the garbage collector stops tracking them at its first look, so twenty thousand
+# numbers kept add nothing to the full collections' walk (lists and objects would: measured,
+# 80 ms per full collection with 19,000 numbers kept as objects; see README, Performance).
+_Kept = tuple[datetime, datetime, tuple[Any, ...], tuple[Any, ...], int]
+
+
 class RecentRows:
     """The SQLite backend's copy of what it read of each number's recent messages, so that a
     transaction reads only the messages written since the previous one (`id > watermark`), by
     this process or any other, instead of each number's last hour again. On SQLite, ids are
     given inside the one write lock (MAX(id) + 1), so a message committed later always has a
     higher id; a message's direction, line, text, rule and time never change once stored, and
-    what the copy holds is only what the database said. Bounded: RECENT_ROWS per number, `size`
-    numbers (the least recently used go first)."""
+    what the copy holds is only what the database said.
 
-    def __init__(self, size: int = 20_000) -> None:
+    `get` hands out a Known of its own (lists to add to); `put` and `settle` keep what it holds
+    then. Bounded: RECENT_ROWS per number, `size` numbers and `max_bytes` bytes (the least
+    recently used numbers go first; a number bigger than all of it is not kept, and is read
+    afresh each time)."""
+
+    def __init__(self, size: int = 20_000, max_bytes: int = MAX_BYTES) -> None:
         self.size = size
+        self.max_bytes = max_bytes
         self.watermark: int | None = None  # every message up to this id has been seen
-        self._known: OrderedDict[str, Known] = OrderedDict()
+        self._known: OrderedDict[str, _Kept] = OrderedDict()
+        self.bytes = 0  # what the copy holds, about: the sum of the kept sizes
+
+    def __len__(self) -> int:
+        return len(self._known)
 
     def get(self, phone: str, inbound_since: datetime, replies_since: datetime) -> Known | None:
-        known = self._known.get(phone)
-        if known is None or not known.covers(inbound_since, replies_since):
+        kept = self._known.get(phone)
+        if kept is None or kept[0] > inbound_since or kept[1] > replies_since:
             return None  # never read, or not as far back as asked
         self._known.move_to_end(phone)
-        return known
+        return Known(kept[0], kept[1], Activity(list(kept[2]), list(kept[3])))
 
     def put(self, phone: str, known: Known) -> None:
-        self._known[phone] = known
+        self._keep(phone, known)
+        self._evict()
+
+    def settle(self, known: Mapping[str, Known]) -> None:
+        """After a transaction added to (or pruned) these numbers' activity: kept as they are
+        now, and the least recently used numbers dropped while over the bounds."""
+        for phone, each in known.items():
+            self._keep(phone, each)
+        self._evict()
+
+    def _keep(self, phone: str, known: Known) -> None:
+        activity = known.activity
+        size = KNOWN_BYTES + activity.size()
+        old = self._known.get(phone)
+        self.bytes += size - (old[4] if old is not None else 0)
+        self._known[phone] = (
+            known.inbound_since,
+            known.replies_since,
+            tuple(activity.inbound),
+            tuple(activity.replies),
+            size,
+        )
         self._known.move_to_end(phone)
-        while len(self._known) > self.size:
-            self._known.popitem(last=False)
+
+    def _evict(self) -> None:
+        while self._known and (len(self._known) > self.size or self.bytes > self.max_bytes):
+            _, kept = self._known.popitem(last=False)
+            self.bytes -= kept[4]
 
     def add(self, row: Sequence[Any]) -> None:
-        """A message written since the watermark (known numbers only)."""
-        known = self._known.get(row[1])
-        if known is not None:
-            known.activity.add(row)
+        """A message written since the watermark (known numbers only); counted at once, let go
+        at the next `settle` when over the bounds."""
+        phone = row[1]
+        kept = self._known.get(phone)
+        if kept is not None:
+            activity = Activity(list(kept[2]), list(kept[3]))
+            activity.add(row)
+            self._keep(phone, Known(kept[0], kept[1], activity))
 
     def forget(self) -> None:
         """After a transaction rolled back (what it read may have been its own writes), or
         when too much was written elsewhere to catch up: everything is read afresh."""
         self._known.clear()
+        self.bytes = 0
         self.watermark = None

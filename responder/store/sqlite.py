@@ -701,7 +701,7 @@ class SQLiteStore(
                 )
         return found
 
-    def _load_activity(self, db: sqlite3.Connection, jobs: list[_Job]) -> dict[str, Activity]:
+    def _load_activity(self, db: sqlite3.Connection, jobs: list[_Job]) -> dict[str, RecentKnown]:
         """The batch's numbers' recent history: what RecentRows knows plus what was written
         since (one read along the ids); a number it does not know is read newest first along
         (phone, id), back to the widest window any job needs (or RECENT_ROWS messages)."""
@@ -711,17 +711,17 @@ class SQLiteStore(
         inbound_since = earliest - timedelta(seconds=dedupe)
         replies_since = earliest - timedelta(seconds=history)
         self._catch_up(db)
-        found: dict[str, Activity] = {}
+        found: dict[str, RecentKnown] = {}
         for phone in sorted({j.payload.message.phone for j in jobs}):
             known = self._recent.get(phone, inbound_since, replies_since)  # kept: moved last
             if known is None:
                 known = self._read_recent(db, phone, inbound_since, replies_since)
-                self._recent.put(phone, known)
             # What is older than any window a rule asks for now need not be kept.
             known.prune(inbound_since, replies_since)
-            # The batch adds the messages it writes to what is kept, as Activity.add would
-            # read them back; a rollback forgets all of it (see _transaction).
-            found[phone] = known.activity
+            # The batch adds the messages it writes, as Activity.add would read them back,
+            # and keeps the result (RecentRows.settle); a rollback forgets all of it (see
+            # _transaction).
+            found[phone] = known
         return found
 
     def _catch_up(self, db: sqlite3.Connection) -> None:
@@ -792,7 +792,7 @@ class SQLiteStore(
             received = stored(msg.received_at)
             line = msg.line or ""
             window = timedelta(seconds=job.payload.dedupe_window)
-            activity = history[msg.phone]
+            activity = history[msg.phone].activity
             earlier = activity.duplicate_of(line, msg.text, msg.received_at - window)
             if job.payload.dedupe_window > 0 and earlier is not None:
                 duplicate = Decision(None, (), f"duplicate of message {earlier}")
@@ -850,6 +850,8 @@ class SQLiteStore(
         # Every message up to the batch's own is known now (_catch_up read the rest, under the
         # same write lock): the next transaction need not read these back.
         self._recent.watermark = next_id - 1
+        # What the batch did to each number's activity is kept (and counts toward the bound).
+        self._recent.settle(history)
         # Opt-out wins over what is already waiting: nothing queued before it goes out.
         stopped = [
             (stored(j.payload.message.received_at), j.payload.message.phone, r.message_id)
