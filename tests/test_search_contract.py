@@ -233,12 +233,12 @@ async def test_erased_texts_leave_the_index(store: Store, clock: Clock) -> None:
             )
 
 
+@pytest.mark.parametrize("backend", ["postgres"])  # PostgreSQL's choice: its index or a walk
 @pytest.mark.parametrize("estimate", [0.0, 1.0, 0.5])  # the index; a walk; a walk cut short
 async def test_postgres_finds_the_same_by_either_way(
     filled: Store, clock: Clock, monkeypatch: pytest.MonkeyPatch, estimate: float
 ) -> None:
-    if not isinstance(filled, pg_search.PgSearch):
-        pytest.skip("PostgreSQL's choice between its index and a walk")
+    assert isinstance(filled, pg_search.PgSearch)
     for n, phone in enumerate((EVA, ANA, LUIS, EVA, ANA)):
         clock.advance(60)
         await admin_inbound(filled, clock, phone, f"pedido {n}", None)
