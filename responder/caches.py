@@ -11,27 +11,34 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any, Generic, TypeVar
 
 R = TypeVar("R")
 
 
-def short_lru(maxsize: int, max_chars: int) -> Callable[[Callable[..., R]], Callable[..., R]]:
+class ShortCache(Generic[R]):
+    """A function with a functools.lru_cache kept for short string arguments only."""
+
+    def __init__(self, function: Callable[..., R], maxsize: int, max_chars: int) -> None:
+        self.function = function
+        self.cached = functools.lru_cache(maxsize=maxsize)(function)
+        self.max_chars = max_chars
+        self.cache_info = self.cached.cache_info
+        self.cache_clear = self.cached.cache_clear
+        functools.update_wrapper(self, function)
+
+    def __call__(self, *args: Any) -> R:
+        for arg in args:
+            if type(arg) is str and len(arg) > self.max_chars:
+                return self.function(*args)
+        return self.cached(*args)
+
+
+def short_lru(maxsize: int, max_chars: int) -> Callable[[Callable[..., R]], ShortCache[R]]:
     """functools.lru_cache(maxsize), for calls whose string arguments have at most `max_chars`
     characters; a longer one is answered by the function itself, not kept."""
 
-    def wrap(function: Callable[..., R]) -> Callable[..., R]:
-        cached = functools.lru_cache(maxsize=maxsize)(function)
-
-        @functools.wraps(function)
-        def call(*args: Any) -> R:
-            for arg in args:
-                if type(arg) is str and len(arg) > max_chars:
-                    return function(*args)
-            return cached(*args)
-
-        call.cache_info = cached.cache_info  # type: ignore[attr-defined]
-        call.cache_clear = cached.cache_clear  # type: ignore[attr-defined]
-        return call
+    def wrap(function: Callable[..., R]) -> ShortCache[R]:
+        return ShortCache(function, maxsize, max_chars)
 
     return wrap

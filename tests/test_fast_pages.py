@@ -142,7 +142,7 @@ def test_the_dashboard_shows_any_period(start_app: Callable[..., RunningApp], ba
     assert received("/admin/dashboard?period=today") == 0  # three days since the last one
     assert received("/admin/dashboard?period=7") == 3
     assert received("/admin/dashboard") == 3  # 14 days
-    today = clock().date()  # type: ignore[attr-defined]
+    today = clock().date()
     first = today.fromordinal(today.toordinal() - 3)
     custom = f"/admin/dashboard?period=custom&from={first}&to={first}"
     assert received(custom) == 1

@@ -9,6 +9,7 @@ them. Search has its own plans (the search work) and is not read here."""
 from __future__ import annotations
 
 import asyncio
+import functools
 import re
 from datetime import timedelta
 from pathlib import Path
@@ -18,9 +19,9 @@ import asyncpg
 
 from bench.startup import sqlite_plans
 from responder.clock import SystemClock
-from responder.engine import Decision, Reply
+from responder.engine import Contact, Decision, InboundMessage, Reply
 from responder.store.base import Store
-from responder.store.models import UNASSIGNED, InboundJob, InboundMessage
+from responder.store.models import UNASSIGNED, InboundJob
 from responder.store.postgres import PostgresStore
 from responder.store.sqlite import SQLiteStore
 from tests.test_startup_plans import full_scans, partial_indexes
@@ -33,12 +34,16 @@ ORDERED_WALK = "SCAN contacts USING INDEX contacts_by_last_message"
 FEW = re.compile(r"needs_attention = |opted_out = |mode = (\?|'human')|status = (\?|'resolved')")
 
 
+def given(decision: Decision, _: Contact) -> Decision:
+    return decision
+
+
 async def page_reads(store: Store) -> None:
     """What the pages read, called as they call it."""
     for n in range(3):
         decision = Decision("precio", (Reply("hola", 1, "sandbox"),), "test")
         message = InboundMessage(f"58412000000{n}", "precio", SystemClock()())
-        await store.receive_inbound(InboundJob(message, lambda c, d=decision: d))
+        await store.receive_inbound(InboundJob(message, functools.partial(given, decision)))
     now = SystemClock()()
     for since in (now - timedelta(hours=3), now - timedelta(days=90)):
         await store.message_counts_by_hour(since, now)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import random
 import sqlite3
 from datetime import timedelta
+from typing import Any
 
 import pytest
 
@@ -32,7 +33,7 @@ from tests.test_store_contract import (
 __all__ = ["backend", "database", "filled", "open_store", "store"]  # fixtures used here
 
 
-async def phones(store: Store, text: str, *args: int, **filters: object) -> list[str]:
+async def phones(store: Store, text: str, *args: int, **filters: Any) -> list[str]:
     """The numbers a search for `text` finds (typed numbers read as in Venezuela)."""
     page = await store.search(search_query(text, "VE"), *args, **filters)
     return [c.phone for c in page.conversations]

@@ -5,6 +5,7 @@ of a number read every number (the primary key's index alone: nothing shorter ho
 
 from __future__ import annotations
 
+import functools
 import sqlite3
 from datetime import UTC, datetime
 from pathlib import Path
@@ -12,7 +13,7 @@ from typing import Any
 
 from bench.startup import sqlite_plans
 from responder.clock import SystemClock
-from responder.engine import Decision, InboundMessage, Reply
+from responder.engine import Contact, Decision, InboundMessage, Reply
 from responder.search_query import search_query
 from responder.store import pg_search
 from responder.store.models import InboundJob
@@ -23,6 +24,15 @@ from tests.test_postgres import fresh_database
 from tests.test_startup_plans import full_scans, partial_indexes
 
 __all__ = ["fresh_database"]  # a fixture, imported to be used here
+
+
+async def estimated_share(conn: Any, words: list[str]) -> float:
+    return await pg_search._estimated_share(conn, words)
+
+
+def given(decision: Decision, _: Contact) -> Decision:
+    return decision
+
 
 SEARCHES = ["CAFÉ con", "zarzaparrilla", "promo", "José", "+58 412 123 4567", "0412 12", "¿?"]
 NUMBERS_ALONE = "SCAN contacts USING COVERING INDEX sqlite_autoindex_contacts_1"
@@ -46,7 +56,7 @@ async def test_no_statement_of_a_search_scans_messages_or_contacts(tmp_path: Pat
         for n, text in enumerate(["Un café con leche", "¿zarzaparrilla?", "promoción"]):
             decision = Decision("r", (Reply(f"re: {text}", 1, "sandbox"),), "test")
             message = InboundMessage(f"58412123456{n}", text, store.clock())
-            await store.receive_inbound(InboundJob(message, lambda c, d=decision: d))
+            await store.receive_inbound(InboundJob(message, functools.partial(given, decision)))
         await store.update_fields("584121234560", {"nombre": "José"})
         seen.clear()
         for text in SEARCHES:
@@ -106,13 +116,15 @@ async def test_postgres_walks_for_a_common_word_and_reads_the_index_for_a_rare_o
         plans: dict[str, list[str]] = {}
         for word in ("cafe", "zarzaparrilla"):
             words = tsquery([word])
-            share = await store._read(lambda c, w=word: pg_search._estimated_share(c, [w]))
+            share = await store._read(functools.partial(estimated_share, words=[word]))
             walk = (share * 40_000) ** 2 > 51 * 40_000
             way = pg_search.WALK if walk else pg_search.FROM_INDEX
             switch = "enable_bitmapscan" if walk else "enable_indexscan"
             args = [words, 2**62, 51] + ([[f"%{word}%"]] if walk else [])
 
-            async def explain(conn: Any, sql: str = way, off: str = switch, a: list = args) -> Any:
+            async def explain(
+                conn: Any, sql: str = way, off: str = switch, a: list[Any] = args
+            ) -> Any:
                 async with conn.transaction():
                     await conn.execute(f"SET LOCAL {off} = off")
                     return await conn.fetch(f"EXPLAIN {sql.format(condition='true')}", *a)
