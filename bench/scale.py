@@ -42,6 +42,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
 import contextlib
 import gc
 import json
@@ -420,9 +421,11 @@ class Builder:
 class Named:
     """One row of the table: a GET as staff (`page`, signed in) or through the API (`api`,
     bearer token). The path may name {busy} (the busiest number), {phone} (a fragment of a
-    number, as staff type it), {rare} (RARE_WORD), {deep} (an offset 150 conversations from the
-    end) and anything added to `database_facts`. Every row also shows the server process's CPU
-    time per request, read from /proc (the database's own work on PostgreSQL is not in it)."""
+    number, as staff type it), {typed} (the busiest number typed as staff
+    would), {rare} (RARE_WORD), {deep} (an offset 150 conversations from the end), {cursor}
+    (the keyset cursor at that depth) and anything added to `database_facts`. Every row also
+    shows the server process's CPU time per request, read from /proc (the database's own
+    work on PostgreSQL is not in it)."""
 
     name: str
     kind: str
@@ -432,9 +435,11 @@ class Named:
 # Change a row when an endpoint's parameters change; add a row for a new way to ask.
 REQUESTS = [
     Named("admin dashboard", "page", "/admin/dashboard"),
-    Named("inbox search by phone", "page", "/admin?q={phone}"),
+    Named("inbox search by phone (typed 0412-…)", "page", "/admin?q={typed}"),
+    Named("inbox search by part of a number", "page", "/admin?q={phone}"),
     Named("inbox search by a rare word", "page", "/admin?q={rare}"),
-    Named("GET /api/conversations, deep page", "api", "/api/conversations?limit=100&offset={deep}"),
+    Named("GET /api/conversations, deep page (cursor)", "api",
+          "/api/conversations?limit=100&cursor={cursor}"),
     Named("GET /api/conversations?needs_attention=true", "api",
           "/api/conversations?needs_attention=true&limit=100"),
     Named("busiest conversation, API", "api", "/api/conversations/{busy}/messages"),
@@ -442,6 +447,13 @@ REQUESTS = [
     Named("one inbox poll", "page", "/admin/partials/inbox"),
     Named("what waits (every page, every few s)", "page", "/admin/partials/waiting"),
 ]  # fmt: skip
+
+
+# The conversation at a depth of the newest-first list (read once, slowly, by OFFSET).
+DEEP = (
+    "SELECT last_message_at, phone FROM contacts WHERE last_activity_at IS NOT NULL "
+    "ORDER BY last_message_at DESC, phone LIMIT 1 OFFSET ?"
+)
 
 
 def database_facts(database: str) -> dict[str, Any]:
@@ -456,10 +468,12 @@ def database_facts(database: str) -> dict[str, Any]:
             ).fetchone()[0]
             contacts = db.execute("SELECT COUNT(*) FROM contacts").fetchone()[0]
             messages = db.execute("SELECT MAX(id) FROM messages").fetchone()[0]
+            at, deep_phone = db.execute(DEEP, (max(0, contacts - 150),)).fetchone()
+            deep_at = datetime.fromisoformat(at)
     else:
         import asyncpg
 
-        async def read() -> tuple[str, int, int, int]:
+        async def read() -> tuple[str, int, int, int, datetime, str]:
             conn = await asyncpg.connect(database[9:])
             try:
                 row = await conn.fetchrow(
@@ -468,17 +482,24 @@ def database_facts(database: str) -> dict[str, Any]:
                 )
                 contacts = await conn.fetchval("SELECT COUNT(*) FROM contacts")
                 messages = await conn.fetchval("SELECT MAX(id) FROM messages")
-                return row["phone"], row["n"], contacts, messages
+                deep = await conn.fetchrow(DEEP.replace("?", "$1"), max(0, contacts - 150))
+                return row["phone"], row["n"], contacts, messages, deep[0], deep[1]
             finally:
                 await conn.close()
 
-        busy, busy_count, contacts, messages = asyncio.run(read())
+        busy, busy_count, contacts, messages, deep_at, deep_phone = asyncio.run(read())
     return {
         "busy": busy,
         "busy_count": busy_count,
         "contacts": contacts,
         "messages": messages,
         "phone": "0412 00012",  # a fragment, as staff type it
+        # The busiest number as staff type it from a note: 0412-123.45.67.
+        "typed": urllib.parse.quote(f"0{busy[2:5]}-{busy[5:8]}.{busy[8:10]}.{busy[10:]}"),
+        # Where a client paging by `next` stands ~150 conversations before the end.
+        "cursor": base64.urlsafe_b64encode(f"{deep_at.isoformat()}|{deep_phone}".encode())
+        .decode()
+        .rstrip("="),
         "rare": RARE_WORD,
         "deep": max(0, contacts - 150),
     }
