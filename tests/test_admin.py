@@ -342,7 +342,9 @@ def test_inbox_lists_conversations_with_their_state(app: RunningApp, staff: http
     assert phones("/admin?f=human") == [OTHER]
     assert phones("/admin?f=opted_out") == ["584161234567"]
     assert phones("/admin?f=attention") == []
-    assert phones("/admin?q=0424+123-4567") == [OTHER]
+    typed = staff.get("/admin?q=0424+123-4567", follow_redirects=False)  # straight to it
+    assert typed.headers["location"] == f"/admin/conversations/{OTHER}"
+    assert phones("/admin?q=0424+123-4567&f=human") == [OTHER]
     assert phones("/admin?q=asesor") == [OTHER]
     assert phones("/admin?q=asesor&f=opted_out") == []
     assert phones("/admin?f=nonsense") == phones("/admin")

@@ -105,7 +105,16 @@ def test_a_number_typed_in_the_inbox_shows_its_conversation_first(
 ) -> None:
     inbound(app, "hola", PHONE)
     inbound(app, "mi amiga es 0412 123 4567", OTHER)
-    assert ROW.findall(staff.get("/admin", params={"q": "0412-123-4567"}).text)[0] == PHONE
+    # The inbox goes straight to the conversation, whatever form the number is typed in ...
+    for typed in ("0412-123-4567", "+58 412 1234567", "(0412) 123.45.67"):
+        answer = staff.get("/admin", params={"q": typed}, follow_redirects=False)
+        assert answer.status_code == 303, typed
+        assert answer.headers["location"] == f"/admin/conversations/{PHONE}"
+    # ... unless a filter is chosen: then the list, the number first, then who mentions it.
+    listed = staff.get("/admin", params={"q": "0412-123-4567", "f": "open"}).text
+    assert ROW.findall(listed)[:2] == [PHONE, OTHER]
+    # A number that is no conversation is searched as text: who mentions it.
+    assert ROW.findall(staff.get("/admin", params={"q": "0412 999 8877"}).text) == []
 
 
 def test_the_inbox_counts_stop_at_the_limit(

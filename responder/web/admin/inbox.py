@@ -9,9 +9,10 @@ from typing import Any
 from urllib.parse import urlencode
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import JSONResponse, RedirectResponse, Response
 
 from responder.store.models import Conversation, Message
+from responder.store.search import SearchQuery
 from responder.web import cursors, views
 from responder.web.admin.core import (
     FILTERS,
@@ -155,6 +156,18 @@ def _fingerprint(request: Request, session: Session, context: dict[str, Any]) ->
 
 
 async def inbox(request: Request, session: Session) -> Response:
+    # A whole number typed in any form (0414-999.00.00, +58 414 9990000) that is a
+    # conversation: straight to it, found by the contacts' key (the API's search lists it
+    # first, then the messages that mention it).
+    query = request.query_params.get("q", "").strip()[:100]
+    if query and request.query_params.get("f", "all") == "all":
+        service = _service(request)
+        phones = service.search_query(query).phones
+        if phones:
+            found = await service.search(SearchQuery("", phones=phones), 1, 0)
+            if found.conversations:
+                phone = found.conversations[0].phone
+                return RedirectResponse(f"/admin/conversations/{phone}", status_code=303)
     return _render(request, session, "inbox.html", **await _inbox(request, session))
 
 
