@@ -41,3 +41,9 @@ def thread_cpu_time() -> float:
     """CPU seconds used by the calling thread: what the rules' budget (responder.budget)
     measures, so that other load on the machine never counts against a rule."""
     return time.thread_time()
+
+
+def pause_seconds() -> float:
+    """A high-resolution counter for timing the process's own pauses (garbage collections,
+    responder.metrics): an interval of this process, never a moment of the day."""
+    return time.perf_counter()

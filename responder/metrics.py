@@ -12,11 +12,12 @@ is one dictionary lookup and one `inc()`.
 from __future__ import annotations
 
 import gc
-import time
 from datetime import datetime
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+from responder.clock import pause_seconds, thread_cpu_time
 
 # Seconds: a webhook answers in milliseconds, a provider in tenths, a delivery report in
 # seconds to hours.
@@ -173,12 +174,12 @@ class GcPauses:
 
     def callback(self, phase: str, info: dict[str, Any]) -> None:
         if phase == "start":
-            self._started = time.perf_counter()
-            self._started_cpu = time.thread_time()
+            self._started = pause_seconds()
+            self._started_cpu = thread_cpu_time()
             return
-        pause = time.perf_counter() - self._started
+        pause = pause_seconds() - self._started
         generation = info["generation"]
-        self._cpu[generation].inc(time.thread_time() - self._started_cpu)
+        self._cpu[generation].inc(thread_cpu_time() - self._started_cpu)
         self._pauses[generation].observe(pause)
         if pause > self.longest[generation]:
             self.longest[generation] = pause
