@@ -30,6 +30,10 @@ PASSIVE_EVERY = 10  # checks; under the limit, a passive checkpoint about once a
 # at most; a reader that stays longer (a big export) only delays the next attempt.
 READER_WAIT_MS = 1000
 RETRY_AFTER = 10  # checks to wait after a TRUNCATE that readers kept from finishing, or an error
+# The full-text index's segments (migration 0024 turned FTS5's merging inside inserts off): each
+# look merges up to this many pages, the store's writes paused for a few milliseconds.
+MERGE_EVERY = 1  # checks
+MERGE_PAGES = 50
 
 Mode = Literal["PASSIVE", "TRUNCATE"]
 
@@ -106,8 +110,30 @@ class WalCheckpointer:
         self._blocked = not done
         return done
 
+    async def merge_search_index(self) -> None:
+        """A step of the full-text index's merging, under the store's write lock (one writer at
+        a time, as SQLite wants); nothing when the index has nothing to merge."""
+        db, thread = self._db, self._thread
+        if db is None or thread is None:
+            raise RuntimeError("checkpointer is not open")
+
+        def run() -> None:
+            db.execute(
+                "INSERT INTO messages_fts (messages_fts, rank) VALUES ('merge', ?)",
+                (MERGE_PAGES,),
+            )
+
+        async with self.write_lock:
+            future = asyncio.get_running_loop().run_in_executor(thread, run)
+            try:
+                await asyncio.shield(future)
+            except asyncio.CancelledError:
+                await asyncio.wait([future])
+                raise
+
     async def run(self) -> None:
-        """Checks the WAL's size every CHECK_EVERY seconds, until cancelled."""
+        """Checks the WAL's size every CHECK_EVERY seconds, until cancelled; merges the
+        full-text index's segments a step at a time."""
         checks = wait = 0
         failing = False  # a failure is logged once, not ten times a second (a full disk)
         while True:
@@ -116,6 +142,8 @@ class WalCheckpointer:
             wait = max(0, wait - 1)
             size = self.wal_size()
             try:
+                if checks % MERGE_EVERY == 0:
+                    await self.merge_search_index()
                 if size > WAL_LIMIT and not wait:
                     if not await self.truncate():
                         wait = RETRY_AFTER

@@ -1,0 +1,63 @@
+"""The full-text index's segments are merged by the store's background step, not inside the
+inserts (migration 0024; store/checkpoint.py): each write transaction adds a segment, and
+`merge_search_index` brings them back together without changing what a search finds."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+from responder.clock import SystemClock
+from responder.store.sqlite import SQLiteStore
+
+NOW = "2026-03-02T14:00:00.000000Z"
+
+
+def pages(path: Path) -> int:
+    """Rows of the index's data: at least one leaf per segment, plus the structure."""
+    with sqlite3.connect(path) as db:
+        return int(db.execute("SELECT count(*) FROM messages_fts_data").fetchone()[0])
+
+
+def write_apart(path: Path, count: int) -> None:
+    """Messages written one transaction each, as separate webhooks are."""
+    db = sqlite3.connect(path)
+    try:
+        for n in range(count):
+            with db:
+                db.execute(
+                    "INSERT INTO messages (phone, direction, text, folded, status, origin, "
+                    "created_at, updated_at) VALUES (?, 'in', ?, ?, 'received', 'massiva', ?, ?)",
+                    (f"5841212{n:05d}", f"Zarzaparrilla {n}", f"zarzaparrilla {n}", NOW, NOW),
+                )
+    finally:
+        db.close()
+
+
+async def test_segments_are_merged_in_the_background_step(tmp_path: Path) -> None:
+    path = tmp_path / "merges.db"
+    store = SQLiteStore(path, SystemClock())
+    await store.open()
+    await store.close()
+    with sqlite3.connect(path) as db:
+        config = dict(db.execute("SELECT k, v FROM messages_fts_config").fetchall())
+    assert config["automerge"] == 0  # inserts never merge: a webhook never waits for it
+    write_apart(path, 12)  # fewer than FTS5's crisismerge (16), which merges on its own
+    before = pages(path)
+    assert before > 12  # a segment per transaction, none merged
+    store = SQLiteStore(path, SystemClock())
+    await store.open()
+    try:
+        for _ in range(20):
+            await store.checkpointer.merge_search_index()
+        assert pages(path) < before / 2
+        with sqlite3.connect(path) as db:
+            found = db.execute(
+                "SELECT count(*) FROM messages_fts WHERE messages_fts MATCH 'zarzaparrilla'"
+            ).fetchone()[0]
+            assert found == 12  # the same found, from fewer segments
+            db.execute(
+                "INSERT INTO messages_fts (messages_fts, rank) VALUES ('integrity-check', 1)"
+            )
+    finally:
+        await store.close()
