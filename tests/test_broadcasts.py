@@ -112,6 +112,28 @@ def sent_to(fake: FakeMassiva, text: str = "") -> list[str]:
     return [s.phone for s in fake.sent if text in s.text]
 
 
+def vip_contacts(app: RunningApp, prefix: str, count: int) -> list[str]:
+    """`count` contacts labelled vip, numbered after `prefix`."""
+    width = 12 - len(prefix)
+    phones = [f"{prefix}{i:0{width}d}" for i in range(count)]
+    for phone in phones:
+        contact(app, phone, ["vip"])
+    return phones
+
+
+def advance_until_done(
+    api: httpx.Client, clock: Clock, broadcast_id: int, tries: int, pause: float
+) -> dict[str, Any]:
+    """Moves the clock 5 s at a time (retries become due, the budget fills) until the
+    broadcast is done or `tries` run out; answers it as it then is."""
+    for _ in range(tries):
+        if broadcast(api, broadcast_id)["status"] == "done":
+            break
+        clock.advance(5)
+        time.sleep(pause)
+    return broadcast(api, broadcast_id)
+
+
 def test_segments_templates_and_the_inbox_left_alone(
     start_app: Callable[..., RunningApp],
     workdir: Path,
@@ -361,19 +383,12 @@ def test_a_gateway_down_halfway_sends_each_number_once(
 ) -> None:
     app = start(start_app, workdir, backend, massiva, "send_rate: {massiva: 4}")
     fake = massiva[0]
-    phones = [f"5841250000{i:02d}" for i in range(12)]
-    for phone in phones:
-        contact(app, phone, ["vip"])
+    phones = vip_contacts(app, "5841250000", 12)
     with app.api() as api:
         fake.fail_next("status:503", times=3)  # the gateway is down for the first tries
         created = create(api, text="Promo", segment={"labels": ["vip"]})
         wait_until(lambda: len([r for r in fake.requests if "Promo" in r.raw]) >= 1)
-        for _ in range(40):
-            if broadcast(api, created["id"])["status"] == "done":
-                break
-            clock.advance(5)  # retries become due, the budget fills
-            time.sleep(0.3)
-        final = broadcast(api, created["id"])
+        final = advance_until_done(api, clock, created["id"], tries=40, pause=0.3)
         assert final["status"] == "done"
         assert final["counts"]["sent"] == 12
     assert Counter(sent_to(fake, "Promo")) == Counter(phones)  # each number exactly once
@@ -388,9 +403,7 @@ def test_a_gateway_that_dies_after_some_sends_resumes_without_repeats(
 ) -> None:
     app = start(start_app, workdir, backend, massiva, "send_rate: {massiva: 10}")
     fake = massiva[0]
-    phones = [f"5841251{i:05d}" for i in range(40)]
-    for phone in phones:
-        contact(app, phone, ["vip"])
+    phones = vip_contacts(app, "5841251", 40)
     with app.api() as api:
         created = create(api, text="Remate", segment={"labels": ["vip"]})
         wait_until(lambda: len(sent_to(fake, "Remate")) >= 8)
@@ -407,12 +420,7 @@ def test_a_gateway_that_dies_after_some_sends_resumes_without_repeats(
         down = broadcast(api, created["id"])
         assert down["status"] == "running" and down["counts"]["queued"] > 0
         fake.recover()
-        for _ in range(80):
-            if broadcast(api, created["id"])["status"] == "done":
-                break
-            clock.advance(5)  # retries become due, the budget fills
-            time.sleep(0.25)
-        final = broadcast(api, created["id"])
+        final = advance_until_done(api, clock, created["id"], tries=80, pause=0.25)
         assert final["status"] == "done"
         assert final["counts"]["sent"] == len(phones)
     assert Counter(sent_to(fake, "Remate")) == Counter(phones)  # each number exactly once
