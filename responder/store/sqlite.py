@@ -589,20 +589,25 @@ class SQLiteStore(
         found: bool = await self._submit("status", update)
         return found
 
+    async def _read_one(self, sql: str, params: tuple[Any, ...] = ()) -> Any:
+        """The first row of a read, the statement run to its end: a cursor left after its
+        first row keeps the reader's snapshot open (until it is collected), and the reader
+        then misses what was committed since (a rule version just published read as None)."""
+        rows = list(await self.reader.execute_fetchall(sql, params))
+        return rows[0] if rows else None
+
     async def sent_at(self, provider: str, provider_id: str) -> datetime | None:
         """When the message with that provider id was last accepted ('sent')."""
-        row = await (
-            await self.reader.execute(
-                "SELECT MAX(a.at) FROM messages AS m JOIN attempts AS a ON a.message_id = m.id "
-                "WHERE m.provider = ? AND m.provider_id = ? AND a.outcome = 'sent'",
-                (provider, provider_id),
-            )
-        ).fetchone()
+        row = await self._read_one(
+            "SELECT MAX(a.at) FROM messages AS m JOIN attempts AS a ON a.message_id = m.id "
+            "WHERE m.provider = ? AND m.provider_id = ? AND a.outcome = 'sent'",
+            (provider, provider_id),
+        )
         return maybe_moment(row[0]) if row is not None else None
 
     async def outbox_backlog(self) -> tuple[int, datetime | None]:
         """Messages queued or being sent, and the moment the oldest became due."""
-        row = await (await self.reader.execute(OUTBOX_BACKLOG)).fetchone()
+        row = await self._read_one(OUTBOX_BACKLOG)
         if row is None:
             return 0, None
         return int(row[0]), maybe_moment(row[1])
@@ -941,7 +946,7 @@ class SQLiteStore(
         )
 
     async def latest_rule_version_id(self) -> int | None:
-        row = await (await self.reader.execute("SELECT MAX(id) FROM rule_versions")).fetchone()
+        row = await self._read_one("SELECT MAX(id) FROM rule_versions")
         return None if row is None or row[0] is None else int(row[0])
 
     async def rule_version(self, version_id: int) -> RuleVersion | None:
