@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 from responder import contacts_csv
 from responder.contacts_csv import ImportPlan, Problem
 from responder.phone import InvalidPhoneNumber, normalize_phone
+from responder.search_query import phone_fragments
 from responder.store.models import ContactRecord, Conversation, ImportCounts
 
 if TYPE_CHECKING:
@@ -83,12 +84,12 @@ class ContactBook:
         *,
         label: str | None = None,
         text: str = "",
-        phones: Sequence[str] = (),
         limit: int = PAGE,
     ) -> tuple[list[ContactRecord], str | None]:
         """One page of contacts in number order and the cursor of the next (None: last). A
         search that is a whole number (in any form) looks for that number alone, at once;
-        anything else is looked for in fields, labels and (`phones`) parts of numbers."""
+        anything else is looked for in fields, labels and parts of numbers."""
+        phones = phone_fragments(text, self.country) if text else []
         number = None
         if text and phones:
             with contextlib.suppress(InvalidPhoneNumber):

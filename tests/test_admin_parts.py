@@ -12,6 +12,7 @@ import pytest
 from responder.providers.base import OutboundSMS, Provider, ProviderError, SendResult
 from responder.rules.conditions import Days, Hours, Not
 from responder.rules.model import Rule
+from responder.search_query import phone_fragments
 from responder.web import charts, views
 from responder.web.balances import ask_balances
 from responder.web.sessions import token_matches
@@ -87,7 +88,7 @@ def test_local_time(stored: str, shown: str) -> None:
     ],
 )
 def test_phone_fragments(query: str, fragments: list[str]) -> None:
-    assert views.phone_fragments(query, "VE") == fragments
+    assert phone_fragments(query, "VE") == fragments
 
 
 def test_daily_counts_use_the_shop_time_zone() -> None:

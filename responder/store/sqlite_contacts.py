@@ -60,7 +60,7 @@ def _marks(count: int) -> str:
 def search_condition(text: str, phones: Sequence[str]) -> tuple[str, list[Any]]:
     """Contacts a search for `text` finds: in their fields, accents and case ignored
     (store/contact_fold.py), with the label `text` (read along the label's index, once), or
-    (`phones`, see views.phone_fragments) in the number."""
+    (`phones`, see search_query.phone_fragments) in the number."""
     matches = ["c.fields GLOB ?"]
     params: list[Any] = [accent_glob(text)]
     if LABEL.fullmatch(text.strip()):

@@ -11,7 +11,6 @@ from starlette.routing import Route
 from responder.contacts import PAGE, decode_cursor
 from responder.contacts_csv import MAX_IMPORT_BYTES
 from responder.rules.reader import LABEL
-from responder.web import views
 from responder.web.api import ApiError, _endpoint, _service, caller
 from responder.web.forms import BodyTooLarge, read_body
 
@@ -38,10 +37,7 @@ async def list_contacts(request: Request) -> Response:
         raise ApiError(400, "'limit' must be a number") from None
     query = params.get("q", "").strip()[:100]
     book = _service(request).contacts
-    phones = views.phone_fragments(query, book.country) if query else []
-    records, after_page = await book.page(
-        after, label=label, text=query, phones=phones, limit=limit
-    )
+    records, after_page = await book.page(after, label=label, text=query, limit=limit)
     return JSONResponse({"contacts": [r.as_json() for r in records], "next": after_page})
 
 

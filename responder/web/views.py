@@ -9,7 +9,6 @@ from zoneinfo import ZoneInfo
 import phonenumbers
 
 from responder.rules.model import Rule
-from responder.search_query import phone_fragments as phone_fragments  # lived here first
 from responder.text import find_words
 
 STATUS_LABELS = {

@@ -20,7 +20,6 @@ from starlette.types import Message
 from responder.contacts import MAX_QUERY, decode_cursor
 from responder.contacts_csv import MAX_IMPORT_BYTES
 from responder.rules.reader import LABEL
-from responder.web import views
 from responder.web.admin.conversation import _field_changes, _phone
 from responder.web.admin.core import (
     EXPIRED_FORM,
@@ -80,8 +79,7 @@ async def _contacts(
     params = request.query_params
     query, label = _filters(params)
     after = decode_cursor(params.get("cursor", "")) or ""
-    phones = views.phone_fragments(query, service.contacts.country) if query else []
-    records, cursor = await service.contacts.page(after, label=label, text=query, phones=phones)
+    records, cursor = await service.contacts.page(after, label=label, text=query)
     context: dict[str, Any] = {
         "section": "contacts",
         "contacts": records,
