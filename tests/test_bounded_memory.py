@@ -20,6 +20,9 @@ from responder.caches import short_lru
 from responder.phone import normalize_phone
 from responder.providers.base import OutboundSMS
 from responder.providers.sandbox import KEEP, SandboxProvider
+from responder.rules.conditions import Facts
+from responder.rules.matcher import NEAR_CACHE_WORDS
+from responder.rules.schema import load_rules
 from responder.store.models import InboundJob
 from responder.store.recent import (
     INBOUND_BYTES,
@@ -30,7 +33,7 @@ from responder.store.recent import (
 )
 from responder.store.sqlite import SQLiteStore
 from responder.text import normalize_cached, segments
-from tests.conftest import Clock
+from tests.conftest import MONDAY_10AM, ROOT, Clock
 
 T0 = datetime(2026, 3, 2, 14, 0, tzinfo=UTC)
 MIB = 1024 * 1024
@@ -234,3 +237,23 @@ def test_the_sandbox_remembers_only_its_latest_sends() -> None:
         asyncio.run(sandbox.send(batch))
     assert len(sandbox.sent) == KEEP
     assert sandbox.sent[-1].id == 3 * KEEP - 1
+
+
+def test_the_matchers_memory_of_words_stays_bounded() -> None:
+    # Far more distinct words than it keeps, each of a length a keyword's typo could have:
+    # the matcher remembers the latest NEAR_CACHE_WORDS of them, in a few MiB.
+    ruleset = load_rules(ROOT / "rules.yaml", ROOT / "templates", MONDAY_10AM)
+    matcher = ruleset.matcher
+    at = Facts(T0, False, {})
+
+    def feed() -> None:
+        for n in range(3 * NEAR_CACHE_WORDS):
+            matcher.match(f"hola w{n:07d}", at)
+
+    _, kept = retained(feed)
+    assert matcher._near_cached.cache_info().currsize == NEAR_CACHE_WORDS
+    assert kept < 8 * MIB, kept
+    before = matcher._near_cached.cache_info().currsize
+    matcher._near_cached.cache_clear()
+    matcher.match("x" * 500, at)  # no keyword is near a word this long: not kept
+    assert matcher._near_cached.cache_info().currsize == 0 < before

@@ -61,3 +61,17 @@ async def test_segments_are_merged_in_the_background_step(tmp_path: Path) -> Non
             )
     finally:
         await store.close()
+
+
+async def test_merges_commit_without_syncing_the_disk(tmp_path: Path) -> None:
+    # A merge step holds the store's write lock: like the writer's commits, it must not wait
+    # for an fsync (synchronous=NORMAL, 1; SQLite's default FULL, 2, synced every step).
+    store = SQLiteStore(tmp_path / "merges.db", SystemClock())
+    await store.open()
+    try:
+        db = store.checkpointer._db
+        assert db is not None
+        assert db.execute("PRAGMA synchronous").fetchone()[0] == 1
+        assert store.db.execute("PRAGMA synchronous").fetchone()[0] == 1
+    finally:
+        await store.close()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -12,6 +13,11 @@ from responder.rules.model import Rule
 
 # Keywords this short never fuzzy-match: `si` must not match `no`.
 FUZZY_MIN_LENGTH = 4
+# Words of messages whose fuzzy neighbours a Matcher remembers. Every webhook's words are
+# looked up (a fifth of a webhook's CPU when computed each time: a word's deletion
+# neighbourhood is some hundred strings); customers' words repeat, and only words of a
+# length that can be near a keyword are kept, so the cache holds at most about 2 MiB.
+NEAR_CACHE_WORDS = 16384
 
 
 @dataclass(frozen=True)
@@ -117,15 +123,24 @@ class Matcher:
             for variant in _deletions(token, radius):
                 self._near.setdefault(variant, []).append(token)
         self._max_fuzzy = max(self._radius.values(), default=0)
+        # A word can be within N edits of a keyword only if their lengths differ by N at most.
+        self._shortest = min((len(t) - r for t, r in self._radius.items()), default=0)
+        self._longest = max((len(t) + r for t, r in self._radius.items()), default=-1)
+        self._near_cached = functools.lru_cache(maxsize=NEAR_CACHE_WORDS)(self._near_words)
 
-    def _near_tokens(self, token: str) -> set[str]:
+    def _near_tokens(self, token: str) -> tuple[str, ...]:
         """Indexed fuzzy tokens within their own typo allowance of `token`."""
-        found: set[str] = set()
+        if not self._shortest <= len(token) <= self._longest:
+            return ()
+        return self._near_cached(token)
+
+    def _near_words(self, token: str) -> tuple[str, ...]:
+        found: dict[str, None] = {}
         for variant in _deletions(token, self._max_fuzzy):
             for word in self._near.get(variant, ()):
                 if word not in found and _distance(token, word, self._radius[word]) is not None:
-                    found.add(word)
-        return found
+                    found[word] = None
+        return tuple(found)
 
     def candidates(self, tokens: Sequence[str]) -> list[int]:
         """Positions of the rules that could match, in file order."""

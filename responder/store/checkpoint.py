@@ -55,6 +55,11 @@ class WalCheckpointer:
         db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
         try:
             db.execute(f"PRAGMA busy_timeout = {READER_WAIT_MS:d}")
+            # As the writer's: the index merges commit without an fsync of their own (the WAL
+            # is synced at each checkpoint). With SQLite's default (FULL) each merge step
+            # synced the WAL while holding the store's write lock, ten times a second: 2.4 ms
+            # at the median, 7 at the 90th percentile, on this machine's disk.
+            db.execute("PRAGMA synchronous = NORMAL")
         except sqlite3.Error:
             db.close()
             raise
