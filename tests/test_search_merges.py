@@ -63,7 +63,7 @@ async def test_segments_are_merged_in_the_background_step(tmp_path: Path) -> Non
         await store.close()
 
 
-async def test_merges_commit_without_syncing_the_disk(tmp_path: Path) -> None:
+async def test_merges_commit_without_syncing_or_checkpointing(tmp_path: Path) -> None:
     # A merge step holds the store's write lock: like the writer's commits, it must not wait
     # for an fsync (synchronous=NORMAL, 1; SQLite's default FULL, 2, synced every step).
     store = SQLiteStore(tmp_path / "merges.db", SystemClock())
@@ -72,6 +72,10 @@ async def test_merges_commit_without_syncing_the_disk(tmp_path: Path) -> None:
         db = store.checkpointer._db
         assert db is not None
         assert db.execute("PRAGMA synchronous").fetchone()[0] == 1
+        # Nor does it checkpoint after a merge's commit (SQLite's default past 1,000 pages):
+        # that copied the WAL into the database with the write lock held. Checkpoints run
+        # apart, passive ones without the lock.
+        assert db.execute("PRAGMA wal_autocheckpoint").fetchone()[0] == 0
         assert store.db.execute("PRAGMA synchronous").fetchone()[0] == 1
     finally:
         await store.close()

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from responder.engine import Decision, InboundMessage
-from responder.store.checkpoint import READER_WAIT_MS, WAL_LIMIT
+from responder.store.checkpoint import LEFT_FRAMES, READER_WAIT_MS, WAL_LIMIT
 from responder.store.models import InboundJob
 from responder.store.sqlite import SQLiteStore
 from tests.conftest import ADMIN_TOKEN, WEBHOOK_TOKEN, Clock
@@ -176,4 +176,50 @@ async def test_a_reader_in_the_way_delays_emptying_the_wal_but_not_writes_for_lo
         assert wal_size(store.path) == 0
         assert "emptied again" in caplog.text
     finally:
+        await store.close()
+
+
+async def test_the_wal_is_copied_while_writes_go_on_until_little_is_left(
+    tmp_path: Path, clock: Clock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Passive checkpoints run, each copying what was written during the one before, until
+    # fewer than LEFT_FRAMES frames are left: only those are copied with the writes paused.
+    store = SQLiteStore(tmp_path / "p.db", clock)
+    await store.open()
+    checkpointer = store.checkpointer
+    left = iter([5000, 900, LEFT_FRAMES - 1])
+    calls: list[tuple[str, bool]] = []
+
+    async def checkpoint(mode: str) -> tuple[bool, int]:
+        calls.append((mode, store._write_lock.locked()))
+        return False, next(left) if mode == "PASSIVE" else 0
+
+    monkeypatch.setattr(checkpointer, "_checkpoint", checkpoint)
+    try:
+        assert await checkpointer.truncate()
+    finally:
+        monkeypatch.undo()
+        await store.close()
+    assert calls == [("PASSIVE", False)] * 3 + [("TRUNCATE", True)]
+
+
+async def test_passes_stop_when_a_reader_keeps_the_rest(tmp_path: Path, clock: Clock) -> None:
+    # A reader's snapshot keeps frames from being copied: a pass that copies nothing more ends
+    # the passes (the TRUNCATE then waits for the reader, as above), not MAX_PASSES of them.
+    store = SQLiteStore(tmp_path / "q.db", clock)
+    await store.open()
+    other = sqlite3.connect(store.path, isolation_level=None)
+    try:
+        other.execute("BEGIN")
+        other.execute("SELECT COUNT(*) FROM messages").fetchone()
+        for n in range(200):
+            message = InboundMessage(f"58412{1000000 + n:07d}", f"hola {n}", clock())
+            await store.receive_inbound(InboundJob(message, _decide, 0.0, 0.0))
+        busy, left = await store.checkpointer._checkpoint("PASSIVE")
+        assert not busy and left >= LEFT_FRAMES  # the reader's snapshot holds them back
+        other.execute("COMMIT")
+        busy, left = await store.checkpointer._checkpoint("PASSIVE")
+        assert (busy, left) == (False, 0)
+    finally:
+        other.close()
         await store.close()
