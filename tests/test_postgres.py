@@ -344,3 +344,27 @@ async def test_crossing_batches_of_two_instances_never_deadlock(
     ]
     await asyncio.wait_for(asyncio.gather(*work), 60)
     assert {c.fields["n"] for c in await first.conversations(limit=100)} == {10}
+
+
+async def test_a_group_waiting_on_a_number_does_not_hold_up_the_others(
+    postgres_url: str, stores: Callable[..., Any]
+) -> None:
+    """Grouped writes run WRITERS at a time: while one group waits (here for a number another
+    transaction holds), the next webhooks are stored by the other writer, not queued behind."""
+    store: PostgresStore = await stores(postgres_url)
+    held = await asyncpg.connect(postgres_url)
+    try:
+        tx = held.transaction()
+        await tx.start()
+        await held.execute("SELECT pg_advisory_xact_lock($1)", phone_lock_keys([ANA])[0])
+        waiting = asyncio.ensure_future(store.receive_inbound(job("espera")))
+        await asyncio.sleep(0.2)  # the first writer takes it, and waits for ANA's lock
+        assert not waiting.done()
+        other = await asyncio.wait_for(
+            store.receive_inbound(job("pasa", "584129999999")), timeout=5
+        )
+        assert other.message_id is not None and not waiting.done()
+        await tx.rollback()
+        assert (await asyncio.wait_for(waiting, timeout=5)).message_id is not None
+    finally:
+        await held.close()

@@ -54,6 +54,12 @@ log = logging.getLogger("responder.store")
 
 MAX_BATCH = 512
 POOL_SIZE = (2, 10)  # connections kept open, and at most
+# Grouped writes in flight at once. A transaction spends most of its time waiting: for round
+# trips and for the commit's fsync. With one writer, webhooks that arrived meanwhile waited a
+# whole transaction, then their own; with two, the next group starts while the last one
+# commits. Numbers stay consistent as between instances: each transaction takes its numbers'
+# advisory locks (pg_rows.lock_numbers, in sorted order).
+WRITERS = 2
 
 
 @dataclass
@@ -94,7 +100,7 @@ class PostgresStore(
             url, clock, connect_timeout=connect_timeout, command_timeout=command_timeout
         )
         self._queue: asyncio.Queue[_Job] = asyncio.Queue()
-        self._writer_task: asyncio.Task[None] | None = None
+        self._writer_tasks: list[asyncio.Task[None]] = []
         self._listener: Listener | None = None
         self._listener_task: asyncio.Task[None] | None = None
 
@@ -119,7 +125,10 @@ class PostgresStore(
                 reason = f"expected postgresql://user:password@host:port/dbname ({reason})"
             raise StartupError(f"RESPONDER_DATABASE: cannot open {shown}: {reason}") from None
         OPEN_HERE.add(self.instance)
-        self._writer_task = asyncio.create_task(self._write_loop(), name="store-writer")
+        self._writer_tasks = [
+            asyncio.create_task(self._write_loop(), name=f"store-writer-{n}")
+            for n in range(WRITERS)
+        ]
         self._listener = Listener(
             self._connect_listener,
             {OUTBOX_CHANNEL: self._heard_outbox, RULES_CHANNEL: self._heard_rules},
@@ -147,11 +156,12 @@ class PostgresStore(
 
     async def close(self) -> None:
         OPEN_HERE.discard(self.instance)
-        for task in (self._writer_task, self._listener_task):
+        for task in (*self._writer_tasks, self._listener_task):
             if task is not None:
                 task.cancel()
                 await asyncio.gather(task, return_exceptions=True)
-        self._writer_task = self._listener_task = self._listener = None
+        self._writer_tasks = []
+        self._listener_task = self._listener = None
         await self._close_health()
         if self._pool is not None:
             pool, self._pool = self._pool, None
@@ -201,7 +211,7 @@ class PostgresStore(
         await self._submit("outcomes", (list(outcomes), now, first_poll))
 
     async def _submit(self, kind: str, payload: Any) -> Any:
-        if self._writer_task is None or self._writer_task.done():
+        if not self._writer_tasks or all(task.done() for task in self._writer_tasks):
             raise RuntimeError("store writer is not running")
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         self._queue.put_nowait(_Job(kind, payload, future))
