@@ -5,6 +5,8 @@ pauses read from its own /metrics.
     nice -n 10 .venv/bin/python bench/steady.py --database sqlite:/work/scale/large.sqlite
     nice -n 10 .venv/bin/python bench/steady.py \\
         --database postgres:postgresql://postgres@127.0.0.1:5432/responder_scale_large
+    # PostgreSQL with two instances (two `responder serve`), the load spread over them
+    .venv/bin/python bench/steady.py --instances 2 --database postgres:postgresql://…
 
 Open loop: request i is due at t0 + i / rate whether or not earlier ones were answered, and
 its latency runs from that due moment to the last byte of the answer, so a stall of the server
@@ -88,10 +90,16 @@ def build_requests(port: int, count: int, numbers: int, seed: int) -> list[bytes
 
 
 async def _generate(
-    port: int, rate: float, warmup: float, seconds: float, numbers: int, seed: int, connections: int
+    ports: list[int],
+    rate: float,
+    warmup: float,
+    seconds: float,
+    numbers: int,
+    seed: int,
+    connections: int,
 ) -> dict[str, Any]:
     count = int(rate * (warmup + seconds))
-    requests = build_requests(port, count, numbers, seed)
+    requests = build_requests(ports[0], count, numbers, seed)
     loop = asyncio.get_running_loop()
     due = [0.0] * count
     sent = [0.0] * count
@@ -99,8 +107,9 @@ async def _generate(
     status = [0] * count  # HTTP status, or -1 for an error
     idle: list[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = []
     opened = 0
-    for _ in range(connections):
-        idle.append(await asyncio.open_connection(HOST, port))
+    # Several instances: the connections are spread over them, as a balancer would.
+    for n in range(connections):
+        idle.append(await asyncio.open_connection(HOST, ports[n % len(ports)]))
         opened += 1
 
     def reuse() -> tuple[asyncio.StreamReader, asyncio.StreamWriter] | None:
@@ -120,7 +129,7 @@ async def _generate(
         try:
             async with asyncio.timeout(TIMEOUT):
                 if conn is None:
-                    conn = await asyncio.open_connection(HOST, port)
+                    conn = await asyncio.open_connection(HOST, ports[opened % len(ports)])
                     opened += 1
                 reader, writer = conn
                 writer.write(requests[i])
@@ -154,9 +163,12 @@ async def _generate(
         else:
             conn[1].close()
 
-    async def scrape(at: float) -> str:
-        """GET /metrics on its own connection at `at`: the GC counters at that moment."""
+    async def scrape(at: float) -> list[str]:
+        """GET /metrics of every instance at `at`: the GC counters at that moment."""
         await asyncio.sleep(max(0.0, at - loop.time()))
+        return list(await asyncio.gather(*(scrape_one(port) for port in ports)))
+
+    async def scrape_one(port: int) -> str:
         reader, writer = await asyncio.open_connection(HOST, port)
         try:
             writer.write(
@@ -202,7 +214,9 @@ async def _generate(
     }
 
 
-def _generator_process(job: tuple[int, float, float, float, int, int, int]) -> dict[str, Any]:
+def _generator_process(
+    job: tuple[list[int], float, float, float, int, int, int],
+) -> dict[str, Any]:
     with contextlib.suppress(ImportError):
         import uvloop
 
@@ -210,8 +224,8 @@ def _generator_process(job: tuple[int, float, float, float, int, int, int]) -> d
     return asyncio.run(_generate(*job))
 
 
-def generate(port: int, args: argparse.Namespace) -> dict[str, Any]:
-    job = (port, args.rate, args.warmup, args.seconds, args.numbers, args.seed, args.connections)
+def generate(ports: list[int], args: argparse.Namespace) -> dict[str, Any]:
+    job = (ports, args.rate, args.warmup, args.seconds, args.numbers, args.seed, args.connections)
     pool = multiprocessing.get_context("spawn").Pool(1)
     try:
         result: dict[str, Any] = pool.apply(_generator_process, (job,))
@@ -254,7 +268,7 @@ def gc_figures(text: str) -> dict[str, dict[str, float]]:
 def gc_delta(
     before: dict[str, dict[str, float]], after: dict[str, dict[str, float]]
 ) -> dict[str, dict[str, float]]:
-    delta = {}
+    delta: dict[str, dict[str, float]] = {}
     for generation, row in after.items():
         old = before.get(generation, {})
         count = row.get("count", 0) - old.get("count", 0)
@@ -267,6 +281,17 @@ def gc_delta(
             "max_ms": row.get("max", 0) * 1000,  # since start (the gauge only grows)
         }
     return delta
+
+
+def gc_deltas(before: list[str], after: list[str]) -> dict[str, dict[str, float]]:
+    """The instances' pauses together: counts and totals added, the longest of them."""
+    total: dict[str, dict[str, float]] = {}
+    for old, new in zip(before, after):
+        for generation, row in gc_delta(gc_figures(old), gc_figures(new)).items():
+            into = total.setdefault(generation, dict.fromkeys(row, 0.0))
+            for key, value in row.items():
+                into[key] = max(into[key], value) if key == "max_ms" else into[key] + value
+    return total
 
 
 # -- analysis -------------------------------------------------------------------------------------
@@ -332,14 +357,22 @@ def main() -> int:
         action="store_true",
         help="serve the SQLite file or PostgreSQL database itself, not a copy",
     )
+    parser.add_argument(
+        "--instances",
+        type=int,
+        default=1,
+        help="PostgreSQL: `responder serve` processes on the database, the load spread over them",
+    )
     parser.add_argument("--json", help="also write the figures here")
     parser.add_argument("--ref", help="serve the code of this commit (git archive) instead")
     args = parser.parse_args()
     database = args.database
     if not database.startswith(("sqlite:", "postgres:")):
         raise SystemExit("--database is sqlite:/path/to/file or postgres:postgresql://…")
+    if args.instances > 1 and not database.startswith("postgres:"):
+        raise SystemExit("--instances: several instances share a PostgreSQL database only")
     work = Path(tempfile.mkdtemp(prefix="steady-"))
-    served: Served | None = None
+    servers: list[Served] = []
     copy_name: str | None = None
     try:
         if database.startswith("sqlite:"):
@@ -363,26 +396,27 @@ def main() -> int:
             postgres_admin(f'CREATE DATABASE "{copy_name}" TEMPLATE "{source_name}"')
             url = with_database(source_url, copy_name)
         code = export(args.ref, work) if args.ref else ROOT
-        served = serve(url, work, code=code)
-        print(
-            f"responder serve (pid {served.proc.pid}) on {database} answered in "
-            f"{served.started_in:.2f} s",
-            flush=True,
-        )
+        for n in range(args.instances):
+            folder = work / f"instance-{n}"
+            folder.mkdir()
+            servers.append(serve(url, folder, code=code))
+            print(
+                f"responder serve (pid {servers[-1].proc.pid}) on {database} answered in "
+                f"{servers[-1].started_in:.2f} s",
+                flush=True,
+            )
         if args.settle:
             # The first flow sweep runs 30 s after start and ends every flow the database left
             # waiting past its timeout (thousands in bench/scale.py's databases): start after.
             print(f"letting it settle for {args.settle:g} s", flush=True)
             time.sleep(args.settle)
-        cpu0 = served.cpu_seconds()
-        result = generate(served.port, args)
-        cpu = served.cpu_seconds() - cpu0
-        # The warm-up's pauses are left out: the generator read /metrics when it ended.
-        before = gc_figures(result["metrics_before"])
-        after = gc_figures(result["metrics_after"])
+        cpu0 = sum(s.cpu_seconds() for s in servers)
+        result = generate([s.port for s in servers], args)
+        cpu = sum(s.cpu_seconds() for s in servers) - cpu0
         figures = analyse(result, args)
         figures["server_cpu_per_webhook_ms"] = cpu * 1000 / max(1, len(result["due"]))
-        figures["gc"] = gc_delta(before, after)
+        # The warm-up's pauses are left out: the generator read /metrics when it ended.
+        figures["gc"] = gc_deltas(result["metrics_before"], result["metrics_after"])
         print(
             f"\n{figures['requests']:,} webhooks at {args.rate:,.0f}/s for {args.seconds:g} s "
             f"(after {args.warmup:g} s warm-up; achieved {figures['rate']:,.0f}/s; "
@@ -409,7 +443,9 @@ def main() -> int:
             print(f"seconds (from the end of the warm-up) whose p99 missed the target: {slow}")
         if figures["errors"]:
             print(f"answers by status (-1: no answer in {TIMEOUT:g} s): {figures['statuses']}")
-            lines = served.log.read_text(errors="replace").splitlines()
+            lines = [
+                line for s in servers for line in s.log.read_text(errors="replace").splitlines()
+            ]
             problems = [line for line in lines if "WARNING" in line or "ERROR" in line]
             print("server log, warnings and errors (last 10):\n  " + "\n  ".join(problems[-10:]))
         verdict = "meets" if figures["p99"] < TARGET_P99_MS else "misses"
@@ -417,8 +453,8 @@ def main() -> int:
         if args.json:
             Path(args.json).write_text(json.dumps(figures, indent=1))
     finally:
-        if served is not None:
-            served.stop()
+        for server in servers:
+            server.stop()
         if copy_name is not None:
             postgres_admin(f'DROP DATABASE IF EXISTS "{copy_name}" WITH (FORCE)')
         shutil.rmtree(work, ignore_errors=True)
