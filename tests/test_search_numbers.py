@@ -191,8 +191,7 @@ async def test_postgres_migration_fills_the_numbers_already_stored(
             "DROP TRIGGER contact_number_parts_insert ON contacts; "
             "DROP TRIGGER contact_number_parts_delete ON contacts; "
             "DROP TRIGGER contact_number_parts_update ON contacts; "
-            "DROP FUNCTION contact_number_parts_added(), contact_number_parts_removed(), "
-            "contact_number_parts_renumbered(); "
+            "DROP FUNCTION contact_number_parts_added(), contact_number_parts_removed(); "
             "DELETE FROM schema_migrations WHERE version = 12"
         )
     finally:

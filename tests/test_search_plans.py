@@ -171,6 +171,27 @@ async def test_postgres_reads_parts_of_numbers_from_their_index(postgres_url: st
                 await conn.execute(";".join(pg_search.PLANNING))
                 return [row[0] for row in await conn.fetch(f"EXPLAIN {sql}", *args)]
 
+        async def kept(conn: Any) -> tuple[int, int]:
+            """How the triggers read the table, adding a contact and deleting one (undone)."""
+            transaction = conn.transaction()
+            await transaction.start()
+            try:
+                await conn.execute(
+                    "INSERT INTO contacts (phone, first_seen_at, last_message_at) "
+                    "VALUES ('584249876543', now(), now())"
+                )
+                await conn.execute("DELETE FROM contacts WHERE phone = '584120000777'")
+                row = await conn.fetchrow(
+                    "SELECT seq_scan, idx_scan FROM pg_stat_xact_user_tables "
+                    "WHERE relname = 'contact_number_parts'"
+                )
+                return row[0], row[1]
+            finally:
+                await transaction.rollback()
+
+        seq_scans, index_scans = await store._read(kept)
+        assert seq_scans == 0 and index_scans > 0  # by the key, never the whole table
+
         for sql, args in statements:
             plan = await store._read(functools.partial(explain, sql=sql, args=args))
             scans = [line for line in plan if "Scan" in line]
