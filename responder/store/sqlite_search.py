@@ -192,8 +192,11 @@ class SQLiteSearch:
         parts = " UNION ALL ".join(
             "SELECT phone FROM contact_number_parts WHERE part >= ? AND part < ?" for _ in ranges
         )
-        rows = await self.reader.execute_fetchall(
-            f"{parts} LIMIT ?", (*(bound for pair in ranges for bound in pair), MANY_NUMBERS + 1)
+        rows = list(
+            await self.reader.execute_fetchall(
+                f"{parts} LIMIT ?",
+                (*(bound for pair in ranges for bound in pair), MANY_NUMBERS + 1),
+            )
         )
         if len(rows) > MANY_NUMBERS:
             return None
