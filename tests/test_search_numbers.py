@@ -16,6 +16,7 @@ from typing import Any
 import asyncpg
 import pytest
 
+from responder import phone
 from responder.search_query import MIN_FRAGMENT, search_query
 from responder.store import Store, pg_search, sqlite_search
 from responder.store.migrate import Copied, copy_to_postgres
@@ -107,6 +108,21 @@ async def test_the_table_follows_the_contacts_and_forgotten_numbers_are_not_foun
     assert await stored_parts(filled) == parts_of([ANA, LUIS, EVA, "584269876543"])
 
 
+async def test_a_change_of_number_moves_its_parts(filled: Store) -> None:
+    """Nothing changes a contact's number today; the triggers would follow it if it did."""
+    if isinstance(filled, SQLiteStore):
+        with sqlite3.connect(filled.path) as db:
+            db.execute("UPDATE contacts SET phone = '584269876543' WHERE phone = ?", (EVA,))
+    else:
+        assert isinstance(filled, PostgresStore)
+        await filled.pool.execute(
+            "UPDATE contacts SET phone = '584269876543' WHERE phone = $1", EVA
+        )
+    assert await stored_parts(filled) == parts_of([ANA, LUIS, "584269876543"])
+    assert await phones(filled, "2233") == []
+    assert await phones(filled, "9876") == ["584269876543"]
+
+
 async def test_short_codes_and_repeated_digits(store: Store, clock: Clock) -> None:
     await admin_inbound(store, clock, "2020", "hola", None)
     clock.advance(60)
@@ -171,6 +187,10 @@ async def test_sqlite_migration_fills_the_numbers_already_stored(
         assert await stored_parts(store) == parts_of(numbers)
         assert await phones(store, "1234567") == [LUIS, ANA]
         assert await phones(store, "020") == ["2020"]
+        # Every suffix of the longest number a contact may have (digits as typed, phone.py).
+        assert await rows(store, "SELECT max(n) FROM contact_number_positions") >= [
+            (phone._MAX_TYPED_DIGITS - PART_FROM + 1,)
+        ]
     finally:
         await store.close()
 
