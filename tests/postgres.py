@@ -37,6 +37,7 @@ TABLES = (
     "early_reports",
     "messages",
     "contacts",
+    "contact_number_parts",  # emptied with contacts (pg 0012's trigger): listed all the same
     "rejected_webhooks",
     "meta",
     "sessions",

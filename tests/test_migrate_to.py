@@ -393,9 +393,10 @@ async def test_every_column_of_both_schemas_is_copied(
         names = [
             r[0]
             for r in store.db.execute(
-                # The full-text index's tables (0023): an index, like PostgreSQL's, not copied.
+                # The full-text index's tables (0023): an index, like PostgreSQL's, not copied;
+                # the parts of numbers (0025) are filled by the target's triggers.
                 "SELECT name FROM sqlite_master WHERE type='table' "
-                "AND name NOT LIKE 'messages_fts%'"
+                "AND name NOT LIKE 'messages_fts%' AND name NOT LIKE 'contact_number_%'"
             )
         ]
         sqlite_columns = {
@@ -408,7 +409,8 @@ async def test_every_column_of_both_schemas_is_copied(
     try:
         rows = await conn.fetch(
             "SELECT table_name, column_name FROM information_schema.columns "
-            "WHERE table_schema = 'public' AND table_name <> 'schema_migrations' "
+            "WHERE table_schema = 'public' "
+            "AND table_name NOT IN ('schema_migrations', 'contact_number_parts') "
             "ORDER BY ordinal_position"
         )
     finally:

@@ -1,7 +1,7 @@
 """A search never reads the table of messages whole, nor every contact: each statement that
 searches run (caught with the store's trace, then planned with EXPLAIN QUERY PLAN) finds its
-rows through the full-text index, a primary key or a partial index. Only digits typed as part
-of a number read every number (the primary key's index alone: nothing shorter holds them)."""
+rows through the full-text index, a primary key or a partial index. Digits typed as part of a
+number are a range of `contact_number_parts`' key, on both stores."""
 
 from __future__ import annotations
 
@@ -35,7 +35,7 @@ def given(decision: Decision, _: Contact) -> Decision:
 
 
 SEARCHES = ["CAFÉ con", "zarzaparrilla", "promo", "José", "+58 412 123 4567", "0412 12", "¿?"]
-NUMBERS_ALONE = "SCAN contacts USING COVERING INDEX sqlite_autoindex_contacts_1"
+NUMBER_PARTS = "SEARCH contact_number_parts USING PRIMARY KEY (part>? AND part<?)"
 BIG = [
     ("messages", "messages_by_phone", "1000000 10 1"),
     ("contacts", "contacts_by_last_message", "100000 1"),
@@ -76,13 +76,14 @@ async def test_no_statement_of_a_search_scans_messages_or_contacts(tmp_path: Pat
     assert any("messages_fts MATCH" in sql for sql, _ in plans)  # the trace did catch them
     partial = partial_indexes(path)
     scans = {
-        sql: [line for line in full_scans(plan, partial) if line != NUMBERS_ALONE]
+        sql: full_scans(plan, partial)
         + [line for line in plan if EVERY_CONVERSATION in line and "phone LIKE" not in sql]
         for sql, plan in plans
     }
     assert {sql: lines for sql, lines in scans.items() if lines} == {}
-    numbers_read = [sql for sql, plan in plans if NUMBERS_ALONE in plan]
-    assert numbers_read and all("phone LIKE" in sql for sql in numbers_read)
+    parts = [plan for sql, plan in plans if "contact_number_parts" in sql]
+    assert parts and all(NUMBER_PARTS in plan for plan in parts)
+    assert not [sql for sql, _ in plans if "phone LIKE" in sql]  # few numbers: no walk
 
 
 async def test_postgres_walks_for_a_common_word_and_reads_the_index_for_a_rare_one(
@@ -138,5 +139,69 @@ async def test_postgres_walks_for_a_common_word_and_reads_the_index_for_a_rare_o
         found = await store.search(SearchQuery("ZARZAPARRILLA"), 51)
         assert len(found.conversations) == 4
         assert len((await store.search(SearchQuery("café"), 51)).conversations) == 51
+    finally:
+        await store.close()
+
+
+async def test_postgres_reads_parts_of_numbers_from_their_index(postgres_url: str) -> None:
+    store = PostgresStore(postgres_url, SystemClock())
+    await store.open()
+    moment = datetime(2026, 1, 1, tzinfo=UTC)
+    seen: list[tuple[str, tuple[Any, ...]]] = []
+    try:
+        async with store.pool.acquire() as conn:
+            await conn.copy_records_to_table(
+                "contacts",
+                records=[(f"58412{c:07d}", moment, moment, moment) for c in range(20_000)],
+                columns=["phone", "first_seen_at", "last_message_at", "last_activity_at"],
+            )
+            await conn.execute("ANALYZE")
+        store.trace = lambda sql, args: seen.append((sql, args))
+        await store.close()
+        await store.open()  # the trace is set on new connections
+        for text in ("0412 0001", "0001234", "19999", "0412"):  # `0412`: every number
+            query = search_query(text, "VE")
+            assert (await store.search(query, 51)).conversations
+            await store.search_counts("ana", query)
+        statements = list(dict.fromkeys(s for s in seen if "contact_number_parts" in s[0]))
+        assert len(statements) == 4
+
+        async def explain(conn: Any, sql: str, args: tuple[Any, ...]) -> list[str]:
+            async with conn.transaction():
+                await conn.execute(";".join(pg_search.PLANNING))
+                return [row[0] for row in await conn.fetch(f"EXPLAIN {sql}", *args)]
+
+        async def kept(conn: Any) -> tuple[int, int]:
+            """How the triggers read the table, adding a contact and deleting one (undone)."""
+            transaction = conn.transaction()
+            await transaction.start()
+            try:
+                await conn.execute(
+                    "INSERT INTO contacts (phone, first_seen_at, last_message_at) "
+                    "VALUES ('584249876543', now(), now())"
+                )
+                await conn.execute("DELETE FROM contacts WHERE phone = '584120000777'")
+                row = await conn.fetchrow(
+                    "SELECT seq_scan, idx_scan FROM pg_stat_xact_user_tables "
+                    "WHERE relname = 'contact_number_parts'"
+                )
+                return row[0], row[1]
+            finally:
+                await transaction.rollback()
+
+        seq_scans, index_scans = await store._read(kept)
+        assert seq_scans == 0 and index_scans > 0  # by the key, never the whole table
+
+        for sql, args in statements:
+            plan = await store._read(functools.partial(explain, sql=sql, args=args))
+            scans = [line for line in plan if "Scan" in line]
+            assert scans and all("contact_number_parts" in line for line in scans), plan
+            assert all(
+                "Index Only Scan using contact_number_parts_pkey" in line
+                or "Index Scan using contact_number_parts_pkey" in line
+                or "Bitmap Heap Scan on contact_number_parts" in line
+                or "Bitmap Index Scan on contact_number_parts_pkey" in line
+                for line in scans
+            ), plan
     finally:
         await store.close()

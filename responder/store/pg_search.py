@@ -1,6 +1,7 @@
 """The inbox search on PostgreSQL: words through the GIN index `messages_words` (migration
-0011, `to_tsvector('simple', folded)`), numbers by the contacts' primary key, contact fields
-by the contacts that have some. A part of PostgresStore."""
+0011, `to_tsvector('simple', folded)`), numbers by the contacts' primary key, parts of numbers
+through `contact_number_parts` (0012), contact fields by the contacts that have some. A part
+of PostgresStore."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from responder.store.search import (
     SearchCounts,
     SearchPage,
     SearchQuery,
+    part_ranges,
     ranked,
     tsquery,
 )
@@ -24,7 +26,8 @@ from responder.store.search import (
 # The words of a message, as the index messages_words (migration 0011) holds them.
 WORDS = "to_tsvector('simple', regexp_replace(m.folded, '[^[:alnum:]]+', ' ', 'g'))"
 PAGE_ROWS = 256  # matching messages read at a time, newest first
-# Past this many numbers holding the digits typed, the newest conversations are walked instead.
+# Past this many numbers holding the digits typed (rows of contact_number_parts: a number may
+# hold them twice), the newest conversations are walked instead.
 MANY_NUMBERS = 2000
 WALK_MARGIN = 4  # a walk reads up to this many times the rows the estimate says it needs
 TOTAL_ROWS = "SELECT reltuples FROM pg_class WHERE oid = 'messages'::regclass"
@@ -182,20 +185,15 @@ async def _contact_hits(
 async def _number_hits(
     conn: Any, fragments: tuple[str, ...], filters: dict[str, Any], want: int
 ) -> list[Hit]:
-    """The `want` newest conversations whose number holds one of `fragments`: the numbers
-    alone first (the primary key's index), then the state of those that matched; digits that
-    many numbers hold walk the conversations newest first instead, and stop early."""
-    patterns = [f"%{d}%" for d in fragments]
-    rows = await conn.fetch(
-        "SELECT phone FROM contacts WHERE phone LIKE ANY($1::text[]) LIMIT $2",
-        patterns,
-        MANY_NUMBERS + 1,
-    )
+    """The `want` newest conversations whose number holds one of `fragments`: the numbers from
+    `contact_number_parts` (migration 0012), then the state of those; digits that many numbers
+    hold walk the conversations newest first instead, and stop early."""
+    phones = await _numbers_holding(conn, fragments)
     condition, params = _filters("", 3, **filters)
-    if len(rows) <= MANY_NUMBERS:
-        where, numbers = "phone = ANY($2::text[])", [row[0] for row in rows]
+    if phones is not None:
+        where, numbers = "phone = ANY($2::text[])", phones
     else:
-        where, numbers = "phone LIKE ANY($2::text[])", patterns
+        where, numbers = "phone LIKE ANY($2::text[])", [f"%{d}%" for d in fragments]
     found = await conn.fetch(
         f"SELECT phone, last_message_at FROM contacts WHERE {where} AND {condition} "
         'ORDER BY last_message_at DESC, phone COLLATE "C" LIMIT $1',
@@ -204,6 +202,24 @@ async def _number_hits(
         *params,
     )
     return [Hit(row[0], row[1]) for row in found]
+
+
+async def _numbers_holding(conn: Any, fragments: tuple[str, ...]) -> list[str] | None:
+    """As SQLiteSearch._numbers_holding: a range of `contact_number_parts`' key each, read up
+    to MANY_NUMBERS rows (None past that, or for digits the table cannot find)."""
+    ranges = part_ranges(fragments)
+    if ranges is None:
+        return None
+    parts = " UNION ALL ".join(
+        f"SELECT phone FROM contact_number_parts WHERE part >= ${n} AND part < ${n + 1}"
+        for n in range(2, 2 * len(ranges) + 2, 2)
+    )
+    rows = await conn.fetch(
+        f"{parts} LIMIT $1", MANY_NUMBERS + 1, *(bound for pair in ranges for bound in pair)
+    )
+    if len(rows) > MANY_NUMBERS:
+        return None
+    return list(dict.fromkeys(row[0] for row in rows))
 
 
 async def _message_hits(

@@ -12,7 +12,7 @@ from __future__ import annotations
 import functools
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -28,6 +28,9 @@ PREFIX_FROM = 3  # words this long or longer also find longer words ("promo" →
 # A search gathers matching conversations up to this many for its counts, then stops: the
 # counts say "at least" (the inbox shows "500+"), and a common word costs no more than that.
 COUNT_LIMIT = 500
+# The shortest suffix of a number that `contact_number_parts` holds (SQLite migration 0025,
+# PostgreSQL 0012): digits typed as part of a number are looked for from this many on.
+PART_FROM = 3
 
 
 def search_words(text: str) -> list[str]:
@@ -62,6 +65,19 @@ def tsquery(words: list[str]) -> str:
 def like_pattern(text: str) -> str:
     """`text` anywhere, for LIKE with backslash as the escape character."""
     return "%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+
+
+def part_ranges(fragments: Sequence[str]) -> list[tuple[str, str]] | None:
+    """The ranges of `contact_number_parts.part` that hold the numbers containing any of
+    `fragments`: a number holds digits when one of its suffixes begins with them, so each is
+    the range from the digits to the next string of their length (bytewise, as both stores
+    compare `part`). A fragment that holds another is left out: the shorter finds all it
+    finds. None: one is shorter than PART_FROM, which the table cannot find (`0012` is also
+    looked for as `12`), and which most numbers hold anyway."""
+    if any(len(f) < PART_FROM for f in fragments):
+        return None
+    kept = sorted({f for f in fragments if not any(g != f and g in f for g in fragments)})
+    return [(f, f[:-1] + chr(ord(f[-1]) + 1)) for f in kept]
 
 
 def _values(value: Any) -> list[str]:

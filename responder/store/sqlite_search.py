@@ -1,6 +1,7 @@
 """The inbox search on SQLite: words through the FTS5 index `messages_fts` (migration 0023),
-numbers by the contacts' primary key, contact fields through a partial index. No statement
-reads the table of messages whole (tests/test_search_plans.py). A part of SQLiteStore."""
+numbers by the contacts' primary key, parts of numbers through `contact_number_parts` (0025),
+contact fields through a partial index. No statement reads the table of messages whole, nor
+every contact (tests/test_search_plans.py). A part of SQLiteStore."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from responder.store.search import (
     SearchQuery,
     fts5_query,
     holds,
+    part_ranges,
     ranked,
 )
 from responder.store.sqltime import stored
@@ -37,7 +39,8 @@ FIRST_ROWS = 64  # rows a streamed search reads at first; then STREAM_ROWS at a 
 STREAM_ROWS = 1024
 # Messages a search for common whole words tests itself rather than merge prefixes (above).
 WINDOW_ROWS = 5000
-# Past this many numbers holding the digits typed, the newest conversations are walked instead.
+# Past this many numbers holding the digits typed (rows of contact_number_parts: a number may
+# hold them twice), the newest conversations are walked instead.
 MANY_NUMBERS = 2000
 
 
@@ -164,25 +167,40 @@ class SQLiteSearch:
         self, fragments: tuple[str, ...], condition: str, params: list[Any], want: int
     ) -> list[Hit]:
         """The `want` newest conversations whose number holds one of `fragments`. The numbers
-        alone are read first (the primary key's index holds nothing else: the cheapest read of
-        every number); digits that many numbers hold walk the conversations newest first
-        instead, and stop early."""
-        numbers = " OR ".join("phone LIKE ?" for _ in fragments)
-        patterns = [f"%{d}%" for d in fragments]
-        rows = await self.reader.execute_fetchall(
-            f"SELECT phone FROM contacts WHERE {numbers} LIMIT ?", (*patterns, MANY_NUMBERS + 1)
-        )
-        phones = [row[0] for row in rows]
-        if len(phones) <= MANY_NUMBERS:
+        holding them are a range of `contact_number_parts` each (migration 0025: every number
+        is not read); digits that many numbers hold (more than MANY_NUMBERS of the table's
+        rows) walk the conversations newest first instead, and stop early."""
+        phones = await self._numbers_holding(fragments)
+        if phones is not None:
             where, args = IN_LIST, [json.dumps(phones)]
         else:
-            where, args = f"({numbers})", patterns
+            numbers = " OR ".join("phone LIKE ?" for _ in fragments)
+            where, args = f"({numbers})", [f"%{d}%" for d in fragments]
         rows = await self.reader.execute_fetchall(
             f"SELECT phone, last_message_at FROM contacts WHERE {where} AND {condition} "
             "ORDER BY last_message_at DESC, phone LIMIT ?",
             (*args, *params, want),
         )
         return [Hit(row[0], row[1]) for row in rows]
+
+    async def _numbers_holding(self, fragments: tuple[str, ...]) -> list[str] | None:
+        """The numbers holding one of `fragments`, from `contact_number_parts`' key; None when
+        there are too many to list (see part_ranges for the digits it cannot find)."""
+        ranges = part_ranges(fragments)
+        if ranges is None:
+            return None
+        parts = " UNION ALL ".join(
+            "SELECT phone FROM contact_number_parts WHERE part >= ? AND part < ?" for _ in ranges
+        )
+        rows = list(
+            await self.reader.execute_fetchall(
+                f"{parts} LIMIT ?",
+                (*(bound for pair in ranges for bound in pair), MANY_NUMBERS + 1),
+            )
+        )
+        if len(rows) > MANY_NUMBERS:
+            return None
+        return list(dict.fromkeys(row[0] for row in rows))
 
     async def _whole_words_first(
         self, words: list[str], condition: tuple[str, list[Any]], want: int, ordered: bool

@@ -1,0 +1,270 @@
+"""Part of a number, found through `contact_number_parts` (SQLite 0025, PostgreSQL 0012): every
+suffix of each contact's number, kept by triggers. Digits at the start, the middle or the end
+of a number find it, on both stores and by either way (the table, or the walk of the newest
+conversations for digits many numbers hold); a number deleted or forgotten is no longer found;
+the migration fills the table for the contacts already there; `migrate-to` leaves the target's
+table as its own triggers fill it."""
+
+from __future__ import annotations
+
+import random
+import sqlite3
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import pytest
+
+from responder import phone
+from responder.search_query import MIN_FRAGMENT, search_query
+from responder.store import Store, pg_search, sqlite_search
+from responder.store.migrate import Copied, copy_to_postgres
+from responder.store.models import ImportRow
+from responder.store.postgres import PostgresStore
+from responder.store.search import PART_FROM, part_ranges
+from responder.store.sqlite import SQLiteStore
+from tests.conftest import Clock
+from tests.test_postgres import fresh_database
+from tests.test_search_contract import phones
+from tests.test_store_contract import (
+    ANA,
+    EVA,
+    LUIS,
+    admin_inbound,
+    backend,
+    database,
+    filled,
+    open_store,
+    rows,
+    store,
+)
+
+__all__ = ["backend", "database", "filled", "fresh_database", "open_store", "store"]  # fixtures
+
+PARTS = 25  # the SQLite migration that adds contact_number_parts
+
+
+def parts_of(numbers: Iterable[str]) -> set[tuple[str, str]]:
+    """What the table must hold for these numbers: each suffix of PART_FROM characters or more."""
+    return {(n[i:], n) for n in numbers for i in range(len(n) - PART_FROM + 1)}
+
+
+async def stored_parts(store: Store) -> set[tuple[str, str]]:
+    return set(await rows(store, "SELECT part, phone FROM contact_number_parts"))
+
+
+def many_numbers(monkeypatch: pytest.MonkeyPatch, value: int) -> None:
+    for module in (sqlite_search, pg_search):
+        monkeypatch.setattr(module, "MANY_NUMBERS", value)
+
+
+def test_the_table_holds_every_fragment_a_search_looks_for() -> None:
+    assert MIN_FRAGMENT >= PART_FROM
+    assert part_ranges(["0412", "412"]) == [("412", "413")]  # `0412` holds `412`: one range
+    assert part_ranges(["1239", "584"]) == [("1239", "123:"), ("584", "585")]
+    assert part_ranges(["0012", "12"]) is None  # too short for the table: the walk
+
+
+@pytest.mark.parametrize("many", [2000, 1])  # the numbers from the table; the walk
+@pytest.mark.parametrize(
+    ("text", "found"),
+    [
+        ("58416", [EVA]),  # the start of a number
+        ("0416", [EVA]),  # the start as typed at home: `416`
+        ("6111", [EVA]),  # the middle
+        ("2233", [EVA]),  # the end
+        ("1234567", [LUIS, ANA]),  # the end of two numbers, newest first
+        ("584", [EVA, LUIS, ANA]),  # every number
+        ("999", []),
+    ],
+)
+async def test_digits_anywhere_in_a_number_find_it(
+    filled: Store, monkeypatch: pytest.MonkeyPatch, many: int, text: str, found: list[str]
+) -> None:
+    many_numbers(monkeypatch, many)
+    assert await phones(filled, text) == found
+    assert await phones(filled, text, 1, 1) == found[1:2]  # pages
+    human = await phones(filled, text, mode="human")
+    assert human == [p for p in found if p == LUIS]  # filters
+    counts = await filled.search_counts(None, search_query(text, "VE"))
+    assert (counts.counts["all"], counts.counts["human"]) == (len(found), len(human))
+
+
+async def test_the_table_follows_the_contacts_and_forgotten_numbers_are_not_found(
+    filled: Store, clock: Clock
+) -> None:
+    assert await stored_parts(filled) == parts_of([ANA, LUIS, EVA])
+    await filled.import_contacts([ImportRow("584269876543", {"nombre": "Rita"}, ())])
+    assert await stored_parts(filled) == parts_of([ANA, LUIS, EVA, "584269876543"])
+    assert await phones(filled, "9876") == []  # only imported: not a conversation
+    assert await filled.forget_contact(EVA) is not None
+    assert await phones(filled, "2233") == []
+    assert await phones(filled, "1112233") == []
+    assert await stored_parts(filled) == parts_of([ANA, LUIS, "584269876543"])
+    clock.advance(60)
+    await admin_inbound(filled, clock, EVA, "hola otra vez", None)  # it writes again
+    assert await phones(filled, "2233") == [EVA]
+    assert await stored_parts(filled) == parts_of([ANA, LUIS, EVA, "584269876543"])
+
+
+async def test_a_change_of_number_moves_its_parts(filled: Store) -> None:
+    """Nothing changes a contact's number today; the triggers would follow it if it did."""
+    if isinstance(filled, SQLiteStore):
+        with sqlite3.connect(filled.path) as db:
+            db.execute("UPDATE contacts SET phone = '584269876543' WHERE phone = ?", (EVA,))
+    else:
+        assert isinstance(filled, PostgresStore)
+        await filled.pool.execute(
+            "UPDATE contacts SET phone = '584269876543' WHERE phone = $1", EVA
+        )
+    assert await stored_parts(filled) == parts_of([ANA, LUIS, "584269876543"])
+    assert await phones(filled, "2233") == []
+    assert await phones(filled, "9876") == ["584269876543"]
+
+
+async def test_short_codes_and_repeated_digits(store: Store, clock: Clock) -> None:
+    await admin_inbound(store, clock, "2020", "hola", None)
+    clock.advance(60)
+    await admin_inbound(store, clock, "584121212121", "hola", None)
+    assert await phones(store, "020") == ["2020"]
+    assert await phones(store, "202") == ["2020"]
+    assert await phones(store, "1212") == ["584121212121"]  # once, though it holds it 4 times
+    assert await phones(store, "0012") == ["584121212121"]  # also `12`: the walk
+
+
+@pytest.mark.parametrize("many", [2000, 3, 0])
+async def test_every_way_finds_what_a_plain_reading_of_the_numbers_finds(
+    store: Store, clock: Clock, monkeypatch: pytest.MonkeyPatch, many: int
+) -> None:
+    many_numbers(monkeypatch, many)
+    rng = random.Random(25)
+    numbers = list(
+        dict.fromkeys(f"5841{rng.choice('2246')}{rng.randrange(10**7):07d}" for _ in range(60))
+    )
+    numbers += ["2020", "1234", "58412"]
+    for number in numbers:
+        clock.advance(1)
+        await admin_inbound(store, clock, number, "hola", None)
+    newest_first = numbers[::-1]
+    for _ in range(40):
+        number = rng.choice(numbers)
+        start = rng.randrange(len(number) - 2)
+        typed = number[start : start + rng.randint(3, 6)]
+        query = search_query(typed, "VE")
+        if not query.fragments:
+            continue  # a whole number: by its key
+        expected = [n for n in newest_first if any(f in n for f in query.fragments)]
+        assert await phones(store, typed) == expected, typed
+        assert await phones(store, typed, 5, 2) == expected[2:7], typed
+
+
+# -- the migration fills the table for the contacts already there ------------------------------
+
+
+async def test_sqlite_migration_fills_the_numbers_already_stored(
+    tmp_path: Path, clock: Clock
+) -> None:
+    path = tmp_path / "old.db"
+    numbers = [ANA, LUIS, EVA, "2020"]
+    store = SQLiteStore(path, clock)
+    await store.open()
+    await store.close()
+    with sqlite3.connect(path, isolation_level=None) as db:  # as migration 0024 left it
+        db.executescript(
+            "DROP TRIGGER contact_number_parts_insert; DROP TRIGGER contact_number_parts_delete; "
+            "DROP TRIGGER contact_number_parts_update; DROP TABLE contact_number_parts; "
+            f"DROP TABLE contact_number_positions; PRAGMA user_version = {PARTS - 1}"
+        )
+        db.executemany(
+            "INSERT INTO contacts (phone, first_seen_at, last_message_at, last_activity_at) "
+            "VALUES (?, ?, ?, ?)",
+            [(n, *[f"2026-11-23T14:0{i}:00.000000Z"] * 3) for i, n in enumerate(numbers)],
+        )
+    store = SQLiteStore(path, clock)
+    await store.open()
+    try:
+        assert await stored_parts(store) == parts_of(numbers)
+        assert await phones(store, "1234567") == [LUIS, ANA]
+        assert await phones(store, "020") == ["2020"]
+        # Every suffix of the longest number a contact may have (digits as typed, phone.py).
+        assert await rows(store, "SELECT max(n) FROM contact_number_positions") >= [
+            (phone._MAX_TYPED_DIGITS - PART_FROM + 1,)
+        ]
+    finally:
+        await store.close()
+
+
+async def test_postgres_migration_fills_the_numbers_already_stored(
+    fresh_database: str, clock: Clock
+) -> None:
+    store = PostgresStore(fresh_database, clock)
+    await store.open()
+    for number in (ANA, LUIS, EVA):
+        clock.advance(60)
+        await admin_inbound(store, clock, number, "hola", None)
+    await store.close()
+    conn = await asyncpg.connect(fresh_database)
+    try:  # as an older release left it: migration 0012 not applied
+        await conn.execute(
+            "DROP TABLE contact_number_parts; "
+            "DROP TRIGGER contact_number_parts_insert ON contacts; "
+            "DROP TRIGGER contact_number_parts_delete ON contacts; "
+            "DROP TRIGGER contact_number_parts_update ON contacts; "
+            "DROP FUNCTION contact_number_parts_added(), contact_number_parts_removed(); "
+            "DELETE FROM schema_migrations WHERE version = 12"
+        )
+    finally:
+        await conn.close()
+    store = PostgresStore(fresh_database, clock)
+    await store.open()
+    try:
+        assert await stored_parts(store) == parts_of([ANA, LUIS, EVA])
+        assert await phones(store, "1234567") == [LUIS, ANA]
+        assert await phones(store, "6111") == [EVA]
+    finally:
+        await store.close()
+
+
+# -- migrate-to: the target's triggers fill its table ----------------------------------------------
+
+
+def ignore(copied: Copied, done: bool) -> None:
+    pass
+
+
+async def test_migrate_to_leaves_the_target_s_table_as_its_triggers_fill_it(
+    tmp_path: Path, clock: Clock, postgres_url: str
+) -> None:
+    path = tmp_path / "s.db"
+    source = SQLiteStore(path, clock)
+    await source.open()
+    try:
+        for number in (ANA, LUIS, EVA):
+            clock.advance(60)
+            await admin_inbound(source, clock, number, "hola", None)
+    finally:
+        await source.close()
+    await copy_to_postgres(path, postgres_url, clock, ignore, 2)
+    target = PostgresStore(postgres_url, clock)
+    await target.open()
+    try:
+        assert await stored_parts(target) == parts_of([ANA, LUIS, EVA])
+        assert await phones(target, "1234567") == [LUIS, ANA]
+    finally:
+        await target.close()
+    source = SQLiteStore(path, clock)
+    await source.open()
+    try:
+        assert await source.forget_contact(LUIS) is not None
+    finally:
+        await source.close()
+    copied: list[Any] = await copy_to_postgres(path, postgres_url, clock, ignore)
+    assert {c.table: c.removed for c in copied}["contacts"] == 1
+    target = PostgresStore(postgres_url, clock)
+    await target.open()
+    try:
+        assert await stored_parts(target) == parts_of([ANA, EVA])
+        assert await phones(target, "1234567") == [ANA]
+    finally:
+        await target.close()
