@@ -106,6 +106,9 @@ def _environment() -> jinja2.Environment:
         undefined=jinja2.StrictUndefined,
         trim_blocks=True,
         lstrip_blocks=True,
+        # The templates are the package's own files: no stat() of each on every include (50
+        # per inbox poll) to see whether it changed on disk.
+        auto_reload=False,
     )
     env.filters.update(
         phone=views.show_phone,
