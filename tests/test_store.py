@@ -77,3 +77,14 @@ async def test_a_failing_commit_is_rolled_back(tmp_path: Path, clock: Clock) -> 
     assert store.db.execute("SELECT COUNT(*) FROM attempts").fetchone()[0] == 0
     assert await store.meta_value("k", lambda: "v") == "v"  # the next transaction works
     await store.close()
+
+
+@pytest.mark.parametrize("module", ["responder.store.sqlite", "responder.store.pg_rows"])
+def test_message_columns_are_the_records_fields_in_order(module: str) -> None:
+    """Both stores build a Message from its row by position."""
+    import importlib
+
+    from responder.store.models import MESSAGE_FIELDS
+
+    columns: str = importlib.import_module(module).MESSAGE_COLUMNS
+    assert tuple(columns.split(", ")) == MESSAGE_FIELDS
