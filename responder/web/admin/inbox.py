@@ -12,7 +12,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 
 from responder.store.models import Conversation, Message
-from responder.store.search import SearchQuery
+from responder.store.search import SearchCounts, SearchQuery
 from responder.web import cursors, views
 from responder.web.admin.core import (
     FILTERS,
@@ -61,7 +61,11 @@ async def _inbox(request: Request, session: Session) -> dict[str, Any]:
         words = search.words
         page = await service.search(search, shown + 1, 0, **filters)
         found, matched = page.conversations, page.matched
-        searched = await service.search_counts(session.user, search)  # the counts follow it
+        if chosen == "all" and len(found) <= shown:
+            # All it found is on the page: the counts are of these conversations.
+            searched = SearchCounts.of(found, session.user)
+        else:
+            searched = await service.search_counts(session.user, search)  # they follow it
         counts, complete = searched.counts, searched.complete
     else:
         # A keyset page: "Ver más" goes on from the last conversation shown, at any depth.
