@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 from urllib.parse import urlencode
 
@@ -85,12 +86,14 @@ async def _inbox(request: Request, session: Session) -> dict[str, Any]:
     ]
     failed = await service.failed_phones([c.phone for c in found[:shown]])
     rows = await _rows(request, found[:shown], words, matched)
+    now = service.clock()  # one moment for the rows' keys and their markup
     return {
         "section": "inbox",
+        "now": now,
         "failed_phones": failed,
         "conversations": found[:shown],
         "rows": rows,
-        "row_keys": _row_keys(request, rows, failed),
+        "row_keys": _row_keys(request, rows, failed, now),
         "more": _more(chosen, query, shown, found),
         "first": _link("/admin", f=chosen) if "after" in filters else None,
         "filter": chosen,
@@ -137,11 +140,11 @@ async def _rows(
     return rows
 
 
-def _row_keys(request: Request, rows: list[Row], failed: set[str]) -> list[bytes]:
+def _row_keys(request: Request, rows: list[Row], failed: set[str], now: datetime) -> list[bytes]:
     """A digest of everything each row shows: its records, its "falló" badge, and the shop's
     date and time zone (its time reads "14:05" today, "23/11 14:05" after)."""
     settings = _service(request).rules.current.settings
-    today = _service(request).clock().astimezone(settings.timezone).date()
+    today = now.astimezone(settings.timezone).date()
     return [
         hashlib.sha256(
             repr((row, row.c.phone in failed, today, str(settings.timezone))).encode()
@@ -157,8 +160,13 @@ def _with_markup(request: Request, context: dict[str, Any]) -> dict[str, Any]:
     for key, row in zip(context["row_keys"], context["rows"], strict=True):
         found = kept.get(key)
         if found is None:
-            failed = context["failed_phones"]
-            found = _fragment(request, "_inbox_row.html", row=row, failed_phones=failed)
+            found = _fragment(
+                request,
+                "_inbox_row.html",
+                row=row,
+                failed_phones=context["failed_phones"],
+                now=context["now"],
+            )
             kept.put(key, found)
         markup.append(found)
     return {**context, "row_markup": markup}
