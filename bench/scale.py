@@ -423,13 +423,16 @@ class Named:
     bearer token). The path may name {busy} (the busiest number), {phone} (a fragment of a
     number, as staff type it), {typed} (the busiest number typed as staff
     would), {rare} (RARE_WORD), {deep} (an offset 150 conversations from the end), {cursor}
-    (the keyset cursor at that depth) and anything added to `database_facts`. Every row also
+    (the keyset cursor at that depth) and anything added to `database_facts`. `unchanged`:
+    each request sends the ETag of an answer read just before (a poll that finds nothing new
+    and gets a 304). Every row also
     shows the server process's CPU time per request, read from /proc (the database's own
     work on PostgreSQL is not in it)."""
 
     name: str
     kind: str
     path: str
+    unchanged: bool = False  # asked with the ETag of a first answer (a poll with nothing new)
 
 
 # Change a row when an endpoint's parameters change; add a row for a new way to ask.
@@ -445,6 +448,7 @@ REQUESTS = [
     Named("busiest conversation, API", "api", "/api/conversations/{busy}/messages"),
     Named("busiest conversation, page", "page", "/admin/conversations/{busy}"),
     Named("one inbox poll", "page", "/admin/partials/inbox"),
+    Named("one inbox poll, nothing new (304)", "page", "/admin/partials/inbox", unchanged=True),
     Named("what waits (every page, every few s)", "page", "/admin/partials/waiting"),
 ]  # fmt: skip
 
@@ -643,10 +647,13 @@ def time_requests(
             path = named.path.format(**{k: urllib.parse.quote(str(v)) for k, v in facts.items()})
             times, cpu = [], 0.0
             status = size = 0
+            headers = {}
+            if named.unchanged:
+                headers["If-None-Match"] = client.get(path).headers.get("etag", "")
             for _ in range(repeat):
                 before_cpu = served.cpu_seconds()
                 started = time.perf_counter()
-                answer = client.get(path)
+                answer = client.get(path, headers=headers)
                 times.append((time.perf_counter() - started) * 1000)
                 cpu += served.cpu_seconds() - before_cpu
                 status, size = answer.status_code, len(answer.content)

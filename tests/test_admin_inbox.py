@@ -80,9 +80,20 @@ def test_an_unchanged_poll_is_answered_304_without_the_list(
     news = staff.get("/admin/partials/inbox", headers={"If-None-Match": etag})
     assert news.status_code == 200 and OTHER in news.text
     assert news.headers["etag"] != etag
+    assert "1 sin leer" in row_of(news.text, OTHER)
     staff.get(f"/admin/conversations/{OTHER}")  # read now: the unread badge goes
     read = staff.get("/admin/partials/inbox", headers={"If-None-Match": news.headers["etag"]})
     assert read.status_code == 200
+    # Rows are rendered once and kept by what they show: this one shows something new.
+    assert "sin leer" not in row_of(read.text, OTHER)
+    assert row_of(read.text, PHONE) == row_of(news.text, PHONE)
+
+
+def row_of(page: str, phone: str) -> str:
+    """The markup of `phone`'s row in the inbox list."""
+    found = re.search(rf'<a href="/admin/conversations/{phone}">(.*?)</a>', page, re.S)
+    assert found, f"no row for {phone}"
+    return found.group(1)
 
 
 def test_the_poll_is_personal(app: RunningApp, staff: httpx.Client) -> None:

@@ -180,3 +180,16 @@ async def test_provider_answers_errors_and_silence_become_balances() -> None:
         ("slow", None, "sin respuesta en 0.2 s"),
     ]
     assert found[4].unlimited
+
+
+def test_row_markup_keeps_the_most_recently_used() -> None:
+    from markupsafe import Markup
+
+    from responder.web.admin.core import RowMarkup
+
+    kept = RowMarkup(size=2)
+    kept.put(b"a", Markup("<li>a</li>"))
+    kept.put(b"b", Markup("<li>b</li>"))
+    assert kept.get(b"a") == "<li>a</li>"  # used: kept over b
+    kept.put(b"c", Markup("<li>c</li>"))
+    assert (kept.get(b"a"), kept.get(b"b"), kept.get(b"c")) == ("<li>a</li>", None, "<li>c</li>")

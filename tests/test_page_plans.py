@@ -152,3 +152,16 @@ async def _migrated(path: Path) -> None:
     store = SQLiteStore(path, SystemClock())
     await store.open()
     await store.close()
+
+
+async def test_what_waits_is_counted_on_its_index_alone_on_sqlite(tmp_path: Path) -> None:
+    """Every admin page asks what waits every few seconds: no contact's row is read for it."""
+    from responder.store.sqlite import NEWEST_WAITING, WAITING
+
+    path = tmp_path / "waiting.db"
+    store = SQLiteStore(path, SystemClock())
+    await store.open()
+    await store.close()
+    count = f"SELECT COUNT(*) FROM contacts WHERE {WAITING}"
+    for sql, plan in sqlite_plans(path, [count, NEWEST_WAITING]):
+        assert any("USING COVERING INDEX contacts_waiting" in line for line in plan), (sql, plan)

@@ -14,7 +14,7 @@ import pytest
 from responder.search_query import search_query
 from responder.store import Store, pg_search, sqlite_search
 from responder.store.models import ImportRow
-from responder.store.search import SearchQuery, holds
+from responder.store.search import SearchCounts, SearchQuery, holds
 from responder.store.sqlite import SQLiteStore
 from responder.text import normalize
 from tests.conftest import Clock
@@ -211,6 +211,18 @@ async def test_counts_follow_the_search_and_stop_at_the_limit(
     capped = await filled.search_counts(None, SearchQuery("re"))  # LUIS and ANA have it
     assert (capped.counts["all"], capped.complete) == (1, False)
     assert len(await phones(filled, "re")) == 2  # the list is not capped
+
+
+@pytest.mark.parametrize("text", ["QUIERO", "re", "0424", "+58 416-111.22.33", "Ana María", "nada"])
+async def test_a_whole_result_counts_the_same_from_its_records(filled: Store, text: str) -> None:
+    """The inbox counts a search that fit on its page from the conversations it shows."""
+    await filled.assign(LUIS, "ana")
+    await filled.set_status(ANA, "resolved")
+    query = search_query(text, "VE")
+    found = (await filled.search(query, 100)).conversations
+    assert len(found) < 100
+    for me in ("ana", None):
+        assert SearchCounts.of(found, me) == await filled.search_counts(me, query)
 
 
 async def test_erased_texts_leave_the_index(store: Store, clock: Clock) -> None:

@@ -77,3 +77,37 @@ async def test_a_failing_commit_is_rolled_back(tmp_path: Path, clock: Clock) -> 
     assert store.db.execute("SELECT COUNT(*) FROM attempts").fetchone()[0] == 0
     assert await store.meta_value("k", lambda: "v") == "v"  # the next transaction works
     await store.close()
+
+
+@pytest.mark.parametrize("module", ["responder.store.sqlite", "responder.store.pg_rows"])
+def test_message_columns_are_the_records_fields_in_order(module: str) -> None:
+    """Both stores build a Message from its row by position."""
+    import importlib
+
+    from responder.store.models import MESSAGE_FIELDS
+
+    columns: str = importlib.import_module(module).MESSAGE_COLUMNS
+    assert tuple(columns.split(", ")) == MESSAGE_FIELDS
+
+
+def test_records_as_json_are_copies_with_moments_in_iso() -> None:
+    from dataclasses import asdict
+    from datetime import UTC, datetime, timedelta, timezone
+
+    from responder.store.models import Conversation, Message
+
+    at = datetime(2026, 11, 23, 10, 0, 0, 1234, tzinfo=timezone(timedelta(hours=-4)))
+    message = Message(7, "584121234567", "out", "hola", "sent", "auto", "saludo", "massiva",
+                      "p-1", None, None, 1, at, at.astimezone(UTC), None, None, "ana")  # fmt: skip
+    assert message.as_json() == {
+        **asdict(message),
+        "created_at": "2026-11-23T14:00:00.001234Z",
+        "updated_at": "2026-11-23T14:00:00.001234Z",
+    }
+    fields = {"nombre": "Ana", "hijos": ["Eva"]}
+    conversation = Conversation("584121234567", at, "hola", "bot", False, None, 0, False, False,
+                                fields, labels=("vip",))  # fmt: skip
+    data = conversation.as_json()
+    assert data["labels"] == ["vip"] and data["last_message_at"] == "2026-11-23T14:00:00.001234Z"
+    data["fields"]["hijos"].append("Luis")  # the caller's copy, not the record's
+    assert conversation.fields == {"nombre": "Ana", "hijos": ["Eva"]}

@@ -238,10 +238,16 @@ def _flow_from_json(value: str | None) -> FlowState | None:
 
 
 def _message(row: sqlite3.Row) -> Message:
-    values = dict(zip(MESSAGE_COLUMNS.split(", "), row))
-    for key in ("created_at", "updated_at", "send_at"):
-        values[key] = maybe_moment(values[key])
-    return Message(**values)
+    # MESSAGE_COLUMNS are Message's fields in order (as PostgreSQL's pg_rows.message reads
+    # them; tests/test_store.py holds them together): by position, with no dict per row (the
+    # inbox reads a hundred on every poll).
+    (mid, phone, direction, text, status, origin, rule, provider, provider_id, line, error,
+     attempts, created_at, updated_at, send_at, failover_from, author) = row  # fmt: skip
+    return Message(
+        mid, phone, direction, text, status, origin, rule, provider, provider_id, line, error,
+        attempts, moment(created_at), moment(updated_at), maybe_moment(send_at), failover_from,
+        author,
+    )  # fmt: skip
 
 
 def _outbox_item(row: sqlite3.Row) -> OutboxItem:

@@ -5,13 +5,15 @@
 from __future__ import annotations
 
 import re
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode, urlsplit
 
 import jinja2
+from markupsafe import Markup
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 
@@ -85,11 +87,33 @@ class Refused(Exception):
         self.message = message
 
 
+class RowMarkup:
+    """The markup of the inbox's rows by a digest of everything a row shows, the most recent
+    `size` of them: a poll that finds one new message renders one row, not fifty. A
+    process-local cache, and safe as one: a row whose data changes has another key."""
+
+    def __init__(self, size: int = 4096) -> None:
+        self.size = size
+        self._kept: OrderedDict[bytes, Markup] = OrderedDict()
+
+    def get(self, key: bytes) -> Markup | None:
+        found = self._kept.get(key)
+        if found is not None:
+            self._kept.move_to_end(key)
+        return found
+
+    def put(self, key: bytes, markup: Markup) -> None:
+        self._kept[key] = markup
+        if len(self._kept) > self.size:
+            self._kept.popitem(last=False)
+
+
 @dataclass
 class AdminState:
-    """Per-app admin state: the page templates."""
+    """Per-app admin state: the page templates, and the inbox rows' markup."""
 
     env: jinja2.Environment
+    rows: RowMarkup = field(default_factory=RowMarkup)
 
 
 @jinja2.pass_context
@@ -106,6 +130,9 @@ def _environment() -> jinja2.Environment:
         undefined=jinja2.StrictUndefined,
         trim_blocks=True,
         lstrip_blocks=True,
+        # The templates are the package's own files: no stat() of each on every include (50
+        # per inbox poll) to see whether it changed on disk.
+        auto_reload=False,
     )
     env.filters.update(
         phone=views.show_phone,
@@ -139,6 +166,13 @@ def _service(request: Request) -> Service:
 
 
 # -- responses ----------------------------------------------------------------------------
+
+
+def _fragment(request: Request, template: str, **context: Any) -> Markup:
+    """A piece of a page rendered alone, with the shop's time zone and time (its `when`)."""
+    service = _service(request)
+    base = {"tz": service.rules.current.settings.timezone, "now": service.clock()}
+    return Markup(_state(request).env.get_template(template).render({**base, **context}))
 
 
 def _render(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 from urllib.parse import urlencode
 
@@ -12,13 +13,15 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 
 from responder.store.models import Conversation, Message
-from responder.store.search import SearchQuery
+from responder.store.search import SearchCounts, SearchQuery
 from responder.web import cursors, views
 from responder.web.admin.core import (
     FILTERS,
     PAGE_SIZE,
+    _fragment,
     _render,
     _service,
+    _state,
 )
 from responder.web.sessions import Session
 
@@ -61,7 +64,11 @@ async def _inbox(request: Request, session: Session) -> dict[str, Any]:
         words = search.words
         page = await service.search(search, shown + 1, 0, **filters)
         found, matched = page.conversations, page.matched
-        searched = await service.search_counts(session.user, search)  # the counts follow it
+        if chosen == "all" and len(found) <= shown:
+            # All it found is on the page: the counts are of these conversations.
+            searched = SearchCounts.of(found, session.user)
+        else:
+            searched = await service.search_counts(session.user, search)  # they follow it
         counts, complete = searched.counts, searched.complete
     else:
         # A keyset page: "Ver más" goes on from the last conversation shown, at any depth.
@@ -78,11 +85,15 @@ async def _inbox(request: Request, session: Session) -> dict[str, Any]:
         for key, (label, count_key, _) in FILTERS.items()
     ]
     failed = await service.failed_phones([c.phone for c in found[:shown]])
+    rows = await _rows(request, found[:shown], words, matched)
+    now = service.clock()  # one moment for the rows' keys and their markup
     return {
         "section": "inbox",
+        "now": now,
         "failed_phones": failed,
         "conversations": found[:shown],
-        "rows": await _rows(request, found[:shown], words, matched),
+        "rows": rows,
+        "row_keys": _row_keys(request, rows, failed, now),
         "more": _more(chosen, query, shown, found),
         "first": _link("/admin", f=chosen) if "after" in filters else None,
         "filter": chosen,
@@ -129,28 +140,57 @@ async def _rows(
     return rows
 
 
+def _row_keys(request: Request, rows: list[Row], failed: set[str], now: datetime) -> list[bytes]:
+    """A digest of everything each row shows: its records, its "falló" badge, and the shop's
+    date and time zone (its time reads "14:05" today, "23/11 14:05" after)."""
+    settings = _service(request).rules.current.settings
+    today = now.astimezone(settings.timezone).date()
+    return [
+        hashlib.sha256(
+            repr((row, row.c.phone in failed, today, str(settings.timezone))).encode()
+        ).digest()
+        for row in rows
+    ]
+
+
+def _with_markup(request: Request, context: dict[str, Any]) -> dict[str, Any]:
+    """The context with each row's markup: kept from an earlier answer when its key is."""
+    kept = _state(request).rows
+    markup = []
+    for key, row in zip(context["row_keys"], context["rows"], strict=True):
+        found = kept.get(key)
+        if found is None:
+            found = _fragment(
+                request,
+                "_inbox_row.html",
+                row=row,
+                failed_phones=context["failed_phones"],
+                now=context["now"],
+            )
+            kept.put(key, found)
+        markup.append(found)
+    return {**context, "row_markup": markup}
+
+
 def _link(path: str, **query: str) -> str:
     kept = {k: v for k, v in query.items() if v and not (k == "f" and v == "all")}
     return path + ("?" + urlencode(kept) if kept else "")
 
 
 def _fingerprint(request: Request, session: Session, context: dict[str, Any]) -> str:
-    """An ETag for the list as it would be rendered: the data shown, who asks (and for what),
-    and the shop's date (times read "14:05" today, "23/11 14:05" after). A new version's
-    markup reaches a page when it reloads (its script goes with it)."""
-    settings = _service(request).rules.current.settings
-    today = _service(request).clock().astimezone(settings.timezone).date()
+    """An ETag for the list as it would be rendered: the data shown (each row's key holds its
+    records, its badge and the shop's date), who asks (and for what). A new version's markup
+    reaches a page when it reloads (its script goes with it)."""
     parts = (
         session.user,
         session.owner,
         session.csrf,
         str(request.url.query),
-        today,
-        context["rows"],
+        context["row_keys"],
         context["counts"],
         context["filters"],
         context["more"],
-        context["failed_phones"],
+        context["first"],
     )
     return '"' + hashlib.sha256(repr(parts).encode()).hexdigest()[:32] + '"'
 
@@ -168,7 +208,8 @@ async def inbox(request: Request, session: Session) -> Response:
             if found.conversations:
                 phone = found.conversations[0].phone
                 return RedirectResponse(f"/admin/conversations/{phone}", status_code=303)
-    return _render(request, session, "inbox.html", **await _inbox(request, session))
+    context = _with_markup(request, await _inbox(request, session))
+    return _render(request, session, "inbox.html", **context)
 
 
 async def inbox_partial(request: Request, session: Session) -> Response:
@@ -179,7 +220,7 @@ async def inbox_partial(request: Request, session: Session) -> Response:
     headers = {"ETag": etag, "Cache-Control": "private, no-cache"}
     if request.headers.get("if-none-match") == etag:
         return Response(status_code=304, headers=headers)
-    response = _render(request, session, "_inbox_live.html", **context)
+    response = _render(request, session, "_inbox_live.html", **_with_markup(request, context))
     response.headers.update(headers)
     return response
 
