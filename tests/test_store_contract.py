@@ -1376,8 +1376,9 @@ async def test_a_text_with_a_nul_character_is_stored(store: Store, clock: Clock)
 
 
 async def test_export_pages_conversations_and_messages_by_key(store: Store, clock: Clock) -> None:
-    """What `responder export` streams: conversations in phone order and each one's messages
-    in id order, a page at a time after the last key seen (never an OFFSET)."""
+    """What `responder export` streams: conversations in phone order, and the messages of a
+    range of numbers in (number, id) order, a page at a time after the last key seen (never an
+    OFFSET)."""
     phones = [f"58412{i:07d}" for i in (3, 1, 2)]
     for phone in phones:
         for n in range(3):
@@ -1390,13 +1391,20 @@ async def test_export_pages_conversations_and_messages_by_key(store: Store, cloc
         seen += [c.phone for c in page]
         after = page[-1].phone
     assert seen == sorted(phones)
+    first, second, third = sorted(phones)
+    keys: list[tuple[str, int]] = []
     texts: list[str] = []
-    last = 0
-    while batch := await store.messages_after(phones[0], last, 4):
+    key = (first, 0)
+    while batch := await store.messages_after(key, second, 4):
+        keys += [(m.phone, m.id) for m in batch]
         texts += [m.text for m in batch]
-        assert all(m.phone == phones[0] for m in batch)
-        last = batch[-1].id
-    assert texts == [t for n in range(3) for t in (f"hola {n}", f"respuesta {n}")]
+        key = keys[-1]
+    assert keys == sorted(keys) and len(keys) == 12
+    assert {phone for phone, _ in keys} == {first, second}  # never past `last`
+    assert texts == 2 * [t for n in range(3) for t in (f"hola {n}", f"respuesta {n}")]
+    assert [m.phone for m in await store.messages_after((second, keys[-1][1]), third, 4)] == [
+        third
+    ] * 4
 
 
 # -- privacy: forgetting a person, retention (DESIGN §13) -----------------------------------------

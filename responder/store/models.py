@@ -120,10 +120,17 @@ class Message:
     author: str | None = None  # the person who wrote it; None for the bot and the CLI
 
     def as_json(self) -> dict[str, Any]:
-        return _json_ready(self)
+        # Every field is a plain value: read them as they are, not through asdict's deep
+        # copies (three quarters of an export's time went there).
+        values = {name: getattr(self, name) for name in MESSAGE_FIELDS}
+        for name in MESSAGE_MOMENTS:
+            if values[name] is not None:
+                values[name] = to_iso(values[name])
+        return values
 
 
 MESSAGE_FIELDS = tuple(f.name for f in fields(Message))
+MESSAGE_MOMENTS = tuple(f.name for f in fields(Message) if str(f.type).startswith("datetime"))
 
 
 @dataclass(frozen=True)

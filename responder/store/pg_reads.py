@@ -164,13 +164,14 @@ class PgReads(PgBase):
         )
         return [conversation(row) for row in rows]
 
-    async def messages_after(self, phone: str, after: int, limit: int) -> list[Message]:
-        """Up to `limit` of `phone`'s messages with an id above `after`, oldest first."""
+    async def messages_after(self, after: tuple[str, int], last: str, limit: int) -> list[Message]:
+        """Up to `limit` messages after the key `after` (number, id) and of numbers up to
+        `last`, in key order: one keyset page over many conversations at once."""
         rows = await self._fetch(
-            f"SELECT {MESSAGE_COLUMNS} FROM messages WHERE phone = $1 AND id > $2 "
-            "ORDER BY id LIMIT $3",
-            phone,
-            after,
+            f"SELECT {MESSAGE_COLUMNS} FROM messages WHERE (phone, id) > ($1, $2) "
+            "AND phone <= $3 ORDER BY phone, id LIMIT $4",
+            *after,
+            last,
             limit,
         )
         return [message(row) for row in rows]

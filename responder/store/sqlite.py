@@ -1131,12 +1131,13 @@ class SQLiteStore(
         )
         return [self._conversation(row) for row in rows]
 
-    async def messages_after(self, phone: str, after: int, limit: int) -> list[Message]:
-        """Up to `limit` of `phone`'s messages with an id above `after`, oldest first."""
+    async def messages_after(self, after: tuple[str, int], last: str, limit: int) -> list[Message]:
+        """Up to `limit` messages after the key `after` (number, id) and of numbers up to
+        `last`, in key order: one keyset page over many conversations at once."""
         rows = await self.reader.execute_fetchall(
-            f"SELECT {MESSAGE_COLUMNS} FROM messages WHERE phone = ? AND id > ? "
-            "ORDER BY id LIMIT ?",
-            (phone, after, limit),
+            f"SELECT {MESSAGE_COLUMNS} FROM messages WHERE (phone, id) > (?, ?) "
+            "AND phone <= ? ORDER BY phone, id LIMIT ?",
+            (*after, last, limit),
         )
         return [_message(row) for row in rows]
 
