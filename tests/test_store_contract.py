@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from dataclasses import replace
 from datetime import datetime, timedelta
 from functools import partial
 from pathlib import Path
@@ -22,6 +23,7 @@ from responder.store import Store, make_store
 from responder.store.models import (
     UNASSIGNED,
     AuditEvent,
+    FlowTimeout,
     InboundJob,
     InboundResult,
     MessageStateError,
@@ -285,7 +287,7 @@ async def test_decisions_see_recent_auto_replies_from_the_database(
     timeout = Decision(
         "pedido", (Reply("se acabó el tiempo", 1, "sandbox"),), "t", flow_changed=True
     )
-    assert await second.apply_decision(ANA, timeout, flow)
+    assert await second.apply_decisions([FlowTimeout(ANA, timeout, flow)])
     clock.advance(60)
     seen: list[Contact] = []
 
@@ -1058,9 +1060,12 @@ async def test_a_flow_timeout_applies_only_to_the_flow_it_expected(
     assert (waiting.phone, waiting.flow) == (ANA, flow)
     stale = FlowState("pedido", 0, 0, clock())
     timeout = Decision("pedido", (Reply("adiós", 1, "sandbox"),), "t", flow_changed=True)
-    assert await store.apply_decision(ANA, timeout, stale) == []
+    assert await store.apply_decisions([FlowTimeout(ANA, timeout, stale)]) == []
     clock.advance(600)
-    [reply_id] = await store.apply_decision(ANA, timeout, flow)
+    # A contact that is gone (forgotten meanwhile) is skipped, not the whole batch.
+    [reply_id] = await store.apply_decisions(
+        [FlowTimeout(LUIS, timeout, flow), FlowTimeout(ANA, timeout, flow)]
+    )
     assert await store.contacts_in_flows() == []
     last = (await store.messages(ANA))[-1]
     assert (last.id, last.text, last.origin, last.rule, last.status) == (
@@ -1072,7 +1077,38 @@ async def test_a_flow_timeout_applies_only_to_the_flow_it_expected(
     )
     assert (await store.conversation(ANA)).last_message_at == clock()
     with pytest.raises(UnknownContactError):
-        await store.apply_decision(LUIS, timeout, None)
+        await store.conversation(LUIS)
+
+
+async def test_flow_timeouts_end_many_flows_in_one_batch(store: Store, clock: Clock) -> None:
+    """The sweep's batch: each contact's own reply (or none), flow cleared, in one commit;
+    a contact whose flow moved on meanwhile is left as it is."""
+    phones = [f"58412{i:07d}" for i in range(1, 8)]
+    flow = FlowState("pedido", 1, 0, clock())
+    for phone in phones:
+        await inbound(
+            store, clock, phone, "pedido", answer("¿talla?", flow=flow, flow_changed=True)
+        )
+    clock.advance(600)
+    ended = Decision("pedido", (), "t", flow_changed=True)
+    timeouts = [
+        FlowTimeout(
+            phone,
+            replace(ended, replies=(Reply(f"adiós {n}", 1, "sandbox"),) * (n % 3)),
+            flow if n != 3 else FlowState("otro", 0, 0, clock()),
+        )
+        for n, phone in enumerate(phones)
+    ]
+    ids = await store.apply_decisions(timeouts)
+    assert len(ids) == sum(n % 3 for n in range(7) if n != 3) == 6
+    assert ids == sorted(ids) and len(set(ids)) == 6
+    assert [c.phone for c in await store.contacts_in_flows()] == [phones[3]]
+    for n, phone in enumerate(phones):
+        texts = [m.text for m in await store.messages(phone)]
+        assert texts[2:] == ([] if n == 3 else [f"adiós {n}"] * (n % 3)), (n, texts)
+    sent = [m for p in phones for m in await store.messages(p) if m.text.startswith("adiós")]
+    assert {m.id for m in sent} == set(ids)
+    assert {(m.status, m.origin, m.rule) for m in sent} == {("queued", "auto", "pedido")}
 
 
 # -- conversations, search, counts, messages ------------------------------------------------------

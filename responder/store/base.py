@@ -12,7 +12,7 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from responder.budget import Overrun, OverrunRecord
-from responder.engine import Contact, Decision, FlowState, Reply
+from responder.engine import Contact, Reply
 from responder.store.broadcast_models import (
     Broadcast,
     BroadcastStatus,
@@ -30,6 +30,7 @@ from responder.store.models import (
     Conversation,
     ConversationKey,
     ConversationStatus,
+    FlowTimeout,
     Forgotten,
     ImportCounts,
     ImportRow,
@@ -111,9 +112,7 @@ class Store(Protocol):
         author: str | None = None,
     ) -> list[Message]: ...
     async def contacts_in_flows(self) -> list[Contact]: ...
-    async def apply_decision(
-        self, phone: str, decision: Decision, expected_flow: FlowState | None
-    ) -> list[int]: ...
+    async def apply_decisions(self, timeouts: Sequence[FlowTimeout]) -> list[int]: ...
     async def release_expired(self, at_most_once: bool = False) -> int: ...
     async def release_own(self, at_most_once: bool = False) -> int: ...
     async def renew_leases(self, ids: Sequence[int]) -> None: ...

@@ -7,7 +7,7 @@ from dataclasses import asdict, dataclass, field, fields
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from responder.engine import Contact, Decision, InboundMessage
+from responder.engine import Contact, Decision, FlowState, InboundMessage
 
 Direction = Literal["in", "out"]
 # 'unconfirmed': the provider answered the send in words that could not be read, so the
@@ -224,6 +224,15 @@ class InboundJob:
     dedupe_window: float = 0.0
     # How far back `decide` needs the contact's auto-replies (the limits' longest window).
     history_window: float = 0.0
+
+
+@dataclass(frozen=True)
+class FlowTimeout:
+    """A decision no inbound message caused (the flow `expected` timing out) for `phone`."""
+
+    phone: str
+    decision: Decision
+    expected: FlowState | None
 
 
 @dataclass(frozen=True)
