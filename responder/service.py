@@ -75,7 +75,7 @@ GC_YOUNG = 2000
 # The retention sweep: how often, and how many messages each of its transactions touches.
 RETENTION_EVERY = 86400.0
 RETENTION_BATCH = 500
-FLOW_BATCH = 500  # overdue flows ended in one transaction by the flow sweep
+FLOW_BATCH = 200  # contacts in flows the flow sweep reads, decides and ends in one transaction
 FOLD_COUNTS_EVERY = 5.0  # seconds between folds of PostgreSQL's dashboard count changes
 # A customer's message answers a broadcast when the number's last outbound message before it
 # was that broadcast's, at most this long before.
@@ -532,15 +532,15 @@ class Service:
 
     async def expire_flows(self) -> int:
         """Ends flows whose answer is overdue, sending their timeout_reply; returns how many.
-        They are ended FLOW_BATCH to a transaction, with a pause for the event loop between
-        (SQLite's writer runs on it: thousands of flows ended at once after a long stop, one
-        transaction each, held every webhook back; 26,219 of them took 28.5 s of the loop)."""
+        A page of FLOW_BATCH waiting contacts at a time: read, decided, its overdue flows ended
+        in one transaction, then a pause for the event loop (SQLite's writer runs on it). One
+        transaction per flow took 28.5 s of the loop for 26,219 flows after a long stop."""
         rules, now = self.rules.current, self.clock()
         ended = 0
-        waiting = await self.store.contacts_in_flows()
-        for start in range(0, len(waiting), FLOW_BATCH):
+        after = ""
+        while waiting := await self.store.contacts_in_flows(after, FLOW_BATCH):
             batch: list[FlowTimeout] = []
-            for contact in waiting[start : start + FLOW_BATCH]:
+            for contact in waiting:
                 with self.budget.message():
                     decision = engine.expire_flow(rules, contact, now)
                 if decision is not None:
@@ -548,6 +548,7 @@ class Service:
             if batch:
                 await self.store.apply_decisions(batch)
                 ended += len(batch)
+            after = waiting[-1].phone
             await asyncio.sleep(0)
         await self._save_overruns()
         return ended

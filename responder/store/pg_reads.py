@@ -84,9 +84,15 @@ PREVIEW_DEPTH = 200  # messages of a number the inbox looks back through for its
 class PgReads(PgBase):
     """What the inbox, the API, exports and the dashboard read."""
 
-    async def contacts_in_flows(self) -> list[Contact]:
-        """Contacts a flow is waiting on (for its timeout)."""
-        rows = await self._fetch(f"SELECT {CONTACT_COLUMNS} FROM contacts WHERE flow IS NOT NULL")
+    async def contacts_in_flows(self, after: str = "", limit: int = 2**62) -> list[Contact]:
+        """Up to `limit` contacts a flow is waiting on (for its timeout), in number order after
+        `after`: a keyset page."""
+        rows = await self._fetch(
+            f"SELECT {CONTACT_COLUMNS} FROM contacts WHERE flow IS NOT NULL AND phone > $1 "
+            "ORDER BY phone LIMIT $2",
+            after,
+            limit,
+        )
         return [ContactState.from_row(row).as_contact() for row in rows]
 
     async def conversation(self, phone: str) -> Conversation:

@@ -1252,10 +1252,13 @@ class SQLiteStore(
         self.on_outbox()
         return queued
 
-    async def contacts_in_flows(self) -> list[Contact]:
-        """Contacts a flow is waiting on (for its timeout)."""
+    async def contacts_in_flows(self, after: str = "", limit: int = MAX_ID) -> list[Contact]:
+        """Up to `limit` contacts a flow is waiting on (for its timeout), in number order after
+        `after`: a keyset page."""
         rows = await self.reader.execute_fetchall(
-            f"SELECT {CONTACT_COLUMNS} FROM contacts WHERE flow IS NOT NULL"
+            f"SELECT {CONTACT_COLUMNS} FROM contacts WHERE flow IS NOT NULL AND phone > ? "
+            "ORDER BY phone LIMIT ?",
+            (after, limit),
         )
         return [_ContactRow.from_row(row).as_contact() for row in rows]
 
