@@ -725,11 +725,11 @@ def measure_main(args: argparse.Namespace) -> int:
             f"busiest {facts['busy']} ({facts['busy_count']:,} messages)",
             flush=True,
         )
-        starts, cpu = [], []
+        starts, start_cpu = [], []
         for _ in range(args.starts):
             served = serve(url, work)
             starts.append(served.started_in)
-            cpu.append(served.started_cpu)
+            start_cpu.append(served.started_cpu)
             served.stop()
             served = None
         served = serve(url, work)
@@ -740,7 +740,7 @@ def measure_main(args: argparse.Namespace) -> int:
         print(
             f"  start-up to the first /healthz 200: median {statistics.median(starts):.2f} s "
             f"of {args.starts} ({', '.join(f'{s:.2f}' for s in starts)}); the server's CPU "
-            f"by then: median {statistics.median(cpu):.2f} s",
+            f"by then: median {statistics.median(start_cpu):.2f} s",
             flush=True,
         )
         timings = time_requests(served, facts, args.repeat, args.only)
@@ -777,6 +777,7 @@ def measure_main(args: argparse.Namespace) -> int:
                         "export_s": export_s,
                         "export_rss_mib": export_rss,
                         "starts": starts,
+                        "start_cpu": start_cpu,
                     },
                     indent=1,
                 )
