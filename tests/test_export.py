@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import json
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta, timezone
 from itertools import pairwise
 from pathlib import Path
 from typing import Any
@@ -15,7 +16,7 @@ import pytest
 from responder import export
 from responder.engine import Contact, Decision, InboundMessage, Reply
 from responder.store import Store, make_store
-from responder.store.models import InboundJob, _json_ready
+from responder.store.models import InboundJob, _json_ready, to_iso
 from tests.conftest import Clock
 
 BUSY = "584120000002"
@@ -111,3 +112,18 @@ async def test_a_message_as_json_is_every_field_with_moments_in_iso(
     for message in await store.messages(BUSY):
         assert message.as_json() == _json_ready(message)
         assert list(message.as_json()) == list(_json_ready(message))
+
+
+@pytest.mark.parametrize(
+    ("moment", "written"),
+    [
+        (datetime(2026, 11, 23, 14, 0, tzinfo=UTC), "2026-11-23T14:00:00.000000Z"),
+        (
+            datetime(2026, 1, 1, 20, 30, 5, 7, tzinfo=timezone(timedelta(hours=-4))),
+            "2026-01-02T00:30:05.000007Z",
+        ),
+        (datetime(1970, 1, 1, tzinfo=UTC), "1970-01-01T00:00:00.000000Z"),
+    ],
+)
+def test_moments_are_written_in_utc_with_a_fixed_width(moment: datetime, written: str) -> None:
+    assert to_iso(moment) == written

@@ -47,8 +47,10 @@ OUTBOUND_STATUSES: tuple[MessageStatus, ...] = (
 
 
 def to_iso(moment: datetime) -> str:
-    """UTC ISO 8601 with a fixed width: how the API and exports write every moment."""
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    """UTC ISO 8601 with a fixed width: how the API and exports write every moment
+    (`2026-11-23T14:00:00.000000Z`; isoformat: several times faster than strftime)."""
+    utc = moment if moment.tzinfo is UTC else moment.astimezone(UTC)
+    return utc.isoformat(timespec="microseconds")[:26] + "Z"
 
 
 def _json_ready(record: Any) -> dict[str, Any]:

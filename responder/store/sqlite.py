@@ -238,8 +238,11 @@ def _flow_from_json(value: str | None) -> FlowState | None:
     return FlowState(data["name"], data["step"], data["retries"], moment(data["since"]))
 
 
+_MESSAGE_NAMES = tuple(MESSAGE_COLUMNS.split(", "))
+
+
 def _message(row: sqlite3.Row) -> Message:
-    values = dict(zip(MESSAGE_COLUMNS.split(", "), row))
+    values = dict(zip(_MESSAGE_NAMES, row))
     for key in ("created_at", "updated_at", "send_at"):
         values[key] = maybe_moment(values[key])
     return Message(**values)
