@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from responder import service as service_module
 from responder.budget import Overrun, Owner
 from responder.config import Settings
 from responder.engine import Contact, Decision, FlowState, InboundMessage, Reply
@@ -1109,6 +1110,55 @@ async def test_flow_timeouts_end_many_flows_in_one_batch(store: Store, clock: Cl
     sent = [m for p in phones for m in await store.messages(p) if m.text.startswith("adiós")]
     assert {m.id for m in sent} == set(ids)
     assert {(m.status, m.origin, m.rule) for m in sent} == {("queued", "auto", "pedido")}
+
+
+SWEPT_FLOW = """
+rules:
+  - name: otro
+    fallback: true
+    reply: "No entendi."
+flows:
+  encuesta:
+    trigger: {keywords: [encuesta]}
+    timeout: 1h
+    timeout_reply: "Se acabo el tiempo."
+    steps:
+      - ask: "Del 1 al 5?"
+        save: puntaje
+"""
+
+
+async def test_the_flow_sweep_ends_every_overdue_flow_a_page_at_a_time(
+    backend: str,
+    make_settings: Callable[..., Settings],
+    workdir: Path,
+    clock: Clock,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Pages of 2 waiting contacts, each page's flows ended in one transaction: every overdue
+    flow ends once with its timeout reply queued; one still within its hour stays."""
+    monkeypatch.setattr(service_module, "FLOW_BATCH", 2)
+    (workdir / "rules.yaml").write_text(SWEPT_FLOW, encoding="utf-8")
+    service = Service(make_settings(backend=backend), clock=clock)
+    await service.open()
+    try:
+        phones = [f"58412{i:07d}" for i in range(5)]
+        for phone in phones:
+            await service.receive(InboundMessage(phone, "encuesta", clock()))
+        clock.advance(2 * 3600)
+        await service.receive(InboundMessage(LUIS, "encuesta", clock()))
+        assert await service.expire_flows() == 5
+        assert [c.phone for c in await service.store.contacts_in_flows()] == [LUIS]
+        for phone in phones:
+            last = (await service.store.messages(phone))[-1]
+            assert (last.text, last.status, last.rule) == (
+                "Se acabo el tiempo.",
+                "queued",
+                "flow:encuesta",
+            )
+        assert await service.expire_flows() == 0
+    finally:
+        await service.close()
 
 
 # -- conversations, search, counts, messages ------------------------------------------------------
