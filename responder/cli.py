@@ -4,11 +4,8 @@ backup, restore, migrate-to, users, forget, contacts, broadcast."""
 from __future__ import annotations
 
 import asyncio
-import csv
-import json
 import logging
 import sys
-from collections.abc import Callable
 from datetime import datetime, timedelta, tzinfo
 from pathlib import Path
 from typing import Any, TypeVar
@@ -28,6 +25,7 @@ from responder.commands.migrate_to import migrate_to
 from responder.commands.privacy import forget
 from responder.commands.users import users
 from responder.config import Settings, StartupError
+from responder.export import export_to
 from responder.moments import SEND_HORIZON, SIMULATE_HORIZON, BadMoment, parse_moment
 from responder.phone import InvalidPhoneNumber, normalize_phone
 from responder.providers.base import ProviderError
@@ -35,7 +33,7 @@ from responder.rules.model import Rule, RulesSettings
 from responder.rules.schema import load_rules
 from responder.service import Service
 from responder.store import is_postgres, make_store
-from responder.store.models import MESSAGE_FIELDS, OptedOutError, StoreUnavailable
+from responder.store.models import OptedOutError, StoreUnavailable
 
 T = TypeVar("T")
 
@@ -69,8 +67,9 @@ def serve(host: str, port: int) -> None:
         asyncio.run(_probe_database(settings))
     except StartupError as err:
         raise click.ClickException(str(err)) from None
-    # No access log: webhook paths carry the secret token.
-    uvicorn.run(app, host=host, port=port, access_log=False, log_level="info")
+    # No access log: webhook paths carry the secret token. No WebSocket routes: without
+    # ws="none" uvicorn loads its WebSocket protocol at every start (20 ms).
+    uvicorn.run(app, host=host, port=port, access_log=False, log_level="info", ws="none")
 
 
 def mask(secret: str) -> str:
@@ -293,7 +292,7 @@ def export(fmt: str) -> None:
 
     async def work(service: Service) -> None:
         if sys.stdout.isatty() or not sys.stderr.isatty():
-            await export_to(service, fmt, sys.stdout)
+            await export_to(service.store, fmt, sys.stdout)
             return
         # Only when the data goes to a file or a pipe and standard error is a terminal (click
         # would print its label elsewhere): never into the data, never between its lines.
@@ -301,53 +300,10 @@ def export(fmt: str) -> None:
         with click.progressbar(
             length=total, label="Exporting", file=sys.stderr, show_pos=True
         ) as bar:
-            await export_to(service, fmt, sys.stdout, bar.update)
+            await export_to(service.store, fmt, sys.stdout, bar.update)
         sys.stdout.flush()
 
     _with_service(work)
-
-
-EXPORT_PAGE = 500  # conversations, or messages of one conversation, read at a time
-
-
-async def export_to(
-    service: Service, fmt: str, out: Any, progress: Callable[[int], None] = lambda _: None
-) -> None:
-    """Writes the export to `out`, reading keyset pages (conversations by number, a number's
-    messages by id): memory stays flat whatever the size of the database or of one
-    conversation. `progress` hears how many messages each page wrote."""
-    writer = csv.writer(out)
-    if fmt == "csv":
-        writer.writerow([*MESSAGE_FIELDS, "mode", "opted_out", "contact_fields"])
-    last_phone = ""
-    while conversations := await service.store.conversations_after(last_phone, EXPORT_PAGE):
-        for conversation in conversations:
-            c = conversation.as_json()
-            fields = json.dumps(c["fields"], ensure_ascii=False)
-            if fmt == "jsonl":
-                # The line is written a page at a time: '{...conversation, "messages": [' ...
-                head = json.dumps({**c, "messages": []}, ensure_ascii=False)
-                out.write(head[: -len("]}")])
-            first, after = True, 0
-            while page := await service.store.messages_after(
-                conversation.phone, after, EXPORT_PAGE
-            ):
-                for m in page:
-                    values = m.as_json()
-                    if fmt == "jsonl":
-                        out.write(("" if first else ", ") + json.dumps(values, ensure_ascii=False))
-                        first = False
-                    else:
-                        writer.writerow([*values.values(), c["mode"], c["opted_out"], fields])
-                after = page[-1].id
-                progress(len(page))
-                if len(page) < EXPORT_PAGE:
-                    break
-            if fmt == "jsonl":
-                out.write("]}\n")
-        last_phone = conversations[-1].phone
-        if len(conversations) < EXPORT_PAGE:
-            break
 
 
 main.add_command(backup)

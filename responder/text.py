@@ -31,13 +31,20 @@ __all__ = [
 
 _KEYWORD_PUNCTUATION = "¿¡?!.,;:"
 
-# Every code point with a non-zero canonical combining class (accents, tildes, cedillas...).
-# Those all live in planes 0-1 (a test checks the full range), so scanning only those
-# planes keeps import fast. Variation selectors and emoji modifiers have class 0 and stay.
-_COMBINING_MARKS = [cp for cp in range(0x20000) if unicodedata.combining(chr(cp))]
 
-_NORMALIZE_TABLE: dict[int, str | None] = dict.fromkeys(_COMBINING_MARKS)
-_NORMALIZE_TABLE.update({ord(char): " " for char in _KEYWORD_PUNCTUATION})
+class _FoldTable(dict[int, str | int | None]):
+    """normalize's table for str.translate: keyword punctuation becomes a space and every code
+    point with a non-zero canonical combining class (accents, tildes, cedillas...) is dropped.
+    A code point is looked up the first time it is seen, not all of them at import (that scan
+    was 12 ms of every start). Variation selectors and emoji modifiers have class 0 and stay."""
+
+    def __missing__(self, cp: int) -> int | None:
+        kept = None if unicodedata.combining(chr(cp)) else cp
+        self[cp] = kept
+        return kept
+
+
+_NORMALIZE_TABLE = _FoldTable({ord(char): " " for char in _KEYWORD_PUNCTUATION})
 
 
 def normalize(text: str) -> str:

@@ -17,7 +17,8 @@ import asyncpg
 import pytest
 
 from responder.clock import SystemClock
-from responder.store.pg_schema import described, scrubbed, shown_url
+from responder.store import shown_url
+from responder.store.pg_schema import described, scrubbed
 from responder.store.postgres import PostgresStore
 
 T = TypeVar("T")

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from responder import cli
+from responder import export
 from responder.cli import main
 from tests.conftest import WEBHOOK_TOKEN, massiva_env, massms_env
 from tests.fakes.massiva import FakeMassiva
@@ -161,9 +161,11 @@ def test_serve_with_an_unusable_database_is_one_line(
 def test_export_streams_pages_and_keeps_every_message(
     run: Callable[..., tuple[int, str]], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Pages of 2 (conversations, and one conversation's messages) still give every message
-    once, in order, each conversation on one JSON line; no progress bar off a terminal."""
-    monkeypatch.setattr(cli, "EXPORT_PAGE", 2)
+    """Pages of 2 (conversations, and messages of one conversation or of several) still give
+    every message once, in order, each conversation on one JSON line; no progress bar off a
+    terminal."""
+    monkeypatch.setattr(export, "CONVERSATION_PAGE", 2)
+    monkeypatch.setattr(export, "MESSAGE_PAGE", 2)
     phones = ["04121000001", "04121000002", "04121000003"]
     for n in range(5):
         assert run("send", phones[0], f"mensaje {n}")[0] == 0

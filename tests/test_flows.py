@@ -11,6 +11,7 @@ import pytest
 
 from responder import engine
 from responder.rules.schema import load_rules
+from responder.store.models import FlowTimeout
 from tests import loopback
 from tests.conftest import MONDAY_10AM, Clock, RunningApp
 
@@ -224,6 +225,6 @@ def test_an_answer_that_beats_the_timeout_sweep_is_kept(app: RunningApp, clock: 
     send(app, "encuesta")  # starts again before the sweep writes: a fresh step is waiting
     decision = engine.expire_flow(app.service.rules.current, waiting, clock())
     assert decision is not None
-    apply = store.apply_decision(PHONE, decision, waiting.flow)
+    apply = store.apply_decisions([FlowTimeout(PHONE, decision, waiting.flow)])
     assert asyncio.run_coroutine_threadsafe(apply, loop).result(5) == []
     assert send(app, "4") == ["¿Algun comentario?"]  # the new flow was not cleared

@@ -18,9 +18,10 @@ from click.testing import CliRunner
 
 from responder.cli import main
 from responder.engine import Decision, InboundMessage, Reply
+from responder.store import shown_url
 from responder.store.models import InboundJob, StoreUnavailable
 from responder.store.pg_rows import phone_lock_keys
-from responder.store.pg_schema import shown_url, unavailable
+from responder.store.pg_schema import unavailable
 from responder.store.postgres import PostgresStore
 from responder.store.sqlite import SQLiteStore
 from tests.conftest import WEBHOOK_TOKEN, Clock

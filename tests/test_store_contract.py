@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from dataclasses import replace
 from datetime import datetime, timedelta
 from functools import partial
 from pathlib import Path
@@ -13,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from responder import service as service_module
 from responder.budget import Overrun, Owner
 from responder.config import Settings
 from responder.engine import Contact, Decision, FlowState, InboundMessage, Reply
@@ -22,6 +24,7 @@ from responder.store import Store, make_store
 from responder.store.models import (
     UNASSIGNED,
     AuditEvent,
+    FlowTimeout,
     InboundJob,
     InboundResult,
     MessageStateError,
@@ -285,7 +288,7 @@ async def test_decisions_see_recent_auto_replies_from_the_database(
     timeout = Decision(
         "pedido", (Reply("se acabó el tiempo", 1, "sandbox"),), "t", flow_changed=True
     )
-    assert await second.apply_decision(ANA, timeout, flow)
+    assert await second.apply_decisions([FlowTimeout(ANA, timeout, flow)])
     clock.advance(60)
     seen: list[Contact] = []
 
@@ -1058,9 +1061,12 @@ async def test_a_flow_timeout_applies_only_to_the_flow_it_expected(
     assert (waiting.phone, waiting.flow) == (ANA, flow)
     stale = FlowState("pedido", 0, 0, clock())
     timeout = Decision("pedido", (Reply("adiós", 1, "sandbox"),), "t", flow_changed=True)
-    assert await store.apply_decision(ANA, timeout, stale) == []
+    assert await store.apply_decisions([FlowTimeout(ANA, timeout, stale)]) == []
     clock.advance(600)
-    [reply_id] = await store.apply_decision(ANA, timeout, flow)
+    # A contact that is gone (forgotten meanwhile) is skipped, not the whole batch.
+    [reply_id] = await store.apply_decisions(
+        [FlowTimeout(LUIS, timeout, flow), FlowTimeout(ANA, timeout, flow)]
+    )
     assert await store.contacts_in_flows() == []
     last = (await store.messages(ANA))[-1]
     assert (last.id, last.text, last.origin, last.rule, last.status) == (
@@ -1072,7 +1078,87 @@ async def test_a_flow_timeout_applies_only_to_the_flow_it_expected(
     )
     assert (await store.conversation(ANA)).last_message_at == clock()
     with pytest.raises(UnknownContactError):
-        await store.apply_decision(LUIS, timeout, None)
+        await store.conversation(LUIS)
+
+
+async def test_flow_timeouts_end_many_flows_in_one_batch(store: Store, clock: Clock) -> None:
+    """The sweep's batch: each contact's own reply (or none), flow cleared, in one commit;
+    a contact whose flow moved on meanwhile is left as it is."""
+    phones = [f"58412{i:07d}" for i in range(1, 8)]
+    flow = FlowState("pedido", 1, 0, clock())
+    for phone in phones:
+        await inbound(
+            store, clock, phone, "pedido", answer("¿talla?", flow=flow, flow_changed=True)
+        )
+    clock.advance(600)
+    ended = Decision("pedido", (), "t", flow_changed=True)
+    timeouts = [
+        FlowTimeout(
+            phone,
+            replace(ended, replies=(Reply(f"adiós {n}", 1, "sandbox"),) * (n % 3)),
+            flow if n != 3 else FlowState("otro", 0, 0, clock()),
+        )
+        for n, phone in enumerate(phones)
+    ]
+    ids = await store.apply_decisions(timeouts)
+    assert len(ids) == sum(n % 3 for n in range(7) if n != 3) == 6
+    assert ids == sorted(ids) and len(set(ids)) == 6
+    assert [c.phone for c in await store.contacts_in_flows()] == [phones[3]]
+    for n, phone in enumerate(phones):
+        texts = [m.text for m in await store.messages(phone)]
+        assert texts[2:] == ([] if n == 3 else [f"adiós {n}"] * (n % 3)), (n, texts)
+    sent = [m for p in phones for m in await store.messages(p) if m.text.startswith("adiós")]
+    assert {m.id for m in sent} == set(ids)
+    assert {(m.status, m.origin, m.rule) for m in sent} == {("queued", "auto", "pedido")}
+
+
+SWEPT_FLOW = """
+rules:
+  - name: otro
+    fallback: true
+    reply: "No entendi."
+flows:
+  encuesta:
+    trigger: {keywords: [encuesta]}
+    timeout: 1h
+    timeout_reply: "Se acabo el tiempo."
+    steps:
+      - ask: "Del 1 al 5?"
+        save: puntaje
+"""
+
+
+async def test_the_flow_sweep_ends_every_overdue_flow_a_page_at_a_time(
+    backend: str,
+    make_settings: Callable[..., Settings],
+    workdir: Path,
+    clock: Clock,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Pages of 2 waiting contacts, each page's flows ended in one transaction: every overdue
+    flow ends once with its timeout reply queued; one still within its hour stays."""
+    monkeypatch.setattr(service_module, "FLOW_BATCH", 2)
+    (workdir / "rules.yaml").write_text(SWEPT_FLOW, encoding="utf-8")
+    service = Service(make_settings(backend=backend), clock=clock)
+    await service.open()
+    try:
+        phones = [f"58412{i:07d}" for i in range(5)]
+        for phone in phones:
+            await service.receive(InboundMessage(phone, "encuesta", clock()))
+        clock.advance(2 * 3600)
+        await service.receive(InboundMessage(LUIS, "encuesta", clock()))
+        assert await service.expire_flows() == 5
+        assert [c.phone for c in await service.store.contacts_in_flows()] == [LUIS]
+        for phone in phones:
+            last = (await service.store.messages(phone))[-1]
+            assert (last.text, last.status, last.rule) == (
+                "Se acabo el tiempo.",
+                "queued",
+                "flow:encuesta",
+            )
+        assert await service.expire_flows() == 0
+    finally:
+        await service.close()
 
 
 # -- conversations, search, counts, messages ------------------------------------------------------
@@ -1376,8 +1462,9 @@ async def test_a_text_with_a_nul_character_is_stored(store: Store, clock: Clock)
 
 
 async def test_export_pages_conversations_and_messages_by_key(store: Store, clock: Clock) -> None:
-    """What `responder export` streams: conversations in phone order and each one's messages
-    in id order, a page at a time after the last key seen (never an OFFSET)."""
+    """What `responder export` streams: conversations in phone order, and the messages of a
+    range of numbers in (number, id) order, a page at a time after the last key seen (never an
+    OFFSET)."""
     phones = [f"58412{i:07d}" for i in (3, 1, 2)]
     for phone in phones:
         for n in range(3):
@@ -1390,13 +1477,20 @@ async def test_export_pages_conversations_and_messages_by_key(store: Store, cloc
         seen += [c.phone for c in page]
         after = page[-1].phone
     assert seen == sorted(phones)
+    first, second, third = sorted(phones)
+    keys: list[tuple[str, int]] = []
     texts: list[str] = []
-    last = 0
-    while batch := await store.messages_after(phones[0], last, 4):
+    key = (first, 0)
+    while batch := await store.messages_after(key, second, 4):
+        keys += [(m.phone, m.id) for m in batch]
         texts += [m.text for m in batch]
-        assert all(m.phone == phones[0] for m in batch)
-        last = batch[-1].id
-    assert texts == [t for n in range(3) for t in (f"hola {n}", f"respuesta {n}")]
+        key = keys[-1]
+    assert keys == sorted(keys) and len(keys) == 12
+    assert {phone for phone, _ in keys} == {first, second}  # never past `last`
+    assert texts == 2 * [t for n in range(3) for t in (f"hola {n}", f"respuesta {n}")]
+    assert [m.phone for m in await store.messages_after((second, keys[-1][1]), third, 4)] == [
+        third
+    ] * 4
 
 
 # -- privacy: forgetting a person, retention (DESIGN §13) -----------------------------------------

@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 
 from responder import text as text_module
 from responder.text import (
+    _NORMALIZE_TABLE,
     GSM7_BASIC,
     GSM7_EXTENDED,
     UnsendableText,
@@ -110,10 +111,15 @@ def test_normalize_is_idempotent_on_every_code_point() -> None:
         assert normalize(once) == once, hex(code_point)
 
 
-def test_combining_mark_table_covers_all_planes() -> None:
-    # normalize only scans planes 0-1 for combining marks at import; prove none live elsewhere.
-    beyond = [cp for cp in range(0x20000, sys.maxunicode + 1) if unicodedata.combining(chr(cp))]
-    assert beyond == []
+def test_every_combining_mark_is_dropped_and_nothing_else() -> None:
+    # normalize's table looks a code point up the first time it meets it (not all at import).
+    every = "".join(chr(cp) for cp in range(sys.maxunicode + 1))
+    kept = every.translate(_NORMALIZE_TABLE)
+    marks = {c for c in every if unicodedata.combining(c)}
+    assert len(marks) > 900 and not marks & set(kept)
+    assert kept == "".join(
+        " " if c in "¿¡?!.,;:" else c for c in every if not unicodedata.combining(c)
+    )
 
 
 # --- GSM-7 alphabet -------------------------------------------------------------------

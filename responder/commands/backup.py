@@ -18,9 +18,8 @@ import click
 from responder.commands.common import CLOCK
 from responder.commands.common import settings as _settings
 from responder.spool.slot import LOCK_FILE
-from responder.store import is_postgres
+from responder.store import is_postgres, shown_url
 from responder.store.common import owner_dead
-from responder.store.pg_schema import shown_url
 from responder.store.sqlite_backup import BackupFailed, check_backup, copy_database, live_leases
 
 

@@ -7,13 +7,15 @@ import asyncio
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from responder.commands.common import CLOCK, settings
-from responder.store import is_postgres
-from responder.store.migrate import Copied, CopyFailed, copy_to_postgres
-from responder.store.pg_schema import shown_url
+from responder.store import is_postgres, shown_url
+
+if TYPE_CHECKING:
+    from responder.store.migrate import Copied
 
 WIDTH = 18  # the table-name column
 
@@ -44,6 +46,9 @@ def migrate_to(url: str) -> None:
         "begun is not copied. (If it must keep answering meanwhile, run migrate-to again once "
         "it has stopped: that run brings the copy up to date.)"
     )
+    # Here, not at the top: asyncpg (and the copy) load only for this command, not at every start.
+    from responder.store.migrate import CopyFailed, copy_to_postgres
+
     terminal = sys.stdout.isatty()
     try:
         results = asyncio.run(copy_to_postgres(source, url, CLOCK, _progress(terminal)))

@@ -13,7 +13,7 @@ from typing import Any
 import asyncpg
 
 from responder.clock import Clock
-from responder.store import pg_schema
+from responder.store import pg_schema, shown_url
 from responder.store.copy_tables import TABLES, WITH_SEQUENCES, Table
 
 CONNECT_TIMEOUT = 10.0
@@ -27,7 +27,7 @@ class TargetError(Exception):
 
 async def connect(url: str, clock: Clock) -> Any:
     """A connection to the target with responder's schema applied, holding the copy lock."""
-    shown = pg_schema.shown_url(url)
+    shown = shown_url(url)
     try:
         conn = await asyncpg.connect(
             url,

@@ -8,16 +8,16 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from responder.engine import Decision, FlowState, Reply
+from responder.engine import Reply
 from responder.store.broadcast_sql import BROADCAST_CLAIMABLE
 from responder.store.common import LEASE, owner_dead, this_host_prefix
 from responder.store.models import (
+    FlowTimeout,
     Message,
     OptedOutError,
     OutboxItem,
     PollItem,
     PollResult,
-    UnknownContactError,
 )
 from responder.store.pg_base import OUTBOX_CHANNEL, PgBase
 from responder.store.pg_rows import (
@@ -89,35 +89,40 @@ class PgOutbox(PgBase):
         self.on_outbox()
         return queued
 
-    async def apply_decision(
-        self, phone: str, decision: Decision, expected_flow: FlowState | None
-    ) -> list[int]:
-        """Applies a decision that no inbound message caused (a flow timing out): its replies
-        are queued and the contact's flow state changes, in one commit. Nothing happens if
-        the contact's flow is no longer `expected_flow` (an answer came in meanwhile)."""
+    async def apply_decisions(self, timeouts: Sequence[FlowTimeout]) -> list[int]:
+        """Applies decisions no inbound message caused (flows timing out), all in one commit:
+        each one's replies are queued and its contact's flow state changes. A contact whose
+        flow is no longer the one expected (an answer came in meanwhile), or that is gone, is
+        left as it is. Returns the ids of the queued replies."""
         now = self.clock()
 
         async def work(conn: Any) -> list[int]:
-            await lock_phones(conn, [phone])
-            contact = (await load_contacts(conn, [phone])).get(phone)
-            if contact is None:
-                raise UnknownContactError(phone)
-            if contact.flow != expected_flow:
-                return []
-            ids = await allocate_ids(conn, len(decision.replies))
+            phones = sorted({t.phone for t in timeouts})
+            await lock_phones(conn, phones)
+            contacts = await load_contacts(conn, phones)
+            due: list[tuple[str, Reply, str | None]] = []
+            changed: dict[str, ContactState] = {}
+            for timeout in timeouts:
+                contact, decision = contacts.get(timeout.phone), timeout.decision
+                if contact is None or contact.flow != timeout.expected:
+                    continue
+                due += [(contact.phone, reply, decision.rule) for reply in decision.replies]
+                if decision.flow_changed:
+                    contact.flow = decision.flow
+                if decision.replies:
+                    contact.last_message_at = now
+                    contact.last_text = decision.replies[-1].text
+                contact.needs_attention = decision.needs_attention or contact.needs_attention
+                changed[contact.phone] = contact
+            ids = await allocate_ids(conn, len(due))
             rows = [
-                outbound_row(i, phone, reply, "auto", decision.rule, now)
-                for i, reply in zip(ids, decision.replies)
+                outbound_row(i, phone, reply, "auto", rule, now)
+                for i, (phone, reply, rule) in zip(ids, due)
             ]
             await insert_messages(conn, rows)
-            if decision.flow_changed:
-                contact.flow = decision.flow
-            if decision.replies:
-                contact.last_message_at = now
-                contact.last_text = decision.replies[-1].text
+            await upsert_contacts(conn, list(changed.values()))
+            if rows:
                 await self._notify(conn, OUTBOX_CHANNEL)
-            contact.needs_attention = decision.needs_attention or contact.needs_attention
-            await upsert_contacts(conn, [contact])
             return ids
 
         ids: list[int] = await self._transaction(work)

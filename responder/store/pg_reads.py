@@ -84,9 +84,15 @@ PREVIEW_DEPTH = 200  # messages of a number the inbox looks back through for its
 class PgReads(PgBase):
     """What the inbox, the API, exports and the dashboard read."""
 
-    async def contacts_in_flows(self) -> list[Contact]:
-        """Contacts a flow is waiting on (for its timeout)."""
-        rows = await self._fetch(f"SELECT {CONTACT_COLUMNS} FROM contacts WHERE flow IS NOT NULL")
+    async def contacts_in_flows(self, after: str = "", limit: int = 2**62) -> list[Contact]:
+        """Up to `limit` contacts a flow is waiting on (for its timeout), in number order after
+        `after`: a keyset page."""
+        rows = await self._fetch(
+            f"SELECT {CONTACT_COLUMNS} FROM contacts WHERE flow IS NOT NULL AND phone > $1 "
+            "ORDER BY phone LIMIT $2",
+            after,
+            limit,
+        )
         return [ContactState.from_row(row).as_contact() for row in rows]
 
     async def conversation(self, phone: str) -> Conversation:
@@ -164,13 +170,14 @@ class PgReads(PgBase):
         )
         return [conversation(row) for row in rows]
 
-    async def messages_after(self, phone: str, after: int, limit: int) -> list[Message]:
-        """Up to `limit` of `phone`'s messages with an id above `after`, oldest first."""
+    async def messages_after(self, after: tuple[str, int], last: str, limit: int) -> list[Message]:
+        """Up to `limit` messages after the key `after` (number, id) and of numbers up to
+        `last`, in key order: one keyset page over many conversations at once."""
         rows = await self._fetch(
-            f"SELECT {MESSAGE_COLUMNS} FROM messages WHERE phone = $1 AND id > $2 "
-            "ORDER BY id LIMIT $3",
-            phone,
-            after,
+            f"SELECT {MESSAGE_COLUMNS} FROM messages WHERE (phone, id) > ($1, $2) "
+            "AND phone <= $3 ORDER BY phone, id LIMIT $4",
+            *after,
+            last,
             limit,
         )
         return [message(row) for row in rows]

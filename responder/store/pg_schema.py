@@ -1,4 +1,4 @@
-"""PostgreSQL's side of start-up: the URL as it may be shown, which errors mean "the database
+"""PostgreSQL's side of start-up: which errors mean "the database
 is unreachable", and the numbered migrations in `pg_migrations/`, applied under an advisory lock
 so that instances starting together never race."""
 
@@ -8,7 +8,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from importlib import resources
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 import asyncpg
 
@@ -31,19 +31,6 @@ MIGRATION_STATEMENT = 3600.0
 # gone), as opposed to a statement that is wrong.
 UNAVAILABLE_CLASSES = frozenset({"08", "28", "3D", "53", "57", "58", "XX"})
 READ_ONLY = "25006"  # a standby after a failover: reads work, writes do not
-
-
-def shown_url(url: str) -> str:
-    """The URL with its password masked, for messages and logs."""
-    try:
-        parts = urlsplit(url)
-        password = parts.password
-    except ValueError:
-        return "(an unreadable postgresql:// URL)"
-    if password is None:
-        return url
-    netloc = parts.netloc.replace(f":{password}@", ":***@", 1)
-    return urlunsplit(parts._replace(netloc=netloc))
 
 
 def scrubbed(text: str, url: str) -> str:

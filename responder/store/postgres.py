@@ -16,7 +16,7 @@ import asyncpg
 
 from responder.clock import Clock
 from responder.config import StartupError
-from responder.store import pg_batch, pg_reports, pg_schema
+from responder.store import pg_batch, pg_reports, pg_schema, shown_url
 from responder.store.common import OPEN_HERE, OUTBOX_BACKLOG
 from responder.store.models import (
     Conversation,
@@ -116,7 +116,7 @@ class PostgresStore(
     # -- life cycle -------------------------------------------------------------------------
 
     async def open(self) -> None:
-        shown = pg_schema.shown_url(self.url)
+        shown = shown_url(self.url)
         try:
             self._pool = await asyncpg.create_pool(
                 self.url,

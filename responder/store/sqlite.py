@@ -39,6 +39,7 @@ from responder.store.models import (
     UNASSIGNED,
     Conversation,
     ConversationKey,
+    FlowTimeout,
     InboundJob,
     InboundResult,
     Message,
@@ -1137,12 +1138,13 @@ class SQLiteStore(
         )
         return [self._conversation(row) for row in rows]
 
-    async def messages_after(self, phone: str, after: int, limit: int) -> list[Message]:
-        """Up to `limit` of `phone`'s messages with an id above `after`, oldest first."""
+    async def messages_after(self, after: tuple[str, int], last: str, limit: int) -> list[Message]:
+        """Up to `limit` messages after the key `after` (number, id) and of numbers up to
+        `last`, in key order: one keyset page over many conversations at once."""
         rows = await self.reader.execute_fetchall(
-            f"SELECT {MESSAGE_COLUMNS} FROM messages WHERE phone = ? AND id > ? "
-            "ORDER BY id LIMIT ?",
-            (phone, after, limit),
+            f"SELECT {MESSAGE_COLUMNS} FROM messages WHERE (phone, id) > (?, ?) "
+            "AND phone <= ? ORDER BY phone, id LIMIT ?",
+            (*after, last, limit),
         )
         return [_message(row) for row in rows]
 
@@ -1256,40 +1258,47 @@ class SQLiteStore(
         self.on_outbox()
         return queued
 
-    async def contacts_in_flows(self) -> list[Contact]:
-        """Contacts a flow is waiting on (for its timeout)."""
+    async def contacts_in_flows(self, after: str = "", limit: int = MAX_ID) -> list[Contact]:
+        """Up to `limit` contacts a flow is waiting on (for its timeout), in number order after
+        `after`: a keyset page."""
         rows = await self.reader.execute_fetchall(
-            f"SELECT {CONTACT_COLUMNS} FROM contacts WHERE flow IS NOT NULL"
+            f"SELECT {CONTACT_COLUMNS} FROM contacts WHERE flow IS NOT NULL AND phone > ? "
+            "ORDER BY phone LIMIT ?",
+            (after, limit),
         )
         return [_ContactRow.from_row(row).as_contact() for row in rows]
 
-    async def apply_decision(
-        self, phone: str, decision: Decision, expected_flow: FlowState | None
-    ) -> list[int]:
-        """Applies a decision that no inbound message caused (a flow timing out): its replies
-        are queued and the contact's flow state changes, in one commit. Nothing happens if
-        the contact's flow is no longer `expected_flow` (an answer came in meanwhile)."""
+    async def apply_decisions(self, timeouts: Sequence[FlowTimeout]) -> list[int]:
+        """Applies decisions no inbound message caused (flows timing out), all in one commit:
+        each one's replies are queued and its contact's flow state changes. A contact whose
+        flow is no longer the one expected (an answer came in meanwhile), or that is gone, is
+        left as it is. Returns the ids of the queued replies."""
         now = stored(self.clock())
 
         def work(db: sqlite3.Connection) -> list[int]:
-            contact = (self._load_contacts(db, [phone])).get(phone)
-            if contact is None:
-                raise UnknownContactError(phone)
-            if contact.flow != expected_flow:
-                return []
+            contacts = self._load_contacts(db, sorted({t.phone for t in timeouts}))
+            rows: list[tuple[Any, ...]] = []
+            changed: dict[str, _ContactRow] = {}
             next_id = self._next_message_id(db)
-            rows = [
-                self._outbound_row(next_id + i, phone, reply, "auto", decision.rule, now)
-                for i, reply in enumerate(decision.replies)
-            ]
+            for timeout in timeouts:
+                contact, decision = contacts.get(timeout.phone), timeout.decision
+                if contact is None or contact.flow != timeout.expected:
+                    continue
+                for reply in decision.replies:
+                    rows.append(
+                        self._outbound_row(
+                            next_id + len(rows), contact.phone, reply, "auto", decision.rule, now
+                        )
+                    )
+                if decision.flow_changed:
+                    contact.flow = decision.flow
+                if decision.replies:
+                    contact.last_message_at = now
+                    contact.last_text = decision.replies[-1].text
+                contact.needs_attention = decision.needs_attention or contact.needs_attention
+                changed[contact.phone] = contact
             db.executemany(INSERT_MESSAGE, rows)
-            if decision.flow_changed:
-                contact.flow = decision.flow
-            if decision.replies:
-                contact.last_message_at = now
-                contact.last_text = decision.replies[-1].text
-            contact.needs_attention = decision.needs_attention or contact.needs_attention
-            db.execute(UPSERT_CONTACT, contact.params())
+            db.executemany(UPSERT_CONTACT, [c.params() for c in changed.values()])
             return [row[0] for row in rows]
 
         ids: list[int] = await self._transaction(work)
