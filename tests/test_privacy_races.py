@@ -8,11 +8,16 @@ import asyncio
 import logging
 from typing import Any
 
+import asyncpg
 import pytest
 
 from responder.engine import Reply
 from responder.store.base import Store
+from responder.store.broadcast_models import Segment
 from responder.store.models import PollResult, SendOutcome, StatusUpdate
+from responder.store.pg_batch import apply_outcomes, lock_messages
+from responder.store.pg_rows import allocate_ids, insert_messages, lock_phones, outbound_row
+from responder.store.postgres import PostgresStore
 from tests.conftest import Clock
 from tests.test_store_contract import OpenStore, answer, inbound, rows
 from tests.test_store_contract import backend as backend  # the fixtures: both engines
@@ -104,3 +109,107 @@ async def test_polls_leases_and_late_reports_for_a_forgotten_message_change_noth
     assert not await store.apply_status(StatusUpdate("massms", "ms-1", "delivered", "L", clock()))
     assert await store.all_messages() == []
     assert await rows(store, "SELECT COUNT(*) FROM attempts") == [(0,)]
+
+
+# -- PostgreSQL: another instance's write in flight while the erasure runs (SQLite has one writer
+# at a time: nothing is in flight beside an erasure) -----------------------------------------------
+
+ON_POSTGRES = pytest.mark.parametrize("backend", ["postgres"])
+
+
+async def until_blocked(conn: Any) -> None:
+    """Waits until a session of this database waits for a lock (the erasure, below)."""
+    for _ in range(500):
+        waiting = await conn.fetchval(
+            "SELECT COUNT(*) FROM pg_stat_activity WHERE datname = current_database() "
+            "AND wait_event_type = 'Lock'"
+        )
+        if waiting:
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError("the erasure never waited for the write in flight")
+
+
+@pytest.fixture
+async def other_instance(database: str) -> Any:
+    """A connection of its own to the PostgreSQL database, as another instance's writer."""
+    conn = await asyncpg.connect(database)
+    yield conn
+    await conn.close()
+
+
+@ON_POSTGRES
+async def test_forgetting_waits_for_an_outcome_being_recorded(
+    store: Store, clock: Clock, other_instance: Any
+) -> None:
+    assert isinstance(store, PostgresStore)
+    await inbound(store, clock, ANA, "BAJA", answer("Listo", "opt_out", opted_out=True))
+    [item] = await store.claim_outbox(10)
+    async with other_instance.transaction():  # the writer recording the send's answer
+        await lock_messages(other_instance, [item.id], [])
+        outcome = SendOutcome(item.id, "sandbox", "sent", "p-1")
+        await apply_outcomes(other_instance, [([outcome], clock(), clock())], clock())
+        erasing = asyncio.create_task(store.forget_contact(ANA))
+        await until_blocked(other_instance)
+    forgotten = await erasing
+    assert forgotten is not None and forgotten.messages == 2 and forgotten.kept_opted_out
+    assert await store.all_messages() == []
+    assert await rows(store, "SELECT COUNT(*) FROM attempts") == [(0,)]
+
+
+@ON_POSTGRES
+async def test_forgetting_goes_again_when_a_grouped_write_waits_for_the_number_too(
+    store: Store, clock: Clock, other_instance: Any
+) -> None:
+    """A batch holding her reply (its outcome) that then wants her number (a new message from
+    her) waits in a circle with the erasure: PostgreSQL ends the erasure, which goes again."""
+    assert isinstance(store, PostgresStore)
+    await inbound(store, clock, ANA, "hola", answer("uno"))
+    [item] = await store.claim_outbox(10)
+    async with other_instance.transaction():
+        await lock_messages(other_instance, [item.id], [])
+        erasing = asyncio.create_task(store.forget_contact(ANA))
+        await until_blocked(other_instance)  # the erasure holds her number, waits for her reply
+        await lock_phones(other_instance, [ANA])  # the batch's inbound half
+        outcome = SendOutcome(item.id, "sandbox", "sent", "p-1")
+        await apply_outcomes(other_instance, [([outcome], clock(), clock())], clock())
+    forgotten = await erasing
+    assert forgotten is not None and forgotten.messages == 2
+    assert await store.all_messages() == []
+    assert await rows(store, "SELECT COUNT(*) FROM attempts") == [(0,)]
+
+
+@ON_POSTGRES
+async def test_forgetting_waits_for_a_broadcast_being_fed_to_the_number(
+    store: Store, clock: Clock, other_instance: Any
+) -> None:
+    assert isinstance(store, PostgresStore)
+    await inbound(store, clock, ANA, "hola", answer(None))
+    broadcast = await store.create_broadcast(
+        name="promo",
+        text="Oferta",
+        segment=Segment(),
+        via="sandbox",
+        send_at=None,
+        status="running",
+        created_by=None,
+        since=None,
+    )
+    async with other_instance.transaction():  # the feeder queueing her message
+        await other_instance.execute(
+            "UPDATE broadcast_recipients SET status = 'fed' WHERE broadcast_id = $1 "
+            "AND phone = $2 AND status = 'pending'",
+            broadcast.id,
+            ANA,
+        )
+        [message_id] = await allocate_ids(other_instance, 1)
+        row = outbound_row(message_id, ANA, Reply("Oferta", 1), "broadcast", None, clock())
+        await insert_messages(other_instance, [row])
+        erasing = asyncio.create_task(store.forget_contact(ANA))
+        await until_blocked(other_instance)
+    forgotten = await erasing
+    assert forgotten is not None and forgotten.messages == 2
+    assert await store.all_messages() == []  # her broadcast message went too
+    assert await rows(store, "SELECT phone LIKE 'forgotten-%' FROM broadcast_recipients") == [
+        (True,)
+    ]
