@@ -236,7 +236,8 @@ async def apply_outcomes(
             attempts.append((o.id, at, *_attempt(o), o.error))
     updates = [last[i] for i in sorted(last)]  # rows locked in id order
     # Only a queued message has a next attempt; only one in flight is polled. A delivery
-    # report that came first is final: 'sent' must not undo it.
+    # report that came first is final: 'sent' must not undo it. A message erased since it was
+    # claimed (pg_privacy.py) is not there, and being locked the others stay: nothing to record.
     await conn.execute(
         "UPDATE messages AS m SET status = u.status, provider = u.provider, "
         "provider_id = COALESCE(u.provider_id, m.provider_id), error = u.error, "
@@ -261,13 +262,15 @@ async def apply_outcomes(
     )
     await conn.execute(
         "INSERT INTO attempts (message_id, at, provider, outcome, error) "
-        "SELECT * FROM unnest($1::bigint[], $2::timestamptz[], $3::text[], $4::text[], "
-        "$5::text[])",
+        "SELECT a.* FROM unnest($1::bigint[], $2::timestamptz[], $3::text[], $4::text[], "
+        "$5::text[]) AS a (message_id, at, provider, outcome, error) "
+        "WHERE EXISTS (SELECT 1 FROM messages AS m WHERE m.id = a.message_id)",
         *(
             list(column)
             for column in zip(*((a[0], a[1], a[2], a[3], _clean(a[4])) for a in attempts))
         ),
     )
+    # Delivery reports that overtook these answers (those naming an erased message go with it).
     recorded = [(o.id, o.provider, o.provider_id) for o, _, _ in updates if o.provider_id]
     await pg_reports.apply_early_reports(conn, recorded, now)
 

@@ -6,10 +6,14 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+import asyncpg
+
 from responder.store.broadcast_sql import FORGOTTEN_RECIPIENT
 from responder.store.models import Forgotten
 from responder.store.pg_base import PgBase
 from responder.store.pg_rows import lock_phones
+
+ERASE_TRIES = 3
 
 
 class PgPrivacy(PgBase):
@@ -27,6 +31,20 @@ class PgPrivacy(PgBase):
                 "SELECT opted_out, opted_out_at FROM contacts WHERE phone = $1", phone
             )
             kept = await conn.fetchval("SELECT 1 FROM kept_opt_outs WHERE phone = $1", phone)
+            # A broadcast keeps its count, not the number (store/broadcast_sql.py). Before the
+            # messages go: a feeder queueing to this recipient right now has committed first
+            # (its messages are erased below), and one that comes later finds no recipient;
+            # nothing else adds messages to the number without its lock.
+            await conn.execute(
+                "UPDATE broadcast_recipients SET phone = 'forgotten-' || md5(random()::text), "
+                "status = CASE WHEN status = 'pending' THEN 'cancelled' ELSE status END, "
+                "error = $1 WHERE phone = $2",
+                FORGOTTEN_RECIPIENT,
+                phone,
+            )
+            # A send's outcome or a report being recorded for one of its messages ends before
+            # anything goes (one that comes later finds the message gone: pg_batch.py).
+            await lock_messages_of(conn, phone)
             await conn.execute(
                 "DELETE FROM early_reports AS e USING messages AS m WHERE m.phone = $1 "
                 "AND m.provider = e.provider AND m.provider_id = e.provider_id",
@@ -44,14 +62,6 @@ class PgPrivacy(PgBase):
             await conn.execute("DELETE FROM notes WHERE phone = $1", phone)
             await conn.execute("DELETE FROM typing WHERE phone = $1", phone)
             await conn.execute("DELETE FROM contact_labels WHERE phone = $1", phone)
-            # A broadcast keeps its count, not the number (store/broadcast_sql.py).
-            await conn.execute(
-                "UPDATE broadcast_recipients SET phone = 'forgotten-' || md5(random()::text), "
-                "status = CASE WHEN status = 'pending' THEN 'cancelled' ELSE status END, "
-                "error = $1 WHERE phone = $2",
-                FORGOTTEN_RECIPIENT,
-                phone,
-            )
             await conn.execute("DELETE FROM contacts WHERE phone = $1", phone)
             opted_out = bool(row and row["opted_out"])
             if opted_out:
@@ -65,8 +75,17 @@ class PgPrivacy(PgBase):
                 await conn.execute("DELETE FROM kept_opt_outs WHERE phone = $1", phone)
             return Forgotten(erased, opted_out or (row is None and kept is not None))
 
-        result: Forgotten | None = await self._transaction(work)
-        return result
+        for attempt in range(1, ERASE_TRIES + 1):
+            try:
+                result: Forgotten | None = await self._transaction(work)
+            except asyncpg.DeadlockDetectedError:
+                # A grouped write held one of the number's messages and waited for the number
+                # (an outcome and a new message from it, in one batch): it went on; so do we.
+                if attempt == ERASE_TRIES:
+                    raise
+                continue
+            return result
+        raise AssertionError("unreachable")
 
     async def clear_old_texts(self, before: datetime, after_id: int, limit: int) -> int | None:
         """One bounded batch of the retention sweep: the texts of the messages among the
@@ -100,3 +119,8 @@ class PgPrivacy(PgBase):
 
         going_on: int | None = await self._transaction(work)
         return going_on
+
+
+async def lock_messages_of(conn: Any, phone: str) -> None:
+    """Locks the number's messages in id order (the order every writer locks messages in)."""
+    await conn.execute("SELECT id FROM messages WHERE phone = $1 ORDER BY id FOR UPDATE", phone)

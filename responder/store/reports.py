@@ -103,10 +103,13 @@ def _change(
     now: datetime | None,
 ) -> None:
     """Moves each message along the reports, in order (`statuses` is updated as it goes);
-    a report that changes nothing is kept in the message's attempts as history."""
+    a report that changes nothing is kept in the message's attempts as history. A message
+    not in `statuses` was erased (a person forgotten): its reports have nothing to change."""
     rows, history = [], []
     for message_id, u in reports:
-        current = statuses[message_id]
+        current = statuses.get(message_id)
+        if current is None:
+            continue
         status = reported_status(current, u.status)
         at = stored(max(u.at, now) if now is not None else u.at)
         if status is None:

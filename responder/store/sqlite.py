@@ -1450,8 +1450,9 @@ class SQLiteStore(
                         "failover_from": o.failover_from,
                     }
                 )
-                attempts.append((o.id, now, *_attempt(o), o.error))
-        # Only a queued message has a next attempt; only one in flight is polled.
+                attempts.append((now, *_attempt(o), o.error, o.id))
+        # Only a queued message has a next attempt; only one in flight is polled. A message
+        # erased since it was claimed (store/sqlite_privacy.py) is not there: nothing to record.
         db.executemany(
             "UPDATE messages SET status = :status, provider = :provider, "
             "provider_id = COALESCE(:provider_id, provider_id), error = :error, "
@@ -1466,10 +1467,11 @@ class SQLiteStore(
         )
         db.executemany(
             "INSERT INTO attempts (message_id, at, provider, outcome, error) "
-            "VALUES (?, ?, ?, ?, ?)",
+            "SELECT id, ?, ?, ?, ? FROM messages WHERE id = ?",
             attempts,
         )
-        # Delivery reports that overtook these answers apply now, in the same transaction.
+        # Delivery reports that overtook these answers apply now, in the same transaction
+        # (those naming an erased message go with it).
         recorded = [(u["id"], u["provider"], u["provider_id"]) for u in updates if u["provider_id"]]
         reports.apply_early_reports(db, recorded, self.clock())
 
