@@ -18,7 +18,7 @@ import pytest
 
 from responder import phone
 from responder.search_query import MIN_FRAGMENT, search_query
-from responder.store import Store, pg_search, sqlite_search
+from responder.store import Store, checkpoint, pg_search, sqlite_search
 from responder.store.migrate import Copied, copy_to_postgres
 from responder.store.models import ImportRow
 from responder.store.postgres import PostgresStore
@@ -51,6 +51,12 @@ def parts_of(numbers: Iterable[str]) -> set[tuple[str, str]]:
 
 
 async def stored_parts(store: Store) -> set[tuple[str, str]]:
+    """The table once it has caught up: on SQLite, new contacts' parts are written by the
+    store's background step (migration 0027), run here until nothing is left."""
+    if isinstance(store, SQLiteStore):
+        while await store.checkpointer.index_new_numbers():
+            pass
+        assert await rows(store, "SELECT count(*) FROM contact_number_parts_pending") == [(0,)]
     return set(await rows(store, "SELECT part, phone FROM contact_number_parts"))
 
 
@@ -174,7 +180,8 @@ async def test_sqlite_migration_fills_the_numbers_already_stored(
         db.executescript(
             "DROP TRIGGER contact_number_parts_insert; DROP TRIGGER contact_number_parts_delete; "
             "DROP TRIGGER contact_number_parts_update; DROP TABLE contact_number_parts; "
-            f"DROP TABLE contact_number_positions; PRAGMA user_version = {PARTS - 1}"
+            "DROP TABLE contact_number_positions; DROP TABLE contact_number_parts_pending; "
+            f"PRAGMA user_version = {PARTS - 1}"
         )
         db.executemany(
             "INSERT INTO contacts (phone, first_seen_at, last_message_at, last_activity_at) "
@@ -268,3 +275,56 @@ async def test_migrate_to_leaves_the_target_s_table_as_its_triggers_fill_it(
         assert await phones(target, "1234567") == [ANA]
     finally:
         await target.close()
+
+
+async def test_sqlite_writes_a_new_number_s_parts_in_the_background(
+    tmp_path: Path, clock: Clock
+) -> None:
+    """A new contact's trigger only notes its number (0027): a webhook from a new number does
+    not write its ten parts. A search finds the noted number all the same; the checkpointer's
+    step moves it into the table, a few numbers per transaction; a number forgotten before
+    that leaves nothing behind."""
+    store = SQLiteStore(tmp_path / "later.db", clock)
+    await store.open()
+    try:
+        for number in (ANA, LUIS):
+            clock.advance(60)
+            await admin_inbound(store, clock, number, "hola", None)
+        noted = "SELECT phone FROM contact_number_parts_pending ORDER BY id"
+        assert await rows(store, noted) == [(ANA,), (LUIS,)]
+        assert await rows(store, "SELECT count(*) FROM contact_number_parts") == [(0,)]
+        assert await phones(store, "1234567") == [LUIS, ANA]  # found while only noted
+        assert await store.checkpointer.index_new_numbers() == 2
+        assert await rows(store, noted) == []
+        assert set(await rows(store, "SELECT part, phone FROM contact_number_parts")) == (
+            parts_of([ANA, LUIS])
+        )
+        assert await phones(store, "1234567") == [LUIS, ANA]  # now from the table
+        clock.advance(60)
+        await admin_inbound(store, clock, EVA, "hola", None)
+        assert await store.forget_contact(EVA) is not None
+        assert await rows(store, noted) == []  # forgotten before its parts were written
+        assert await store.checkpointer.index_new_numbers() == 0
+        assert await phones(store, "2233") == []
+    finally:
+        await store.close()
+
+
+async def test_the_background_step_moves_numbers_a_few_at_a_time(
+    tmp_path: Path, clock: Clock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Each step is a transaction of INDEX_NUMBERS numbers under the store's write lock (the
+    # writer gets it between two); a look takes at most INDEX_STEPS steps.
+    monkeypatch.setattr(checkpoint, "INDEX_NUMBERS", 2)
+    monkeypatch.setattr(checkpoint, "INDEX_STEPS", 2)
+    store = SQLiteStore(tmp_path / "steps.db", clock)
+    await store.open()
+    try:
+        await store.import_contacts(
+            [ImportRow(f"58426000000{n}", {"nombre": f"n{n}"}, ()) for n in range(5)]
+        )
+        assert await store.checkpointer.index_new_numbers() == 4
+        assert await store.checkpointer.index_new_numbers() == 1
+        assert await store.checkpointer.index_new_numbers() == 0
+    finally:
+        await store.close()

@@ -15,9 +15,10 @@ import asyncio
 import logging
 import os
 import sqlite3
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Literal
+from typing import Literal, TypeVar
 
 log = logging.getLogger("responder.store")
 
@@ -41,8 +42,33 @@ MAX_PASSES = 6
 # look merges up to this many pages, the store's writes paused for a few milliseconds.
 MERGE_EVERY = 1  # checks
 MERGE_PAGES = 50
+# New contacts' number parts (migration 0027): at each look, the numbers noted by the contacts'
+# trigger are moved into `contact_number_parts` INDEX_NUMBERS at a time (about ten keys each),
+# a step per transaction under the store's write lock, until none is left or INDEX_STEPS steps
+# ran; the writer gets the lock between two steps.
+INDEX_NUMBERS = 32
+INDEX_STEPS = 8
+NOTED = "SELECT phone FROM contact_number_parts_pending ORDER BY id LIMIT ?"
+INDEX_NOTED = (
+    "INSERT OR IGNORE INTO contact_number_parts (part, phone) "
+    f"SELECT substr(q.phone, p.n), q.phone FROM ({NOTED}) AS q "
+    "JOIN contact_number_positions AS p ON p.n <= length(q.phone) - 2 ORDER BY 1, 2"
+)
+FORGET_NOTED = (
+    "DELETE FROM contact_number_parts_pending WHERE id IN "
+    "(SELECT id FROM contact_number_parts_pending ORDER BY id LIMIT ?)"
+)
+
+
+def index_noted_numbers(db: sqlite3.Connection, limit: int) -> int:
+    """Moves the `limit` first numbers noted by the contacts' trigger into the index of parts,
+    in the caller's transaction; how many there were."""
+    db.execute(INDEX_NOTED, (limit,))
+    return int(db.execute(FORGET_NOTED, (limit,)).rowcount)
+
 
 Mode = Literal["PASSIVE", "TRUNCATE"]
+T = TypeVar("T")
 
 
 class WalCheckpointer:
@@ -101,22 +127,15 @@ class WalCheckpointer:
     async def _checkpoint(self, mode: Mode) -> tuple[bool, int]:
         """One checkpoint off the event loop: whether readers kept it from finishing, and
         the frames of the WAL it left uncopied."""
-        db, thread = self._db, self._thread
-        if db is None or thread is None:
+        db = self._db
+        if db is None:
             raise RuntimeError("checkpointer is not open")
 
         def run() -> tuple[bool, int]:
             busy, frames, copied = db.execute(f"PRAGMA wal_checkpoint({mode})").fetchone()
             return bool(busy), max(0, frames - copied)
 
-        future = asyncio.get_running_loop().run_in_executor(thread, run)
-        try:
-            return await asyncio.shield(future)
-        except asyncio.CancelledError:
-            # The thread cannot be stopped: let it finish before the caller lets go of the
-            # write lock, or the writer would block the event loop on SQLite's lock.
-            await asyncio.wait([future])
-            raise
+        return await self._in_thread(run)
 
     async def truncate(self) -> bool:
         """Copies the whole WAL into the database and empties it, the store's writes paused
@@ -144,8 +163,8 @@ class WalCheckpointer:
     async def merge_search_index(self) -> None:
         """A step of the full-text index's merging, under the store's write lock (one writer at
         a time, as SQLite wants); nothing when the index has nothing to merge."""
-        db, thread = self._db, self._thread
-        if db is None or thread is None:
+        db = self._db
+        if db is None:
             raise RuntimeError("checkpointer is not open")
 
         def run() -> None:
@@ -155,16 +174,58 @@ class WalCheckpointer:
             )
 
         async with self.write_lock:
-            future = asyncio.get_running_loop().run_in_executor(thread, run)
+            await self._in_thread(run)
+
+    async def index_new_numbers(self) -> int:
+        """Moves the numbers of new contacts into the index of parts (migration 0027), a step
+        at a time under the store's write lock; how many were moved."""
+        db = self._db
+        if db is None:
+            raise RuntimeError("checkpointer is not open")
+
+        def noted() -> bool:  # a read: no lock needed
+            row = db.execute("SELECT 1 FROM contact_number_parts_pending LIMIT 1").fetchone()
+            return row is not None
+
+        def step() -> int:
+            db.execute("BEGIN IMMEDIATE")
             try:
-                await asyncio.shield(future)
-            except asyncio.CancelledError:
-                await asyncio.wait([future])
+                moved = index_noted_numbers(db, INDEX_NUMBERS)
+                db.execute("COMMIT")
+            except BaseException:
+                if db.in_transaction:
+                    db.execute("ROLLBACK")
                 raise
+            return moved
+
+        total = 0
+        for _ in range(INDEX_STEPS):
+            if not await self._in_thread(noted):
+                break
+            async with self.write_lock:
+                moved = await self._in_thread(step)
+            total += moved
+            if moved < INDEX_NUMBERS:
+                break
+        return total
+
+    async def _in_thread(self, work: Callable[[], T]) -> T:
+        """`work` on the checkpointer's thread. The thread cannot be stopped: a cancelled
+        caller still waits for it to end before it lets go of the write lock, or the writer
+        would block the event loop on SQLite's lock."""
+        thread = self._thread
+        if thread is None:
+            raise RuntimeError("checkpointer is not open")
+        future = asyncio.get_running_loop().run_in_executor(thread, work)
+        try:
+            return await asyncio.shield(future)
+        except asyncio.CancelledError:
+            await asyncio.wait([future])
+            raise
 
     async def run(self) -> None:
         """Checks the WAL's size every CHECK_EVERY seconds, until cancelled; merges the
-        full-text index's segments a step at a time."""
+        full-text index's segments and writes new contacts' number parts, a step at a time."""
         checks = wait = 0
         failing = False  # a failure is logged once, not ten times a second (a full disk)
         while True:
@@ -173,15 +234,15 @@ class WalCheckpointer:
             wait = max(0, wait - 1)
             size = self.wal_size()
             try:
-                if checks % MERGE_EVERY == 0:
-                    await self.merge_search_index()
+                # The WAL first: the steps below add to it.
                 if size > WAL_LIMIT and not wait:
                     if not await self.truncate():
                         wait = RETRY_AFTER
                 elif size and checks % PASSIVE_EVERY == 0:
                     await self.checkpoint("PASSIVE")
-                else:
-                    continue
+                if checks % MERGE_EVERY == 0:
+                    await self.merge_search_index()
+                    await self.index_new_numbers()
             except sqlite3.Error as err:
                 wait = RETRY_AFTER
                 if not failing:
