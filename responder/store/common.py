@@ -1,5 +1,5 @@
 """What both backends share: who this process is in claims and leases, how long a claim holds,
-and whether the process behind a claim is gone."""
+whether the process behind a claim is gone, and what a flow's timeout changes on its contact."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import os
 import secrets
 import socket
 from datetime import timedelta
+from typing import Any
 
 LEASE = timedelta(seconds=30)  # how long a claim holds without renewal (DESIGN §9)
 
@@ -56,3 +57,15 @@ OUTBOX_BACKLOG = """SELECT COUNT(*), MIN(due) FROM (
     UNION ALL
     SELECT COALESCE(send_at, created_at) FROM messages WHERE status = 'sending'
 ) AS backlog"""
+
+
+def end_flow(contact: Any, decision: Any, now: Any) -> None:
+    """What a flow's timeout (a Decision) changes on its contact's row, as both stores'
+    apply_decisions keep it: the flow, the last message when a reply goes out (`now`, in the
+    store's own form), and the flag for a person."""
+    if decision.flow_changed:
+        contact.flow = decision.flow
+    if decision.replies:
+        contact.last_message_at = now
+        contact.last_text = decision.replies[-1].text
+    contact.needs_attention = decision.needs_attention or contact.needs_attention

@@ -10,7 +10,7 @@ from typing import Any
 
 from responder.engine import Reply
 from responder.store.broadcast_sql import BROADCAST_CLAIMABLE
-from responder.store.common import LEASE, owner_dead, this_host_prefix
+from responder.store.common import LEASE, end_flow, owner_dead, this_host_prefix
 from responder.store.models import (
     FlowTimeout,
     Message,
@@ -107,12 +107,7 @@ class PgOutbox(PgBase):
                 if contact is None or contact.flow != timeout.expected:
                     continue
                 due += [(contact.phone, reply, decision.rule) for reply in decision.replies]
-                if decision.flow_changed:
-                    contact.flow = decision.flow
-                if decision.replies:
-                    contact.last_message_at = now
-                    contact.last_text = decision.replies[-1].text
-                contact.needs_attention = decision.needs_attention or contact.needs_attention
+                end_flow(contact, decision, now)
                 changed[contact.phone] = contact
             ids = await allocate_ids(conn, len(due))
             rows = [

@@ -29,6 +29,7 @@ from responder.store.common import (
     LEASE,
     OPEN_HERE,
     OUTBOX_BACKLOG,
+    end_flow,
     instance_id,
     owner_dead,
     this_host_prefix,
@@ -1290,12 +1291,7 @@ class SQLiteStore(
                             next_id + len(rows), contact.phone, reply, "auto", decision.rule, now
                         )
                     )
-                if decision.flow_changed:
-                    contact.flow = decision.flow
-                if decision.replies:
-                    contact.last_message_at = now
-                    contact.last_text = decision.replies[-1].text
-                contact.needs_attention = decision.needs_attention or contact.needs_attention
+                end_flow(contact, decision, now)
                 changed[contact.phone] = contact
             db.executemany(INSERT_MESSAGE, rows)
             db.executemany(UPSERT_CONTACT, [c.params() for c in changed.values()])
