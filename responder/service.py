@@ -77,6 +77,7 @@ RETENTION_EVERY = 86400.0
 RETENTION_BATCH = 500
 FLOW_BATCH = 200  # contacts in flows the flow sweep reads, decides and ends in one transaction
 FOLD_COUNTS_EVERY = 5.0  # seconds between folds of PostgreSQL's dashboard count changes
+INDEX_NUMBERS_EVERY = 1.0  # seconds between PostgreSQL's writes of new numbers' parts
 # A customer's message answers a broadcast when the number's last outbound message before it
 # was that broadcast's, at most this long before.
 BROADCAST_REPLY_WINDOW = timedelta(days=7)
@@ -221,6 +222,7 @@ class Service:
             asyncio.create_task(self._check_balances_forever(), name="balances"),
             asyncio.create_task(self._expire_texts_forever(), name="retention"),
             asyncio.create_task(self._fold_counts_forever(), name="fold-counts"),
+            asyncio.create_task(self._index_numbers_forever(), name="number-parts"),
             asyncio.create_task(self.feeder.run(), name="broadcast-feeder"),
         ]
         # What start-up built lives as long as the process: keep the collector off it.
@@ -578,6 +580,20 @@ class Service:
             await asyncio.sleep(every)
             try:
                 await self.store.fold_counts()
+            except Exception as err:  # a bad moment must not stop the sweeps for good
+                outage.failed(err)
+            else:
+                outage.succeeded()
+
+    async def _index_numbers_forever(self, every: float = INDEX_NUMBERS_EVERY) -> None:
+        """PostgreSQL: writes the parts of new contacts' numbers for the search by part of a
+        number (every instance looks; they share the work). SQLite: a no-op (its
+        checkpointer does it)."""
+        outage = Outage(log, "indexing new numbers", every, every)
+        while True:
+            await asyncio.sleep(every)
+            try:
+                await self.store.index_new_numbers()
             except Exception as err:  # a bad moment must not stop the sweeps for good
                 outage.failed(err)
             else:

@@ -39,6 +39,7 @@ TABLES = (
     "messages",
     "contacts",
     "contact_number_parts",  # emptied with contacts (pg 0012's trigger): listed all the same
+    "contact_number_parts_pending",  # likewise (pg 0013)
     "rejected_webhooks",
     "meta",
     "sessions",

@@ -101,15 +101,12 @@ async def columns_sqlite(path: Path, clock: Clock) -> dict[str, set[str]]:
     await store.close()
     with sqlite3.connect(path) as db:
         # The full-text index's tables (0023) are an index, as PostgreSQL's is; the positions
-        # of numbers' parts (0025) are what PostgreSQL's triggers get from generate_series;
-        # the numbers noted for the background step (0027): PostgreSQL's triggers write the
-        # parts at once (the work is the server's, not the event loop's).
+        # of numbers' parts (0025) are what PostgreSQL's triggers get from generate_series.
         tables = [
             r[0]
             for r in db.execute(
                 "SELECT name FROM sqlite_master WHERE type = 'table' "
-                "AND name NOT LIKE 'messages_fts%' AND name NOT IN "
-                "('contact_number_positions', 'contact_number_parts_pending')"
+                "AND name NOT LIKE 'messages_fts%' AND name <> 'contact_number_positions'"
             )
         ]
         return {t: {r[1] for r in db.execute(f"PRAGMA table_info({t})")} for t in tables}

@@ -43,6 +43,7 @@ from tests.test_store_contract import (
 __all__ = ["backend", "database", "filled", "fresh_database", "open_store", "store"]  # fixtures
 
 PARTS = 25  # the SQLite migration that adds contact_number_parts
+NOTED_COUNT = "SELECT count(*) FROM contact_number_parts_pending"
 
 
 def parts_of(numbers: Iterable[str]) -> set[tuple[str, str]]:
@@ -51,12 +52,16 @@ def parts_of(numbers: Iterable[str]) -> set[tuple[str, str]]:
 
 
 async def stored_parts(store: Store) -> set[tuple[str, str]]:
-    """The table once it has caught up: on SQLite, new contacts' parts are written by the
-    store's background step (migration 0027), run here until nothing is left."""
+    """The table once it has caught up: new contacts' parts are written by a background step
+    (SQLite 0027: the checkpointer's; PostgreSQL 0013: the service's), run here until nothing
+    is left."""
     if isinstance(store, SQLiteStore):
         while await store.checkpointer.index_new_numbers():
             pass
-        assert await rows(store, "SELECT count(*) FROM contact_number_parts_pending") == [(0,)]
+    else:
+        while await store.index_new_numbers():
+            pass
+    assert [tuple(r) for r in await rows(store, NOTED_COUNT)] == [(0,)]
     return set(await rows(store, "SELECT part, phone FROM contact_number_parts"))
 
 
@@ -212,14 +217,14 @@ async def test_postgres_migration_fills_the_numbers_already_stored(
         await admin_inbound(store, clock, number, "hola", None)
     await store.close()
     conn = await asyncpg.connect(fresh_database)
-    try:  # as an older release left it: migration 0012 not applied
+    try:  # as an older release left it: migrations 0012 and 0013 not applied
         await conn.execute(
-            "DROP TABLE contact_number_parts; "
+            "DROP TABLE contact_number_parts, contact_number_parts_pending; "
             "DROP TRIGGER contact_number_parts_insert ON contacts; "
             "DROP TRIGGER contact_number_parts_delete ON contacts; "
             "DROP TRIGGER contact_number_parts_update ON contacts; "
             "DROP FUNCTION contact_number_parts_added(), contact_number_parts_removed(); "
-            "DELETE FROM schema_migrations WHERE version = 12"
+            "DELETE FROM schema_migrations WHERE version IN (12, 13)"
         )
     finally:
         await conn.close()

@@ -113,6 +113,9 @@ async def test_postgres_walks_for_a_common_word_and_reads_the_index_for_a_rare_o
                 records=[(f"58412{c:07d}", moment, moment, moment) for c in range(2000)],
                 columns=["phone", "first_seen_at", "last_message_at", "last_activity_at"],
             )
+        while await store.index_new_numbers():  # their parts, as the service's sweep writes them
+            pass
+        async with store.pool.acquire() as conn:
             await conn.execute("ANALYZE")
         plans: dict[str, list[str]] = {}
         for word in ("cafe", "zarzaparrilla"):
@@ -155,6 +158,9 @@ async def test_postgres_reads_parts_of_numbers_from_their_index(postgres_url: st
                 records=[(f"58412{c:07d}", moment, moment, moment) for c in range(20_000)],
                 columns=["phone", "first_seen_at", "last_message_at", "last_activity_at"],
             )
+        while await store.index_new_numbers():  # their parts, as the service's sweep writes them
+            pass
+        async with store.pool.acquire() as conn:
             await conn.execute("ANALYZE")
         store.trace = lambda sql, args: seen.append((sql, args))
         await store.close()
@@ -194,7 +200,8 @@ async def test_postgres_reads_parts_of_numbers_from_their_index(postgres_url: st
 
         for sql, args in statements:
             plan = await store._read(functools.partial(explain, sql=sql, args=args))
-            scans = [line for line in plan if "Scan" in line]
+            # The numbers noted since the sweep last ran (none here) are read whole.
+            scans = [line for line in plan if "Scan" in line and "_pending" not in line]
             assert scans and all("contact_number_parts" in line for line in scans), plan
             assert all(
                 "Index Only Scan using contact_number_parts_pkey" in line

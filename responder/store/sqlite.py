@@ -558,6 +558,11 @@ class SQLiteStore(
             raise RuntimeError("store is not open")
         return self._health_reader
 
+    async def index_new_numbers(self) -> int:
+        """Nothing: the checkpointer writes new contacts' number parts at each look (every
+        0.1 s, store/checkpoint.py); PostgreSQL's is a sweep of the service."""
+        return 0
+
     async def ping(self) -> bool:
         rows = await self.health_reader.execute_fetchall("SELECT 1")
         return [tuple(row) for row in rows] == [(1,)]

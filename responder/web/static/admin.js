@@ -271,6 +271,8 @@
           var id = newest ? newest.id : 0;
           if (seen !== null && id > seen && status) announce(newest, status);
           if (seen === null || id > seen) seen = id;
+          // What the page counts as seen: only messages after it are announced.
+          header.setAttribute("data-seen", String(seen));
         })
         .catch(function () { /* offline for a moment: the next tick tries again */ })
         .then(function () { busy = false; });
