@@ -84,6 +84,20 @@ BROADCAST_REPLY_WINDOW = timedelta(days=7)
 BROADCAST_LOOKBACK = 50  # messages before a page of a thread read for the broadcast it answers
 
 
+async def repeat(every: float, what: str, sweep: Callable[[], Awaitable[object]]) -> None:
+    """Runs `sweep` every `every` seconds until cancelled; a failure is logged as an outage
+    of `what` (once, and once more when it works again) and never stops the loop."""
+    outage = Outage(log, what, every, every)
+    while True:
+        await asyncio.sleep(every)
+        try:
+            await sweep()
+        except Exception as err:  # a bad moment must not stop the sweeps for good
+            outage.failed(err)
+        else:
+            outage.succeeded()
+
+
 class Service:
     """What a running responder is made of: settings, rules, store, providers, workers."""
 
@@ -575,29 +589,13 @@ class Service:
         """PostgreSQL: moves the dashboard's appended count changes into its counts, so that
         a report reads few of them (readers add both: nothing waits for this). Every instance
         tries; one folds at a time. SQLite: a no-op (its triggers update counts in place)."""
-        outage = Outage(log, "folding the dashboard's counts", every, every)
-        while True:
-            await asyncio.sleep(every)
-            try:
-                await self.store.fold_counts()
-            except Exception as err:  # a bad moment must not stop the sweeps for good
-                outage.failed(err)
-            else:
-                outage.succeeded()
+        await repeat(every, "folding the dashboard's counts", self.store.fold_counts)
 
     async def _index_numbers_forever(self, every: float = INDEX_NUMBERS_EVERY) -> None:
         """PostgreSQL: writes the parts of new contacts' numbers for the search by part of a
         number (every instance looks; they share the work). SQLite: a no-op (its
         checkpointer does it)."""
-        outage = Outage(log, "indexing new numbers", every, every)
-        while True:
-            await asyncio.sleep(every)
-            try:
-                await self.store.index_new_numbers()
-            except Exception as err:  # a bad moment must not stop the sweeps for good
-                outage.failed(err)
-            else:
-                outage.succeeded()
+        await repeat(every, "indexing new numbers", self.store.index_new_numbers)
 
     # -- privacy (DESIGN §13) -----------------------------------------------------------------
 
