@@ -42,17 +42,20 @@ CONVERSATIONS_ONLY = (
 )
 
 
-def _state_filters(
-    mode: str | None,
-    needs_attention: bool | None,
-    opted_out: bool | None,
+def state_filters(
     first: int,
+    mode: str | None = None,
+    needs_attention: bool | None = None,
+    opted_out: bool | None = None,
     assigned: str | None = None,
     status: str | None = None,
+    *,
+    prefix: str = "",
 ) -> tuple[list[str], list[Any]]:
     """SQL conditions (always at least one) and parameters (numbered from `first`) selecting
-    conversations by state; `assigned` is a person's name, or UNASSIGNED for nobody. A contact
-    that never wrote nor was written to (imported) is not a conversation."""
+    conversations by state; `assigned` is a person's name, or UNASSIGNED for nobody; `prefix`
+    names the contacts' table (an alias and its dot) in a join. A contact that never wrote
+    nor was written to (imported) is not a conversation."""
     conditions, params = [CONVERSATIONS_ONLY], []
     for column, value in (
         ("mode", mode),
@@ -63,17 +66,17 @@ def _state_filters(
         # Literals, never user text (each value is one of a fixed few): a partial index
         # (contacts_needing_attention...) serves only a query that names its condition.
         if isinstance(value, bool):
-            conditions.append(column if value else f"NOT {column}")
+            conditions.append(f"{prefix}{column}" if value else f"NOT {prefix}{column}")
         elif value in LITERAL_STATES:
-            conditions.append(f"{column} = '{value}'")
+            conditions.append(f"{prefix}{column} = '{value}'")
         elif value is not None:
             params.append(value)
-            conditions.append(f"{column} = ${first + len(params) - 1}")
+            conditions.append(f"{prefix}{column} = ${first + len(params) - 1}")
     if assigned == UNASSIGNED:
-        conditions.append("assigned_to IS NULL")
+        conditions.append(f"{prefix}assigned_to IS NULL")
     elif assigned is not None:
         params.append(assigned)
-        conditions.append(f"assigned_to = ${first + len(params) - 1}")
+        conditions.append(f"{prefix}assigned_to = ${first + len(params) - 1}")
     return conditions, params
 
 
@@ -207,7 +210,7 @@ class PgReads(PgBase):
     ) -> list[Conversation]:
         """Conversations newest first (then by number), optionally only those in a mode or
         state; `after`: those that come after that conversation (a keyset page)."""
-        conditions, params = _state_filters(mode, needs_attention, opted_out, 1, assigned, status)
+        conditions, params = state_filters(1, mode, needs_attention, opted_out, assigned, status)
         if after is not None:
             n = len(params)
             conditions.append(

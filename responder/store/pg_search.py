@@ -7,9 +7,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from responder.store.models import COUNT_KEYS, UNASSIGNED
+from responder.store.models import COUNT_KEYS
 from responder.store.pg_base import PgBase
-from responder.store.pg_reads import CONVERSATIONS_ONLY
+from responder.store.pg_reads import state_filters
 from responder.store.pg_rows import CONVERSATION_COLUMNS, clean_text, conversation
 from responder.store.search import (
     COUNT_LIMIT,
@@ -60,32 +60,10 @@ PLANNING = [
 ]
 
 
-def _filters(
-    prefix: str,
-    first: int,
-    mode: str | None = None,
-    needs_attention: bool | None = None,
-    opted_out: bool | None = None,
-    assigned: str | None = None,
-    status: str | None = None,
-) -> tuple[str, list[Any]]:
-    """The SQL condition on a conversation's state (columns of `prefix`, an alias with its dot,
-    or "") and its parameters, numbered from `first`."""
-    conditions, params = [CONVERSATIONS_ONLY], []
-    for column, value in (
-        ("mode", mode),
-        ("needs_attention", needs_attention),
-        ("opted_out", opted_out),
-        ("status", status),
-    ):
-        if value is not None:
-            params.append(value)
-            conditions.append(f"{prefix}{column} = ${first + len(params) - 1}")
-    if assigned == UNASSIGNED:
-        conditions.append(f"{prefix}assigned_to IS NULL")
-    elif assigned is not None:
-        params.append(assigned)
-        conditions.append(f"{prefix}assigned_to = ${first + len(params) - 1}")
+def _filters(prefix: str, first: int, **filters: Any) -> tuple[str, list[Any]]:
+    """The condition on a conversation's state (columns of `prefix`, an alias with its dot,
+    or "") as one SQL string, and its parameters numbered from `first` (pg_reads)."""
+    conditions, params = state_filters(first, **filters, prefix=prefix)
     return " AND ".join(conditions), params
 
 

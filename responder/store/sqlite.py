@@ -36,8 +36,6 @@ from responder.store.common import (
 )
 from responder.store.models import (
     COUNT_KEYS,
-    NEVER,
-    UNASSIGNED,
     Conversation,
     ConversationKey,
     FlowTimeout,
@@ -67,6 +65,7 @@ from responder.store.sqlite_care import SQLiteMessageCare
 from responder.store.sqlite_contacts import SQLiteContacts
 from responder.store.sqlite_counts import SQLiteCounts
 from responder.store.sqlite_counts import fold as fold_counts
+from responder.store.sqlite_filters import CONVERSATIONS_ONLY, state_filters
 from responder.store.sqlite_inbox import SQLiteInbox
 from responder.store.sqlite_labels import SQLiteLabels
 from responder.store.sqlite_privacy import SQLitePrivacy, read_erasures
@@ -118,9 +117,6 @@ WAITING = "unread > 0 AND status <> 'resolved' AND (mode = 'human' OR needs_atte
 NEWEST_WAITING = (
     f"SELECT phone FROM contacts WHERE {WAITING} ORDER BY last_message_at DESC LIMIT 20"
 )
-# Contacts that are conversations: not those only imported (store/sqlite_contacts.py), whose
-# last_message_at is NEVER, so the newest-first index skips them without reading their rows.
-CONVERSATIONS_ONLY = f"last_activity_at IS NOT NULL AND last_message_at > '{stored(NEVER)}'"
 MAX_BATCH = 512
 PRAGMAS = (
     # WAL + synchronous=NORMAL: a process crash loses no committed row (see README).
@@ -135,7 +131,6 @@ T = TypeVar("T")
 MAX_PARAMS = 500  # per IN (...) list, below SQLite's variable limit
 MAX_ID = 2**63 - 1
 PREVIEW_DEPTH = 200  # messages of a number the inbox looks back through for its preview
-LITERAL_STATES = frozenset(("bot", "human", "open", "resolved"))  # modes and statuses
 
 
 @dataclass
@@ -281,42 +276,6 @@ def _statements(script: str) -> list[str]:
     ):
         raise ValueError(f"unterminated statement in migration: {pending.strip()[:60]}")
     return statements
-
-
-def _state_filters(
-    mode: str | None,
-    needs_attention: bool | None,
-    opted_out: bool | None,
-    assigned: str | None = None,
-    status: str | None = None,
-) -> tuple[list[str], list[Any]]:
-    """SQL conditions (always at least one) and parameters selecting conversations by state;
-    `assigned` is a person's name, or UNASSIGNED for conversations nobody handles. A contact
-    that never wrote nor was written to (imported) is not a conversation."""
-    conditions, params = [CONVERSATIONS_ONLY], []
-    # Written as literals, never user text (each value is one of a fixed few): SQLite picks a
-    # partial index (contacts_needing_attention...) only when the query names its condition.
-    for column, value in (
-        ("mode", mode),
-        ("needs_attention", needs_attention),
-        ("opted_out", opted_out),
-        ("status", status),
-    ):
-        if value is None:
-            continue
-        if isinstance(value, bool):
-            conditions.append(f"{column} = {int(value):d}")
-        elif value in LITERAL_STATES:
-            conditions.append(f"{column} = '{value}'")
-        else:
-            conditions.append(f"{column} = ?")
-            params.append(value)
-    if assigned == UNASSIGNED:
-        conditions.append("assigned_to IS NULL")
-    elif assigned is not None:
-        conditions.append("assigned_to = ?")
-        params.append(assigned)
-    return conditions, params
 
 
 def _fetchall(db: sqlite3.Connection, sql: str, params: Any = ()) -> list[sqlite3.Row]:
@@ -1541,7 +1500,7 @@ class SQLiteStore(
     ) -> list[Conversation]:
         """Conversations newest first (then by number), optionally only those in a mode or
         state; `after`: those that come after that conversation (a keyset page)."""
-        conditions, params = _state_filters(mode, needs_attention, opted_out, assigned, status)
+        conditions, params = state_filters(mode, needs_attention, opted_out, assigned, status)
         if after is not None:
             at = stored(after[0])
             conditions.append("last_message_at <= ? AND (last_message_at < ? OR phone > ?)")

@@ -9,7 +9,7 @@ import json
 import sqlite3
 from typing import TYPE_CHECKING, Any
 
-from responder.store.models import COUNT_KEYS, NEVER, UNASSIGNED, Conversation
+from responder.store.models import COUNT_KEYS, Conversation
 from responder.store.search import (
     COUNT_LIMIT,
     PREFIX_FROM,
@@ -22,7 +22,7 @@ from responder.store.search import (
     part_ranges,
     ranked,
 )
-from responder.store.sqltime import stored
+from responder.store.sqlite_filters import state_filters
 
 if TYPE_CHECKING:
     import aiosqlite
@@ -32,9 +32,6 @@ IN_LIST = "phone IN (SELECT value FROM json_each(?))"
 # Searches join messages to their contacts with CROSS JOIN: SQLite then keeps the order
 # written (messages first, newest first), where it would rather walk every conversation
 # through CONVERSATIONS_ONLY's range on last_message_at (500 ms at 5 million messages).
-# As store/sqlite.py's: contacts only imported are not conversations (their columns are the
-# contacts' own, never the messages').
-CONVERSATIONS_ONLY = f"last_activity_at IS NOT NULL AND last_message_at > '{stored(NEVER)}'"
 FIRST_ROWS = 64  # rows a streamed search reads at first; then STREAM_ROWS at a time
 STREAM_ROWS = 1024
 # Messages a search for common whole words tests itself rather than merge prefixes (above).
@@ -44,32 +41,10 @@ WINDOW_ROWS = 5000
 MANY_NUMBERS = 2000
 
 
-def _filters(
-    prefix: str,
-    mode: str | None = None,
-    needs_attention: bool | None = None,
-    opted_out: bool | None = None,
-    assigned: str | None = None,
-    status: str | None = None,
-) -> tuple[str, list[Any]]:
-    """The SQL condition on a conversation's state (columns of `prefix`, a table's alias with
-    its dot, or "") and its parameters; `assigned` a person's name, or UNASSIGNED. A contact
-    only imported (no message either way) is not a conversation."""
-    conditions, params = [CONVERSATIONS_ONLY], []
-    for column, value in (
-        ("mode", mode),
-        ("needs_attention", needs_attention),
-        ("opted_out", opted_out),
-        ("status", status),
-    ):
-        if value is not None:
-            conditions.append(f"{prefix}{column} = ?")
-            params.append(value if isinstance(value, str) else int(value))
-    if assigned == UNASSIGNED:
-        conditions.append(f"{prefix}assigned_to IS NULL")
-    elif assigned is not None:
-        conditions.append(f"{prefix}assigned_to = ?")
-        params.append(assigned)
+def _filters(prefix: str, **filters: Any) -> tuple[str, list[Any]]:
+    """The condition on a conversation's state (columns of `prefix`, a table's alias with its
+    dot, or "") as one SQL string, and its parameters (store/sqlite_filters.py)."""
+    conditions, params = state_filters(**filters, prefix=prefix)
     return " AND ".join(conditions), params
 
 
