@@ -3,6 +3,7 @@ them with the service's side of broadcasts."""
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
@@ -35,6 +36,17 @@ TRANSITIONS: dict[str, tuple[tuple[BroadcastStatus, ...], BroadcastStatus]] = {
 }
 # Messages a broadcast queued are told apart by this origin (and their broadcast_id).
 BROADCAST_ORIGIN = "broadcast"
+
+
+def stored_fields(value: Any) -> dict[str, Any]:
+    """A contact's fields as either store hands them back (JSON text, or already a dict):
+    {} for none, for text that is not JSON, or for JSON that is not an object."""
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except ValueError:
+            return {}
+    return value if isinstance(value, dict) else {}
 
 
 @dataclass(frozen=True)

@@ -21,6 +21,7 @@ from responder.store.broadcast_models import (
     Segment,
     SegmentContact,
     UnknownBroadcastError,
+    stored_fields,
 )
 from responder.store.sqltime import maybe_moment, moment, stored
 
@@ -62,14 +63,6 @@ def _segment_where(segment: Segment, since: datetime | None) -> tuple[str, list[
     return " AND ".join(where), params
 
 
-def _fields(value: str | None) -> dict[str, Any]:
-    try:
-        loaded = json.loads(value or "{}")
-    except ValueError:
-        return {}
-    return loaded if isinstance(loaded, dict) else {}
-
-
 class SQLiteBroadcasts:
     """Broadcasts and their recipients; SQLiteStore provides the connections."""
 
@@ -98,7 +91,7 @@ class SQLiteBroadcasts:
             f"SELECT c.phone, c.fields FROM contacts AS c WHERE {where} ORDER BY c.phone LIMIT ?",
             (*params, sample),
         )
-        return count, [SegmentContact(r[0], _fields(r[1])) for r in found]
+        return count, [SegmentContact(r[0], stored_fields(r[1])) for r in found]
 
     async def _counts(self, broadcast_id: int) -> dict[str, int]:
         rows = await self.reader.execute_fetchall(
