@@ -34,6 +34,18 @@ TRANSITIONS: dict[str, tuple[tuple[BroadcastStatus, ...], BroadcastStatus]] = {
     "resume": (("paused",), "running"),
     "cancel": (("scheduled", "running", "paused"), "cancelled"),
 }
+
+
+def changed_status(
+    target: BroadcastStatus, started_at: object, send_at: Any, now: Any
+) -> BroadcastStatus:
+    """The status a transition's `target` makes of a broadcast: resuming one paused before its
+    time (never started, `send_at` still after `now`) makes it wait for its time again.
+    `send_at` and `now` as the store holds them (SQLite's stored text, PostgreSQL's moments)."""
+    late = started_at is None and send_at is not None and send_at > now
+    return "scheduled" if target == "running" and late else target
+
+
 # Messages a broadcast queued are told apart by this origin (and their broadcast_id).
 BROADCAST_ORIGIN = "broadcast"
 

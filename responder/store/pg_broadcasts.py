@@ -20,6 +20,7 @@ from responder.store.broadcast_models import (
     Segment,
     SegmentContact,
     UnknownBroadcastError,
+    changed_status,
     stored_fields,
 )
 from responder.store.pg_base import OUTBOX_CHANNEL, PgBase
@@ -270,9 +271,7 @@ class PgBroadcasts(PgBase):
                 raise UnknownBroadcastError(broadcast_id)
             if row[0] not in allowed:
                 raise BroadcastStateError(broadcast_id, row[0], action)
-            # Resuming one paused before its time: it waits for its time again.
-            late = row[1] is None and row[2] is not None and row[2] > now
-            to = "scheduled" if target == "running" and late else target
+            to = changed_status(target, row[1], row[2], now)
             await conn.execute(
                 "UPDATE broadcasts SET status = $1, updated_at = $2, "
                 "started_at = CASE WHEN $1 = 'running' THEN COALESCE(started_at, $2) "

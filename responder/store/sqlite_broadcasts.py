@@ -21,6 +21,7 @@ from responder.store.broadcast_models import (
     Segment,
     SegmentContact,
     UnknownBroadcastError,
+    changed_status,
     stored_fields,
 )
 from responder.store.sqltime import maybe_moment, moment, stored
@@ -225,9 +226,7 @@ class SQLiteBroadcasts:
                 raise UnknownBroadcastError(broadcast_id)
             if row[0] not in allowed:
                 raise BroadcastStateError(broadcast_id, row[0], action)
-            # Resuming one paused before its time: it waits for its time again.
-            late = row[1] is None and row[2] is not None and row[2] > now
-            to = "scheduled" if target == "running" and late else target
+            to = changed_status(target, row[1], row[2], now)
             db.execute(
                 "UPDATE broadcasts SET status = ?, updated_at = ?, "
                 "started_at = CASE WHEN ? = 'running' THEN COALESCE(started_at, ?) "
