@@ -3,6 +3,7 @@ them with the service's side of broadcasts."""
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
@@ -33,8 +34,31 @@ TRANSITIONS: dict[str, tuple[tuple[BroadcastStatus, ...], BroadcastStatus]] = {
     "resume": (("paused",), "running"),
     "cancel": (("scheduled", "running", "paused"), "cancelled"),
 }
+
+
+def changed_status(
+    target: BroadcastStatus, started_at: object, send_at: Any, now: Any
+) -> BroadcastStatus:
+    """The status a transition's `target` makes of a broadcast: resuming one paused before its
+    time (never started, `send_at` still after `now`) makes it wait for its time again.
+    `send_at` and `now` as the store holds them (SQLite's stored text, PostgreSQL's moments)."""
+    late = started_at is None and send_at is not None and send_at > now
+    return "scheduled" if target == "running" and late else target
+
+
 # Messages a broadcast queued are told apart by this origin (and their broadcast_id).
 BROADCAST_ORIGIN = "broadcast"
+
+
+def stored_fields(value: Any) -> dict[str, Any]:
+    """A contact's fields as either store hands them back (JSON text, or already a dict):
+    {} for none, for text that is not JSON, or for JSON that is not an object."""
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except ValueError:
+            return {}
+    return value if isinstance(value, dict) else {}
 
 
 @dataclass(frozen=True)

@@ -54,5 +54,11 @@ def split(since: datetime, until: datetime | None) -> Split:
     return Split((start, f"{first_day}T00"), (first_day, last_day), (f"{last_day}T00", end))
 
 
+def period_params(since: datetime, until: datetime | None) -> tuple[str, ...]:
+    """The parameters of both stores' PERIOD, in order: Split.params, then the whole period in
+    hours (for the changes not folded yet)."""
+    return (*split(since, until).params, hour_key(since), end_key(until))
+
+
 def _next_day(day: str) -> str:
     return (datetime.strptime(day, "%Y-%m-%d") + timedelta(days=1)).strftime("%Y-%m-%d")

@@ -10,13 +10,18 @@ from typing import Any
 
 from responder.engine import Reply
 from responder.store import broadcast_sql as q
-from responder.store.broadcast_models import BROADCAST_ORIGIN, FeedItem, FeedState, SegmentContact
+from responder.store.broadcast_models import (
+    BROADCAST_ORIGIN,
+    FeedItem,
+    FeedState,
+    SegmentContact,
+    stored_fields,
+)
 from responder.store.pg_base import OUTBOX_CHANNEL
 from responder.store.pg_broadcasts import (
     _COLUMNS,
     PgBroadcasts,
     _cancel_rest,
-    _fields,
     _finish_messages,
 )
 from responder.store.pg_rows import MessageRow, allocate_ids, insert_messages, outbound_row
@@ -100,7 +105,7 @@ class PgBroadcastFeed(PgBroadcasts):
             broadcast_id,
             limit,
         )
-        return [SegmentContact(r[0], _fields(r[1]), bool(r[2])) for r in rows]
+        return [SegmentContact(r[0], stored_fields(r[1]), bool(r[2])) for r in rows]
 
     async def feed_broadcast(
         self,

@@ -5,7 +5,6 @@ happen one after the other."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
@@ -21,6 +20,8 @@ from responder.store.broadcast_models import (
     Segment,
     SegmentContact,
     UnknownBroadcastError,
+    changed_status,
+    stored_fields,
 )
 from responder.store.pg_base import OUTBOX_CHANNEL, PgBase
 from responder.store.pg_rows import (
@@ -57,15 +58,6 @@ def _segment_where(segment: Segment, since: datetime | None, first: int) -> tupl
             f"AND m.direction = 'in' AND m.created_at >= {mark(since)})"
         )
     return " AND ".join(where), params
-
-
-def _fields(value: Any) -> dict[str, Any]:
-    if isinstance(value, str):
-        try:
-            value = json.loads(value)
-        except ValueError:
-            return {}
-    return value if isinstance(value, dict) else {}
 
 
 async def _finish_messages(
@@ -129,7 +121,7 @@ class PgBroadcasts(PgBase):
                 *params,
                 sample,
             )
-            return int(count), [SegmentContact(r[0], _fields(r[1])) for r in rows]
+            return int(count), [SegmentContact(r[0], stored_fields(r[1])) for r in rows]
 
         result: tuple[int, list[SegmentContact]] = await self._read(work)
         return result
@@ -145,7 +137,7 @@ class PgBroadcasts(PgBase):
             id=int(row[0]),
             name=row[1],
             text=row[2],
-            segment=Segment.from_json(_fields(row[3])),
+            segment=Segment.from_json(stored_fields(row[3])),
             via=row[4],
             send_at=row[5],
             status=row[6],
@@ -279,9 +271,7 @@ class PgBroadcasts(PgBase):
                 raise UnknownBroadcastError(broadcast_id)
             if row[0] not in allowed:
                 raise BroadcastStateError(broadcast_id, row[0], action)
-            # Resuming one paused before its time: it waits for its time again.
-            late = row[1] is None and row[2] is not None and row[2] > now
-            to = "scheduled" if target == "running" and late else target
+            to = changed_status(target, row[1], row[2], now)
             await conn.execute(
                 "UPDATE broadcasts SET status = $1, updated_at = $2, "
                 "started_at = CASE WHEN $1 = 'running' THEN COALESCE(started_at, $2) "

@@ -8,12 +8,12 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from responder.store.counts import CountKey, end_key, hour_key, hour_moment, split
+from responder.store.counts import CountKey, end_key, hour_key, hour_moment, period_params
 from responder.store.pg_base import PgBase
 
 # Every count of the period, by direction, provider, status and rule: its whole UTC days from
 # message_days, its first and last hours from message_counts, and the changes not folded yet
-# ($1..$6: Split.params; $7, $8: the whole period in hours).
+# ($1..$8: counts.period_params).
 PERIOD = (
     "(SELECT direction, provider, status, rule, n FROM message_counts "
     "WHERE hour >= $1 AND hour < $2 UNION ALL "
@@ -76,9 +76,7 @@ class PgCounts(PgBase):
     """Messages per hour, status and rule for any period."""
 
     async def _period(self, sql: str, since: datetime, until: datetime | None, *more: Any) -> Any:
-        return await self._fetch(
-            sql, *split(since, until).params, hour_key(since), end_key(until), *more
-        )
+        return await self._fetch(sql, *period_params(since, until), *more)
 
     async def message_counts_by_hour(
         self, since: datetime, until: datetime | None = None

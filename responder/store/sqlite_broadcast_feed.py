@@ -10,12 +10,17 @@ from datetime import datetime
 
 from responder.engine import Reply
 from responder.store import broadcast_sql as q
-from responder.store.broadcast_models import BROADCAST_ORIGIN, FeedItem, FeedState, SegmentContact
+from responder.store.broadcast_models import (
+    BROADCAST_ORIGIN,
+    FeedItem,
+    FeedState,
+    SegmentContact,
+    stored_fields,
+)
 from responder.store.sqlite_broadcasts import (
     _COLUMNS,
     SQLiteBroadcasts,
     _cancel_rest,
-    _fields,
     _finish_messages,
 )
 from responder.store.sqltime import stored
@@ -97,7 +102,7 @@ class SQLiteBroadcastFeed(SQLiteBroadcasts):
             "WHERE r.broadcast_id = ? AND r.status = 'pending' ORDER BY r.phone LIMIT ?",
             (broadcast_id, limit),
         )
-        return [SegmentContact(r[0], _fields(r[1]), bool(r[2])) for r in rows]
+        return [SegmentContact(r[0], stored_fields(r[1]), bool(r[2])) for r in rows]
 
     async def feed_broadcast(
         self,

@@ -21,6 +21,8 @@ from responder.store.broadcast_models import (
     Segment,
     SegmentContact,
     UnknownBroadcastError,
+    changed_status,
+    stored_fields,
 )
 from responder.store.sqltime import maybe_moment, moment, stored
 
@@ -62,14 +64,6 @@ def _segment_where(segment: Segment, since: datetime | None) -> tuple[str, list[
     return " AND ".join(where), params
 
 
-def _fields(value: str | None) -> dict[str, Any]:
-    try:
-        loaded = json.loads(value or "{}")
-    except ValueError:
-        return {}
-    return loaded if isinstance(loaded, dict) else {}
-
-
 class SQLiteBroadcasts:
     """Broadcasts and their recipients; SQLiteStore provides the connections."""
 
@@ -98,7 +92,7 @@ class SQLiteBroadcasts:
             f"SELECT c.phone, c.fields FROM contacts AS c WHERE {where} ORDER BY c.phone LIMIT ?",
             (*params, sample),
         )
-        return count, [SegmentContact(r[0], _fields(r[1])) for r in found]
+        return count, [SegmentContact(r[0], stored_fields(r[1])) for r in found]
 
     async def _counts(self, broadcast_id: int) -> dict[str, int]:
         rows = await self.reader.execute_fetchall(
@@ -232,9 +226,7 @@ class SQLiteBroadcasts:
                 raise UnknownBroadcastError(broadcast_id)
             if row[0] not in allowed:
                 raise BroadcastStateError(broadcast_id, row[0], action)
-            # Resuming one paused before its time: it waits for its time again.
-            late = row[1] is None and row[2] is not None and row[2] > now
-            to = "scheduled" if target == "running" and late else target
+            to = changed_status(target, row[1], row[2], now)
             db.execute(
                 "UPDATE broadcasts SET status = ?, updated_at = ?, "
                 "started_at = CASE WHEN ? = 'running' THEN COALESCE(started_at, ?) "

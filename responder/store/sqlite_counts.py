@@ -15,14 +15,14 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from responder.store.counts import CountKey, end_key, hour_key, hour_moment, split
+from responder.store.counts import CountKey, end_key, hour_key, hour_moment, period_params
 
 if TYPE_CHECKING:
     import aiosqlite
 
 T = TypeVar("T")
-# Every count of the period, by direction, provider, status and rule (parameters: Split.params,
-# then the whole period in hours for the changes not folded yet).
+# Every count of the period, by direction, provider, status and rule (parameters:
+# counts.period_params).
 PERIOD = (
     "(SELECT direction, provider, status, rule, n FROM message_counts "
     "WHERE hour >= ? AND hour < ? UNION ALL "
@@ -88,9 +88,7 @@ class SQLiteCounts:
     async def _period(
         self, sql: str, since: datetime, until: datetime | None, *more: Any
     ) -> list[Any]:
-        rows = await self.reader.execute_fetchall(
-            sql, (*split(since, until).params, hour_key(since), end_key(until), *more)
-        )
+        rows = await self.reader.execute_fetchall(sql, (*period_params(since, until), *more))
         return list(rows)
 
     async def message_counts_by_hour(
