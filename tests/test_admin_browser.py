@@ -95,14 +95,20 @@ def watched(context: BrowserContext) -> tuple[Page, list[str]]:
     return opened, problems
 
 
-@pytest.fixture
-def page(browser: Browser) -> Iterator[Page]:
-    """A fresh browser profile at laptop size; a script error or CSP violation fails the test."""
-    context = browser.new_context(viewport={"width": 1100, "height": 720}, locale="es-VE")
+def clean_page(browser: Browser, **options: Any) -> Iterator[Page]:
+    """For a fixture to yield from: a page in a fresh browser profile (locale es-VE, plus
+    `options`); a script error or CSP violation seen on it fails the test."""
+    context = browser.new_context(locale="es-VE", **options)
     opened, problems = watched(context)
     yield opened
     context.close()
     assert problems == []
+
+
+@pytest.fixture
+def page(browser: Browser) -> Iterator[Page]:
+    """A fresh browser profile at laptop size; a script error or CSP violation fails the test."""
+    yield from clean_page(browser, viewport={"width": 1100, "height": 720})
 
 
 @pytest.fixture

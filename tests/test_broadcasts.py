@@ -61,6 +61,25 @@ def start(
     return start_app(backend=backend, **massiva_env(url, fake))
 
 
+Serve = Callable[..., tuple[RunningApp, FakeMassiva]]
+
+
+@pytest.fixture
+def serve(
+    start_app: Callable[..., RunningApp],
+    workdir: Path,
+    backend: str,
+    massiva: tuple[FakeMassiva, str],
+) -> Serve:
+    """`serve(extra)` starts the app on each backend with RULES (plus `extra` settings),
+    sending through the fake Massiva; answers the app and the fake."""
+
+    def serve_(extra: str = "") -> tuple[RunningApp, FakeMassiva]:
+        return start(start_app, workdir, backend, massiva, extra), massiva[0]
+
+    return serve_
+
+
 def inbound(app: RunningApp, phone: str, text: str = "hola") -> None:
     response = loopback.get(app.webhook(), params={"msg": text, "phone": phone})
     assert response.status_code == 200
@@ -121,6 +140,14 @@ def vip_contacts(app: RunningApp, prefix: str, count: int) -> list[str]:
     return phones
 
 
+def tick(clock: Clock, seconds: int, pause: float) -> None:
+    """Moves the clock one second at a time, `pause` real seconds apart, so the sender can
+    act (or show it does not) after each step."""
+    for _ in range(seconds):
+        clock.advance(1)
+        time.sleep(pause)
+
+
 def advance_until_done(
     api: httpx.Client, clock: Clock, broadcast_id: int, tries: int, pause: float
 ) -> dict[str, Any]:
@@ -134,15 +161,8 @@ def advance_until_done(
     return broadcast(api, broadcast_id)
 
 
-def test_segments_templates_and_the_inbox_left_alone(
-    start_app: Callable[..., RunningApp],
-    workdir: Path,
-    backend: str,
-    massiva: tuple[FakeMassiva, str],
-    clock: Clock,
-) -> None:
-    app = start(start_app, workdir, backend, massiva)
-    fake = massiva[0]
+def test_segments_templates_and_the_inbox_left_alone(serve: Serve, clock: Clock) -> None:
+    app, fake = serve()
     contact(app, EVA, ["vip"], nombre="Eva", ciudad="Caracas")  # active 10 days ago only
     clock.advance(10 * 86400)
     contact(app, ANA, ["vip", "promo"], nombre="Ana", ciudad="Caracas")
@@ -224,18 +244,9 @@ def test_segments_templates_and_the_inbox_left_alone(
         assert any(e["action"] == "broadcast_created" for e in events)
 
 
-def test_replies_go_ahead_and_the_send_rate_holds(
-    start_app: Callable[..., RunningApp],
-    workdir: Path,
-    backend: str,
-    massiva: tuple[FakeMassiva, str],
-    clock: Clock,
-) -> None:
-    app = start(start_app, workdir, backend, massiva, "send_rate: {massiva: 2}")
-    fake = massiva[0]
-    phones = [f"5841220000{i:02d}" for i in range(8)]
-    for phone in phones:
-        contact(app, phone, ["vip"])
+def test_replies_go_ahead_and_the_send_rate_holds(serve: Serve, clock: Clock) -> None:
+    app, fake = serve("send_rate: {massiva: 2}")
+    phones = vip_contacts(app, "5841220000", 8)
     with app.api() as api:
         created = create(api, text="Oferta de hoy", segment={"labels": ["vip"]})
         # Two a second, and the clock stands still: two go, then nothing until it moves.
@@ -258,22 +269,9 @@ def test_replies_go_ahead_and_the_send_rate_holds(
         assert Counter(sent_to(fake, "Oferta")) == Counter(phones)
 
 
-def test_quiet_hours_hold_then_release_in_one_request(
-    start_app: Callable[..., RunningApp],
-    workdir: Path,
-    backend: str,
-    massiva: tuple[FakeMassiva, str],
-    clock: Clock,
-) -> None:
+def test_quiet_hours_hold_then_release_in_one_request(serve: Serve, clock: Clock) -> None:
     # Monday 10:00 in Caracas; quiet hours from 20:00 to 11:00: broadcasts wait until 11:00.
-    app = start(
-        start_app,
-        workdir,
-        backend,
-        massiva,
-        'hours: {mon-fri: "08:00-17:00", quiet: "20:00-11:00"}',
-    )
-    fake = massiva[0]
+    app, fake = serve('hours: {mon-fri: "08:00-17:00", quiet: "20:00-11:00"}')
     contact(app, ANA, ["vip"])
     contact(app, BETO, ["vip"])
     with app.api() as api:
@@ -296,26 +294,15 @@ def test_quiet_hours_hold_then_release_in_one_request(
     ]
 
 
-def test_opt_out_midway_is_skipped(
-    start_app: Callable[..., RunningApp],
-    workdir: Path,
-    backend: str,
-    massiva: tuple[FakeMassiva, str],
-    clock: Clock,
-) -> None:
-    app = start(start_app, workdir, backend, massiva, "send_rate: {massiva: 2}")
-    fake = massiva[0]
-    phones = [f"5841230000{i:02d}" for i in range(6)]
-    for phone in phones:
-        contact(app, phone, ["vip"])
+def test_opt_out_midway_is_skipped(serve: Serve, clock: Clock) -> None:
+    app, fake = serve("send_rate: {massiva: 2}")
+    phones = vip_contacts(app, "5841230000", 6)
     contact(app, "2020", ["vip"])  # a short code wrote: no number to send a broadcast to
     with app.api() as api:
         created = create(api, text="Feliz lunes", segment={"labels": ["vip"]})
         wait_until(lambda: len(sent_to(fake, "Feliz")) == 2)
         inbound(app, phones[-1], "BAJA")  # not yet sent: it must never be
-        for _ in range(8):
-            clock.advance(1)
-            time.sleep(0.5)
+        tick(clock, 8, 0.5)
         wait_until(lambda: broadcast(api, created["id"])["status"] == "done")
         final = broadcast(api, created["id"])
         assert (final["counts"]["sent"], final["counts"]["skipped"]) == (5, 2)
@@ -329,18 +316,9 @@ def test_opt_out_midway_is_skipped(
         ]
 
 
-def test_pause_resume_cancel_and_bad_transitions(
-    start_app: Callable[..., RunningApp],
-    workdir: Path,
-    backend: str,
-    massiva: tuple[FakeMassiva, str],
-    clock: Clock,
-) -> None:
-    app = start(start_app, workdir, backend, massiva, "send_rate: {massiva: 2}")
-    fake = massiva[0]
-    phones = [f"5841240000{i:02d}" for i in range(10)]
-    for phone in phones:
-        contact(app, phone, ["vip"])
+def test_pause_resume_cancel_and_bad_transitions(serve: Serve, clock: Clock) -> None:
+    app, fake = serve("send_rate: {massiva: 2}")
+    vip_contacts(app, "5841240000", 10)
     with app.api() as api:
         created = create(api, text="Aviso", segment={"labels": ["vip"]})
         bid = created["id"]
@@ -348,18 +326,14 @@ def test_pause_resume_cancel_and_bad_transitions(
         paused = api.post(f"/api/broadcasts/{bid}/pause")
         assert (paused.status_code, paused.json()["broadcast"]["status"]) == (200, "paused")
         assert api.post(f"/api/broadcasts/{bid}/pause").status_code == 409
-        for _ in range(4):
-            clock.advance(1)
-            time.sleep(0.4)
+        tick(clock, 4, 0.4)
         assert len(sent_to(fake, "Aviso")) == 2  # nothing while paused
         assert api.post(f"/api/broadcasts/{bid}/resume").status_code == 200
         clock.advance(1)
         wait_until(lambda: len(sent_to(fake, "Aviso")) >= 4)
         cancelled = api.post(f"/api/broadcasts/{bid}/cancel")
         assert cancelled.status_code == 200
-        for _ in range(4):
-            clock.advance(1)
-            time.sleep(0.4)
+        tick(clock, 4, 0.4)
         final = broadcast(api, bid)
         assert final["status"] == "cancelled"
         went = len(sent_to(fake, "Aviso"))
@@ -374,15 +348,8 @@ def test_pause_resume_cancel_and_bad_transitions(
             assert action in actions
 
 
-def test_a_gateway_down_halfway_sends_each_number_once(
-    start_app: Callable[..., RunningApp],
-    workdir: Path,
-    backend: str,
-    massiva: tuple[FakeMassiva, str],
-    clock: Clock,
-) -> None:
-    app = start(start_app, workdir, backend, massiva, "send_rate: {massiva: 4}")
-    fake = massiva[0]
+def test_a_gateway_down_halfway_sends_each_number_once(serve: Serve, clock: Clock) -> None:
+    app, fake = serve("send_rate: {massiva: 4}")
     phones = vip_contacts(app, "5841250000", 12)
     with app.api() as api:
         fake.fail_next("status:503", times=3)  # the gateway is down for the first tries
@@ -395,14 +362,9 @@ def test_a_gateway_down_halfway_sends_each_number_once(
 
 
 def test_a_gateway_that_dies_after_some_sends_resumes_without_repeats(
-    start_app: Callable[..., RunningApp],
-    workdir: Path,
-    backend: str,
-    massiva: tuple[FakeMassiva, str],
-    clock: Clock,
+    serve: Serve, clock: Clock
 ) -> None:
-    app = start(start_app, workdir, backend, massiva, "send_rate: {massiva: 10}")
-    fake = massiva[0]
+    app, fake = serve("send_rate: {massiva: 10}")
     phones = vip_contacts(app, "5841251", 40)
     with app.api() as api:
         created = create(api, text="Remate", segment={"labels": ["vip"]})
@@ -480,15 +442,8 @@ def test_api_errors_and_roles(
         assert agent.post(f"/api/broadcasts/{created['id']}/cancel").status_code == 403
 
 
-def test_a_scheduled_broadcast_starts_at_its_time(
-    start_app: Callable[..., RunningApp],
-    workdir: Path,
-    backend: str,
-    massiva: tuple[FakeMassiva, str],
-    clock: Clock,
-) -> None:
-    app = start(start_app, workdir, backend, massiva)
-    fake = massiva[0]
+def test_a_scheduled_broadcast_starts_at_its_time(serve: Serve, clock: Clock) -> None:
+    app, fake = serve()
     contact(app, ANA, ["vip"])
     with app.api() as api:
         created = create(
@@ -567,13 +522,9 @@ def test_the_quiet_window(window: str | None, local: str, opens: str | None) -> 
 
 
 def test_a_failed_broadcast_message_does_not_flag_the_conversation(
-    start_app: Callable[..., RunningApp],
-    workdir: Path,
-    backend: str,
-    massiva: tuple[FakeMassiva, str],
+    serve: Serve,
 ) -> None:
-    app = start(start_app, workdir, backend, massiva)
-    fake = massiva[0]
+    app, fake = serve()
     contact(app, ANA, ["vip"])
     fake.company_credits_exhausted = True  # every send fails: no credits
     with app.api() as api:

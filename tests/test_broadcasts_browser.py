@@ -18,7 +18,14 @@ from responder.web.admin import broadcasts as pages
 from tests import loopback
 from tests.conftest import ADMIN_TOKEN, Clock, RunningApp, massiva_env
 from tests.fakes.massiva import FakeMassiva
-from tests.test_admin_browser import browser, quick_polling, run, screenshots, sign_in, watched
+from tests.test_admin_browser import (
+    browser,
+    clean_page,
+    quick_polling,
+    run,
+    screenshots,
+    sign_in,
+)
 from tests.test_broadcasts import broadcast, contact, sent_to, wait_until
 
 __all__ = ["browser", "quick_polling", "screenshots"]  # fixtures shared with the inbox's
@@ -62,22 +69,12 @@ def shop(
 
 @pytest.fixture
 def phone_page(browser: Browser) -> Iterator[Page]:
-    context = browser.new_context(
-        viewport={"width": 390, "height": 844}, is_mobile=True, locale="es-VE"
-    )
-    opened, problems = watched(context)
-    yield opened
-    context.close()
-    assert problems == []
+    yield from clean_page(browser, viewport={"width": 390, "height": 844}, is_mobile=True)
 
 
 @pytest.fixture
 def laptop(browser: Browser) -> Iterator[Page]:
-    context = browser.new_context(viewport={"width": 1366, "height": 800}, locale="es-VE")
-    opened, problems = watched(context)
-    yield opened
-    context.close()
-    assert problems == []
+    yield from clean_page(browser, viewport={"width": 1366, "height": 800})
 
 
 def counts_add_up(page: Page, total: int) -> dict[str, int]:

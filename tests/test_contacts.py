@@ -15,12 +15,11 @@ from typing import Any
 
 import httpx
 import pytest
-from click.testing import CliRunner
 
-from responder.cli import main
 from responder.contacts_csv import escape, parse, unescape
-from tests.conftest import WEBHOOK_TOKEN, RunningApp
+from tests.conftest import RunningApp
 from tests.test_admin import csrf_of, inbound, sign_in
+from tests.test_cli_users import Run, env, run
 from tests.test_team import add_person, bearer, sign_in_as, token_of
 
 CLEAN = (
@@ -30,6 +29,8 @@ CLEAN = (
     "584245550003,,Luis,Caracas\n"
 )
 AGENT_PASSWORD = "clave-de-bea-2"
+
+__all__ = ["env", "run"]  # fixtures used here (the CLI run on its own database)
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
@@ -426,52 +427,36 @@ def test_the_contacts_page_imports_a_file(app: RunningApp) -> None:
         assert exported.content.decode("utf-8").count("\r\n") == 4
 
 
-@pytest.fixture
-def cli_env(workdir: Path) -> dict[str, str]:
-    return {
-        "RESPONDER_DATABASE": str(workdir / "cli.db"),
-        "RESPONDER_RULES": str(workdir / "rules.yaml"),
-        "RESPONDER_TEMPLATES": str(workdir / "templates"),
-        "RESPONDER_WEBHOOK_TOKEN": WEBHOOK_TOKEN,
-        "RESPONDER_ADMIN_TOKEN": "cli-admin-token-0123456789",
-    }
-
-
-def test_the_cli_imports_checks_and_exports(cli_env: dict[str, str], tmp_path: Path) -> None:
-    runner = CliRunner()
+def test_the_cli_imports_checks_and_exports(run: Run, tmp_path: Path) -> None:
     good = tmp_path / "clientes.csv"
     good.write_text(CLEAN, encoding="utf-8")
     bad = tmp_path / "malo.csv"
     bad.write_text("phone,nombre\n04125550001,Ana\nxx,Bea\n", encoding="utf-8")
 
-    def run(*args: str) -> tuple[int, str]:
-        result = runner.invoke(main, ["contacts", *args], env=cli_env)
-        return result.exit_code, result.output
-
-    code, out = run("import", str(bad))
+    code, out = run("contacts", "import", str(bad))
     assert code == 1
     assert "line 3: 'xx' is not a valid phone number" in out
     assert "nothing was imported" in out
-    code, out = run("import", str(good), "--dry-run")
+    code, out = run("contacts", "import", str(good), "--dry-run")
     assert (code, out.strip()) == (
         0,
         "would import 3 new contact(s) and update 0 (dry run: nothing was written)",
     )
-    code, out = run("export")
+    code, out = run("contacts", "export")
     assert code == 0 and out.strip("\ufeff\r\n") == "phone,labels,opted_out"
-    code, out = run("import", str(good))
+    code, out = run("contacts", "import", str(good))
     assert (code, out.strip()) == (0, "imported 3 new contact(s), updated 0")
-    code, out = run("import", str(good), "--dry-run")
+    code, out = run("contacts", "import", str(good), "--dry-run")
     assert out.strip().startswith("would import 0 new contact(s) and update 3")
     exported = tmp_path / "salida.csv"
-    code, _ = run("export", str(exported))
+    code, _ = run("contacts", "export", str(exported))
     assert code == 0
     lines = exported.read_text(encoding="utf-8").splitlines()
     assert lines[0] == "\ufeffphone,labels,opted_out,ciudad,nombre"
     assert lines[1] == "584125550001,promo;vip,false,Mérida,José Pérez"
-    code, out = run("export")
+    code, out = run("contacts", "export")
     assert out.splitlines()[1:] == lines[1:]
-    code, out = run("import", str(exported))
+    code, out = run("contacts", "import", str(exported))
     assert (code, out.strip()) == (0, "imported 0 new contact(s), updated 3")
 
 

@@ -51,6 +51,17 @@ def fresh_database(postgres_database: str) -> Iterator[str]:
     run_async(lambda: admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
+async def execute(url: str, *statements: str) -> None:
+    """Runs `statements` one by one on a plain connection to `url`, beside any store: to leave
+    a database as an older release did, say."""
+    conn = await asyncpg.connect(url)
+    try:
+        for statement in statements:
+            await conn.execute(statement)
+    finally:
+        await conn.close()
+
+
 @pytest.fixture
 def proxy(postgres_url: str) -> Iterator[TcpProxy]:
     parts = urlsplit(postgres_url)

@@ -8,7 +8,6 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
-import asyncpg
 import pytest
 
 from responder.engine import Contact, Decision, InboundMessage
@@ -18,7 +17,7 @@ from responder.store.postgres import PostgresStore
 from responder.store.search import SearchQuery
 from responder.store.sqlite import SQLiteStore, _statements
 from tests.conftest import ROOT, Clock
-from tests.test_postgres import fresh_database
+from tests.test_postgres import execute, fresh_database
 
 __all__ = ["fresh_database"]  # a fixture, imported to be used here
 
@@ -90,14 +89,11 @@ async def test_postgres_folds_the_messages_already_stored(
         await store.receive_inbound(InboundJob(InboundMessage(PHONE, text, clock()), unanswered))
     await store.close()
     # As an older release left it: no folded column, migration 0005 not applied.
-    conn = await asyncpg.connect(fresh_database)
-    try:
-        await conn.execute(
-            "ALTER TABLE messages DROP COLUMN folded; DROP INDEX contacts_waiting; "
-            "DELETE FROM schema_migrations WHERE version = 5"
-        )
-    finally:
-        await conn.close()
+    await execute(
+        fresh_database,
+        "ALTER TABLE messages DROP COLUMN folded; DROP INDEX contacts_waiting; "
+        "DELETE FROM schema_migrations WHERE version = 5",
+    )
     store = PostgresStore(fresh_database, clock)
     await store.open()
     try:
@@ -124,20 +120,17 @@ async def test_postgres_indexes_the_words_and_folds_the_fields_already_stored(
     await store.update_fields(PHONE, {"nombre": "José Pérez"})
     await store.close()
     # As an older release left it: migration 0011 not applied.
-    conn = await asyncpg.connect(fresh_database)
-    try:
-        await conn.execute(
-            "DROP INDEX messages_words; DROP INDEX contacts_with_fields; "
-            "ALTER TABLE contacts DROP COLUMN folded; "
-            "DELETE FROM schema_migrations WHERE version = 11"
-        )
-        if built_before:
-            await conn.execute(
-                "CREATE INDEX CONCURRENTLY messages_words ON messages USING gin "
-                "(to_tsvector('simple', regexp_replace(folded, '[^[:alnum:]]+', ' ', 'g')))"
-            )
-    finally:
-        await conn.close()
+    built = (
+        "CREATE INDEX CONCURRENTLY messages_words ON messages USING gin "
+        "(to_tsvector('simple', regexp_replace(folded, '[^[:alnum:]]+', ' ', 'g')))"
+    )
+    await execute(
+        fresh_database,
+        "DROP INDEX messages_words; DROP INDEX contacts_with_fields; "
+        "ALTER TABLE contacts DROP COLUMN folded; "
+        "DELETE FROM schema_migrations WHERE version = 11",
+        *([built] if built_before else []),
+    )
     store = PostgresStore(fresh_database, clock)
     await store.open()
     try:

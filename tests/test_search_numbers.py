@@ -13,7 +13,6 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-import asyncpg
 import pytest
 
 from responder import phone
@@ -25,7 +24,7 @@ from responder.store.postgres import PostgresStore
 from responder.store.search import PART_FROM, part_ranges
 from responder.store.sqlite import SQLiteStore
 from tests.conftest import Clock
-from tests.test_postgres import fresh_database
+from tests.test_postgres import execute, fresh_database
 from tests.test_search_contract import phones
 from tests.test_store_contract import (
     ANA,
@@ -216,18 +215,15 @@ async def test_postgres_migration_fills_the_numbers_already_stored(
         clock.advance(60)
         await admin_inbound(store, clock, number, "hola", None)
     await store.close()
-    conn = await asyncpg.connect(fresh_database)
-    try:  # as an older release left it: migrations 0012 and 0013 not applied
-        await conn.execute(
-            "DROP TABLE contact_number_parts, contact_number_parts_pending; "
-            "DROP TRIGGER contact_number_parts_insert ON contacts; "
-            "DROP TRIGGER contact_number_parts_delete ON contacts; "
-            "DROP TRIGGER contact_number_parts_update ON contacts; "
-            "DROP FUNCTION contact_number_parts_added(), contact_number_parts_removed(); "
-            "DELETE FROM schema_migrations WHERE version IN (12, 13)"
-        )
-    finally:
-        await conn.close()
+    await execute(  # as an older release left it: migrations 0012 and 0013 not applied
+        fresh_database,
+        "DROP TABLE contact_number_parts, contact_number_parts_pending; "
+        "DROP TRIGGER contact_number_parts_insert ON contacts; "
+        "DROP TRIGGER contact_number_parts_delete ON contacts; "
+        "DROP TRIGGER contact_number_parts_update ON contacts; "
+        "DROP FUNCTION contact_number_parts_added(), contact_number_parts_removed(); "
+        "DELETE FROM schema_migrations WHERE version IN (12, 13)",
+    )
     store = PostgresStore(fresh_database, clock)
     await store.open()
     try:

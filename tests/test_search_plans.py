@@ -34,6 +34,21 @@ def given(decision: Decision, _: Contact) -> Decision:
     return decision
 
 
+async def add_contacts(store: PostgresStore, count: int, moment: datetime) -> None:
+    """`count` contacts 58412nnnnnnn, their number parts written as the service's sweep writes
+    them, and ANALYZE run so the planner knows the tables' sizes."""
+    async with store.pool.acquire() as conn:
+        await conn.copy_records_to_table(
+            "contacts",
+            records=[(f"58412{c:07d}", moment, moment, moment) for c in range(count)],
+            columns=["phone", "first_seen_at", "last_message_at", "last_activity_at"],
+        )
+    while await store.index_new_numbers():
+        pass
+    async with store.pool.acquire() as conn:
+        await conn.execute("ANALYZE")
+
+
 SEARCHES = ["CAFÉ con", "zarzaparrilla", "promo", "José", "+58 412 123 4567", "0412 12", "¿?"]
 NUMBER_PARTS = "SEARCH contact_number_parts USING PRIMARY KEY (part>? AND part<?)"
 BIG = [
@@ -108,15 +123,7 @@ async def test_postgres_walks_for_a_common_word_and_reads_the_index_for_a_rare_o
                     *("created_at", "updated_at", "folded"),
                 ],
             )
-            await conn.copy_records_to_table(
-                "contacts",
-                records=[(f"58412{c:07d}", moment, moment, moment) for c in range(2000)],
-                columns=["phone", "first_seen_at", "last_message_at", "last_activity_at"],
-            )
-        while await store.index_new_numbers():  # their parts, as the service's sweep writes them
-            pass
-        async with store.pool.acquire() as conn:
-            await conn.execute("ANALYZE")
+        await add_contacts(store, 2000, moment)
         plans: dict[str, list[str]] = {}
         for word in ("cafe", "zarzaparrilla"):
             words = tsquery([word])
@@ -152,16 +159,7 @@ async def test_postgres_reads_parts_of_numbers_from_their_index(postgres_url: st
     moment = datetime(2026, 1, 1, tzinfo=UTC)
     seen: list[tuple[str, tuple[Any, ...]]] = []
     try:
-        async with store.pool.acquire() as conn:
-            await conn.copy_records_to_table(
-                "contacts",
-                records=[(f"58412{c:07d}", moment, moment, moment) for c in range(20_000)],
-                columns=["phone", "first_seen_at", "last_message_at", "last_activity_at"],
-            )
-        while await store.index_new_numbers():  # their parts, as the service's sweep writes them
-            pass
-        async with store.pool.acquire() as conn:
-            await conn.execute("ANALYZE")
+        await add_contacts(store, 20_000, moment)
         store.trace = lambda sql, args: seen.append((sql, args))
         await store.close()
         await store.open()  # the trace is set on new connections
