@@ -26,10 +26,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.append(str(ROOT))  # after PYTHONPATH: an older `responder` given there wins
 
-from responder.config import Settings  # noqa: E402, I001
-from responder.engine import InboundMessage  # noqa: E402
+from responder.engine import InboundMessage  # noqa: E402, I001
 from responder.service import Service  # noqa: E402
-from bench.scale import BenchProvider, WalkingClock  # noqa: E402
+from bench.scale import BenchProvider, WalkingClock, service_settings  # noqa: E402
 from bench.webhook import create_postgres_database, drop_postgres_database  # noqa: E402
 
 
@@ -47,18 +46,7 @@ async def run(database: str, work: Path, flows: int) -> None:
     import responder
 
     print(f"responder from {Path(responder.__file__).parent}")
-    settings = Settings(
-        database=database,
-        spool=work / "spool",
-        rules=ROOT / "rules.yaml",
-        templates=ROOT / "templates",
-        webhook_token=None,
-        admin_token=None,
-        provider="sandbox",
-        public_url=None,
-        massiva=None,
-        massms=None,
-    )
+    settings = service_settings(database, work)
     clock = WalkingClock(datetime(2026, 3, 2, 15, 0, tzinfo=UTC))
     provider = BenchProvider(random.Random(1))
     service = Service(settings, clock=clock, providers={"sandbox": provider})

@@ -30,10 +30,9 @@ sys.path.append(str(ROOT))  # after PYTHONPATH: an older `responder` given there
 
 # responder first: bench.scale puts this checkout ahead of PYTHONPATH when imported.
 from responder.clock import SystemClock  # noqa: E402, I001
-from responder.config import Settings  # noqa: E402
 from responder.engine import InboundMessage  # noqa: E402
 from responder.service import Service  # noqa: E402
-from bench.scale import RULE_TEXTS, BenchProvider, free_text  # noqa: E402
+from bench.scale import RULE_TEXTS, BenchProvider, free_text, service_settings  # noqa: E402
 
 
 async def run(args: argparse.Namespace, work: Path) -> None:
@@ -42,18 +41,7 @@ async def run(args: argparse.Namespace, work: Path) -> None:
     print(f"responder from {Path(responder.__file__).parent}")
     database = work / "copy.sqlite"
     shutil.copy(args.database, database)
-    settings = Settings(
-        database=str(database),
-        spool=work / "spool",
-        rules=ROOT / "rules.yaml",
-        templates=ROOT / "templates",
-        webhook_token=None,
-        admin_token=None,
-        provider="sandbox",
-        public_url=None,
-        massiva=None,
-        massms=None,
-    )
+    settings = service_settings(str(database), work)
     clock = SystemClock()
     service = Service(settings, clock=clock, providers={"sandbox": BenchProvider(random.Random(1))})
     await service.start()  # freezes what start-up built, as `responder serve` does

@@ -177,6 +177,23 @@ class BenchProvider(Provider):
         return float("inf")
 
 
+def service_settings(database: str, work: Path) -> Settings:
+    """Settings for a Service run in this process (no HTTP): the bundled rules and templates,
+    the sandbox provider (pass a BenchProvider as "sandbox"), no tokens; spool in `work`."""
+    return Settings(
+        database=database,
+        spool=work / "spool",
+        rules=ROOT / "rules.yaml",
+        templates=ROOT / "templates",
+        webhook_token=None,
+        admin_token=None,
+        provider="sandbox",
+        public_url=None,
+        massiva=None,
+        massms=None,
+    )
+
+
 # -- the builder ------------------------------------------------------------------------------
 
 
@@ -284,18 +301,7 @@ class Builder:
         starts = self.times()
         clock = WalkingClock(starts[0] - timedelta(minutes=1))
         provider = BenchProvider(random.Random(plan.seed + 1))
-        settings = Settings(
-            database=str(self.out),
-            spool=work / "spool",
-            rules=ROOT / "rules.yaml",
-            templates=ROOT / "templates",
-            webhook_token=None,
-            admin_token=None,
-            provider="sandbox",
-            public_url=None,
-            massiva=None,
-            massms=None,
-        )
+        settings = service_settings(str(self.out), work)
         service = Service(settings, clock=clock, providers={"sandbox": provider})
         await service.open()
         gc.collect()

@@ -13,7 +13,8 @@ The interface other parts build on (names kept stable):
   `preview_broadcast(text, segment, via)`, `create_broadcast(text, segment, *, send_at, via,
   name, by)`, `get_broadcast(id)`, `list_broadcasts(before_id=None, limit=50)`,
   `broadcast_recipients(id, *, status=None, after=None, limit=100)` (keyset on the phone),
-  `pause_broadcast(id, by)`, `resume_broadcast(id, by)`, `cancel_broadcast(id, by)`.
+  `pause_broadcast(id, by)`, `resume_broadcast(id, by)`, `cancel_broadcast(id, by)`,
+  `change_broadcast(id, action, by)` (action "pause", "resume" or "cancel").
 - errors: `BroadcastError` (bad input: `message` in English, `spanish` for the admin pages),
   `UnknownBroadcastError` (404), `BroadcastStateError` (409).
 - helpers: `segment_from(dict)` (a segment as the API takes it; BroadcastError if malformed),

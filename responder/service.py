@@ -830,6 +830,10 @@ class Service:
             broadcast_id, status=status, after=after, limit=limit
         )
 
+    async def change_broadcast(self, broadcast_id: int, action: str, by: str | None) -> Broadcast:
+        """`action` "pause", "resume" or "cancel" (the admin, API and CLI pass their own)."""
+        return await self.broadcasts.change(broadcast_id, action, by)
+
     async def pause_broadcast(self, broadcast_id: int, by: str | None) -> Broadcast:
         return await self.broadcasts.change(broadcast_id, "pause", by)
 

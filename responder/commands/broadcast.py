@@ -165,12 +165,7 @@ def _change(action: str) -> click.Command:
     @click.argument("broadcast_id", type=int)
     def change(broadcast_id: int) -> None:
         async def work(service: Service) -> Broadcast:
-            act = {
-                "pause": service.pause_broadcast,
-                "resume": service.resume_broadcast,
-                "cancel": service.cancel_broadcast,
-            }[action]
-            return await act(broadcast_id, None)
+            return await service.change_broadcast(broadcast_id, action, None)
 
         click.echo(counts_line(_run(work)))
 

@@ -127,15 +127,9 @@ async def recipients(request: Request) -> Response:
 def _change(action: str) -> Any:
     async def change(request: Request) -> Response:
         broadcast_id = _id(request)
-        service = _service(request)
         by = caller(request).name
-        act = {
-            "pause": service.pause_broadcast,
-            "resume": service.resume_broadcast,
-            "cancel": service.cancel_broadcast,
-        }[action]
         try:
-            changed = await act(broadcast_id, by)
+            changed = await _service(request).change_broadcast(broadcast_id, action, by)
         except UnknownBroadcastError:
             raise ApiError(404, f"no broadcast {broadcast_id}") from None
         except BroadcastStateError as err:

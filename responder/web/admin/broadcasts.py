@@ -411,15 +411,9 @@ async def progress_json(request: Request, session: Session) -> Response:
 def _change(act: str) -> Any:
     async def change(request: Request, session: Session, form: dict[str, str]) -> Response:
         _owner(session)
-        service = _service(request)
         broadcast_id = _id(request)
-        method = {
-            "pause": service.pause_broadcast,
-            "resume": service.resume_broadcast,
-            "cancel": service.cancel_broadcast,
-        }[act]
         try:
-            await method(broadcast_id, session.user)
+            await _service(request).change_broadcast(broadcast_id, act, session.user)
         except UnknownBroadcastError:
             raise Refused(404, "No hay ninguna difusión con ese número.") from None
         except BroadcastStateError as err:
