@@ -76,7 +76,7 @@ GC_YOUNG = 2000
 RETENTION_EVERY = 86400.0
 RETENTION_BATCH = 500
 FLOW_BATCH = 200  # contacts in flows the flow sweep reads, decides and ends in one transaction
-FOLD_COUNTS_EVERY = 5.0  # seconds between folds of PostgreSQL's dashboard count changes
+FOLD_COUNTS_EVERY = 5.0  # seconds between folds of the dashboard's count changes
 INDEX_NUMBERS_EVERY = 1.0  # seconds between PostgreSQL's writes of new numbers' parts
 # A customer's message answers a broadcast when the number's last outbound message before it
 # was that broadcast's, at most this long before.
@@ -586,9 +586,9 @@ class Service:
                 outage.succeeded()
 
     async def _fold_counts_forever(self, every: float = FOLD_COUNTS_EVERY) -> None:
-        """PostgreSQL: moves the dashboard's appended count changes into its counts, so that
-        a report reads few of them (readers add both: nothing waits for this). Every instance
-        tries; one folds at a time. SQLite: a no-op (its triggers update counts in place)."""
+        """Moves the dashboard's appended count changes into its counts, so that a report
+        reads few of them (readers add both: nothing waits for this). Every instance tries;
+        one folds at a time."""
         await repeat(every, "folding the dashboard's counts", self.store.fold_counts)
 
     async def _index_numbers_forever(self, every: float = INDEX_NUMBERS_EVERY) -> None:

@@ -64,7 +64,6 @@ from responder.store.sqlite_broadcast_feed import SQLiteBroadcastFeed
 from responder.store.sqlite_care import SQLiteMessageCare
 from responder.store.sqlite_contacts import SQLiteContacts
 from responder.store.sqlite_counts import SQLiteCounts
-from responder.store.sqlite_counts import fold as fold_counts
 from responder.store.sqlite_filters import CONVERSATIONS_ONLY, state_filters
 from responder.store.sqlite_inbox import SQLiteInbox
 from responder.store.sqlite_labels import SQLiteLabels
@@ -490,7 +489,6 @@ class SQLiteStore(
             db.execute("BEGIN IMMEDIATE")
             try:
                 result = work(db)
-                fold_counts(db)  # the dashboard's counts, in the same transaction
                 db.execute("COMMIT")  # may fail too (a full disk shows up here)
             except BaseException:
                 # What was read inside may include rows this transaction wrote: not true now.
