@@ -67,6 +67,19 @@ class BudgetTemplate(Template):
     owner: Owner | None = None
 
 
+def _new_context(template: Template, variables: dict[str, Any]) -> Context:
+    """What `template.new_context(variables)` makes, from the globals read once per template:
+    Jinja reads them through a ChainMap, twice per render (a fifth of rendering a short
+    reply)."""
+    flat: dict[str, Any] | None = getattr(template, "_flat_globals", None)
+    if flat is None:
+        flat = dict(template.globals)
+        template._flat_globals = flat  # type: ignore[attr-defined]
+    return template.environment.context_class(
+        template.environment, {**flat, **variables}, template.name, template.blocks, globals=flat
+    )
+
+
 @dataclass
 class _Render:
     allowance: budget.Allowance | None
@@ -342,7 +355,7 @@ def render(template: Template, context: dict[str, Any]) -> str:
         parts = []
         try:
             # What Template.render does, with the output counted as it is written.
-            for part in template.root_render_func(template.new_context(context)):
+            for part in template.root_render_func(_new_context(template, context)):
                 written += len(part)
                 if written > MAX_SIZE:
                     raise TemplateOverrun(f"a reply longer than {MAX_SIZE} characters")

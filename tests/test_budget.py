@@ -251,6 +251,18 @@ def test_ordinary_templates_render_as_before(tmp_path: Path) -> None:
     assert text == "Hola HOLA: cafe 012 1-2 ab xxx 1,2   1 1024 ab aBc"
 
 
+def test_a_reply_sees_the_globals_and_its_variables_win(tmp_path: Path) -> None:
+    # render builds the context from globals read once per template (not Jinja's ChainMap).
+    source = (
+        "{% set ns = namespace(n=0) %}{% for i in range(4) %}{% set ns.n = ns.n + i %}"
+        "{% endfor %}{{ ns.n }} {{ dict(a=1).a }} {{ joiner }}"
+    )
+    template = make_environment(tmp_path).from_string(source)
+    assert render(template, {}).startswith("6 1 <class")
+    assert render(template, {"joiner": "mine"}) == "6 1 mine"  # as with Template.render
+    assert template.render(joiner="mine") == "6 1 mine"
+
+
 # --- the engine -----------------------------------------------------------------------------
 
 ENGINE_RULES = r"""
