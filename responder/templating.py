@@ -93,7 +93,7 @@ class _Render:
             raise TemplateOverrun(f"more than {MAX_STEPS} loop passes and calls")
         # Reading the CPU clock costs a system call: every few steps is often enough.
         allowance = self.allowance
-        if allowance is not None and self.steps % 16 == 0 and allowance.cpu() > self.deadline:
+        if allowance is not None and self.steps % 16 == 0 and allowance.past(self.deadline):
             raise TemplateOverrun("out of time")
 
 
@@ -348,7 +348,9 @@ def render(template: Template, context: dict[str, Any]) -> str:
     allowance = budget.current()
     deadline = 0.0
     if allowance is not None:
-        deadline = max(allowance.deadline, allowance.cpu() + budget.FLOOR_SECONDS)
+        deadline = allowance.deadline
+        if allowance.limit() < budget.FLOOR_SECONDS * 2:  # about spent: at least the floor
+            deadline = max(deadline, allowance.cpu() + budget.FLOOR_SECONDS)
     token = _render_state.set(_Render(allowance, deadline))
     try:
         written = 0

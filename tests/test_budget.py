@@ -60,7 +60,7 @@ def test_a_message_gets_its_allowance_and_the_loop_its_share() -> None:
         wall.now += seconds
         cpu.now += seconds
 
-    meter = Budget(wall, cpu, per_message=0.02, burst=0.05, share=0.5)
+    meter = Budget(wall, cpu, per_message=0.02, burst=0.05, share=0.5, elapsed=wall)
     with meter.message() as first:
         assert first.limit() == pytest.approx(0.02)
         spend(0.02)  # all of it
@@ -75,6 +75,31 @@ def test_a_message_gets_its_allowance_and_the_loop_its_share() -> None:
         assert rested.limit() == pytest.approx(0.02)
         wall.now += 0.5  # the machine is busy elsewhere: waiting is not spending
         assert rested.limit() == pytest.approx(0.02)
+
+
+def test_the_cpu_clock_is_read_only_when_the_time_passed_says_it_may_be_spent() -> None:
+    wall = Timer()
+    cpu_readings = 0
+
+    def cpu() -> float:
+        nonlocal cpu_readings
+        cpu_readings += 1
+        return wall.now  # a thread that ran all the time
+
+    meter = Budget(wall, cpu, per_message=0.02, burst=0.05, share=0.5, elapsed=wall)
+    with meter.message() as allowance:
+        assert cpu_readings == 1  # where the allowance starts
+        for _ in range(5):  # searches and renders early on: no system call
+            assert allowance.limit() == pytest.approx(0.02)
+            assert not allowance.past(allowance.deadline)
+        assert cpu_readings == 1
+        wall.now += 0.015  # three quarters of it may be spent: read, and exactly
+        assert allowance.limit() == pytest.approx(0.005)
+        assert cpu_readings == 2
+        wall.now += 0.01
+        assert allowance.past(allowance.deadline)
+        assert allowance.limit() == pytest.approx(budget.FLOOR_SECONDS)
+    assert cpu_readings == 5  # and what it used, at the end
 
 
 def test_overruns_wait_for_the_service_to_save_them() -> None:
