@@ -96,7 +96,7 @@ class ShortCache(Generic[R]):
         return key if key.count(SEPARATOR) == len(args) - 1 else None
 
     def _miss(self, key: Any, args: tuple[Any, ...]) -> R:
-        value = self._old.pop(key, _MISSING)  # one step: another thread may pop it too
+        value: R = self._old.pop(key, _MISSING)  # one step: another thread may pop it too
         if value is _MISSING:
             value = self.function(*args)
         young = self._young

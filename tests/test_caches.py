@@ -7,7 +7,6 @@ import functools
 import gc
 import types
 from collections.abc import Callable
-from typing import Any
 
 import pytest
 
@@ -81,6 +80,8 @@ def test_joined_keys_never_confuse_two_calls() -> None:
     assert cached("ab", "c") == "AB/c"
     assert cached("a", "bc") == "A/bc"
     assert cached.cache_info().currsize == 2
+    assert cached("a", "b\x00c") == "A/b\x00c"
+    assert calls.count(("a", "b\x00c")) == 2
 
     @short_lru(maxsize=100, max_chars=32)
     def joined(first: str, second: str = "") -> str:  # one or two arguments
