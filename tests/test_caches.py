@@ -7,6 +7,7 @@ import functools
 import gc
 import types
 from collections.abc import Callable
+from typing import Any, cast
 
 import pytest
 
@@ -118,7 +119,15 @@ def test_cache_clear_forgets_everything() -> None:
 
 def test_a_cache_keeps_at_least_two_entries() -> None:
     with pytest.raises(ValueError, match="at least 2"):
-        ShortCache(str.upper, 1, 10)
+        short_lru(maxsize=1, max_chars=10)
+
+
+def entries_of(cache: ShortCache[object]) -> list[dict[object, object]]:
+    """The dicts a cache keeps its entries in (`young` and `old`, in its functions' closure)."""
+    cells = cast(types.FunctionType, cache.cache_info).__closure__ or ()
+    found = [c.cell_contents for c in cells if type(c.cell_contents) is dict]
+    assert len(found) == 2
+    return found
 
 
 def walked_within(root: object) -> int:
@@ -151,21 +160,23 @@ def test_a_full_cache_adds_nothing_for_the_collector_to_walk(
 ) -> None:
     arguments = 1 if function is single else 2
 
-    def walked_when_full(cache: Callable[..., str]) -> int:
-        empty = walked_within(cache)
+    def walked_when_full(cache: Any) -> int:
+        # What a short_lru holds is in its functions' closure.
+        held = getattr(cache.cache_info, "__closure__", None) or cache
+        empty = walked_within(held)
         for n in range(20_000):
             cache(*(f"58416{n:07d}", "VE")[:arguments])
         for _ in range(3):  # what a collection untracks (tuples of atoms, then dicts)
             gc.collect()
-        return walked_within(cache) - empty
+        return walked_within(held) - empty
 
     # The measure sees what functools.lru_cache costs: it is one tracked object, but a
     # collection follows its every entry (the key, the result, the entry's type).
     assert walked_when_full(functools.lru_cache(maxsize=20_000)(function)) >= 3 * 20_000
-    cache = ShortCache(function, 20_000, 32)
+    cache = short_lru(maxsize=20_000, max_chars=32)(function)
     assert walked_when_full(cache) == 0
     assert cache.cache_info().currsize >= 10_000
-    assert not gc.is_tracked(cache._young) and not gc.is_tracked(cache._old)
+    assert not any(gc.is_tracked(entries) for entries in entries_of(cache))
 
 
 def test_the_matchers_cache_of_words_stays_untracked() -> None:
@@ -177,7 +188,7 @@ def test_the_matchers_cache_of_words_stays_untracked() -> None:
     for n in range(NEAR_CACHE_WORDS):
         matcher.match(f"horaro direcion hola{n}", at)
         cache = matcher._near_cached
-        assert not gc.is_tracked(cache._young) and not gc.is_tracked(cache._old)
+        assert not any(gc.is_tracked(entries) for entries in entries_of(cache))
     rule = matcher.match("horaro", at)
     assert rule is not None and rule.rule.name == "horario"
     assert NEAR_CACHE_WORDS // 2 <= cache.cache_info().currsize <= NEAR_CACHE_WORDS

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 from rapidfuzz.distance import Levenshtein
 
-from responder.caches import ShortCache
+from responder.caches import short_lru
 from responder.rules.conditions import Facts
 from responder.rules.model import Rule
 
@@ -131,7 +131,7 @@ class Matcher:
         # The distinct answers are sets of keywords near one word: a few, fixed by the rules.
         self._answers: list[tuple[str, ...]] = [()]
         self._answer_at: dict[tuple[str, ...], int] = {(): 0}
-        self._near_cached = ShortCache(self._near_answer, NEAR_CACHE_WORDS, self._longest)
+        self._near_cached = short_lru(NEAR_CACHE_WORDS, self._longest)(self._near_answer)
 
     def _near_tokens(self, token: str) -> tuple[str, ...]:
         """Indexed fuzzy tokens within their own typo allowance of `token`."""
