@@ -241,7 +241,8 @@ def test_the_sandbox_remembers_only_its_latest_sends() -> None:
 
 def test_the_matchers_memory_of_words_stays_bounded() -> None:
     # Far more distinct words than it keeps, each of a length a keyword's typo could have:
-    # the matcher remembers the latest NEAR_CACHE_WORDS of them, in a few MiB.
+    # the matcher remembers at most NEAR_CACHE_WORDS of them (the latest half at least), in a
+    # few MiB.
     ruleset = load_rules(ROOT / "rules.yaml", ROOT / "templates", MONDAY_10AM)
     matcher = ruleset.matcher
     at = Facts(T0, False, {})
@@ -251,7 +252,7 @@ def test_the_matchers_memory_of_words_stays_bounded() -> None:
             matcher.match(f"hola w{n:07d}", at)
 
     _, kept = retained(feed)
-    assert matcher._near_cached.cache_info().currsize == NEAR_CACHE_WORDS
+    assert NEAR_CACHE_WORDS // 2 <= matcher._near_cached.cache_info().currsize <= NEAR_CACHE_WORDS
     assert kept < 8 * MIB, kept
     before = matcher._near_cached.cache_info().currsize
     matcher._near_cached.cache_clear()

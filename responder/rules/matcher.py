@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from rapidfuzz.distance import Levenshtein
 
+from responder.caches import short_lru
 from responder.rules.conditions import Facts
 from responder.rules.model import Rule
 
@@ -126,21 +126,31 @@ class Matcher:
         # A word can be within N edits of a keyword only if their lengths differ by N at most.
         self._shortest = min((len(t) - r for t, r in self._radius.items()), default=0)
         self._longest = max((len(t) + r for t, r in self._radius.items()), default=-1)
-        self._near_cached = functools.lru_cache(maxsize=NEAR_CACHE_WORDS)(self._near_words)
+        # The cache keeps a word's answer as its position in `_answers`: words and ints are
+        # atoms, so the collector never walks it (a new tuple per word would make it tracked).
+        # The distinct answers are sets of keywords near one word: a few, fixed by the rules.
+        self._answers: list[tuple[str, ...]] = [()]
+        self._answer_at: dict[tuple[str, ...], int] = {(): 0}
+        self._near_cached = short_lru(NEAR_CACHE_WORDS, self._longest)(self._near_answer)
 
     def _near_tokens(self, token: str) -> tuple[str, ...]:
         """Indexed fuzzy tokens within their own typo allowance of `token`."""
         if not self._shortest <= len(token) <= self._longest:
             return ()
-        return self._near_cached(token)
+        return self._answers[self._near_cached(token)]
 
-    def _near_words(self, token: str) -> tuple[str, ...]:
+    def _near_answer(self, token: str) -> int:
         found: dict[str, None] = {}
         for variant in _deletions(token, self._max_fuzzy):
             for word in self._near.get(variant, ()):
                 if word not in found and _distance(token, word, self._radius[word]) is not None:
                     found[word] = None
-        return tuple(found)
+        answer = tuple(found)
+        at = self._answer_at.get(answer)
+        if at is None:  # safe in threads: each answer's first position, whoever appended it
+            self._answers.append(answer)
+            at = self._answer_at[answer] = self._answers.index(answer)
+        return at
 
     def candidates(self, tokens: Sequence[str]) -> list[int]:
         """Positions of the rules that could match, in file order."""

@@ -16,6 +16,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from responder.caches import short_lru
 from responder.store.models import Conversation
 from responder.text import normalize
 
@@ -94,7 +95,7 @@ def fold_fields(fields: Mapping[str, Any]) -> str:
     return normalize(" ".join(_values(fields)))
 
 
-@functools.lru_cache(maxsize=4096)
+@short_lru(maxsize=4096, max_chars=320)  # the fields of most contacts are short, or `{}`
 def fold_fields_json(fields: str) -> str:
     """fold_fields of fields stored as JSON (SQLite registers it as `fold_fields`); most
     contacts have none, or the same few: the second time is a lookup."""
