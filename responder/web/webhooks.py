@@ -2,8 +2,8 @@
 
 Plain ASGI, not Starlette endpoints: at 1,000 webhooks/s Starlette's middleware, routing and
 Response objects took about a seventh of the event loop's time. The app serves these URLs before
-its middleware (`app.ResponderApp`, through `match` and `serve`); Starlette's router sends the
-ones that fast path leaves (a root path, a trailing slash to redirect) to the same `serve`."""
+its middleware (`app.ResponderApp`, through `match` and `serve`); Starlette's routes stay, on the
+same `serve`, for what that fast path leaves to them (a root path; a trailing slash's redirect)."""
 
 from __future__ import annotations
 
@@ -33,7 +33,8 @@ TEXT_PLAIN = (b"content-type", b"text/plain; charset=utf-8")
 
 
 class Answer(NamedTuple):
-    """A whole plain-text answer, headers as Starlette's PlainTextResponse wrote them."""
+    """A whole plain-text answer, headers as Starlette's PlainTextResponse wrote them (the
+    constant ones shared by every request: the server only reads them)."""
 
     status: int
     headers: list[tuple[bytes, bytes]]
