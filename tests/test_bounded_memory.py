@@ -258,3 +258,27 @@ def test_the_matchers_memory_of_words_stays_bounded() -> None:
     matcher._near_cached.cache_clear()
     matcher.match("x" * 500, at)  # no keyword is near a word this long: not kept
     assert matcher._near_cached.cache_info().currsize == 0 < before
+
+
+def test_recent_rows_leave_nothing_for_full_collections() -> None:
+    """What RecentRows keeps is untracked by the collector before it reaches the oldest
+    generation (a young and a middle collection look at it): a full collection never walks
+    the thousands of numbers it keeps. Nested one level deeper, most stayed tracked."""
+    recent = RecentRows()
+    now = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
+    stamp = "2026-11-30T12:00:01.000000Z"
+    gc.disable()
+    try:
+        for n in range(2000):
+            activity = Activity()
+            activity.inbound.append((now, "", f"hola {n}", n))
+            activity.replies.append((now, "Abrimos a las 8"))
+            recent.put(f"58416{n:07d}", Known(now, now, activity))
+            recent.add((10_000 + n, f"58416{n:07d}", "in", None, "otra", "massiva", None, stamp))
+        gc.collect(0)
+        gc.collect(1)
+    finally:
+        gc.enable()
+    kept = list(recent._known.values())
+    assert len(kept) == 2000
+    assert [k for k in kept if gc.is_tracked(k)] == []
