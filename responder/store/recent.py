@@ -11,6 +11,7 @@ from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from itertools import chain
 from typing import Any
 
 from responder.store.sqltime import moment
@@ -29,7 +30,8 @@ MAX_BYTES = 32 * 1024 * 1024
 # What an entry costs besides its text, measured on CPython 3.11 (tests/test_bounded_memory.py
 # checks these against sys.getsizeof and tracemalloc): an inbound entry is a 4-tuple (72), a
 # datetime (48), the line's string (about 61) and the id (28); a reply a 2-tuple (56) and a
-# datetime (48); each also takes a slot (8) in its number's kept tuple.
+# datetime (48). Kept, an entry is 4 or 2 slots (8 bytes each) of its number's tuple rather
+# than a tuple of its own: less than counted here.
 INBOUND_BYTES = 216
 REPLY_BYTES = 112
 # A number's kept tuple (its 4 items besides the entries), the OrderedDict's entry (its node
@@ -106,23 +108,27 @@ class Known:
             self.replies_since = replies_since
 
 
-# What RecentRows keeps of a number: inbound_since, replies_since, its size in bytes, how many
-# inbound entries follow, then the inbound entries and the reply entries (tuples, oldest
-# first), all in one tuple. Tuples of times, strings and numbers only, nested once: the garbage
-# collector stops tracking a tuple when it looks at it and finds nothing tracked inside, but it
-# looks at a container before what it holds (in the order it finds them), and it looks at an
-# object only at its young and middle collections before it moves to the oldest generation.
-# Nested twice (a tuple of tuples of entries), most numbers' tuples reached the oldest
-# generation still tracked, and every full collection walked them (measured: 20,000 numbers
-# kept, 5,000 tuples tracked; 80 ms per full collection with 19,000 numbers kept as objects).
+# What RecentRows keeps of a number, in one flat tuple: inbound_since, replies_since, its size
+# in bytes, how many inbound entries follow, then the inbound entries' fields (4 each) and the
+# replies' (2 each), oldest first. Times, strings and numbers only, nothing nested: the garbage
+# collector stops tracking a tuple the first time it looks at it and finds nothing tracked
+# inside, but it looks at a container before what the container holds, and an object may reach
+# the oldest generation after a single look. Kept as a tuple of tuples of entries, thousands of
+# numbers stayed tracked in the oldest generation, walked by every full collection (measured:
+# 5,000 of 20,000; as objects, 80 ms per full collection with 19,000 numbers kept).
 _Kept = tuple[Any, ...]
 _ENTRIES = 4  # where the entries start in a _Kept
 
 
 def _activity(kept: _Kept) -> Activity:
-    """A kept number's entries, as lists of its own."""
-    replies = _ENTRIES + kept[3]
-    return Activity(list(kept[_ENTRIES:replies]), list(kept[replies:]))
+    """A kept number's entries, as lists of tuples of its own."""
+    replies = _ENTRIES + 4 * kept[3]
+    inbound = iter(kept[_ENTRIES:replies])
+    answered = iter(kept[replies:])
+    return Activity(
+        list(zip(inbound, inbound, inbound, inbound, strict=True)),
+        list(zip(answered, answered, strict=True)),
+    )
 
 
 class RecentRows:
@@ -176,8 +182,8 @@ class RecentRows:
             known.replies_since,
             size,
             len(activity.inbound),
-            *activity.inbound,
-            *activity.replies,
+            *chain.from_iterable(activity.inbound),
+            *chain.from_iterable(activity.replies),
         )
         self._known.move_to_end(phone)
 
