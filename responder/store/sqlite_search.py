@@ -195,7 +195,7 @@ class SQLiteSearch:
         condition: tuple[str, list[Any]],
         want: int,
         ordered: bool,
-        newest: tuple[int, dict[str, Hit]],
+        unindexed: tuple[int, dict[str, Hit]],
     ) -> list[Hit] | None:
         """The same as the full query, read faster for common words. FTS5 merges the index
         entries of every word a prefix begins before it gives the first match (at 5 million
@@ -205,9 +205,9 @@ class SQLiteSearch:
         when the words are common) is tested for the words as prefixes too. Not `ordered`
         (the counts: any `want` conversations that match will do), the whole words' are
         enough. None when the whole words are not common enough for that to pay: the caller
-        asks the index. `newest`: the index's mark, and the hits after it (_not_indexed)."""
+        asks the index. `unindexed`: the index's mark, and the hits after it (_not_indexed)."""
         where, params = condition
-        mark, found = newest[0], dict(newest[1])
+        mark, found = unindexed[0], dict(unindexed[1])
         oldest = None
         async with self.reader.execute(
             "SELECT m.id, m.phone, m.created_at FROM messages_fts "
@@ -263,8 +263,8 @@ class SQLiteSearch:
         if len(found) == want:
             return list(found.values())
         if any(len(w) >= PREFIX_FROM for w in query.words):
-            newest = (mark, found)
-            quick = await self._whole_words_first(query.words, condition, want, ordered, newest)
+            unindexed = (mark, found)
+            quick = await self._whole_words_first(query.words, condition, want, ordered, unindexed)
             if quick is not None:
                 return quick
         where, params = condition
