@@ -62,11 +62,11 @@ FORGET_NOTED = (
 
 # New messages (migration 0028): at each look, the messages after the full-text index's mark
 # go into the index INDEX_MESSAGES at a time, a step per transaction under the store's write
-# lock, until none is left or INDEX_STEPS steps ran. FTS5 writes a segment per transaction, and
-# that is most of what a message cost it: a step of 500 took 0.7-0.8 ms at the median (1.5 µs
-# a message, where the trigger in each webhook's transaction took 27), up to 8 ms when its
-# commit waited for the disk (tmp/step_cost on bench/scale.py's tiny database). At 1,000
-# webhooks/s (2,000 messages a second) a look finds about 200.
+# lock, until none is left or INDEX_STEPS steps ran. FTS5 writes a segment per transaction,
+# which is most of what indexing a message costs: a step of 500 holds the lock 0.6 ms at the
+# median (1.2 µs a message), 1.5-2.5 ms at most in 9 (bench/search_index_step.py on
+# bench/scale.py's tiny database); steps of 2,000 had a commit of 35 ms. At 1,000 webhooks/s
+# (2,000 messages a second) a look finds about 200.
 INDEX_MESSAGES = 500
 INDEXED_KEY = "fts_indexed_id"  # meta: the highest message id the index holds
 INDEXED_MARK = f"(SELECT CAST(value AS INTEGER) FROM meta WHERE key = '{INDEXED_KEY}')"
