@@ -1,5 +1,5 @@
 """The full-text index's segments are merged by the store's background step, not inside the
-inserts (migration 0024; store/checkpoint.py): each write transaction adds a segment, and
+inserts (migration 0024; store/checkpoint.py): each transaction that indexes adds a segment, and
 `merge_search_index` brings them back together without changing what a search finds."""
 
 from __future__ import annotations
@@ -8,6 +8,7 @@ import sqlite3
 from pathlib import Path
 
 from responder.clock import SystemClock
+from responder.store.checkpoint import index_next_messages
 from responder.store.sqlite import SQLiteStore
 
 NOW = "2026-03-02T14:00:00.000000Z"
@@ -20,7 +21,8 @@ def pages(path: Path) -> int:
 
 
 def write_apart(path: Path, count: int) -> None:
-    """Messages written one transaction each, as separate webhooks are."""
+    """Messages written and indexed one transaction each, as the background step indexes
+    what a moment brought (migration 0028)."""
     db = sqlite3.connect(path)
     try:
         for n in range(count):
@@ -30,6 +32,7 @@ def write_apart(path: Path, count: int) -> None:
                     "created_at, updated_at) VALUES (?, 'in', ?, ?, 'received', 'massiva', ?, ?)",
                     (f"5841212{n:05d}", f"Zarzaparrilla {n}", f"zarzaparrilla {n}", NOW, NOW),
                 )
+                assert index_next_messages(db, 1) == 1
     finally:
         db.close()
 

@@ -185,6 +185,8 @@ async def test_sqlite_migration_fills_the_numbers_already_stored(
             "DROP TRIGGER contact_number_parts_insert; DROP TRIGGER contact_number_parts_delete; "
             "DROP TRIGGER contact_number_parts_update; DROP TABLE contact_number_parts; "
             "DROP TABLE contact_number_positions; DROP TABLE contact_number_parts_pending; "
+            "CREATE TRIGGER messages_fts_insert AFTER INSERT ON messages BEGIN "  # 0028's undone
+            "INSERT INTO messages_fts (rowid, folded) VALUES (new.id, new.folded); END; "
             f"PRAGMA user_version = {PARTS - 1}"
         )
         db.executemany(

@@ -60,11 +60,43 @@ FORGET_NOTED = (
 )
 
 
+# New messages (migration 0028): at each look, the messages after the full-text index's mark
+# go into the index INDEX_MESSAGES at a time, a step per transaction under the store's write
+# lock, until none is left or INDEX_STEPS steps ran. FTS5 writes a segment per transaction,
+# which is most of what indexing a message costs: a step of 500 holds the lock 0.6 ms at the
+# median (1.2 µs a message), 1.5-2.5 ms at most in 9 (bench/search_index_step.py on
+# bench/scale.py's tiny database); steps of 2,000 had a commit of 35 ms. At 1,000 webhooks/s
+# (2,000 messages a second) a look finds about 200.
+INDEX_MESSAGES = 500
+INDEXED_KEY = "fts_indexed_id"  # meta: the highest message id the index holds
+INDEXED_MARK = f"(SELECT CAST(value AS INTEGER) FROM meta WHERE key = '{INDEXED_KEY}')"
+NEXT_TO_INDEX = (
+    "SELECT COUNT(*), MAX(id) FROM (SELECT id FROM messages "
+    f"WHERE id > {INDEXED_MARK} ORDER BY id LIMIT ?)"
+)
+INDEX_NEXT = (
+    "INSERT INTO messages_fts (rowid, folded) SELECT id, folded FROM messages "
+    f"WHERE id > {INDEXED_MARK} AND id <= ? ORDER BY id"
+)
+MOVE_MARK = "UPDATE meta SET value = CAST(? AS TEXT) WHERE key = ?"
+
+
 def index_noted_numbers(db: sqlite3.Connection, limit: int) -> int:
     """Moves the `limit` first numbers noted by the contacts' trigger into the index of parts,
     in the caller's transaction; how many there were."""
     db.execute(INDEX_NOTED, (limit,))
     return int(db.execute(FORGET_NOTED, (limit,)).rowcount)
+
+
+def index_next_messages(db: sqlite3.Connection, limit: int) -> int:
+    """Puts the `limit` first messages after the mark into the full-text index, with their
+    folded text as it is now, and moves the mark past them, in the caller's transaction; how
+    many there were."""
+    count, last = db.execute(NEXT_TO_INDEX, (limit,)).fetchone()
+    if count:
+        db.execute(INDEX_NEXT, (last,))
+        db.execute(MOVE_MARK, (last, INDEXED_KEY))
+    return int(count)
 
 
 Mode = Literal["PASSIVE", "TRUNCATE"]
@@ -179,18 +211,36 @@ class WalCheckpointer:
     async def index_new_numbers(self) -> int:
         """Moves the numbers of new contacts into the index of parts (migration 0027), a step
         at a time under the store's write lock; how many were moved."""
+        return await self._in_steps(
+            "SELECT 1 FROM contact_number_parts_pending LIMIT 1", index_noted_numbers, INDEX_NUMBERS
+        )
+
+    async def index_new_messages(self) -> int:
+        """Puts new messages into the full-text index (migration 0028), a step at a time
+        under the store's write lock; how many were indexed."""
+        return await self._in_steps(
+            f"SELECT 1 FROM messages WHERE id > {INDEXED_MARK} LIMIT 1",
+            index_next_messages,
+            INDEX_MESSAGES,
+        )
+
+    async def _in_steps(
+        self, waiting: str, move: Callable[[sqlite3.Connection, int], int], limit: int
+    ) -> int:
+        """`move(db, limit)` in a transaction of its own under the store's write lock (the
+        writer gets the lock between two), while the query `waiting` finds a row, at most
+        INDEX_STEPS times; how many rows moved."""
         db = self._db
         if db is None:
             raise RuntimeError("checkpointer is not open")
 
-        def noted() -> bool:  # a read: no lock needed
-            row = db.execute("SELECT 1 FROM contact_number_parts_pending LIMIT 1").fetchone()
-            return row is not None
+        def found() -> bool:  # a read: no lock needed
+            return db.execute(waiting).fetchone() is not None
 
         def step() -> int:
             db.execute("BEGIN IMMEDIATE")
             try:
-                moved = index_noted_numbers(db, INDEX_NUMBERS)
+                moved = move(db, limit)
                 db.execute("COMMIT")
             except BaseException:
                 if db.in_transaction:
@@ -200,12 +250,12 @@ class WalCheckpointer:
 
         total = 0
         for _ in range(INDEX_STEPS):
-            if not await self._in_thread(noted):
+            if not await self._in_thread(found):
                 break
             async with self.write_lock:
                 moved = await self._in_thread(step)
             total += moved
-            if moved < INDEX_NUMBERS:
+            if moved < limit:
                 break
         return total
 
@@ -224,8 +274,9 @@ class WalCheckpointer:
             raise
 
     async def run(self) -> None:
-        """Checks the WAL's size every CHECK_EVERY seconds, until cancelled; merges the
-        full-text index's segments and writes new contacts' number parts, a step at a time."""
+        """Checks the WAL's size every CHECK_EVERY seconds, until cancelled; indexes new
+        messages, merges the full-text index's segments and writes new contacts' number parts,
+        a step at a time."""
         checks = wait = 0
         failing = False  # a failure is logged once, not ten times a second (a full disk)
         while True:
@@ -241,6 +292,7 @@ class WalCheckpointer:
                 elif size and checks % PASSIVE_EVERY == 0:
                     await self.checkpoint("PASSIVE")
                 if checks % MERGE_EVERY == 0:
+                    await self.index_new_messages()
                     await self.merge_search_index()
                     await self.index_new_numbers()
             except sqlite3.Error as err:

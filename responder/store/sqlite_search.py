@@ -1,7 +1,8 @@
-"""The inbox search on SQLite: words through the FTS5 index `messages_fts` (migration 0023),
-numbers by the contacts' primary key, parts of numbers through `contact_number_parts` (0025),
-contact fields through a partial index. No statement reads the table of messages whole, nor
-every contact (tests/test_search_plans.py). A part of SQLiteStore."""
+"""The inbox search on SQLite: words through the FTS5 index `messages_fts` (migration 0023) and
+the newest messages the index does not hold yet (0028), numbers by the contacts' primary key,
+parts of numbers through `contact_number_parts` (0025), contact fields through a partial
+index. No statement reads the table of messages whole, nor every contact
+(tests/test_search_plans.py). A part of SQLiteStore."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import json
 import sqlite3
 from typing import TYPE_CHECKING, Any
 
+from responder.store.checkpoint import INDEXED_KEY
 from responder.store.models import COUNT_KEYS, Conversation
 from responder.store.search import (
     COUNT_LIMIT,
@@ -188,7 +190,12 @@ class SQLiteSearch:
         return list(dict.fromkeys(row[0] for row in rows))
 
     async def _whole_words_first(
-        self, words: list[str], condition: tuple[str, list[Any]], want: int, ordered: bool
+        self,
+        words: list[str],
+        condition: tuple[str, list[Any]],
+        want: int,
+        ordered: bool,
+        unindexed: tuple[int, dict[str, Hit]],
     ) -> list[Hit] | None:
         """The same as the full query, read faster for common words. FTS5 merges the index
         entries of every word a prefix begins before it gives the first match (at 5 million
@@ -198,16 +205,17 @@ class SQLiteSearch:
         when the words are common) is tested for the words as prefixes too. Not `ordered`
         (the counts: any `want` conversations that match will do), the whole words' are
         enough. None when the whole words are not common enough for that to pay: the caller
-        asks the index."""
+        asks the index. `unindexed`: the index's mark, and the hits after it (_not_indexed)."""
         where, params = condition
-        found: dict[str, Hit] = {}
+        mark, found = unindexed[0], dict(unindexed[1])
         oldest = None
         async with self.reader.execute(
             "SELECT m.id, m.phone, m.created_at FROM messages_fts "
             "CROSS JOIN messages AS m ON m.id = messages_fts.rowid "
             "CROSS JOIN contacts AS c ON c.phone = m.phone "
-            f"WHERE messages_fts MATCH ? AND {where} ORDER BY messages_fts.rowid DESC",
-            (fts5_query(words, prefixes=False), *params),
+            f"WHERE messages_fts MATCH ? AND messages_fts.rowid <= ? AND {where} "
+            "ORDER BY messages_fts.rowid DESC",
+            (fts5_query(words, prefixes=False), mark, *params),
         ) as cursor:
             while len(found) < want:
                 rows = list(await cursor.fetchmany(FIRST_ROWS))
@@ -246,23 +254,27 @@ class SQLiteSearch:
         want: int,
         ordered: bool = True,
     ) -> list[Hit]:
-        """The `want` conversations with the newest messages holding every word: the index's
-        matches newest first, read until that many numbers have turned up (a common word
-        stops early, a rare one has few matches)."""
+        """The `want` conversations with the newest messages holding every word: those the
+        index does not hold yet first, then the index's matches newest first, read until that
+        many numbers have turned up (a common word stops early, a rare one has few matches)."""
         if not query.words:
             return []
+        mark, found = await self._not_indexed(query.words, condition, want)
+        if len(found) == want:
+            return list(found.values())
         if any(len(w) >= PREFIX_FROM for w in query.words):
-            quick = await self._whole_words_first(query.words, condition, want, ordered)
+            unindexed = (mark, found)
+            quick = await self._whole_words_first(query.words, condition, want, ordered, unindexed)
             if quick is not None:
                 return quick
         where, params = condition
-        found: dict[str, Hit] = {}
         async with self.reader.execute(
             "SELECT m.id, m.phone, m.created_at FROM messages_fts "
             "CROSS JOIN messages AS m ON m.id = messages_fts.rowid "
             "CROSS JOIN contacts AS c ON c.phone = m.phone "
-            f"WHERE messages_fts MATCH ? AND {where} ORDER BY messages_fts.rowid DESC",
-            (fts5_query(query.words), *params),
+            f"WHERE messages_fts MATCH ? AND messages_fts.rowid <= ? AND {where} "
+            "ORDER BY messages_fts.rowid DESC",
+            (fts5_query(query.words), mark, *params),
         ) as cursor:
             size = FIRST_ROWS
             while len(found) < want:
@@ -276,3 +288,34 @@ class SQLiteSearch:
                     break
                 size = STREAM_ROWS
         return list(found.values())
+
+    async def _not_indexed(
+        self, words: list[str], condition: tuple[str, list[Any]], want: int
+    ) -> tuple[int, dict[str, Hit]]:
+        """The index's mark (migration 0028: it holds every message up to that id, none after
+        it), and up to `want` conversations with the newest messages after it that hold every
+        word, newest first: messages the background step has not indexed yet, the last
+        fraction of a second's, read from the table by its key. Each is tested as the index
+        matches (`holds`: whole words, or prefixes from PREFIX_FROM letters); where Python's
+        idea of a letter differs from FTS5's tokenizer (a rare symbol or script), such a
+        message may be found, or not, until it is indexed. The index is then read up to the
+        mark only: a message indexed meanwhile is not found twice, nor out of order."""
+        rows = await self.reader.execute_fetchall(
+            "SELECT CAST(value AS INTEGER) FROM meta WHERE key = ?", (INDEXED_KEY,)
+        )
+        mark = int(next(iter(rows))[0])
+        where, params = condition
+        holding = " AND ".join("instr(m.folded, ?) > 0" for _ in words)  # a first sieve
+        found: dict[str, Hit] = {}
+        async with self.reader.execute(
+            "SELECT m.id, m.phone, m.created_at, m.folded FROM messages AS m "
+            "CROSS JOIN contacts AS c ON c.phone = m.phone "
+            f"WHERE m.id > ? AND {holding} AND {where} ORDER BY m.id DESC",
+            (mark, *words, *params),
+        ) as cursor:
+            async for row in cursor:
+                if row[1] not in found and holds(row[3], words):
+                    found[row[1]] = Hit(row[1], row[2], row[0])
+                    if len(found) == want:
+                        break
+        return mark, found
