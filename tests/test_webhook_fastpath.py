@@ -4,7 +4,6 @@ routes gave, the rest left to Starlette, an unexpected error answered 500 and lo
 from __future__ import annotations
 
 import logging
-import sqlite3
 from collections.abc import Callable, Iterator
 from typing import Any, cast
 
@@ -16,15 +15,11 @@ from responder.web import webhooks
 from tests import loopback
 from tests.conftest import WEBHOOK_TOKEN, RunningApp
 from tests.test_metrics import samples, value
+from tests.test_webhooks import rows
 
 PHONE = "584121234567"
 T = WEBHOOK_TOKEN
 TEXT_PLAIN = "text/plain; charset=utf-8"
-
-
-def rows(app: RunningApp, sql: str) -> list[tuple[object, ...]]:
-    with sqlite3.connect(app.service.settings.database) as db:
-        return db.execute(sql).fetchall()
 
 
 @pytest.fixture
