@@ -39,9 +39,8 @@ from responder.clock import SystemClock  # noqa: E402
 from responder.search_query import search_query  # noqa: E402
 from responder.store import make_store  # noqa: E402
 from responder.store.base import Store  # noqa: E402
-from responder.store.search import fold_fields_json  # noqa: E402
-from responder.store.sqlite import migration_number, migration_scripts  # noqa: E402
-from responder.text import normalize, normalize_cached  # noqa: E402
+from responder.store.sqlite import add_functions, migrate  # noqa: E402
+from responder.text import normalize  # noqa: E402
 
 WORDS = [
     *("hola", "quiero", "saber", "el", "precio", "del", "café", "con", "leche", "mañana"),
@@ -111,16 +110,9 @@ def schema_before_index(path: Path) -> None:
     Built forward rather than by taking the index back out, which every later migration
     would have to know how to undo."""
     with sqlite3.connect(path, isolation_level=None) as db:
-        db.create_function("fold", 1, normalize_cached, deterministic=True)  # as the writer
-        db.create_function("fold_fields", 1, fold_fields_json, deterministic=True)
         db.execute("PRAGMA journal_mode = WAL")
-        db.execute("PRAGMA foreign_keys = OFF")  # as SQLiteStore._migrate (0010 rebuilds)
-        for script in migration_scripts():
-            number = migration_number(script)
-            if number > SQLITE_BEFORE:
-                break
-            db.executescript(script.read_text(encoding="utf-8"))
-            db.execute(f"PRAGMA user_version = {number:d}")
+        add_functions(db)
+        migrate(db, up_to=SQLITE_BEFORE)
 
 
 def fill_sqlite(path: Path, rows: list[tuple[Any, ...]], contacts: list[tuple[Any, ...]]) -> None:

@@ -18,13 +18,13 @@ from responder.search_query import search_query
 from responder.store import checkpoint
 from responder.store.migrate import Copied, copy_to_postgres
 from responder.store.postgres import PostgresStore
-from responder.store.search import SearchPage, fold_fields_json
-from responder.store.sqlite import SQLiteStore, _statements
+from responder.store.search import SearchPage
+from responder.store.sqlite import SQLiteStore, add_functions, migrate
 from responder.store.sqlite_backup import copy_database
 from responder.store.sqltime import stored
 from responder.text import normalize
 from tests import loopback
-from tests.conftest import ROOT, Clock, RunningApp
+from tests.conftest import Clock, RunningApp
 from tests.test_search_contract import phones
 from tests.test_store_contract import ANA, EVA, LUIS, admin_inbound
 
@@ -187,15 +187,8 @@ def at_version(path: Path, version: int, messages: list[tuple[str, str]], clock:
     """A database as a release with migrations up to `version` left it, with `messages`
     (number, text) written by it a minute apart, each number a conversation."""
     with sqlite3.connect(path, isolation_level=None) as db:
-        db.create_function("fold", 1, normalize)
-        db.create_function("fold_fields", 1, fold_fields_json)
-        for script in sorted((ROOT / "responder" / "store" / "migrations").glob("*.sql")):
-            number = int(script.name[:4])
-            if number > version:
-                break
-            for statement in _statements(script.read_text(encoding="utf-8")):
-                db.execute(statement)
-            db.execute(f"PRAGMA user_version = {number}")
+        add_functions(db)
+        migrate(db, up_to=version)
         for phone, text in messages:
             clock.advance(60)
             at = stored(clock())

@@ -15,8 +15,8 @@ from responder.store.base import Store
 from responder.store.models import InboundJob
 from responder.store.postgres import PostgresStore
 from responder.store.search import SearchQuery
-from responder.store.sqlite import SQLiteStore, _statements
-from tests.conftest import ROOT, Clock
+from responder.store.sqlite import SQLiteStore, migrate
+from tests.conftest import Clock
 from tests.test_postgres import execute, fresh_database
 
 __all__ = ["fresh_database"]  # a fixture, imported to be used here
@@ -29,13 +29,7 @@ OLD_TEXTS = ["Quiero un CAFÉ, por favor", "¿Tienen pingüinos de peluche?"]
 def before_search(path: Path) -> None:
     """A database as an older release left it: every migration before 0016, and messages."""
     with sqlite3.connect(path, isolation_level=None) as db:
-        for script in sorted((ROOT / "responder" / "store" / "migrations").glob("*.sql")):
-            number = int(script.name[:4])
-            if number >= SEARCH:
-                break
-            for statement in _statements(script.read_text(encoding="utf-8")):
-                db.execute(statement)
-            db.execute(f"PRAGMA user_version = {number}")
+        migrate(db, up_to=SEARCH - 1)
         for n, text in enumerate(OLD_TEXTS, 1):
             db.execute(
                 "INSERT INTO messages (id, phone, direction, text, status, origin, attempts, "

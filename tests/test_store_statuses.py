@@ -10,11 +10,10 @@ import pytest
 
 from responder.engine import Reply
 from responder.store.models import OUTBOUND_STATUSES, SendOutcome, StatusUpdate
-from responder.store.sqlite import SQLiteStore, _statements
+from responder.store.sqlite import SQLiteStore, migrate
 from responder.web.views import STATUS_LABELS
-from tests.conftest import ROOT, Clock
+from tests.conftest import Clock
 
-MIGRATIONS = sorted((ROOT / "responder" / "store" / "migrations").glob("*.sql"))
 REBUILD = 10
 A_PHONE = "584121234567"
 
@@ -22,13 +21,7 @@ A_PHONE = "584121234567"
 def migrate_before_the_rebuild(path: Path) -> None:
     """A database as an older release left it: every migration before 0010 applied."""
     with sqlite3.connect(path, isolation_level=None) as db:
-        for script in MIGRATIONS:
-            number = int(script.name[:4])
-            if number >= REBUILD:
-                break
-            for statement in _statements(script.read_text(encoding="utf-8")):
-                db.execute(statement)
-            db.execute(f"PRAGMA user_version = {number}")
+        migrate(db, up_to=REBUILD - 1)
         db.execute(
             "INSERT INTO messages (id, phone, direction, text, status, origin, provider, "
             "provider_id, attempts, created_at, updated_at, send_at, claimed_by, lease_until) "

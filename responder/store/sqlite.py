@@ -301,6 +301,48 @@ def migration_number(script: Traversable) -> int:
     return int(script.name.split("_", 1)[0])
 
 
+def add_functions(db: sqlite3.Connection) -> None:
+    """The functions the writer's statements, triggers and migrations call (0016 on)."""
+    db.create_function("fold", 1, normalize_cached, deterministic=True)
+    db.create_function("fold_fields", 1, fold_fields_json, deterministic=True)
+
+
+def migrate(db: sqlite3.Connection, up_to: int | None = None) -> None:
+    """Applies numbered `migrations/NNNN_*.sql` files not yet applied, each atomically, up to
+    `up_to` (all of them by default; a test or bench builds an older release's database with
+    it). `db` needs add_functions."""
+    version = db.execute("PRAGMA user_version").fetchone()[0]
+    scripts = migration_scripts()
+    # A table rebuilt to change a constraint (0010) is dropped while others still refer
+    # to it: foreign keys are off meanwhile (outside any transaction, as SQLite requires)
+    # and checked before each migration commits.
+    db.execute("PRAGMA foreign_keys = OFF")
+    try:
+        for script in scripts:
+            number = migration_number(script)
+            if up_to is not None and number > up_to:
+                break
+            if number <= version:
+                continue
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                for statement in _statements(script.read_text(encoding="utf-8")):
+                    db.execute(statement)
+                broken = db.execute("PRAGMA foreign_key_check").fetchone()
+                if broken is not None:
+                    raise sqlite3.IntegrityError(
+                        f"migration {script.name} breaks a foreign key in {broken[0]}"
+                    )
+                db.execute(f"PRAGMA user_version = {number:d}")
+                db.execute("COMMIT")
+            except sqlite3.Error:
+                db.execute("ROLLBACK")
+                raise
+            log.info("applied migration %s", script.name)
+    finally:
+        db.execute("PRAGMA foreign_keys = ON")
+
+
 def _marks(count: int) -> str:
     return ", ".join("?" * count)
 
@@ -361,7 +403,7 @@ class SQLiteStore(
     async def open(self) -> None:
         try:
             self._writer = self._connect_writer()
-            self._migrate(self._writer)
+            migrate(self._writer)
             self._reader = await self._connect_reader()
             self._health_reader = await self._connect_reader()
             self._open_checkpointer()
@@ -382,8 +424,7 @@ class SQLiteStore(
         except sqlite3.Error as err:
             raise StartupError(f"RESPONDER_DATABASE: cannot open {self.path}: {err}") from None
         conn.row_factory = sqlite3.Row
-        conn.create_function("fold", 1, normalize_cached, deterministic=True)
-        conn.create_function("fold_fields", 1, fold_fields_json, deterministic=True)
+        add_functions(conn)
         if self.trace is not None:
             conn.set_trace_callback(self.trace)
         try:
@@ -433,37 +474,6 @@ class SQLiteStore(
         if self._writer is not None:
             self._writer.close()
             self._writer = None
-
-    def _migrate(self, db: sqlite3.Connection) -> None:
-        """Applies numbered `migrations/NNNN_*.sql` files not yet applied, each atomically."""
-        version = db.execute("PRAGMA user_version").fetchone()[0]
-        scripts = migration_scripts()
-        # A table rebuilt to change a constraint (0010) is dropped while others still refer
-        # to it: foreign keys are off meanwhile (outside any transaction, as SQLite requires)
-        # and checked before each migration commits.
-        db.execute("PRAGMA foreign_keys = OFF")
-        try:
-            for script in scripts:
-                number = migration_number(script)
-                if number <= version:
-                    continue
-                db.execute("BEGIN IMMEDIATE")
-                try:
-                    for statement in _statements(script.read_text(encoding="utf-8")):
-                        db.execute(statement)
-                    broken = db.execute("PRAGMA foreign_key_check").fetchone()
-                    if broken is not None:
-                        raise sqlite3.IntegrityError(
-                            f"migration {script.name} breaks a foreign key in {broken[0]}"
-                        )
-                    db.execute(f"PRAGMA user_version = {number:d}")
-                    db.execute("COMMIT")
-                except sqlite3.Error:
-                    db.execute("ROLLBACK")
-                    raise
-                log.info("applied migration %s", script.name)
-        finally:
-            db.execute("PRAGMA foreign_keys = ON")
 
     @property
     def is_open(self) -> bool:
