@@ -87,11 +87,15 @@ async def serve(
     try:
         result = await _answer(service, token, kind, scope, receive)
     except Exception:
-        path = scope["path"].replace(token, "{token}")
-        log.exception("%s %s webhook failed", scope["method"], path)
+        log.exception("%s %s webhook failed", scope["method"], _redacted(scope, token))
         result = SERVER_ERROR
     await send({"type": "http.response.start", "status": result.status, "headers": result.headers})
     await send({"type": "http.response.body", "body": result.body})
+
+
+def _redacted(scope: Scope, token: str) -> str:
+    """The request's path as logs and the rejected webhooks keep it: without the secret."""
+    return str(scope["path"]).replace(token, "{token}")
 
 
 async def _answer(
@@ -137,7 +141,7 @@ async def _handle(service: Service, request: Request, token: str, kind: str | No
 async def _reject(
     service: Service, request: Request, token: str, body: bytes, reason: str
 ) -> Answer:
-    path = request.url.path.replace(token, "{token}")
+    path = _redacted(request.scope, token)
     await service.reject_webhook(
         request.method,
         path,
