@@ -15,7 +15,15 @@ from pathlib import Path
 import pytest
 
 from responder.engine import Decision, InboundMessage
-from responder.store.checkpoint import LEFT_FRAMES, READER_WAIT_MS, WAL_LIMIT
+from responder.store.checkpoint import (
+    LEFT_FRAMES,
+    READER_WAIT_MS,
+    SYNC_ROUNDS,
+    WAL_FILE_LIMIT,
+    WAL_LIMIT,
+    Pass,
+    WalCheckpointer,
+)
 from responder.store.models import InboundJob
 from responder.store.sqlite import SQLiteStore
 from tests.conftest import ADMIN_TOKEN, WEBHOOK_TOKEN, Clock
@@ -34,6 +42,18 @@ def wal_size(database: Path) -> int:
         return os.stat(f"{database}-wal").st_size
     except FileNotFoundError:
         return 0
+
+
+def wal_frames(database: Path) -> tuple[int, int]:
+    """The frames in the WAL since it last started over, and how many of them are not yet
+    copied into the database (a passive checkpoint from a connection of the test's own)."""
+    db = sqlite3.connect(database, isolation_level=None)
+    try:
+        db.execute("PRAGMA busy_timeout = 5000")
+        _, frames, copied = db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+    finally:
+        db.close()
+    return frames, frames - copied
 
 
 class Sampler:
@@ -133,12 +153,17 @@ def test_the_wal_stays_bounded_under_sustained_webhook_load(
         acked, statuses = asyncio.run(_load(served.port))
         time.sleep(1.0)  # a checkpoint that was due runs
     after = wal_size(database)
+    frames, left = wal_frames(database)
     assert statuses == {200: acked}
     assert acked >= 1000  # enough load to matter
     largest = max(sampler.sizes)
+    print(served.output()[-6000:])
     assert len(sampler.sizes) >= MIN_SECONDS * 5
     assert largest < WAL_BOUND, f"the WAL reached {largest / MIB:.0f} MiB ({acked} webhooks)"
-    assert after <= WAL_LIMIT, f"the WAL stayed at {after / MIB:.0f} MiB after the load"
+    # The file keeps its size when the WAL starts over (WAL_FILE_LIMIT), and what the load
+    # wrote was copied into the database meanwhile.
+    assert after <= WAL_FILE_LIMIT, f"the WAL stayed at {after / MIB:.0f} MiB after the load"
+    assert frames * 4096 <= WAL_BOUND and left == 0, (frames, left)
     assert served.stop() in (0, -15)
     assert "checkpoint failed" not in served.output()
 
@@ -163,7 +188,7 @@ async def test_a_reader_in_the_way_delays_emptying_the_wal_but_not_writes_for_lo
         other.execute("SELECT COUNT(*) FROM messages").fetchone()
         caplog.set_level(logging.INFO, "responder.store")
         began = time.monotonic()
-        assert not await store.checkpointer.truncate()
+        assert not await store.checkpointer.start_over()
         assert time.monotonic() - began < READER_WAIT_MS / 1000 + 1.0
         assert wal_size(store.path) > 0
         assert "cannot be emptied: a reader still uses it" in caplog.text
@@ -172,9 +197,16 @@ async def test_a_reader_in_the_way_delays_emptying_the_wal_but_not_writes_for_lo
         await store.receive_inbound(InboundJob(message, _decide, 0.0, 0.0))
         other.execute("COMMIT")
         other.close()
-        assert await store.checkpointer.truncate()
-        assert wal_size(store.path) == 0
+        frames, _ = wal_frames(store.path)
+        assert await store.checkpointer.start_over()
         assert "emptied again" in caplog.text
+        # The next commit writes the WAL from its start, in the file as it was.
+        size = wal_size(store.path)
+        message = InboundMessage("584129999998", "y otra", clock())
+        await store.receive_inbound(InboundJob(message, _decide, 0.0, 0.0))
+        after, left = wal_frames(store.path)
+        assert after < frames and left == 0, (frames, after)
+        assert wal_size(store.path) == size
     finally:
         await store.close()
 
@@ -183,29 +215,56 @@ async def test_the_wal_is_copied_while_writes_go_on_until_little_is_left(
     tmp_path: Path, clock: Clock, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # Passive checkpoints run, each copying what was written during the one before, until
-    # fewer than LEFT_FRAMES frames are left: only those are copied with the writes paused.
+    # fewer than LEFT_FRAMES frames are left; the database file is synced and what came
+    # meanwhile copied, SYNC_ROUNDS times; only then are the writes paused, for the rest.
     store = SQLiteStore(tmp_path / "p.db", clock)
     await store.open()
     checkpointer = store.checkpointer
-    left = iter([5000, 900, LEFT_FRAMES - 1])
+    left = iter([5000, 900, LEFT_FRAMES - 1] + [10] * SYNC_ROUNDS)
     calls: list[tuple[str, bool]] = []
 
-    async def checkpoint(mode: str) -> tuple[bool, int]:
+    async def checkpoint(mode: str) -> Pass:
         calls.append((mode, store._write_lock.locked()))
-        return False, next(left) if mode == "PASSIVE" else 0
+        return Pass(False, 6000, next(left) if mode == "PASSIVE" else 0)
+
+    async def sync() -> None:
+        calls.append(("sync", store._write_lock.locked()))
 
     monkeypatch.setattr(checkpointer, "_checkpoint", checkpoint)
+    monkeypatch.setattr(checkpointer, "_sync_database", sync)
     try:
-        assert await checkpointer.truncate()
+        assert await checkpointer.start_over()
     finally:
         monkeypatch.undo()
         await store.close()
-    assert calls == [("PASSIVE", False)] * 3 + [("TRUNCATE", True)]
+    rounds = [("sync", False), ("PASSIVE", False)] * SYNC_ROUNDS
+    assert calls == [("PASSIVE", False)] * 3 + rounds + [("RESTART", True)]
+
+
+def test_the_wal_starts_over_before_it_would_pass_its_limit() -> None:
+    limit = WAL_LIMIT // (4096 + 24)  # in frames: a 4 KiB page and a 24-byte header
+
+    def looks(*seen: tuple[int, int]) -> list[bool]:
+        checkpointer = WalCheckpointer(Path("unused.db"), asyncio.Lock())
+        return [checkpointer.too_long(Pass(False, frames, left)) for frames, left in seen]
+
+    # Growing by a tenth of the limit a look: started over one look before it passes it.
+    step = limit // 10
+    assert looks(*((n * step, 1) for n in range(1, 11))) == [False] * 9 + [True]
+    # Not growing: only past the limit.
+    assert looks((step, 1), (limit - 1, 1), (limit - 1, 1), (limit + 1, 1))[2:] == [False, True]
+    # Copied but not started over: the commits since found readers in the way.
+    assert looks((limit + 1, 0)) == [True]
+    # After a RESTART the WAL keeps its frames until the next commit starts it over.
+    checkpointer = WalCheckpointer(Path("unused.db"), asyncio.Lock())
+    checkpointer._restarted_at = limit + 1
+    assert not checkpointer.too_long(Pass(False, limit + 1, 0))
+    assert checkpointer.too_long(Pass(False, limit + 2, 0))  # a commit that did not
 
 
 async def test_passes_stop_when_a_reader_keeps_the_rest(tmp_path: Path, clock: Clock) -> None:
     # A reader's snapshot keeps frames from being copied: a pass that copies nothing more ends
-    # the passes (the TRUNCATE then waits for the reader, as above), not MAX_PASSES of them.
+    # the passes (the RESTART then waits for the reader, as above), not MAX_PASSES of them.
     store = SQLiteStore(tmp_path / "q.db", clock)
     await store.open()
     other = sqlite3.connect(store.path, isolation_level=None)
@@ -215,11 +274,11 @@ async def test_passes_stop_when_a_reader_keeps_the_rest(tmp_path: Path, clock: C
         for n in range(200):
             message = InboundMessage(f"58412{1000000 + n:07d}", f"hola {n}", clock())
             await store.receive_inbound(InboundJob(message, _decide, 0.0, 0.0))
-        busy, left = await store.checkpointer._checkpoint("PASSIVE")
-        assert not busy and left >= LEFT_FRAMES  # the reader's snapshot holds them back
+        found = await store.checkpointer._checkpoint("PASSIVE")
+        assert not found.busy and found.left >= LEFT_FRAMES  # the reader's snapshot holds them
         other.execute("COMMIT")
-        busy, left = await store.checkpointer._checkpoint("PASSIVE")
-        assert (busy, left) == (False, 0)
+        found = await store.checkpointer._checkpoint("PASSIVE")
+        assert (found.busy, found.left) == (False, 0)
     finally:
         other.close()
         await store.close()

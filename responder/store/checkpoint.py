@@ -2,11 +2,21 @@
 
 The writer never checkpoints (a commit must not wait for an fsync). A passive checkpoint copies
 the WAL back into the database without stopping anyone, but under a writer that never pauses it
-never catches up, and SQLite only starts the WAL over once every frame has been copied: the
-file grew by gigabytes an hour. So when the WAL passes WAL_LIMIT, a passive checkpoint first
-copies what it can while writes go on, again until what is left is small, then, holding the
-store's write lock (webhooks wait in the write queue; the event loop never blocks), a TRUNCATE
-checkpoint copies the rest, waits for readers to leave the WAL and cuts the file to zero bytes.
+never catches up, and SQLite only starts the WAL over once every frame has been copied and the
+database file synced: the file grew by gigabytes an hour. So when the WAL holds more than
+WAL_LIMIT, passive checkpoints first copy what they can while writes go on, until what is left
+is small; the database file is synced (twice, each time after copying what came meanwhile),
+still while writes go on; then, holding the store's write lock (webhooks wait in the write
+queue; the event loop never blocks), a RESTART checkpoint copies the last few frames, syncs
+them and waits for readers to leave the WAL, and the next commit writes the WAL from its start.
+
+The syncs before the lock are what keep that pause short. A passive checkpoint that stops short
+of the WAL's end writes pages into the database without syncing it; the checkpoint that copies
+the last frame syncs them all. At 1,000 webhooks/s that is the pages of 16 MiB of WAL, copied
+to random places of the file: the sync took 25-50 ms, and it used to run under the lock. The
+WAL file keeps its size when it starts over (journal_size_limit is above it): writing into
+blocks already allocated made the step under the lock cheaper again than cutting the file to
+zero and growing it back (`bench/wal_reset.py`).
 """
 
 from __future__ import annotations
@@ -15,32 +25,37 @@ import asyncio
 import logging
 import os
 import sqlite3
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Literal, TypeVar
+from typing import Literal, NamedTuple, TypeVar
 
 log = logging.getLogger("responder.store")
 
 MIB = 1024 * 1024
-WAL_LIMIT = 16 * MIB  # past this size the WAL is checkpointed and truncated
-RESTING_WAL = 4 * MIB  # journal_size_limit: a WAL that SQLite starts over is cut to this
-CHECK_EVERY = 0.1  # seconds between looks at the WAL's size (one stat call)
-PASSIVE_EVERY = 1  # checks; under the limit, a passive checkpoint at every look
-# How long a TRUNCATE checkpoint may wait for a reader to leave the WAL. Writes wait that long
+WAL_LIMIT = 16 * MIB  # past this much written since it started over, the WAL is started over
+# journal_size_limit: a WAL file larger than this (a reader kept it from starting over) is cut
+# back to this size when it starts over; a smaller one keeps its size and its disk blocks.
+WAL_FILE_LIMIT = 2 * WAL_LIMIT
+CHECK_EVERY = 0.1  # seconds between looks at the WAL (a passive checkpoint)
+# How long a RESTART checkpoint may wait for a reader to leave the WAL. Writes wait that long
 # at most; a reader that stays longer (a big export) only delays the next attempt.
 READER_WAIT_MS = 1000
-RETRY_AFTER = 10  # checks to wait after a TRUNCATE that readers kept from finishing, or an error
-# Passive checkpoints before the TRUNCATE, each copying what was written during the one before,
-# until fewer than LEFT_FRAMES frames (4 KiB pages) are left to copy with the writes paused. At
-# 1,000 webhooks/s the WAL grows by about 26-37 MB/s (each transaction rewrites whole pages), so
-# the limit is passed about twice a second; one pass usually copies everything, and a second
-# one is for when it could not.
+RETRY_AFTER = 10  # checks to wait after a RESTART that readers kept from finishing, or an error
+# Passive checkpoints before the RESTART, each copying what was written during the one before,
+# until fewer than LEFT_FRAMES frames (4 KiB pages) are left to copy. At 1,000 webhooks/s the
+# WAL grows by about 26-37 MB/s (each transaction rewrites whole pages), so the limit is passed
+# about twice a second; one pass usually copies everything, and a second one is for when it
+# could not.
 LEFT_FRAMES = 64
 MAX_PASSES = 6
+# Then the database file is synced and what was written meanwhile copied, this many times,
+# before the writes pause. Measured on a stand-in (bench/wal_reset.py, 400 commits a second of
+# 12 random keys): the step under the lock took 3.5-3.8 ms at the median (17.8 at most) after
+# one sync, 0.9-1.0 ms (14.5) after two; 25-33 ms (63) with none.
+SYNC_ROUNDS = 2
 # The full-text index's segments (migration 0024 turned FTS5's merging inside inserts off): each
 # look merges up to this many pages, the store's writes paused for a few milliseconds.
-MERGE_EVERY = 1  # checks
 MERGE_PAGES = 50
 # New contacts' number parts (migration 0027): at each look, the numbers noted by the contacts'
 # trigger are moved into `contact_number_parts` INDEX_NUMBERS at a time (about ten keys each),
@@ -99,8 +114,17 @@ def index_next_messages(db: sqlite3.Connection, limit: int) -> int:
     return int(count)
 
 
-Mode = Literal["PASSIVE", "TRUNCATE"]
+Mode = Literal["PASSIVE", "RESTART"]
 T = TypeVar("T")
+
+
+class Pass(NamedTuple):
+    """What a checkpoint found: whether readers kept it from finishing, the frames in the WAL
+    since it started over, and how many of them it left uncopied."""
+
+    busy: bool
+    frames: int
+    left: int
 
 
 class WalCheckpointer:
@@ -112,9 +136,13 @@ class WalCheckpointer:
         self.wal = Path(f"{path}-wal")
         self.write_lock = write_lock
         self._db: sqlite3.Connection | None = None
+        self._file: int | None = None  # the database file, to sync it (store/checkpoint.py)
+        self._frame_bytes = 4096 + 24  # a page and its frame header; read at open
         # One thread: checkpoints never overlap, and close() can wait for the one running.
         self._thread: ThreadPoolExecutor | None = None
-        self._blocked = False  # the last TRUNCATE found a reader in the way (logged once)
+        self._blocked = False  # the last RESTART found a reader in the way (logged once)
+        self._restarted_at = -1  # the WAL's frames when the last RESTART finished
+        self._frames = 0  # the WAL's frames at the last look
 
     def open(self) -> None:
         db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
@@ -130,7 +158,10 @@ class WalCheckpointer:
             # one into the database, still holding the write lock: at 1,000 webhooks/s a merge
             # step took 14 ms at the median, 40 at the 90th percentile, up to 257 ms.
             db.execute("PRAGMA wal_autocheckpoint = 0")
-        except sqlite3.Error:
+            db.execute(f"PRAGMA journal_size_limit = {WAL_FILE_LIMIT:d}")
+            self._frame_bytes = int(db.execute("PRAGMA page_size").fetchone()[0]) + 24
+            self._file = os.open(self.path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+        except (sqlite3.Error, OSError):
             db.close()
             raise
         self._db = db
@@ -144,6 +175,9 @@ class WalCheckpointer:
         if self._db is not None:
             self._db.close()
             self._db = None
+        if self._file is not None:
+            os.close(self._file)
+            self._file = None
 
     def wal_size(self) -> int:
         try:
@@ -153,35 +187,63 @@ class WalCheckpointer:
 
     async def checkpoint(self, mode: Mode) -> bool:
         """Runs one checkpoint off the event loop; False when readers kept it from finishing."""
-        busy, _ = await self._checkpoint(mode)
-        return not busy
+        return not (await self._checkpoint(mode)).busy
 
-    async def _checkpoint(self, mode: Mode) -> tuple[bool, int]:
-        """One checkpoint off the event loop: whether readers kept it from finishing, and
-        the frames of the WAL it left uncopied."""
+    async def _checkpoint(self, mode: Mode) -> Pass:
+        """One checkpoint off the event loop."""
         db = self._db
         if db is None:
             raise RuntimeError("checkpointer is not open")
 
-        def run() -> tuple[bool, int]:
+        def run() -> Pass:
             busy, frames, copied = db.execute(f"PRAGMA wal_checkpoint({mode})").fetchone()
-            return bool(busy), max(0, frames - copied)
+            return Pass(bool(busy), max(0, frames), max(0, frames - copied))
 
         return await self._in_thread(run)
 
-    async def truncate(self) -> bool:
-        """Copies the whole WAL into the database and empties it, the store's writes paused
-        only for the last few frames."""
+    async def _sync_database(self) -> None:
+        """Syncs the database file (the pages passive checkpoints copied) off the event loop,
+        the writes going on: any file descriptor of the file syncs all of its pages."""
+        file = self._file
+        if file is None:
+            raise RuntimeError("checkpointer is not open")
+        await self._in_thread(lambda: os.fdatasync(file))
+
+    def too_long(self, found: Pass) -> bool:
+        """Whether the WAL must be started over now: it would pass WAL_LIMIT before the next
+        look (at 1,000 webhooks/s and more a look sees megabytes more than the one before),
+        and it was written to since the last RESTART (after one, the WAL keeps its frames until
+        the next commit starts it over)."""
+        grown = max(0, found.frames - self._frames)
+        self._frames = found.frames
+        return (found.frames + grown) * self._frame_bytes > WAL_LIMIT and (
+            found.left > 0 or found.frames != self._restarted_at
+        )
+
+    async def start_over(self) -> bool:
+        """Copies the whole WAL into the database so that the next commit writes it from its
+        start, the store's writes paused only for the last few frames; False when readers
+        kept it from finishing."""
         before = None
         for _ in range(MAX_PASSES):  # the bulk, while writes go on
-            busy, left = await self._checkpoint("PASSIVE")
+            found = await self._checkpoint("PASSIVE")
             # Done when little is left, or when a pass copied nothing: a reader's snapshot
-            # keeps the rest (the TRUNCATE then waits for it, up to READER_WAIT_MS).
-            if busy or left < LEFT_FRAMES or (before is not None and left >= before):
+            # keeps the rest (the RESTART then waits for it, up to READER_WAIT_MS).
+            if (
+                found.busy
+                or found.left < LEFT_FRAMES
+                or (before is not None and found.left >= before)
+            ):
                 break
-            before = left
+            before = found.left
+        for _ in range(SYNC_ROUNDS):  # the copied pages to disk, while writes go on
+            await self._sync_database()
+            await self._checkpoint("PASSIVE")
         async with self.write_lock:
-            done = await self.checkpoint("TRUNCATE")
+            found = await self._checkpoint("RESTART")
+        done = not found.busy
+        if done:
+            self._restarted_at = found.frames
         if not done and not self._blocked:
             log.warning(
                 "the write-ahead log (%d MiB) cannot be emptied: a reader still uses it",
@@ -274,28 +336,40 @@ class WalCheckpointer:
             raise
 
     async def run(self) -> None:
-        """Checks the WAL's size every CHECK_EVERY seconds, until cancelled; indexes new
-        messages, merges the full-text index's segments and writes new contacts' number parts,
-        a step at a time."""
-        checks = wait = 0
-        failing = False  # a failure is logged once, not ten times a second (a full disk)
+        """Until cancelled, every CHECK_EVERY seconds: looks at the WAL, and (a task of its
+        own, so that the WAL is looked at on time while steps wait for the write lock) indexes
+        new messages, merges the full-text index's segments and writes new contacts' number
+        parts, a step at a time."""
+        await asyncio.gather(self._repeat(self.look_at_wal), self._repeat(self.index_steps))
+
+    async def look_at_wal(self) -> bool:
+        """A passive checkpoint, and the WAL started over when it is too long; False when
+        readers kept it from starting over (the next try waits RETRY_AFTER looks)."""
+        if not self.wal_size():
+            return True
+        found = await self._checkpoint("PASSIVE")
+        return not self.too_long(found) or await self.start_over()
+
+    async def index_steps(self) -> bool:
+        await self.index_new_messages()
+        await self.merge_search_index()
+        await self.index_new_numbers()
+        return True
+
+    async def _repeat(self, work: Callable[[], Awaitable[bool]]) -> None:
+        """`work()` every CHECK_EVERY seconds until cancelled; after it returns False or
+        fails, RETRY_AFTER times that. A failure is logged once, not ten times a second (a
+        full disk), and so is the end of it."""
+        wait = 0
+        failing = False
         while True:
             await asyncio.sleep(CHECK_EVERY)
-            checks += 1
-            wait = max(0, wait - 1)
-            size = self.wal_size()
+            if wait:
+                wait -= 1
+                continue
             try:
-                # The WAL first: the steps below add to it.
-                if size > WAL_LIMIT and not wait:
-                    if not await self.truncate():
-                        wait = RETRY_AFTER
-                elif size and checks % PASSIVE_EVERY == 0:
-                    await self.checkpoint("PASSIVE")
-                if checks % MERGE_EVERY == 0:
-                    await self.index_new_messages()
-                    await self.merge_search_index()
-                    await self.index_new_numbers()
-            except sqlite3.Error as err:
+                done = await work()
+            except (sqlite3.Error, OSError) as err:
                 wait = RETRY_AFTER
                 if not failing:
                     log.warning("checkpoint failed: %s", err)
@@ -304,3 +378,5 @@ class WalCheckpointer:
             if failing:
                 log.info("checkpoints work again")
                 failing = False
+            if not done:
+                wait = RETRY_AFTER

@@ -24,7 +24,7 @@ from responder.config import StartupError
 from responder.engine import Contact, Decision, FlowState, Reply
 from responder.store import health, reports
 from responder.store.broadcast_sql import BROADCAST_CLAIMABLE
-from responder.store.checkpoint import RESTING_WAL, WalCheckpointer
+from responder.store.checkpoint import WAL_FILE_LIMIT, WalCheckpointer
 from responder.store.common import (
     LEASE,
     OPEN_HERE,
@@ -123,8 +123,8 @@ PRAGMAS = (
     "PRAGMA synchronous = NORMAL",
     "PRAGMA busy_timeout = 5000",
     "PRAGMA foreign_keys = ON",
-    # A WAL that SQLite starts over is cut back to this size (see store/checkpoint.py).
-    f"PRAGMA journal_size_limit = {RESTING_WAL:d}",
+    # A WAL file larger than this is cut back when SQLite starts it over (store/checkpoint.py).
+    f"PRAGMA journal_size_limit = {WAL_FILE_LIMIT:d}",
 )
 T = TypeVar("T")
 MAX_PARAMS = 500  # per IN (...) list, below SQLite's variable limit
