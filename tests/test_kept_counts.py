@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from responder.engine import Reply
+from responder.store import sqlite_counts
 from responder.store.base import Store
 from responder.store.counts import CountKey
 from responder.store.migrate import copy_to_postgres
@@ -302,5 +303,33 @@ async def test_a_write_outside_the_store_is_counted_and_folded_later(
         assert await rows(store, "SELECT COUNT(*) FROM message_count_changes") == [(0,)]
         assert await store.kept_counts() == await recount(store)
         assert await store.fold_counts() == 0  # nothing left: no write at all
+    finally:
+        await store.close()
+
+
+async def test_a_long_backlog_is_folded_a_few_changes_per_transaction(
+    tmp_path: Path, clock: Clock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The writer runs on the event loop: a backlog of seconds of webhooks folded in one
+    # transaction held it tens of milliseconds. FOLD_ROWS at a time, the counts the same.
+    monkeypatch.setattr(sqlite_counts, "FOLD_ROWS", 3)
+    store = SQLiteStore(tmp_path / "backlog.db", clock)
+    await store.open()
+    try:
+        for n in range(5):
+            await admin_inbound(store, clock, f"58412{4000000 + n:07d}", f"hola {n}")
+        [(waiting,)] = await rows(store, "SELECT COUNT(*) FROM message_count_changes")
+        assert waiting > 3 * 2
+        transactions: list[str] = []
+        store.db.set_trace_callback(
+            lambda sql: transactions.append(sql) if sql == "BEGIN IMMEDIATE" else None
+        )
+        assert await store.fold_counts() == waiting
+        store.db.set_trace_callback(None)
+        assert len(transactions) == waiting // 3 + 1  # the last one finds fewer than 3
+        assert await rows(store, "SELECT COUNT(*) FROM message_count_changes") == [(0,)]
+        kept = await store.kept_counts()
+        assert kept == await recount(store)
+        await assert_rollups_agree(store, kept)
     finally:
         await store.close()
