@@ -156,50 +156,6 @@ async def test_a_message_erased_before_it_is_indexed_leaves_the_index_whole(
         await store.close()
 
 
-async def test_a_look_indexes_messages_and_numbers_in_one_transaction(
-    tmp_path: Path, clock: Clock, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    # The write lock is held until the event loop sees the thread finish: a look's messages,
-    # merge step and numbers share one transaction, again while a step filled a limit.
-    monkeypatch.setattr(checkpoint, "CHECK_EVERY", 3600.0)  # no look of the store's own
-    monkeypatch.setattr(checkpoint, "INDEX_MESSAGES", 3)
-    monkeypatch.setattr(checkpoint, "INDEX_NUMBERS", 2)
-    store = SQLiteStore(tmp_path / "look.db", clock)
-    await store.open()
-    try:
-        for n in range(4):  # four new numbers, each a message and a reply: 8 messages
-            await admin_inbound(store, clock, f"58414{1000000 + n:07d}", f"pedido {n}", "r")
-        seen: list[str] = []
-        db = store.checkpointer._db
-        assert db is not None
-        db.set_trace_callback(seen.append)
-        await store.checkpointer.index_steps()
-        # 3 messages and 2 numbers, again, then the last 2 messages: both under their limit.
-        assert seen.count("BEGIN IMMEDIATE") == 3
-        assert mark_and_last(store.path) == (8, 8)
-        with sqlite3.connect(store.path) as other:
-            waiting = other.execute("SELECT COUNT(*) FROM contact_number_parts_pending")
-            assert waiting.fetchone() == (0,)
-            assert other.execute(
-                "SELECT COUNT(DISTINCT phone) FROM contact_number_parts"
-            ).fetchone() == (4,)
-        # Nothing waits: looks go on only while the merge step finds work, then write nothing.
-        for _ in range(20):
-            before = seen.count("BEGIN IMMEDIATE")
-            await store.checkpointer.index_steps()
-            if seen.count("BEGIN IMMEDIATE") == before:
-                break
-        before = seen.count("BEGIN IMMEDIATE")
-        await store.checkpointer.index_steps()
-        assert seen.count("BEGIN IMMEDIATE") == before
-        check_index(store.path, against_table=True)
-        assert len((await store.search(search_query("pedido", "VE"))).matched) == 4
-        found = await store.search(search_query("1000003", "VE"))
-        assert [c.phone for c in found.conversations] == ["584141000003"]
-    finally:
-        await store.close()
-
-
 async def test_the_step_indexes_a_bounded_number_per_transaction(
     tmp_path: Path, clock: Clock, monkeypatch: pytest.MonkeyPatch
 ) -> None:

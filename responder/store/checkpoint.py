@@ -27,12 +27,10 @@ import os
 import sqlite3
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
-from functools import partial
 from pathlib import Path
 from typing import Literal, NamedTuple, TypeVar
 
 log = logging.getLogger("responder.store")
-T = TypeVar("T")
 
 MIB = 1024 * 1024
 WAL_LIMIT = 16 * MIB  # past this much written since it started over, the WAL is started over
@@ -56,22 +54,15 @@ MAX_PASSES = 6
 # 12 random keys): the step under the lock took 3.5-3.8 ms at the median (17.8 at most) after
 # one sync, 0.9-1.0 ms (14.5) after two; 25-33 ms (63) with none.
 SYNC_ROUNDS = 2
-# What the background steps do at each look, in one transaction under the store's write lock
-# (`look_step`): new messages into the full-text index, a step of its merging, new contacts'
-# number parts; again while a step found more than it could take, at most INDEX_STEPS times,
-# the writer getting the lock between two. One transaction, not one each: a step's work is
-# about a millisecond, but the lock is held until the event loop has seen the thread finish,
-# 4-8 ms more under load (bench/steady.py on large, timed in the served process: 50 steps a
-# second held the lock a quarter of the time).
-INDEX_STEPS = 8
 # The full-text index's segments (migration 0024 turned FTS5's merging inside inserts off): each
-# look merges up to this many pages. FTS5 counts two changes or more when a merge did work.
+# look merges up to this many pages, the store's writes paused for a few milliseconds.
 MERGE_PAGES = 50
-MERGE = "INSERT INTO messages_fts (messages_fts, rank) VALUES ('merge', ?)"
-# New contacts' number parts (migration 0027): at each look, up to INDEX_NUMBERS of the numbers
-# noted by the contacts' trigger are moved into `contact_number_parts` (about ten keys each; at
-# 1,000 webhooks/s from new numbers a look finds about 100).
-INDEX_NUMBERS = 128
+# New contacts' number parts (migration 0027): at each look, the numbers noted by the contacts'
+# trigger are moved into `contact_number_parts` INDEX_NUMBERS at a time (about ten keys each),
+# a step per transaction under the store's write lock, until none is left or INDEX_STEPS steps
+# ran; the writer gets the lock between two steps.
+INDEX_NUMBERS = 32
+INDEX_STEPS = 8
 NOTED = "SELECT phone FROM contact_number_parts_pending ORDER BY id LIMIT ?"
 INDEX_NOTED = (
     "INSERT OR IGNORE INTO contact_number_parts (part, phone) "
@@ -112,18 +103,6 @@ def index_noted_numbers(db: sqlite3.Connection, limit: int) -> int:
     return int(db.execute(FORGET_NOTED, (limit,)).rowcount)
 
 
-def look_step(db: sqlite3.Connection) -> tuple[int, int, bool]:
-    """A look's work, in the caller's transaction: up to INDEX_MESSAGES new messages into the
-    full-text index, a step of its merging, up to INDEX_NUMBERS new numbers' parts; how many
-    messages and numbers, and whether the merge found work."""
-    messages = index_next_messages(db, INDEX_MESSAGES)
-    before = db.total_changes
-    db.execute(MERGE, (MERGE_PAGES,))
-    merged = db.total_changes - before >= 2
-    numbers = index_noted_numbers(db, INDEX_NUMBERS)
-    return messages, numbers, merged
-
-
 def index_next_messages(db: sqlite3.Connection, limit: int) -> int:
     """Puts the `limit` first messages after the mark into the full-text index, with their
     folded text as it is now, and moves the mark past them, in the caller's transaction; how
@@ -135,31 +114,8 @@ def index_next_messages(db: sqlite3.Connection, limit: int) -> int:
     return int(count)
 
 
-WAITING = (
-    "SELECT EXISTS (SELECT 1 FROM contact_number_parts_pending) "
-    f"OR EXISTS (SELECT 1 FROM messages WHERE id > {INDEXED_MARK})"
-)
-
-
-def _waiting(db: sqlite3.Connection) -> bool:
-    """Whether new messages or numbers wait for the background steps (a read)."""
-    return bool(db.execute(WAITING).fetchone()[0])
-
-
-def in_transaction(db: sqlite3.Connection, work: Callable[[], T]) -> T:
-    """`work()` in a transaction of its own on `db`, rolled back if it fails."""
-    db.execute("BEGIN IMMEDIATE")
-    try:
-        result = work()
-        db.execute("COMMIT")
-    except BaseException:
-        if db.in_transaction:
-            db.execute("ROLLBACK")
-        raise
-    return result
-
-
 Mode = Literal["PASSIVE", "RESTART"]
+T = TypeVar("T")
 
 
 class Pass(NamedTuple):
@@ -187,7 +143,6 @@ class WalCheckpointer:
         self._blocked = False  # the last RESTART found a reader in the way (logged once)
         self._restarted_at = -1  # the WAL's frames when the last RESTART finished
         self._frames = 0  # the WAL's frames at the last look
-        self._merging = True  # the last merge step found work (or none ran yet)
 
     def open(self) -> None:
         db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
@@ -306,8 +261,14 @@ class WalCheckpointer:
         if db is None:
             raise RuntimeError("checkpointer is not open")
 
+        def run() -> None:
+            db.execute(
+                "INSERT INTO messages_fts (messages_fts, rank) VALUES ('merge', ?)",
+                (MERGE_PAGES,),
+            )
+
         async with self.write_lock:
-            await self._in_thread(lambda: db.execute(MERGE, (MERGE_PAGES,)))
+            await self._in_thread(run)
 
     async def index_new_numbers(self) -> int:
         """Moves the numbers of new contacts into the index of parts (migration 0027), a step
@@ -338,34 +299,27 @@ class WalCheckpointer:
         def found() -> bool:  # a read: no lock needed
             return db.execute(waiting).fetchone() is not None
 
+        def step() -> int:
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                moved = move(db, limit)
+                db.execute("COMMIT")
+            except BaseException:
+                if db.in_transaction:
+                    db.execute("ROLLBACK")
+                raise
+            return moved
+
         total = 0
         for _ in range(INDEX_STEPS):
             if not await self._in_thread(found):
                 break
             async with self.write_lock:
-                moved = await self._in_thread(partial(in_transaction, db, partial(move, db, limit)))
+                moved = await self._in_thread(step)
             total += moved
             if moved < limit:
                 break
         return total
-
-    async def index_steps(self) -> bool:
-        """A look's background steps (`look_step`), again while one found more than it could
-        take, at most INDEX_STEPS times; nothing, not even a transaction, when there is
-        nothing to index and the last merge found nothing to do."""
-        db = self._db
-        if db is None:
-            raise RuntimeError("checkpointer is not open")
-        for _ in range(INDEX_STEPS):
-            if not self._merging and not await self._in_thread(lambda: _waiting(db)):
-                break
-            async with self.write_lock:
-                messages, numbers, self._merging = await self._in_thread(
-                    partial(in_transaction, db, partial(look_step, db))
-                )
-            if messages < INDEX_MESSAGES and numbers < INDEX_NUMBERS:
-                break
-        return True
 
     async def _in_thread(self, work: Callable[[], T]) -> T:
         """`work` on the checkpointer's thread. The thread cannot be stopped: a cancelled
@@ -395,6 +349,12 @@ class WalCheckpointer:
             return True
         found = await self._checkpoint("PASSIVE")
         return not self.too_long(found) or await self.start_over()
+
+    async def index_steps(self) -> bool:
+        await self.index_new_messages()
+        await self.merge_search_index()
+        await self.index_new_numbers()
+        return True
 
     async def _repeat(self, work: Callable[[], Awaitable[bool]]) -> None:
         """`work()` every CHECK_EVERY seconds until cancelled; after it returns False or
