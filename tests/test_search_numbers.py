@@ -7,6 +7,7 @@ table as its own triggers fill it."""
 
 from __future__ import annotations
 
+import asyncio
 import random
 import sqlite3
 from collections.abc import Iterable
@@ -55,8 +56,7 @@ async def stored_parts(store: Store) -> set[tuple[str, str]]:
     (SQLite 0027: the checkpointer's; PostgreSQL 0013: the service's), run here until nothing
     is left."""
     if isinstance(store, SQLiteStore):
-        while await store.checkpointer.index_new_numbers():
-            pass
+        await store.checkpointer.index_all_numbers()
     else:
         while await store.index_new_numbers():
             pass
@@ -285,8 +285,7 @@ async def test_sqlite_writes_a_new_number_s_parts_in_the_background(
 ) -> None:
     """A new contact's trigger only notes its number (0027): a webhook from a new number does
     not write its ten parts. A search finds the noted number all the same; the checkpointer's
-    step moves it into the table, a few numbers per transaction; a number forgotten before
-    that leaves nothing behind."""
+    batch moves it into the table; a number forgotten before that leaves nothing behind."""
     store = SQLiteStore(tmp_path / "later.db", clock)
     await store.open()
     try:
@@ -297,7 +296,7 @@ async def test_sqlite_writes_a_new_number_s_parts_in_the_background(
         assert await rows(store, noted) == [(ANA,), (LUIS,)]
         assert await rows(store, "SELECT count(*) FROM contact_number_parts") == [(0,)]
         assert await phones(store, "1234567") == [LUIS, ANA]  # found while only noted
-        assert await store.checkpointer.index_new_numbers() == 2
+        assert await store.checkpointer.index_all_numbers() == 2
         assert await rows(store, noted) == []
         assert set(await rows(store, "SELECT part, phone FROM contact_number_parts")) == (
             parts_of([ANA, LUIS])
@@ -307,27 +306,116 @@ async def test_sqlite_writes_a_new_number_s_parts_in_the_background(
         await admin_inbound(store, clock, EVA, "hola", None)
         assert await store.forget_contact(EVA) is not None
         assert await rows(store, noted) == []  # forgotten before its parts were written
-        assert await store.checkpointer.index_new_numbers() == 0
+        assert await store.checkpointer.index_all_numbers() == 0
         assert await phones(store, "2233") == []
     finally:
         await store.close()
 
 
-async def test_the_background_step_moves_numbers_a_few_at_a_time(
+async def test_numbers_wait_for_a_batch_then_go_in_key_order_a_few_parts_per_step(
     tmp_path: Path, clock: Clock, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # Each step is a transaction of INDEX_NUMBERS numbers under the store's write lock (the
-    # writer gets it between two); a look takes at most INDEX_STEPS steps.
-    monkeypatch.setattr(checkpoint, "INDEX_NUMBERS", 2)
+    # A batch starts once numbers have waited BATCH_LOOKS looks (or BATCH_NUMBERS are noted);
+    # its parts are written STEP_PARTS per transaction under the store's write lock, in the
+    # key's order, at most INDEX_STEPS a look; the last one removes the batch's notes.
+    monkeypatch.setattr(checkpoint, "BATCH_LOOKS", 3)
+    monkeypatch.setattr(checkpoint, "STEP_PARTS", 7)
     monkeypatch.setattr(checkpoint, "INDEX_STEPS", 2)
+    monkeypatch.setattr(checkpoint, "CHECK_EVERY", 3600.0)  # no look of the store's own
     store = SQLiteStore(tmp_path / "steps.db", clock)
     await store.open()
+    numbers = [f"58426000000{n}" for n in range(5)]  # ten parts each: 50
     try:
-        await store.import_contacts(
-            [ImportRow(f"58426000000{n}", {"nombre": f"n{n}"}, ()) for n in range(5)]
+        await store.import_contacts([ImportRow(n, {"nombre": n}, ()) for n in numbers])
+        assert store.checkpointer._db is not None
+        written: list[str] = []
+        store.checkpointer._db.set_trace_callback(written.append)
+        looks = [await store.checkpointer.index_new_numbers() for _ in range(2)]
+        assert looks == [0, 0] and "BEGIN IMMEDIATE" not in written  # not yet: waiting
+        counts = []
+        for _ in range(4):
+            looks.append(await store.checkpointer.index_new_numbers())
+            [(count,)] = await rows(store, "SELECT count(*) FROM contact_number_parts")
+            counts.append(count)
+        assert counts == [14, 28, 42, 50]
+        assert looks[2:] == [0, 0, 0, 5]  # the batch's numbers, when it ended
+        assert written.count("BEGIN IMMEDIATE") == 8
+        assert await rows(store, NOTED_COUNT) == [(0,)]
+        assert set(await rows(store, "SELECT part, phone FROM contact_number_parts")) == (
+            parts_of(numbers)
         )
-        assert await store.checkpointer.index_new_numbers() == 4
-        assert await store.checkpointer.index_new_numbers() == 1
-        assert await store.checkpointer.index_new_numbers() == 0
     finally:
         await store.close()
+
+
+async def test_a_number_forgotten_during_a_batch_leaves_nothing_behind(
+    tmp_path: Path, clock: Clock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Some of its parts written, the rest staged: `forget`'s trigger takes out what was
+    # written and its note, and the steps after skip what was staged. The same number back
+    # meanwhile is a new note, for the next batch.
+    monkeypatch.setattr(checkpoint, "BATCH_NUMBERS", 1)  # a batch at the first look
+    monkeypatch.setattr(checkpoint, "STEP_PARTS", 10)
+    monkeypatch.setattr(checkpoint, "INDEX_STEPS", 1)
+    monkeypatch.setattr(checkpoint, "CHECK_EVERY", 3600.0)
+    store = SQLiteStore(tmp_path / "forget.db", clock)
+    await store.open()
+    try:
+        for number in (ANA, LUIS, EVA):
+            await admin_inbound(store, clock, number, "hola", None)
+        assert await store.checkpointer.index_new_numbers() == 0  # staged; one step written
+        written = set(await rows(store, "SELECT part, phone FROM contact_number_parts"))
+        assert 0 < len(written) < len(parts_of([ANA, LUIS, EVA]))
+        assert await store.forget_contact(LUIS) is not None
+        await admin_inbound(store, clock, EVA, "otra vez", None)  # known: no new note
+        assert await store.forget_contact(ANA) is not None
+        await admin_inbound(store, clock, ANA, "volví", None)  # a new contact: a new note
+        while not await store.checkpointer.index_new_numbers():
+            pass
+        stored = set(await rows(store, "SELECT part, phone FROM contact_number_parts"))
+        assert stored == parts_of([EVA])
+        assert await rows(store, "SELECT phone FROM contact_number_parts_pending") == [(ANA,)]
+        assert await phones(store, LUIS[-9:]) == []
+        assert await phones(store, ANA[-9:]) == [ANA]  # from its note
+        assert await store.checkpointer.index_all_numbers() == 1
+        assert set(await rows(store, "SELECT part, phone FROM contact_number_parts")) == (
+            parts_of([ANA, EVA])
+        )
+    finally:
+        await store.close()
+
+
+CONTACT = (
+    "INSERT INTO contacts (phone, first_seen_at, last_message_at) "
+    "VALUES (?, '2026-11-23T10:00:00Z', '2026-11-23T10:00:00Z')"
+)
+
+
+def test_staging_a_batch_takes_no_write_lock(tmp_path: Path, clock: Clock) -> None:
+    # Another writer in the middle of a transaction: the staging reads and writes only its
+    # own connection's temporary table, so it neither waits nor fails.
+    path = tmp_path / "stage.db"
+
+    async def create() -> None:
+        store = SQLiteStore(path, clock)
+        await store.open()
+        await store.close()
+
+    asyncio.run(create())
+    other = sqlite3.connect(path, isolation_level=None)
+    mine = sqlite3.connect(path, isolation_level=None)
+    try:
+        other.execute("BEGIN IMMEDIATE")
+        other.execute(CONTACT, (ANA,))
+        other.execute("COMMIT")
+        other.execute("BEGIN IMMEDIATE")
+        other.execute(CONTACT, (LUIS,))
+        mine.execute("PRAGMA busy_timeout = 0")
+        mine.execute(checkpoint.STAGED_TABLE)
+        checkpoint.stage_numbers(mine, 10**9)
+        staged = mine.execute(f"SELECT DISTINCT phone FROM {checkpoint.STAGED}").fetchall()
+        assert staged == [(ANA,)]  # what was committed when it read
+        other.execute("COMMIT")
+    finally:
+        other.close()
+        mine.close()

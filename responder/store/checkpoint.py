@@ -27,6 +27,7 @@ import os
 import sqlite3
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 from pathlib import Path
 from typing import Literal, NamedTuple, TypeVar
 
@@ -57,22 +58,76 @@ SYNC_ROUNDS = 2
 # The full-text index's segments (migration 0024 turned FTS5's merging inside inserts off): each
 # look merges up to this many pages, the store's writes paused for a few milliseconds.
 MERGE_PAGES = 50
-# New contacts' number parts (migration 0027): at each look, the numbers noted by the contacts'
-# trigger are moved into `contact_number_parts` INDEX_NUMBERS at a time (about ten keys each),
-# a step per transaction under the store's write lock, until none is left or INDEX_STEPS steps
-# ran; the writer gets the lock between two steps.
-INDEX_NUMBERS = 32
+# New contacts' number parts (migration 0027): the contacts' trigger notes each new number in
+# `contact_number_parts_pending` (searches read the noted numbers too), and their parts (about
+# ten suffixes each) are written in batches. One number at a time, each suffix went to its own
+# place of an index of millions of keys: at 1,000 webhooks/s from new numbers, half of all the
+# WAL was that index's leaves, each rewritten for a key or two (README "Part of a number"). A
+# batch takes the numbers noted when it starts, once the oldest has waited BATCH_LOOKS looks
+# (about 30 s) or BATCH_NUMBERS are noted: their parts are staged, sorted, in a temporary
+# table of the checkpointer's connection (no write lock: only that table is written), then
+# written STEP_PARTS at a time in the key's order, a step per transaction under the store's
+# write lock (at most INDEX_STEPS steps a look), so that a leaf is written once per batch for
+# all the keys that fall on it. A number erased meanwhile (`forget`, whose trigger takes its
+# parts and its note out) is skipped by the steps after: a part is written only while its
+# number's note is still there. The last step removes the batch's notes.
+BATCH_LOOKS = 300
+BATCH_NUMBERS = 20_000
+STEP_PARTS = 2_000
 INDEX_STEPS = 8
-NOTED = "SELECT phone FROM contact_number_parts_pending ORDER BY id LIMIT ?"
-INDEX_NOTED = (
+NOTED = "SELECT MIN(id), MAX(id) FROM contact_number_parts_pending"
+STAGED = "temp.staged_number_parts"
+STAGED_TABLE = (
+    "CREATE TEMP TABLE IF NOT EXISTS staged_number_parts (part TEXT NOT NULL, "
+    "phone TEXT NOT NULL, noted INTEGER NOT NULL, PRIMARY KEY (part, phone, noted)) "
+    "WITHOUT ROWID"
+)
+STAGE = (
+    f"INSERT INTO {STAGED} (part, phone, noted) "
+    "SELECT substr(q.phone, p.n), q.phone, q.id FROM contact_number_parts_pending AS q "
+    "JOIN contact_number_positions AS p ON p.n <= length(q.phone) - 2 WHERE q.id <= ?"
+)
+STEP_END = f"SELECT part, phone, noted FROM {STAGED} ORDER BY part, phone, noted LIMIT 1 OFFSET ?"
+STILL_NOTED = "EXISTS (SELECT 1 FROM contact_number_parts_pending AS q WHERE q.id = s.noted)"
+WRITE_STAGED = (
     "INSERT OR IGNORE INTO contact_number_parts (part, phone) "
-    f"SELECT substr(q.phone, p.n), q.phone FROM ({NOTED}) AS q "
-    "JOIN contact_number_positions AS p ON p.n <= length(q.phone) - 2 ORDER BY 1, 2"
+    f"SELECT s.part, s.phone FROM {STAGED} AS s WHERE (s.part, s.phone, s.noted) <= (?, ?, ?) "
+    f"AND {STILL_NOTED} ORDER BY s.part, s.phone"
 )
-FORGET_NOTED = (
-    "DELETE FROM contact_number_parts_pending WHERE id IN "
-    "(SELECT id FROM contact_number_parts_pending ORDER BY id LIMIT ?)"
+WRITE_REST = (
+    "INSERT OR IGNORE INTO contact_number_parts (part, phone) "
+    f"SELECT s.part, s.phone FROM {STAGED} AS s WHERE {STILL_NOTED} ORDER BY s.part, s.phone"
 )
+
+
+def stage_numbers(db: sqlite3.Connection, last: int) -> None:
+    """Stages the parts of the numbers noted up to the note `last` (a read of the database and
+    a write of the connection's temporary table only: no write lock)."""
+    db.execute("BEGIN")
+    try:
+        db.execute(f"DELETE FROM {STAGED}")
+        db.execute(STAGE, (last,))
+        db.execute("COMMIT")
+    except BaseException:
+        if db.in_transaction:
+            db.execute("ROLLBACK")
+        raise
+
+
+def write_staged(db: sqlite3.Connection, last: int, parts: int) -> int | None:
+    """Writes the next `parts` staged parts whose numbers are still noted, in the caller's
+    transaction; at the end of the batch, also removes its notes (up to `last`) and returns how
+    many there were; None before that."""
+    end = db.execute(STEP_END, (parts - 1,)).fetchone()
+    if end is not None:
+        db.execute(WRITE_STAGED, tuple(end))
+        db.execute(f"DELETE FROM {STAGED} WHERE (part, phone, noted) <= (?, ?, ?)", tuple(end))
+        return None
+    db.execute(WRITE_REST)
+    db.execute(f"DELETE FROM {STAGED}")
+    return int(
+        db.execute("DELETE FROM contact_number_parts_pending WHERE id <= ?", (last,)).rowcount
+    )
 
 
 # New messages (migration 0028): at each look, the messages after the full-text index's mark
@@ -94,13 +149,6 @@ INDEX_NEXT = (
     f"WHERE id > {INDEXED_MARK} AND id <= ? ORDER BY id"
 )
 MOVE_MARK = "UPDATE meta SET value = CAST(? AS TEXT) WHERE key = ?"
-
-
-def index_noted_numbers(db: sqlite3.Connection, limit: int) -> int:
-    """Moves the `limit` first numbers noted by the contacts' trigger into the index of parts,
-    in the caller's transaction; how many there were."""
-    db.execute(INDEX_NOTED, (limit,))
-    return int(db.execute(FORGET_NOTED, (limit,)).rowcount)
 
 
 def index_next_messages(db: sqlite3.Connection, limit: int) -> int:
@@ -143,6 +191,11 @@ class WalCheckpointer:
         self._blocked = False  # the last RESTART found a reader in the way (logged once)
         self._restarted_at = -1  # the WAL's frames when the last RESTART finished
         self._frames = 0  # the WAL's frames at the last look
+        # New numbers' parts: the last note of the batch in progress (None: none is), and the
+        # looks since numbers were first seen noted; one batch at a time.
+        self._batch: int | None = None
+        self._noted_looks = 0
+        self._numbers = asyncio.Lock()
 
     def open(self) -> None:
         db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
@@ -159,6 +212,7 @@ class WalCheckpointer:
             # step took 14 ms at the median, 40 at the 90th percentile, up to 257 ms.
             db.execute("PRAGMA wal_autocheckpoint = 0")
             db.execute(f"PRAGMA journal_size_limit = {WAL_FILE_LIMIT:d}")
+            db.execute(STAGED_TABLE)
             self._frame_bytes = int(db.execute("PRAGMA page_size").fetchone()[0]) + 24
             self._file = os.open(self.path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
         except (sqlite3.Error, OSError):
@@ -271,11 +325,72 @@ class WalCheckpointer:
             await self._in_thread(run)
 
     async def index_new_numbers(self) -> int:
-        """Moves the numbers of new contacts into the index of parts (migration 0027), a step
-        at a time under the store's write lock; how many were moved."""
-        return await self._in_steps(
-            "SELECT 1 FROM contact_number_parts_pending LIMIT 1", index_noted_numbers, INDEX_NUMBERS
-        )
+        """A look's part of writing new contacts' number parts (migration 0027): a batch
+        started when it is time, then at most INDEX_STEPS of its steps; how many numbers'
+        parts were complete at this look (the batch's, when it ended)."""
+        async with self._numbers:
+            if self._batch is None:
+                db = self._connection()
+                lowest, highest = await self._in_thread(lambda: db.execute(NOTED).fetchone())
+                if highest is None:
+                    self._noted_looks = 0
+                    return 0
+                self._noted_looks += 1
+                if highest - lowest < BATCH_NUMBERS and self._noted_looks < BATCH_LOOKS:
+                    return 0
+                await self._stage(highest)
+            return await self._write_steps(INDEX_STEPS)
+
+    async def index_all_numbers(self) -> int:
+        """Every number noted now, its parts written to the end of a batch (tests; the
+        service's looks wait for a batch's time); how many numbers."""
+        async with self._numbers:
+            if self._batch is None:
+                db = self._connection()
+                _, highest = await self._in_thread(lambda: db.execute(NOTED).fetchone())
+                if highest is None:
+                    return 0
+                await self._stage(highest)
+            total = 0
+            while self._batch is not None:
+                total += await self._write_steps(INDEX_STEPS)
+            return total
+
+    async def _stage(self, last: int) -> None:
+        db = self._connection()
+        await self._in_thread(partial(stage_numbers, db, last))
+        self._batch, self._noted_looks = last, 0
+
+    async def _write_steps(self, steps: int) -> int:
+        """Up to `steps` steps of the batch, each a transaction under the store's write lock
+        (the writer gets it between two); how many numbers, when the batch ended."""
+        db, last = self._connection(), self._batch
+        if last is None:
+            return 0
+
+        def step() -> int | None:
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                done = write_staged(db, last, STEP_PARTS)
+                db.execute("COMMIT")
+            except BaseException:
+                if db.in_transaction:
+                    db.execute("ROLLBACK")
+                raise
+            return done
+
+        for _ in range(steps):
+            async with self.write_lock:
+                done = await self._in_thread(step)
+            if done is not None:
+                self._batch = None
+                return done
+        return 0
+
+    def _connection(self) -> sqlite3.Connection:
+        if self._db is None:
+            raise RuntimeError("checkpointer is not open")
+        return self._db
 
     async def index_new_messages(self) -> int:
         """Puts new messages into the full-text index (migration 0028), a step at a time
