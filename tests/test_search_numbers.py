@@ -317,33 +317,48 @@ async def test_numbers_wait_for_a_batch_then_go_in_key_order_a_few_parts_per_ste
 ) -> None:
     # A batch starts once numbers have waited BATCH_LOOKS looks (or BATCH_NUMBERS are noted);
     # its parts are written STEP_PARTS per transaction under the store's write lock, in the
-    # key's order, at most INDEX_STEPS a look; the last one removes the batch's notes.
+    # key's order, a step a look (INDEX_STEPS while the next batch is due already); the last
+    # step removes the batch's notes.
     monkeypatch.setattr(checkpoint, "BATCH_LOOKS", 3)
+    monkeypatch.setattr(checkpoint, "BATCH_NUMBERS", 6)
     monkeypatch.setattr(checkpoint, "STEP_PARTS", 7)
-    monkeypatch.setattr(checkpoint, "INDEX_STEPS", 2)
+    monkeypatch.setattr(checkpoint, "INDEX_STEPS", 3)
     monkeypatch.setattr(checkpoint, "CHECK_EVERY", 3600.0)  # no look of the store's own
     store = SQLiteStore(tmp_path / "steps.db", clock)
     await store.open()
-    numbers = [f"58426000000{n}" for n in range(5)]  # ten parts each: 50
+    first = [f"58426000000{n}" for n in range(5)]  # ten parts each: 50
+    then = [f"58426100000{n}" for n in range(7)]
     try:
-        await store.import_contacts([ImportRow(n, {"nombre": n}, ()) for n in numbers])
+        await store.import_contacts([ImportRow(n, {"nombre": n}, ()) for n in first])
         assert store.checkpointer._db is not None
         written: list[str] = []
         store.checkpointer._db.set_trace_callback(written.append)
-        looks = [await store.checkpointer.index_new_numbers() for _ in range(2)]
-        assert looks == [0, 0] and "BEGIN IMMEDIATE" not in written  # not yet: waiting
-        counts = []
-        for _ in range(4):
+        looks, counts = [], []
+        for _ in range(11):
             looks.append(await store.checkpointer.index_new_numbers())
             [(count,)] = await rows(store, "SELECT count(*) FROM contact_number_parts")
             counts.append(count)
-        assert counts == [14, 28, 42, 50]
-        assert looks[2:] == [0, 0, 0, 5]  # the batch's numbers, when it ended
+        # Waiting, waiting, staged; then a step a look, the last one removing the notes.
+        assert counts == [0, 0, 0, 7, 14, 21, 28, 35, 42, 49, 50]
+        assert looks == [0] * 10 + [5]  # the batch's numbers, when it ended
         assert written.count("BEGIN IMMEDIATE") == 8
         assert await rows(store, NOTED_COUNT) == [(0,)]
         assert set(await rows(store, "SELECT part, phone FROM contact_number_parts")) == (
-            parts_of(numbers)
+            parts_of(first)
         )
+        # Six more: a batch at once (BATCH_NUMBERS); once the next one is due, it hurries.
+        await store.import_contacts([ImportRow(n, {"nombre": n}, ()) for n in then[:6]])
+        assert await store.checkpointer.index_new_numbers() == 0  # staged
+        await store.import_contacts([ImportRow(n, {"nombre": n}, ()) for n in then[6:]])
+        assert await store.checkpointer.index_new_numbers() == 0
+        [(count,)] = await rows(store, "SELECT count(*) FROM contact_number_parts")
+        assert count == 50 + 7  # not due: one step
+        await store.import_contacts(
+            [ImportRow(f"58426200000{n}", {"nombre": "x"}, ()) for n in range(5)]  # 6 waiting
+        )
+        assert await store.checkpointer.index_new_numbers() == 0
+        [(count,)] = await rows(store, "SELECT count(*) FROM contact_number_parts")
+        assert count == 50 + 7 + 3 * 7  # the next batch is due: INDEX_STEPS steps
     finally:
         await store.close()
 
@@ -363,7 +378,8 @@ async def test_a_number_forgotten_during_a_batch_leaves_nothing_behind(
     try:
         for number in (ANA, LUIS, EVA):
             await admin_inbound(store, clock, number, "hola", None)
-        assert await store.checkpointer.index_new_numbers() == 0  # staged; one step written
+        assert await store.checkpointer.index_new_numbers() == 0  # staged
+        assert await store.checkpointer.index_new_numbers() == 0  # a step written
         written = set(await rows(store, "SELECT part, phone FROM contact_number_parts"))
         assert 0 < len(written) < len(parts_of([ANA, LUIS, EVA]))
         assert await store.forget_contact(LUIS) is not None
