@@ -725,12 +725,12 @@ def measure_main(args: argparse.Namespace) -> int:
         else:
             # The server's own background work writes (sessions, the flow sweep): on a copy
             # PostgreSQL makes (CREATE DATABASE … TEMPLATE; no other session on the source).
-            from bench.webhook import postgres_admin, with_database
+            from bench.webhook import copy_postgres_database, with_database
 
             source_name = urllib.parse.urlsplit(database[9:]).path.lstrip("/")
             copy_name = f"{source_name}_measure_{os.getpid()}"
             print(f"copying {source_name} to {copy_name} (CREATE DATABASE … TEMPLATE)", flush=True)
-            postgres_admin(f'CREATE DATABASE "{copy_name}" TEMPLATE "{source_name}"')
+            copy_postgres_database(source_name, copy_name)
             url = with_database(database[9:], copy_name)
             facts = database_facts(f"postgres:{url}")
         print(

@@ -63,7 +63,12 @@ from bench.scale import (  # noqa: E402
     free_text,
     serve,
 )
-from bench.webhook import export, postgres_admin, with_database  # noqa: E402
+from bench.webhook import (  # noqa: E402
+    copy_postgres_database,
+    export,
+    postgres_admin,
+    with_database,
+)
 
 HOST = "127.0.0.1"
 LINE = "584141000001"
@@ -393,7 +398,7 @@ def main() -> int:
             source_name = urllib.parse.urlsplit(source_url).path.lstrip("/")
             copy_name = f"{source_name}_steady_{os.getpid()}"
             print(f"copying {source_name} to {copy_name} (CREATE DATABASE … TEMPLATE)", flush=True)
-            postgres_admin(f'CREATE DATABASE "{copy_name}" TEMPLATE "{source_name}"')
+            copy_postgres_database(source_name, copy_name)
             url = with_database(source_url, copy_name)
         code = export(args.ref, work) if args.ref else ROOT
         for n in range(args.instances):
