@@ -135,6 +135,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/outbox.py
 	$(BIN)/python bench/latency.py --rates 50,200 --seconds 30
 	$(BIN)/python bench/wal.py --seconds 60
+	$(BIN)/python bench/wal_reset.py
 	$(BIN)/python bench/search.py
 	$(BIN)/python bench/contacts_import.py --book 500000
 

@@ -12,8 +12,8 @@ import asyncio
 import sqlite3
 from collections import Counter
 from collections.abc import Callable
-from functools import partial
 from datetime import datetime
+from functools import partial
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from responder.store.counts import CountKey, end_key, hour_key, hour_moment, period_params
