@@ -435,3 +435,35 @@ def test_staging_a_batch_takes_no_write_lock(tmp_path: Path, clock: Clock) -> No
     finally:
         other.close()
         mine.close()
+
+
+async def test_a_backlog_is_written_in_batches_of_at_most_batch_most(
+    tmp_path: Path, clock: Clock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Numbers noted for a long time (an older release, a long stop): a batch stages at most
+    # BATCH_MOST of them, so that the checkpointer's thread (which also looks at the WAL) is
+    # never held long; the rest go in the batches after.
+    monkeypatch.setattr(checkpoint, "BATCH_NUMBERS", 2)
+    monkeypatch.setattr(checkpoint, "BATCH_MOST", 3)
+    monkeypatch.setattr(checkpoint, "CHECK_EVERY", 3600.0)
+    store = SQLiteStore(tmp_path / "backlog.db", clock)
+    await store.open()
+    numbers = [f"58426300000{n}" for n in range(7)]
+    try:
+        await store.import_contacts([ImportRow(n, {"nombre": n}, ()) for n in numbers])
+        assert await store.checkpointer.index_new_numbers() == 0  # staged: the first 3
+        [(staged,)] = (
+            store.checkpointer._connection()
+            .execute(f"SELECT COUNT(DISTINCT phone) FROM {checkpoint.STAGED}")
+            .fetchall()
+        )
+        assert staged == 3
+        while not await store.checkpointer.index_new_numbers():
+            pass
+        assert await rows(store, NOTED_COUNT) == [(4,)]
+        assert await store.checkpointer.index_all_numbers() == 4  # two batches more
+        assert set(await rows(store, "SELECT part, phone FROM contact_number_parts")) == (
+            parts_of(numbers)
+        )
+    finally:
+        await store.close()
