@@ -467,3 +467,36 @@ async def test_a_backlog_is_written_in_batches_of_at_most_batch_most(
         )
     finally:
         await store.close()
+
+
+async def test_a_batch_cut_short_by_a_stop_is_finished_after_the_next_start(
+    tmp_path: Path, clock: Clock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The staged parts live in the connection's temporary table and go with it; the notes
+    # stay until a batch's last step, so the next start stages them again (writing a part
+    # twice changes nothing).
+    monkeypatch.setattr(checkpoint, "BATCH_NUMBERS", 1)
+    monkeypatch.setattr(checkpoint, "STEP_PARTS", 10)
+    monkeypatch.setattr(checkpoint, "CHECK_EVERY", 3600.0)
+    path = tmp_path / "stop.db"
+    numbers = [f"58426400000{n}" for n in range(3)]
+    store = SQLiteStore(path, clock)
+    await store.open()
+    try:
+        await store.import_contacts([ImportRow(n, {"nombre": n}, ()) for n in numbers])
+        assert await store.checkpointer.index_new_numbers() == 0  # staged
+        assert await store.checkpointer.index_new_numbers() == 0  # one step of three
+        [(written,)] = await rows(store, "SELECT count(*) FROM contact_number_parts")
+        assert written == 10
+    finally:
+        await store.close()
+    store = SQLiteStore(path, clock)
+    await store.open()
+    try:
+        assert await rows(store, NOTED_COUNT) == [(3,)]
+        assert await store.checkpointer.index_all_numbers() == 3
+        assert set(await rows(store, "SELECT part, phone FROM contact_number_parts")) == (
+            parts_of(numbers)
+        )
+    finally:
+        await store.close()
