@@ -7,7 +7,10 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
+import pytest
+
 from responder.clock import SystemClock
+from responder.store import checkpoint
 from responder.store.checkpoint import index_next_messages
 from responder.store.sqlite import SQLiteStore
 
@@ -51,8 +54,8 @@ async def test_segments_are_merged_in_the_background_step(tmp_path: Path) -> Non
     store = SQLiteStore(path, SystemClock())
     await store.open()
     try:
-        for _ in range(20):
-            await store.checkpointer.merge_search_index()
+        found = [await store.checkpointer.merge_search_index() for _ in range(20)]
+        assert found[0] and not found[-1]  # work, then none left (FTS5's count of changes)
         assert pages(path) < before / 2
         with sqlite3.connect(path) as db:
             found = db.execute(
@@ -80,5 +83,27 @@ async def test_merges_commit_without_syncing_or_checkpointing(tmp_path: Path) ->
         # apart, passive ones without the lock.
         assert db.execute("PRAGMA wal_autocheckpoint").fetchone()[0] == 0
         assert store.db.execute("PRAGMA synchronous").fetchone()[0] == 1
+    finally:
+        await store.close()
+
+
+async def test_a_look_merges_only_while_there_is_something_to_merge(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Each merge step holds the store's write lock: a quiet look takes none.
+    monkeypatch.setattr(checkpoint, "CHECK_EVERY", 3600.0)  # no look of the store's own
+    store = SQLiteStore(tmp_path / "quiet.db", SystemClock())
+    await store.open()
+    try:
+        db = store.checkpointer._db
+        assert db is not None
+        seen: list[str] = []
+        db.set_trace_callback(seen.append)
+        for _ in range(5):  # until a merge finds nothing
+            await store.checkpointer.index_steps()
+        merges = sum("'merge'" in sql for sql in seen)
+        assert 1 <= merges < 5
+        await store.checkpointer.index_steps()
+        assert sum("'merge'" in sql for sql in seen) == merges
     finally:
         await store.close()

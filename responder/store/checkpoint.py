@@ -199,6 +199,7 @@ class WalCheckpointer:
         self._blocked = False  # the last RESTART found a reader in the way (logged once)
         self._restarted_at = -1  # the WAL's frames when the last RESTART finished
         self._frames = 0  # the WAL's frames at the last look
+        self._merging = True  # the last merge step found work (or none ran yet)
         # New numbers' parts: the last note of the batch in progress (None: none is), and the
         # looks since numbers were first seen noted; one batch at a time.
         self._batch: int | None = None
@@ -316,21 +317,22 @@ class WalCheckpointer:
         self._blocked = not done
         return done
 
-    async def merge_search_index(self) -> None:
+    async def merge_search_index(self) -> bool:
         """A step of the full-text index's merging, under the store's write lock (one writer at
-        a time, as SQLite wants); nothing when the index has nothing to merge."""
-        db = self._db
-        if db is None:
-            raise RuntimeError("checkpointer is not open")
+        a time, as SQLite wants); whether it found work (FTS5 counts two changes or more when
+        a merge did something)."""
+        db = self._connection()
 
-        def run() -> None:
+        def run() -> bool:
+            before = db.total_changes
             db.execute(
                 "INSERT INTO messages_fts (messages_fts, rank) VALUES ('merge', ?)",
                 (MERGE_PAGES,),
             )
+            return db.total_changes - before >= 2
 
         async with self.write_lock:
-            await self._in_thread(run)
+            return await self._in_thread(run)
 
     async def index_new_numbers(self) -> int:
         """A look's part of writing new contacts' number parts (migration 0027): a batch
@@ -483,8 +485,11 @@ class WalCheckpointer:
         return not self.too_long(found) or await self.start_over()
 
     async def index_steps(self) -> bool:
-        await self.index_new_messages()
-        await self.merge_search_index()
+        """A look's background steps. The merge step only while there is something to merge:
+        new messages were indexed, or the last merge found work (each step holds the write
+        lock until the event loop has seen the thread finish, some milliseconds under load)."""
+        if await self.index_new_messages() or self._merging:
+            self._merging = await self.merge_search_index()
         await self.index_new_numbers()
         return True
 
