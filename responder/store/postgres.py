@@ -60,12 +60,6 @@ POOL_SIZE = (2, 10)  # connections kept open, and at most
 # commits. Numbers stay consistent as between instances: each transaction takes its numbers'
 # advisory locks (pg_rows.lock_numbers, in sorted order).
 WRITERS = 2
-# Send outcomes have a writer of their own: grouped with webhooks they made the webhooks'
-# transactions wait for the messages' row locks and the outcomes' writes (a group's
-# transaction 6.3 ms at the median, 25 at the 99th percentile, against 4.5 and 12 without
-# outcomes; bench/steady.py on large, timed in the served process). A delivery report that
-# overtakes its outcome is kept and applied when the outcome lands, as between instances.
-OUTCOME_WRITERS = 1
 
 
 async def _keep_session(conn: Any) -> None:
@@ -114,8 +108,7 @@ class PostgresStore(
         super().__init__(
             url, clock, connect_timeout=connect_timeout, command_timeout=command_timeout
         )
-        self._queue: asyncio.Queue[_Job] = asyncio.Queue()  # webhooks and delivery reports
-        self._outcomes: asyncio.Queue[_Job] = asyncio.Queue()  # send outcomes
+        self._queue: asyncio.Queue[_Job] = asyncio.Queue()
         self._writer_tasks: list[asyncio.Task[None]] = []
         self._listener: Listener | None = None
         self._listener_task: asyncio.Task[None] | None = None
@@ -143,11 +136,8 @@ class PostgresStore(
             raise StartupError(f"RESPONDER_DATABASE: cannot open {shown}: {reason}") from None
         OPEN_HERE.add(self.instance)
         self._writer_tasks = [
-            asyncio.create_task(self._write_loop(self._queue), name=f"store-writer-{n}")
+            asyncio.create_task(self._write_loop(), name=f"store-writer-{n}")
             for n in range(WRITERS)
-        ] + [
-            asyncio.create_task(self._write_loop(self._outcomes), name=f"store-outcomes-{n}")
-            for n in range(OUTCOME_WRITERS)
         ]
         self._listener = Listener(
             self._connect_listener,
@@ -234,15 +224,14 @@ class PostgresStore(
         if not self._writer_tasks or all(task.done() for task in self._writer_tasks):
             raise RuntimeError("store writer is not running")
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        queue = self._outcomes if kind == "outcomes" else self._queue
-        queue.put_nowait(_Job(kind, payload, future))
+        self._queue.put_nowait(_Job(kind, payload, future))
         return await future
 
-    async def _write_loop(self, queue: asyncio.Queue[_Job]) -> None:
+    async def _write_loop(self) -> None:
         while True:
-            batch = [await queue.get()]
-            while not queue.empty() and len(batch) < MAX_BATCH:
-                batch.append(queue.get_nowait())
+            batch = [await self._queue.get()]
+            while not self._queue.empty() and len(batch) < MAX_BATCH:
+                batch.append(self._queue.get_nowait())
             try:
                 results = await self._transaction(partial(self._apply, batch=batch))
             except StoreUnavailable as err:
