@@ -6,7 +6,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -62,6 +62,7 @@ ON CONFLICT (phone) DO UPDATE SET folded = excluded.folded,
     flagged = excluded.flagged, flow = excluded.flow, last_activity_at = excluded.last_activity_at
 """
 PHONE_LOCK_SPACE = b"responder:contact:"
+REPORT_LOCK_SPACE = b"responder:report:"
 
 
 def clean_text(value: str) -> str:
@@ -121,10 +122,37 @@ def phone_lock_keys(phones: Sequence[str]) -> list[int]:
     return sorted(keys)
 
 
+def report_lock_keys(pairs: Iterable[tuple[str, str]]) -> list[int]:
+    """pg_advisory_xact_lock keys for these (provider, provider id) pairs, sorted."""
+    keys = {
+        int.from_bytes(
+            hashlib.blake2b(
+                REPORT_LOCK_SPACE + f"{provider}\x00{provider_id}".encode(), digest_size=8
+            ).digest(),
+            "big",
+            signed=True,
+        )
+        for provider, provider_id in pairs
+    }
+    return sorted(keys)
+
+
+async def lock_reports(conn: Any, pairs: Iterable[tuple[str, str]]) -> None:
+    """Takes the locks of these provider ids until the transaction ends, before any row lock:
+    a send's outcome (which records the id) and a delivery report for it (which looks the id
+    up, and keeps the report for later when no message has it yet) then never run at once.
+    Without them the two could miss each other: the report kept as early just after the
+    outcome had looked for early reports, and never applied."""
+    await _lock(conn, report_lock_keys(pairs))
+
+
 async def lock_phones(conn: Any, phones: Sequence[str]) -> None:
     """Takes the numbers' locks until the transaction ends: messages from one number are
     decided one after another, whichever instance received them."""
-    keys = phone_lock_keys(phones)
+    await _lock(conn, phone_lock_keys(phones))
+
+
+async def _lock(conn: Any, keys: list[int]) -> None:
     if len(keys) == 1:
         await conn.execute("SELECT pg_advisory_xact_lock($1)", keys[0])
     elif keys:

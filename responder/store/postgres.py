@@ -44,7 +44,14 @@ from responder.store.pg_listen import Listener
 from responder.store.pg_outbox import PgOutbox
 from responder.store.pg_privacy import PgPrivacy
 from responder.store.pg_reads import PgReads
-from responder.store.pg_rows import clean_text, load_contacts, lock_phones, maybe_clean, to_json
+from responder.store.pg_rows import (
+    clean_text,
+    load_contacts,
+    lock_phones,
+    lock_reports,
+    maybe_clean,
+    to_json,
+)
 from responder.store.pg_search import PgSearch
 from responder.store.pg_shared import PgShared
 from responder.store.pg_team import PgTeam
@@ -289,6 +296,11 @@ class PostgresStore(
         statuses = [j for j in batch if j.kind == "status"]
         inbound = [j for j in batch if j.kind == "inbound"]
         if outcomes or statuses:
+            await lock_reports(
+                conn,
+                [(o.provider, o.provider_id) for job in outcomes for o in job[0] if o.provider_id]
+                + [(j.payload.provider, j.payload.provider_id) for j in statuses],
+            )
             ids = sorted({o.id for job in outcomes for o in job[0]})
             await pg_batch.lock_messages(conn, ids, [j.payload for j in statuses])
         # Send outcomes first: a delivery report in the same batch must find its provider id.
