@@ -64,6 +64,13 @@ async def stored_parts(store: Store) -> set[tuple[str, str]]:
     return set(await rows(store, "SELECT part, phone FROM contact_number_parts"))
 
 
+def batches(monkeypatch: pytest.MonkeyPatch, **settings: float) -> None:
+    """The checkpointer's batch settings for a test, and no look of the store's own: the test
+    makes the looks."""
+    for name, value in {"CHECK_EVERY": 3600.0, **settings}.items():
+        monkeypatch.setattr(checkpoint, name, value)
+
+
 def many_numbers(monkeypatch: pytest.MonkeyPatch, value: int) -> None:
     for module in (sqlite_search, pg_search):
         monkeypatch.setattr(module, "MANY_NUMBERS", value)
@@ -319,11 +326,7 @@ async def test_numbers_wait_for_a_batch_then_go_in_key_order_a_few_parts_per_ste
     # its parts are written STEP_PARTS per transaction under the store's write lock, in the
     # key's order, a step a look (INDEX_STEPS while the next batch is due already); the last
     # step removes the batch's notes.
-    monkeypatch.setattr(checkpoint, "BATCH_LOOKS", 3)
-    monkeypatch.setattr(checkpoint, "BATCH_NUMBERS", 6)
-    monkeypatch.setattr(checkpoint, "STEP_PARTS", 7)
-    monkeypatch.setattr(checkpoint, "INDEX_STEPS", 3)
-    monkeypatch.setattr(checkpoint, "CHECK_EVERY", 3600.0)  # no look of the store's own
+    batches(monkeypatch, BATCH_LOOKS=3, BATCH_NUMBERS=6, STEP_PARTS=7, INDEX_STEPS=3)
     store = SQLiteStore(tmp_path / "steps.db", clock)
     await store.open()
     first = [f"58426000000{n}" for n in range(5)]  # ten parts each: 50
@@ -369,10 +372,7 @@ async def test_a_number_forgotten_during_a_batch_leaves_nothing_behind(
     # Some of its parts written, the rest staged: `forget`'s trigger takes out what was
     # written and its note, and the steps after skip what was staged. The same number back
     # meanwhile is a new note, for the next batch.
-    monkeypatch.setattr(checkpoint, "BATCH_NUMBERS", 1)  # a batch at the first look
-    monkeypatch.setattr(checkpoint, "STEP_PARTS", 10)
-    monkeypatch.setattr(checkpoint, "INDEX_STEPS", 1)
-    monkeypatch.setattr(checkpoint, "CHECK_EVERY", 3600.0)
+    batches(monkeypatch, BATCH_NUMBERS=1, STEP_PARTS=10, INDEX_STEPS=1)  # a batch at once
     store = SQLiteStore(tmp_path / "forget.db", clock)
     await store.open()
     try:
@@ -443,9 +443,7 @@ async def test_a_backlog_is_written_in_batches_of_at_most_batch_most(
     # Numbers noted for a long time (an older release, a long stop): a batch stages at most
     # BATCH_MOST of them, so that the checkpointer's thread (which also looks at the WAL) is
     # never held long; the rest go in the batches after.
-    monkeypatch.setattr(checkpoint, "BATCH_NUMBERS", 2)
-    monkeypatch.setattr(checkpoint, "BATCH_MOST", 3)
-    monkeypatch.setattr(checkpoint, "CHECK_EVERY", 3600.0)
+    batches(monkeypatch, BATCH_NUMBERS=2, BATCH_MOST=3)
     store = SQLiteStore(tmp_path / "backlog.db", clock)
     await store.open()
     numbers = [f"58426300000{n}" for n in range(7)]
@@ -475,9 +473,7 @@ async def test_a_batch_cut_short_by_a_stop_is_finished_after_the_next_start(
     # The staged parts live in the connection's temporary table and go with it; the notes
     # stay until a batch's last step, so the next start stages them again (writing a part
     # twice changes nothing).
-    monkeypatch.setattr(checkpoint, "BATCH_NUMBERS", 1)
-    monkeypatch.setattr(checkpoint, "STEP_PARTS", 10)
-    monkeypatch.setattr(checkpoint, "CHECK_EVERY", 3600.0)
+    batches(monkeypatch, BATCH_NUMBERS=1, STEP_PARTS=10)
     path = tmp_path / "stop.db"
     numbers = [f"58426400000{n}" for n in range(3)]
     store = SQLiteStore(path, clock)
