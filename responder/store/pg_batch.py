@@ -180,7 +180,8 @@ async def apply_inbound(
         stand_in = contacts[phone].opt_out_message_id
         if stand_in is not None and stand_in < 0:
             contacts[phone].opt_out_message_id = ids[-1 - stand_in]
-    await upsert(conn, [contacts[p] for p in sorted(touched)])
+    # A message from the customer reopens a resolved conversation (reopen).
+    await upsert(conn, [contacts[p] for p in sorted(touched)], reopen=True)
     # Each label's last change in the batch wins, as when the messages come one by one.
     labelled: dict[tuple[str, str], bool] = {}
     for job, result in zip(jobs, results):
@@ -200,11 +201,6 @@ async def apply_inbound(
         await conn.executemany(
             "DELETE FROM contact_labels WHERE phone = $1 AND label = $2", removed
         )
-    # A message from the customer reopens a resolved conversation.
-    await conn.execute(
-        "UPDATE contacts SET status = 'open' WHERE phone = ANY($1::text[]) AND status = 'resolved'",
-        sorted(touched),
-    )
     return results
 
 

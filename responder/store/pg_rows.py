@@ -61,6 +61,13 @@ ON CONFLICT (phone) DO UPDATE SET folded = excluded.folded,
     last_message_at = excluded.last_message_at, last_text = excluded.last_text,
     flagged = excluded.flagged, flow = excluded.flow, last_activity_at = excluded.last_activity_at
 """
+# The same for contacts who just wrote: a resolved conversation opens again, in the same
+# statement (one round trip less per group of webhooks than an UPDATE after it).
+UPSERT_CONTACTS_REOPENING = (
+    UPSERT_CONTACTS.rstrip()
+    + ",\n    status = CASE WHEN contacts.status = 'resolved' THEN 'open' "
+    + "ELSE contacts.status END\n"
+)
 PHONE_LOCK_SPACE = b"responder:contact:"
 REPORT_LOCK_SPACE = b"responder:report:"
 
@@ -291,10 +298,15 @@ async def load_contacts(conn: Any, phones: Sequence[str]) -> dict[str, ContactSt
     return found
 
 
-async def upsert_contacts(conn: Any, contacts: Sequence[ContactState]) -> None:
+async def upsert_contacts(
+    conn: Any, contacts: Sequence[ContactState], reopen: bool = False
+) -> None:
+    """Writes the contacts as the batch left them; with `reopen` (they just wrote to us) their
+    resolved conversations open again."""
     if contacts:
         columns = list(zip(*(c.values() for c in contacts)))
-        await conn.execute(UPSERT_CONTACTS, *(list(c) for c in columns))
+        sql = UPSERT_CONTACTS_REOPENING if reopen else UPSERT_CONTACTS
+        await conn.execute(sql, *(list(c) for c in columns))
 
 
 @dataclass
