@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Literal, NamedTuple, TypeVar
 
 log = logging.getLogger("responder.store")
+T = TypeVar("T")
 
 MIB = 1024 * 1024
 WAL_LIMIT = 16 * MIB  # past this much written since it started over, the WAL is started over
@@ -108,18 +109,30 @@ WRITE_REST = (
 )
 
 
-def stage_numbers(db: sqlite3.Connection, last: int) -> None:
-    """Stages the parts of the numbers noted up to the note `last` (a read of the database and
-    a write of the connection's temporary table only: no write lock)."""
-    db.execute("BEGIN")
+def in_transaction(db: sqlite3.Connection, work: Callable[[], T], begin: str = "IMMEDIATE") -> T:
+    """`work()` in a transaction of its own on `db` (`BEGIN IMMEDIATE`: it writes the
+    database), rolled back if it fails."""
+    db.execute(f"BEGIN {begin}")
     try:
-        db.execute(f"DELETE FROM {STAGED}")
-        db.execute(STAGE, (last,))
+        result = work()
         db.execute("COMMIT")
     except BaseException:
         if db.in_transaction:
             db.execute("ROLLBACK")
         raise
+    return result
+
+
+def stage_numbers(db: sqlite3.Connection, last: int) -> None:
+    """Stages the parts of the numbers noted up to the note `last` (a read of the database and
+    a write of the connection's temporary table only: a deferred transaction, no write
+    lock)."""
+
+    def stage() -> None:
+        db.execute(f"DELETE FROM {STAGED}")
+        db.execute(STAGE, (last,))
+
+    in_transaction(db, stage, begin="DEFERRED")
 
 
 def write_staged(db: sqlite3.Connection, last: int, parts: int) -> int | None:
@@ -171,7 +184,6 @@ def index_next_messages(db: sqlite3.Connection, limit: int) -> int:
 
 
 Mode = Literal["PASSIVE", "RESTART"]
-T = TypeVar("T")
 
 
 class Pass(NamedTuple):
@@ -248,15 +260,9 @@ class WalCheckpointer:
         except FileNotFoundError:
             return 0
 
-    async def checkpoint(self, mode: Mode) -> bool:
-        """Runs one checkpoint off the event loop; False when readers kept it from finishing."""
-        return not (await self._checkpoint(mode)).busy
-
     async def _checkpoint(self, mode: Mode) -> Pass:
         """One checkpoint off the event loop."""
-        db = self._db
-        if db is None:
-            raise RuntimeError("checkpointer is not open")
+        db = self._connection()
 
         def run() -> Pass:
             busy, frames, copied = db.execute(f"PRAGMA wal_checkpoint({mode})").fetchone()
@@ -349,7 +355,7 @@ class WalCheckpointer:
                 self._noted_looks += 1
                 if highest - lowest + 1 < BATCH_NUMBERS and self._noted_looks < BATCH_LOOKS:
                     return 0
-                await self._stage(min(highest, lowest + BATCH_MOST - 1))
+                await self._stage(noted)
                 return 0
             behind = noted is not None and noted[1] - self._batch >= BATCH_NUMBERS
             return await self._write_steps(INDEX_STEPS if behind else 1)
@@ -364,8 +370,7 @@ class WalCheckpointer:
                     noted = await self._noted()
                     if noted is None:
                         return total
-                    lowest, highest = noted
-                    await self._stage(min(highest, lowest + BATCH_MOST - 1))
+                    await self._stage(noted)
                 while self._batch is not None:
                     total += await self._write_steps(INDEX_STEPS)
 
@@ -375,9 +380,11 @@ class WalCheckpointer:
         lowest, highest = await self._in_thread(lambda: db.execute(NOTED).fetchone())
         return None if highest is None else (int(lowest), int(highest))
 
-    async def _stage(self, last: int) -> None:
-        db = self._connection()
-        await self._in_thread(partial(stage_numbers, db, last))
+    async def _stage(self, noted: tuple[int, int]) -> None:
+        """A batch of the numbers `noted` (the first and last notes), BATCH_MOST at most."""
+        lowest, highest = noted
+        last = min(highest, lowest + BATCH_MOST - 1)
+        await self._in_thread(partial(stage_numbers, self._connection(), last))
         self._batch, self._noted_looks = last, 0
 
     async def _write_steps(self, steps: int) -> int:
@@ -387,17 +394,7 @@ class WalCheckpointer:
         if last is None:
             return 0
 
-        def step() -> int | None:
-            db.execute("BEGIN IMMEDIATE")
-            try:
-                done = write_staged(db, last, STEP_PARTS)
-                db.execute("COMMIT")
-            except BaseException:
-                if db.in_transaction:
-                    db.execute("ROLLBACK")
-                raise
-            return done
-
+        step = partial(in_transaction, db, partial(write_staged, db, last, STEP_PARTS))
         for _ in range(steps):
             async with self.write_lock:
                 done = await self._in_thread(step)
@@ -426,24 +423,12 @@ class WalCheckpointer:
         """`move(db, limit)` in a transaction of its own under the store's write lock (the
         writer gets the lock between two), while the query `waiting` finds a row, at most
         INDEX_STEPS times; how many rows moved."""
-        db = self._db
-        if db is None:
-            raise RuntimeError("checkpointer is not open")
+        db = self._connection()
 
         def found() -> bool:  # a read: no lock needed
             return db.execute(waiting).fetchone() is not None
 
-        def step() -> int:
-            db.execute("BEGIN IMMEDIATE")
-            try:
-                moved = move(db, limit)
-                db.execute("COMMIT")
-            except BaseException:
-                if db.in_transaction:
-                    db.execute("ROLLBACK")
-                raise
-            return moved
-
+        step = partial(in_transaction, db, partial(move, db, limit))
         total = 0
         for _ in range(INDEX_STEPS):
             if not await self._in_thread(found):
