@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from responder.engine import Decision, InboundMessage
+from responder.store import checkpoint
 from responder.store.checkpoint import (
     LEFT_FRAMES,
     READER_WAIT_MS,
@@ -282,3 +283,50 @@ async def test_passes_stop_when_a_reader_keeps_the_rest(tmp_path: Path, clock: C
     finally:
         other.close()
         await store.close()
+
+
+async def test_a_failing_look_is_logged_once_and_tried_again_later(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    # A full disk fails every look: logged once, not ten times a second, then tried again
+    # RETRY_AFTER looks later; its end is logged too. A RESTART kept from finishing by a
+    # reader (False) also waits RETRY_AFTER looks.
+    monkeypatch.setattr(checkpoint, "RETRY_AFTER", 3)
+    looks = 0
+    real_sleep = asyncio.sleep
+
+    async def one_look(_: float) -> None:
+        nonlocal looks
+        looks += 1
+        await real_sleep(0)
+
+    monkeypatch.setattr(asyncio, "sleep", one_look)  # the looks, counted
+
+    class Done(Exception):
+        pass
+
+    outcomes: list[bool | Exception] = [
+        sqlite3.OperationalError("disk I/O error"),
+        sqlite3.OperationalError("disk I/O error"),
+        True,
+        False,
+        True,
+    ]
+    seen: list[int] = []
+
+    async def work() -> bool:
+        seen.append(looks)
+        if not outcomes:
+            raise Done
+        outcome = outcomes.pop(0)
+        if isinstance(outcome, Exception):
+            raise outcome
+        return outcome
+
+    caplog.set_level(logging.INFO, "responder.store")
+    checkpointer = WalCheckpointer(Path("unused.db"), asyncio.Lock())
+    with pytest.raises(Done):
+        await checkpointer._repeat(work)
+    assert seen == [1, 5, 9, 10, 14, 15]
+    assert caplog.text.count("checkpoint failed: disk I/O error") == 1
+    assert caplog.text.count("checkpoints work again") == 1
