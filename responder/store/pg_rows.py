@@ -115,33 +115,26 @@ def flow_from_json(value: str | None) -> FlowState | None:
     return FlowState(data["name"], data["step"], data["retries"], since)
 
 
-def phone_lock_keys(phones: Sequence[str]) -> list[int]:
-    """pg_advisory_xact_lock keys for these numbers, sorted: every transaction takes its
-    numbers' locks in the same order, so two never wait on each other in a circle."""
+def _lock_keys(space: bytes, names: Iterable[str]) -> list[int]:
+    """pg_advisory_xact_lock keys for these names in `space`, sorted: every transaction takes
+    its locks in the same order, so two never wait on each other in a circle."""
     keys = {
         int.from_bytes(
-            hashlib.blake2b(PHONE_LOCK_SPACE + p.encode(), digest_size=8).digest(),
-            "big",
-            signed=True,
+            hashlib.blake2b(space + name.encode(), digest_size=8).digest(), "big", signed=True
         )
-        for p in phones
+        for name in names
     }
     return sorted(keys)
+
+
+def phone_lock_keys(phones: Sequence[str]) -> list[int]:
+    """The numbers' lock keys (lock_phones)."""
+    return _lock_keys(PHONE_LOCK_SPACE, phones)
 
 
 def report_lock_keys(pairs: Iterable[tuple[str, str]]) -> list[int]:
-    """pg_advisory_xact_lock keys for these (provider, provider id) pairs, sorted."""
-    keys = {
-        int.from_bytes(
-            hashlib.blake2b(
-                REPORT_LOCK_SPACE + f"{provider}\x00{provider_id}".encode(), digest_size=8
-            ).digest(),
-            "big",
-            signed=True,
-        )
-        for provider, provider_id in pairs
-    }
-    return sorted(keys)
+    """The lock keys of these (provider, provider id) pairs (lock_reports)."""
+    return _lock_keys(REPORT_LOCK_SPACE, (f"{provider}\x00{pid}" for provider, pid in pairs))
 
 
 async def lock_reports(conn: Any, pairs: Iterable[tuple[str, str]]) -> None:
