@@ -26,7 +26,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("responder.webhooks")
 
 PREFIX = "/webhooks/massiva/"
-SUFFIXES = (("/inbound", "inbound"), ("/status", "status"))
+SUFFIXES = (("/inbound", "inbound"), ("/status", "status"))  # `match` and `routes` read both
 ESTATUS = {"1": "delivered", "2": "failed"}
 EFFECTIVE_METHODS = ("GET", "POST")  # Massiva calls with either
 TEXT_PLAIN = (b"content-type", b"text/plain; charset=utf-8")
@@ -196,7 +196,6 @@ class RoutedWebhook:
 
 
 routes = [
-    Route(PREFIX + "{token}/inbound", RoutedWebhook("inbound")),
-    Route(PREFIX + "{token}/status", RoutedWebhook("status")),
+    *(Route(PREFIX + "{token}" + suffix, RoutedWebhook(kind)) for suffix, kind in SUFFIXES),
     Route(PREFIX + "{token}", RoutedWebhook(None)),
 ]
