@@ -11,7 +11,7 @@ import gc
 import sys
 import tracemalloc
 import types
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -106,19 +106,24 @@ def test_kept_numbers_are_not_walked_by_the_garbage_collector() -> None:
     assert recent.get("584120004999", T0, T0) is not None
 
 
-def tracked_within(root: object) -> int:
-    """How many objects the garbage collector tracks among those `root` holds (classes,
-    functions and modules left out: they are the program, not what it keeps)."""
+def held_by(root: object) -> Iterator[tuple[object, list[object]]]:
+    """Each object `root` holds, once, with what it refers to (classes, functions and modules
+    left out: they are the program, not what it keeps)."""
     seen: set[int] = set()
-    stack, tracked = [root], 0
+    stack = [root]
     while stack:
         item = stack.pop()
         if id(item) in seen or isinstance(item, type | types.ModuleType | types.FunctionType):
             continue
         seen.add(id(item))
-        tracked += gc.is_tracked(item)
-        stack.extend(gc.get_referents(item))
-    return tracked
+        referents = gc.get_referents(item)
+        yield item, referents
+        stack.extend(referents)
+
+
+def tracked_within(root: object) -> int:
+    """How many objects the garbage collector tracks among those `root` holds."""
+    return sum(gc.is_tracked(item) for item, _ in held_by(root))
 
 
 def test_recent_rows_keep_to_their_bytes_whatever_the_numbers() -> None:

@@ -16,6 +16,7 @@ from responder.rules.conditions import Facts
 from responder.rules.matcher import NEAR_CACHE_WORDS
 from responder.rules.schema import load_rules
 from tests.conftest import MONDAY_10AM, ROOT
+from tests.test_bounded_memory import held_by
 
 
 def counted(maxsize: int, max_chars: int = 32) -> tuple[ShortCache[str], list[tuple[str, ...]]]:
@@ -132,18 +133,8 @@ def entries_of(cache: ShortCache[object]) -> list[dict[object, object]]:
 
 def walked_within(root: object) -> int:
     """How many references a full collection follows among the objects `root` holds: those
-    of each tracked one (classes, functions and modules left out: they are the program)."""
-    seen: set[int] = set()
-    stack, walked = [root], 0
-    while stack:
-        item = stack.pop()
-        if id(item) in seen or isinstance(item, type | types.ModuleType | types.FunctionType):
-            continue
-        seen.add(id(item))
-        referents = gc.get_referents(item)
-        walked += len(referents) if gc.is_tracked(item) else 0
-        stack.extend(referents)
-    return walked
+    of each tracked one."""
+    return sum(len(referents) for item, referents in held_by(root) if gc.is_tracked(item))
 
 
 def normalize(raw: str, region: str) -> str:
