@@ -16,7 +16,7 @@ import pytest
 
 from responder.search_query import search_query
 from responder.store import checkpoint
-from responder.store.migrate import Copied, copy_to_postgres
+from responder.store.migrate import copy_to_postgres
 from responder.store.postgres import PostgresStore
 from responder.store.search import SearchPage
 from responder.store.sqlite import SQLiteStore, add_functions, migrate
@@ -25,6 +25,7 @@ from responder.store.sqltime import stored
 from responder.text import normalize
 from tests import loopback
 from tests.conftest import Clock, RunningApp
+from tests.test_migrate_to import ignore
 from tests.test_search_contract import phones
 from tests.test_store_contract import ANA, EVA, LUIS, admin_inbound
 
@@ -252,10 +253,6 @@ async def test_a_backup_made_before_messages_are_indexed_finds_them(
         assert await phones(copy, "zarza") == [ANA, LUIS]
     finally:
         await copy.close()
-
-
-def ignore(copied: Copied, done: bool) -> None:
-    pass
 
 
 async def test_migrate_to_copies_messages_not_indexed_yet(

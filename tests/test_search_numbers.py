@@ -19,12 +19,13 @@ import pytest
 from responder import phone
 from responder.search_query import MIN_FRAGMENT, search_query
 from responder.store import Store, checkpoint, pg_search, sqlite_search
-from responder.store.migrate import Copied, copy_to_postgres
+from responder.store.migrate import copy_to_postgres
 from responder.store.models import ImportRow
 from responder.store.postgres import PostgresStore
 from responder.store.search import PART_FROM, part_ranges
 from responder.store.sqlite import SQLiteStore
 from tests.conftest import Clock
+from tests.test_migrate_to import ignore
 from tests.test_postgres import execute, fresh_database
 from tests.test_search_contract import phones
 from tests.test_store_contract import (
@@ -244,10 +245,6 @@ async def test_postgres_migration_fills_the_numbers_already_stored(
 
 
 # -- migrate-to: the target's triggers fill its table ----------------------------------------------
-
-
-def ignore(copied: Copied, done: bool) -> None:
-    pass
 
 
 async def test_migrate_to_leaves_the_target_s_table_as_its_triggers_fill_it(
