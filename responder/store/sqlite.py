@@ -526,8 +526,8 @@ class SQLiteStore(
         return self._health_reader
 
     async def index_new_numbers(self) -> int:
-        """Nothing: the checkpointer writes new contacts' number parts at each look (every
-        0.1 s, store/checkpoint.py); PostgreSQL's is a sweep of the service."""
+        """Nothing: the checkpointer writes new contacts' number parts, in batches
+        (store/checkpoint.py); PostgreSQL's is a sweep of the service."""
         return 0
 
     async def ping(self) -> bool:

@@ -170,7 +170,7 @@ class SQLiteSearch:
             "SELECT phone FROM contact_number_parts WHERE part >= ? AND part < ?" for _ in ranges
         )
         # New contacts whose parts the background step has not written yet (migration 0027):
-        # a few at most, read whole.
+        # the numbers of about 30 s, written in batches (store/checkpoint.py), read whole.
         noted = " UNION ALL ".join(
             "SELECT phone FROM contact_number_parts_pending WHERE instr(phone, ?) > 0"
             for _ in ranges
