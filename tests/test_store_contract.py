@@ -340,6 +340,38 @@ async def test_an_opt_out_stops_what_is_queued_and_refuses_new_messages(
     assert len(await store.queue_outbound(ANA, [Reply("de nuevo", 1, "sandbox")], "agent")) == 1
 
 
+async def test_an_opt_out_in_a_group_keeps_the_id_of_the_message_that_asked(
+    store: Store, clock: Clock
+) -> None:
+    """The contact keeps which message opted it out, also when that message is not the first
+    of its group (its id is only known when the group's rows are written)."""
+    stop = answer("Listo", "opt_out", opted_out=True)
+    jobs = [
+        InboundJob(InboundMessage(phone, text, clock(), LINE), decide)
+        for phone, text, decide in (
+            (ANA, "hola", answer("hola")),
+            (LUIS, "hola", answer("hola")),
+            (ANA, "precio", answer("10")),
+            (LUIS, "BAJA", stop),
+            (EVA, "BAJA", stop),
+        )
+    ]
+    results = await asyncio.gather(*(store.receive_inbound(job) for job in jobs))
+    kept = await rows(
+        store,
+        "SELECT phone, opted_out, opt_out_message_id FROM contacts ORDER BY phone",
+    )
+    assert kept == [
+        (ANA, False, None),
+        (EVA, True, results[4].message_id),
+        (LUIS, True, results[3].message_id),
+    ]
+    await inbound(store, clock, LUIS, "ALTA", answer("Bienvenido", "opt_in", opted_out=False))
+    assert (
+        await rows(store, f"SELECT opt_out_message_id FROM contacts WHERE phone = '{LUIS}'")
+    ) == [(None,)]
+
+
 # -- outbox: claims, leases, priorities -----------------------------------------------------------
 
 

@@ -16,34 +16,41 @@ from responder.store import pg_reports
 from responder.store.common import LEASE
 from responder.store.models import InboundJob, InboundResult, SendOutcome, StatusUpdate
 from responder.store.pg_rows import (
+    CONTACT_COLUMNS,
     ContactState,
     MessageRow,
-    allocate_ids,
-    load_contacts,
     lock_phones,
     outbound_row,
+    write_inbound,
 )
-from responder.store.pg_rows import insert_messages as insert_rows
-from responder.store.pg_rows import upsert_contacts as upsert
 from responder.store.recent import RECENT_ROWS
 
 log = logging.getLogger("responder.store")
 
-# The history a decision needs, for the batch's numbers: inbound messages inside the dedupe
-# window, and auto-replies (not opt-out or opt-in confirmations) inside the limits' windows;
-# at most RECENT_ROWS of each number's latest messages (bounded work whatever a number does).
-HISTORY = f"""
-SELECT p.phone, h.id, h.direction, h.line, h.text, h.created_at
+# What a decision needs about the batch's numbers, in one statement: each number's contact (or,
+# for a number without one, when it was forgotten while opted out) and its history: inbound
+# messages inside the dedupe window, and auto-replies (not opt-out or opt-in confirmations)
+# inside the limits' windows; at most RECENT_ROWS of each number's latest messages (bounded
+# work whatever a number does). Run after the numbers' locks, as its own statement: it then
+# reads what the transactions that held them committed.
+READ_NUMBERS = f"""
+SELECT p.phone, k.opted_out_at, h.rows, c.*
 FROM unnest($1::text[]) AS p (phone)
-CROSS JOIN LATERAL (
-    SELECT id, direction, line, text, created_at, origin, rule FROM messages AS m
-    WHERE m.phone = p.phone AND m.created_at >= LEAST($2::timestamptz, $3::timestamptz)
-    ORDER BY m.created_at DESC, m.id DESC LIMIT {RECENT_ROWS:d}
-) AS h
-WHERE (h.direction = 'in' AND h.created_at >= $2)
-    OR (h.direction = 'out' AND h.origin = 'auto' AND h.created_at >= $3
-        AND (h.rule IS NULL OR h.rule NOT IN ('opt_out', 'opt_in')))
-ORDER BY p.phone, h.created_at, h.id
+LEFT JOIN LATERAL (SELECT {CONTACT_COLUMNS} FROM contacts WHERE contacts.phone = p.phone) AS c
+    ON true
+LEFT JOIN kept_opt_outs AS k ON c.phone IS NULL AND k.phone = p.phone
+LEFT JOIN LATERAL (
+    SELECT array_agg(ROW(h.id, h.direction, h.line, h.text, h.created_at)
+        ORDER BY h.created_at, h.id) AS rows
+    FROM (
+        SELECT id, direction, line, text, created_at, origin, rule FROM messages AS m
+        WHERE m.phone = p.phone AND m.created_at >= LEAST($2::timestamptz, $3::timestamptz)
+        ORDER BY m.created_at DESC, m.id DESC LIMIT {RECENT_ROWS:d}
+    ) AS h
+    WHERE (h.direction = 'in' AND h.created_at >= $2)
+        OR (h.direction = 'out' AND h.origin = 'auto' AND h.created_at >= $3
+            AND (h.rule IS NULL OR h.rule NOT IN ('opt_out', 'opt_in')))
+) AS h ON true
 """
 
 
@@ -61,25 +68,31 @@ class _Pending:
     index: int  # place in the batch's rows
 
 
-async def _histories(conn: Any, jobs: list[InboundJob]) -> dict[str, History]:
-    found: dict[str, History] = defaultdict(History)
+async def _read_numbers(
+    conn: Any, jobs: list[InboundJob], phones: list[str]
+) -> tuple[dict[str, ContactState], dict[str, History]]:
+    """The batch's numbers' contacts and histories (READ_NUMBERS), one round trip."""
     earliest = min(j.message.received_at for j in jobs)
     dedupe = max(j.dedupe_window for j in jobs)
     limits = max(j.history_window for j in jobs)
-    if dedupe <= 0 and limits <= 0:
-        return found
     far = earliest + timedelta(days=1)  # after anything: that half of the query finds nothing
     inbound_since = earliest - timedelta(seconds=dedupe) if dedupe > 0 else far
     replies_since = earliest - timedelta(seconds=limits) if limits > 0 else far
-    phones = sorted({j.message.phone for j in jobs})
-    for phone, message_id, direction, line, text, at in await conn.fetch(
-        HISTORY, phones, inbound_since, replies_since
-    ):
-        if direction == "in":
-            found[phone].inbound.append((at, line or "", text, message_id))
-        else:
-            found[phone].replies.append((at, text))
-    return found
+    contacts: dict[str, ContactState] = {}
+    histories: dict[str, History] = defaultdict(History)
+    for row in await conn.fetch(READ_NUMBERS, phones, inbound_since, replies_since):
+        phone, kept_at, rows = row[0], row[1], row[2]
+        if row[3] is not None:
+            contacts[phone] = ContactState.from_row(row[3:])
+        elif kept_at is not None:  # a number forgotten while opted out starts opted out
+            contacts[phone] = ContactState.kept_opted_out(phone, kept_at)
+        history = histories[phone]
+        for message_id, direction, line, text, at in rows or ():
+            if direction == "in":
+                history.inbound.append((at, line or "", text, message_id))
+            else:
+                history.replies.append((at, text))
+    return contacts, histories
 
 
 def _duplicate(history: History, line: str, text: str, since: datetime) -> int | _Pending | None:
@@ -98,8 +111,7 @@ async def apply_inbound(
     replayed from the spool may have been received long before)."""
     phones = sorted({j.message.phone for j in jobs})
     await lock_phones(conn, phones)
-    contacts = await load_contacts(conn, phones)
-    histories = await _histories(conn, jobs)
+    contacts, histories = await _read_numbers(conn, jobs, phones)
     rows: list[MessageRow] = []
     # Per job: a duplicate (of an id or a row) or (its row, its reply rows, its decision).
     plans: list[tuple[Decision, int | _Pending, list[int], bool]] = []
@@ -150,10 +162,10 @@ async def apply_inbound(
             history.replies.extend((msg.received_at, r.text) for r in decision.replies)
         contacts[msg.phone] = contact
         plans.append((decision, _Pending(in_row), reply_rows, False))
-    ids = await allocate_ids(conn, len(rows))
+    touched = sorted({j.message.phone for j, plan in zip(jobs, plans) if not plan[3]})
+    ids = await write_inbound(conn, rows, [contacts[p] for p in touched])
     for row, message_id in zip(rows, ids):
         row.id = message_id
-    await insert_rows(conn, rows)
     results = []
     stopped = []
     for job, (decision, target, reply_rows, duplicate) in zip(jobs, plans):
@@ -175,13 +187,6 @@ async def apply_inbound(
             "AND status IN ('queued', 'scheduled') AND id < $3",
             stopped,
         )
-    touched = {j.message.phone for j, r in zip(jobs, results) if not r.duplicate}
-    for phone in touched:
-        stand_in = contacts[phone].opt_out_message_id
-        if stand_in is not None and stand_in < 0:
-            contacts[phone].opt_out_message_id = ids[-1 - stand_in]
-    # A message from the customer reopens a resolved conversation (reopen).
-    await upsert(conn, [contacts[p] for p in sorted(touched)], reopen=True)
     # Each label's last change in the batch wins, as when the messages come one by one.
     labelled: dict[tuple[str, str], bool] = {}
     for job, result in zip(jobs, results):

@@ -31,43 +31,118 @@ CONVERSATION_COLUMNS = (
     f"{CONTACT_COLUMNS}, assigned_to, status, ARRAY(SELECT label FROM contact_labels "
     'WHERE contact_labels.phone = contacts.phone ORDER BY label COLLATE "C")'
 )
-# Messages are written from columns of values (one array per column): one statement per batch.
-INSERT_MESSAGES = """
-INSERT INTO messages (id, phone, direction, text, status, origin, rule, provider, provider_id,
-    line, error, attempts, created_at, updated_at, send_at, failover_from, next_attempt_at,
-    claimed_by, lease_until, folded)
-SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[],
-    $7::text[], $8::text[], $9::text[], $10::text[], $11::text[], $12::integer[],
-    $13::timestamptz[], $14::timestamptz[], $15::timestamptz[], $16::text[],
-    $17::timestamptz[], $18::text[], $19::timestamptz[], $20::text[])
-"""
-UPSERT_CONTACTS = """
-INSERT INTO contacts (phone, mode, opted_out, opted_out_at, opt_out_message_id, fields, unread,
-    needs_attention, first_seen_at, last_message_at, last_text, flagged, flow, last_activity_at,
-    folded)
-SELECT phone, mode, opted_out, opted_out_at, opt_out_message_id, fields::jsonb, unread,
-    needs_attention, first_seen_at, last_message_at, last_text, flagged, flow::jsonb,
-    last_activity_at, folded
-FROM unnest($1::text[], $2::text[], $3::boolean[], $4::timestamptz[], $5::bigint[], $6::text[],
-    $7::integer[], $8::boolean[], $9::timestamptz[], $10::timestamptz[], $11::text[],
-    $12::boolean[], $13::text[], $14::timestamptz[], $15::text[])
-    AS c(phone, mode, opted_out, opted_out_at, opt_out_message_id, fields, unread,
-    needs_attention, first_seen_at, last_message_at, last_text, flagged, flow, last_activity_at,
-    folded)
-ON CONFLICT (phone) DO UPDATE SET folded = excluded.folded,
-    mode = excluded.mode, opted_out = excluded.opted_out, opted_out_at = excluded.opted_out_at,
-    opt_out_message_id = excluded.opt_out_message_id, fields = excluded.fields,
-    unread = excluded.unread, needs_attention = excluded.needs_attention,
-    last_message_at = excluded.last_message_at, last_text = excluded.last_text,
-    flagged = excluded.flagged, flow = excluded.flow, last_activity_at = excluded.last_activity_at
-"""
+# Rows are written from columns of values (one array per column): one statement per batch.
+MESSAGE_INSERT = (
+    ("id", "bigint"),
+    ("phone", "text"),
+    ("direction", "text"),
+    ("text", "text"),
+    ("status", "text"),
+    ("origin", "text"),
+    ("rule", "text"),
+    ("provider", "text"),
+    ("provider_id", "text"),
+    ("line", "text"),
+    ("error", "text"),
+    ("attempts", "integer"),
+    ("created_at", "timestamptz"),
+    ("updated_at", "timestamptz"),
+    ("send_at", "timestamptz"),
+    ("failover_from", "text"),
+    ("next_attempt_at", "timestamptz"),
+    ("claimed_by", "text"),
+    ("lease_until", "timestamptz"),
+    ("folded", "text"),
+)
+CONTACT_UPSERT = (
+    ("phone", "text"),
+    ("mode", "text"),
+    ("opted_out", "boolean"),
+    ("opted_out_at", "timestamptz"),
+    ("opt_out_message_id", "bigint"),
+    ("fields", "text"),
+    ("unread", "integer"),
+    ("needs_attention", "boolean"),
+    ("first_seen_at", "timestamptz"),
+    ("last_message_at", "timestamptz"),
+    ("last_text", "text"),
+    ("flagged", "boolean"),
+    ("flow", "text"),
+    ("last_activity_at", "timestamptz"),
+    ("folded", "text"),
+)
+
+
+def _names(columns: Sequence[tuple[str, str]]) -> str:
+    return ", ".join(name for name, _ in columns)
+
+
+def _arrays(columns: Sequence[tuple[str, str]], first: int) -> str:
+    """unnest's arguments: one array parameter per column, numbered from `first`."""
+    return ", ".join(f"${n}::{kind}[]" for n, (_, kind) in enumerate(columns, first))
+
+
+def _insert_messages(first: int, ids: str = "") -> str:
+    """INSERT of message rows from arrays numbered from `first`; with `ids`, an array the ids
+    are taken from in the rows' order (the rows' arrays then have no id column)."""
+    if not ids:
+        return (
+            f"INSERT INTO messages ({_names(MESSAGE_INSERT)}) "
+            f"SELECT * FROM unnest({_arrays(MESSAGE_INSERT, first)})"
+        )
+    rest = MESSAGE_INSERT[1:]
+    return (
+        f"INSERT INTO messages ({_names(MESSAGE_INSERT)}) "
+        f"SELECT {ids}[r.ord], {', '.join(f'r.{name}' for name, _ in rest)} "
+        f"FROM unnest({_arrays(rest, first)}) WITH ORDINALITY AS r ({_names(rest)}, ord)"
+    )
+
+
+def _upsert_contacts(first: int, reopen: bool, ids: str = "") -> str:
+    """INSERT … ON CONFLICT of contacts from arrays numbered from `first`. With `reopen` (they
+    just wrote to us) resolved conversations open again. With `ids`, an opt-out message id
+    below zero is a stand-in: -n is the n-th element of that array."""
+    values = {name: name for name, _ in CONTACT_UPSERT}
+    values["fields"], values["flow"] = "fields::jsonb", "flow::jsonb"
+    if ids:
+        values["opt_out_message_id"] = (
+            f"CASE WHEN opt_out_message_id < 0 THEN {ids}[-opt_out_message_id] "
+            "ELSE opt_out_message_id END"
+        )
+    changed = [name for name, _ in CONTACT_UPSERT if name not in ("phone", "first_seen_at")]
+    sets = [f"{name} = excluded.{name}" for name in changed]
+    if reopen:
+        sets.append(
+            "status = CASE WHEN contacts.status = 'resolved' THEN 'open' ELSE contacts.status END"
+        )
+    return (
+        f"INSERT INTO contacts ({_names(CONTACT_UPSERT)}) "
+        f"SELECT {', '.join(values.values())} "
+        f"FROM unnest({_arrays(CONTACT_UPSERT, first)}) AS c ({_names(CONTACT_UPSERT)}) "
+        f"ON CONFLICT (phone) DO UPDATE SET {', '.join(sets)}"
+    )
+
+
+INSERT_MESSAGES = _insert_messages(1)
+UPSERT_CONTACTS = _upsert_contacts(1, reopen=False)
 # The same for contacts who just wrote: a resolved conversation opens again, in the same
 # statement (one round trip less per group of webhooks than an UPDATE after it).
-UPSERT_CONTACTS_REOPENING = (
-    UPSERT_CONTACTS.rstrip()
-    + ",\n    status = CASE WHEN contacts.status = 'resolved' THEN 'open' "
-    + "ELSE contacts.status END\n"
+UPSERT_CONTACTS_REOPENING = _upsert_contacts(1, reopen=True)
+# A group of webhooks' writes in one statement: new ids ($1 of them, ascending: the rows'
+# order), the messages, and the contacts who wrote (their opt-out stand-ins resolved against
+# the new ids). Returns the ids.
+_FIRST_CONTACT = 2 + len(MESSAGE_INSERT) - 1
+WRITE_INBOUND = f"""
+WITH ids AS (
+    SELECT array_agg(n ORDER BY n) AS taken
+    FROM (SELECT nextval('messages_id_seq') AS n FROM generate_series(1, $1::integer)) AS s
+), inserted AS (
+    {_insert_messages(2, "(SELECT taken FROM ids)")}
+), upserted AS (
+    {_upsert_contacts(_FIRST_CONTACT, True, "(SELECT taken FROM ids)")}
 )
+SELECT taken FROM ids
+"""
 PHONE_LOCK_SPACE = b"responder:contact:"
 REPORT_LOCK_SPACE = b"responder:report:"
 
@@ -197,6 +272,11 @@ class ContactState:
         return cls(phone, first_seen_at=at, last_message_at=at)
 
     @classmethod
+    def kept_opted_out(cls, phone: str, at: datetime) -> ContactState:
+        """A number forgotten while opted out, writing again: its new contact starts opted out."""
+        return cls(phone, at, at, opted_out=True, opted_out_at=at)
+
+    @classmethod
     def from_row(cls, row: Any) -> ContactState:
         return cls(
             phone=row[0],
@@ -287,7 +367,7 @@ async def load_contacts(conn: Any, phones: Sequence[str]) -> dict[str, ContactSt
             missing,
         )
         for phone, at in kept:
-            found[phone] = ContactState(phone, at, at, opted_out=True, opted_out_at=at)
+            found[phone] = ContactState.kept_opted_out(phone, at)
     return found
 
 
@@ -383,12 +463,32 @@ def outbound_row(
     )
 
 
+def _message_columns(rows: Sequence[MessageRow]) -> list[list[Any]]:
+    columns = [list(c) for c in zip(*(r.values() for r in rows))]
+    # The text as search compares it (the matcher's folding; SQLite folds alike).
+    columns.append([normalize_cached(text) for text in columns[3]])
+    return columns
+
+
 async def insert_messages(conn: Any, rows: Sequence[MessageRow]) -> None:
     if rows:
-        columns = [list(c) for c in zip(*(r.values() for r in rows))]
-        # The text as search compares it (the matcher's folding; SQLite folds alike).
-        columns.append([normalize_cached(text) for text in columns[3]])
-        await conn.execute(INSERT_MESSAGES, *columns)
+        await conn.execute(INSERT_MESSAGES, *_message_columns(rows))
+
+
+async def write_inbound(
+    conn: Any, rows: Sequence[MessageRow], contacts: Sequence[ContactState]
+) -> list[int]:
+    """Inserts a group's rows with new ids (ascending, in the rows' order) and upserts the
+    contacts who wrote, reopening their resolved conversations; an opt-out message id -n
+    stands for the n-th row's. One round trip (WRITE_INBOUND); returns the rows' ids."""
+    if not rows:
+        return []
+    columns = _message_columns(rows)[1:]  # without ids: the statement takes them
+    contact_columns = [list(c) for c in zip(*(c.values() for c in contacts))]
+    if not contact_columns:
+        contact_columns = [[] for _ in CONTACT_UPSERT]
+    ids: list[int] = await conn.fetchval(WRITE_INBOUND, len(rows), *columns, *contact_columns)
+    return ids
 
 
 def message(row: Any) -> Message:
