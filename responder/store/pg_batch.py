@@ -222,6 +222,34 @@ async def lock_messages(conn: Any, ids: list[int], reports: list[StatusUpdate]) 
     )
 
 
+# Send outcomes in one statement: the messages' new states, the attempts, and whether any early
+# report is kept (then they are looked up: pg_reports.apply_early_reports). Only a queued
+# message has a next attempt; only one in flight is polled. A delivery report that came first
+# is final: 'sent' must not undo it. A message erased since it was claimed (pg_privacy.py) is
+# not there, and being locked the others stay: nothing to record.
+RECORD_OUTCOMES = """
+WITH updated AS (
+    UPDATE messages AS m SET status = u.status, provider = u.provider,
+        provider_id = COALESCE(u.provider_id, m.provider_id), error = u.error,
+        next_attempt_at = CASE WHEN u.status = 'queued'
+            THEN COALESCE(u.retry_at, m.next_attempt_at) END,
+        next_poll_at = CASE WHEN u.status IN ('sent', 'scheduled') THEN u.first_poll END,
+        failover_from = COALESCE(u.failover_from, m.failover_from), updated_at = u.at,
+        claimed_by = NULL, lease_until = NULL
+    FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::text[],
+        $6::timestamptz[], $7::timestamptz[], $8::timestamptz[], $9::text[])
+        AS u (id, status, provider, provider_id, error, retry_at, at, first_poll, failover_from)
+    WHERE m.id = u.id AND NOT (m.status IN ('delivered', 'failed') AND u.status = 'sent')
+), tried AS (
+    INSERT INTO attempts (message_id, at, provider, outcome, error)
+    SELECT a.* FROM unnest($10::bigint[], $11::timestamptz[], $12::text[], $13::text[],
+        $14::text[]) AS a (message_id, at, provider, outcome, error)
+    WHERE EXISTS (SELECT 1 FROM messages AS m WHERE m.id = a.message_id)
+)
+SELECT EXISTS (SELECT 1 FROM early_reports)
+"""
+
+
 async def apply_outcomes(
     conn: Any, jobs: list[tuple[list[SendOutcome], datetime, datetime]], now: datetime
 ) -> None:
@@ -236,21 +264,8 @@ async def apply_outcomes(
             last[o.id] = (o, at, first_poll)  # one message twice in a batch: the later wins
             attempts.append((o.id, at, *_attempt(o), o.error))
     updates = [last[i] for i in sorted(last)]  # rows locked in id order
-    # Only a queued message has a next attempt; only one in flight is polled. A delivery
-    # report that came first is final: 'sent' must not undo it. A message erased since it was
-    # claimed (pg_privacy.py) is not there, and being locked the others stay: nothing to record.
-    await conn.execute(
-        "UPDATE messages AS m SET status = u.status, provider = u.provider, "
-        "provider_id = COALESCE(u.provider_id, m.provider_id), error = u.error, "
-        "next_attempt_at = CASE WHEN u.status = 'queued' "
-        "THEN COALESCE(u.retry_at, m.next_attempt_at) END, "
-        "next_poll_at = CASE WHEN u.status IN ('sent', 'scheduled') THEN u.first_poll END, "
-        "failover_from = COALESCE(u.failover_from, m.failover_from), updated_at = u.at, "
-        "claimed_by = NULL, lease_until = NULL "
-        "FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::text[], "
-        "$6::timestamptz[], $7::timestamptz[], $8::timestamptz[], $9::text[]) "
-        "AS u(id, status, provider, provider_id, error, retry_at, at, first_poll, failover_from) "
-        "WHERE m.id = u.id AND NOT (m.status IN ('delivered', 'failed') AND u.status = 'sent')",
+    early = await conn.fetchval(
+        RECORD_OUTCOMES,
         [o.id for o, _, _ in updates],
         [o.status for o, _, _ in updates],
         [o.provider for o, _, _ in updates],
@@ -260,12 +275,6 @@ async def apply_outcomes(
         [at for _, at, _ in updates],
         [first_poll for _, _, first_poll in updates],
         [o.failover_from for o, _, _ in updates],
-    )
-    await conn.execute(
-        "INSERT INTO attempts (message_id, at, provider, outcome, error) "
-        "SELECT a.* FROM unnest($1::bigint[], $2::timestamptz[], $3::text[], $4::text[], "
-        "$5::text[]) AS a (message_id, at, provider, outcome, error) "
-        "WHERE EXISTS (SELECT 1 FROM messages AS m WHERE m.id = a.message_id)",
         *(
             list(column)
             for column in zip(*((a[0], a[1], a[2], a[3], _clean(a[4])) for a in attempts))
@@ -273,7 +282,8 @@ async def apply_outcomes(
     )
     # Delivery reports that overtook these answers (those naming an erased message go with it).
     recorded = [(o.id, o.provider, o.provider_id) for o, _, _ in updates if o.provider_id]
-    await pg_reports.apply_early_reports(conn, recorded, now)
+    if early:
+        await pg_reports.apply_early_reports(conn, recorded, now)
 
 
 def _clean(text: str | None) -> str | None:

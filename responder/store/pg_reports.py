@@ -49,9 +49,11 @@ async def apply_early_reports(
     conn: Any, recorded: Sequence[tuple[int, str, str]], now: datetime
 ) -> None:
     """Applies the early reports for provider ids a send's outcome has just recorded
-    (`(message id, provider, provider id)`), after the outcome, in its transaction."""
-    if not recorded or await conn.fetchval("SELECT 1 FROM early_reports LIMIT 1") is None:
-        return  # the usual case: one cheap look
+    (`(message id, provider, provider id)`), after the outcome, in its transaction. Called
+    only when some early report is kept (the usual case has none: pg_batch.RECORD_OUTCOMES
+    looks)."""
+    if not recorded:
+        return
     await _purge(conn, now)
     message_ids = {(provider, pid): message_id for message_id, provider, pid in recorded}
     reports: list[tuple[int, int, StatusUpdate]] = []
