@@ -19,7 +19,6 @@ from responder.store.pg_rows import (
     CONTACT_COLUMNS,
     ContactState,
     MessageRow,
-    lock_phones,
     outbound_row,
     write_inbound,
 )
@@ -108,9 +107,10 @@ async def apply_inbound(
 ) -> list[InboundResult]:
     """Stores inbound messages and the replies their decisions queue; with `hand_over` the
     replies are stored already claimed by `instance` ('sending', leased from `now`: a message
-    replayed from the spool may have been received long before)."""
+    replayed from the spool may have been received long before). The caller holds the
+    numbers' locks (pg_rows.lock_batch): this reads what the transactions that held them
+    before committed."""
     phones = sorted({j.message.phone for j in jobs})
-    await lock_phones(conn, phones)
     contacts, histories = await _read_numbers(conn, jobs, phones)
     rows: list[MessageRow] = []
     # Per job: a duplicate (of an id or a row) or (its row, its reply rows, its decision).

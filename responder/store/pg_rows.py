@@ -208,17 +208,21 @@ def phone_lock_keys(phones: Sequence[str]) -> list[int]:
 
 
 def report_lock_keys(pairs: Iterable[tuple[str, str]]) -> list[int]:
-    """The lock keys of these (provider, provider id) pairs (lock_reports)."""
+    """The lock keys of these (provider, provider id) pairs (lock_batch)."""
     return _lock_keys(REPORT_LOCK_SPACE, (f"{provider}\x00{pid}" for provider, pid in pairs))
 
 
-async def lock_reports(conn: Any, pairs: Iterable[tuple[str, str]]) -> None:
-    """Takes the locks of these provider ids until the transaction ends, before any row lock:
-    a send's outcome (which records the id) and a delivery report for it (which looks the id
-    up, and keeps the report for later when no message has it yet) then never run at once.
-    Without them the two could miss each other: the report kept as early just after the
-    outcome had looked for early reports, and never applied."""
-    await _lock(conn, report_lock_keys(pairs))
+async def lock_batch(conn: Any, pairs: Iterable[tuple[str, str]], phones: Sequence[str]) -> None:
+    """The writer's batch takes the locks of its provider ids and of its numbers (lock_phones)
+    in one statement, all in one sorted order, before any row lock. Only the writer takes
+    provider ids' locks, and every other transaction takes its numbers' locks before its row
+    locks: none waits in a circle with a batch.
+
+    A send's outcome (which records the provider id) and a delivery report for it (which
+    looks the id up, and keeps the report for later when no message has it yet) then never
+    run at once. Without the lock the two could miss each other: the report kept as early
+    just after the outcome had looked for early reports, and never applied."""
+    await _lock(conn, sorted({*report_lock_keys(pairs), *phone_lock_keys(phones)}))
 
 
 async def lock_phones(conn: Any, phones: Sequence[str]) -> None:

@@ -47,8 +47,8 @@ from responder.store.pg_reads import PgReads
 from responder.store.pg_rows import (
     clean_text,
     load_contacts,
+    lock_batch,
     lock_phones,
-    lock_reports,
     maybe_clean,
     to_json,
 )
@@ -289,18 +289,20 @@ class PostgresStore(
             self.on_outbox()
 
     async def _apply(self, conn: Any, batch: list[_Job]) -> list[Any]:
-        """One batch, in an order that never waits in a circle with another instance's batch:
-        the messages' row locks first (in id order), then the numbers' locks."""
+        """One batch, in an order that never waits in a circle with another transaction: the
+        provider ids' and numbers' locks first (lock_batch), then the messages' row locks (in
+        id order)."""
         results: dict[int, Any] = {}
         outcomes = [j.payload for j in batch if j.kind == "outcomes"]
         statuses = [j for j in batch if j.kind == "status"]
         inbound = [j for j in batch if j.kind == "inbound"]
+        await lock_batch(
+            conn,
+            [(o.provider, o.provider_id) for job in outcomes for o in job[0] if o.provider_id]
+            + [(j.payload.provider, j.payload.provider_id) for j in statuses],
+            [j.payload.message.phone for j in inbound],
+        )
         if outcomes or statuses:
-            await lock_reports(
-                conn,
-                [(o.provider, o.provider_id) for job in outcomes for o in job[0] if o.provider_id]
-                + [(j.payload.provider, j.payload.provider_id) for j in statuses],
-            )
             ids = sorted({o.id for job in outcomes for o in job[0]})
             await pg_batch.lock_messages(conn, ids, [j.payload for j in statuses])
         # Send outcomes first: a delivery report in the same batch must find its provider id.
