@@ -79,26 +79,28 @@ class PgBase:
         failure.__cause__ = err
         return failure
 
-    async def _run(self, work: Callable[[Any], Awaitable[T]], *, write: bool) -> T:
-        """Runs `work` on a pooled connection, in a transaction when `write`. A connection
-        that turns out dead is replaced once (for a write, only before it began); any error
-        saying the server cannot serve becomes StoreUnavailable."""
+    async def _run(
+        self, work: Callable[[Any], Awaitable[T]], *, write: bool, begin: str = "BEGIN"
+    ) -> T:
+        """Runs `work` on a pooled connection, in a transaction when `write`, opened by
+        `begin` (statements without parameters, sent together in one round trip). A
+        connection that turns out dead is replaced once (for a write, only before it began);
+        any error saying the server cannot serve becomes StoreUnavailable."""
         for attempt in (1, 2):
             started = False
             try:
                 async with self.pool.acquire(timeout=self.connect_timeout) as conn:
                     if not write:
                         return await work(conn)
-                    transaction = conn.transaction()
-                    await transaction.start()
-                    started = True
                     try:
+                        await conn.execute(begin)  # no arguments: the simple query protocol
+                        started = True
                         result = await work(conn)
                     except BaseException:
                         with contextlib.suppress(Exception):
-                            await transaction.rollback()
+                            await conn.execute("ROLLBACK")
                         raise
-                    await transaction.commit()
+                    await conn.execute("COMMIT")
             except Exception as err:
                 if not pg_schema.unavailable(err):
                     raise
@@ -116,8 +118,8 @@ class PgBase:
             return result
         raise AssertionError("unreachable")
 
-    async def _transaction(self, work: Callable[[Any], Awaitable[T]]) -> T:
-        return await self._run(work, write=True)
+    async def _transaction(self, work: Callable[[Any], Awaitable[T]], begin: str = "BEGIN") -> T:
+        return await self._run(work, write=True, begin=begin)
 
     async def _read(self, work: Callable[[Any], Awaitable[T]]) -> T:
         return await self._run(work, write=False)

@@ -108,7 +108,7 @@ async def apply_inbound(
     """Stores inbound messages and the replies their decisions queue; with `hand_over` the
     replies are stored already claimed by `instance` ('sending', leased from `now`: a message
     replayed from the spool may have been received long before). The caller holds the
-    numbers' locks (pg_rows.lock_batch): this reads what the transactions that held them
+    numbers' locks (pg_rows.batch_locks): this reads what the transactions that held them
     before committed."""
     phones = sorted({j.message.phone for j in jobs})
     contacts, histories = await _read_numbers(conn, jobs, phones)

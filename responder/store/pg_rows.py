@@ -208,21 +208,30 @@ def phone_lock_keys(phones: Sequence[str]) -> list[int]:
 
 
 def report_lock_keys(pairs: Iterable[tuple[str, str]]) -> list[int]:
-    """The lock keys of these (provider, provider id) pairs (lock_batch)."""
+    """The lock keys of these (provider, provider id) pairs (batch_locks)."""
     return _lock_keys(REPORT_LOCK_SPACE, (f"{provider}\x00{pid}" for provider, pid in pairs))
 
 
-async def lock_batch(conn: Any, pairs: Iterable[tuple[str, str]], phones: Sequence[str]) -> None:
-    """The writer's batch takes the locks of its provider ids and of its numbers (lock_phones)
-    in one statement, all in one sorted order, before any row lock. Only the writer takes
-    provider ids' locks, and every other transaction takes its numbers' locks before its row
-    locks: none waits in a circle with a batch.
+def batch_locks(pairs: Iterable[tuple[str, str]], phones: Iterable[str]) -> str:
+    """The statement with which the writer's batch takes the locks of its provider ids and
+    of its numbers (lock_phones), all in one sorted order, before any row lock; sent with the
+    batch's BEGIN (pg_base._run), so the locks cost no round trip of their own. Only the
+    writer takes provider ids' locks, and every other transaction takes its numbers' locks
+    before its row locks: none waits in a circle with a batch.
 
     A send's outcome (which records the provider id) and a delivery report for it (which
     looks the id up, and keeps the report for later when no message has it yet) then never
     run at once. Without the lock the two could miss each other: the report kept as early
-    just after the outcome had looked for early reports, and never applied."""
-    await _lock(conn, sorted({*report_lock_keys(pairs), *phone_lock_keys(phones)}))
+    just after the outcome had looked for early reports, and never applied.
+
+    The simple query protocol takes no parameters: the keys are written in as literals. They
+    are integers this module computed (hashes), never text from outside."""
+    keys = sorted({*report_lock_keys(pairs), *phone_lock_keys(list(phones))})
+    if not keys:
+        return "SELECT"
+    listed = ",".join(f"{int(key):d}" for key in keys)
+    # unnest yields the array in order: the locks are taken in that order.
+    return f"SELECT pg_advisory_xact_lock(k) FROM unnest('{{{listed}}}'::bigint[]) AS k"
 
 
 async def lock_phones(conn: Any, phones: Sequence[str]) -> None:

@@ -45,9 +45,9 @@ from responder.store.pg_outbox import PgOutbox
 from responder.store.pg_privacy import PgPrivacy
 from responder.store.pg_reads import PgReads
 from responder.store.pg_rows import (
+    batch_locks,
     clean_text,
     load_contacts,
-    lock_batch,
     lock_phones,
     maybe_clean,
     to_json,
@@ -240,7 +240,7 @@ class PostgresStore(
             while not self._queue.empty() and len(batch) < MAX_BATCH:
                 batch.append(self._queue.get_nowait())
             try:
-                results = await self._transaction(partial(self._apply, batch=batch))
+                results = await self._grouped(batch)
             except StoreUnavailable as err:
                 # The server is unreachable: each alone would only wait as long again. Logged
                 # once by self.health (not once per batch: the spool keeps retrying).
@@ -260,7 +260,7 @@ class PostgresStore(
 
     async def _apply_alone(self, job: _Job) -> None:
         try:
-            results = await self._transaction(partial(self._apply, batch=[job]))
+            results = await self._grouped([job])
         except Exception as err:
             if not isinstance(err, StoreUnavailable):  # that one is logged once, by self.health
                 log.error("a %s write failed: %s", job.kind, err)
@@ -288,20 +288,28 @@ class PostgresStore(
         if queued_replies:
             self.on_outbox()
 
+    async def _grouped(self, batch: list[_Job]) -> list[Any]:
+        """One batch in one transaction, in an order that never waits in a circle with
+        another transaction: the provider ids' and numbers' locks first, with the BEGIN
+        (pg_rows.batch_locks), then the messages' row locks (in id order)."""
+        outcomes = [j.payload for j in batch if j.kind == "outcomes"]
+        reports = [j.payload for j in batch if j.kind == "status"]
+        locks = batch_locks(
+            [(o.provider, o.provider_id) for job in outcomes for o in job[0] if o.provider_id]
+            + [(r.provider, r.provider_id) for r in reports],
+            [j.payload.message.phone for j in batch if j.kind == "inbound"],
+        )
+        results: list[Any] = await self._transaction(
+            partial(self._apply, batch=batch), begin=f"BEGIN; {locks}"
+        )
+        return results
+
     async def _apply(self, conn: Any, batch: list[_Job]) -> list[Any]:
-        """One batch, in an order that never waits in a circle with another transaction: the
-        provider ids' and numbers' locks first (lock_batch), then the messages' row locks (in
-        id order)."""
+        """A batch's work, its locks held (_grouped)."""
         results: dict[int, Any] = {}
         outcomes = [j.payload for j in batch if j.kind == "outcomes"]
         statuses = [j for j in batch if j.kind == "status"]
         inbound = [j for j in batch if j.kind == "inbound"]
-        await lock_batch(
-            conn,
-            [(o.provider, o.provider_id) for job in outcomes for o in job[0] if o.provider_id]
-            + [(j.payload.provider, j.payload.provider_id) for j in statuses],
-            [j.payload.message.phone for j in inbound],
-        )
         if outcomes or statuses:
             ids = sorted({o.id for job in outcomes for o in job[0]})
             await pg_batch.lock_messages(conn, ids, [j.payload for j in statuses])
