@@ -20,7 +20,7 @@ from responder.cli import main
 from responder.engine import Decision, InboundMessage, Reply
 from responder.store import shown_url
 from responder.store.models import InboundJob, StoreUnavailable
-from responder.store.pg_rows import phone_lock_keys
+from responder.store.pg_rows import batch_locks, phone_lock_keys, report_lock_keys
 from responder.store.pg_schema import unavailable
 from responder.store.postgres import PostgresStore
 from responder.store.sqlite import SQLiteStore
@@ -29,6 +29,7 @@ from tests.fakes.tcpproxy import TcpProxy
 from tests.postgres import TABLES, run_async, server_url, with_database
 
 ANA = "584121234567"
+LUIS = "584241234567"
 PG_MIGRATIONS = Path(__file__).resolve().parent.parent / "responder" / "store" / "pg_migrations"
 
 
@@ -357,6 +358,21 @@ async def test_crossing_batches_of_two_instances_never_deadlock(
     ]
     await asyncio.wait_for(asyncio.gather(*work), 60)
     assert {c.fields["n"] for c in await first.conversations(limit=100)} == {10}
+
+
+def test_a_batch_s_locks_are_sorted_integers_sent_with_its_begin() -> None:
+    """batch_locks writes its keys and ids into the statement (the simple query protocol has
+    no parameters): sorted, each an integer, anything else refused."""
+    pairs, phones = [("sandbox", "B-2"), ("massiva", "A-1")], [LUIS, ANA, LUIS]
+    keys = sorted({*report_lock_keys(pairs), *phone_lock_keys(phones)})
+    listed = ",".join(map(str, keys))
+    assert batch_locks(pairs, phones, [9, 3, 9]) == (
+        f"SELECT pg_advisory_xact_lock(k) FROM unnest('{{{listed}}}'::bigint[]) AS k; "
+        "SELECT id FROM messages WHERE id = ANY('{3,9}'::bigint[]) ORDER BY id FOR UPDATE"
+    )
+    assert batch_locks([], [], []) == ""
+    with pytest.raises(ValueError):
+        batch_locks([], [], ["1}'::bigint[]); DROP TABLE messages; --"])  # type: ignore[list-item]
 
 
 async def test_a_group_waiting_on_a_number_does_not_hold_up_the_others(

@@ -212,7 +212,9 @@ def report_lock_keys(pairs: Iterable[tuple[str, str]]) -> list[int]:
     return _lock_keys(REPORT_LOCK_SPACE, (f"{provider}\x00{pid}" for provider, pid in pairs))
 
 
-def batch_locks(pairs: Iterable[tuple[str, str]], phones: Iterable[str]) -> str:
+def batch_locks(
+    pairs: Iterable[tuple[str, str]], phones: Iterable[str], message_ids: Iterable[int] = ()
+) -> str:
     """The statement with which the writer's batch takes the locks of its provider ids and
     of its numbers (lock_phones), all in one sorted order, before any row lock; sent with the
     batch's BEGIN (pg_base._run), so the locks cost no round trip of their own. Only the
@@ -224,14 +226,31 @@ def batch_locks(pairs: Iterable[tuple[str, str]], phones: Iterable[str]) -> str:
     run at once. Without the lock the two could miss each other: the report kept as early
     just after the outcome had looked for early reports, and never applied.
 
-    The simple query protocol takes no parameters: the keys are written in as literals. They
-    are integers this module computed (hashes), never text from outside."""
+    Then, in a statement of its own (which waits for those locks first), the row locks of
+    `message_ids`, in id order.
+
+    The simple query protocol takes no parameters: the keys and ids are written in as
+    literals. They are integers (hashes this module computed, ids the database gave), never
+    text from outside."""
     keys = sorted({*report_lock_keys(pairs), *phone_lock_keys(list(phones))})
-    if not keys:
-        return "SELECT"
-    listed = ",".join(f"{int(key):d}" for key in keys)
-    # unnest yields the array in order: the locks are taken in that order.
-    return f"SELECT pg_advisory_xact_lock(k) FROM unnest('{{{listed}}}'::bigint[]) AS k"
+    statements = []
+    if keys:
+        # unnest yields the array in order: the locks are taken in that order.
+        statements.append(
+            f"SELECT pg_advisory_xact_lock(k) FROM unnest('{_literal(keys)}'::bigint[]) AS k"
+        )
+    ids = sorted(set(message_ids))
+    if ids:
+        statements.append(
+            f"SELECT id FROM messages WHERE id = ANY('{_literal(ids)}'::bigint[]) "
+            "ORDER BY id FOR UPDATE"
+        )
+    return "; ".join(statements)
+
+
+def _literal(numbers: Sequence[int]) -> str:
+    """An array literal of integers (each checked to be one)."""
+    return "{" + ",".join(f"{int(n):d}" for n in numbers) + "}"
 
 
 async def lock_phones(conn: Any, phones: Sequence[str]) -> None:

@@ -290,18 +290,28 @@ class PostgresStore(
 
     async def _grouped(self, batch: list[_Job]) -> list[Any]:
         """One batch in one transaction, in an order that never waits in a circle with
-        another transaction: the provider ids' and numbers' locks first, with the BEGIN
-        (pg_rows.batch_locks), then the messages' row locks (in id order)."""
+        another transaction: the provider ids' and numbers' locks first, then the messages'
+        row locks (in id order); sent with the BEGIN (pg_rows.batch_locks) unless delivery
+        reports must find their messages by provider id first."""
         outcomes = [j.payload for j in batch if j.kind == "outcomes"]
         reports = [j.payload for j in batch if j.kind == "status"]
+        ids = {o.id for job in outcomes for o in job[0]}
         locks = batch_locks(
             [(o.provider, o.provider_id) for job in outcomes for o in job[0] if o.provider_id]
             + [(r.provider, r.provider_id) for r in reports],
             [j.payload.message.phone for j in batch if j.kind == "inbound"],
+            () if reports else ids,
         )
-        results: list[Any] = await self._transaction(
-            partial(self._apply, batch=batch), begin=f"BEGIN; {locks}"
-        )
+        if reports:
+
+            async def work(conn: Any) -> list[Any]:
+                await pg_batch.lock_messages(conn, sorted(ids), reports)
+                return await self._apply(conn, batch)
+
+        else:
+            work = partial(self._apply, batch=batch)
+        begin = f"BEGIN; {locks}" if locks else "BEGIN"
+        results: list[Any] = await self._transaction(work, begin=begin)
         return results
 
     async def _apply(self, conn: Any, batch: list[_Job]) -> list[Any]:
@@ -310,9 +320,6 @@ class PostgresStore(
         outcomes = [j.payload for j in batch if j.kind == "outcomes"]
         statuses = [j for j in batch if j.kind == "status"]
         inbound = [j for j in batch if j.kind == "inbound"]
-        if outcomes or statuses:
-            ids = sorted({o.id for job in outcomes for o in job[0]})
-            await pg_batch.lock_messages(conn, ids, [j.payload for j in statuses])
         # Send outcomes first: a delivery report in the same batch must find its provider id.
         if outcomes:
             await pg_batch.apply_outcomes(conn, outcomes, self.clock())
