@@ -5,6 +5,8 @@ batches. What every backend does is in test_store_contract.py."""
 from __future__ import annotations
 
 import asyncio
+import logging
+import secrets
 import sqlite3
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -22,7 +24,9 @@ from responder.store import shown_url
 from responder.store.models import InboundJob, StoreUnavailable
 from responder.store.pg_rows import batch_locks, phone_lock_keys, report_lock_keys
 from responder.store.pg_schema import unavailable
+from responder.store.pg_search import CLEAN_WORDS
 from responder.store.postgres import PostgresStore
+from responder.store.search import SearchQuery
 from responder.store.sqlite import SQLiteStore
 from tests.conftest import WEBHOOK_TOKEN, Clock
 from tests.fakes.tcpproxy import TcpProxy
@@ -397,3 +401,60 @@ async def test_a_group_waiting_on_a_number_does_not_hold_up_the_others(
         assert (await asyncio.wait_for(waiting, timeout=5)).message_id is not None
     finally:
         await held.close()
+
+
+async def test_the_sweep_moves_new_words_out_of_the_index_s_pending_list(
+    postgres_url: str, stores: Callable[..., Any]
+) -> None:
+    """New messages' words wait in the GIN index's pending list; the sweep of new numbers moves
+    them into the index, so that no webhook's insert has to (pg_search.CLEAN_WORDS)."""
+    store: PostgresStore = await stores(postgres_url)
+
+    async def receive(prefix: str) -> None:
+        words = " ".join(f"{prefix}{n}" for n in range(40))
+        for n in range(30):
+            await store.receive_inbound(job(f"{words} {n}", f"58412{n:07d}"))
+
+    async def pending_pages() -> int:
+        return int(await store.pool.fetchval(CLEAN_WORDS))  # moving them says how many
+
+    await receive("antes")
+    assert await pending_pages() > 0  # inserts leave their words pending
+    await receive("despues")
+    await store.index_new_numbers()
+    assert await pending_pages() == 0
+    hits = await store.search(SearchQuery("despues7"))
+    assert len(hits.conversations) == 30
+
+
+async def test_a_user_who_does_not_own_the_words_index_leaves_its_pending_list_alone(
+    postgres_url: str, stores: Callable[..., Any], caplog: pytest.LogCaptureFixture
+) -> None:
+    """Moving the pending list takes the index's owner: a service connecting as a user with
+    only the rights to read and write says so once, and the sweep goes on without it."""
+    role = f"responder_writer_{secrets.token_hex(4)}"
+    owner = await asyncpg.connect(postgres_url)
+    try:
+        await owner.execute(f'CREATE ROLE "{role}" LOGIN')
+        await owner.execute(
+            f'GRANT USAGE, CREATE ON SCHEMA public TO "{role}"; '
+            f'GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO "{role}"; '
+            f'GRANT USAGE, SELECT, UPDATE ON ALL SEQUENCES IN SCHEMA public TO "{role}"'
+        )
+        parts = urlsplit(postgres_url)
+        as_role = parts._replace(netloc=f"{role}@{parts.hostname}:{parts.port}").geturl()
+        store: PostgresStore = await stores(as_role)
+        await store.receive_inbound(job("hola", "584129876543"))
+        with caplog.at_level(logging.WARNING, logger="responder.store"):
+            assert await store.index_new_numbers() == 1
+            assert await store.index_new_numbers() == 0
+        said = [r.getMessage() for r in caplog.records if "pending list" in r.getMessage()]
+        assert len(said) == 1 and "must be owner" in said[0]
+        assert [
+            h.phone
+            for h in (await store.search(SearchQuery("", fragments=("98765",)))).conversations
+        ] == ["584129876543"]
+        await store.close()
+    finally:
+        await owner.execute(f'DROP OWNED BY "{role}"; DROP ROLE IF EXISTS "{role}"')
+        await owner.close()

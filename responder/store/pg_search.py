@@ -5,7 +5,10 @@ of PostgresStore."""
 
 from __future__ import annotations
 
+import logging
 from typing import Any
+
+import asyncpg
 
 from responder.store.models import COUNT_KEYS
 from responder.store.pg_base import PgBase
@@ -22,6 +25,8 @@ from responder.store.search import (
     ranked,
     tsquery,
 )
+
+log = logging.getLogger("responder.store")
 
 # The words of a message, as the index messages_words (migration 0011) holds them.
 WORDS = "to_tsvector('simple', regexp_replace(m.folded, '[^[:alnum:]]+', ' ', 'g'))"
@@ -84,12 +89,36 @@ INDEX_NOTED = (
 )
 
 
+# New messages' words go to the GIN index's pending list (fastupdate, PostgreSQL's default),
+# and whichever insert finds that list past gin_pending_list_limit (4 MB) moves all of it into
+# the index, inside its transaction: on `large` a webhook's group then took tens of ms more
+# (README "Steady latency"). Autovacuum would move it too, but only when it vacuums the table,
+# rarely on a table of millions of rows. The sweep of new numbers moves it every second
+# instead, outside the webhooks' transactions: a second of words at a time.
+CLEAN_WORDS = "SELECT gin_clean_pending_list('messages_words'::regclass)"
+
+
 class PgSearch(PgBase):
     """Conversations found by words, numbers or contact fields, newest first."""
 
+    # Whether the words index's pending list is moved by the sweep: not when the database
+    # user does not own the index (then inserts and autovacuum move it, as by default).
+    _clean_words = True
+
     async def index_new_numbers(self) -> int:
         """Writes the parts of the numbers new contacts noted (migration 0013), a statement of
-        INDEX_NUMBERS at a time; how many numbers were moved."""
+        INDEX_NUMBERS at a time, then moves the words index's pending list into the index
+        (CLEAN_WORDS); how many numbers were moved."""
+        total = await self._move_noted_numbers()
+        if self._clean_words:
+            try:
+                await self._read(lambda conn: conn.execute(CLEAN_WORDS))
+            except asyncpg.InsufficientPrivilegeError as err:
+                self._clean_words = False
+                log.warning("the words index's pending list is left to PostgreSQL: %s", err)
+        return total
+
+    async def _move_noted_numbers(self) -> int:
         total = 0
         for _ in range(INDEX_STEPS):
 
