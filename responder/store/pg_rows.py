@@ -31,45 +31,26 @@ CONVERSATION_COLUMNS = (
     f"{CONTACT_COLUMNS}, assigned_to, status, ARRAY(SELECT label FROM contact_labels "
     'WHERE contact_labels.phone = contacts.phone ORDER BY label COLLATE "C")'
 )
+
+
+def _columns(spec: str) -> tuple[tuple[str, str], ...]:
+    """("name", "type") pairs from "name type, name type, …"."""
+    return tuple((name, kind) for name, kind in (c.split() for c in spec.split(",")))
+
+
 # Rows are written from columns of values (one array per column): one statement per batch.
-MESSAGE_INSERT = (
-    ("id", "bigint"),
-    ("phone", "text"),
-    ("direction", "text"),
-    ("text", "text"),
-    ("status", "text"),
-    ("origin", "text"),
-    ("rule", "text"),
-    ("provider", "text"),
-    ("provider_id", "text"),
-    ("line", "text"),
-    ("error", "text"),
-    ("attempts", "integer"),
-    ("created_at", "timestamptz"),
-    ("updated_at", "timestamptz"),
-    ("send_at", "timestamptz"),
-    ("failover_from", "text"),
-    ("next_attempt_at", "timestamptz"),
-    ("claimed_by", "text"),
-    ("lease_until", "timestamptz"),
-    ("folded", "text"),
+# In the order of MessageRow.values() and ContactState.values().
+MESSAGE_INSERT = _columns(
+    "id bigint, phone text, direction text, text text, status text, origin text, rule text, "
+    "provider text, provider_id text, line text, error text, attempts integer, "
+    "created_at timestamptz, updated_at timestamptz, send_at timestamptz, failover_from text, "
+    "next_attempt_at timestamptz, claimed_by text, lease_until timestamptz, folded text"
 )
-CONTACT_UPSERT = (
-    ("phone", "text"),
-    ("mode", "text"),
-    ("opted_out", "boolean"),
-    ("opted_out_at", "timestamptz"),
-    ("opt_out_message_id", "bigint"),
-    ("fields", "text"),
-    ("unread", "integer"),
-    ("needs_attention", "boolean"),
-    ("first_seen_at", "timestamptz"),
-    ("last_message_at", "timestamptz"),
-    ("last_text", "text"),
-    ("flagged", "boolean"),
-    ("flow", "text"),
-    ("last_activity_at", "timestamptz"),
-    ("folded", "text"),
+CONTACT_UPSERT = _columns(
+    "phone text, mode text, opted_out boolean, opted_out_at timestamptz, "
+    "opt_out_message_id bigint, fields text, unread integer, needs_attention boolean, "
+    "first_seen_at timestamptz, last_message_at timestamptz, last_text text, flagged boolean, "
+    "flow text, last_activity_at timestamptz, folded text"
 )
 
 
