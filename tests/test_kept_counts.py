@@ -112,6 +112,18 @@ async def test_counts_follow_every_write_and_survive_erasure(store: Store, clock
     assert len(await store.all_messages()) < sum(before_erasure.values())
 
 
+async def test_a_write_that_moves_no_count_appends_no_change(store: Store, clock: Clock) -> None:
+    """Renewing leases changes rows but no counted column: nothing for the sweep to fold."""
+    await admin_inbound(store, clock, ANA, "precio", "precio")
+    await admin_inbound(store, clock, LUIS, "horario", "horario")
+    claimed = await store.claim_outbox(10)
+    assert len(claimed) == 2
+    kept = await check(store)
+    await store.renew_leases([c.id for c in claimed])
+    assert await rows(store, "SELECT COUNT(*) FROM message_count_changes") == [(0,)]
+    assert await store.kept_counts() == kept
+
+
 async def test_a_period_is_read_in_whole_hours(store: Store, clock: Clock) -> None:
     start = clock()  # 14:00 UTC
     for step in range(6):  # one inbound and one reply every 10 hours
