@@ -852,7 +852,8 @@ async def settle_postgres(url: str) -> None:
         while (step := await conn.fetchval(INDEX_NOTED, 50_000)) > 0:
             moved += step
         await conn.execute("SET work_mem = '256MB'")
-        await conn.execute(FOLD)
+        while await conn.fetchval(FOLD, 1_000_000):
+            pass
         await conn.execute(FOLD_CONVERSATIONS)
         await conn.execute(CLEAN_WORDS)
         for table in ("contact_number_parts_pending", "message_count_changes"):

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from responder.engine import Reply
-from responder.store import sqlite_counts
+from responder.store import pg_counts, sqlite_counts
 from responder.store.base import Store
 from responder.store.counts import CountKey
 from responder.store.migrate import copy_to_postgres
@@ -343,5 +343,37 @@ async def test_a_long_backlog_is_folded_a_few_changes_per_transaction(
         kept = await store.kept_counts()
         assert kept == await recount(store)
         await assert_rollups_agree(store, kept)
+    finally:
+        await store.close()
+
+
+async def test_a_long_backlog_is_folded_a_few_changes_per_transaction_on_postgresql(
+    postgres_url: str, clock: Clock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A copy's backlog, or a service stopped a while: short transactions, not one statement
+    # of minutes. FOLD_ROWS at a time, the counts the same.
+    monkeypatch.setattr(pg_counts, "FOLD_ROWS", 3)
+    store = PostgresStore(postgres_url, clock)
+    await store.open()
+    try:
+        for n in range(5):
+            await admin_inbound(store, clock, f"58412{4000000 + n:07d}", f"hola {n}")
+        [(waiting,)] = await rows(store, "SELECT COUNT(*) FROM message_count_changes")
+        assert waiting > 3 * 2
+        transactions = []
+        each = store._transaction
+
+        async def counted(work: Any, begin: str = "BEGIN") -> Any:
+            transactions.append(begin)
+            return await each(work, begin)
+
+        monkeypatch.setattr(store, "_transaction", counted)
+        assert await store.fold_counts() == waiting
+        assert len(transactions) == waiting // 3 + 1  # the last one finds fewer than 3
+        assert await rows(store, "SELECT COUNT(*) FROM message_count_changes") == [(0,)]
+        kept = await store.kept_counts()
+        assert kept == await recount(store)
+        await assert_rollups_agree(store, kept)
+        assert await store.fold_counts() == 0
     finally:
         await store.close()

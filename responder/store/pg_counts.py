@@ -30,8 +30,17 @@ HOURS = (
     "AS kept"
 )
 FOLD_LOCK = 0x7265_7370_636E_7473  # one folder at a time across instances ("respcnts")
+# Changes folded per transaction: a backlog (a copy's, a service stopped for a while) is folded
+# in short transactions, not one statement of minutes that sorts on disk.
+FOLD_ROWS = 20_000
+# The oldest $1 changes (by their place in the table: nothing else orders them) moved into the
+# three count tables, in key order (the rows' locks in one order); how many there were.
 FOLD = """
-WITH moved AS (DELETE FROM message_count_changes RETURNING *),
+WITH moved AS (
+    DELETE FROM message_count_changes WHERE ctid = ANY (ARRAY(
+        SELECT ctid FROM message_count_changes LIMIT $1::integer))
+    RETURNING *
+),
 hourly AS (
     INSERT INTO message_counts (hour, direction, provider, status, rule, n)
     SELECT hour, direction, provider, status, rule, SUM(n) FROM moved
@@ -39,7 +48,6 @@ hourly AS (
     ORDER BY hour, direction, provider, status, rule
     ON CONFLICT (hour, direction, provider, status, rule)
     DO UPDATE SET n = message_counts.n + excluded.n
-    RETURNING 1
 ),
 daily AS (
     INSERT INTO message_days (day, direction, provider, status, rule, n)
@@ -48,13 +56,14 @@ daily AS (
     ORDER BY 1, direction, provider, status, rule
     ON CONFLICT (day, direction, provider, status, rule)
     DO UPDATE SET n = message_days.n + excluded.n
-    RETURNING 1
+),
+hours AS (
+    INSERT INTO message_hours (hour, direction, n)
+    SELECT hour, direction, SUM(n) FROM moved
+    GROUP BY hour, direction ORDER BY hour, direction
+    ON CONFLICT (hour, direction) DO UPDATE SET n = message_hours.n + excluded.n
 )
-INSERT INTO message_hours (hour, direction, n)
-SELECT hour, direction, SUM(n) FROM moved
-WHERE (SELECT count(*) FROM hourly) >= 0 AND (SELECT count(*) FROM daily) >= 0
-GROUP BY hour, direction ORDER BY hour, direction
-ON CONFLICT (hour, direction) DO UPDATE SET n = message_hours.n + excluded.n
+SELECT count(*) FROM moved
 """
 
 FOLD_CONVERSATIONS = """
@@ -157,14 +166,19 @@ class PgCounts(PgBase):
         )
 
     async def fold_counts(self) -> int:
-        """Moves the appended changes into message_counts; returns how many rows were
-        folded (0 when another instance is folding now)."""
+        """Moves the appended changes into the counts, FOLD_ROWS a transaction; returns how
+        many were folded (0 when another instance is folding now)."""
 
-        async def work(conn: Any) -> int:
+        async def work(conn: Any) -> int | None:
             if not await conn.fetchval("SELECT pg_try_advisory_xact_lock($1)", FOLD_LOCK):
-                return 0
-            status: str = await conn.execute(FOLD)
+                return None
+            folded = int(await conn.fetchval(FOLD, FOLD_ROWS))
             await conn.execute(FOLD_CONVERSATIONS)
-            return int(status.split()[-1])
+            return folded
 
-        return await self._transaction(work)
+        count = 0
+        while (folded := await self._transaction(work)) is not None:
+            count += folded
+            if folded < FOLD_ROWS:
+                break
+        return count
