@@ -32,6 +32,7 @@ from tests import loopback
 from tests.conftest import Clock, massiva_env
 from tests.fakes.massiva import DELIVERED_LINE, FakeMassiva
 from tests.fakes.server import FakeServer
+from tests.postgres import run_async
 from tests.test_admin import csrf_of, post, sign_in_at
 
 ANA, LUIS, EVA, RITA = "584121234567", "584241234567", "584161112233", "584261112244"
@@ -151,6 +152,17 @@ def counts_table(output: str) -> dict[str, tuple[int, int]]:
     return found
 
 
+def pg_rows_of(url: str, sql: str) -> list[tuple[Any, ...]]:
+    async def read() -> list[tuple[Any, ...]]:
+        conn = await asyncpg.connect(url)
+        try:
+            return [tuple(r) for r in await conn.fetch(sql)]
+        finally:
+            await conn.close()
+
+    return run_async(read)
+
+
 def test_a_database_built_by_the_service_is_served_the_same_from_postgresql(
     make_settings: Callable[..., Settings],
     clock: Clock,
@@ -205,6 +217,11 @@ def test_a_database_built_by_the_service_is_served_the_same_from_postgresql(
     assert all(source == target for source, target in counts.values()), first.output
     assert counts["messages"][0] == 8 and counts["sign_in_failures"][0] >= 1
     assert all(counts[t][0] for t in ("sessions", "early_reports", "rejected_webhooks"))
+    # The copied numbers' parts are written by the copy, not left noted for the service.
+    assert pg_rows_of(postgres_url, "SELECT count(*) FROM contact_number_parts_pending") == [(0,)]
+    assert pg_rows_of(
+        postgres_url, f"SELECT part FROM contact_number_parts WHERE phone = '{ANA}' ORDER BY part"
+    ) == sorted((ANA[n:],) for n in range(len(ANA) - 2))
 
     # The service ran on SQLite a little longer (a deploy's last minutes), then stopped.
     clock.advance(60)
