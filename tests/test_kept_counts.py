@@ -266,6 +266,12 @@ async def test_inbox_counts_are_kept(store: Store, clock: Clock) -> None:
     await same()
     await store.forget_contact(ANA)
     await same()
+    # A write that moves no count (a second message, unread already) appends no change.
+    await admin_inbound(store, clock, "584124444444", "hola")
+    await same()
+    await admin_inbound(store, clock, "584124444444", "hola otra vez")
+    assert await rows(store, "SELECT COUNT(*) FROM conversation_count_changes") == [(0,)]
+    await same()
 
 
 async def test_migrate_to_copies_the_counts_as_kept(
