@@ -65,7 +65,7 @@ POOL_SIZE = (2, 10)  # connections kept open, and at most
 # trips and for the commit's fsync. With one writer, webhooks that arrived meanwhile waited a
 # whole transaction, then their own; with two, the next group starts while the last one
 # commits. Numbers stay consistent as between instances: each transaction takes its numbers'
-# advisory locks (pg_rows.lock_numbers, in sorted order).
+# advisory locks (pg_rows.batch_locks, in sorted order).
 WRITERS = 2
 
 
