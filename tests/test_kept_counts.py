@@ -326,60 +326,29 @@ async def test_a_write_outside_the_store_is_counted_and_folded_later(
 
 
 async def test_a_long_backlog_is_folded_a_few_changes_per_transaction(
-    tmp_path: Path, clock: Clock, monkeypatch: pytest.MonkeyPatch
+    store: Store, clock: Clock, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # The writer runs on the event loop: a backlog of seconds of webhooks folded in one
-    # transaction held it tens of milliseconds. FOLD_ROWS at a time, the counts the same.
+    # SQLite's writer runs on the event loop: seconds of webhooks folded in one transaction
+    # held it tens of milliseconds. PostgreSQL: a copy's backlog, or a service stopped a while,
+    # was one statement of minutes. FOLD_ROWS at a time, the counts the same.
     monkeypatch.setattr(sqlite_counts, "FOLD_ROWS", 3)
-    store = SQLiteStore(tmp_path / "backlog.db", clock)
-    await store.open()
-    try:
-        for n in range(5):
-            await admin_inbound(store, clock, f"58412{4000000 + n:07d}", f"hola {n}")
-        [(waiting,)] = await rows(store, "SELECT COUNT(*) FROM message_count_changes")
-        assert waiting > 3 * 2
-        transactions: list[str] = []
-        store.db.set_trace_callback(
-            lambda sql: transactions.append(sql) if sql == "BEGIN IMMEDIATE" else None
-        )
-        assert await store.fold_counts() == waiting
-        store.db.set_trace_callback(None)
-        assert len(transactions) == waiting // 3 + 1  # the last one finds fewer than 3
-        assert await rows(store, "SELECT COUNT(*) FROM message_count_changes") == [(0,)]
-        kept = await store.kept_counts()
-        assert kept == await recount(store)
-        await assert_rollups_agree(store, kept)
-    finally:
-        await store.close()
-
-
-async def test_a_long_backlog_is_folded_a_few_changes_per_transaction_on_postgresql(
-    postgres_url: str, clock: Clock, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    # A copy's backlog, or a service stopped a while: short transactions, not one statement
-    # of minutes. FOLD_ROWS at a time, the counts the same.
     monkeypatch.setattr(pg_counts, "FOLD_ROWS", 3)
-    store = PostgresStore(postgres_url, clock)
-    await store.open()
-    try:
-        for n in range(5):
-            await admin_inbound(store, clock, f"58412{4000000 + n:07d}", f"hola {n}")
-        [(waiting,)] = await rows(store, "SELECT COUNT(*) FROM message_count_changes")
-        assert waiting > 3 * 2
-        transactions = []
-        each = store._transaction
+    for n in range(5):
+        await admin_inbound(store, clock, f"58412{4000000 + n:07d}", f"hola {n}")
+    [(waiting,)] = await rows(store, "SELECT COUNT(*) FROM message_count_changes")
+    assert waiting > 3 * 2
+    transactions = []
+    each = store._transaction  # type: ignore[attr-defined]
 
-        async def counted(work: Any, begin: str = "BEGIN") -> Any:
-            transactions.append(begin)
-            return await each(work, begin)
+    async def counted(*args: Any, **kwargs: Any) -> Any:
+        transactions.append(args)
+        return await each(*args, **kwargs)
 
-        monkeypatch.setattr(store, "_transaction", counted)
-        assert await store.fold_counts() == waiting
-        assert len(transactions) == waiting // 3 + 1  # the last one finds fewer than 3
-        assert await rows(store, "SELECT COUNT(*) FROM message_count_changes") == [(0,)]
-        kept = await store.kept_counts()
-        assert kept == await recount(store)
-        await assert_rollups_agree(store, kept)
-        assert await store.fold_counts() == 0
-    finally:
-        await store.close()
+    monkeypatch.setattr(store, "_transaction", counted)
+    assert await store.fold_counts() == waiting
+    assert len(transactions) == waiting // 3 + 1  # the last one finds fewer than 3
+    assert await rows(store, "SELECT COUNT(*) FROM message_count_changes") == [(0,)]
+    kept = await store.kept_counts()
+    assert kept == await recount(store)
+    await assert_rollups_agree(store, kept)
+    assert await store.fold_counts() == 0
