@@ -458,3 +458,31 @@ async def test_a_user_who_does_not_own_the_words_index_leaves_its_pending_list_a
     finally:
         await owner.execute(f'DROP OWNED BY "{role}"; DROP ROLE IF EXISTS "{role}"')
         await owner.close()
+
+
+async def test_the_queue_tables_are_vacuumed_by_dead_rows_not_by_share(
+    postgres_url: str,
+) -> None:
+    """The tables emptied every few seconds (count changes, noted numbers) ask autovacuum to
+    come after 10,000 dead rows, not after a fifth of the table (migration 0015)."""
+    conn = await asyncpg.connect(postgres_url)
+    try:
+        found = {
+            row["relname"]: sorted(row["reloptions"] or [])
+            for row in await conn.fetch(
+                "SELECT relname, reloptions FROM pg_class WHERE relname = ANY($1::text[])",
+                [
+                    "message_count_changes",
+                    "conversation_count_changes",
+                    "contact_number_parts_pending",
+                ],
+            )
+        }
+    finally:
+        await conn.close()
+    wanted = ["autovacuum_vacuum_scale_factor=0", "autovacuum_vacuum_threshold=10000"]
+    assert found == {
+        "message_count_changes": wanted,
+        "conversation_count_changes": wanted,
+        "contact_number_parts_pending": wanted,
+    }
