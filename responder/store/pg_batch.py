@@ -16,9 +16,11 @@ from responder.store import pg_reports
 from responder.store.common import LEASE
 from responder.store.models import InboundJob, InboundResult, SendOutcome, StatusUpdate
 from responder.store.pg_rows import (
-    CONTACT_COLUMNS,
+    CONTACTS_FROM,
     ContactState,
     MessageRow,
+    contact_of,
+    maybe_clean,
     outbound_row,
     write_inbound,
 )
@@ -26,18 +28,14 @@ from responder.store.recent import RECENT_ROWS
 
 log = logging.getLogger("responder.store")
 
-# What a decision needs about the batch's numbers, in one statement: each number's contact (or,
-# for a number without one, when it was forgotten while opted out) and its history: inbound
-# messages inside the dedupe window, and auto-replies (not opt-out or opt-in confirmations)
-# inside the limits' windows; at most RECENT_ROWS of each number's latest messages (bounded
-# work whatever a number does). Run after the numbers' locks, as its own statement: it then
-# reads what the transactions that held them committed.
+# What a decision needs about the batch's numbers, in one statement: each number's contact
+# (pg_rows.CONTACTS_OF) and its history, the last column: inbound messages inside the dedupe
+# window, and auto-replies (not opt-out or opt-in confirmations) inside the limits' windows;
+# at most RECENT_ROWS of each number's latest messages (bounded work whatever a number does).
+# Run after the numbers' locks, as its own statement: it then reads what the transactions that
+# held them committed.
 READ_NUMBERS = f"""
-SELECT p.phone, k.opted_out_at, h.rows, c.*
-FROM unnest($1::text[]) AS p (phone)
-LEFT JOIN LATERAL (SELECT {CONTACT_COLUMNS} FROM contacts WHERE contacts.phone = p.phone) AS c
-    ON true
-LEFT JOIN kept_opt_outs AS k ON c.phone IS NULL AND k.phone = p.phone
+SELECT p.phone, k.opted_out_at, c.*, h.rows {CONTACTS_FROM}
 LEFT JOIN LATERAL (
     SELECT array_agg(ROW(h.id, h.direction, h.line, h.text, h.created_at)
         ORDER BY h.created_at, h.id) AS rows
@@ -80,11 +78,10 @@ async def _read_numbers(
     contacts: dict[str, ContactState] = {}
     histories: dict[str, History] = defaultdict(History)
     for row in await conn.fetch(READ_NUMBERS, phones, inbound_since, replies_since):
-        phone, kept_at, rows = row[0], row[1], row[2]
-        if row[3] is not None:
-            contacts[phone] = ContactState.from_row(row[3:])
-        elif kept_at is not None:  # a number forgotten while opted out starts opted out
-            contacts[phone] = ContactState.kept_opted_out(phone, kept_at)
+        phone, rows = row[0], row[-1]
+        contact = contact_of(row[:-1])
+        if contact is not None:
+            contacts[phone] = contact
         history = histories[phone]
         for message_id, direction, line, text, at in rows or ():
             if direction == "in":
@@ -270,24 +267,20 @@ async def apply_outcomes(
         [o.status for o, _, _ in updates],
         [o.provider for o, _, _ in updates],
         [o.provider_id for o, _, _ in updates],
-        [_clean(o.error) for o, _, _ in updates],
+        [maybe_clean(o.error) for o, _, _ in updates],
         [o.retry_at for o, _, _ in updates],
         [at for _, at, _ in updates],
         [first_poll for _, _, first_poll in updates],
         [o.failover_from for o, _, _ in updates],
         *(
             list(column)
-            for column in zip(*((a[0], a[1], a[2], a[3], _clean(a[4])) for a in attempts))
+            for column in zip(*((a[0], a[1], a[2], a[3], maybe_clean(a[4])) for a in attempts))
         ),
     )
     # Delivery reports that overtook these answers (those naming an erased message go with it).
     recorded = [(o.id, o.provider, o.provider_id) for o, _, _ in updates if o.provider_id]
     if early:
         await pg_reports.apply_early_reports(conn, recorded, now)
-
-
-def _clean(text: str | None) -> str | None:
-    return None if text is None else text.replace("\x00", "\ufffd")
 
 
 def _attempt(outcome: SendOutcome) -> tuple[str, str]:

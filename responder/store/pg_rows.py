@@ -106,12 +106,9 @@ def _upsert_contacts(first: int, reopen: bool, ids: str = "") -> str:
 
 INSERT_MESSAGES = _insert_messages(1)
 UPSERT_CONTACTS = _upsert_contacts(1, reopen=False)
-# The same for contacts who just wrote: a resolved conversation opens again, in the same
-# statement (one round trip less per group of webhooks than an UPDATE after it).
-UPSERT_CONTACTS_REOPENING = _upsert_contacts(1, reopen=True)
 # A group of webhooks' writes in one statement: new ids ($1 of them, ascending: the rows'
 # order), the messages, and the contacts who wrote (their opt-out stand-ins resolved against
-# the new ids). Returns the ids.
+# the new ids; their resolved conversations open again). Returns the ids.
 _FIRST_CONTACT = 2 + len(MESSAGE_INSERT) - 1
 WRITE_INBOUND = f"""
 WITH ids AS (
@@ -183,7 +180,7 @@ def _lock_keys(space: bytes, names: Iterable[str]) -> list[int]:
     return sorted(keys)
 
 
-def phone_lock_keys(phones: Sequence[str]) -> list[int]:
+def phone_lock_keys(phones: Iterable[str]) -> list[int]:
     """The numbers' lock keys (lock_phones)."""
     return _lock_keys(PHONE_LOCK_SPACE, phones)
 
@@ -213,7 +210,7 @@ def batch_locks(
     The simple query protocol takes no parameters: the keys and ids are written in as
     literals. They are integers (hashes this module computed, ids the database gave), never
     text from outside."""
-    keys = sorted({*report_lock_keys(pairs), *phone_lock_keys(list(phones))})
+    keys = sorted({*report_lock_keys(pairs), *phone_lock_keys(phones)})
     statements = []
     if keys:
         # unnest yields the array in order: the locks are taken in that order.
@@ -237,10 +234,7 @@ def _literal(numbers: Sequence[int]) -> str:
 async def lock_phones(conn: Any, phones: Sequence[str]) -> None:
     """Takes the numbers' locks until the transaction ends: messages from one number are
     decided one after another, whichever instance received them."""
-    await _lock(conn, phone_lock_keys(phones))
-
-
-async def _lock(conn: Any, keys: list[int]) -> None:
+    keys = phone_lock_keys(phones)
     if len(keys) == 1:
         await conn.execute("SELECT pg_advisory_xact_lock($1)", keys[0])
     elif keys:
@@ -368,31 +362,38 @@ def fields_from_json(value: str) -> dict[str, Any]:
     return fields
 
 
+# Each of the numbers $1 with its contact's columns (CONTACT_COLUMNS, from the third on), or,
+# for a number without a contact, when it was forgotten while opted out (the second): a number
+# forgotten while opted out starts its new contact opted out. pg_batch.READ_NUMBERS adds the
+# numbers' histories (CONTACTS_FROM, and a last column).
+CONTACTS_FROM = f"""
+FROM unnest($1::text[]) AS p (phone)
+LEFT JOIN LATERAL (SELECT {CONTACT_COLUMNS} FROM contacts WHERE contacts.phone = p.phone) AS c
+    ON true
+LEFT JOIN kept_opt_outs AS k ON c.phone IS NULL AND k.phone = p.phone
+"""
+CONTACTS_OF = f"SELECT p.phone, k.opted_out_at, c.* {CONTACTS_FROM}"
+
+
+def contact_of(row: Any) -> ContactState | None:
+    """The contact a row of CONTACTS_OF (or of a query that extends it) holds, if any."""
+    if row[2] is not None:
+        return ContactState.from_row(row[2:])
+    if row[1] is not None:
+        return ContactState.kept_opted_out(row[0], row[1])
+    return None
+
+
 async def load_contacts(conn: Any, phones: Sequence[str]) -> dict[str, ContactState]:
-    rows = await conn.fetch(
-        f"SELECT {CONTACT_COLUMNS} FROM contacts WHERE phone = ANY($1::text[])", list(phones)
-    )
-    found = {row[0]: ContactState.from_row(row) for row in rows}
-    missing = [phone for phone in phones if phone not in found]
-    if missing:  # a number forgotten while opted out starts its new contact opted out
-        kept = await conn.fetch(
-            "SELECT phone, opted_out_at FROM kept_opt_outs WHERE phone = ANY($1::text[])",
-            missing,
-        )
-        for phone, at in kept:
-            found[phone] = ContactState.kept_opted_out(phone, at)
-    return found
+    found = {row[0]: contact_of(row) for row in await conn.fetch(CONTACTS_OF, list(phones))}
+    return {phone: contact for phone, contact in found.items() if contact is not None}
 
 
-async def upsert_contacts(
-    conn: Any, contacts: Sequence[ContactState], reopen: bool = False
-) -> None:
-    """Writes the contacts as the batch left them; with `reopen` (they just wrote to us) their
-    resolved conversations open again."""
+async def upsert_contacts(conn: Any, contacts: Sequence[ContactState]) -> None:
+    """Writes the contacts as the transaction left them."""
     if contacts:
         columns = list(zip(*(c.values() for c in contacts)))
-        sql = UPSERT_CONTACTS_REOPENING if reopen else UPSERT_CONTACTS
-        await conn.execute(sql, *(list(c) for c in columns))
+        await conn.execute(UPSERT_CONTACTS, *(list(c) for c in columns))
 
 
 @dataclass
@@ -498,8 +499,6 @@ async def write_inbound(
         return []
     columns = _message_columns(rows)[1:]  # without ids: the statement takes them
     contact_columns = [list(c) for c in zip(*(c.values() for c in contacts))]
-    if not contact_columns:
-        contact_columns = [[] for _ in CONTACT_UPSERT]
     ids: list[int] = await conn.fetchval(WRITE_INBOUND, len(rows), *columns, *contact_columns)
     return ids
 
