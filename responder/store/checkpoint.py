@@ -409,26 +409,16 @@ class WalCheckpointer:
         return self._db
 
     async def index_new_messages(self) -> int:
-        """Puts new messages into the full-text index (migration 0028), a step at a time
-        under the store's write lock; how many were indexed."""
-        return await self._in_steps(
-            f"SELECT 1 FROM messages WHERE id > {INDEXED_MARK} LIMIT 1",
-            index_next_messages,
-            INDEX_MESSAGES,
-        )
-
-    async def _in_steps(
-        self, waiting: str, move: Callable[[sqlite3.Connection, int], int], limit: int
-    ) -> int:
-        """`move(db, limit)` in a transaction of its own under the store's write lock (the
-        writer gets the lock between two), while the query `waiting` finds a row, at most
-        INDEX_STEPS times; how many rows moved."""
+        """Puts new messages into the full-text index (migration 0028), INDEX_MESSAGES a
+        transaction under the store's write lock (the writer gets the lock between two), while
+        there are some, at most INDEX_STEPS times; how many were indexed."""
         db = self._connection()
 
         def found() -> bool:  # a read: no lock needed
+            waiting = f"SELECT 1 FROM messages WHERE id > {INDEXED_MARK} LIMIT 1"
             return db.execute(waiting).fetchone() is not None
 
-        step = partial(in_transaction, db, partial(move, db, limit))
+        step = partial(in_transaction, db, partial(index_next_messages, db, INDEX_MESSAGES))
         total = 0
         for _ in range(INDEX_STEPS):
             if not await self._in_thread(found):
@@ -436,7 +426,7 @@ class WalCheckpointer:
             async with self.write_lock:
                 moved = await self._in_thread(step)
             total += moved
-            if moved < limit:
+            if moved < INDEX_MESSAGES:
                 break
         return total
 
