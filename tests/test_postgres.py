@@ -22,6 +22,7 @@ from responder.cli import main
 from responder.engine import Decision, InboundMessage, Reply
 from responder.store import shown_url
 from responder.store.models import InboundJob, StoreUnavailable
+from responder.store.pg_counts import FOLD_LOCK
 from responder.store.pg_rows import batch_locks, phone_lock_keys, report_lock_keys
 from responder.store.pg_schema import unavailable
 from responder.store.pg_search import CLEAN_WORDS
@@ -486,3 +487,26 @@ async def test_the_queue_tables_are_vacuumed_by_dead_rows_not_by_share(
         "conversation_count_changes": wanted,
         "contact_number_parts_pending": wanted,
     }
+
+
+async def test_a_fold_leaves_the_changes_to_the_instance_folding_them_now(
+    postgres_url: str, stores: Callable[..., Any]
+) -> None:
+    """One instance folds the dashboard's count changes at a time: while another holds the
+    fold's lock, fold_counts moves nothing and says so; afterwards it moves them all."""
+    store: PostgresStore = await stores(postgres_url)
+    await store.receive_inbound(job("hola"))
+    waiting = await store.pool.fetchval("SELECT count(*) FROM message_count_changes")
+    assert waiting > 0
+    other = await asyncpg.connect(postgres_url)
+    try:
+        folding = other.transaction()
+        await folding.start()
+        await other.execute("SELECT pg_advisory_xact_lock($1)", FOLD_LOCK)
+        assert await store.fold_counts() == 0
+        assert await store.pool.fetchval("SELECT count(*) FROM message_count_changes") == waiting
+        await folding.rollback()
+    finally:
+        await other.close()
+    assert await store.fold_counts() == waiting
+    assert await store.pool.fetchval("SELECT count(*) FROM message_count_changes") == 0
