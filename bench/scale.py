@@ -836,32 +836,31 @@ def copy_main(args: argparse.Namespace) -> int:
 
 
 async def settle_postgres(url: str) -> None:
-    """What a service running on the copy would do in its first minutes, done before any
-    measurement: every contact's number parts written (migrate-to leaves them all noted for
-    the sweep), the count changes folded, the words index's pending list moved, then VACUUM
-    ANALYZE (this machine's server runs without autovacuum)."""
+    """What a service running on the copy does in its first minutes, done before any
+    measurement, by the store's own sweeps: the count changes folded, the words index's
+    pending list moved (migrate-to has written the numbers' parts); then the two queue tables
+    compacted and VACUUM ANALYZE (this machine's server runs without autovacuum)."""
     import asyncpg
 
-    from responder.store.pg_counts import FOLD, FOLD_CONVERSATIONS
-    from responder.store.pg_search import CLEAN_WORDS, INDEX_NOTED
+    from responder.clock import SystemClock
+    from responder.store.postgres import PostgresStore
 
     started = time.monotonic()
+    store = PostgresStore(url, SystemClock())
+    await store.open()
+    try:
+        folded = await store.fold_counts()
+        await store.index_new_numbers()
+    finally:
+        await store.close()
     conn = await asyncpg.connect(url)
     try:
-        moved = 0
-        while (step := await conn.fetchval(INDEX_NOTED, 50_000)) > 0:
-            moved += step
-        await conn.execute("SET work_mem = '256MB'")
-        while await conn.fetchval(FOLD, 1_000_000):
-            pass
-        await conn.execute(FOLD_CONVERSATIONS)
-        await conn.execute(CLEAN_WORDS)
         for table in ("contact_number_parts_pending", "message_count_changes"):
             await conn.execute(f"VACUUM FULL {table}")
         await conn.execute("VACUUM ANALYZE")
     finally:
         await conn.close()
-    print(f"settled in {time.monotonic() - started:,.0f} s: {moved:,} numbers' parts written")
+    print(f"settled in {time.monotonic() - started:,.0f} s: {folded:,} count changes folded")
 
 
 # -- command line -----------------------------------------------------------------------------
