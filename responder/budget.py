@@ -1,9 +1,8 @@
 """Time limits for the work rules do while a message is answered: pattern searches and
 template renders.
 
-A webhook's rules run inside the store's single writer (on the event loop with PostgreSQL,
-on SQLite's writer thread, which holds the GIL while Python runs): while they run, no other
-request is served and no other write is made. So each message gets an allowance of time, and the loop as a
+A webhook's rules run on the event loop, inside the store's single writer: while they run,
+no other request is served. So each message gets an allowance of time, and the loop as a
 whole may spend only a share of its time that way: a pattern that backtracks or a template
 that loops for long is stopped, counts as not matching (a pattern) or as a render error (a
 template), is logged by rule name and is remembered for `/api/rules` and `responder check`.

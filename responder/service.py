@@ -293,8 +293,7 @@ class Service:
         now = message.received_at if replayed else self.clock()
 
         def decide(contact: Contact) -> Decision:
-            # Runs in the store's writer (the event loop, or SQLite's writer thread): within
-            # the message's budget.
+            # Runs on the event loop, in the store's writer: within the message's budget.
             with self.budget.message():
                 return self._routed(engine.decide(rules, message, contact, now))
 
@@ -550,7 +549,7 @@ class Service:
     async def expire_flows(self) -> int:
         """Ends flows whose answer is overdue, sending their timeout_reply; returns how many.
         A page of FLOW_BATCH waiting contacts at a time: read, decided, its overdue flows ended
-        in one transaction, then a pause for the webhooks' writes (they queue behind it). One
+        in one transaction, then a pause for the event loop (SQLite's writer runs on it). One
         transaction per flow took 28.5 s of the loop for 26,219 flows after a long stop."""
         rules, now = self.rules.current, self.clock()
         ended = 0

@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 
 T = TypeVar("T")
 # Changes folded per transaction. At 1,000 webhooks/s five seconds append about 10,000, and
-# folding them at once held the writer (then on the event loop) 30-80 ms every five seconds (bench/steady.py on
+# folding them at once held the event loop 30-80 ms every five seconds (bench/steady.py on
 # large: the seconds whose p99 missed the target were those of the sweep).
 FOLD_ROWS = 1000
 # Every count of the period, by direction, provider, status and rule (parameters:
@@ -179,8 +179,8 @@ class SQLiteCounts:
 
     async def fold_counts(self) -> int:
         """Moves the changes the triggers appended into the counts (the service's sweep, every
-        few seconds), FOLD_ROWS at a time, the webhooks' writes between two (they queue behind
-        a fold): folding in every write transaction cost the writer 5% of its
+        few seconds), FOLD_ROWS at a time, the webhooks' writes between two (the writer runs
+        on the event loop): folding in every write transaction cost the writer 5% of its
         time. Readers add what waits. How many changes were folded."""
         left = await self.reader.execute_fetchall(
             "SELECT EXISTS (SELECT 1 FROM message_count_changes)"
