@@ -3,10 +3,7 @@ test_store_contract.py, holds what every backend does)."""
 
 from __future__ import annotations
 
-import asyncio
 import sqlite3
-import threading
-import time
 from pathlib import Path
 
 import pytest
@@ -79,73 +76,6 @@ async def test_a_failing_commit_is_rolled_back(tmp_path: Path, clock: Clock) -> 
     assert not store.db.in_transaction
     assert store.db.execute("SELECT COUNT(*) FROM attempts").fetchone()[0] == 0
     assert await store.meta_value("k", lambda: "v") == "v"  # the next transaction works
-    await store.close()
-
-
-async def test_a_write_leaves_the_event_loop_free(tmp_path: Path, clock: Clock) -> None:
-    """A group of webhooks is decided and written on the writer's thread: while one takes
-    long (here a decision that sleeps 0.3 s), the event loop goes on with other requests."""
-    store = SQLiteStore(tmp_path / "t.db", clock)
-    await store.open()
-    loop_thread = threading.get_ident()
-    deciding_on: list[int] = []
-
-    def slow(contact: Contact) -> Decision:
-        deciding_on.append(threading.get_ident())
-        time.sleep(0.3)
-        return Decision("r", (), "test")
-
-    ticks = 0
-
-    async def tick() -> None:
-        nonlocal ticks
-        while True:
-            await asyncio.sleep(0.01)
-            ticks += 1
-
-    ticker = asyncio.create_task(tick())
-    await asyncio.sleep(0.02)
-    before = ticks
-    message = InboundMessage("584121234567", "hola", clock(), "584141234567")
-    result = await store.receive_inbound(InboundJob(message, slow, dedupe_window=10))
-    during = ticks - before
-    ticker.cancel()
-    assert not result.duplicate
-    assert deciding_on and deciding_on[0] != loop_thread
-    assert during >= 10  # about 30 at 10 ms; none when the write held the loop
-    assert [m.text for m in await store.all_messages()] == ["hola"]
-    await store.close()
-
-
-async def test_a_caller_cancelled_mid_write_keeps_the_connection_until_the_write_ends(
-    tmp_path: Path, clock: Clock
-) -> None:
-    """Cancelling whoever awaits a write does not free the connection under a transaction
-    still running on the writer's thread: the next write waits for it, and both commit."""
-    store = SQLiteStore(tmp_path / "k.db", clock)
-    await store.open()
-    started, release = threading.Event(), threading.Event()
-
-    def held(db: sqlite3.Connection) -> None:
-        db.execute("INSERT INTO meta (key, value) VALUES ('first', '1')")
-        started.set()
-        release.wait(5)
-
-    first = asyncio.create_task(store._transaction(held))
-    await asyncio.to_thread(started.wait, 5)
-    first.cancel()
-    await asyncio.sleep(0.05)
-    assert not first.done()  # still waiting for its transaction to end
-    assert store._write_lock.locked()
-    second = asyncio.create_task(store.meta_value("second", lambda: "2"))
-    await asyncio.sleep(0.05)
-    assert not second.done()
-    release.set()
-    with pytest.raises(asyncio.CancelledError):
-        await first
-    assert await second == "2"
-    rows = store.db.execute("SELECT key FROM meta WHERE key IN ('first', 'second')").fetchall()
-    assert sorted(r[0] for r in rows) == ["first", "second"]
     await store.close()
 
 
