@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import re
+from typing import Any
+
 import phonenumbers
 
 from responder.caches import short_lru
@@ -60,6 +63,53 @@ def _international_digits(number: phonenumbers.PhoneNumber) -> str | None:
     return e164.removeprefix("+")
 
 
+def _international(digits: str) -> str | None:
+    """The international digits of `digits` read after a `+` (as `_parse_digits("+" +
+    digits, None)` reads them), or None when not a valid number.
+
+    Most numbers a gateway reports are already in this form: their country code and national
+    number are read off the digits and checked with `is_valid_number`, without
+    `phonenumbers.parse` (its regular expressions cost about three times as much, and every
+    new sender pays them). Whatever parse would read differently goes to parse: a national
+    number starting with 0 (kept as a leading zero), one starting with what the country's
+    national prefix may be (parse may strip it), and calling codes of no country.
+    """
+    code = 0
+    for size in (1, 2, 3):
+        if len(digits) > size and digits[0] != "0" and int(digits[:size]) in _CALLING_CODES:
+            code = int(digits[:size])
+            break
+    national = digits[len(str(code)) :] if code else ""
+    if len(national) < 2 or national[0] == "0":
+        return _parse_digits("+" + digits, None)
+    prefix = _NATIONAL_PREFIX.get(code, _NONE)
+    if prefix is _NONE or (prefix is not None and prefix.match(national)):
+        return _parse_digits("+" + digits, None)
+    number = phonenumbers.PhoneNumber(country_code=code, national_number=int(national))
+    return f"{code}{national}" if phonenumbers.is_valid_number(number) else None
+
+
+def _national_prefixes() -> dict[int, re.Pattern[str] | None]:
+    """Per country calling code, the pattern parse strips as a national prefix (None: none).
+    A code of no one country (`001`, international services) is left out."""
+    found: dict[int, re.Pattern[str] | None] = {}
+    for code in _CALLING_CODES:
+        region = phonenumbers.region_code_for_country_code(code)
+        if region in ("001", "ZZ"):
+            continue
+        metadata = phonenumbers.PhoneMetadata.metadata_for_region_or_calling_code(code, region)
+        if metadata is None:
+            continue
+        pattern = metadata.national_prefix_for_parsing
+        found[code] = re.compile(pattern) if pattern else None
+    return found
+
+
+_CALLING_CODES = frozenset(phonenumbers.COUNTRY_CODE_TO_REGION_CODE)
+_NONE: Any = object()
+_NATIONAL_PREFIX = _national_prefixes()
+
+
 def _parse_digits(digits: str, region: str | None) -> str | None:
     """Return the international digits if ``digits`` parse as a valid number, else None."""
     try:
@@ -82,16 +132,16 @@ def normalize_phone(raw: str, region: str) -> str:
         raise InvalidPhoneNumber(raw, region)
 
     if has_plus:
-        international = _parse_digits("+" + digits, None)
+        international = _international(digits)
     elif digits.startswith("00"):
-        international = _parse_digits("+" + digits[2:], None)
+        international = _international(digits[2:])
     elif len(digits) >= _MIN_STORED_DIGITS and not digits.startswith("0"):
         # Long digits without a trunk 0 are most likely the stored international form
         # (`584121234567`, or a `+` lost to form-decoding): read them as such first.
-        international = _parse_digits("+" + digits, None) or _parse_digits(digits, region)
+        international = _international(digits) or _parse_digits(digits, region)
     else:
         # A national number wins; only then try digits that start with a country code.
-        international = _parse_digits(digits, region) or _parse_digits("+" + digits, None)
+        international = _parse_digits(digits, region) or _international(digits)
     if international is None:
         raise InvalidPhoneNumber(raw, region)
     return international

@@ -200,3 +200,67 @@ def test_validate_region(raw: str, expected: str) -> None:
 def test_validate_region_rejects(raw: str) -> None:
     with pytest.raises(ValueError, match="unknown phone region"):
         validate_region(raw)
+
+
+def _examples() -> list[str]:
+    """Every region's example numbers of every type in international digits, and variants
+    of each: a digit more or less, a national prefix after the country code, a 0, other
+    last digits; and random digit strings of every length."""
+    import random
+
+    rng = random.Random(7)
+    found: set[str] = set()
+    types = [getattr(phonenumbers.PhoneNumberType, n) for n in dir(phonenumbers.PhoneNumberType)]
+    for region in sorted(phonenumbers.SUPPORTED_REGIONS):
+        prefix = phonenumbers.PhoneMetadata.metadata_for_region(region).national_prefix or ""
+        for kind in (t for t in types if isinstance(t, int)):
+            example = phonenumbers.example_number_for_type(region, kind)
+            if example is None:
+                continue
+            digits = phonenumbers.format_number(example, phonenumbers.PhoneNumberFormat.E164)[1:]
+            code = str(example.country_code)
+            national = digits[len(code) :]
+            found.update(
+                {
+                    digits,
+                    digits + "1",
+                    digits[:-1],
+                    code + prefix + national,
+                    code + "0" + national,
+                    code + "1" + national,
+                    code + "9" + national,
+                    digits[:-3] + f"{rng.randrange(1000):03d}",
+                }
+            )
+    for _ in range(20_000):
+        size = rng.randrange(3, 18)
+        found.add(str(rng.randrange(1, 10)) + "".join(rng.choices("0123456789", k=size - 1)))
+    return sorted(found)
+
+
+def test_the_international_digits_are_read_as_phonenumbers_parse_reads_them(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """`_international` reads most international numbers without phonenumbers.parse: for
+    every example number of every region, variants of them and random digits, it gives what
+    parse gives (the number, or None)."""
+    from responder import phone
+
+    examples = _examples()
+    parse = phone._parse_digits
+    parsed: list[str] = []
+
+    def counted(digits: str, region: str | None) -> str | None:
+        parsed.append(digits)
+        return parse(digits, region)
+
+    monkeypatch.setattr(phone, "_parse_digits", counted)
+    differ = [d for d in examples if phone._international(d) != parse("+" + d, None)]
+    assert differ == []
+    assert len(examples) > 25_000
+    # The shortcut is taken for most of them (parse for the rest): it can be wrong, or unused.
+    assert len(parsed) < len(examples) / 2
+    parsed.clear()
+    venezuelan = [f"58{n}1234567" for n in (412, 414, 416, 424, 426)]
+    assert [phone._international(d) for d in venezuelan] == venezuelan
+    assert parsed == []
