@@ -212,7 +212,8 @@ def _examples() -> list[str]:
     found: set[str] = set()
     types = [getattr(phonenumbers.PhoneNumberType, n) for n in dir(phonenumbers.PhoneNumberType)]
     for region in sorted(phonenumbers.SUPPORTED_REGIONS):
-        prefix = phonenumbers.PhoneMetadata.metadata_for_region(region).national_prefix or ""
+        metadata = phonenumbers.PhoneMetadata.metadata_for_region(region)
+        prefix = (metadata.national_prefix if metadata else None) or ""
         for kind in (t for t in types if isinstance(t, int)):
             example = phonenumbers.example_number_for_type(region, kind)
             if example is None:
