@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-from typing import Any
 
 import phonenumbers
 
@@ -68,25 +67,26 @@ def _international(digits: str) -> str | None:
     digits, None)` reads them), or None when not a valid number.
 
     Most numbers a gateway reports are already in this form: their country code and national
-    number are read off the digits and checked with `is_valid_number`, without
+    number are read off the digits and checked by `_international_digits`, without
     `phonenumbers.parse` (its regular expressions cost about three times as much, and every
     new sender pays them). Whatever parse would read differently goes to parse: a national
     number starting with 0 (kept as a leading zero), one starting with what the country's
     national prefix may be (parse may strip it), and calling codes of no country.
     """
-    code = 0
     for size in (1, 2, 3):
-        if len(digits) > size and digits[0] != "0" and int(digits[:size]) in _CALLING_CODES:
-            code = int(digits[:size])
+        if digits[:1] not in ("", "0") and int(digits[:size]) in _CALLING_CODES:
+            code, national = int(digits[:size]), digits[size:]
             break
-    national = digits[len(str(code)) :] if code else ""
-    if len(national) < 2 or national[0] == "0":
+    else:
         return _parse_digits("+" + digits, None)
-    prefix = _NATIONAL_PREFIX.get(code, _NONE)
-    if prefix is _NONE or (prefix is not None and prefix.match(national)):
+    if len(national) < 2 or national[0] == "0" or code not in _NATIONAL_PREFIX:
         return _parse_digits("+" + digits, None)
-    number = phonenumbers.PhoneNumber(country_code=code, national_number=int(national))
-    return f"{code}{national}" if phonenumbers.is_valid_number(number) else None
+    prefix = _NATIONAL_PREFIX[code]
+    if prefix is not None and prefix.match(national):
+        return _parse_digits("+" + digits, None)
+    return _international_digits(
+        phonenumbers.PhoneNumber(country_code=code, national_number=int(national))
+    )
 
 
 def _national_prefixes() -> dict[int, re.Pattern[str] | None]:
@@ -95,18 +95,14 @@ def _national_prefixes() -> dict[int, re.Pattern[str] | None]:
     found: dict[int, re.Pattern[str] | None] = {}
     for code in _CALLING_CODES:
         region = phonenumbers.region_code_for_country_code(code)
-        if region in ("001", "ZZ"):
-            continue
-        metadata = phonenumbers.PhoneMetadata.metadata_for_region_or_calling_code(code, region)
-        if metadata is None:
-            continue
-        pattern = metadata.national_prefix_for_parsing
-        found[code] = re.compile(pattern) if pattern else None
+        metadata = phonenumbers.PhoneMetadata.metadata_for_region(region)
+        if metadata is not None:  # None for 001 (international services)
+            pattern = metadata.national_prefix_for_parsing
+            found[code] = re.compile(pattern) if pattern else None
     return found
 
 
 _CALLING_CODES = frozenset(phonenumbers.COUNTRY_CODE_TO_REGION_CODE)
-_NONE: Any = object()
 _NATIONAL_PREFIX = _national_prefixes()
 
 

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import pickle
+import random
 
 import phonenumbers
 import pytest
@@ -205,9 +206,7 @@ def test_validate_region_rejects(raw: str) -> None:
 def _examples() -> list[str]:
     """Every region's example numbers of every type in international digits, and variants
     of each: a digit more or less, a national prefix after the country code, a 0, other
-    last digits; and random digit strings of every length."""
-    import random
-
+    last digits; random digit strings of every length; and the shortest strings."""
     rng = random.Random(7)
     found: set[str] = set()
     types = [getattr(phonenumbers.PhoneNumberType, n) for n in dir(phonenumbers.PhoneNumberType)]
@@ -236,6 +235,7 @@ def _examples() -> list[str]:
     for _ in range(20_000):
         size = rng.randrange(3, 18)
         found.add(str(rng.randrange(1, 10)) + "".join(rng.choices("0123456789", k=size - 1)))
+    found.update({"", "0", "1", "58", "584", "5841", "800", "0584121234567"})
     return sorted(found)
 
 
