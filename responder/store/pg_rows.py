@@ -79,10 +79,10 @@ def _insert_messages(first: int, ids: str = "") -> str:
     )
 
 
-def _upsert_contacts(first: int, reopen: bool, ids: str = "") -> str:
-    """INSERT … ON CONFLICT of contacts from arrays numbered from `first`. With `reopen` (they
-    just wrote to us) resolved conversations open again. With `ids`, an opt-out message id
-    below zero is a stand-in: -n is the n-th element of that array."""
+def _upsert_contacts(first: int, ids: str = "") -> str:
+    """INSERT … ON CONFLICT of contacts from arrays numbered from `first`. With `ids`, the
+    ids of the messages they just wrote (WRITE_INBOUND): an opt-out message id below zero is
+    a stand-in, -n the n-th of those ids, and resolved conversations open again."""
     values = {name: name for name, _ in CONTACT_UPSERT}
     values["fields"], values["flow"] = "fields::jsonb", "flow::jsonb"
     if ids:
@@ -92,7 +92,7 @@ def _upsert_contacts(first: int, reopen: bool, ids: str = "") -> str:
         )
     changed = [name for name, _ in CONTACT_UPSERT if name not in ("phone", "first_seen_at")]
     sets = [f"{name} = excluded.{name}" for name in changed]
-    if reopen:
+    if ids:
         sets.append(
             "status = CASE WHEN contacts.status = 'resolved' THEN 'open' ELSE contacts.status END"
         )
@@ -105,7 +105,7 @@ def _upsert_contacts(first: int, reopen: bool, ids: str = "") -> str:
 
 
 INSERT_MESSAGES = _insert_messages(1)
-UPSERT_CONTACTS = _upsert_contacts(1, reopen=False)
+UPSERT_CONTACTS = _upsert_contacts(1)
 # A group of webhooks' writes in one statement: new ids ($1 of them, ascending: the rows'
 # order), the messages, and the contacts who wrote (their opt-out stand-ins resolved against
 # the new ids; their resolved conversations open again). Returns the ids.
@@ -117,7 +117,7 @@ WITH ids AS (
 ), inserted AS (
     {_insert_messages(2, "(SELECT taken FROM ids)")}
 ), upserted AS (
-    {_upsert_contacts(_FIRST_CONTACT, True, "(SELECT taken FROM ids)")}
+    {_upsert_contacts(_FIRST_CONTACT, "(SELECT taken FROM ids)")}
 )
 SELECT taken FROM ids
 """
