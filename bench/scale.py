@@ -837,9 +837,9 @@ def copy_main(args: argparse.Namespace) -> int:
 
 async def settle_postgres(url: str) -> None:
     """What a service running on the copy does in its first minutes, done before any
-    measurement, by the store's own sweeps: the count changes folded, the words index's
-    pending list moved (migrate-to has written the numbers' parts); then the two queue tables
-    compacted and VACUUM ANALYZE (this machine's server runs without autovacuum)."""
+    measurement, by the store's own sweeps: the count changes folded, the search indexes'
+    pending lists moved; then the queue of count changes compacted and VACUUM ANALYZE (this
+    machine's server runs without autovacuum)."""
     import asyncpg
 
     from responder.clock import SystemClock
@@ -855,8 +855,7 @@ async def settle_postgres(url: str) -> None:
         await store.close()
     conn = await asyncpg.connect(url)
     try:
-        for table in ("contact_number_parts_pending", "message_count_changes"):
-            await conn.execute(f"VACUUM FULL {table}")
+        await conn.execute("VACUUM FULL message_count_changes")
         await conn.execute("VACUUM ANALYZE")
     finally:
         await conn.close()

@@ -77,7 +77,7 @@ RETENTION_EVERY = 86400.0
 RETENTION_BATCH = 500
 FLOW_BATCH = 200  # contacts in flows the flow sweep reads, decides and ends in one transaction
 FOLD_COUNTS_EVERY = 5.0  # seconds between folds of the dashboard's count changes
-INDEX_NUMBERS_EVERY = 1.0  # seconds between PostgreSQL's writes of new numbers' parts
+INDEX_NUMBERS_EVERY = 1.0  # seconds between moves of PostgreSQL's search pending lists
 # A customer's message answers a broadcast when the number's last outbound message before it
 # was that broadcast's, at most this long before.
 BROADCAST_REPLY_WINDOW = timedelta(days=7)
@@ -592,9 +592,9 @@ class Service:
         await repeat(every, "folding the dashboard's counts", self.store.fold_counts)
 
     async def _index_numbers_forever(self, every: float = INDEX_NUMBERS_EVERY) -> None:
-        """PostgreSQL: writes the parts of new contacts' numbers for the search by part of a
-        number (every instance looks; they share the work). SQLite: a no-op (its
-        checkpointer does it)."""
+        """PostgreSQL: moves new contacts' numbers and new messages' words from the search
+        indexes' pending lists into the indexes (every instance looks; one moves a list at a
+        time). SQLite: a no-op (its checkpointer writes the numbers' parts)."""
         await repeat(every, "indexing new numbers", self.store.index_new_numbers)
 
     # -- privacy (DESIGN §13) -----------------------------------------------------------------

@@ -38,8 +38,7 @@ TABLES = (
     "early_reports",
     "messages",
     "contacts",
-    "contact_number_parts",  # emptied with contacts (pg 0012's trigger): listed all the same
-    "contact_number_parts_pending",  # likewise (pg 0013)
+    "contact_numbers",  # emptied with contacts (pg 0016's trigger): listed all the same
     "rejected_webhooks",
     "meta",
     "sessions",

@@ -26,6 +26,7 @@ from responder.service import Service
 from responder.store import make_store
 from responder.store.copy_tables import TABLES
 from responder.store.migrate import Copied, copy_to_postgres
+from responder.store.pg_search import CLEAN_NUMBERS
 from responder.store.postgres import PostgresStore
 from responder.store.sqlite import SQLiteStore
 from tests import loopback
@@ -206,12 +207,11 @@ def test_a_database_built_by_the_service_is_served_the_same_from_postgresql(
     assert all(source == target for source, target in counts.values()), first.output
     assert counts["messages"][0] == 8 and counts["sign_in_failures"][0] >= 1
     assert all(counts[t][0] for t in ("sessions", "early_reports", "rejected_webhooks"))
-    # The copied numbers' parts are written by the copy, not left noted for the service.
+    # The copied numbers are moved into their index by the copy, not left pending for the
+    # service's sweep (moving the list now finds nothing to move).
     target = Database(postgres_url)
-    assert target.rows("SELECT count(*) FROM contact_number_parts_pending") == [(0,)]
-    assert target.rows(
-        f"SELECT part FROM contact_number_parts WHERE phone = '{ANA}' ORDER BY part"
-    ) == sorted((ANA[n:],) for n in range(len(ANA) - 2))
+    assert target.rows(f"SELECT phone FROM contact_numbers WHERE phone = '{ANA}'") == [(ANA,)]
+    assert target.rows(CLEAN_NUMBERS) == [(0,)]
 
     # The service ran on SQLite a little longer (a deploy's last minutes), then stopped.
     clock.advance(60)
@@ -418,7 +418,7 @@ async def test_every_column_of_both_schemas_is_copied(
             "SELECT table_name, column_name FROM information_schema.columns "
             "WHERE table_schema = 'public' "
             "AND table_name NOT IN "
-            "('schema_migrations', 'contact_number_parts', 'contact_number_parts_pending') "
+            "('schema_migrations', 'contact_numbers') "
             "ORDER BY ordinal_position"
         )
     finally:

@@ -19,6 +19,7 @@ import pytest
 from click.testing import CliRunner
 
 from responder.cli import main
+from responder.config import StartupError
 from responder.engine import Decision, InboundMessage, Reply
 from responder.store import shown_url
 from responder.store.models import InboundJob, StoreUnavailable
@@ -117,13 +118,13 @@ async def columns_sqlite(path: Path, clock: Clock) -> dict[str, set[str]]:
     await store.open()
     await store.close()
     with sqlite3.connect(path) as db:
-        # The full-text index's tables (0023) are an index, as PostgreSQL's is; the positions
-        # of numbers' parts (0025) are what PostgreSQL's triggers get from generate_series.
+        # The full-text index's tables (0023) are an index, as PostgreSQL's is; so are the
+        # parts of numbers (0025, 0027), each store's own (PostgreSQL's, 0016, below).
         tables = [
             r[0]
             for r in db.execute(
                 "SELECT name FROM sqlite_master WHERE type = 'table' "
-                "AND name NOT LIKE 'messages_fts%' AND name <> 'contact_number_positions'"
+                "AND name NOT LIKE 'messages_fts%' AND name NOT LIKE 'contact_number_%'"
             )
         ]
         return {t: {r[1] for r in db.execute(f"PRAGMA table_info({t})")} for t in tables}
@@ -145,10 +146,76 @@ async def test_instances_starting_together_migrate_once_to_sqlite_s_tables(
     postgres: dict[str, set[str]] = {}
     for row in found:
         postgres.setdefault(row["table_name"], set()).add(row["column_name"])
-    assert postgres == await columns_sqlite(tmp_path / "same.db", clock)
+    own = {"contact_numbers"}  # the search's index of numbers (0016), as columns_sqlite says
+    assert {t: c for t, c in postgres.items() if t not in own} == await columns_sqlite(
+        tmp_path / "same.db", clock
+    )
     # Every table is emptied between tests (tests/postgres.py), or one test's rows would
     # leak into the next one's counts.
     assert set(postgres) == set(TABLES)
+
+
+async def test_the_trigram_extension_is_created_by_an_owner_and_asked_of_an_administrator(
+    fresh_database: str, clock: Clock
+) -> None:
+    """Migration 0016 creates pg_trgm (trusted: the database's owner may, superuser or not).
+    A user who may not gets an error saying what an administrator runs, and nothing of the
+    migration is applied; once the extension is there, the same user migrates."""
+    role = f"responder_user_{secrets.token_hex(4)}"
+    name = urlsplit(fresh_database).path.lstrip("/")
+    parts = urlsplit(fresh_database)
+    as_role = parts._replace(netloc=f"{role}@{parts.hostname}:{parts.port}").geturl()
+    await execute(
+        fresh_database,
+        f'CREATE ROLE "{role}" LOGIN',
+        f'GRANT USAGE, CREATE ON SCHEMA public TO "{role}"',
+    )
+    try:
+        store = PostgresStore(as_role, clock)
+        with pytest.raises(StartupError) as refused:
+            await store.open()
+        said = str(refused.value)
+        assert "the inbox search needs the extension pg_trgm" in said
+        assert 'run "CREATE EXTENSION pg_trgm;" in this database once' in said
+        conn = await asyncpg.connect(fresh_database)
+        try:
+            assert await conn.fetchval("SELECT max(version) FROM schema_migrations") == 15
+            assert await conn.fetchval("SELECT to_regclass('contact_number_parts')::text")
+            assert await conn.fetchval("SELECT to_regclass('contact_numbers')") is None
+            await conn.execute("CREATE EXTENSION pg_trgm")  # what the message says to run
+        finally:
+            await conn.close()
+        store = PostgresStore(as_role, clock)
+        await store.open()
+        await store.close()
+        await execute(  # an owner that is not a superuser creates it itself
+            fresh_database,
+            "DROP TABLE contact_numbers; DROP FUNCTION contact_numbers_added(), "
+            "contact_numbers_removed() CASCADE; DROP EXTENSION pg_trgm; "
+            "DELETE FROM schema_migrations WHERE version = 16; "
+            + (PG_MIGRATIONS / "0012_number_parts.sql").read_text()
+            + (PG_MIGRATIONS / "0013_number_parts_later.sql").read_text(),
+            f'ALTER DATABASE "{name}" OWNER TO "{role}"',
+        )
+        store = PostgresStore(as_role, clock)
+        await store.open()
+        await store.close()
+        conn = await asyncpg.connect(fresh_database)
+        try:
+            assert await conn.fetchval("SELECT max(version) FROM schema_migrations") == 16
+        finally:
+            await conn.close()
+    finally:
+        await execute(
+            fresh_database,
+            f'DROP OWNED BY "{role}" CASCADE',
+            f'ALTER DATABASE "{name}" OWNER TO postgres',
+        )
+        await execute(
+            server_url(),
+            f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)',
+            f'DROP ROLE IF EXISTS "{role}"',
+        )
 
 
 async def test_the_status_check_accepts_every_status_and_refuses_others(
@@ -428,11 +495,35 @@ async def test_the_sweep_moves_new_words_out_of_the_index_s_pending_list(
     assert len(hits.conversations) == 30
 
 
-async def test_a_user_who_does_not_own_the_words_index_leaves_its_pending_list_alone(
+async def test_the_sweep_moves_new_numbers_out_of_their_index_s_pending_list(
+    postgres_url: str, stores: Callable[..., Any]
+) -> None:
+    """A new contact's number is written with the contact (migration 0016's trigger) and its
+    trigrams wait in the index's pending list, where a search finds them; the sweep moves
+    them into the index, and a search finds them there (pg_search.CLEAN_NUMBERS)."""
+    store: PostgresStore = await stores(postgres_url)
+    numbers = [f"5841277{n:05d}" for n in range(40)]
+    for number in numbers:
+        await store.receive_inbound(job("hola", number))
+
+    async def found() -> list[str]:
+        page = await store.search(SearchQuery("", fragments=("41277",)), limit=100)
+        return sorted(c.phone for c in page.conversations)
+
+    written = await store.pool.fetch("SELECT phone FROM contact_numbers ORDER BY phone")
+    assert [row[0] for row in written] == numbers
+    assert await found() == numbers  # from the pending list: the sweep has not run yet
+    assert await store.index_new_numbers() > 0  # pages of it moved: they were pending
+    assert await found() == numbers  # from the index
+    assert await store.index_new_numbers() == 0
+
+
+async def test_a_user_who_does_not_own_the_search_indexes_leaves_their_pending_lists_alone(
     postgres_url: str, stores: Callable[..., Any], caplog: pytest.LogCaptureFixture
 ) -> None:
-    """Moving the pending list takes the index's owner: a service connecting as a user with
-    only the rights to read and write says so once, and the sweep goes on without it."""
+    """Moving a pending list takes the index's owner: a service connecting as a user with
+    only the rights to read and write says so once, and the sweep goes on without it; the
+    numbers left pending are found all the same (a search reads the pending list too)."""
     role = f"responder_writer_{secrets.token_hex(4)}"
     owner = await asyncpg.connect(postgres_url)
     try:
@@ -447,9 +538,9 @@ async def test_a_user_who_does_not_own_the_words_index_leaves_its_pending_list_a
         store: PostgresStore = await stores(as_role)
         await store.receive_inbound(job("hola", "584129876543"))
         with caplog.at_level(logging.WARNING, logger="responder.store"):
-            assert await store.index_new_numbers() == 1
             assert await store.index_new_numbers() == 0
-        said = [r.getMessage() for r in caplog.records if "pending list" in r.getMessage()]
+            assert await store.index_new_numbers() == 0
+        said = [r.getMessage() for r in caplog.records if "pending lists" in r.getMessage()]
         assert len(said) == 1 and "must be owner" in said[0]
         assert [
             h.phone
@@ -464,8 +555,9 @@ async def test_a_user_who_does_not_own_the_words_index_leaves_its_pending_list_a
 async def test_the_queue_tables_are_vacuumed_by_dead_rows_not_by_share(
     postgres_url: str,
 ) -> None:
-    """The tables emptied every few seconds (count changes, noted numbers) ask autovacuum to
-    come after 10,000 dead rows, not after a fifth of the table (migration 0015)."""
+    """The tables emptied every few seconds (the count changes) ask autovacuum to come after
+    10,000 dead rows, not after a fifth of the table (migration 0015; the third, the numbers
+    noted for their parts, went with 0016)."""
     conn = await asyncpg.connect(postgres_url)
     try:
         found = {
@@ -475,7 +567,7 @@ async def test_the_queue_tables_are_vacuumed_by_dead_rows_not_by_share(
                 [
                     "message_count_changes",
                     "conversation_count_changes",
-                    "contact_number_parts_pending",
+                    "contact_number_parts_pending",  # dropped by 0016
                 ],
             )
         }
@@ -485,7 +577,6 @@ async def test_the_queue_tables_are_vacuumed_by_dead_rows_not_by_share(
     assert found == {
         "message_count_changes": wanted,
         "conversation_count_changes": wanted,
-        "contact_number_parts_pending": wanted,
     }
 
 

@@ -1,9 +1,10 @@
-"""Part of a number, found through `contact_number_parts` (SQLite 0025, PostgreSQL 0012): every
-suffix of each contact's number, kept by triggers. Digits at the start, the middle or the end
-of a number find it, on both stores and by either way (the table, or the walk of the newest
-conversations for digits many numbers hold); a number deleted or forgotten is no longer found;
-the migration fills the table for the contacts already there; `migrate-to` leaves the target's
-table as its own triggers fill it."""
+"""Part of a number, found on SQLite through `contact_number_parts` (0025: every suffix of each
+contact's number), on PostgreSQL through a trigram index of `contact_numbers` (0016: each
+number once), both kept by triggers. Digits at the start, the middle or the end of a number
+find it, on both stores and by either way (the index, or the walk of the newest conversations
+for digits many numbers hold); a number deleted or forgotten is no longer found; the
+migrations fill the index for the contacts already there; `migrate-to` leaves the target's
+as its own triggers fill it."""
 
 from __future__ import annotations
 
@@ -52,17 +53,23 @@ def parts_of(numbers: Iterable[str]) -> set[tuple[str, str]]:
     return {(n[i:], n) for n in numbers for i in range(len(n) - PART_FROM + 1)}
 
 
-async def stored_parts(store: Store) -> set[tuple[str, str]]:
-    """The table once it has caught up: new contacts' parts are written by a background step
-    (SQLite 0027: the checkpointer's; PostgreSQL 0013: the service's), run here until nothing
-    is left."""
+async def indexed_numbers(store: Store) -> set[str]:
+    """The numbers the search by part of a number holds, once the background steps have run:
+    SQLite's checkpointer writes new contacts' parts (0027), each number's parts all of its
+    suffixes; PostgreSQL's sweep moves the trigram index's pending list (0016), each number
+    one row of `contact_numbers`."""
     if isinstance(store, SQLiteStore):
         await store.checkpointer.index_all_numbers()
-    else:
-        while await store.index_new_numbers():
-            pass
-    assert [tuple(r) for r in await rows(store, NOTED_COUNT)] == [(0,)]
-    return set(await rows(store, "SELECT part, phone FROM contact_number_parts"))
+        assert [tuple(r) for r in await rows(store, NOTED_COUNT)] == [(0,)]
+        parts = set(await rows(store, "SELECT part, phone FROM contact_number_parts"))
+        numbers = {number for _, number in parts}
+        assert parts == parts_of(numbers)
+        return numbers
+    while await store.index_new_numbers():
+        pass
+    listed = [number for (number,) in await rows(store, "SELECT phone FROM contact_numbers")]
+    assert len(listed) == len(set(listed))
+    return set(listed)
 
 
 def batches(monkeypatch: pytest.MonkeyPatch, **settings: float) -> None:
@@ -112,21 +119,21 @@ async def test_digits_anywhere_in_a_number_find_it(
 async def test_the_table_follows_the_contacts_and_forgotten_numbers_are_not_found(
     filled: Store, clock: Clock
 ) -> None:
-    assert await stored_parts(filled) == parts_of([ANA, LUIS, EVA])
+    assert await indexed_numbers(filled) == {ANA, LUIS, EVA}
     await filled.import_contacts([ImportRow("584269876543", {"nombre": "Rita"}, ())])
-    assert await stored_parts(filled) == parts_of([ANA, LUIS, EVA, "584269876543"])
+    assert await indexed_numbers(filled) == {ANA, LUIS, EVA, "584269876543"}
     assert await phones(filled, "9876") == []  # only imported: not a conversation
     assert await filled.forget_contact(EVA) is not None
     assert await phones(filled, "2233") == []
     assert await phones(filled, "1112233") == []
-    assert await stored_parts(filled) == parts_of([ANA, LUIS, "584269876543"])
+    assert await indexed_numbers(filled) == {ANA, LUIS, "584269876543"}
     clock.advance(60)
     await admin_inbound(filled, clock, EVA, "hola otra vez", None)  # it writes again
     assert await phones(filled, "2233") == [EVA]
-    assert await stored_parts(filled) == parts_of([ANA, LUIS, EVA, "584269876543"])
+    assert await indexed_numbers(filled) == {ANA, LUIS, EVA, "584269876543"}
 
 
-async def test_a_change_of_number_moves_its_parts(filled: Store) -> None:
+async def test_a_change_of_number_moves_it_in_the_index(filled: Store) -> None:
     """Nothing changes a contact's number today; the triggers would follow it if it did."""
     if isinstance(filled, SQLiteStore):
         with sqlite3.connect(filled.path) as db:
@@ -136,7 +143,7 @@ async def test_a_change_of_number_moves_its_parts(filled: Store) -> None:
         await filled.pool.execute(
             "UPDATE contacts SET phone = '584269876543' WHERE phone = $1", EVA
         )
-    assert await stored_parts(filled) == parts_of([ANA, LUIS, "584269876543"])
+    assert await indexed_numbers(filled) == {ANA, LUIS, "584269876543"}
     assert await phones(filled, "2233") == []
     assert await phones(filled, "9876") == ["584269876543"]
 
@@ -205,7 +212,7 @@ async def test_sqlite_migration_fills_the_numbers_already_stored(
     store = SQLiteStore(path, clock)
     await store.open()
     try:
-        assert await stored_parts(store) == parts_of(numbers)
+        assert await indexed_numbers(store) == set(numbers)
         assert await phones(store, "1234567") == [LUIS, ANA]
         assert await phones(store, "020") == ["2020"]
         # Every suffix of the longest number a contact may have (digits as typed, phone.py).
@@ -216,30 +223,46 @@ async def test_sqlite_migration_fills_the_numbers_already_stored(
         await store.close()
 
 
-async def test_postgres_migration_fills_the_numbers_already_stored(
+async def test_postgres_migration_moves_the_numbers_already_stored_to_the_trigram_index(
     fresh_database: str, clock: Clock
 ) -> None:
+    """A database as the last release left it (0012's parts of every number, 0013's notes):
+    0016 writes every contact's number to `contact_numbers` and its index, and drops the parts
+    with their triggers and notes."""
     store = PostgresStore(fresh_database, clock)
     await store.open()
     for number in (ANA, LUIS, EVA):
         clock.advance(60)
         await admin_inbound(store, clock, number, "hola", None)
     await store.close()
-    await execute(  # as an older release left it: migrations 0012 and 0013 not applied
+    folder = Path(pg_search.__file__).with_name("pg_migrations")
+    await execute(  # 0016 undone, 0012 and 0013 as they were applied
         fresh_database,
-        "DROP TABLE contact_number_parts, contact_number_parts_pending; "
-        "DROP TRIGGER contact_number_parts_insert ON contacts; "
-        "DROP TRIGGER contact_number_parts_delete ON contacts; "
-        "DROP TRIGGER contact_number_parts_update ON contacts; "
-        "DROP FUNCTION contact_number_parts_added(), contact_number_parts_removed(); "
-        "DELETE FROM schema_migrations WHERE version IN (12, 13)",
+        "DROP TABLE contact_numbers; DROP FUNCTION contact_numbers_added(), "
+        "contact_numbers_removed() CASCADE; DELETE FROM schema_migrations WHERE version = 16; "
+        + (folder / "0012_number_parts.sql").read_text()
+        + (folder / "0013_number_parts_later.sql").read_text(),
+    )
+    await execute(  # a contact whose parts the sweep had not written yet
+        fresh_database,
+        "INSERT INTO contacts (phone, first_seen_at, last_message_at, last_activity_at) "
+        "VALUES ('584269876543', now(), now(), now())",
     )
     store = PostgresStore(fresh_database, clock)
     await store.open()
     try:
-        assert await stored_parts(store) == parts_of([ANA, LUIS, EVA])
+        assert await indexed_numbers(store) == {ANA, LUIS, EVA, "584269876543"}
+        gone = await rows(
+            store,
+            "SELECT count(*) FROM pg_class WHERE relname LIKE 'contact_number_parts%' "
+            "UNION ALL SELECT count(*) FROM pg_proc WHERE proname LIKE 'contact_number_parts%' "
+            "UNION ALL SELECT count(*) FROM pg_trigger WHERE tgname LIKE 'contact_number_parts%'",
+        )
+        assert [tuple(r) for r in gone] == [(0,), (0,), (0,)]
         assert await phones(store, "1234567") == [LUIS, ANA]
         assert await phones(store, "6111") == [EVA]
+        assert await store.forget_contact(EVA) is not None  # the new triggers follow
+        assert await indexed_numbers(store) == {ANA, LUIS, "584269876543"}
     finally:
         await store.close()
 
@@ -263,7 +286,7 @@ async def test_migrate_to_leaves_the_target_s_table_as_its_triggers_fill_it(
     target = PostgresStore(postgres_url, clock)
     await target.open()
     try:
-        assert await stored_parts(target) == parts_of([ANA, LUIS, EVA])
+        assert await indexed_numbers(target) == {ANA, LUIS, EVA}
         assert await phones(target, "1234567") == [LUIS, ANA]
     finally:
         await target.close()
@@ -278,7 +301,7 @@ async def test_migrate_to_leaves_the_target_s_table_as_its_triggers_fill_it(
     target = PostgresStore(postgres_url, clock)
     await target.open()
     try:
-        assert await stored_parts(target) == parts_of([ANA, EVA])
+        assert await indexed_numbers(target) == {ANA, EVA}
         assert await phones(target, "1234567") == [ANA]
     finally:
         await target.close()

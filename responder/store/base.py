@@ -236,8 +236,8 @@ class Store(Protocol):
     ) -> tuple[dict[tuple[str, ...], int], dict[tuple[str, ...], int]]: ...
     # PostgreSQL: moves appended count changes into the counts (a sweep); SQLite: nothing.
     async def fold_counts(self) -> int: ...
-    # PostgreSQL: writes new contacts' number parts (a sweep); SQLite: nothing (its
-    # checkpointer does it, store/checkpoint.py).
+    # PostgreSQL: moves the search indexes' pending lists into them (a sweep); SQLite: nothing
+    # (its checkpointer writes new contacts' number parts, store/checkpoint.py).
     async def index_new_numbers(self) -> int: ...
 
     # -- people: sessions, sign-in failures, provider balances -----------------------------

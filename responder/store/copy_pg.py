@@ -15,7 +15,7 @@ import asyncpg
 from responder.clock import Clock
 from responder.store import pg_schema, shown_url
 from responder.store.copy_tables import TABLES, WITH_SEQUENCES, Table
-from responder.store.pg_search import INDEX_NOTED
+from responder.store.pg_search import CLEAN_NUMBERS
 
 CONNECT_TIMEOUT = 10.0
 COMMAND_TIMEOUT = 600.0  # a batch of thousands of rows, on a busy server
@@ -185,17 +185,12 @@ async def replace_whole(
     return sum((want - have).values()), 0, sum((have - want).values())
 
 
-# Numbers whose parts one statement of finish() writes.
-NUMBERS_AT_ONCE = 50_000
-
-
 async def finish(conn: Any) -> None:
-    """The copied contacts' number parts written (their trigger noted every number for the
-    service's sweep, which would spend the new database's first minutes on them, a few
-    thousand a second); then each identity sequence continues after the highest id copied.
-    The last commit waits for the disk, and with it every one before it."""
-    while await conn.fetchval(INDEX_NOTED, NUMBERS_AT_ONCE) == NUMBERS_AT_ONCE:
-        pass
+    """The copied contacts' numbers moved from their index's pending list into the index
+    (their trigger wrote them there, migration 0016; the service's sweep would otherwise move
+    them within its first seconds); then each identity sequence continues after the highest
+    id copied. The last commit waits for the disk, and with it every one before it."""
+    await conn.fetchval(CLEAN_NUMBERS)
     async with conn.transaction():
         await conn.execute("SET LOCAL synchronous_commit = on")
         for name in WITH_SEQUENCES:

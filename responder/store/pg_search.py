@@ -1,7 +1,7 @@
 """The inbox search on PostgreSQL: words through the GIN index `messages_words` (migration
 0011, `to_tsvector('simple', folded)`), numbers by the contacts' primary key, parts of numbers
-through `contact_number_parts` (0012), contact fields by the contacts that have some. A part
-of PostgresStore."""
+through the trigram index of `contact_numbers` (0016), contact fields by the contacts that
+have some. A part of PostgresStore."""
 
 from __future__ import annotations
 
@@ -21,7 +21,8 @@ from responder.store.search import (
     SearchCounts,
     SearchPage,
     SearchQuery,
-    part_ranges,
+    like_pattern,
+    number_fragments,
     ranked,
     tsquery,
 )
@@ -31,8 +32,8 @@ log = logging.getLogger("responder.store")
 # The words of a message, as the index messages_words (migration 0011) holds them.
 WORDS = "to_tsvector('simple', regexp_replace(m.folded, '[^[:alnum:]]+', ' ', 'g'))"
 PAGE_ROWS = 256  # matching messages read at a time, newest first
-# Past this many numbers holding the digits typed (rows of contact_number_parts: a number may
-# hold them twice), the newest conversations are walked instead.
+# Past this many numbers holding the digits typed (rows of contact_numbers, one for each
+# fragment a number holds), the newest conversations are walked instead.
 MANY_NUMBERS = 2000
 WALK_MARGIN = 4  # a walk reads up to this many times the rows the estimate says it needs
 TOTAL_ROWS = "SELECT reltuples FROM pg_class WHERE oid = 'messages'::regclass"
@@ -72,64 +73,39 @@ def _filters(prefix: str, first: int, **filters: Any) -> tuple[str, list[Any]]:
     return " AND ".join(conditions), params
 
 
-# New contacts' number parts (migration 0013): moved from the noted numbers into
-# contact_number_parts INDEX_NUMBERS numbers a statement, up to INDEX_STEPS statements a look.
-# SKIP LOCKED: instances looking at once share the work instead of waiting for each other.
-INDEX_NUMBERS = 500
-INDEX_STEPS = 10
-INDEX_NOTED = (
-    "WITH moved AS (DELETE FROM contact_number_parts_pending WHERE id IN ("
-    "SELECT id FROM contact_number_parts_pending ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED) "
-    "RETURNING phone), "
-    "parts AS (INSERT INTO contact_number_parts (part, phone) "
-    "SELECT substr(m.phone, n), m.phone FROM moved AS m "
-    "CROSS JOIN LATERAL generate_series(1, length(m.phone) - 2) AS n "
-    "ON CONFLICT DO NOTHING RETURNING 1) "
-    "SELECT count(*) FROM moved"
-)
-
-
 # New messages' words go to the GIN index's pending list (fastupdate, PostgreSQL's default),
 # and whichever insert finds that list past gin_pending_list_limit (4 MB) moves all of it into
 # the index, inside its transaction: on `large` a webhook's group then took tens of ms more
 # (README "Steady latency"). Autovacuum would move it too, but only when it vacuums the table,
 # rarely on a table of millions of rows. The sweep of new numbers moves it every second
-# instead, outside the webhooks' transactions: a second of words at a time.
+# instead, outside the webhooks' transactions: a second of words at a time. New contacts'
+# numbers wait in the pending list of the numbers' trigram index (migration 0016) the same way.
+CLEAN_NUMBERS = "SELECT gin_clean_pending_list('contact_numbers_trigrams'::regclass)"
 CLEAN_WORDS = "SELECT gin_clean_pending_list('messages_words'::regclass)"
 
 
 class PgSearch(PgBase):
     """Conversations found by words, numbers or contact fields, newest first."""
 
-    # Whether the words index's pending list is moved by the sweep: not when the database
-    # user does not own the index (then inserts and autovacuum move it, as by default).
-    _clean_words = True
+    # Whether the sweep moves the indexes' pending lists: not when the database user does not
+    # own the indexes (then inserts and autovacuum move them, as by default).
+    _clean_pending = True
 
     async def index_new_numbers(self) -> int:
-        """Writes the parts of the numbers new contacts noted (migration 0013), a statement of
-        INDEX_NUMBERS at a time, then moves the words index's pending list into the index
-        (CLEAN_WORDS); how many numbers were moved."""
-        total = await self._move_noted_numbers()
-        if self._clean_words:
-            try:
-                await self._read(lambda conn: conn.execute(CLEAN_WORDS))
-            except asyncpg.InsufficientPrivilegeError as err:
-                self._clean_words = False
-                log.warning("the words index's pending list is left to PostgreSQL: %s", err)
-        return total
-
-    async def _move_noted_numbers(self) -> int:
-        total = 0
-        for _ in range(INDEX_STEPS):
-
-            async def step(conn: Any) -> int:
-                return int(await conn.fetchval(INDEX_NOTED, INDEX_NUMBERS))
-
-            moved = await self._transaction(step)
-            total += moved
-            if moved < INDEX_NUMBERS:
-                break
-        return total
+        """Moves the new numbers' trigrams from the pending list of their index (migration
+        0016) into the index, then the new messages' words likewise (CLEAN_WORDS); how many
+        pages of the numbers' pending list were moved. A search reads the pending lists too:
+        this keeps them short, out of the webhooks' transactions."""
+        if not self._clean_pending:
+            return 0
+        try:
+            moved = await self._read(lambda conn: conn.fetchval(CLEAN_NUMBERS))
+            await self._read(lambda conn: conn.execute(CLEAN_WORDS))
+        except asyncpg.InsufficientPrivilegeError as err:
+            self._clean_pending = False
+            log.warning("the search indexes' pending lists are left to PostgreSQL: %s", err)
+            return 0
+        return int(moved)
 
     async def search(
         self, query: SearchQuery, limit: int = 100, offset: int = 0, **filters: Any
@@ -225,14 +201,14 @@ async def _number_hits(
     conn: Any, fragments: tuple[str, ...], filters: dict[str, Any], want: int
 ) -> list[Hit]:
     """The `want` newest conversations whose number holds one of `fragments`: the numbers from
-    `contact_number_parts` (migration 0012), then the state of those; digits that many numbers
-    hold walk the conversations newest first instead, and stop early."""
+    the trigram index of `contact_numbers` (migration 0016), then the state of those; digits
+    that many numbers hold walk the conversations newest first instead, and stop early."""
     phones = await _numbers_holding(conn, fragments)
     condition, params = _filters("", 3, **filters)
     if phones is not None:
         where, numbers = "phone = ANY($2::text[])", phones
     else:
-        where, numbers = "phone LIKE ANY($2::text[])", [f"%{d}%" for d in fragments]
+        where, numbers = "phone LIKE ANY($2::text[])", [like_pattern(d) for d in fragments]
     found = await conn.fetch(
         f"SELECT phone, last_message_at FROM contacts WHERE {where} AND {condition} "
         'ORDER BY last_message_at DESC, phone COLLATE "C" LIMIT $1',
@@ -244,28 +220,16 @@ async def _number_hits(
 
 
 async def _numbers_holding(conn: Any, fragments: tuple[str, ...]) -> list[str] | None:
-    """As SQLiteSearch._numbers_holding: a range of `contact_number_parts`' key each, read up
-    to MANY_NUMBERS rows (None past that, or for digits the table cannot find)."""
-    ranges = part_ranges(fragments)
-    if ranges is None:
+    """The numbers holding one of `fragments` (number_fragments), through the trigram index
+    of `contact_numbers`, up to MANY_NUMBERS rows: None past that, or for digits shorter than
+    a trigram. A `LIKE` each, so that each is an index scan (`LIKE ANY` of an array is not)."""
+    kept = number_fragments(fragments)
+    if kept is None:
         return None
-    parts = " UNION ALL ".join(
-        f"SELECT phone FROM contact_number_parts WHERE part >= ${n} AND part < ${n + 1}"
-        for n in range(2, 2 * len(ranges) + 2, 2)
+    holding = " UNION ALL ".join(
+        f"SELECT phone FROM contact_numbers WHERE phone LIKE ${n}" for n in range(2, len(kept) + 2)
     )
-    # New contacts whose parts the background step has not written yet (migration 0013): a
-    # few at most, read whole.
-    first = 2 * len(ranges) + 2
-    noted = " UNION ALL ".join(
-        f"SELECT phone FROM contact_number_parts_pending WHERE strpos(phone, ${first + i}) > 0"
-        for i in range(len(ranges))
-    )
-    rows = await conn.fetch(
-        f"{parts} UNION ALL {noted} LIMIT $1",
-        MANY_NUMBERS + 1,
-        *(bound for pair in ranges for bound in pair),
-        *(low for low, _ in ranges),
-    )
+    rows = await conn.fetch(f"{holding} LIMIT $1", MANY_NUMBERS + 1, *map(like_pattern, kept))
     if len(rows) > MANY_NUMBERS:
         return None
     return list(dict.fromkeys(row[0] for row in rows))

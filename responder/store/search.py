@@ -29,8 +29,9 @@ PREFIX_FROM = 3  # words this long or longer also find longer words ("promo" →
 # A search gathers matching conversations up to this many for its counts, then stops: the
 # counts say "at least" (the inbox shows "500+"), and a common word costs no more than that.
 COUNT_LIMIT = 500
-# The shortest suffix of a number that `contact_number_parts` holds (SQLite migration 0025,
-# PostgreSQL 0012): digits typed as part of a number are looked for from this many on.
+# Digits typed as part of a number are looked for from this many on: the shortest suffix of a
+# number that SQLite's `contact_number_parts` holds (migration 0025), and a trigram, the
+# shortest string PostgreSQL's index of the numbers finds (migration 0016).
 PART_FROM = 3
 
 
@@ -68,16 +69,24 @@ def like_pattern(text: str) -> str:
     return "%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
 
 
-def part_ranges(fragments: Sequence[str]) -> list[tuple[str, str]] | None:
-    """The ranges of `contact_number_parts.part` that hold the numbers containing any of
-    `fragments`: a number holds digits when one of its suffixes begins with them, so each is
-    the range from the digits to the next string of their length (bytewise, as both stores
-    compare `part`). A fragment that holds another is left out: the shorter finds all it
-    finds. None: one is shorter than PART_FROM, which the table cannot find (`0012` is also
+def number_fragments(fragments: Sequence[str]) -> list[str] | None:
+    """The digits a search by part of a number looks for: `fragments` less any that holds
+    another (the shorter finds every number the longer does: `0412` nothing `412` does not).
+    None: one is shorter than PART_FROM, which neither store's index finds (`0012` is also
     looked for as `12`), and which most numbers hold anyway."""
     if any(len(f) < PART_FROM for f in fragments):
         return None
-    kept = sorted({f for f in fragments if not any(g != f and g in f for g in fragments)})
+    return sorted({f for f in fragments if not any(g != f and g in f for g in fragments)})
+
+
+def part_ranges(fragments: Sequence[str]) -> list[tuple[str, str]] | None:
+    """SQLite: the ranges of `contact_number_parts.part` that hold the numbers containing any
+    of `fragments` (number_fragments): a number holds digits when one of its suffixes begins
+    with them, so each is the range from the digits to the next string of their length
+    (bytewise, as SQLite compares `part`)."""
+    kept = number_fragments(fragments)
+    if kept is None:
+        return None
     return [(f, f[:-1] + chr(ord(f[-1]) + 1)) for f in kept]
 
 

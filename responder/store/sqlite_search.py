@@ -162,7 +162,7 @@ class SQLiteSearch:
 
     async def _numbers_holding(self, fragments: tuple[str, ...]) -> list[str] | None:
         """The numbers holding one of `fragments`, from `contact_number_parts`' key; None when
-        there are too many to list (see part_ranges for the digits it cannot find)."""
+        there are too many to list (see number_fragments for the digits it cannot find)."""
         ranges = part_ranges(fragments)
         if ranges is None:
             return None
