@@ -339,6 +339,28 @@ async def test_sqlite_writes_a_new_number_s_parts_in_the_background(
         await store.close()
 
 
+async def test_the_look_at_the_noted_numbers_reads_the_ends_of_their_key(
+    tmp_path: Path, clock: Clock
+) -> None:
+    """The checkpointer looks ten times a second at the first and last noted numbers: two
+    reads of the key's ends, not a scan of up to BATCH_NUMBERS notes."""
+    store = SQLiteStore(tmp_path / "noted.db", clock)
+    await store.open()
+    await store.close()
+    with sqlite3.connect(tmp_path / "noted.db") as db:
+        plan = [row[3] for row in db.execute(f"EXPLAIN QUERY PLAN {checkpoint.NOTED}")]
+        assert not [line for line in plan if line.startswith("SCAN contact_number_parts")]
+        assert [line for line in plan if "contact_number_parts_pending" in line] == [
+            "SEARCH contact_number_parts_pending"
+        ] * 2
+        assert db.execute(checkpoint.NOTED).fetchone() == (None, None)
+        db.executemany(
+            "INSERT INTO contact_number_parts_pending (id, phone) VALUES (?, ?)",
+            [(7, ANA), (9, LUIS), (12, EVA)],
+        )
+        assert db.execute(checkpoint.NOTED).fetchone() == (7, 12)
+
+
 async def test_numbers_wait_for_a_batch_then_go_in_key_order_a_few_parts_per_step(
     tmp_path: Path, clock: Clock, monkeypatch: pytest.MonkeyPatch
 ) -> None:
