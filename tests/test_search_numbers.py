@@ -100,6 +100,7 @@ def test_the_table_holds_every_fragment_a_search_looks_for() -> None:
         ("6111", [EVA]),  # the middle
         ("2233", [EVA]),  # the end
         ("1234567", [LUIS, ANA]),  # the end of two numbers, newest first
+        ("21234567", [ANA]),  # more than its last six digits, which LUIS holds too
         ("584", [EVA, LUIS, ANA]),  # every number
         ("999", []),
     ],

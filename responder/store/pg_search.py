@@ -35,6 +35,11 @@ PAGE_ROWS = 256  # matching messages read at a time, newest first
 # Past this many numbers holding the digits typed (rows of contact_numbers, one for each
 # fragment a number holds), the newest conversations are walked instead.
 MANY_NUMBERS = 2000
+# The digits of a fragment the trigram index is asked for: its last ones, a subscriber's,
+# which few numbers hold; the whole fragment is then tested on those. The index asked for all
+# of `41200012` reads the trigrams of a country's and an area's code too (`584`, `412`), held
+# by nearly every number: 8.7 ms on `large`, against 2.0 ms for `200012` (EXPLAIN ANALYZE).
+TRIGRAM_TAIL = 6
 WALK_MARGIN = 4  # a walk reads up to this many times the rows the estimate says it needs
 TOTAL_ROWS = "SELECT reltuples FROM pg_class WHERE oid = 'messages'::regclass"
 # Newest first, a page at a time; $4 the words as LIKE patterns, tested before the words.
@@ -221,15 +226,21 @@ async def _number_hits(
 
 async def _numbers_holding(conn: Any, fragments: tuple[str, ...]) -> list[str] | None:
     """The numbers holding one of `fragments` (number_fragments), through the trigram index
-    of `contact_numbers`, up to MANY_NUMBERS rows: None past that, or for digits shorter than
-    a trigram. A `LIKE` each, so that each is an index scan (`LIKE ANY` of an array is not)."""
+    of `contact_numbers` (asked for each fragment's last TRIGRAM_TAIL digits), up to
+    MANY_NUMBERS rows: None past that, or for digits shorter than a trigram. A statement each,
+    so that each is an index scan (`LIKE ANY` of an array is not)."""
     kept = number_fragments(fragments)
     if kept is None:
         return None
     holding = " UNION ALL ".join(
-        f"SELECT phone FROM contact_numbers WHERE phone LIKE ${n}" for n in range(2, len(kept) + 2)
+        f"SELECT phone FROM contact_numbers WHERE phone LIKE ${n} AND strpos(phone, ${n + 1}) > 0"
+        for n in range(2, 2 * len(kept) + 2, 2)
     )
-    rows = await conn.fetch(f"{holding} LIMIT $1", MANY_NUMBERS + 1, *map(like_pattern, kept))
+    rows = await conn.fetch(
+        f"{holding} LIMIT $1",
+        MANY_NUMBERS + 1,
+        *(arg for f in kept for arg in (like_pattern(f[-TRIGRAM_TAIL:]), f)),
+    )
     if len(rows) > MANY_NUMBERS:
         return None
     return list(dict.fromkeys(row[0] for row in rows))
