@@ -5,9 +5,9 @@
 -- page image in the WAL): a third of a core. A number here is one row, written by the trigger
 -- in the transaction that creates the contact (5 ms for 500), and its trigrams wait in the GIN
 -- index's pending list until the service's sweep moves them (gin_clean_pending_list, 10-13 ms
--- for 500, as the words index's); the index is 11 MB. `phone LIKE '%41212%'` reads the numbers
--- holding those digits through the index, the pending list included: nothing is left unfound
--- while the sweep has not run.
+-- for 500, as the words index's); on `large` the index is 16 MB and the key 15 MB.
+-- `phone LIKE '%41212%'` reads the numbers holding those digits through the index, the
+-- pending list included: nothing is left unfound while the sweep has not run.
 --
 -- pg_trgm is a trusted extension (PostgreSQL 13+): the database's owner may create it, as
 -- `responder` does here when it is not there yet. A user who may not gets a message saying
