@@ -21,7 +21,7 @@ from click.testing import CliRunner
 from responder.cli import main
 from responder.config import StartupError
 from responder.engine import Decision, InboundMessage, Reply
-from responder.store import shown_url
+from responder.store import copy_pg, shown_url
 from responder.store.models import InboundJob, StoreUnavailable
 from responder.store.pg_counts import FOLD_LOCK
 from responder.store.pg_rows import batch_locks, phone_lock_keys, report_lock_keys
@@ -206,11 +206,7 @@ async def test_the_trigram_extension_is_created_by_an_owner_and_asked_of_an_admi
         finally:
             await conn.close()
     finally:
-        await execute(
-            fresh_database,
-            f'DROP OWNED BY "{role}" CASCADE',
-            f'ALTER DATABASE "{name}" OWNER TO postgres',
-        )
+        # The database goes first (its owner may be the role), then the role.
         await execute(
             server_url(),
             f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)',
@@ -547,6 +543,14 @@ async def test_a_user_who_does_not_own_the_search_indexes_leaves_their_pending_l
             for h in (await store.search(SearchQuery("", fragments=("98765",)))).conversations
         ] == ["584129876543"]
         await store.close()
+        # `migrate-to`'s last step as that user: the pending list left, the sequences moved.
+        conn = await asyncpg.connect(as_role)
+        try:
+            await copy_pg.finish(conn)
+            after = await conn.fetchval("SELECT last_value FROM messages_id_seq")
+            assert after == await conn.fetchval("SELECT max(id) + 1 FROM messages")
+        finally:
+            await conn.close()
     finally:
         await owner.execute(f'DROP OWNED BY "{role}"; DROP ROLE IF EXISTS "{role}"')
         await owner.close()

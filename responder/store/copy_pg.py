@@ -7,6 +7,7 @@ id."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections import Counter
 from typing import Any
 
@@ -189,8 +190,11 @@ async def finish(conn: Any) -> None:
     """The copied contacts' numbers moved from their index's pending list into the index
     (their trigger wrote them there, migration 0016; the service's sweep would otherwise move
     them within its first seconds); then each identity sequence continues after the highest
-    id copied. The last commit waits for the disk, and with it every one before it."""
-    await conn.fetchval(CLEAN_NUMBERS)
+    id copied. The last commit waits for the disk, and with it every one before it. Moving
+    the list takes the index's owner: a user who may only read and write leaves it to
+    PostgreSQL (README "PostgreSQL")."""
+    with contextlib.suppress(asyncpg.InsufficientPrivilegeError):
+        await conn.fetchval(CLEAN_NUMBERS)
     async with conn.transaction():
         await conn.execute("SET LOCAL synchronous_commit = on")
         for name in WITH_SEQUENCES:

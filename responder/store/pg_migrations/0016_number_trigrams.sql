@@ -15,7 +15,7 @@
 DO $$
 BEGIN
     CREATE EXTENSION IF NOT EXISTS pg_trgm;
-EXCEPTION WHEN insufficient_privilege OR undefined_file THEN
+EXCEPTION WHEN insufficient_privilege OR undefined_file OR feature_not_supported THEN
     RAISE EXCEPTION USING
         ERRCODE = SQLSTATE,
         MESSAGE = format('the inbox search needs the extension pg_trgm, which this user cannot '
@@ -26,6 +26,11 @@ EXCEPTION WHEN insufficient_privilege OR undefined_file THEN
 END
 $$;
 
+-- The contacts first, whatever else waits: every statement that reads the parts (a search, the
+-- sweep of an instance still running the release before) reads the contacts first or never,
+-- so none waits for this migration while holding what it needs next. Until it commits, the
+-- contacts can be neither read nor written.
+LOCK TABLE contacts IN ACCESS EXCLUSIVE MODE;
 DROP TRIGGER contact_number_parts_insert ON contacts;
 DROP TRIGGER contact_number_parts_delete ON contacts;
 DROP TRIGGER contact_number_parts_update ON contacts;
@@ -60,8 +65,8 @@ CREATE TRIGGER contact_numbers_delete AFTER DELETE ON contacts
 CREATE TRIGGER contact_numbers_update AFTER UPDATE OF phone ON contacts
     FOR EACH ROW WHEN (NEW.phone IS DISTINCT FROM OLD.phone)
     EXECUTE FUNCTION contact_numbers_removed();
--- The contacts already there, once the triggers are in place: creating them locked the table
--- of contacts against writes until this migration commits, so none is missed by both. The
+-- The contacts already there, once the triggers are in place: the table of contacts is locked
+-- until this migration commits, so none is missed by both. The
 -- indexes after the rows: one build each, not an insertion per row.
 INSERT INTO contact_numbers (phone) SELECT phone FROM contacts;
 ALTER TABLE contact_numbers ADD PRIMARY KEY (phone);
