@@ -92,25 +92,30 @@ CLEAN_WORDS = "SELECT gin_clean_pending_list('messages_words'::regclass)"
 class PgSearch(PgBase):
     """Conversations found by words, numbers or contact fields, newest first."""
 
-    # Whether the sweep moves the indexes' pending lists: not when the database user does not
-    # own the indexes (then inserts and autovacuum move them, as by default).
-    _clean_pending = True
+    # The indexes whose pending lists the sweep moves: not one the database user does not own
+    # (then inserts and autovacuum move its list, as by default). Each index on its own.
+    _left_alone: frozenset[str] = frozenset()
 
     async def index_new_numbers(self) -> int:
         """Moves the new numbers' trigrams from the pending list of their index (migration
         0016) into the index, then the new messages' words likewise (CLEAN_WORDS); how many
         pages of the numbers' pending list were moved. A search reads the pending lists too:
         this keeps them short, out of the webhooks' transactions."""
-        if not self._clean_pending:
+        moved = await self._move_pending("numbers", CLEAN_NUMBERS)
+        await self._move_pending("words", CLEAN_WORDS)
+        return moved
+
+    async def _move_pending(self, index: str, sql: str) -> int:
+        """One index's pending list moved (`sql`); how many pages. A user who may not is
+        told once, and the list is left to PostgreSQL from then on."""
+        if index in self._left_alone:
             return 0
         try:
-            moved = await self._read(lambda conn: conn.fetchval(CLEAN_NUMBERS))
-            await self._read(lambda conn: conn.execute(CLEAN_WORDS))
+            return int(await self._read(lambda conn: conn.fetchval(sql)))
         except asyncpg.InsufficientPrivilegeError as err:
-            self._clean_pending = False
-            log.warning("the search indexes' pending lists are left to PostgreSQL: %s", err)
+            self._left_alone |= {index}
+            log.warning("the %s index's pending list is left to PostgreSQL: %s", index, err)
             return 0
-        return int(moved)
 
     async def search(
         self, query: SearchQuery, limit: int = 100, offset: int = 0, **filters: Any
