@@ -39,6 +39,24 @@ LUIS = "584241234567"
 PG_MIGRATIONS = Path(__file__).resolve().parent.parent / "responder" / "store" / "pg_migrations"
 
 
+def before_0016() -> str:
+    """SQL that leaves a migrated database as the release before 0016 left it: the trigram
+    index of numbers gone, 0012's parts of every number and 0013's notes as they were applied
+    (the extension itself is left)."""
+    return (
+        "DROP TABLE contact_numbers; DROP FUNCTION contact_numbers_added(), "
+        "contact_numbers_removed() CASCADE; DELETE FROM schema_migrations WHERE version = 16; "
+        + (PG_MIGRATIONS / "0012_number_parts.sql").read_text()
+        + (PG_MIGRATIONS / "0013_number_parts_later.sql").read_text()
+    )
+
+
+def as_role(url: str, role: str) -> str:
+    """`url` with `role` as its user, no password (the test server trusts local users)."""
+    parts = urlsplit(url)
+    return parts._replace(netloc=f"{role}@{parts.hostname}:{parts.port}").geturl()
+
+
 @pytest.fixture
 def fresh_database(postgres_database: str) -> Iterator[str]:
     """An empty database (no migrations applied) on the test server, dropped afterwards."""
@@ -163,15 +181,14 @@ async def test_the_trigram_extension_is_created_by_an_owner_and_asked_of_an_admi
     migration is applied; once the extension is there, the same user migrates."""
     role = f"responder_user_{secrets.token_hex(4)}"
     name = urlsplit(fresh_database).path.lstrip("/")
-    parts = urlsplit(fresh_database)
-    as_role = parts._replace(netloc=f"{role}@{parts.hostname}:{parts.port}").geturl()
+    user_url = as_role(fresh_database, role)
     await execute(
         fresh_database,
         f'CREATE ROLE "{role}" LOGIN',
         f'GRANT USAGE, CREATE ON SCHEMA public TO "{role}"',
     )
     try:
-        store = PostgresStore(as_role, clock)
+        store = PostgresStore(user_url, clock)
         with pytest.raises(StartupError) as refused:
             await store.open()
         said = str(refused.value)
@@ -185,19 +202,16 @@ async def test_the_trigram_extension_is_created_by_an_owner_and_asked_of_an_admi
             await conn.execute("CREATE EXTENSION pg_trgm")  # what the message says to run
         finally:
             await conn.close()
-        store = PostgresStore(as_role, clock)
+        store = PostgresStore(user_url, clock)
         await store.open()
         await store.close()
         await execute(  # an owner that is not a superuser creates it itself
             fresh_database,
-            "DROP TABLE contact_numbers; DROP FUNCTION contact_numbers_added(), "
-            "contact_numbers_removed() CASCADE; DROP EXTENSION pg_trgm; "
-            "DELETE FROM schema_migrations WHERE version = 16; "
-            + (PG_MIGRATIONS / "0012_number_parts.sql").read_text()
-            + (PG_MIGRATIONS / "0013_number_parts_later.sql").read_text(),
+            before_0016(),
+            "DROP EXTENSION pg_trgm",
             f'ALTER DATABASE "{name}" OWNER TO "{role}"',
         )
-        store = PostgresStore(as_role, clock)
+        store = PostgresStore(user_url, clock)
         await store.open()
         await store.close()
         conn = await asyncpg.connect(fresh_database)
@@ -529,9 +543,8 @@ async def test_a_user_who_does_not_own_the_search_indexes_leaves_their_pending_l
             f'GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO "{role}"; '
             f'GRANT USAGE, SELECT, UPDATE ON ALL SEQUENCES IN SCHEMA public TO "{role}"'
         )
-        parts = urlsplit(postgres_url)
-        as_role = parts._replace(netloc=f"{role}@{parts.hostname}:{parts.port}").geturl()
-        store: PostgresStore = await stores(as_role)
+        user_url = as_role(postgres_url, role)
+        store: PostgresStore = await stores(user_url)
         await store.receive_inbound(job("hola", "584129876543"))
         with caplog.at_level(logging.WARNING, logger="responder.store"):
             assert await store.index_new_numbers() == 0
@@ -545,7 +558,7 @@ async def test_a_user_who_does_not_own_the_search_indexes_leaves_their_pending_l
         ] == ["584129876543"]
         await store.close()
         # `migrate-to`'s last step as that user: the pending list left, the sequences moved.
-        conn = await asyncpg.connect(as_role)
+        conn = await asyncpg.connect(user_url)
         try:
             await copy_pg.finish(conn)
             after = await conn.fetchval("SELECT last_value FROM messages_id_seq")
@@ -554,7 +567,7 @@ async def test_a_user_who_does_not_own_the_search_indexes_leaves_their_pending_l
             await conn.close()
         # Each index on its own: a user who owns the numbers' (not the words') moves its list.
         await owner.execute(f'ALTER TABLE contact_numbers OWNER TO "{role}"')
-        store = await stores(as_role)
+        store = await stores(user_url)
         await store.receive_inbound(job("hola", "584129876544"))
         caplog.clear()
         with caplog.at_level(logging.WARNING, logger="responder.store"):

@@ -27,7 +27,7 @@ from responder.store.search import PART_FROM, part_ranges
 from responder.store.sqlite import SQLiteStore
 from tests.conftest import Clock
 from tests.test_migrate_to import ignore
-from tests.test_postgres import execute, fresh_database
+from tests.test_postgres import before_0016, execute, fresh_database
 from tests.test_search_contract import phones
 from tests.test_store_contract import (
     ANA,
@@ -67,9 +67,7 @@ async def indexed_numbers(store: Store) -> set[str]:
         return numbers
     while await store.index_new_numbers():
         pass
-    listed = [number for (number,) in await rows(store, "SELECT phone FROM contact_numbers")]
-    assert len(listed) == len(set(listed))
-    return set(listed)
+    return {number for (number,) in await rows(store, "SELECT phone FROM contact_numbers")}
 
 
 def batches(monkeypatch: pytest.MonkeyPatch, **settings: float) -> None:
@@ -236,14 +234,7 @@ async def test_postgres_migration_moves_the_numbers_already_stored_to_the_trigra
         clock.advance(60)
         await admin_inbound(store, clock, number, "hola", None)
     await store.close()
-    folder = Path(pg_search.__file__).with_name("pg_migrations")
-    await execute(  # 0016 undone, 0012 and 0013 as they were applied
-        fresh_database,
-        "DROP TABLE contact_numbers; DROP FUNCTION contact_numbers_added(), "
-        "contact_numbers_removed() CASCADE; DELETE FROM schema_migrations WHERE version = 16; "
-        + (folder / "0012_number_parts.sql").read_text()
-        + (folder / "0013_number_parts_later.sql").read_text(),
-    )
+    await execute(fresh_database, before_0016())
     await execute(  # a contact whose parts the sweep had not written yet
         fresh_database,
         "INSERT INTO contacts (phone, first_seen_at, last_message_at, last_activity_at) "
