@@ -73,9 +73,11 @@ def _international(digits: str) -> str | None:
     number starting with 0 (kept as a leading zero), one starting with what the country's
     national prefix may be (parse may strip it), and calling codes of no country.
     """
+    if digits[:1] in ("", "0"):  # no country code starts with 0
+        return _parse_digits("+" + digits, None)
     for size in (1, 2, 3):
-        if digits[:1] not in ("", "0") and int(digits[:size]) in _CALLING_CODES:
-            code, national = int(digits[:size]), digits[size:]
+        code, national = int(digits[:size]), digits[size:]
+        if code in _CALLING_CODES:
             break
     else:
         return _parse_digits("+" + digits, None)
